@@ -1,0 +1,128 @@
+"""All configuration, read once from environment variables with sane defaults.
+
+Every tunable of Backhaul lives here so that an operator has one place to
+look. Values are read when `Settings.from_env()` is called; `settings()`
+caches the process-wide instance.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not an integer") from None
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a number") from None
+
+
+def _env_list_float(name: str, default: str) -> tuple[float, ...]:
+    raw = _env(name, default)
+    try:
+        return tuple(float(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a comma-separated list of seconds") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Process-wide configuration."""
+
+    # Where the local stack keeps its data (git-ignored).
+    state_dir: Path = PROJECT_ROOT / ".local"
+
+    kafka_bootstrap: str = "127.0.0.1:29092"
+    kafka_partitions: int = 4
+    # Prefix for every topic name, so tests can run in isolation on one broker.
+    topic_prefix: str = ""
+
+    database_url: str = "postgresql://backhaul@127.0.0.1:55432/backhaul"
+
+    # Ingest
+    advanced_window_s: float = 25.0
+    window_check_interval_s: float = 0.2
+    daily_uplink_quota: int = 140
+    ingest_batch_max: int = 2000
+
+    # Delivery
+    callback_timeout_s: float = 10.0
+    retry_schedule_s: tuple[float, ...] = (60.0, 120.0, 240.0)
+    retry_jitter: float = 0.1
+    batch_window_s: float = 1.0
+    endpoint_concurrency: int = 16
+    endpoint_rate_per_s: float = 200.0
+    endpoint_burst: int = 400
+    breaker_failures: int = 5
+    breaker_open_s: float = 30.0
+
+    # HTTP servers
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 0  # 0 = choose per role, see backhaul.metrics_server
+    demo_receiver_port: int = 8900
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 8025
+
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        """Read every setting from the environment (BACKHAUL_* variables)."""
+        return cls(
+            state_dir=Path(_env("BACKHAUL_STATE_DIR", str(PROJECT_ROOT / ".local"))),
+            kafka_bootstrap=_env("BACKHAUL_KAFKA", "127.0.0.1:29092"),
+            kafka_partitions=_env_int("BACKHAUL_KAFKA_PARTITIONS", 4),
+            topic_prefix=_env("BACKHAUL_TOPIC_PREFIX", ""),
+            database_url=_env("BACKHAUL_DATABASE_URL", "postgresql://backhaul@127.0.0.1:55432/backhaul"),
+            advanced_window_s=_env_float("BACKHAUL_ADVANCED_WINDOW_S", 25.0),
+            window_check_interval_s=_env_float("BACKHAUL_WINDOW_CHECK_INTERVAL_S", 0.2),
+            daily_uplink_quota=_env_int("BACKHAUL_DAILY_UPLINK_QUOTA", 140),
+            ingest_batch_max=_env_int("BACKHAUL_INGEST_BATCH_MAX", 2000),
+            callback_timeout_s=_env_float("BACKHAUL_CALLBACK_TIMEOUT_S", 10.0),
+            retry_schedule_s=_env_list_float("BACKHAUL_RETRY_SCHEDULE_S", "60,120,240"),
+            retry_jitter=_env_float("BACKHAUL_RETRY_JITTER", 0.1),
+            batch_window_s=_env_float("BACKHAUL_BATCH_WINDOW_S", 1.0),
+            endpoint_concurrency=_env_int("BACKHAUL_ENDPOINT_CONCURRENCY", 16),
+            endpoint_rate_per_s=_env_float("BACKHAUL_ENDPOINT_RATE_PER_S", 200.0),
+            endpoint_burst=_env_int("BACKHAUL_ENDPOINT_BURST", 400),
+            breaker_failures=_env_int("BACKHAUL_BREAKER_FAILURES", 5),
+            breaker_open_s=_env_float("BACKHAUL_BREAKER_OPEN_S", 30.0),
+            api_host=_env("BACKHAUL_API_HOST", "127.0.0.1"),
+            api_port=_env_int("BACKHAUL_API_PORT", 8080),
+            metrics_host=_env("BACKHAUL_METRICS_HOST", "127.0.0.1"),
+            metrics_port=_env_int("BACKHAUL_METRICS_PORT", 0),
+            demo_receiver_port=_env_int("BACKHAUL_DEMO_RECEIVER_PORT", 8900),
+            smtp_host=_env("BACKHAUL_SMTP_HOST", "127.0.0.1"),
+            smtp_port=_env_int("BACKHAUL_SMTP_PORT", 8025),
+            log_level=_env("BACKHAUL_LOG_LEVEL", "INFO"),
+        )
+
+
+@functools.lru_cache(maxsize=1)
+def settings() -> Settings:
+    """The process-wide settings, read from the environment on first use."""
+    return Settings.from_env()
