@@ -1,0 +1,60 @@
+"""PostgreSQL access: the connection pool and the versioned migrations."""
+from __future__ import annotations
+
+import logging
+from importlib import resources
+
+import asyncpg
+
+from backhaul.settings import settings
+
+log = logging.getLogger(__name__)
+
+# Any constant works; it only has to be the same for every process that migrates.
+_MIGRATION_LOCK = 0x6261636B
+
+
+def migration_files() -> list[tuple[str, str]]:
+    """(name, sql) of every migration in schemas/sql, in order."""
+    folder = resources.files("schemas") / "sql"
+    files = sorted(p for p in folder.iterdir() if p.name.endswith(".sql"))
+    return [(p.name, p.read_text()) for p in files]
+
+
+async def migrate(conn: asyncpg.Connection) -> list[str]:
+    """Apply the migrations not yet applied; idempotent and safe to run concurrently."""
+    applied_now = []
+    await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+    try:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations")}
+        for name, sql in migration_files():
+            if name in done:
+                continue
+            async with conn.transaction():
+                await conn.execute(sql)
+                await conn.execute("INSERT INTO schema_migrations(name) VALUES ($1)", name)
+            log.info("migration applied", extra={"migration": name})
+            applied_now.append(name)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+    return applied_now
+
+
+async def connect(dsn: str | None = None) -> asyncpg.Connection:
+    return await asyncpg.connect(dsn or settings().database_url)
+
+
+async def create_pool(dsn: str | None = None, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    """A pool whose connections decode jsonb as Python objects."""
+    import orjson
+
+    async def init(conn: asyncpg.Connection) -> None:
+        await conn.set_type_codec("jsonb", encoder=lambda v: orjson.dumps(v).decode(),
+                                  decoder=orjson.loads, schema="pg_catalog")
+
+    return await asyncpg.create_pool(dsn or settings().database_url, min_size=min_size,
+                                     max_size=max_size, init=init)

@@ -1,0 +1,1 @@
+"""Data contracts: Kafka topic names and record shapes, frame validation, SQL migrations."""
