@@ -60,6 +60,8 @@ CREATE TABLE IF NOT EXISTS devices (
     automatic_renewal      boolean NOT NULL DEFAULT true,
     activable              boolean NOT NULL DEFAULT true,
     activation_time        bigint,
+    -- set by `disengage`: the stream accepts the next seqNumber whatever it is
+    disengaged_at          bigint,
     unsubscription_time    bigint,
     created_at             timestamptz NOT NULL DEFAULT now(),
     updated_at             timestamptz NOT NULL DEFAULT now()

@@ -1,0 +1,106 @@
+"""Publishes configuration changes from PostgreSQL to the compacted `config` topic.
+
+Triggers on the configuration tables append `<entity>:<id>` to `config_outbox`
+and NOTIFY. The relay wakes on the notification (or every second), reads the
+current rows of the changed keys, publishes them (a tombstone for a deleted
+row), waits for Kafka's acknowledgement and only then deletes the outbox rows.
+Publishing the current row, not the change, makes a replay harmless.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+
+import asyncpg
+import orjson
+
+from backhaul.kafka import Out, make_producer, send_all
+from backhaul.settings import settings
+from schemas.topics import CONFIG, topic
+
+log = logging.getLogger(__name__)
+
+TABLES = {
+    "device": "devices",
+    "deviceType": "device_types",
+    "callback": "callbacks",
+    "station": "base_stations",
+    "group": "groups",
+}
+_RELAY_LOCK = 0x72656C79
+
+
+async def publish_pending(conn: asyncpg.Connection, producer, *, limit: int = 5000) -> int:
+    """Publish up to `limit` outbox rows; returns how many were handled."""
+    rows = await conn.fetch(
+        "SELECT seq, key, (extract(epoch from created_at) * 1000)::bigint AS changed_at "
+        "FROM config_outbox ORDER BY seq LIMIT $1", limit)
+    if not rows:
+        return 0
+    by_entity: dict[str, dict[str, int]] = defaultdict(dict)
+    for r in rows:
+        entity, _, ident = r["key"].partition(":")
+        by_entity[entity][ident] = r["changed_at"]
+    records = []
+    for entity, changed in by_entity.items():
+        table = TABLES.get(entity)
+        if table is None:
+            continue
+        found = {
+            r["id"]: r["row"]
+            for r in await conn.fetch(f"SELECT id, to_jsonb(t)::text AS row FROM {table} t WHERE id = ANY($1)",
+                                      list(changed))
+        }
+        for ident, changed_at in changed.items():
+            key = f"{entity}:{ident}".encode()
+            row = found.get(ident)
+            if row is None:
+                records.append(Out(topic(CONFIG), key, None))
+            else:
+                value = orjson.loads(row)
+                value["_changed_at"] = changed_at
+                records.append(Out(topic(CONFIG), key, orjson.dumps(value)))
+    await send_all(producer, records)
+    await conn.execute("DELETE FROM config_outbox WHERE seq <= $1", rows[-1]["seq"])
+    return len(rows)
+
+
+async def run_relay(stop: asyncio.Event | None = None, *, dsn: str | None = None) -> None:
+    """Relay forever (until `stop` is set), reconnecting when PostgreSQL goes away."""
+    stop = stop or asyncio.Event()
+    producer = make_producer()
+    await producer.start()
+    try:
+        while not stop.is_set():
+            try:
+                await _relay_session(producer, stop, dsn or settings().database_url)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("relay lost PostgreSQL, retrying", extra={"error": str(exc)})
+                try:
+                    await asyncio.wait_for(stop.wait(), 2.0)
+                except asyncio.TimeoutError:
+                    pass
+    finally:
+        await producer.stop()
+
+
+async def _relay_session(producer, stop: asyncio.Event, dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    wake = asyncio.Event()
+    try:
+        # One relay at a time: others wait here as hot standbys.
+        await conn.execute("SELECT pg_advisory_lock($1)", _RELAY_LOCK)
+        await conn.add_listener("config_outbox", lambda *_: wake.set())
+        log.info("config relay running")
+        while not stop.is_set():
+            wake.clear()
+            handled = await publish_pending(conn, producer)
+            if handled:
+                continue
+            try:
+                await asyncio.wait_for(wake.wait(), 1.0)
+            except asyncio.TimeoutError:
+                pass
+    finally:
+        await conn.close(timeout=2)

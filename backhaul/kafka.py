@@ -1,0 +1,106 @@
+"""Kafka plumbing shared by every stage: topic creation, clients, batched sends."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+
+from backhaul.settings import settings
+from schemas.topics import ALL_TOPICS, topic
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Out:
+    """One record to produce. `partition` pins it (co-partitioned changelogs)."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    partition: int | None = None
+
+
+async def ensure_topics(*, bootstrap: str | None = None, partitions: int | None = None,
+                        prefix: str | None = None, wait_s: float = 60.0) -> None:
+    """Create every topic Backhaul uses that does not exist yet (waits for the broker)."""
+    s = settings()
+    bootstrap = bootstrap or s.kafka_bootstrap
+    partitions = partitions or s.kafka_partitions
+    deadline = time.monotonic() + wait_s
+    while True:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+        try:
+            await admin.start()
+            existing = set(await admin.list_topics())
+            missing = []
+            for spec in ALL_TOPICS:
+                name = topic(spec.name, prefix)
+                if name in existing:
+                    continue
+                configs = {"cleanup.policy": "compact"} if spec.compacted else {}
+                if spec.compacted:
+                    configs.update({"min.cleanable.dirty.ratio": "0.1", "segment.ms": "600000"})
+                missing.append(NewTopic(name, partitions, 1, topic_configs=configs))
+            if missing:
+                try:
+                    await admin.create_topics(missing)
+                except TopicAlreadyExistsError:
+                    pass
+                log.info("topics created", extra={"topics": [t.name for t in missing]})
+            return
+        except (KafkaConnectionError, OSError) as exc:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Kafka at {bootstrap} is not reachable: {exc}") from exc
+            await asyncio.sleep(1.0)
+        finally:
+            await admin.close()
+
+
+def make_producer(**overrides) -> AIOKafkaProducer:
+    """An idempotent producer that waits for the broker's acknowledgement."""
+    options = dict(
+        bootstrap_servers=settings().kafka_bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=2,
+        max_batch_size=512 * 1024,
+        max_request_size=4 * 1024 * 1024,
+        request_timeout_ms=30000,
+    )
+    options.update(overrides)
+    return AIOKafkaProducer(**options)
+
+
+def make_consumer(*topics: str, group: str | None, **overrides) -> AIOKafkaConsumer:
+    """A consumer that never commits by itself: stages commit after their outputs are durable."""
+    options = dict(
+        bootstrap_servers=settings().kafka_bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=5000,
+        fetch_max_wait_ms=50,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+        session_timeout_ms=10000,
+        heartbeat_interval_ms=2000,
+        rebalance_timeout_ms=30000,
+    )
+    options.update(overrides)
+    return AIOKafkaConsumer(*topics, **options)
+
+
+async def send_all(producer: AIOKafkaProducer, records: Iterable[Out]) -> int:
+    """Send records and wait until the broker has acknowledged every one of them."""
+    futures = []
+    for r in records:
+        futures.append(await producer.send(r.topic, r.value, key=r.key, partition=r.partition))
+    if futures:
+        await asyncio.gather(*futures)
+    return len(futures)

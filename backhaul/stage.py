@@ -1,0 +1,138 @@
+"""The consume-process-produce loop every stream stage runs on.
+
+A stage reads a batch with `getmany`, turns it into output records, waits until
+Kafka has acknowledged all of them, lets the stage persist its own state, and
+only then commits the batch's offsets. A crash at any point therefore replays
+the batch; stages make their outputs idempotent with stable ids.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
+
+from backhaul import metrics
+from backhaul.kafka import Out, make_consumer, make_producer, send_all
+
+log = logging.getLogger(__name__)
+
+Batch = dict[TopicPartition, list[ConsumerRecord]]
+
+
+class Stage:
+    """Base class of a stream stage. Subclasses implement `process` and may
+    implement `tick`, `persist`, `on_assigned` and `on_revoked`."""
+
+    name: str = "stage"
+    group: str = "backhaul-stage"
+    topics: Sequence[str] = ()
+    tick_interval_s: float = 0.1
+    max_records: int = 5000
+
+    def __init__(self) -> None:
+        self.consumer: AIOKafkaConsumer | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self._lock = asyncio.Lock()
+        self._stopping = asyncio.Event()
+        self.ready = asyncio.Event()
+        self.batches = 0
+
+    # Hooks -------------------------------------------------------------
+    async def start(self) -> None:
+        """Open resources the stage needs before consuming."""
+
+    async def close(self) -> None:
+        """Release the stage's resources."""
+
+    def process(self, batch: Batch) -> list[Out]:
+        """Turn one batch of records into output records."""
+        raise NotImplementedError
+
+    def tick(self) -> list[Out]:
+        """Outputs due by the wall clock (window deadlines, keep-alive)."""
+        return []
+
+    async def persist(self) -> None:
+        """Make the stage's own state durable; called after outputs are acknowledged."""
+
+    async def on_assigned(self, partitions: set[TopicPartition]) -> None:
+        """Partitions were assigned: restore their state."""
+
+    async def on_revoked(self, partitions: set[TopicPartition]) -> None:
+        """Partitions are going away: forget their state."""
+
+    # Loop --------------------------------------------------------------
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Run until `stop()`; commits after every batch whose outputs are durable."""
+        self.producer = make_producer()
+        await self.producer.start()
+        self.consumer = make_consumer(group=self.group, max_poll_records=self.max_records)
+        await self.start()
+        self.consumer.subscribe(list(self.topics), listener=_Listener(self))
+        await self.consumer.start()
+        log.info("stage started", extra={"stage": self.name, "topics": list(self.topics)})
+        lag_task = asyncio.create_task(self._report_lag())
+        try:
+            while not self._stopping.is_set():
+                batch = await self.consumer.getmany(timeout_ms=int(self.tick_interval_s * 1000),
+                                                    max_records=self.max_records)
+                async with self._lock:
+                    await self._handle(batch)
+                if not self.ready.is_set() and self.consumer.assignment():
+                    self.ready.set()
+        finally:
+            lag_task.cancel()
+            await self.consumer.stop()
+            await self.producer.stop()
+            await self.close()
+            log.info("stage stopped", extra={"stage": self.name})
+
+    async def _handle(self, batch: Batch) -> None:
+        outputs = self.process(batch) if batch else []
+        outputs.extend(self.tick())
+        if outputs:
+            await send_all(self.producer, outputs)
+        await self.persist()
+        if batch:
+            offsets = {tp: OffsetAndMetadata(records[-1].offset + 1, "") for tp, records in batch.items()}
+            await self.consumer.commit(offsets)
+        self.batches += 1
+
+    async def _revoke(self, revoked: set[TopicPartition]) -> None:
+        # Wait for the batch in hand to be fully committed before letting go.
+        async with self._lock:
+            await self.on_revoked(revoked)
+
+    async def _report_lag(self) -> None:
+        while True:
+            await asyncio.sleep(5.0)
+            try:
+                assignment = self.consumer.assignment()
+                if not assignment:
+                    continue
+                ends = await self.consumer.end_offsets(list(assignment))
+                for tp in assignment:
+                    position = await self.consumer.position(tp)
+                    metrics.CONSUMER_LAG.labels(self.group, tp.topic, str(tp.partition)).set(
+                        max(0, ends[tp] - position))
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # lag is best effort; never let it stop the stage
+                log.debug("lag report failed", exc_info=True)
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, stage: Stage) -> None:
+        self.stage = stage
+
+    async def on_partitions_revoked(self, revoked) -> None:
+        await self.stage._revoke(set(revoked))
+
+    async def on_partitions_assigned(self, assigned) -> None:
+        await self.stage.on_assigned(set(assigned))

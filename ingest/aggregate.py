@@ -1,0 +1,78 @@
+"""What DATA_ADVANCED computes from the stations that heard a message.
+
+Link quality (documented rule, Sigfox publishes none exactly): start from the
+best RSSI among the receiving stations,
+
+    best RSSI > -110 dBm  -> 3 (EXCELLENT)
+    best RSSI > -125 dBm  -> 2 (GOOD)
+    best RSSI > -135 dBm  -> 1 (AVERAGE)
+    otherwise             -> 0 (LIMIT)
+
+then add one level for three or more stations and remove one for a single
+station, clamped to 0..3. `linkQuality` is that integer, `lqi` its name.
+
+Computed location (documented estimate): the RSSI-weighted centroid of the
+positions of the receiving stations, each weighted by its received power in
+milliwatts, 10 ** (rssi / 10). The radius is the weighted root-mean-square
+distance from the estimate to the stations, at least 1,000 m; a single
+station gives its own position with a 10,000 m radius. `source` is 2 (network)
+and `status` 1 (computed); with no station of known position, `status` is 20
+and no coordinates are given.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+LQI_NAMES = ("Limit", "Average", "Good", "Excellent")
+EARTH_RADIUS_M = 6_371_000.0
+SINGLE_STATION_RADIUS_M = 10_000
+MIN_RADIUS_M = 1_000
+
+
+def link_quality(best_rssi: float, station_count: int) -> int:
+    """The 0..3 link quality of a message (see module docstring)."""
+    if best_rssi > -110:
+        level = 3
+    elif best_rssi > -125:
+        level = 2
+    elif best_rssi > -135:
+        level = 1
+    else:
+        level = 0
+    if station_count >= 3:
+        level += 1
+    elif station_count <= 1:
+        level -= 1
+    return max(0, min(3, level))
+
+
+def distance_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
+    """Great-circle distance in metres (haversine)."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lng2 - lng1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
+
+
+def computed_location(receptions: Sequence[tuple[str, float]],
+                      stations: Mapping[str, Mapping]) -> dict:
+    """Estimate a device position from `(station id, best rssi)` pairs and the station registry."""
+    points = []
+    for station_id, rssi in receptions:
+        st = stations.get(station_id)
+        if st is None or st.get("lat") is None or st.get("lng") is None:
+            continue
+        points.append((float(st["lat"]), float(st["lng"]), 10 ** (rssi / 10)))
+    if not points:
+        return {"source": 2, "status": 20}
+    if len(points) == 1:
+        lat, lng, _ = points[0]
+        return {"lat": round(lat, 6), "lng": round(lng, 6), "radius": SINGLE_STATION_RADIUS_M,
+                "source": 2, "status": 1}
+    total = sum(w for _, _, w in points)
+    lat = sum(la * w for la, _, w in points) / total
+    lng = sum(ln * w for _, ln, w in points) / total
+    spread = math.sqrt(sum(w * distance_m(lat, lng, la, ln) ** 2 for la, ln, w in points) / total)
+    return {"lat": round(lat, 6), "lng": round(lng, 6), "radius": max(MIN_RADIUS_M, int(round(spread))),
+            "source": 2, "status": 1}

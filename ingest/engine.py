@@ -1,0 +1,423 @@
+"""The ingest state machine: frames in, messages, aggregates and device events out.
+
+Pure logic, no I/O: the stage feeds it validated frames and the wall clock,
+and publishes what it returns. Per device it keeps:
+
+* the open DATA_ADVANCED windows, one per seqNumber, each closing
+  `window_s` after its first frame (wall clock, so they survive restarts);
+* the last accepted seqNumber (12 bits: "newer" means 1..2047 steps ahead,
+  modulo 4096), the last trashed one, and a short memory of recently closed
+  windows so that a copy arriving after its window is counted as late;
+* the keep-alive deadline and whether an ERROR is outstanding;
+* the daily uplink counter and the last 25 SNRs (avgSnr).
+
+Decisions, per frame of (device, seqNumber):
+  open window                 -> merged; a new station also yields a duplicate reception
+  recently closed window      -> late: counted with its lateness, dropped
+  not newer than the last one -> trashed (trashSequenceNumber, OUT_OF_SEQUENCE event)
+  otherwise                   -> a new message, emitted at once (SEQUENCE_BREAK event on a gap)
+Out-of-band frames are deduplicated the same way but are not messages: they
+become STATUS / REPEATER device events and do not count toward the quota.
+"""
+from __future__ import annotations
+
+import heapq
+import time as _time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ingest import aggregate
+from ingest.oob import OobError, decode_oob
+from schemas.frames import SEQ_MODULO, Frame
+
+CLOSED_MEMORY = 16
+SNR_HISTORY = 25
+AVG_SNR_MIN = 15
+
+
+class Config(Protocol):
+    devices: dict[str, dict[str, Any]]
+    device_types: dict[str, dict[str, Any]]
+    stations: dict[str, dict[str, Any]]
+
+
+def is_newer(seq: int, last: int) -> bool:
+    """True if `seq` comes after `last` on the 12-bit wrapping counter."""
+    return 1 <= (seq - last) % SEQ_MODULO < SEQ_MODULO // 2
+
+
+@dataclass(slots=True)
+class Window:
+    message_id: str
+    seq: int
+    time: int               # epoch ms of the first frame (station clock)
+    opened_at: float        # epoch s when the first frame was processed
+    deadline: float         # epoch s
+    data: str
+    ack: bool
+    oob: bool
+    # station id -> [best rssi, best snr, repetitions bitmask, freq]
+    stations: dict[str, list] = field(default_factory=dict)
+
+    def to_json(self) -> list:
+        return [self.message_id, self.seq, self.time, self.opened_at, self.deadline, self.data,
+                self.ack, self.oob, self.stations]
+
+    @classmethod
+    def from_json(cls, v: list) -> "Window":
+        return cls(*v)
+
+
+@dataclass(slots=True)
+class DeviceState:
+    device: str
+    partition: int = 0
+    last_seq: int | None = None
+    last_time: int | None = None
+    trash_seq: int | None = None
+    windows: dict[int, Window] = field(default_factory=dict)
+    oob_windows: dict[int, Window] = field(default_factory=dict)
+    # seq (+4096 for out-of-band) -> when its window closed (epoch s)
+    closed: dict[int, float] = field(default_factory=dict)
+    disengage_seen: int = 0
+    last_seen: float | None = None                           # epoch s of the last accepted frame
+    keepalive_deadline: float | None = None
+    breached_at: float | None = None
+    day: int = 0
+    day_count: int = 0
+    snrs: deque = field(default_factory=lambda: deque(maxlen=SNR_HISTORY))
+
+    def to_json(self) -> dict:
+        return {
+            "d": self.device, "ls": self.last_seq, "lt": self.last_time, "ts": self.trash_seq,
+            "w": [w.to_json() for w in self.windows.values()],
+            "ow": [w.to_json() for w in self.oob_windows.values()],
+            "c": [[k, v] for k, v in self.closed.items()], "ds": self.disengage_seen,
+            "seen": self.last_seen, "ka": self.keepalive_deadline, "br": self.breached_at,
+            "day": self.day, "dc": self.day_count, "snr": list(self.snrs),
+        }
+
+    @classmethod
+    def from_json(cls, v: dict, partition: int) -> "DeviceState":
+        st = cls(device=v["d"], partition=partition, last_seq=v["ls"], last_time=v["lt"], trash_seq=v["ts"],
+                 disengage_seen=v["ds"], last_seen=v["seen"], keepalive_deadline=v["ka"],
+                 breached_at=v["br"], day=v["day"], day_count=v["dc"])
+        st.windows = {w[1]: Window.from_json(w) for w in v["w"]}
+        st.oob_windows = {w[1]: Window.from_json(w) for w in v["ow"]}
+        st.closed = {k: t for k, t in v["c"]}
+        st.snrs.extend(v["snr"])
+        return st
+
+
+@dataclass
+class Outputs:
+    """What one call to the engine produced, by destination."""
+
+    messages: list[dict] = field(default_factory=list)      # DATA messages and duplicate receptions
+    advanced: list[dict] = field(default_factory=list)      # DATA_ADVANCED aggregates
+    events: list[dict] = field(default_factory=list)        # device events
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # (reason code, message) per frame
+    touched: set[str] = field(default_factory=set)          # devices whose state changed
+
+    def extend(self, other: "Outputs") -> None:
+        self.messages.extend(other.messages)
+        self.advanced.extend(other.advanced)
+        self.events.extend(other.events)
+        self.rejected.extend(other.rejected)
+        self.touched |= other.touched
+
+
+@dataclass
+class Counters:
+    """Running totals, for metrics and tests."""
+
+    messages: int = 0
+    oob: int = 0
+    duplicates: int = 0
+    repetitions: int = 0
+    late: int = 0
+    trashed: int = 0
+    over_quota: int = 0
+    advanced: int = 0
+    late_lateness: list[float] = field(default_factory=list)
+
+
+class IngestEngine:
+    """Dedup, windows, sequence numbers and keep-alive for the devices of some partitions."""
+
+    def __init__(self, config: Config, *, window_s: float = 25.0, daily_quota: int = 140,
+                 clock=_time.time) -> None:
+        self.config = config
+        self.window_s = window_s
+        self.daily_quota = daily_quota
+        self.clock = clock
+        self.states: dict[str, DeviceState] = {}
+        self._window_heap: list[tuple[float, str, int, bool]] = []
+        self._keepalive_heap: list[tuple[float, str]] = []
+        self.counters = Counters()
+
+    # State -------------------------------------------------------------
+    def state(self, device: str, partition: int) -> DeviceState:
+        st = self.states.get(device)
+        if st is None:
+            st = self.states[device] = DeviceState(device=device, partition=partition)
+        st.partition = partition
+        return st
+
+    def restore(self, st: DeviceState) -> None:
+        """Adopt a state read back from the changelog and index its deadlines."""
+        self.states[st.device] = st
+        for w in st.windows.values():
+            heapq.heappush(self._window_heap, (w.deadline, st.device, w.seq, False))
+        for w in st.oob_windows.values():
+            heapq.heappush(self._window_heap, (w.deadline, st.device, w.seq, True))
+        if st.keepalive_deadline is not None and st.breached_at is None:
+            heapq.heappush(self._keepalive_heap, (st.keepalive_deadline, st.device))
+
+    def forget_partitions(self, partitions: set[int]) -> None:
+        """Drop the state of devices whose partitions moved to another worker."""
+        for device in [d for d, st in self.states.items() if st.partition in partitions]:
+            del self.states[device]
+        alive = self.states
+        self._window_heap = [e for e in self._window_heap if e[1] in alive]
+        heapq.heapify(self._window_heap)
+        self._keepalive_heap = [e for e in self._keepalive_heap if e[1] in alive]
+        heapq.heapify(self._keepalive_heap)
+
+    @property
+    def open_windows(self) -> int:
+        return sum(len(st.windows) + len(st.oob_windows) for st in self.states.values())
+
+    @property
+    def keepalive_count(self) -> int:
+        return sum(1 for st in self.states.values() if st.keepalive_deadline is not None)
+
+    # Frames ------------------------------------------------------------
+    def handle(self, frame: Frame, partition: int, out: Outputs, now: float | None = None) -> None:
+        """Process one valid frame; appends what it produces to `out`."""
+        now = self.clock() if now is None else now
+        device = self.config.devices.get(frame.device)
+        if device is None or device.get("state") == 5:
+            out.rejected.append(("unknown-device", f"device {frame.device} is not registered"))
+            return
+        if device.get("state") == 6:
+            out.rejected.append(("device-suspended", f"device {frame.device} is suspended"))
+            return
+        st = self.state(frame.device, partition)
+        windows = st.oob_windows if frame.oob else st.windows
+        w = windows.get(frame.seqNumber)
+        if w is not None:
+            self._merge(w, frame, device, out)
+            out.touched.add(st.device)
+            return
+        closed_key = frame.seqNumber + SEQ_MODULO * frame.oob
+        if closed_key in st.closed:
+            self.counters.late += 1
+            self.counters.late_lateness.append(max(0.0, now - st.closed[closed_key]))
+            return
+        if frame.oob:
+            self._open_oob(st, frame, device, now, out)
+            return
+        disengaged_at = device.get("disengaged_at") or 0
+        disengaged = disengaged_at > st.disengage_seen
+        if st.last_seq is not None and not disengaged and not is_newer(frame.seqNumber, st.last_seq):
+            self.counters.trashed += 1
+            st.trash_seq = frame.seqNumber
+            out.touched.add(st.device)
+            out.events.append(self._event(st, device, "OUT_OF_SEQUENCE", now, key=f"{frame.seqNumber}:{frame.time}",
+                                          deviceLastSeqnumber=st.last_seq,
+                                          deviceMessageSeqnumber=frame.seqNumber))
+            return
+        if disengaged:
+            st.disengage_seen = disengaged_at
+        self._open_message(st, frame, device, now, out)
+
+    def _open_message(self, st: DeviceState, frame: Frame, device: dict, now: float, out: Outputs) -> None:
+        message_id = f"{frame.device}-{frame.seqNumber}-{frame.time}"
+        if st.last_seq is not None and (frame.seqNumber - st.last_seq) % SEQ_MODULO > 1:
+            out.events.append(self._event(st, device, "SEQUENCE_BREAK", now, key=message_id,
+                                          deviceLastSeqnumber=st.last_seq,
+                                          deviceMessageSeqnumber=frame.seqNumber,
+                                          missing=(frame.seqNumber - st.last_seq) % SEQ_MODULO - 1))
+        st.last_seq = frame.seqNumber
+        st.last_time = frame.time
+        day = int(now // 86400)
+        if day != st.day:
+            st.day, st.day_count = day, 0
+        st.day_count += 1
+        quota = device.get("max_uplink_frames") or self.daily_quota
+        over_quota = st.day_count > quota
+        if over_quota:
+            self.counters.over_quota += 1
+        st.snrs.append(frame.snr)
+        avg_snr = round(sum(st.snrs) / len(st.snrs), 2) if len(st.snrs) >= AVG_SNR_MIN else "N/A"
+        self._seen(st, device, now, out, cause=message_id)
+        w = Window(message_id, frame.seqNumber, frame.time, now, now + self.window_s, frame.data,
+                   frame.ack, False, {frame.station: [frame.rssi, frame.snr, 1 << frame.rep, frame.freq]})
+        st.windows[frame.seqNumber] = w
+        heapq.heappush(self._window_heap, (w.deadline, st.device, w.seq, False))
+        self.counters.messages += 1
+        out.touched.add(st.device)
+        station = self.config.stations.get(frame.station) or {}
+        message = {
+            "id": message_id, "device": frame.device, "deviceTypeId": device.get("device_type_id"),
+            "groupId": device.get("group_id"), "seqNumber": frame.seqNumber, "time": frame.time,
+            "data": frame.data, "station": frame.station, "rssi": frame.rssi, "snr": frame.snr,
+            "freq": frame.freq, "rep": frame.rep, "ack": frame.ack, "duplicate": False,
+            "avgSnr": avg_snr, "overQuota": over_quota, "ingestedAt": int(now * 1000),
+        }
+        if station.get("lat") is not None:
+            message["lat"], message["lng"] = round(station["lat"]), round(station["lng"])
+        out.messages.append(message)
+
+    def _open_oob(self, st: DeviceState, frame: Frame, device: dict, now: float, out: Outputs) -> None:
+        try:
+            decoded = decode_oob(frame.data)
+        except OobError as exc:
+            out.rejected.append((exc.code, str(exc)))
+            return
+        message_id = f"{frame.device}-{frame.seqNumber}-{frame.time}-oob"
+        w = Window(message_id, frame.seqNumber, frame.time, now, now + self.window_s, frame.data,
+                   False, True, {frame.station: [frame.rssi, frame.snr, 1 << frame.rep, frame.freq]})
+        st.oob_windows[frame.seqNumber] = w
+        heapq.heappush(self._window_heap, (w.deadline, st.device, w.seq, True))
+        self.counters.oob += 1
+        self._seen(st, device, now, out, cause=message_id)
+        out.touched.add(st.device)
+        kind = decoded.pop("type")
+        out.events.append(self._event(st, device, kind, now, key=message_id, seqNumber=frame.seqNumber,
+                                      station=frame.station, rssi=frame.rssi, snr=frame.snr,
+                                      frameTime=frame.time, **decoded))
+
+    def _merge(self, w: Window, frame: Frame, device: dict, out: Outputs) -> None:
+        rec = w.stations.get(frame.station)
+        if rec is None:
+            w.stations[frame.station] = [frame.rssi, frame.snr, 1 << frame.rep, frame.freq]
+            self.counters.duplicates += 1
+            if not w.oob:
+                out.messages.append({
+                    "id": f"{w.message_id}:{frame.station}", "messageId": w.message_id,
+                    "device": frame.device, "deviceTypeId": device.get("device_type_id"),
+                    "groupId": device.get("group_id"), "seqNumber": frame.seqNumber, "time": frame.time,
+                    "data": frame.data, "station": frame.station, "rssi": frame.rssi, "snr": frame.snr,
+                    "freq": frame.freq, "rep": frame.rep, "ack": frame.ack, "duplicate": True,
+                })
+            return
+        self.counters.repetitions += 1
+        rec[0] = max(rec[0], frame.rssi)
+        rec[1] = max(rec[1], frame.snr)
+        rec[2] |= 1 << frame.rep
+
+    # Keep-alive --------------------------------------------------------
+    def _seen(self, st: DeviceState, device: dict, now: float, out: Outputs, *, cause: str) -> None:
+        st.last_seen = now
+        if st.breached_at is not None:
+            out.events.append(self._event(st, device, "RESTORED", now, key=cause,
+                                          info=f"Messages received again after {_fmt(st.breached_at)}",
+                                          lastErrorTime=int(st.breached_at * 1000), severity="INFO"))
+            st.breached_at = None
+        keep_alive = self._keep_alive(device)
+        if keep_alive:
+            st.keepalive_deadline = now + keep_alive
+            heapq.heappush(self._keepalive_heap, (st.keepalive_deadline, st.device))
+        else:
+            st.keepalive_deadline = None
+
+    def _keep_alive(self, device: dict) -> int:
+        dtype = self.config.device_types.get(device.get("device_type_id") or "")
+        return int(dtype.get("keep_alive") or 0) if dtype else 0
+
+    # Wall clock --------------------------------------------------------
+    def tick(self, now: float | None = None) -> Outputs:
+        """Close every window and raise every keep-alive breach that is due."""
+        now = self.clock() if now is None else now
+        out = Outputs()
+        heap = self._window_heap
+        while heap and heap[0][0] <= now:
+            deadline, device_id, seq, oob = heapq.heappop(heap)
+            st = self.states.get(device_id)
+            if st is None:
+                continue
+            windows = st.oob_windows if oob else st.windows
+            w = windows.get(seq)
+            if w is None or w.deadline != deadline:
+                continue
+            del windows[seq]
+            out.touched.add(device_id)
+            st.closed[seq + SEQ_MODULO * oob] = now
+            while len(st.closed) > CLOSED_MEMORY:
+                del st.closed[next(iter(st.closed))]
+            if oob:
+                continue
+            out.advanced.append(self._advanced(st, w, now))
+            self.counters.advanced += 1
+        kheap = self._keepalive_heap
+        while kheap and kheap[0][0] <= now:
+            deadline, device_id = heapq.heappop(kheap)
+            st = self.states.get(device_id)
+            if st is None or st.keepalive_deadline != deadline or st.breached_at is not None:
+                continue
+            device = self.config.devices.get(device_id) or {}
+            st.breached_at = now
+            out.touched.add(device_id)
+            out.events.append(self._event(st, device, "ERROR", now, key=str(int(deadline * 1000)),
+                                          info=f"No message received since {_fmt(st.last_seen)}",
+                                          severity="ERROR", lastSeen=int((st.last_seen or 0) * 1000)))
+        return out
+
+    def _advanced(self, st: DeviceState, w: Window, now: float) -> dict:
+        device = self.config.devices.get(st.device) or {}
+        duplicates = [{"bsId": bs, "rssi": r[0], "snr": r[1], "nbRep": bin(r[2]).count("1")}
+                      for bs, r in w.stations.items()]
+        best_rssi = max(d["rssi"] for d in duplicates)
+        quality = aggregate.link_quality(best_rssi, len(duplicates))
+        location = aggregate.computed_location([(d["bsId"], d["rssi"]) for d in duplicates],
+                                               self.config.stations)
+        record = {
+            "id": f"{w.message_id}:advanced", "messageId": w.message_id, "device": st.device,
+            "deviceTypeId": device.get("device_type_id"), "groupId": device.get("group_id"),
+            "seqNumber": w.seq, "time": w.time, "data": w.data, "ack": w.ack,
+            "duplicates": duplicates, "nbStations": len(duplicates),
+            "nbFrames": sum(d["nbRep"] for d in duplicates),
+            "lqi": aggregate.LQI_NAMES[quality], "linkQuality": quality, "computedLocation": location,
+            "rinfos": [{"baseStation": bs, "rssi": r[0], "snr": r[1], "freq": r[3],
+                        "rep": bin(r[2]).count("1")} for bs, r in w.stations.items()],
+            "operatorName": "Backhaul", "countryCode": device.get("country_code") or "000",
+            "deadline": int(w.deadline * 1000), "closedAt": int(now * 1000),
+        }
+        if device.get("lat") is not None:
+            record["fixedLat"], record["fixedLng"] = device["lat"], device["lng"]
+        return record
+
+    # Events ------------------------------------------------------------
+    def _event(self, st: DeviceState, device: dict, kind: str, now: float, *, key: str, **body) -> dict:
+        event = {
+            "id": f"{st.device}:{kind}:{key}", "type": kind, "device": st.device,
+            "deviceTypeId": device.get("device_type_id"), "groupId": device.get("group_id"),
+            "time": int(now * 1000),
+        }
+        event.update(body)
+        return event
+
+    def com_state(self, device: str, now: float | None = None) -> tuple[int, int]:
+        """Communication status (Sigfox comState code, missed keep-alive periods)."""
+        now = self.clock() if now is None else now
+        st = self.states.get(device)
+        config = self.config.devices.get(device) or {}
+        if config.get("token_state", 0) != 0:
+            return 4, 0                                  # NA: no valid token
+        if st is None or st.last_seen is None:
+            return 5, 0                                  # NOT_SEEN
+        keep_alive = self._keep_alive(config)
+        if not keep_alive:
+            return 0, 0                                  # NO keep-alive
+        if st.breached_at is None:
+            return 1, 0                                  # OK
+        return 3, int((now - st.last_seen) // keep_alive)  # KO, periods missed
+
+
+def _fmt(epoch_s: float | None) -> str:
+    if epoch_s is None:
+        return "never"
+    return _time.strftime("%Y-%m-%d %H:%M:%S UTC", _time.gmtime(epoch_s))

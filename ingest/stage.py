@@ -1,0 +1,173 @@
+"""The ingest stage: frames -> messages, DATA_ADVANCED, device events, rejections.
+
+Device state lives in memory and is made durable in the compacted
+`ingest.state` changelog, co-partitioned with `frames` (partition p of the
+changelog holds the devices of partition p of frames). After each batch the
+stage publishes its outputs, waits for Kafka's acknowledgement, then writes
+the state of every device the batch touched, and only then commits the
+frames' offsets. On assignment the state of each new partition is read back
+from the changelog, and every window and keep-alive deadline is indexed again.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+import orjson
+from aiokafka import TopicPartition
+
+from backhaul import metrics
+from backhaul.configview import ConfigView
+from backhaul.kafka import Out, make_consumer, send_all
+from backhaul.settings import settings
+from backhaul.stage import Batch, Stage
+from ingest.engine import DeviceState, IngestEngine, Outputs
+from schemas.frames import FrameError, decode_frame
+from schemas.topics import (DEVICE_EVENTS, FRAMES, FRAMES_REJECTED, INGEST_STATE, MESSAGES,
+                            MESSAGES_ADVANCED, topic)
+
+log = logging.getLogger(__name__)
+
+
+class IngestStage(Stage):
+    name = "ingest"
+    group = "backhaul-ingest"
+
+    def __init__(self, view: ConfigView) -> None:
+        super().__init__()
+        s = settings()
+        self.view = view
+        self.topics = (topic(FRAMES),)
+        self.tick_interval_s = s.window_check_interval_s
+        self.max_records = s.ingest_batch_max
+        self.engine = IngestEngine(view, window_s=s.advanced_window_s, daily_quota=s.daily_uplink_quota)
+        self._dirty: set[str] = set()
+        self._t_messages = topic(MESSAGES)
+        self._t_advanced = topic(MESSAGES_ADVANCED)
+        self._t_events = topic(DEVICE_EVENTS)
+        self._t_rejected = topic(FRAMES_REJECTED)
+        self._t_state = topic(INGEST_STATE)
+        self._last_counts = self.engine.counters.__dict__.copy()
+
+    def process(self, batch: Batch) -> list[Out]:
+        out = Outputs()
+        rejected: list[Out] = []
+        engine = self.engine
+        now = time.time()
+        n = 0
+        for tp, records in batch.items():
+            for rec in records:
+                n += 1
+                try:
+                    frame = decode_frame(rec.value)
+                except FrameError as exc:
+                    rejected.append(self._reject(rec, exc.code, str(exc)))
+                    continue
+                before = len(out.rejected)
+                engine.handle(frame, tp.partition, out, now)
+                if len(out.rejected) > before:
+                    code, message = out.rejected.pop()
+                    rejected.append(self._reject(rec, code, message))
+        metrics.FRAMES_IN.inc(n)
+        metrics.INGEST_BATCH.observe(n)
+        return self._outputs(out) + rejected
+
+    def tick(self) -> list[Out]:
+        out = self.engine.tick()
+        now = time.time()
+        for adv in out.advanced:
+            metrics.ADVANCED_LATENESS.observe(max(0.0, now - adv["deadline"] / 1000))
+        self._update_gauges()
+        return self._outputs(out)
+
+    def _outputs(self, out: Outputs) -> list[Out]:
+        records = []
+        for m in out.messages:
+            records.append(Out(self._t_messages, m["device"].encode(), orjson.dumps(m)))
+        for a in out.advanced:
+            records.append(Out(self._t_advanced, a["device"].encode(), orjson.dumps(a)))
+        for e in out.events:
+            records.append(Out(self._t_events, e["device"].encode(), orjson.dumps(e)))
+            metrics.DEVICE_EVENTS.labels(e["type"]).inc()
+        self._dirty |= out.touched
+        return records
+
+    def _reject(self, rec, code: str, message: str) -> Out:
+        metrics.FRAMES_REJECTED.labels(code).inc()
+        raw = rec.value.decode("utf-8", "replace") if rec.value is not None else None
+        body = {"reason": code, "message": message, "raw": raw, "topic": rec.topic,
+                "partition": rec.partition, "offset": rec.offset, "rejectedAt": int(time.time() * 1000)}
+        return Out(self._t_rejected, rec.key, orjson.dumps(body))
+
+    async def persist(self) -> None:
+        if not self._dirty:
+            return
+        states = self.engine.states
+        records = []
+        for device in self._dirty:
+            st = states.get(device)
+            if st is not None:
+                records.append(Out(self._t_state, device.encode(), orjson.dumps(st.to_json()), st.partition))
+        self._dirty.clear()
+        await send_all(self.producer, records)
+
+    async def on_assigned(self, partitions: set[TopicPartition]) -> None:
+        numbers = {tp.partition for tp in partitions}
+        if not numbers:
+            return
+        started = time.monotonic()
+        restored = await read_changelog(self._t_state, numbers)
+        for device, (partition, value) in restored.items():
+            self.engine.restore(DeviceState.from_json(value, partition))
+        metrics.STATE_RESTORED.inc(len(restored))
+        self._update_gauges()
+        log.info("ingest state restored", extra={"partitions": sorted(numbers), "devices": len(restored),
+                                                  "windows": self.engine.open_windows,
+                                                  "seconds": round(time.monotonic() - started, 3)})
+
+    async def on_revoked(self, partitions: set[TopicPartition]) -> None:
+        self.engine.forget_partitions({tp.partition for tp in partitions})
+
+    def _update_gauges(self) -> None:
+        engine = self.engine
+        c = engine.counters
+        metrics.WINDOWS_OPEN.set(engine.open_windows)
+        metrics.KEEPALIVE_DEADLINES.set(engine.keepalive_count)
+        last = self._last_counts
+        metrics.MESSAGES.labels("data").inc(c.messages - last["messages"])
+        metrics.MESSAGES.labels("oob").inc(c.oob - last["oob"])
+        metrics.DUPLICATE_FRAMES.labels("station").inc(c.duplicates - last["duplicates"])
+        metrics.DUPLICATE_FRAMES.labels("repetition").inc(c.repetitions - last["repetitions"])
+        metrics.LATE_FRAMES.inc(c.late - last["late"])
+        metrics.TRASHED_FRAMES.inc(c.trashed - last["trashed"])
+        metrics.OVER_QUOTA.inc(c.over_quota - last["over_quota"])
+        metrics.ADVANCED_EMITTED.inc(c.advanced - last["advanced"])
+        for lateness in c.late_lateness:
+            metrics.LATE_FRAME_LATENESS.observe(lateness)
+        c.late_lateness.clear()
+        self._last_counts = {k: v for k, v in c.__dict__.items() if k != "late_lateness"}
+
+
+async def read_changelog(name: str, partitions: set[int]) -> dict[str, tuple[int, dict]]:
+    """The latest value of every key in some partitions of a compacted changelog."""
+    consumer = make_consumer(group=None)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(name, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        pending = {tp for tp in tps if ends[tp] > 0}
+        latest: dict[str, tuple[int, dict | None]] = {}
+        while pending:
+            batch = await consumer.getmany(*pending, timeout_ms=500, max_records=20000)
+            for tp, records in batch.items():
+                for rec in records:
+                    key = rec.key.decode()
+                    latest[key] = (tp.partition, orjson.loads(rec.value) if rec.value else None)
+            for tp in list(pending):
+                if await consumer.position(tp) >= ends[tp]:
+                    pending.discard(tp)
+        return {k: v for k, v in latest.items() if v[1] is not None}
+    finally:
+        await consumer.stop()
