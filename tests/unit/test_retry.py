@@ -1,0 +1,190 @@
+"""The retry schedule, Retry-After and error classes."""
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+import ssl
+from email.utils import format_datetime
+from datetime import datetime, timezone
+from types import SimpleNamespace
+
+import aiohttp
+import pytest
+from aiohttp.client_reqrep import ConnectionKey
+from aiohttp.http_exceptions import BadHttpMessage
+
+from workers.retry import (
+    ERROR_CLASSES,
+    MAX_RETRY_AFTER_S,
+    NON_HTTP_STATUS,
+    RetryPolicy,
+    classify,
+    is_success,
+    next_delay,
+    parse_retry_after,
+)
+
+NO_JITTER = RetryPolicy(jitter=0.0)
+
+
+def test_default_policy_is_sigfox():
+    policy = RetryPolicy()
+    assert policy.schedule == (60, 120, 240)
+    assert policy.timeout_s == 10.0
+    assert policy.max_attempts == 4
+    assert NON_HTTP_STATUS == 600
+
+
+def test_schedule_then_exhausted():
+    assert [next_delay(NO_JITTER, n, None) for n in (1, 2, 3, 4, 5)] == [60, 120, 240, None, None]
+
+
+def test_attempt_must_count_the_first_try():
+    with pytest.raises(ValueError, match="attempt"):
+        next_delay(NO_JITTER, 0, None)
+
+
+def test_jitter_stays_within_fraction_and_varies():
+    rng = random.Random(7)
+    delays = [next_delay(RetryPolicy(), 2, None, rng) for _ in range(500)]
+    assert all(108.0 <= d <= 132.0 for d in delays)
+    assert len({round(d, 6) for d in delays}) > 100
+
+
+def test_jitter_is_reproducible_with_a_seeded_rng():
+    assert next_delay(RetryPolicy(), 1, None, random.Random(1)) == next_delay(RetryPolicy(), 1, None, random.Random(1))
+
+
+def test_longer_retry_after_wins_shorter_is_ignored():
+    assert next_delay(NO_JITTER, 1, 300.0) == 300.0
+    assert next_delay(NO_JITTER, 1, 5.0) == 60.0
+
+
+def test_retry_after_is_capped_but_never_shortens_the_schedule():
+    assert next_delay(NO_JITTER, 1, 10 * 24 * 3600.0) == MAX_RETRY_AFTER_S
+    assert next_delay(NO_JITTER, 1, float("inf")) == MAX_RETRY_AFTER_S
+    long_schedule = RetryPolicy(schedule=(7200.0,), jitter=0.0)
+    assert next_delay(long_schedule, 1, 10 * 24 * 3600.0) == 7200.0
+
+
+def test_retry_after_does_not_add_attempts():
+    assert next_delay(NO_JITTER, 3, 30.0) == 240.0
+    assert next_delay(NO_JITTER, 4, 30.0) is None
+
+
+def test_policy_refuses_nonsense():
+    with pytest.raises(ValueError, match="jitter"):
+        RetryPolicy(jitter=1.5)
+    with pytest.raises(ValueError, match="schedule"):
+        RetryPolicy(schedule=(60.0, -1.0))
+    with pytest.raises(ValueError, match="timeout_s"):
+        RetryPolicy(timeout_s=0)
+
+
+def test_parse_retry_after_delta_seconds():
+    assert parse_retry_after("120", now=0) == 120.0
+    assert parse_retry_after("  0 ", now=0) == 0.0
+
+
+def test_parse_retry_after_http_date():
+    now = datetime(2015, 10, 21, 7, 0, 0, tzinfo=timezone.utc).timestamp()
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now) == 28 * 60
+    when = format_datetime(datetime(2015, 10, 21, 7, 1, 0, tzinfo=timezone.utc), usegmt=True)
+    assert parse_retry_after(when, now) == 60.0
+
+
+def test_parse_retry_after_past_date_is_zero():
+    now = datetime(2030, 1, 1, tzinfo=timezone.utc).timestamp()
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now) == 0.0
+
+
+@pytest.mark.parametrize("value", [None, "", "soon", "-5", "1.5e3", "\u00b2", "Wed, 99 Foo 2015"])
+def test_parse_retry_after_unreadable_is_none(value):
+    assert parse_retry_after(value, now=0) is None
+
+
+@pytest.mark.parametrize("status, ok", [(200, True), (204, True), (299, True), (199, False), (300, False),
+                                        (404, False), (500, False), (NON_HTTP_STATUS, False)])
+def test_is_success_only_2xx(status, ok):
+    assert is_success(status) is ok
+
+
+@pytest.mark.parametrize("status, expected", [
+    (200, "ok"), (201, "ok"), (400, "http_4xx"), (404, "http_4xx"), (429, "http_429"),
+    (500, "http_5xx"), (503, "http_5xx"), (302, "invalid_answer"), (101, "invalid_answer"),
+    (None, "other"), (NON_HTTP_STATUS, "other"),
+])
+def test_classify_status(status, expected):
+    assert classify(status, None) == expected
+
+
+def _key() -> ConnectionKey:
+    return ConnectionKey("example.com", 443, True, True, None, None, None)
+
+
+def _request_info():
+    return SimpleNamespace(real_url="https://example.com/", url="https://example.com/", method="POST", headers={})
+
+
+def _malformed_answer() -> aiohttp.ClientResponseError:
+    try:
+        try:
+            raise BadHttpMessage("bad status line")
+        except BadHttpMessage as cause:
+            raise aiohttp.ClientResponseError(_request_info(), (), status=400, message="bad") from cause
+    except aiohttp.ClientResponseError as exc:
+        return exc
+
+
+@pytest.mark.parametrize("exc, expected", [
+    (asyncio.TimeoutError(), "timeout"),
+    (aiohttp.ServerTimeoutError("read timeout"), "timeout"),
+    (aiohttp.ConnectionTimeoutError("connect timeout"), "timeout"),
+    (aiohttp.ClientConnectorError(_key(), ConnectionRefusedError(111, "refused")), "connect"),
+    (aiohttp.ClientConnectorDNSError(_key(), socket.gaierror(-2, "Name or service not known")), "dns"),
+    (aiohttp.ClientConnectorError(_key(), socket.gaierror(-2, "Name or service not known")), "dns"),
+    (aiohttp.ClientConnectorCertificateError(_key(), ssl.SSLCertVerificationError("bad cert")), "tls"),
+    (aiohttp.ClientConnectorSSLError(_key(), ssl.SSLError("handshake")), "tls"),
+    (ssl.SSLError("raw"), "tls"),
+    (aiohttp.ServerDisconnectedError(), "connect"),
+    (ConnectionResetError(), "connect"),
+    (aiohttp.ClientPayloadError("truncated body"), "invalid_answer"),
+    (_malformed_answer(), "invalid_answer"),
+    (aiohttp.ClientResponseError(_request_info(), (), status=503), "http_5xx"),
+    (aiohttp.ClientResponseError(_request_info(), (), status=429), "http_429"),
+    (aiohttp.InvalidURL("nope"), "other"),
+    (RuntimeError("boom"), "other"),
+])
+def test_classify_exception(exc, expected):
+    assert classify(None, exc) == expected
+    assert expected in ERROR_CLASSES
+
+
+def test_exception_wins_over_status():
+    assert classify(200, asyncio.TimeoutError()) == "timeout"
+
+
+async def test_classify_real_refused_connection_and_timeout():
+    # A port nobody listens on, and a server that accepts but never answers.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free_port = probe.getsockname()[1]
+
+    async def silent(reader, writer):
+        while await reader.read(1024):  # read the request, never answer
+            pass
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    silent_port = server.sockets[0].getsockname()[1]
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=0.3)) as session:
+            with pytest.raises(Exception) as refused:
+                await session.post(f"http://127.0.0.1:{free_port}/", data=b"x")
+            assert classify(None, refused.value) == "connect"
+            with pytest.raises(Exception) as timed_out:
+                await session.post(f"http://127.0.0.1:{silent_port}/", data=b"x")
+            assert classify(None, timed_out.value) == "timeout"
+    finally:
+        server.close()

@@ -1,0 +1,1 @@
+"""Callback delivery: HTTP, batched HTTP, e-mail; retries; bulkheads; BIDIR downlinks."""

@@ -1,0 +1,227 @@
+"""BIDIR answers, DIRECT downlink templates, ACKNOWLEDGE info codes, daily quota.
+
+A downlink is exactly 8 bytes, handled as 16 lower-case hex characters.
+
+BIDIR answer (Sigfox contract): HTTP 200 with a JSON object holding, for the
+device, `{"downlinkData": "<16 hex>"}` or `{"noData": true}`; or HTTP 204 for
+no downlink. Entries for other devices are ignored (batch answers carry one
+per device). Device id keys match case-insensitively and ignoring leading
+zeros ("00AB12" is "ab12"). The Content-Type is not checked (unconfirmed in
+Sigfox; we accept any as long as the body is that JSON object).
+
+DIRECT template (`downlinkDataString`, byte widths unconfirmed in Sigfox):
+- `{tapId}`: station id, 2 bytes (4 hex; a shorter id is left-padded with 0);
+- `{rssi}`: received power in whole dBm (rounded to nearest, halves to even),
+  2 bytes signed big-endian, two's complement (4 hex; -120 dBm is "ff88");
+- `{time}`: epoch seconds, 4 bytes big-endian unsigned (8 hex).
+Together 8 bytes; the template may also hold literal hex digits, and the
+result must be exactly 16 hex characters.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from enum import IntEnum
+from typing import Literal
+
+DOWNLINK_BYTES = 8
+DOWNLINK_HEX = 2 * DOWNLINK_BYTES
+
+_HEX = re.compile(r"[0-9a-fA-F]*")
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+
+
+class InfoCode(IntEnum):
+    """infoCode of the ACKNOWLEDGE callback."""
+
+    ACKED = 0
+    NO_ANSWER = 1
+    INVALID_PAYLOAD = 2
+    OVERRUN_ERROR = 3
+    NETWORK_ERROR = 4
+    PENDING = 5
+    NO_DOWNLINK_CONTRACT = 6
+    TOO_MANY_REQUESTS = 7
+    INVALID_CONFIGURATION = 8
+
+
+_INFO_MESSAGES = {
+    InfoCode.ACKED: "Acked: the station transmitted the downlink",
+    InfoCode.NO_ANSWER: "No answer: the customer's server gave no downlink answer",
+    InfoCode.INVALID_PAYLOAD: "Invalid payload: the downlink data given is not valid",
+    InfoCode.OVERRUN_ERROR: "Overrun error: the device exceeded its daily downlink quota",
+    InfoCode.NETWORK_ERROR: "Network error: the downlink could not be transmitted",
+    InfoCode.PENDING: "Pending: the downlink has not been sent yet",
+    InfoCode.NO_DOWNLINK_CONTRACT: "No downlink contract: the device's contract does not allow downlinks",
+    InfoCode.TOO_MANY_REQUESTS: "Too many requests: the device asked again before its listening time ended",
+    InfoCode.INVALID_CONFIGURATION: "Invalid configuration: callback downlink mode but no downlink BIDIR callback",
+}
+
+
+def info_message(code: int) -> str:
+    """The infoMessage that goes with an infoCode."""
+    try:
+        return _INFO_MESSAGES[InfoCode(code)]
+    except ValueError:
+        raise ValueError(f"infoCode {code!r}: unknown (0..8)") from None
+
+
+@dataclass(frozen=True)
+class DownlinkAnswer:
+    """What a BIDIR receiver answered for one device."""
+
+    kind: Literal["data", "no_data", "invalid"]
+    data_hex: str | None = None
+    reason: str | None = None
+
+
+def _device_key(device_id: str) -> str:
+    return device_id.strip().lower().lstrip("0")
+
+
+def _same_device(a: str, b: str) -> bool:
+    return _device_key(a) == _device_key(b)
+
+
+def check_downlink_hex(value: object) -> str | None:
+    """Why `value` is not 8 bytes of hex, or None if it is."""
+    if not isinstance(value, str):
+        return f"downlinkData must be a string of {DOWNLINK_HEX} hex characters, got {type(value).__name__}"
+    if not _HEX.fullmatch(value):
+        return f"downlinkData {value!r} is not hexadecimal"
+    if len(value) != DOWNLINK_HEX:
+        return (f"downlinkData must be exactly {DOWNLINK_BYTES} bytes ({DOWNLINK_HEX} hex characters), "
+                f"got {len(value)} characters")
+    return None
+
+
+def parse_bidir_answer(device_id: str, status: int, content_type: str | None, body: bytes) -> DownlinkAnswer:
+    """Read a BIDIR receiver's answer for `device_id` (see the module docstring)."""
+    if status == 204:
+        return DownlinkAnswer("no_data")
+    if status != 200:
+        return DownlinkAnswer("invalid", reason=f"HTTP status {status}: expected 200 with a JSON answer or 204")
+    if not body.strip():
+        return DownlinkAnswer("invalid", reason="HTTP 200 with an empty body: answer 204 for no downlink")
+    try:
+        doc = json.loads(body.decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        return DownlinkAnswer("invalid", reason=f"body is not JSON (Content-Type {content_type!r}): {exc}")
+    if not isinstance(doc, dict):
+        return DownlinkAnswer("invalid", reason=f"body must be a JSON object keyed by device id, got {type(doc).__name__}")
+    matches = [value for key, value in doc.items() if _same_device(key, device_id)]
+    if not matches:
+        return DownlinkAnswer("invalid", reason=f"no entry for device {device_id} in the answer")
+    if len(matches) > 1:
+        return DownlinkAnswer("invalid", reason=f"more than one entry for device {device_id} in the answer")
+    entry = matches[0]
+    if not isinstance(entry, dict):
+        return DownlinkAnswer("invalid", reason=f"entry for device {device_id} must be a JSON object")
+    has_data = "downlinkData" in entry
+    no_data = entry.get("noData") is True
+    if has_data and no_data:
+        return DownlinkAnswer("invalid", reason=f"entry for device {device_id} has both downlinkData and noData")
+    if no_data:
+        return DownlinkAnswer("no_data")
+    if not has_data:
+        return DownlinkAnswer("invalid", reason=f"entry for device {device_id} has neither downlinkData nor noData: true")
+    problem = check_downlink_hex(entry["downlinkData"])
+    if problem:
+        return DownlinkAnswer("invalid", reason=problem)
+    return DownlinkAnswer("data", data_hex=entry["downlinkData"].lower())
+
+
+def _tap_id_hex(tap_id: str) -> str:
+    if not tap_id or not _HEX.fullmatch(tap_id) or len(tap_id) > 4:
+        raise ValueError(f"tapId {tap_id!r}: station id must be 1 to 4 hex characters (2 bytes)")
+    return tap_id.lower().rjust(4, "0")
+
+
+def _rssi_hex(rssi: float) -> str:
+    if not math.isfinite(rssi):
+        raise ValueError(f"rssi {rssi!r}: must be a finite number of dBm")
+    value = round(rssi)
+    if not -32768 <= value <= 32767:
+        raise ValueError(f"rssi {rssi!r}: does not fit 2 signed bytes")
+    return (value & 0xFFFF).to_bytes(2, "big").hex()
+
+
+def _time_hex(time_s: int) -> str:
+    if not 0 <= time_s <= 0xFFFFFFFF:
+        raise ValueError(f"time {time_s!r}: does not fit 4 unsigned bytes")
+    return int(time_s).to_bytes(4, "big").hex()
+
+
+def render_direct(downlink_data_string: str, *, tap_id: str, rssi: float, time_s: int) -> str:
+    """Fill a DIRECT-mode template; the result is 16 lower-case hex characters.
+
+    Raises ValueError naming the reason (unknown placeholder, value out of
+    range, result not hex or not 8 bytes).
+    """
+    values: dict[str, str] = {}
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in values:
+            if name == "tapId":
+                values[name] = _tap_id_hex(tap_id)
+            elif name == "rssi":
+                values[name] = _rssi_hex(rssi)
+            elif name == "time":
+                values[name] = _time_hex(time_s)
+            else:
+                raise ValueError(f"downlinkDataString: unknown variable {{{name}}} (known: {{tapId}}, {{rssi}}, {{time}})")
+        return values[name]
+
+    result = _PLACEHOLDER.sub(fill, downlink_data_string)
+    if not _HEX.fullmatch(result):
+        raise ValueError(f"downlinkDataString {downlink_data_string!r} gives {result!r}, which is not hexadecimal")
+    if len(result) != DOWNLINK_HEX:
+        raise ValueError(f"downlinkDataString {downlink_data_string!r} gives {len(result)} hex characters; "
+                         f"a downlink is exactly {DOWNLINK_BYTES} bytes ({DOWNLINK_HEX} hex characters)")
+    return result.lower()
+
+
+def utc_day(epoch_s: float) -> date:
+    """The UTC calendar day of an epoch time in seconds."""
+    return datetime.fromtimestamp(epoch_s, tz=timezone.utc).date()
+
+
+class DownlinkQuota:
+    """At most `per_day` downlinks per device per UTC day (RC1: 4).
+
+    In memory, per process. Counters are kept for the latest day seen and the
+    day before it (calls may straddle midnight slightly out of order); a day
+    older than that is refused, so late calls cannot grant extra downlinks.
+    Older counters are dropped when a new day is first seen. A refusal is the
+    worker's cue for ACKNOWLEDGE infoCode 3 (OVERRUN_ERROR).
+    """
+
+    def __init__(self, per_day: int = 4) -> None:
+        if per_day < 0:
+            raise ValueError(f"per_day={per_day!r}: must be >= 0")
+        self.per_day = per_day
+        self._counts: dict[tuple[str, date], int] = {}
+        self._latest: date | None = None
+
+    def take(self, device_id: str, day: date) -> bool:
+        """Count one downlink for the device on `day`; False if over quota."""
+        if self._latest is None or day > self._latest:
+            self._latest = day
+            oldest = day - timedelta(days=1)
+            self._counts = {k: n for k, n in self._counts.items() if k[1] >= oldest}
+        elif day < self._latest - timedelta(days=1):
+            return False
+        key = (_device_key(device_id), day)
+        used = self._counts.get(key, 0)
+        if used >= self.per_day:
+            return False
+        self._counts[key] = used + 1
+        return True
+
+    def used(self, device_id: str, day: date) -> int:
+        """Downlinks counted for the device on `day`."""
+        return self._counts.get((_device_key(device_id), day), 0)
