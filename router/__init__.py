@@ -1,0 +1,1 @@
+"""Callback matching and rendering."""
