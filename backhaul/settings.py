@@ -89,6 +89,14 @@ class Settings:
 
     log_level: str = "INFO"
 
+    # Operations support API
+    keepalive_min_s: int = 1800
+    api_auth_cache_s: float = 30.0
+    # "name=count/seconds,..." overriding the defaults in oss.ratelimit
+    api_rate_limits: str = ""
+    api_bulk_chunk: int = 1000
+    message_retention_days: int = 90
+
     @classmethod
     def from_env(cls) -> "Settings":
         """Read every setting from the environment (BACKHAUL_* variables)."""
@@ -119,6 +127,11 @@ class Settings:
             smtp_host=_env("BACKHAUL_SMTP_HOST", "127.0.0.1"),
             smtp_port=_env_int("BACKHAUL_SMTP_PORT", 8025),
             log_level=_env("BACKHAUL_LOG_LEVEL", "INFO"),
+            keepalive_min_s=_env_int("BACKHAUL_KEEPALIVE_MIN_S", 1800),
+            api_auth_cache_s=_env_float("BACKHAUL_API_AUTH_CACHE_S", 30.0),
+            api_rate_limits=_env("BACKHAUL_API_RATE_LIMITS", ""),
+            api_bulk_chunk=_env_int("BACKHAUL_API_BULK_CHUNK", 1000),
+            message_retention_days=_env_int("BACKHAUL_MESSAGE_RETENTION_DAYS", 90),
         )
 
 

@@ -173,6 +173,18 @@ CREATE TABLE IF NOT EXISTS undelivered_callbacks (
 CREATE INDEX IF NOT EXISTS undelivered_device_idx ON undelivered_callbacks(device_id, time DESC);
 CREATE INDEX IF NOT EXISTS undelivered_callback_idx ON undelivered_callbacks(callback_id, time DESC);
 
+-- Deliveries waiting for their next attempt (retries, and deliveries parked
+-- while their endpoint is saturated or its circuit is open). Durable, so a
+-- waiting retry survives a worker restart; claimed with SKIP LOCKED.
+CREATE TABLE IF NOT EXISTS delivery_retries (
+    delivery_id    text PRIMARY KEY,
+    due_at         timestamptz NOT NULL,
+    attempts       int NOT NULL,               -- attempts already made
+    delivery       jsonb NOT NULL,
+    claimed_until  timestamptz
+);
+CREATE INDEX IF NOT EXISTS delivery_retries_due_idx ON delivery_retries(due_at);
+
 CREATE TABLE IF NOT EXISTS device_events (
     id          text PRIMARY KEY,
     device_id   text NOT NULL,

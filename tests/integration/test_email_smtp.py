@@ -9,7 +9,7 @@ import socket
 import pytest
 from aiosmtpd.controller import Controller
 
-from workers.email import AlertLimiter, EmailDeliveryError, send_email
+from workers.mail import AlertLimiter, EmailDeliveryError, send_email
 
 
 def free_port() -> int:

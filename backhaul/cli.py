@@ -1,0 +1,298 @@
+"""The `backhaul` command: up, down, status, worker, api, simulate, demo-receiver, migrate, replay, bench."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+import urllib.request
+
+from backhaul.logs import setup_logging
+from backhaul.settings import settings
+
+DEMO_PROCESSES = [
+    ("ingest", ["worker", "--roles", "ingest"]),
+    ("router", ["worker", "--roles", "router"]),
+    ("delivery", ["worker", "--roles", "delivery"]),
+    ("store", ["worker", "--roles", "store,relay"]),
+    ("api", ["api"]),
+    ("receiver", ["demo-receiver"]),
+]
+
+
+def _asyncio_run(coro):
+    try:
+        return asyncio.run(coro)
+    except KeyboardInterrupt:
+        return None
+
+
+# up / down / status ---------------------------------------------------------
+def cmd_up(args: argparse.Namespace) -> int:
+    from backhaul import processes
+
+    s = settings()
+    print("== starting the local stack (Kafka, PostgreSQL)", flush=True)
+    processes.stack("start")
+    print("== migrating the database, creating topics, registering the demo network", flush=True)
+    creds = _asyncio_run(_prepare_demo(args))
+    print("== starting workers, API and demo receiver", flush=True)
+    for name, argv in DEMO_PROCESSES:
+        processes.spawn(name, argv)
+    if not args.no_simulate:
+        processes.spawn("simulate", ["simulate", "--stations", str(args.stations), "--devices", str(args.devices),
+                                     "--rate", str(args.rate), "--malformed", "5", "--forever"])
+    _wait_http(f"http://127.0.0.1:{s.demo_receiver_port}/stats", 30)
+    _wait_http(f"http://127.0.0.1:{METRICS_PORT_STATUS}/status", 60)
+    print(f"""
+Backhaul is up.
+  demo receiver (callbacks arriving):  http://127.0.0.1:{s.demo_receiver_port}/
+  REST API (Sigfox v2 shapes):         http://127.0.0.1:{s.api_port}/v2/   (Basic auth: {creds['apiUser']} / {creds['accessToken']})
+  metrics:                             http://127.0.0.1:9101/metrics (ingest), 9102 router, 9103 delivery, 9104 store+relay, {s.api_port} api
+  logs:                                {s.state_dir / 'logs'}/
+  processes:                           backhaul status
+  stop everything:                     backhaul down
+""", flush=True)
+    return 0
+
+
+METRICS_PORT_STATUS = 9101
+
+
+def _wait_http(url: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.5)
+    print(f"warning: {url} did not answer within {timeout:.0f} s (see the logs)", file=sys.stderr)
+    return False
+
+
+async def _prepare_demo(args: argparse.Namespace) -> dict:
+    from backhaul import db
+    from backhaul.demo.seed import seed_network
+    from backhaul.kafka import ensure_topics
+    from ingest.simulator import build_network
+
+    s = settings()
+    await ensure_topics()
+    pool = await db.create_pool()
+    try:
+        async with pool.acquire() as conn:
+            await db.migrate(conn)
+        creds_path = s.state_dir / "demo-credentials.json"
+        if creds_path.exists():
+            creds = json.loads(creds_path.read_text())
+        else:
+            from oss.app import bootstrap_root
+            group, user, token = await bootstrap_root(pool, "Backhaul demo operator")
+            creds = {"group": group, "apiUser": user, "accessToken": token}
+            creds_path.write_text(json.dumps(creds))
+            os.chmod(creds_path, 0o600)
+        network = build_network(args.stations, args.devices)
+        receiver = f"http://127.0.0.1:{s.demo_receiver_port}/callbacks"
+        callbacks = [
+            {"callback_subtype": 0, "url": receiver + "/data?device={device}&seq={seqNumber}&data={data}",
+             "http_method": "GET"},
+            {"callback_subtype": 5, "callback_type": 1, "url": receiver + "/advanced", "http_method": "POST",
+             "content_type": "application/json",
+             "body_template": '{"device":"{device}","seqNumber":{seqNumber},"lqi":"{lqi}",'
+                              '"duplicates":{duplicates},"computedLocation":{computedLocation}}'},
+            {"callback_subtype": 6, "callback_type": 2, "url": receiver + "/error", "http_method": "POST",
+             "content_type": "application/json",
+             "body_template": '{"device":"{device}","info":"{info}","severity":"{severity}"}'},
+        ]
+        async with pool.acquire() as conn:
+            await seed_network(conn, network, callbacks=callbacks, parent_group=creds["group"])
+        return creds
+    finally:
+        await pool.close()
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from backhaul import processes
+
+    for name in ["simulate"] + [n for n, _ in reversed(DEMO_PROCESSES)] + list(processes.running()):
+        if processes.stop(name):
+            print(f"stopped {name}")
+    if not args.keep_stack:
+        processes.stack("stop")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from backhaul import processes
+
+    procs = processes.running()
+    for name, _ in DEMO_PROCESSES + [("simulate", [])]:
+        pid = procs.get(name)
+        print(f"{name}: {'running (pid %d)' % pid if pid else 'stopped'}")
+    for name, script in processes.STACK_SCRIPTS.items():
+        os.system(f"bash {script} status")
+    return 0
+
+
+# long-running roles ---------------------------------------------------------
+def cmd_worker(args: argparse.Namespace) -> int:
+    from backhaul.roles import run_roles
+
+    roles = [r.strip() for r in args.roles.split(",") if r.strip()]
+    setup_logging(settings().log_level, role="+".join(roles))
+    _asyncio_run(run_roles(roles, metrics_port=args.metrics_port))
+    return 0
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    from oss.app import serve_api
+
+    setup_logging(settings().log_level, role="api")
+    s = settings()
+    _asyncio_run(serve_api(s.api_host, args.port or s.api_port))
+    return 0
+
+
+def cmd_demo_receiver(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from backhaul.demo.receiver import create_app
+
+    setup_logging(settings().log_level, role="receiver")
+    web.run_app(create_app(), host="127.0.0.1", port=args.port or settings().demo_receiver_port,
+                access_log=None, print=None)
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from backhaul.kafka import ensure_topics
+    from ingest.simulator import build_network, simulate
+
+    setup_logging(settings().log_level, role="simulate")
+    network = build_network(args.stations, args.devices, seed=args.seed)
+
+    async def main() -> dict:
+        await ensure_topics()
+        if args.register:
+            from backhaul import db
+            from backhaul.demo.seed import seed_network
+            conn = await db.connect()
+            try:
+                await db.migrate(conn)
+                await seed_network(conn, network, name=args.register)
+            finally:
+                await conn.close()
+        return await simulate(network, messages_per_device=None if args.forever or args.duration else args.messages,
+                              rate=args.rate, duration=args.duration, max_stations=args.max_stations,
+                              malformed=args.malformed, seed=args.seed + 1)
+
+    sent = _asyncio_run(main())
+    if sent:
+        print(json.dumps(sent))
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from backhaul import db
+    from backhaul.kafka import ensure_topics
+
+    async def main() -> None:
+        conn = await db.connect()
+        try:
+            applied = await db.migrate(conn)
+        finally:
+            await conn.close()
+        print(f"migrations applied: {applied or 'none (up to date)'}")
+        await ensure_topics()
+        print("topics: present")
+
+    _asyncio_run(main())
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from workers.replay import replay_undelivered
+
+    setup_logging(settings().log_level, role="replay")
+    count = _asyncio_run(replay_undelivered(device=args.device, callback=args.callback,
+                                            since=args.since, before=args.before))
+    print(f"replayed {count} undelivered callbacks")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from bench.run import main as bench_main
+
+    return bench_main(args.rest)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="backhaul", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="start the stack, workers, API, demo receiver and a simulated network")
+    up.add_argument("--stations", type=int, default=3)
+    up.add_argument("--devices", type=int, default=50)
+    up.add_argument("--rate", type=float, default=5.0, help="simulated messages per second")
+    up.add_argument("--no-simulate", action="store_true")
+    up.set_defaults(func=cmd_up)
+
+    down = sub.add_parser("down", help="stop everything `up` started")
+    down.add_argument("--keep-stack", action="store_true", help="leave Kafka and PostgreSQL running")
+    down.set_defaults(func=cmd_down)
+
+    sub.add_parser("status", help="what runs").set_defaults(func=cmd_status)
+
+    w = sub.add_parser("worker", help="run stream roles: ingest, router, delivery, store, relay")
+    w.add_argument("--roles", required=True, help="comma-separated roles")
+    w.add_argument("--metrics-port", type=int, default=None)
+    w.set_defaults(func=cmd_worker)
+
+    api = sub.add_parser("api", help="serve the REST API")
+    api.add_argument("--port", type=int, default=None)
+    api.set_defaults(func=cmd_api)
+
+    r = sub.add_parser("demo-receiver", help="a demo customer server that shows callbacks")
+    r.add_argument("--port", type=int, default=None)
+    r.set_defaults(func=cmd_demo_receiver)
+
+    sim = sub.add_parser("simulate", help="publish simulated frames")
+    sim.add_argument("--stations", type=int, default=3)
+    sim.add_argument("--devices", type=int, default=200)
+    sim.add_argument("--messages", type=int, default=5, help="messages per device")
+    sim.add_argument("--rate", type=float, default=100.0, help="messages per second (0 = as fast as possible)")
+    sim.add_argument("--duration", type=float, default=None, help="seconds (overrides --messages)")
+    sim.add_argument("--forever", action="store_true")
+    sim.add_argument("--max-stations", type=int, default=3)
+    sim.add_argument("--malformed", type=int, default=0, help="malformed frames to mix in")
+    sim.add_argument("--register", metavar="NAME", default=None,
+                     help="register the simulated stations and devices in PostgreSQL under this name first")
+    sim.add_argument("--seed", type=int, default=1)
+    sim.set_defaults(func=cmd_simulate)
+
+    sub.add_parser("migrate", help="apply SQL migrations and create topics").set_defaults(func=cmd_migrate)
+
+    rp = sub.add_parser("replay", help="send undelivered callbacks again")
+    rp.add_argument("--device")
+    rp.add_argument("--callback")
+    rp.add_argument("--since", type=int, help="epoch ms")
+    rp.add_argument("--before", type=int, help="epoch ms")
+    rp.set_defaults(func=cmd_replay)
+
+    b = sub.add_parser("bench", help="benchmark the whole pipeline (see bench/README)", add_help=False)
+    b.add_argument("rest", nargs=argparse.REMAINDER)
+    b.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

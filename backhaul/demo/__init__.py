@@ -1,0 +1,1 @@
+"""The demo: seeding a simulated network and a receiver that shows callbacks arriving."""

@@ -1,0 +1,113 @@
+"""Running stream roles in one process: ingest, router, delivery, store, relay.
+
+Every process serves `/metrics` (Prometheus) and `/status` (what runs, ready
+or not) on 127.0.0.1, on the port of its first role unless told otherwise.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Any
+
+from aiohttp import web
+from prometheus_client.aiohttp import make_aiohttp_handler
+
+from backhaul.settings import settings
+
+log = logging.getLogger(__name__)
+
+ROLES = ("ingest", "router", "delivery", "store", "relay")
+METRICS_PORTS = {"ingest": 9101, "router": 9102, "delivery": 9103, "store": 9104, "relay": 9105}
+
+
+async def start_metrics_server(port: int, status: dict[str, Any]) -> web.AppRunner:
+    """Serve /metrics and /status on 127.0.0.1:port (port 0 picks a free one)."""
+    app = web.Application()
+    app.router.add_get("/metrics", make_aiohttp_handler())
+
+    async def status_handler(request: web.Request) -> web.Response:
+        return web.json_response({k: v() if callable(v) else v for k, v in status.items()})
+
+    app.router.add_get("/status", status_handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings().metrics_host, port)
+    await site.start()
+    return runner
+
+
+async def run_roles(roles: list[str], *, metrics_port: int | None = None,
+                    stop: asyncio.Event | None = None) -> None:
+    """Run the given roles until SIGTERM/SIGINT (or `stop`)."""
+    from backhaul import db
+    from backhaul.config_relay import run_relay
+    from backhaul.configview import ConfigView
+    from backhaul.kafka import ensure_topics
+
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown:
+        raise SystemExit(f"unknown role(s) {unknown}; choose from {', '.join(ROLES)}")
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    await ensure_topics()
+    pool = None
+    if {"delivery", "store"} & set(roles):
+        pool = await db.create_pool(max_size=8)
+        async with pool.acquire() as conn:
+            await db.migrate(conn)
+    view = None
+    if {"ingest", "router", "delivery"} & set(roles):
+        view = ConfigView()
+        await view.start()
+
+    runners: list[Any] = []
+    tasks: list[asyncio.Task] = []
+    status: dict[str, Any] = {"roles": roles}
+    if "ingest" in roles:
+        from ingest.stage import IngestStage
+        runners.append(IngestStage(view))
+    if "router" in roles:
+        from router.stage import RouterStage
+        runners.append(RouterStage(view))
+    if "store" in roles:
+        from store.stage import StoreStage
+        runners.append(StoreStage(pool))
+    if "delivery" in roles:
+        from workers.delivery import DeliveryWorker
+        from workers.retry_store import RetryStore
+        runners.append(DeliveryWorker(view, RetryStore(pool)))
+    for r in runners:
+        tasks.append(asyncio.create_task(r.run(), name=getattr(r, "name", "delivery")))
+    relay_stop = asyncio.Event()
+    if "relay" in roles:
+        tasks.append(asyncio.create_task(run_relay(relay_stop), name="relay"))
+    status["ready"] = lambda: all(r.ready.is_set() for r in runners)
+    status["config"] = lambda: view.records_applied if view else None
+    port = metrics_port if metrics_port is not None else (settings().metrics_port or METRICS_PORTS[roles[0]])
+    metrics_runner = await start_metrics_server(port, status)
+    log.info("worker running", extra={"roles": roles, "metrics_port": port})
+    try:
+        done_task = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait([done_task, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        for t in done:
+            if t is not done_task and t.exception():
+                log.error("role crashed", exc_info=t.exception(), extra={"role": t.get_name()})
+                raise t.exception()
+    finally:
+        for r in runners:
+            r.stop()
+        relay_stop.set()
+        await asyncio.wait(tasks, timeout=15)
+        for t in tasks:
+            t.cancel()
+        if view:
+            await view.stop()
+        if pool:
+            await pool.close()
+        await metrics_runner.cleanup()

@@ -1,0 +1,137 @@
+"""The router stage: messages, aggregates and device events -> rendered deliveries.
+
+For each record it finds the device's type in the local configuration view,
+the enabled callbacks of that type whose subtype wants the record, renders
+each request once (URL, headers, body; e-mail fields; batch lines are
+rendered by the batching worker from the variables) and publishes one
+delivery per callback with a stable id: `<record id>/<callback id>`.
+A request that cannot be rendered becomes a failed attempt with its reason.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import orjson
+
+from backhaul import metrics
+from backhaul.configview import ConfigView
+from backhaul.kafka import Out
+from backhaul.stage import Batch, Stage
+from router import bindings
+from router.compiled import CompiledCallbacks
+from router.templates import TemplateError, render_email, render_request
+from schemas.topics import DELIVERIES, DELIVERY_RESULTS, DEVICE_EVENTS, MESSAGES, MESSAGES_ADVANCED, topic
+
+log = logging.getLogger(__name__)
+
+NON_HTTP_STATUS = 600
+
+
+class RouterStage(Stage):
+    name = "router"
+    group = "backhaul-router"
+
+    def __init__(self, view: ConfigView) -> None:
+        super().__init__()
+        self.view = view
+        self.compiled = CompiledCallbacks(view)
+        self._t_messages = topic(MESSAGES)
+        self._t_advanced = topic(MESSAGES_ADVANCED)
+        self._t_events = topic(DEVICE_EVENTS)
+        self._t_deliveries = topic(DELIVERIES)
+        self._t_results = topic(DELIVERY_RESULTS)
+        self.topics = (self._t_messages, self._t_advanced, self._t_events)
+
+    def process(self, batch: Batch) -> list[Out]:
+        outputs: list[Out] = []
+        for tp, records in batch.items():
+            for rec in records:
+                try:
+                    record = orjson.loads(rec.value)
+                except orjson.JSONDecodeError:
+                    metrics.ROUTE_ERRORS.labels("bad-record").inc()
+                    log.error("unreadable record", extra={"topic": tp.topic, "offset": rec.offset})
+                    continue
+                if tp.topic == self._t_messages:
+                    if record.get("duplicate"):
+                        continue
+                    self._route(record, "DATA", record["time"], outputs)
+                elif tp.topic == self._t_advanced:
+                    self._route(record, "DATA_ADVANCED", record["deadline"], outputs)
+                else:
+                    self._route(record, record["type"], record["time"], outputs)
+        return outputs
+
+    def _route(self, record: dict[str, Any], kind: str, origin_ms: int, outputs: list[Out]) -> None:
+        subtypes = bindings.TARGETS.get(kind)
+        if not subtypes:
+            return
+        device_type_id = record.get("deviceTypeId")
+        if device_type_id is None:
+            device = self.view.devices.get(record["device"])
+            device_type_id = device and device.get("device_type_id")
+        if not device_type_id:
+            return
+        callbacks = [cb for cb in self.view.callbacks_for(device_type_id)
+                     if cb.get("enabled") and cb.get("callback_subtype") in subtypes]
+        if not callbacks:
+            return
+        if kind == "DATA":
+            variables = bindings.data_variables(record)
+        elif kind == "DATA_ADVANCED":
+            variables = bindings.advanced_variables(record)
+        else:
+            variables = bindings.event_variables(record)
+        now_ms = int(time.time() * 1000)
+        for cb in callbacks:
+            compiled = self.compiled.get(cb)
+            cb_kind = "RESTORED" if kind == "RESTORED" else bindings.SUBTYPE_KIND[cb["callback_subtype"]]
+            cb_vars = variables
+            if kind in ("DATA", "DATA_ADVANCED"):
+                custom = self.compiled.custom_data(cb, device_type_id, record["data"])
+                if custom:
+                    cb_vars = {**variables, **custom}
+            delivery = {
+                "id": f"{record['id']}/{cb['id']}", "callbackId": cb["id"], "kind": cb_kind,
+                "channel": cb["channel"], "recordId": record["id"],
+                "messageId": record.get("messageId") or (record["id"] if kind == "DATA" else None),
+                "device": record["device"], "deviceTypeId": device_type_id, "groupId": record.get("groupId"),
+                "origin": origin_ms, "createdAt": now_ms, "variables": cb_vars, "data": record.get("data"),
+                "snr": record.get("snr"),
+                "downlink": bool(kind == "DATA" and cb.get("downlink_hook") and record.get("ack")),
+            }
+            try:
+                if compiled is None:
+                    raise TemplateError("callback", None, "callback could not be compiled")
+                if cb["channel"] == "URL":
+                    req = render_request(compiled, cb_vars)
+                    delivery["request"] = {
+                        "method": req.method, "url": req.url, "headers": req.headers,
+                        "body": req.body.decode() if req.body is not None else None,
+                        "contentType": req.content_type, "auth": list(req.basic_auth) if req.basic_auth else None,
+                    }
+                elif cb["channel"] == "EMAIL":
+                    recipient, subject, body = render_email(compiled, cb_vars)
+                    delivery["email"] = {"recipient": recipient, "subject": subject, "body": body}
+            except TemplateError as exc:
+                metrics.ROUTE_ERRORS.labels("render").inc()
+                outputs.append(Out(self._t_results, record["device"].encode(), orjson.dumps(
+                    render_failure(delivery, str(exc)))))
+                continue
+            metrics.ROUTED.labels(cb_kind, cb["channel"]).inc()
+            key = cb["id"] if cb["channel"] == "BATCH_URL" else record["device"]
+            outputs.append(Out(self._t_deliveries, key.encode(), orjson.dumps(delivery)))
+
+
+def render_failure(delivery: dict[str, Any], reason: str) -> dict[str, Any]:
+    """A final failed attempt for a delivery that could not even be rendered."""
+    return {
+        "deliveryId": delivery["id"], "attempt": 1, "final": True, "dead": True,
+        "callbackId": delivery["callbackId"], "messageId": delivery.get("messageId"),
+        "device": delivery["device"], "deviceTypeId": delivery["deviceTypeId"], "groupId": delivery["groupId"],
+        "kind": delivery["kind"], "channel": delivery["channel"], "time": int(time.time() * 1000),
+        "status": NON_HTTP_STATUS, "errorClass": "render", "info": reason, "latencyMs": 0.0,
+        "delivery": delivery,
+    }

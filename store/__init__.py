@@ -1,0 +1,1 @@
+"""Writes the stream to PostgreSQL: messages, receptions, events, callback attempts."""

@@ -1,0 +1,152 @@
+"""The store stage: messages, aggregates, device events and delivery results -> PostgreSQL.
+
+Rows are written in one transaction per batch, every statement idempotent
+(stable ids, ON CONFLICT), and the offsets are committed after the
+transaction: a replayed batch writes nothing twice.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import asyncpg
+import orjson
+
+from backhaul import metrics
+from backhaul.kafka import Out
+from backhaul.stage import Batch, Stage
+from schemas.topics import DELIVERY_RESULTS, DEVICE_EVENTS, MESSAGES, MESSAGES_ADVANCED, topic
+
+log = logging.getLogger(__name__)
+
+COM_STATE = {"ERROR": 3, "RESTORED": 1}
+
+
+class StoreStage(Stage):
+    name = "store"
+    group = "backhaul-store"
+    tick_interval_s = 0.2
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        super().__init__()
+        self.pool = pool
+        self._t_messages = topic(MESSAGES)
+        self._t_advanced = topic(MESSAGES_ADVANCED)
+        self._t_events = topic(DEVICE_EVENTS)
+        self._t_results = topic(DELIVERY_RESULTS)
+        self.topics = (self._t_messages, self._t_advanced, self._t_events, self._t_results)
+        self._pending: dict[str, list] = {}
+
+    def process(self, batch: Batch) -> list[Out]:
+        rows: dict[str, list] = {"messages": [], "advanced": [], "events": [], "attempts": [],
+                                 "undelivered": [], "status": {}}
+        for tp, records in batch.items():
+            for rec in records:
+                r = orjson.loads(rec.value)
+                if tp.topic == self._t_messages:
+                    if not r.get("duplicate"):
+                        self._message(r, rows)
+                elif tp.topic == self._t_advanced:
+                    self._advanced(r, rows)
+                elif tp.topic == self._t_events:
+                    self._event(r, rows)
+                else:
+                    self._result(r, rows)
+        self._pending = rows
+        return []
+
+    @staticmethod
+    def _status(rows: dict, device: str) -> dict[str, Any]:
+        return rows["status"].setdefault(device, {})
+
+    def _message(self, m: dict, rows: dict) -> None:
+        rinfo = {"baseStation": m["station"], "rssi": m["rssi"], "snr": m["snr"], "freq": m["freq"],
+                 "rep": 1}
+        rows["messages"].append((m["id"], m["device"], m.get("deviceTypeId"), m["time"], m["seqNumber"],
+                                 m["data"], m.get("ack", False), [rinfo], m.get("overQuota", False)))
+        st = self._status(rows, m["device"])
+        st["seq"] = m["seqNumber"]
+        st["last_com"] = max(st.get("last_com") or 0, m["time"])
+
+    def _advanced(self, a: dict, rows: dict) -> None:
+        rows["advanced"].append((a["messageId"], a["device"], a.get("deviceTypeId"), a["time"], a["seqNumber"],
+                                 a["data"], a.get("ack", False), a["rinfos"], a["nbFrames"], a["linkQuality"],
+                                 a["computedLocation"]))
+        st = self._status(rows, a["device"])
+        st["lqi"] = a["linkQuality"]
+        if a["computedLocation"].get("status") == 1:
+            st["location"] = a["computedLocation"]
+
+    def _event(self, e: dict, rows: dict) -> None:
+        rows["events"].append((e["id"], e["device"], e["type"], e["time"], e))
+        if e["type"] in COM_STATE:
+            self._status(rows, e["device"])["com_state"] = COM_STATE[e["type"]]
+        elif e["type"] == "OUT_OF_SEQUENCE":
+            self._status(rows, e["device"])["trash"] = e["deviceMessageSeqnumber"]
+
+    def _result(self, r: dict, rows: dict) -> None:
+        rows["attempts"].append((r["deliveryId"], r["attempt"], r.get("messageId"), r["device"], r["callbackId"],
+                                 r["time"], r["status"], r.get("info"), r.get("latencyMs"), r.get("errorClass"),
+                                 r.get("answer")))
+        if r.get("dead"):
+            d = r.get("delivery") or {}
+            callback = {k: v for k, v in (d.get("request") or d.get("email") or {}).items() if k != "auth"}
+            rows["undelivered"].append((
+                r["deliveryId"], r["device"], r.get("deviceTypeId"), r.get("groupId"), r["callbackId"],
+                r.get("messageId"), r["time"], d.get("data"), d.get("snr"), r["status"], r.get("info"),
+                callback, d.get("variables") or {}, d))
+
+    async def persist(self) -> None:
+        rows, self._pending = self._pending, {}
+        if not rows or not any(rows.values()):
+            return
+        started = time.monotonic()
+        async with self.pool.acquire() as conn, conn.transaction():
+            if rows["messages"]:
+                await conn.executemany(
+                    "INSERT INTO messages(id, device_id, device_type_id, time, seq_number, data, ack_required, "
+                    "rinfos, over_quota) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT (id) DO NOTHING",
+                    rows["messages"])
+            if rows["advanced"]:
+                await conn.executemany(
+                    "INSERT INTO messages(id, device_id, device_type_id, time, seq_number, data, ack_required, "
+                    "rinfos, nb_frames, lqi, computed_location) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11) "
+                    "ON CONFLICT (id) DO UPDATE SET rinfos = EXCLUDED.rinfos, nb_frames = EXCLUDED.nb_frames, "
+                    "lqi = EXCLUDED.lqi, computed_location = EXCLUDED.computed_location", rows["advanced"])
+            if rows["events"]:
+                await conn.executemany(
+                    "INSERT INTO device_events(id, device_id, type, time, body) VALUES ($1,$2,$3,$4,$5) "
+                    "ON CONFLICT (id) DO NOTHING", rows["events"])
+            if rows["attempts"]:
+                await conn.executemany(
+                    "INSERT INTO callback_attempts(delivery_id, attempt, message_id, device_id, callback_id, time, "
+                    "status, info, latency_ms, error_class, answer) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11) "
+                    "ON CONFLICT (delivery_id, attempt) DO NOTHING", rows["attempts"])
+            if rows["undelivered"]:
+                await conn.executemany(
+                    "INSERT INTO undelivered_callbacks(delivery_id, device_id, device_type_id, group_id, "
+                    "callback_id, message_id, time, data, snr, status, message, callback, parameters, delivery) "
+                    "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14) ON CONFLICT (delivery_id) DO NOTHING",
+                    rows["undelivered"])
+                await conn.executemany("UPDATE callbacks SET dead = true WHERE id = $1 AND NOT dead",
+                                       sorted({(u[4],) for u in rows["undelivered"]}))
+            if rows["status"]:
+                await conn.executemany(
+                    "INSERT INTO device_status(device_id, sequence_number, last_com, lqi, last_computed_location, "
+                    "com_state, trash_sequence_number, updated_at) VALUES ($1,$2,$3,COALESCE($4,4),$5,COALESCE($6,5),$7,now()) "
+                    "ON CONFLICT (device_id) DO UPDATE SET "
+                    "sequence_number = COALESCE(EXCLUDED.sequence_number, device_status.sequence_number), "
+                    "last_com = GREATEST(EXCLUDED.last_com, device_status.last_com), "
+                    "lqi = CASE WHEN $4 IS NULL THEN device_status.lqi ELSE EXCLUDED.lqi END, "
+                    "last_computed_location = COALESCE(EXCLUDED.last_computed_location, device_status.last_computed_location), "
+                    "com_state = CASE WHEN $6 IS NULL THEN (CASE WHEN device_status.com_state = 5 AND EXCLUDED.last_com IS NOT NULL "
+                    "THEN 1 ELSE device_status.com_state END) ELSE EXCLUDED.com_state END, "
+                    "trash_sequence_number = COALESCE(EXCLUDED.trash_sequence_number, device_status.trash_sequence_number), "
+                    "updated_at = now()",
+                    [(d, s.get("seq"), s.get("last_com"), s.get("lqi"), s.get("location"), s.get("com_state"),
+                      s.get("trash")) for d, s in rows["status"].items()])
+        for table in ("messages", "advanced", "events", "attempts", "undelivered"):
+            if rows[table]:
+                metrics.STORED.labels(table).inc(len(rows[table]))
+        metrics.STORE_BATCH_SECONDS.observe(time.monotonic() - started)

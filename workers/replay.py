@@ -1,0 +1,49 @@
+"""Replay of undelivered callbacks, by device, callback or time range.
+
+Each undelivered record keeps the exact rendered request; replaying puts it
+back on the `deliveries` topic as a new delivery (`<id>#r<n>`) whose
+`webhook-id` stays the original one, so a receiver that de-duplicates still can.
+"""
+from __future__ import annotations
+
+import logging
+
+import orjson
+
+from backhaul import db
+from backhaul.kafka import Out, make_producer, send_all
+from schemas.topics import DELIVERIES, topic
+
+log = logging.getLogger(__name__)
+
+
+async def replay_undelivered(*, device: str | None = None, callback: str | None = None,
+                             since: int | None = None, before: int | None = None, pool=None) -> int:
+    """Re-queue matching undelivered callbacks not replayed yet; returns how many."""
+    own = pool is None
+    pool = pool or await db.create_pool()
+    producer = make_producer()
+    await producer.start()
+    try:
+        rows = await pool.fetch(
+            "SELECT delivery_id, delivery FROM undelivered_callbacks WHERE replayed_at IS NULL "
+            "AND ($1::text IS NULL OR device_id = $1) AND ($2::text IS NULL OR callback_id = $2) "
+            "AND ($3::bigint IS NULL OR time >= $3) AND ($4::bigint IS NULL OR time < $4) ORDER BY time",
+            device.upper() if device else None, callback, since, before)
+        records = []
+        for r in rows:
+            d = dict(r["delivery"])
+            original = d.get("webhookId") or d["id"].split("#r")[0]
+            n = int(d["id"].split("#r")[1]) + 1 if "#r" in d["id"] else 1
+            d.update(id=f"{original}#r{n}", webhookId=original)
+            key = d["callbackId"] if d["channel"] == "BATCH_URL" else d["device"]
+            records.append(Out(topic(DELIVERIES), key.encode(), orjson.dumps(d)))
+        await send_all(producer, records)
+        await pool.execute("UPDATE undelivered_callbacks SET replayed_at = now() WHERE delivery_id = ANY($1)",
+                           [r["delivery_id"] for r in rows])
+        log.info("undelivered callbacks replayed", extra={"count": len(rows)})
+        return len(rows)
+    finally:
+        await producer.stop()
+        if own:
+            await pool.close()
