@@ -16,6 +16,7 @@ from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from backhaul import metrics
 from backhaul.kafka import Out, make_consumer, make_producer, send_all
+from schemas.topics import topic
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ class Stage:
         """Run until `stop()`; commits after every batch whose outputs are durable."""
         self.producer = make_producer()
         await self.producer.start()
-        self.consumer = make_consumer(group=self.group, max_poll_records=self.max_records)
+        self.consumer = make_consumer(group=topic(self.group), max_poll_records=self.max_records)
         await self.start()
         self.consumer.subscribe(list(self.topics), listener=_Listener(self))
         await self.consumer.start()
@@ -119,7 +120,7 @@ class Stage:
                 ends = await self.consumer.end_offsets(list(assignment))
                 for tp in assignment:
                     position = await self.consumer.position(tp)
-                    metrics.CONSUMER_LAG.labels(self.group, tp.topic, str(tp.partition)).set(
+                    metrics.CONSUMER_LAG.labels(topic(self.group), tp.topic, str(tp.partition)).set(
                         max(0, ends[tp] - position))
             except asyncio.CancelledError:
                 raise

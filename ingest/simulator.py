@@ -119,7 +119,7 @@ def message_frames(device: Device, rng: random.Random, *, max_stations: int, dat
 
 async def simulate(network: Network, *, messages_per_device: int | None, rate: float, duration: float | None,
                    max_stations: int = 3, malformed: int = 0, seed: int = 2, ack_ratio: float = 0.0,
-                   progress: bool = True, producer=None) -> dict:
+                   progress: bool = True, producer=None, record: list | None = None) -> dict:
     """Publish traffic at `rate` messages/s; returns counts of what was sent."""
     rng = random.Random(seed)
     own = producer is None
@@ -159,6 +159,8 @@ async def simulate(network: Network, *, messages_per_device: int | None, rate: f
                     else:
                         futures.append(await producer.send(name, orjson.dumps(f), key=f["device"].encode()))
                         sent["frames"] += 1
+                        if record is not None:
+                            record.append(f)
                 sent["messages"] += len(chunk)
                 if rate > 0:
                     ahead = sent["messages"] / rate - (time.monotonic() - started)

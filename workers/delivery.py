@@ -106,7 +106,7 @@ class DeliveryWorker:
             auto_decompress=True, raise_for_status=False)
         self.producer = make_producer()
         await self.producer.start()
-        self.consumer = make_consumer(group="backhaul-delivery", max_poll_records=2000)
+        self.consumer = make_consumer(group=topic("backhaul-delivery"), max_poll_records=2000)
         self.consumer.subscribe([topic(DELIVERIES)], listener=_Listener(self))
         await self.consumer.start()
         helpers = [asyncio.create_task(self._poll_retries()), asyncio.create_task(self._flush_batches()),
