@@ -1,0 +1,1 @@
+"""Operations support: the Sigfox API v2 compatible REST API on PostgreSQL."""

@@ -1,0 +1,136 @@
+"""The API application: middlewares (errors and metrics, auth, rate limits), routes, serving."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import asyncpg
+from aiohttp import web
+from prometheus_client.aiohttp import make_aiohttp_handler
+
+from backhaul import metrics
+from backhaul.db import create_pool, migrate
+from backhaul.settings import settings
+from oss import (api_users, bulk, callbacks, contracts, device_types, devices, groups, messages, openapi,
+                 profiles_api, undelivered, users)
+from oss.auth import CALLER, CredentialCache, authenticate, hash_secret, new_secret
+from oss.bulk_jobs import JobRunner
+from oss.clock import new_id
+from oss.context import CREDENTIALS, JOBS, KEEPALIVE_MIN, POOL
+from oss.errors import ApiError, MethodNotAllowed, NotFound, TooManyRequests, json_response
+from oss.profiles import ADMIN
+from oss.ratelimit import RateLimiter, limit_name, parse_limits, request_key
+from oss.retention import retention_loop
+
+log = logging.getLogger(__name__)
+
+PUBLIC = ("/v2/openapi.json",)
+RESOURCES = (bulk, groups, profiles_api, users, api_users, contracts, device_types, callbacks, devices,
+             messages, undelivered, openapi)
+
+
+def route_of(request: web.Request) -> str:
+    """The canonical path of the matched route (a bounded metrics label)."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def observe(request: web.Request, handler) -> web.StreamResponse:
+    """Render every error in the v2 shape and count every request."""
+    started = time.perf_counter()
+    try:
+        response = await handler(request)
+    except ApiError as exc:
+        response = exc.response()
+    except web.HTTPMethodNotAllowed as exc:
+        response = MethodNotAllowed(list(exc.allowed_methods)).response()
+    except web.HTTPNotFound:
+        response = NotFound().response()
+    except web.HTTPException as exc:
+        response = json_response({"message": exc.reason}, exc.status)
+    except Exception:
+        log.exception("request failed", extra={"method": request.method, "route": route_of(request)})
+        response = json_response({"message": "Internal server error"}, 500)
+    route = route_of(request)
+    metrics.API_REQUESTS.labels(request.method, route, str(response.status)).inc()
+    metrics.API_LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
+    return response
+
+
+def guard(limiter: RateLimiter):
+    """Authenticate the caller, then apply its rate limit."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler) -> web.StreamResponse:
+        if request.path in PUBLIC or not request.path.startswith("/v2/"):
+            return await handler(request)
+        who = await authenticate(request.app[POOL], request.app[CREDENTIALS], request)
+        request[CALLER] = who
+        route = route_of(request)
+        name = limit_name(request.method, route)
+        wait = limiter.check(name, (request.method, route, *request_key(request, name, who.api_user_id)))
+        if wait is not None:
+            metrics.API_RATE_LIMITED.labels(route).inc()
+            raise TooManyRequests(wait)
+        return await handler(request)
+
+    return middleware
+
+
+def create_app(pool: asyncpg.Pool, *, rate_limits: str | None = None, keepalive_min_s: int | None = None,
+               auth_cache_s: float | None = None, bulk_chunk: int | None = None) -> web.Application:
+    """The API on `pool`; keyword arguments override the settings (tests use them)."""
+    conf = settings()
+    limiter = RateLimiter(parse_limits(conf.api_rate_limits if rate_limits is None else rate_limits))
+    app = web.Application(middlewares=[observe, guard(limiter)], client_max_size=64 * 1024 * 1024)
+    app[POOL] = pool
+    app[CREDENTIALS] = CredentialCache(conf.api_auth_cache_s if auth_cache_s is None else auth_cache_s)
+    app[KEEPALIVE_MIN] = conf.keepalive_min_s if keepalive_min_s is None else keepalive_min_s
+    app[JOBS] = JobRunner(pool, conf.api_bulk_chunk if bulk_chunk is None else bulk_chunk)
+    for module in RESOURCES:
+        app.router.add_routes(module.routes)
+        for route in module.routes:
+            path = getattr(route, "path", "")
+            if path.endswith("/") and path != "/":
+                app.router.add_route(route.method, path.rstrip("/"), route.handler)
+    app.on_startup.append(lambda app: app[JOBS].resume())
+    app.on_cleanup.append(lambda app: app[JOBS].close())
+    return app
+
+
+async def bootstrap_root(pool: asyncpg.Pool, name: str) -> tuple[str, str, str]:
+    """Create a root group and an API user with every right on it: (group id, API user id, token)."""
+    group_id, api_user_id, secret = new_id(), new_id(), new_secret()
+    hashed = await asyncio.to_thread(hash_secret, secret)
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("INSERT INTO groups(id, name, type, parent_id, path) VALUES ($1, $2, 0, NULL, '{}')",
+                           group_id, name)
+        await conn.execute("INSERT INTO api_users(id, name, group_id, profile_ids, secret_hash) "
+                           "VALUES ($1, $2, $3, $4, $5)", api_user_id, f"{name} admin", group_id, [ADMIN], hashed)
+    return group_id, api_user_id, secret
+
+
+async def serve_api(host: str, port: int) -> None:
+    """Migrate, then serve the API (and /metrics) until cancelled."""
+    conf = settings()
+    pool = await create_pool(conf.database_url)
+    try:
+        async with pool.acquire() as conn:
+            await migrate(conn)
+        app = create_app(pool)
+        app.router.add_get("/metrics", make_aiohttp_handler())
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        log.info("API listening", extra={"host": host, "port": port})
+        purge = asyncio.create_task(retention_loop(pool, conf.message_retention_days))
+        try:
+            await asyncio.Event().wait()
+        finally:
+            purge.cancel()
+            await runner.cleanup()
+    finally:
+        await pool.close()

@@ -1,0 +1,129 @@
+"""HTTP Basic with API-user credentials; secrets hashed with scrypt at rest.
+
+Verified credentials are remembered for a short while (in this process) so a
+busy client does not cost one scrypt per request; the cache is keyed by a
+SHA-256 of the credentials, never the secret itself.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+
+import asyncpg
+from aiohttp import web
+
+from oss.errors import Forbidden, Unauthorized
+from oss.params import OID
+from oss.profiles import perms_of
+
+_N, _R, _P = 2**14, 8, 1
+CALLER = web.RequestKey("caller", object)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking: an API user, its group (the root of what it sees) and its permissions."""
+
+    api_user_id: str
+    group_id: str
+    perms: frozenset[str]
+
+    def can(self, resource: str, write: bool = False) -> bool:
+        return f"{resource}:{'write' if write else 'read'}" in self.perms
+
+    def require(self, resource: str, write: bool = False) -> None:
+        if not self.can(resource, write):
+            action = "write" if write else "read"
+            raise Forbidden(f"You are not allowed to {action} {resource}.")
+
+
+def new_secret() -> str:
+    return secrets.token_hex(16)
+
+
+def hash_secret(secret: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(secret.encode(), salt=salt, n=_N, r=_R, p=_P, dklen=32)
+    return f"scrypt${_N}${_R}${_P}${salt.hex()}${digest.hex()}"
+
+
+def verify_secret(secret: str, stored: str) -> bool:
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        computed = hashlib.scrypt(secret.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p),
+                                  dklen=len(digest) // 2, maxmem=2**26)
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(computed.hex(), digest)
+
+
+class CredentialCache:
+    """Recently verified credentials -> Caller, for `ttl` seconds."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._entries: dict[str, tuple[Caller, float]] = {}
+
+    @staticmethod
+    def key(login: str, secret: str) -> str:
+        return hashlib.sha256(f"{login}:{secret}".encode()).hexdigest()
+
+    def get(self, key: str) -> Caller | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[1] < time.monotonic():
+            del self._entries[key]
+            return None
+        return entry[0]
+
+    def put(self, key: str, caller: Caller) -> None:
+        if len(self._entries) > 10_000:
+            now = time.monotonic()
+            self._entries = {k: v for k, v in self._entries.items() if v[1] >= now}
+        self._entries[key] = (caller, time.monotonic() + self.ttl)
+
+    def forget(self, api_user_id: str) -> None:
+        """Drop every entry of one API user (after renew-credential, edit or delete)."""
+        self._entries = {k: v for k, v in self._entries.items() if v[0].api_user_id != api_user_id}
+
+
+def _credentials(request: web.Request) -> tuple[str, str]:
+    header = request.headers.get("Authorization", "")
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic" or not encoded:
+        raise Unauthorized()
+    try:
+        login, sep, secret = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        raise Unauthorized("Authorization header is not valid Basic credentials") from None
+    if not sep or not OID.fullmatch(login):
+        raise Unauthorized("Invalid credentials")
+    return login, secret
+
+
+async def authenticate(pool: asyncpg.Pool, cache: CredentialCache, request: web.Request) -> Caller:
+    """The Caller behind the request's Basic credentials, or 401."""
+    login, secret = _credentials(request)
+    key = cache.key(login, secret)
+    caller = cache.get(key)
+    if caller is not None:
+        return caller
+    row = await pool.fetchrow("SELECT group_id, profile_ids, secret_hash FROM api_users WHERE id = $1", login)
+    if row is None or not await asyncio.to_thread(verify_secret, secret, row["secret_hash"]):
+        raise Unauthorized("Invalid credentials")
+    caller = Caller(login, row["group_id"], perms_of(row["profile_ids"]))
+    cache.put(key, caller)
+    return caller
+
+
+def caller(request: web.Request) -> Caller:
+    return request[CALLER]

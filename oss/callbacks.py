@@ -1,0 +1,165 @@
+"""/device-types/{id}/callbacks: URL, BATCH_URL and EMAIL callbacks of a device type.
+
+API v2 numbers (callbackType, callbackSubtype) differently from our tables:
+DATA (0) UPLINK (2) / BIDIR (3); SERVICE (1) STATUS (0), ACKNOWLEDGE (4),
+REPEATER (5), DATA_ADVANCED (6); ERROR (2). Backhaul adds EVENT (3) for the
+device events of section 4. GEOLOC (1/1) is deprecated and refused, as Sigfox does.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from oss import checks
+from oss.auth import Caller, caller
+from oss.clock import new_id
+from oss.context import pool
+from oss.device_types import scoped_device_type
+from oss.errors import BadRequest, FieldError, NotFound, json_response
+from oss.params import json_body, oid, q_bool
+from oss.shape import compact
+from oss.validate import validated
+
+routes = web.RouteTableDef()
+TO_DB = {(0, 2): 0, (0, 3): 1, (1, 0): 2, (1, 4): 3, (1, 5): 4, (1, 6): 5}
+FROM_DB = {db: api for api, db in TO_DB.items()} | {6: (2, None), 7: (3, None)}
+TYPE_ONLY = {2: 6, 3: 7}
+BIDIR = 1
+COLUMNS = {"channel": "channel", "enabled": "enabled", "url": "url", "httpMethod": "http_method",
+           "headers": "headers", "bodyTemplate": "body_template", "contentType": "content_type",
+           "linePattern": "line_pattern", "sendSni": "send_sni", "recipient": "recipient", "subject": "subject",
+           "message": "message", "payloadConfig": "payload_config"}
+
+
+def db_subtype(callback_type: int, callback_subtype: int | None) -> int:
+    if callback_type in TYPE_ONLY:
+        return TYPE_ONLY[callback_type]
+    if (callback_type, callback_subtype) == (1, 1):
+        raise BadRequest(FieldError("callbackSubtype", "GEOLOC callbacks are deprecated; use DATA_ADVANCED (6)"))
+    if (callback_type, callback_subtype) not in TO_DB:
+        valid = ", ".join(str(s) for t, s in TO_DB if t == callback_type)
+        raise BadRequest(FieldError("callbackSubtype", f"must be one of {valid} for callbackType {callback_type}"))
+    return TO_DB[(callback_type, callback_subtype)]
+
+
+def callback_body(r: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
+    callback_type, callback_subtype = FROM_DB.get(r["callback_subtype"], (r["callback_type"], None))
+    return compact({
+        "id": r["id"], "channel": r["channel"], "callbackType": callback_type, "callbackSubtype": callback_subtype,
+        "payloadConfig": r["payload_config"], "enabled": r["enabled"], "dead": r["dead"], "url": r["url"],
+        "httpMethod": r["http_method"], "downlinkHook": r["downlink_hook"] if r["channel"] != "EMAIL" else None,
+        "headers": r["headers"] if r["channel"] == "URL" else None, "sendSni": r["send_sni"],
+        "bodyTemplate": r["body_template"], "contentType": r["content_type"], "linePattern": r["line_pattern"],
+        "recipient": r["recipient"], "subject": r["subject"], "message": r["message"],
+    })
+
+
+def checked(row: dict[str, Any]) -> dict[str, Any]:
+    errors = checks.callback_errors(row)
+    if errors:
+        raise BadRequest(errors)
+    return row
+
+
+async def scoped_callback(conn: asyncpg.Connection, who: Caller, request: web.Request) -> asyncpg.Record:
+    device_type = await scoped_device_type(conn, who, oid(request))
+    row = await conn.fetchrow("SELECT * FROM callbacks WHERE id = $1 AND device_type_id = $2",
+                              oid(request, "callbackId"), device_type["id"])
+    if row is None:
+        raise NotFound("The requested callback was not found.")
+    return row
+
+
+@routes.get("/v2/device-types/{id}/callbacks")
+async def list_callbacks(request: web.Request) -> web.Response:
+    who = caller(request)
+    who.require("callbacks")
+    async with pool(request).acquire() as conn:
+        device_type = await scoped_device_type(conn, who, oid(request))
+        rows = await conn.fetch("SELECT * FROM callbacks WHERE device_type_id = $1 ORDER BY created_at, id",
+                                device_type["id"])
+    return json_response({"data": [callback_body(r) for r in rows]})
+
+
+@routes.post("/v2/device-types/{id}/callbacks")
+async def create_callback(request: web.Request) -> web.Response:
+    who = caller(request)
+    who.require("callbacks", write=True)
+    body = validated(await json_body(request), "createCallback")
+    subtype = db_subtype(body["callbackType"], body.get("callbackSubtype"))
+    row = {COLUMNS[k]: v for k, v in body.items() if k in COLUMNS}
+    row.update(id=new_id(), callback_type=body["callbackType"], callback_subtype=subtype)
+    row.setdefault("headers", {})
+    checked(row)
+    async with pool(request).acquire() as conn:
+        device_type = await scoped_device_type(conn, who, oid(request))
+        row["device_type_id"] = device_type["id"]
+        await conn.execute(f"INSERT INTO callbacks({', '.join(row)}) "
+                           f"VALUES ({', '.join(f'${i}' for i in range(1, len(row) + 1))})", *row.values())
+    return json_response({"id": row["id"]}, 201)
+
+
+@routes.put("/v2/device-types/{id}/callbacks/{callbackId}")
+async def update_callback(request: web.Request) -> web.Response:
+    who = caller(request)
+    who.require("callbacks", write=True)
+    body = validated(await json_body(request), "updateCallback")
+    changes = {COLUMNS[k]: v for k, v in body.items() if k in COLUMNS}
+    if changes.get("headers", ...) is None:
+        changes["headers"] = {}
+    async with pool(request).acquire() as conn, conn.transaction():
+        current = await scoped_callback(conn, who, request)
+        if "callbackType" in body or "callbackSubtype" in body:
+            old_type, old_subtype = FROM_DB.get(current["callback_subtype"], (current["callback_type"], None))
+            new_type = body.get("callbackType", old_type)
+            changes["callback_type"] = new_type
+            changes["callback_subtype"] = db_subtype(new_type, body.get("callbackSubtype", old_subtype))
+        checked({**dict(current), **changes})
+        if changes:
+            sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(changes, start=2))
+            await conn.execute(f"UPDATE callbacks SET {sets}, updated_at = now() WHERE id = $1",
+                               current["id"], *changes.values())
+    return web.Response(status=204)
+
+
+@routes.delete("/v2/device-types/{id}/callbacks/{callbackId}")
+async def delete_callback(request: web.Request) -> web.Response:
+    who = caller(request)
+    who.require("callbacks", write=True)
+    async with pool(request).acquire() as conn:
+        current = await scoped_callback(conn, who, request)
+        await conn.execute("DELETE FROM callbacks WHERE id = $1", current["id"])
+    return web.Response(status=204)
+
+
+@routes.put("/v2/device-types/{id}/callbacks/{callbackId}/enable")
+async def enable_callback(request: web.Request) -> web.Response:
+    """Enable or disable; enabling also clears the `dead` flag."""
+    who = caller(request)
+    who.require("callbacks", write=True)
+    enabled = q_bool(request, "enabled")
+    if enabled is None:
+        raise BadRequest(FieldError("enabled", "is required", "query"))
+    async with pool(request).acquire() as conn:
+        current = await scoped_callback(conn, who, request)
+        await conn.execute("UPDATE callbacks SET enabled = $2, dead = dead AND NOT $2, updated_at = now() "
+                           "WHERE id = $1", current["id"], enabled)
+    return web.Response(status=204)
+
+
+@routes.put("/v2/device-types/{id}/callbacks/{callbackId}/downlink")
+async def choose_downlink_callback(request: web.Request) -> web.Response:
+    """Make this BIDIR callback the device type's downlink callback (and no other)."""
+    who = caller(request)
+    who.require("callbacks", write=True)
+    async with pool(request).acquire() as conn, conn.transaction():
+        current = await scoped_callback(conn, who, request)
+        if current["callback_subtype"] != BIDIR or current["channel"] == "EMAIL":
+            raise BadRequest(FieldError("callbackId", "only a DATA/BIDIR URL or BATCH_URL callback can be the "
+                                                      "downlink callback", "path"))
+        await conn.execute("UPDATE callbacks SET downlink_hook = (id = $2), updated_at = now() "
+                           "WHERE device_type_id = $1 AND (downlink_hook OR id = $2)",
+                           current["device_type_id"], current["id"])
+    return web.Response(status=204)

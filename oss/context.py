@@ -1,0 +1,16 @@
+"""Typed keys of what the Application holds, and short accessors for handlers."""
+from __future__ import annotations
+
+import asyncpg
+from aiohttp import web
+
+from oss.auth import CredentialCache
+
+POOL = web.AppKey("pool", asyncpg.Pool)
+CREDENTIALS = web.AppKey("credentials", CredentialCache)
+JOBS = web.AppKey("jobs", object)
+KEEPALIVE_MIN = web.AppKey("keepalive_min", int)
+
+
+def pool(request: web.Request) -> asyncpg.Pool:
+    return request.app[POOL]

@@ -1,0 +1,480 @@
+"""Our OpenAPI document: built here, stored as schemas/openapi.json, served at /v2/openapi.json.
+
+`python -m oss.openapi` rewrites the file; a test keeps the file, this
+builder and the application's routes in step. Request bodies are validated
+against these schemas (oss.validate), so the document is what the API accepts.
+"""
+from __future__ import annotations
+
+import functools
+import json
+from importlib import resources
+from typing import Any
+
+from aiohttp import web
+
+from oss.errors import JSON
+
+routes = web.RouteTableDef()
+INT32 = 2**31 - 1
+MAX_MS = 2**53
+
+
+def S(lo: int = 0, hi: int | None = None, **kw: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "string", **kw}
+    if lo:
+        out["minLength"] = lo
+    if hi is not None:
+        out["maxLength"] = hi
+    return out
+
+
+def I(lo: int = -INT32 - 1, hi: int = INT32, **kw: Any) -> dict[str, Any]:
+    return {"type": "integer", "minimum": lo, "maximum": hi, **kw}
+
+
+def E(*values: int, **kw: Any) -> dict[str, Any]:
+    return {"type": "integer", "enum": list(values), **kw}
+
+
+def N(lo: float, hi: float, **kw: Any) -> dict[str, Any]:
+    return {"type": "number", "minimum": lo, "maximum": hi, **kw}
+
+
+def A(items: dict[str, Any], **kw: Any) -> dict[str, Any]:
+    return {"type": "array", "items": items, **kw}
+
+
+def O(required: tuple[str, ...] = (), **props: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "object", "properties": props}
+    if required:
+        out["required"] = list(required)
+    return out
+
+
+def R(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {**schema, "nullable": True}
+
+
+B = {"type": "boolean"}
+MS = I(0, MAX_MS, description="epoch milliseconds")
+OID = S(pattern="^[0-9a-f]{24}$", **{"x-pattern-message": "must be 24 hexadecimal characters"})
+DEVICE_ID = S(pattern="^[0-9A-Fa-f]{1,8}$", **{"x-pattern-message": "must be 1 to 8 hexadecimal characters"})
+PAC = S(pattern="^[0-9A-Fa-f]{16}$", **{"x-pattern-message": "must be 16 hexadecimal characters"})
+TZ = S(1, 64, format="timezone")
+EMAIL = S(3, 250, format="email")
+LAT, LNG = N(-90, 90), N(-180, 180)
+GROUP_TYPES = E(0, 2, 5, 6, 7, 8, 9, 10, 11, description="0 SO, 2 Basic, 5 SVNO, 6 Partners, 7 NIP, 8 DIST, "
+                                                      "9 Channel, 10 Starter, 11 Partner")
+REF = O(id=S())
+MIN_GROUP = O(id=S(), name=S(), type=I(), level=I())
+USER_ROLE_REF = O(("groupId", "profileId"), groupId=OID, profileId=OID)
+CERT = O(key=S(0, 100))
+CALLBACK_COMMON = dict(channel=S(enum=["URL", "BATCH_URL", "EMAIL"]),
+                       callbackType=E(0, 1, 2, 3, description="0 DATA, 1 SERVICE, 2 ERROR, 3 EVENT (Backhaul)"),
+                       callbackSubtype=E(0, 1, 2, 3, 4, 5, 6, description=(
+                           "DATA: 2 UPLINK, 3 BIDIR; SERVICE: 0 STATUS, 4 ACKNOWLEDGE, 5 REPEATER, "
+                           "6 DATA_ADVANCED (1 GEOLOC is deprecated); none for ERROR and EVENT")),
+                       payloadConfig=S(0, 2000), enabled=B)
+HTTP = dict(url=S(1, 2000), httpMethod=S(enum=["GET", "PUT", "POST"]),
+            headers=O(**{}) | {"additionalProperties": S(0, 1000)})
+DEVICE_EDIT = dict(name=S(1, 100), activable=B, automaticRenewal=B, lat=nullable(LAT), lng=nullable(LNG),
+                   productCertificate=nullable(CERT), prototype=B)
+JOB_ERROR = O(entity=S(), row=I(description="line (CSV) or 1-based index (JSON) of the row"), field=S(),
+              message=S(), type=I(description="0 ENTITY, 1 SYSTEM"))
+
+SCHEMAS: dict[str, Any] = {
+    "ErrorContent": O(message=S(), errors=A(O(type=S(enum=["body", "query", "path"]), field=S(), message=S()))),
+    "Message": O(message=S()),
+    "MethodNotAllowed": O(message=S(), allowedMethods=A(S())),
+    "paging": O(next=S(description="full URL of the next page; absent on the last page")),
+    "createResponse": O(id=S()),
+    "apiUserCreated": O(id=S(), accessToken=S(description="shown once; stored hashed")),
+    "accessToken": O(accessToken=S()),
+    "jobStarted": O(total=I(), jobId=S()),
+    "groupCreate": O(("name", "parentId"), name=S(3, 100), description=S(0, 300), type=GROUP_TYPES, timezone=TZ,
+                     parentId=OID),
+    "groupUpdate": O(name=S(3, 100), description=nullable(S(0, 300)), type=GROUP_TYPES, timezone=TZ),
+    "group": O(id=S(), name=S(), nameCI=S(), description=S(), type=I(), timezone=S(), parentId=S(),
+               path=A(MIN_GROUP, description="ancestors visible to the caller, nearest first"), level=I(), leaf=B,
+               createdBy=S(), creationTime=MS),
+    "apiUserCreation": O(("groupId", "name", "profileIds"), groupId=OID, name=S(1, 100), timezone=TZ,
+                         profileIds=A(OID, minItems=1)),
+    "apiUserEdition": O(name=S(1, 100), timezone=TZ, profileId=A(OID)),
+    "profileIds": O(("profileId",), profileId=A(OID, minItems=1)),
+    "apiUser": O(id=S(), name=S(), timezone=S(), group=MIN_GROUP, creationTime=MS,
+                 profiles=A(O(id=S(), name=S(), roles=A(O())))),
+    "userCreation": O(("firstName", "lastName", "email", "userRoles"), firstName=S(1, 100), lastName=S(1, 100),
+                      email=EMAIL, timezone=TZ, userRoles=A(USER_ROLE_REF, minItems=1)),
+    "userUpdate": O(firstName=S(1, 100), lastName=S(1, 100), timezone=TZ, userRoles=A(USER_ROLE_REF)),
+    "userRoles": O(("userRoles",), userRoles=A(USER_ROLE_REF, minItems=1)),
+    "user": O(id=S(), firstName=S(), lastName=S(), email=S(), timezone=S(), locked=B, creationTime=MS,
+              lastLoginTime=MS, userRoles=A(O(group=MIN_GROUP, profile=O(id=S(), name=S())))),
+    "profile": O(id=S(), name=S(), group=MIN_GROUP,
+                 roles=A(O(id=S(), name=S(), perms=A(O(code=I(), name=S()))))),
+    "contractInfoCreate": O(
+        ("name", "groupId"), name=S(1, 100), groupId=OID, orderId=S(1, 100), orderName=S(0, 100),
+        contractId=S(0, 100), userId=S(0, 100), pricingModel=E(1, 2, 3), subscriptionPlan=I(0, 10), startTime=MS,
+        activationEndTime=MS, communicationEndTime=MS, timezone=TZ,
+        tokenDuration=I(0, 1200, description="months, 0 = unlimited"),
+        maxTokens=I(0, INT32, description="0 = unlimited"), bidir=B, highPriorityDownlink=B,
+        maxUplinkFrames=I(0, INT32), maxDownlinkFrames=I(0, INT32), automaticRenewal=B,
+        renewalDuration=I(0, 1200), options=A(O(("id",), id=S(1, 100), parameters=O() | {
+            "additionalProperties": S(0, 1000)})), blacklistedTerritories=A(OID)),
+    "contractInfoUpdate": O(
+        name=S(1, 100), orderName=S(0, 100), activationEndTime=nullable(MS), communicationEndTime=nullable(MS),
+        maxTokens=I(0, INT32), bidir=B, highPriorityDownlink=B, maxUplinkFrames=I(0, INT32),
+        maxDownlinkFrames=I(0, INT32), automaticRenewal=B, renewalDuration=I(0, 1200),
+        options=A(O(("id",), id=S(1, 100), parameters=O() | {"additionalProperties": S(0, 1000)})),
+        blacklistedTerritories=A(OID)),
+    "contractInfo": O(id=S(), name=S(), group=MIN_GROUP, order=O(id=S(), name=S()), contractId=S(), userId=S(),
+                      pricingModel=I(), subscriptionPlan=I(), startTime=MS, activationEndTime=MS,
+                      communicationEndTime=MS, timezone=S(), tokenDuration=I(), maxTokens=I(), tokensInUse=I(),
+                      tokensUsed=I(), bidir=B, highPriorityDownlink=B, maxUplinkFrames=I(), maxDownlinkFrames=I(),
+                      automaticRenewal=B, renewalDuration=I(), options=A(O()), blacklistedTerritories=A(MIN_GROUP),
+                      createdBy=S(), creationTime=MS, lastEditionTime=MS),
+    "deviceTypeCreate": O(
+        ("name", "groupId"), name=S(1, 100), description=S(0, 300), groupId=OID,
+        contractId=OID, contracts=A(O(("id",), id=OID), maxItems=1),
+        keepAlive=I(0, INT32, description="seconds; 0 = off, else at least the configured minimum (1800 s)"),
+        alertEmail=EMAIL, downlinkMode=E(0, 1, 2, 3, description="0 DIRECT, 1 CALLBACK, 2 NONE, 3 MANAGED"),
+        downlinkDataString=S(0, 100, description="8 bytes in hex; may hold {tapId}, {rssi}, {time}"),
+        payloadType=E(2, 3, 4, 5, description="2 regular, 3 custom grammar, 4 geolocation, 5 ASCII"),
+        payloadConfig=S(0, 2000, description="custom grammar, required when payloadType is 3"),
+        automaticRenewal=B),
+    "deviceTypeUpdate": O(
+        name=S(1, 100), description=nullable(S(0, 300)), contractId=OID,
+        contracts=A(O(("id",), id=OID), maxItems=1), keepAlive=I(0, INT32), alertEmail=nullable(EMAIL),
+        downlinkMode=E(0, 1, 2, 3), downlinkDataString=nullable(S(0, 100)), payloadType=E(2, 3, 4, 5),
+        payloadConfig=nullable(S(0, 2000)), automaticRenewal=B),
+    "deviceType": O(id=S(), name=S(), description=S(), group=MIN_GROUP, contract=O(id=S(), name=S()),
+                    contracts=A(O(id=S(), name=S())), keepAlive=I(), alertEmail=S(), downlinkMode=I(),
+                    downlinkDataString=S(), payloadType=I(), payloadConfig=S(), automaticRenewal=B,
+                    creationTime=MS, createdBy=S(), lastEditionTime=MS, lastEditedBy=S()),
+    "createUrlCallback": O(("channel", "callbackType", "enabled", "url", "httpMethod"), **CALLBACK_COMMON, **HTTP,
+                           sendSni=B, bodyTemplate=S(0, 10000), contentType=S(0, 100)),
+    "createBatchUrlCallback": O(("channel", "callbackType", "enabled", "url", "httpMethod"), **CALLBACK_COMMON,
+                                **HTTP, linePattern=S(0, 2000)),
+    "createEmailCallback": O(("channel", "callbackType", "enabled", "recipient"), **CALLBACK_COMMON,
+                             recipient=S(1, 500), subject=S(0, 500), message=S(0, 10000)),
+    "createCallback": {"oneOf": [R("createUrlCallback"), R("createBatchUrlCallback"), R("createEmailCallback")],
+                       "discriminator": {"propertyName": "channel", "mapping": {
+                           "URL": "#/components/schemas/createUrlCallback",
+                           "BATCH_URL": "#/components/schemas/createBatchUrlCallback",
+                           "EMAIL": "#/components/schemas/createEmailCallback"}}},
+    "updateCallback": O(**{**CALLBACK_COMMON, "payloadConfig": nullable(S(0, 2000))}, url=S(1, 2000),
+                        httpMethod=S(enum=["GET", "PUT", "POST"]),
+                        headers=nullable(O() | {"additionalProperties": S(0, 1000)}), sendSni=B,
+                        bodyTemplate=nullable(S(0, 10000)), contentType=nullable(S(0, 100)),
+                        linePattern=nullable(S(0, 2000)), recipient=S(1, 500), subject=nullable(S(0, 500)),
+                        message=nullable(S(0, 10000))),
+    "callback": O(id=S(), channel=S(), callbackType=I(), callbackSubtype=I(), payloadConfig=S(), enabled=B,
+                  dead=B, url=S(), httpMethod=S(), downlinkHook=B, headers=O(), sendSni=B, bodyTemplate=S(),
+                  contentType=S(), linePattern=S(), recipient=S(), subject=S(), message=S()),
+    "deviceCreationJob": O(("id", "name", "pac", "deviceTypeId"), id=DEVICE_ID, name=S(1, 100), pac=PAC,
+                           deviceTypeId=OID, activable=B, automaticRenewal=B, lat=LAT, lng=LNG,
+                           productCertificate=CERT, prototype=B),
+    "deviceUpdateJob": O(**DEVICE_EDIT),
+    "tokenUnsubscribe": O(unsubscriptionTime=MS),
+    "device": O(id=S(), name=S(), deviceType=O(id=S(), name=S()), group=MIN_GROUP, contract=O(id=S(), name=S()),
+                pac=S(), prototype=B, productCertificate=O(key=S()), location=O(lat=LAT, lng=LNG),
+                lastComputedLocation=O(), sequenceNumber=I(), trashSequenceNumber=I(), lastCom=MS, lqi=I(),
+                activationTime=MS, creationTime=MS, state=I(description="0 OK, 1 DEAD, 2 OFF_CONTRACT, 3 DISABLED, "
+                                                                      "4 WARN, 5 DELETED, 6 SUSPENDED, 7 NOT_ACTIVABLE"),
+                comState=I(), token=O(state=I(), end=MS), unsubscriptionTime=MS, createdBy=S(),
+                lastEditionTime=MS, lastEditedBy=S(), automaticRenewal=B, activable=B),
+    "deviceMessage": O(device=O(id=S(), name=S()), time=MS, data=S(), seqNumber=I(), nbFrames=I(), lqi=I(),
+                       ackRequired=B, oob=B, computedLocation=A(O()), rinfos=A(O(
+                           baseStation=O(id=S(), name=S()), rssi={"type": "number"}, snr={"type": "number"},
+                           freq={"type": "number"}, lat={"type": "number"}, lng={"type": "number"}, rep=I(),
+                           repetitions=A(O()), cbStatus=A(O(status=I(), info=S(), cbDef=S(), time=MS))))),
+    "messageMetric": O(lastDay=I(), lastWeek=I(), lastMonth=I()),
+    "deviceLocation": O(lat={"type": "number"}, lng={"type": "number"}, radius=I(), source=I(), time=MS, valid=B),
+    "errorMessages": O(deviceId=S(), deviceTypeId=S(), device=S(), deviceType=S(), time=MS, data=S(), snr=S(),
+                       status=S(), message=S(), callbackId=S(), callback=O(), parameters=O()),
+    "bulkCreateRow": O(("id", "pac"), id=DEVICE_ID, pac=PAC, name=S(1, 100), lat=LAT, lng=LNG,
+                       automaticRenewal=B, activable=B),
+    "asynchronousDeviceCreationJob": O(("deviceTypeId", "data"), deviceTypeId=OID, productCertificate=CERT,
+                                       prototype=B, prefix=S(0, 40), data=A(R("bulkCreateRow"))),
+    "deviceEditionBulk": O(("id",), id=DEVICE_ID, **DEVICE_EDIT),
+    "asynchronousDeviceEditionJob": O(("data",), data=A(R("deviceEditionBulk"))),
+    "bulkTransferRow": O(("id",), id=DEVICE_ID, keepHistory=B, activable=B),
+    "asynchronousDeviceTransferJob": O(("deviceTypeId", "data"), deviceTypeId=OID, data=A(R("bulkTransferRow"))),
+    "bulkReplaceRow": O(("deviceId", "targetDeviceId"), deviceId=DEVICE_ID, targetDeviceId=DEVICE_ID),
+    "asynchronousDeviceReplacementJob": O(("data",), data=A(R("bulkReplaceRow"))),
+    "deviceActionRow": O(("id",), id=DEVICE_ID),
+    "deviceActionJob": O(("data",), data=A(DEVICE_ID)),
+    "bulkUnsubscribeRow": O(("id",), id=DEVICE_ID, unsubscriptionTime=MS),
+    "bulkUnsubscribe": O(("data",), data=A(R("bulkUnsubscribeRow"))),
+    "bulkReport": O(total=I(), dryRun=B, status=O(success=I(), errors=A(JOB_ERROR))),
+    "registrationJobStatus": O(jobDone=B, total=I(), kind=S(), processed=I(description="rows handled so far"),
+                               status=O(success=I(), errors=A(JOB_ERROR))),
+    "actionJob": O(jobDone=B, status=O(total=I(), nbSuccess=I(), nbErrors=I(), errors=A(JOB_ERROR))),
+}
+
+MESSAGE = {"application/json": {"schema": R("Message")}}
+ERRORS = {
+    "400": {"description": "Bad request: every bad field named", "content": {"application/json": {
+        "schema": R("ErrorContent")}}},
+    "401": {"description": "Missing or wrong credentials", "content": MESSAGE},
+    "403": {"description": "The caller's profiles do not allow this", "content": MESSAGE},
+    "404": {"description": "Not found (or outside the caller's groups)", "content": MESSAGE},
+    "405": {"description": "Method not allowed", "content": {"application/json": {"schema": R("MethodNotAllowed")}}},
+    "429": {"description": "Too many requests", "headers": {"Retry-After": {"schema": I(1)}}, "content": MESSAGE},
+}
+
+
+def q(name: str, schema: dict[str, Any], description: str = "", required: bool = False) -> dict[str, Any]:
+    out = {"name": name, "in": "query", "schema": schema, "required": required}
+    if description:
+        out["description"] = description
+    return out
+
+
+def path(name: str, schema: dict[str, Any] = OID) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
+def fields_param(*allowed: str) -> dict[str, Any]:
+    return q("fields", S(0, 500), "linked objects to expand, e.g. " + ", ".join(allowed))
+
+
+PAGE = [q("limit", I(1, 100), "1..100, default 100"), q("offset", I(0, INT32))]
+WINDOW = [q("since", MS, "from this time (ms), inclusive"), q("before", MS, "until this time (ms), exclusive")]
+ID, DEV = path("id"), path("id", DEVICE_ID)
+CSV_NOTE = ("JSON, or a CSV upload (Content-Type text/csv; `;`-separated, one device per line) in the format: ")
+
+
+def ok(status: int, schema: dict[str, Any] | None, description: str = "Success") -> dict[str, Any]:
+    out: dict[str, Any] = {"description": description}
+    if schema is not None:
+        out["content"] = {"application/json": {"schema": schema}}
+    return {str(status): out}
+
+
+def listing(item: str) -> dict[str, Any]:
+    return ok(200, O(data=A(R(item)), paging=R("paging")))
+
+
+def op(summary: str, responses: dict[str, Any], params: list[dict[str, Any]] = (), body: str | None = None,
+       csv: str | None = None, tag: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {"summary": summary, "tags": [tag] if tag else [], "parameters": list(params),
+                           "responses": {**responses, **ERRORS}}
+    if body:
+        content = {"application/json": {"schema": R(body)}}
+        if csv:
+            content["text/csv"] = {"schema": {"type": "string"}}
+            out["description"] = CSV_NOTE + f"`{csv}`"
+        out["requestBody"] = {"required": True, "content": content}
+    return out
+
+
+def paths() -> dict[str, Any]:
+    no = ok(204, None, "Done")
+    created = ok(201, R("createResponse"))
+    undelivered = listing("errorMessages")
+    g, u, a, c, t, cb, d, b = ("groups", "users", "api-users", "contract-infos", "device-types", "callbacks",
+                               "devices", "bulk")
+    bulk_action = {}
+    for kind, csv in (("restart", "id"), ("suspend", "id"), ("resume", "id"), ("delete", "id"),
+                      ("unsubscribe", "id[;unsubscriptionTime]")):
+        body = "bulkUnsubscribe" if kind == "unsubscribe" else "deviceActionJob"
+        bulk_action[f"/devices/bulk/{kind}"] = {"post": op(
+            f"Bulk {kind}" + (" (Backhaul's 'Delete series')" if kind == "delete" else ""),
+            {**ok(201, R("jobStarted")), **ok(200, R("bulkReport"), "Dry run report")},
+            [q("dryRun", B, "check every row, write nothing, answer the report")], body, csv, b)}
+        bulk_action[f"/devices/bulk/{kind}/{{jobId}}"] = {"get": op(
+            f"Status of a bulk {kind} job", ok(200, R("actionJob")), [path("jobId")], tag=b)}
+    return {
+        "/openapi.json": {"get": {"summary": "This document", "security": [], "tags": ["meta"],
+                                  "responses": ok(200, {"type": "object"})}},
+        "/groups/": {
+            "get": op("List groups", listing("group"), [
+                q("parentIds", S(0, 2000), "comma-separated parent ids"), q("deep", B, "all sub-groups"),
+                q("name", S(0, 100)), q("types", S(0, 100), "comma-separated group types"),
+                q("sort", S(enum=["id", "-id", "name", "-name"])), fields_param("path(name,type,level)"), *PAGE],
+                tag=g),
+            "post": op("Create a group", created, body="groupCreate", tag=g)},
+        "/groups/{id}": {
+            "get": op("A group", ok(200, R("group")), [ID, fields_param("path(name,type,level)")], tag=g),
+            "put": op("Update a group", no, [ID], "groupUpdate", tag=g),
+            "delete": op("Delete an empty group", {**no, "409": {"description": "Not empty", "content": MESSAGE}},
+                         [ID], tag=g)},
+        "/groups/{id}/callbacks-not-delivered": {"get": op(
+            "Undelivered callbacks of the group and its sub-groups", undelivered, [ID, *WINDOW, *PAGE], tag=g)},
+        "/profiles/": {"get": op("Predefined profiles available on a group", listing("profile"), [
+            q("groupId", OID, required=True), q("inherit", B), fields_param("group(name,type,level)", "roles(name)"),
+            *PAGE], tag="profiles")},
+        "/profiles/{id}": {"get": op("A profile", ok(200, R("profile")), [ID, fields_param("roles(name)")],
+                                     tag="profiles")},
+        "/users/": {
+            "get": op("List users", listing("user"), [
+                q("text", S(0, 100)), q("profileId", OID), q("groupIds", S(0, 2000)), q("deep", B),
+                q("sort", S(enum=["id", "-id", "name", "-name", "email", "-email"])),
+                fields_param("userRoles(group(name,type,level))"), *PAGE], tag=u),
+            "post": op("Create a user", created, body="userCreation", tag=u)},
+        "/users/{id}": {
+            "get": op("A user", ok(200, R("user")), [ID, fields_param("userRoles(group(name,type,level))")], tag=u),
+            "put": op("Update a user (userRoles replaces the roles in the caller's groups)", no, [ID], "userUpdate",
+                      tag=u),
+            "delete": op("Remove the user from the caller's groups", no, [ID], tag=u)},
+        "/users/{id}/profiles": {"put": op("Add user roles", no, [ID], "userRoles", tag=u)},
+        "/users/{id}/profiles/{profileId}": {"delete": op("Remove a profile from a user", no, [
+            ID, path("profileId"), q("groupId", OID)], tag=u)},
+        "/api-users/": {
+            "get": op("List API users", listing("apiUser"), [
+                q("profileId", OID), q("groupIds", S(0, 2000)), fields_param("group(name,type,level)",
+                                                                             "profiles(name,roles(name))"), *PAGE],
+                tag=a),
+            "post": op("Create an API user; the answer holds its access token, shown only once",
+                       ok(201, R("apiUserCreated")), body="apiUserCreation", tag=a)},
+        "/api-users/{id}": {
+            "get": op("An API user", ok(200, R("apiUser")), [ID, fields_param("group(name,type,level)")], tag=a),
+            "put": op("Update an API user", no, [ID], "apiUserEdition", tag=a),
+            "delete": op("Delete an API user", no, [ID], tag=a)},
+        "/api-users/{id}/profiles": {"put": op("Add profiles to an API user", no, [ID], "profileIds", tag=a)},
+        "/api-users/{id}/profiles/{profileId}": {"delete": op("Remove a profile from an API user", no, [
+            ID, path("profileId")], tag=a)},
+        "/api-users/{id}/renew-credential": {"put": op("Issue a new access token; the old one stops working",
+                                                       ok(200, R("accessToken")), [ID], tag=a)},
+        "/contract-infos/": {
+            "get": op("List contracts (of the caller's groups and of the groups above)", listing("contractInfo"), [
+                q("name", S(0, 100)), q("groupId", OID), q("deep", B), q("up", B), q("orderIds", S(0, 2000)),
+                q("contractIds", S(0, 2000)), q("fromTime", MS), q("toTime", MS), q("tokenDuration", I(0, INT32)),
+                fields_param("group(name,type,level)", "order(name)"), *PAGE], tag=c),
+            "post": op("Create a contract (Backhaul; needs contracts:write)", created, body="contractInfoCreate",
+                       tag=c)},
+        "/contract-infos/{id}": {
+            "get": op("A contract", ok(200, R("contractInfo")), [ID, fields_param("group(name,type,level)")], tag=c),
+            "put": op("Update a contract (Backhaul)", no, [ID], "contractInfoUpdate", tag=c),
+            "delete": op("Delete an unused contract (Backhaul)", {**no, "409": {"description": "In use",
+                                                                               "content": MESSAGE}}, [ID], tag=c)},
+        "/contract-infos/{id}/devices": {"get": op("Devices holding a token of the contract", listing("device"), [
+            ID, q("deviceTypeId", OID), fields_param("deviceType(name)"), *PAGE], tag=c)},
+        "/device-types/": {
+            "get": op("List device types", listing("deviceType"), [
+                q("name", S(0, 100)), q("groupIds", S(0, 2000)), q("deep", B), q("contractId", OID),
+                q("payloadType", I()), q("sort", S(enum=["id", "-id", "name", "-name"])),
+                fields_param("group(name,type,level)", "contract(name)"), *PAGE], tag=t),
+            "post": op("Create a device type", created, body="deviceTypeCreate", tag=t)},
+        "/device-types/{id}": {
+            "get": op("A device type", ok(200, R("deviceType")), [ID, fields_param("group(name)", "contract(name)")],
+                      tag=t),
+            "put": op("Update a device type (its contract cannot change)", no, [ID], "deviceTypeUpdate", tag=t),
+            "delete": op("Delete a device type without devices", {**no, "409": {"description": "Has devices",
+                                                                               "content": MESSAGE}}, [ID], tag=t)},
+        "/device-types/{id}/messages": {"get": op("Messages of the device type's devices", listing("deviceMessage"),
+                                                  [ID, fields_param("device(name)", "rinfos(rep,baseStation(name))"),
+                                                   *WINDOW, *PAGE], tag=t)},
+        "/device-types/{id}/callbacks-not-delivered": {"get": op("Undelivered callbacks of the device type",
+                                                                 undelivered, [ID, *WINDOW, *PAGE], tag=t)},
+        "/device-types/{id}/disengage": {"put": op("Disengage the sequence number check of its devices", no, [ID],
+                                                   tag=t)},
+        "/device-types/{id}/callbacks": {
+            "get": op("Callbacks of a device type", ok(200, O(data=A(R("callback")))), [ID], tag=cb),
+            "post": op("Create a callback", created, [ID], "createCallback", tag=cb)},
+        "/device-types/{id}/callbacks/{callbackId}": {
+            "put": op("Update a callback", no, [ID, path("callbackId")], "updateCallback", tag=cb),
+            "delete": op("Delete a callback", no, [ID, path("callbackId")], tag=cb)},
+        "/device-types/{id}/callbacks/{callbackId}/enable": {"put": op(
+            "Enable or disable a callback (enabling clears `dead`)", no,
+            [ID, path("callbackId"), q("enabled", B, required=True)], tag=cb)},
+        "/device-types/{id}/callbacks/{callbackId}/downlink": {"put": op(
+            "Make this BIDIR callback the downlink callback", no, [ID, path("callbackId")], tag=cb)},
+        "/device-types/{id}/callbacks/{callbackId}/callbacks-not-delivered": {"get": op(
+            "Undelivered callbacks of one callback", undelivered, [ID, path("callbackId"), *WINDOW, *PAGE],
+            tag=cb)},
+        "/devices/": {
+            "get": op("List devices (50 requests / 10 s)", listing("device"), [
+                q("id", DEVICE_ID), q("groupIds", S(0, 2000)), q("deep", B), q("deviceTypeId", OID),
+                q("sort", S(enum=["id", "-id", "name", "-name", "lastCom", "-lastCom"])),
+                q("minId", DEVICE_ID), q("maxId", DEVICE_ID),
+                fields_param("deviceType(name)", "group(name,type,level)", "contract(name)"), *PAGE], tag=d),
+            "post": op("Create a device (it takes a token from its device type's contract when activable)",
+                       {**created, "409": {"description": "Exists", "content": MESSAGE}}, body="deviceCreationJob",
+                       tag=d)},
+        "/devices/{id}": {
+            "get": op("A device", ok(200, R("device")), [DEV, fields_param("deviceType(name)", "group(name)")],
+                      tag=d),
+            "put": op("Update a device", no, [DEV], "deviceUpdateJob", tag=d),
+            "delete": op("Delete a device", no, [DEV], tag=d)},
+        "/devices/{id}/messages": {"get": op(
+            "Messages of a device, newest first, with each callback attempt in rinfos[0].cbStatus "
+            "(1 request / s per device)", listing("deviceMessage"),
+            [DEV, fields_param("oob", "ackRequired", "device(name)", "rinfos(rep,repetitions,baseStation(name))"),
+             *WINDOW, *PAGE], tag=d)},
+        "/devices/{id}/messages/metric": {"get": op("Message counts over the last day, week and month",
+                                                    ok(200, R("messageMetric")), [DEV], tag=d)},
+        "/devices/{id}/locations": {"get": op("Computed locations", listing("deviceLocation"), [
+            DEV, q("oob", B), *WINDOW, *PAGE], tag=d)},
+        "/devices/{id}/callbacks-not-delivered": {"get": op("Undelivered callbacks of a device", undelivered,
+                                                            [DEV, *WINDOW, *PAGE], tag=d)},
+        "/devices/{id}/disengage": {"post": op("Accept the next sequence number whatever it is", no, [DEV], tag=d)},
+        "/devices/{id}/unsubscribe": {"put": op("End the device's token at a time (default now)", no, [DEV],
+                                                "tokenUnsubscribe", tag=d)},
+        "/devices/bulk": {
+            "post": op("Bulk create (5 requests / 10 min)", {**ok(200, R("jobStarted")),
+                                                            **ok(200, R("bulkReport"), "Dry run report")},
+                       [q("dryRun", B), q("deviceTypeId", OID, "CSV uploads: the device type"),
+                        q("prefix", S(0, 40), "CSV uploads: name prefix"), q("prototype", B)],
+                       "asynchronousDeviceCreationJob", "id;pac[;name[;lat;lng]]", b),
+            "put": op("Bulk edit", {**ok(201, R("jobStarted")), **ok(200, R("bulkReport"), "Dry run report")},
+                      [q("dryRun", B)], "asynchronousDeviceEditionJob", "id;name[;lat;lng]", b)},
+        "/devices/bulk/{jobId}": {"get": op("Status and per-row errors of any bulk job",
+                                            ok(200, R("registrationJobStatus")), [path("jobId")], tag=b)},
+        "/devices/bulk/transfer": {"post": op(
+            "Bulk transfer to another device type (token rules: same contract keeps, same order moves, "
+            "other order loses)", {**ok(200, R("jobStarted"))},
+            [q("dryRun", B), q("deviceTypeId", OID, "CSV uploads: the target device type"), q("keepHistory", B),
+             q("activable", B)], "asynchronousDeviceTransferJob", "id", b)},
+        "/devices/bulk/replace": {"post": op("Bulk replace: move tokens from devices to others (synchronous)",
+                                             ok(200, R("bulkReport")), [q("dryRun", B)],
+                                             "asynchronousDeviceReplacementJob", "oldId;newId", b)},
+        **bulk_action,
+    }
+
+
+def build() -> dict[str, Any]:
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "Backhaul API", "version": "2.0",
+                 "description": "Sigfox API v2 compatible operations support API of Backhaul. HTTP Basic auth "
+                                "with an API user's id and access token; every request sees the caller's group "
+                                "and its sub-groups only. Errors: 400 {message, errors[{type, field, message}]}, "
+                                "401, 403, 404, 405, 409, 429 with Retry-After."},
+        "servers": [{"url": "/v2"}],
+        "security": [{"basicAuth": []}],
+        "paths": paths(),
+        "components": {"securitySchemes": {"basicAuth": {"type": "http", "scheme": "basic"}}, "schemas": SCHEMAS},
+    }
+
+
+@functools.lru_cache(maxsize=1)
+def _raw() -> bytes:
+    return (resources.files("schemas") / "openapi.json").read_bytes()
+
+
+def document() -> dict[str, Any]:
+    return _parsed()
+
+
+@functools.lru_cache(maxsize=1)
+def _parsed() -> dict[str, Any]:
+    return json.loads(_raw())
+
+
+@routes.get("/v2/openapi.json")
+async def serve_document(request: web.Request) -> web.Response:
+    return web.Response(body=_raw(), content_type=JSON)
+
+
+if __name__ == "__main__":
+    target = resources.files("schemas") / "openapi.json"
+    with open(str(target), "w") as out:
+        json.dump(build(), out, indent=1)
+        out.write("\n")
+    print(f"wrote {target}")

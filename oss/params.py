@@ -1,0 +1,137 @@
+"""Reading a request: JSON bodies, query parameters and path ids, refused with the field named."""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from oss.errors import BadRequest, FieldError, UnsupportedMediaType
+
+OID = re.compile(r"[0-9a-f]{24}")
+DEVICE_ID = re.compile(r"[0-9A-Fa-f]{1,8}")
+INT32 = 2**31 - 1
+INT64 = 2**63 - 1
+
+
+async def json_body(request: web.Request) -> Any:
+    """The decoded JSON body; 400 when it is absent or not JSON."""
+    raw = await request.read()
+    if not raw.strip():
+        raise BadRequest(FieldError("body", "missing: a JSON body is required"))
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(FieldError("body", f"not valid JSON: {exc}")) from None
+
+
+def is_csv(request: web.Request) -> bool:
+    """Whether the body is a CSV upload (text/csv or text/plain) rather than JSON."""
+    kind = request.content_type
+    if kind in ("text/csv", "text/plain"):
+        return True
+    if kind in ("application/json", "application/octet-stream", ""):
+        return False
+    raise UnsupportedMediaType(f"Content-Type {kind} is not accepted: send application/json or text/csv")
+
+
+def oid(request: web.Request, name: str = "id") -> str:
+    """An OSS entity id from the path (24 lower-case hex characters)."""
+    value = request.match_info[name]
+    if not OID.fullmatch(value):
+        raise BadRequest(FieldError(name, "must be 24 hexadecimal characters", "path"))
+    return value
+
+
+def device_id(request: web.Request, name: str = "id") -> str:
+    """A device id from the path, normalised to upper case."""
+    value = request.match_info[name]
+    if not DEVICE_ID.fullmatch(value):
+        raise BadRequest(FieldError(name, "must be 1 to 8 hexadecimal characters", "path"))
+    return value.upper()
+
+
+def _raw(request: web.Request, name: str) -> str | None:
+    value = request.query.get(name)
+    if value is None or value == "":
+        return None
+    if "\x00" in value:
+        raise BadRequest(FieldError(name, "must not contain NUL characters", "query"))
+    return value
+
+
+def q_str(request: web.Request, name: str, *, max_length: int = 1000) -> str | None:
+    value = _raw(request, name)
+    if value is not None and len(value) > max_length:
+        raise BadRequest(FieldError(name, f"must be at most {max_length} characters", "query"))
+    return value
+
+
+def q_int(request: web.Request, name: str, *, default: int | None = None,
+          lo: int = -INT64, hi: int = INT64) -> int | None:
+    value = _raw(request, name)
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise BadRequest(FieldError(name, f"must be an integer, got {value[:40]!r}", "query")) from None
+    if not lo <= number <= hi:
+        raise BadRequest(FieldError(name, f"must be between {lo} and {hi}", "query"))
+    return number
+
+
+def q_bool(request: web.Request, name: str, *, default: bool | None = None) -> bool | None:
+    value = _raw(request, name)
+    if value is None:
+        return default
+    lowered = value.lower()
+    if lowered in ("true", "1"):
+        return True
+    if lowered in ("false", "0"):
+        return False
+    raise BadRequest(FieldError(name, "must be true or false", "query"))
+
+
+def q_list(request: web.Request, name: str) -> list[str]:
+    value = _raw(request, name)
+    return [part.strip() for part in value.split(",") if part.strip()] if value else []
+
+
+def q_ints(request: web.Request, name: str) -> list[int]:
+    out = []
+    for value in q_list(request, name):
+        try:
+            out.append(int(value))
+        except ValueError:
+            raise BadRequest(FieldError(name, f"{value[:40]!r} is not an integer", "query")) from None
+        if abs(out[-1]) > INT32:
+            raise BadRequest(FieldError(name, f"{value[:40]!r} is out of range", "query"))
+    return out
+
+
+def q_oids(request: web.Request, name: str) -> list[str]:
+    values = q_list(request, name)
+    for value in values:
+        if not OID.fullmatch(value):
+            raise BadRequest(FieldError(name, f"{value[:40]!r} is not a 24 hexadecimal character id", "query"))
+    return values
+
+
+def q_oid(request: web.Request, name: str, *, required: bool = False) -> str | None:
+    value = _raw(request, name)
+    if value is None:
+        if required:
+            raise BadRequest(FieldError(name, "is required", "query"))
+        return None
+    if not OID.fullmatch(value):
+        raise BadRequest(FieldError(name, "must be 24 hexadecimal characters", "query"))
+    return value
+
+
+def q_choice(request: web.Request, name: str, choices: tuple[str, ...], default: str) -> str:
+    value = _raw(request, name) or default
+    if value not in choices:
+        raise BadRequest(FieldError(name, f"must be one of {', '.join(choices)}", "query"))
+    return value

@@ -1,0 +1,45 @@
+"""Message history retention: messages, their callback attempts and events older than N days go."""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import asyncpg
+
+from oss.clock import now_ms
+
+log = logging.getLogger(__name__)
+
+_TABLES = ("messages", "callback_attempts", "undelivered_callbacks", "device_events")
+_BATCH = 10_000
+DAY_MS = 86_400_000
+
+
+async def purge_old_messages(pool: asyncpg.Pool, days: int) -> dict[str, int]:
+    """Delete history older than `days` days, in batches; returns rows deleted per table."""
+    cutoff = now_ms() - days * DAY_MS
+    deleted = dict.fromkeys(_TABLES, 0)
+    for table in _TABLES:
+        key = "ctid"
+        while True:
+            status = await pool.execute(
+                f"DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} WHERE time < $1 LIMIT {_BATCH})",
+                cutoff)
+            count = int(status.rsplit(" ", 1)[1])
+            deleted[table] += count
+            if count < _BATCH:
+                break
+    return deleted
+
+
+async def retention_loop(pool: asyncpg.Pool, days: int, every_s: float = 3600.0) -> None:
+    """Purge once an hour; `days` <= 0 keeps everything."""
+    if days <= 0:
+        return
+    while True:
+        try:
+            deleted = await purge_old_messages(pool, days)
+            log.info("history purged", extra={"deleted": deleted, "days": days})
+        except (OSError, asyncpg.PostgresError):
+            log.exception("history purge failed")
+        await asyncio.sleep(every_s)

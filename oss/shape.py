@@ -1,0 +1,47 @@
+"""Response shapes shared by every resource: absent values left out, linked objects expanded."""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import asyncpg
+
+from oss.fields import Fields
+
+
+def compact(body: dict[str, Any]) -> dict[str, Any]:
+    """Leave out properties without a value, as API v2 does."""
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def pick(full: dict[str, Any], wanted: Fields) -> dict[str, Any]:
+    """`{id}` plus the attributes a `fields=` expansion asked for."""
+    return compact({"id": full["id"], **{k: full.get(k) for k in wanted}})
+
+
+async def linked(conn: asyncpg.Connection, kind: str, ids: Iterable[str | None]) -> dict[str, dict[str, Any]]:
+    """Minimal views of linked groups, device types or contracts, by id, in one query."""
+    wanted = sorted({i for i in ids if i})
+    if not wanted:
+        return {}
+    sql = {
+        "group": "SELECT id, name, type, cardinality(path) AS level FROM groups WHERE id = ANY($1)",
+        "deviceType": "SELECT id, name FROM device_types WHERE id = ANY($1)",
+        "contract": "SELECT id, name FROM contract_infos WHERE id = ANY($1)",
+    }[kind]
+    return {r["id"]: dict(r) for r in await conn.fetch(sql, wanted)}
+
+
+async def expand_links(conn: asyncpg.Connection, items: list[dict[str, Any]], expand: Fields,
+                       links: dict[str, str]) -> None:
+    """Replace `{id}` references in `items` with the attributes `expand` asks for.
+
+    `links` maps a property name (e.g. `group`) to its kind (`group`).
+    """
+    for prop, kind in links.items():
+        if prop not in expand or not expand[prop]:
+            continue
+        found = await linked(conn, kind, (item.get(prop, {}).get("id") for item in items))
+        for item in items:
+            ref = item.get(prop)
+            if ref and ref["id"] in found:
+                item[prop] = pick(found[ref["id"]], expand[prop])

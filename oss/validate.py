@@ -1,0 +1,167 @@
+"""Request bodies checked against the schemas of our OpenAPI document.
+
+The document is the one declaration of every body's shape; this enforces the
+subset of JSON Schema it uses (type, required, properties, items, enum,
+minimum/maximum, minLength/maxLength, pattern, format email, nullable, oneOf
+with a discriminator) and reports every bad field with its path, e.g.
+`data[3].pac`.
+"""
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any
+
+from oss.errors import BadRequest, FieldError
+
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_TYPES = {"string": str, "boolean": bool, "object": dict, "array": list}
+
+
+@functools.lru_cache(maxsize=None)
+def _pattern(text: str) -> re.Pattern[str]:
+    return re.compile(text)
+
+
+def _schemas() -> dict[str, Any]:
+    from oss.openapi import document
+    return document()["components"]["schemas"]
+
+
+def _resolve(schema: dict[str, Any]) -> dict[str, Any]:
+    ref = schema.get("$ref")
+    return _schemas()[ref.rsplit("/", 1)[1]] if ref else schema
+
+
+def _type_ok(value: Any, kind: str) -> bool:
+    if kind == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, _TYPES[kind])
+
+
+def _check(value: Any, schema: dict[str, Any], path: str, errors: list[FieldError]) -> None:
+    schema = _resolve(schema)
+    name = path or "body"
+    if value is None:
+        if not schema.get("nullable"):
+            errors.append(FieldError(name, "must not be null"))
+        return
+    if "oneOf" in schema:
+        _check_one_of(value, schema, path, errors)
+        return
+    kind = schema.get("type")
+    if kind and not _type_ok(value, kind):
+        errors.append(FieldError(name, f"must be of type {kind}"))
+        return
+    if "enum" in schema and value not in schema["enum"]:
+        errors.append(FieldError(name, f"must be one of {', '.join(map(str, schema['enum']))}"))
+        return
+    if kind == "object":
+        for key in schema.get("required", ()):
+            if key not in value:
+                errors.append(FieldError(f"{path}.{key}" if path else key, "is required"))
+        for key, sub in schema.get("properties", {}).items():
+            if key in value:
+                _check(value[key], sub, f"{path}.{key}" if path else key, errors)
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict):
+            for key, item in value.items():
+                _check(item, extra, f"{path}.{key}" if path else key, errors)
+    elif kind == "array":
+        if len(value) < schema.get("minItems", 0):
+            errors.append(FieldError(name, f"must have at least {schema['minItems']} items"))
+        if "maxItems" in schema and len(value) > schema["maxItems"]:
+            errors.append(FieldError(name, f"must have at most {schema['maxItems']} items"))
+        for i, item in enumerate(value):
+            _check(item, schema.get("items", {}), f"{path}[{i}]", errors)
+            if len(errors) > 100:
+                return
+    elif kind == "string":
+        _check_string(value, schema, name, errors)
+    elif kind in ("integer", "number"):
+        if "minimum" in schema and value < schema["minimum"]:
+            errors.append(FieldError(name, f"must be at least {schema['minimum']}"))
+        if "maximum" in schema and value > schema["maximum"]:
+            errors.append(FieldError(name, f"must be at most {schema['maximum']}"))
+
+
+def _check_string(value: str, schema: dict[str, Any], name: str, errors: list[FieldError]) -> None:
+    if "\x00" in value:
+        errors.append(FieldError(name, "must not contain NUL characters"))
+    elif len(value) < schema.get("minLength", 0):
+        errors.append(FieldError(name, f"must be at least {schema['minLength']} characters"))
+    elif "maxLength" in schema and len(value) > schema["maxLength"]:
+        errors.append(FieldError(name, f"must be at most {schema['maxLength']} characters"))
+    elif "pattern" in schema and not _pattern(schema["pattern"]).search(value):
+        errors.append(FieldError(name, schema.get("x-pattern-message", f"must match {schema['pattern']}")))
+    elif schema.get("format") == "email" and not _EMAIL.fullmatch(value):
+        errors.append(FieldError(name, "must be an e-mail address"))
+    elif schema.get("format") == "timezone" and value not in _timezones():
+        errors.append(FieldError(name, "must be an IANA time zone such as Europe/Paris"))
+
+
+@functools.lru_cache(maxsize=1)
+def _timezones() -> frozenset[str]:
+    import zoneinfo
+    return frozenset(zoneinfo.available_timezones()) | {"UTC"}
+
+
+def _check_one_of(value: Any, schema: dict[str, Any], path: str, errors: list[FieldError]) -> None:
+    disc = schema["discriminator"]["propertyName"]
+    mapping = schema["discriminator"]["mapping"]
+    name = f"{path}.{disc}" if path else disc
+    if not isinstance(value, dict):
+        errors.append(FieldError(path or "body", "must be of type object"))
+    elif disc not in value:
+        errors.append(FieldError(name, "is required"))
+    elif value[disc] not in mapping:
+        errors.append(FieldError(name, f"must be one of {', '.join(mapping)}"))
+    else:
+        _check(value, {"$ref": mapping[value[disc]]}, path, errors)
+
+
+def _nul_errors(value: Any, path: str, errors: list[FieldError]) -> None:
+    """PostgreSQL text cannot hold NUL: refuse it anywhere, known property or not."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            errors.append(FieldError(path or "body", "must not contain NUL characters"))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if "\x00" in key:
+                errors.append(FieldError(path or "body", "property names must not contain NUL characters"))
+            _nul_errors(item, where, errors)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _nul_errors(item, f"{path}[{i}]", errors)
+
+
+def field_errors(value: Any, schema_name: str, *, rows: str | None = None) -> list[FieldError]:
+    """Every bad field of `value`; the items of the `rows` array are left to be checked one by one."""
+    errors: list[FieldError] = []
+    schema: dict[str, Any] = {"$ref": f"#/components/schemas/{schema_name}"}
+    if rows and isinstance(value, dict) and isinstance(value.get(rows), list):
+        resolved = _resolve(schema)
+        schema = {**resolved, "properties": {**resolved["properties"], rows: {"type": "array"}}}
+        _nul_errors({k: v for k, v in value.items() if k != rows}, "", errors)
+    else:
+        _nul_errors(value, "", errors)
+    if not errors:
+        _check(value, schema, "", errors)
+    return errors
+
+
+def validated(value: Any, schema_name: str, *, rows: str | None = None) -> dict[str, Any]:
+    """`value` if it fits the named schema, else 400 listing every bad field."""
+    errors = field_errors(value, schema_name, rows=rows)
+    if errors:
+        raise BadRequest(errors)
+    return value
+
+
+def known(value: dict[str, Any], schema_name: str) -> dict[str, Any]:
+    """Only the properties the schema declares (what may be stored)."""
+    props = _resolve({"$ref": f"#/components/schemas/{schema_name}"}).get("properties", {})
+    return {k: v for k, v in value.items() if k in props}
