@@ -43,7 +43,7 @@ SELECT = f"""SELECT c.*, (SELECT count(*) FROM devices d WHERE d.contract_id = c
 def visible(param: str = "$1") -> str:
     """SQL: the contract's group is in the caller's subtree or above the caller's group."""
     return (f"({in_subtree('c.group_id', param)} OR "
-            f"c.group_id = ANY((SELECT path FROM groups WHERE id = {param})))")
+            f"c.group_id IN (SELECT unnest(path) FROM groups WHERE id = {param}))")
 
 
 def contract_body(r: asyncpg.Record) -> dict[str, Any]:
@@ -101,7 +101,7 @@ async def list_contracts(request: web.Request) -> web.Response:
         if q_bool(request, "deep", default=False):
             scopes.append(in_subtree("c.group_id", f"${n}"))
         if q_bool(request, "up", default=False):
-            scopes.append(f"c.group_id = ANY((SELECT path FROM groups WHERE id = ${n}))")
+            scopes.append(f"c.group_id IN (SELECT unnest(path) FROM groups WHERE id = ${n})")
         where.append(f"({' OR '.join(scopes)})")
     if order_ids := q_list(request, "orderIds"):
         args.append(order_ids)

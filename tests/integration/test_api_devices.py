@@ -1,0 +1,196 @@
+"""Contracts, device types, callbacks, devices, tokens and message history through the running API."""
+from __future__ import annotations
+
+import pytest
+
+from oss.clock import now_ms
+from oss.testing import api, check, make_device_type, make_tenant  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.integration
+
+
+async def test_contract_tokens_and_fixed_contract(api):
+    t = await make_tenant(api, "Tokens", max_tokens=2)
+    c = t.client
+    dt = await make_device_type(c, t, keepAlive=0)
+    for ident in ("A1", "A2"):
+        check(await c.post("/devices/", {"id": ident, "name": ident, "pac": "0" * 16, "deviceTypeId": dt}), 201)
+    full = await c.post("/devices/", {"id": "A3", "name": "A3", "pac": "0" * 16, "deviceTypeId": dt})
+    assert full.status == 400 and "no token left" in full.body["errors"][0]["message"]
+    check(await c.post("/devices/", {"id": "A4", "name": "spare", "pac": "0" * 16, "deviceTypeId": dt,
+                                     "activable": False}), 201)
+    contract = check(await c.get(f"/contract-infos/{t.contract}", params={"fields": "group(name)"}), 200)
+    assert contract["maxTokens"] == 2 and contract["tokensInUse"] == 2 and contract["tokensUsed"] == 2
+    assert contract["group"]["name"] == "Tokens"
+    held = check(await c.get(f"/contract-infos/{t.contract}/devices"), 200)["data"]
+    assert sorted(d["id"] for d in held) == ["A1", "A2"]
+    spare = check(await c.get("/devices/A4"), 200)
+    assert spare["state"] == 7 and "token" not in spare
+    other = check(await api.root.post("/contract-infos/", {"name": "other", "groupId": t.group}), 201)["id"]
+    r = await c.put(f"/device-types/{dt}", {"contractId": other})
+    assert r.status == 400 and r.body["errors"][0]["field"] == "contractId"
+    check(await c.put(f"/device-types/{dt}", {"contractId": t.contract, "name": "same contract"}), 204)
+    check(await c.delete("/devices/A1"), 204)
+    check(await c.post("/devices/", {"id": "A3", "name": "A3", "pac": "0" * 16, "deviceTypeId": dt}), 201)
+    assert (await c.delete(f"/contract-infos/{t.contract}")).status == 409
+
+
+async def test_device_type_validation(api):
+    t = await make_tenant(api, "Types")
+    c = t.client
+    bad = await c.post("/device-types/", {"name": "x", "groupId": t.group, "contractId": t.contract,
+                                          "keepAlive": 30, "downlinkMode": 0, "downlinkDataString": "zz",
+                                          "payloadType": 3, "payloadConfig": "temp::int:99",
+                                          "alertEmail": "not-an-email"})
+    assert bad.status == 400
+    fields = {e["field"] for e in bad.body["errors"]}
+    assert fields == {"alertEmail"}
+    bad = await c.post("/device-types/", {"name": "x", "groupId": t.group, "contractId": t.contract,
+                                          "keepAlive": 30, "downlinkMode": 0, "downlinkDataString": "zz",
+                                          "payloadType": 3, "payloadConfig": "temp::int:99"})
+    fields = {e["field"]: e["message"] for e in bad.body["errors"]}
+    assert set(fields) == {"keepAlive", "downlinkDataString", "payloadConfig"}
+    assert "at least 60 seconds" in fields["keepAlive"]
+    dt = await make_device_type(c, t, keepAlive=120, downlinkMode=0, downlinkDataString="{time}{tapId}0000",
+                                payloadType=3, payloadConfig="temp::int:8 humidity::uint:16:little-endian",
+                                alertEmail="ops@example.com")
+    got = check(await c.get(f"/device-types/{dt}", params={"fields": "group(name),contract(name)"}), 200)
+    assert got["keepAlive"] == 120 and got["contract"]["name"] == "Types contract"
+    assert got["group"]["name"] == "Types" and got["payloadType"] == 3
+    check(await c.put(f"/device-types/{dt}", {"alertEmail": None, "keepAlive": 0}), 204)
+    got = check(await c.get(f"/device-types/{dt}"), 200)
+    assert "alertEmail" not in got and got["keepAlive"] == 0
+    listed = check(await c.get("/device-types/", params={"payloadType": "3"}), 200)["data"]
+    assert [x["id"] for x in listed] == [dt]
+    check(await c.delete(f"/device-types/{dt}"), 204)
+
+
+async def test_callbacks_crud_enable_downlink(api):
+    t = await make_tenant(api, "Hooks")
+    c = t.client
+    dt = await make_device_type(c, t, downlinkMode=1)
+    base = f"/device-types/{dt}/callbacks"
+    uplink = check(await c.post(base, {"channel": "URL", "callbackType": 0, "callbackSubtype": 2, "enabled": True,
+                                       "url": "http://127.0.0.1:9/up?d={device}", "httpMethod": "POST",
+                                       "bodyTemplate": '{"data": "{data}", "t": {time}}',
+                                       "contentType": "application/json"}), 201)["id"]
+    bidir = check(await c.post(base, {"channel": "URL", "callbackType": 0, "callbackSubtype": 3, "enabled": True,
+                                      "url": "http://127.0.0.1:9/bidir", "httpMethod": "POST",
+                                      "bodyTemplate": "device={device}&ack={ack}"}), 201)["id"]
+    check(await c.post(base, {"channel": "EMAIL", "callbackType": 2, "enabled": True,
+                              "recipient": "ops@example.com", "subject": "{device} down", "message": "{info}"}), 201)
+    bad = await c.post(base, {"channel": "URL", "callbackType": 0, "callbackSubtype": 2, "enabled": True,
+                              "url": "http://x/{nosuch}", "httpMethod": "GET", "headers": {"Host": "x"}})
+    assert bad.status == 400 and bad.body["errors"][0]["field"] in ("url", "headers.Host")
+    bad = await c.post(base, {"channel": "URL", "callbackType": 1, "callbackSubtype": 2, "enabled": True,
+                              "url": "http://x/", "httpMethod": "GET"})
+    assert bad.status == 400 and bad.body["errors"][0]["field"] == "callbackSubtype"
+    bad = await c.post(base, {"channel": "FAX", "callbackType": 0, "enabled": True})
+    assert bad.status == 400 and bad.body["errors"][0]["field"] == "channel"
+    row = await api.pool.fetchrow("SELECT callback_type, callback_subtype FROM callbacks WHERE id = $1", bidir)
+    assert tuple(row) == (0, 1)
+    check(await c.put(f"{base}/{bidir}/downlink"), 204)
+    assert (await c.put(f"{base}/{uplink}/downlink")).status == 400
+    check(await c.put(f"{base}/{uplink}/enable", params={"enabled": "false"}), 204)
+    check(await c.put(f"{base}/{uplink}", {"url": "http://127.0.0.1:9/v2?d={device}&s={seqNumber}"}), 204)
+    listed = {cb["id"]: cb for cb in check(await c.get(base), 200)["data"]}
+    assert listed[uplink]["enabled"] is False and listed[uplink]["url"].endswith("{seqNumber}")
+    assert listed[bidir]["downlinkHook"] is True and listed[bidir]["callbackSubtype"] == 3
+    assert (await c.put(f"{base}/{uplink}", {"bodyTemplate": '{"x": {nope}}'})).status == 400
+    check(await c.delete(f"{base}/{uplink}"), 204)
+    assert (await c.delete(f"{base}/{uplink}")).status == 404
+    outbox = await api.pool.fetchval("SELECT count(*) FROM config_outbox WHERE key = $1", f"callback:{uplink}")
+    assert outbox >= 1
+
+
+async def test_device_crud_disengage_unsubscribe(api):
+    t = await make_tenant(api, "Things")
+    c = t.client
+    dt = await make_device_type(c, t)
+    body = {"id": "00ab12cd", "name": "meter", "pac": "0123456789ABCDEF", "deviceTypeId": dt, "lat": 43.6,
+            "lng": 1.44, "productCertificate": {"key": "P_0001"}}
+    check(await c.post("/devices/", body), 201)
+    assert (await c.post("/devices/", body)).status == 409
+    d = check(await c.get("/devices/00AB12CD", params={"fields": "deviceType(name),group(name,level)"}), 200)
+    assert d["deviceType"]["name"] == "sensor" and d["group"]["name"] == "Things" and d["group"]["level"] == 1
+    assert d["token"]["state"] == 0 and d["state"] == 0 and d["comState"] == 5 and d["lqi"] == 4
+    assert d["location"] == {"lat": 43.6, "lng": 1.44} and d["productCertificate"] == {"key": "P_0001"}
+    check(await c.put("/devices/00AB12CD", {"name": "meter 2", "lat": None, "lng": None}), 204)
+    d = check(await c.get("/devices/00ab12cd"), 200)
+    assert d["name"] == "meter 2" and "location" not in d
+    check(await c.post("/devices/00AB12CD/disengage"), 204)
+    assert await api.pool.fetchval("SELECT disengaged_at FROM devices WHERE id = '00AB12CD'") > 0
+    check(await c.put(f"/device-types/{dt}/disengage"), 204)
+    check(await c.put("/devices/00AB12CD/unsubscribe", {"unsubscriptionTime": now_ms() - 1000}), 204)
+    d = check(await c.get("/devices/00AB12CD"), 200)
+    assert d["token"]["state"] == 1 and d["state"] == 2 and d["automaticRenewal"] is False
+    bad = await c.post("/devices/", {"id": "XYZ", "name": "", "pac": "12", "deviceTypeId": dt, "lat": 91})
+    assert {e["field"] for e in bad.body["errors"]} == {"id", "name", "pac", "lat"}
+    assert (await c.get("/devices/not-hex")).status == 400
+    check(await c.delete("/devices/00AB12CD"), 204)
+    assert (await c.get("/devices/00AB12CD")).status == 404
+
+
+async def _store_messages(api, device: str, device_type: str, group: str, count: int) -> list[str]:
+    base = now_ms() - count * 1000
+    ids = []
+    for i in range(count):
+        mid = f"{device}:{i}"
+        ids.append(mid)
+        await api.pool.execute(
+            "INSERT INTO messages(id, device_id, device_type_id, time, seq_number, data, rinfos, lqi, "
+            "computed_location) VALUES ($1, $2, $3, $4, $5, $6, $7, 2, $8)", mid, device, device_type,
+            base + i * 1000, i, f"{i:02x}", [{"baseStation": "1A2B", "rssi": -120.0, "snr": 10.5, "freq": 868.1,
+                                              "rep": 1}],
+            {"lat": 43.0, "lng": 1.0, "radius": 1000, "source": 2, "status": 1} if i % 2 else None)
+        await api.pool.execute(
+            "INSERT INTO callback_attempts(delivery_id, attempt, message_id, device_id, callback_id, time, status, "
+            "info) VALUES ($1, 1, $2, $3, 'cb1', $4, 200, 'OK')", f"d{mid}", mid, device, base + i * 1000 + 50)
+    await api.pool.execute(
+        "INSERT INTO undelivered_callbacks(delivery_id, device_id, device_type_id, group_id, callback_id, time, "
+        "data, snr, status, message, callback, parameters, delivery) VALUES ($1, $2, $3, $4, 'cb1', $5, 'ff', 9.5, "
+        "600, 'connection refused', $6, $7, '{}')", f"dead-{device}", device, device_type, group, now_ms(),
+        {"url": "http://x/", "method": "POST"}, {"device": device})
+    return ids
+
+
+async def test_messages_paging_to_the_end_and_history(api):
+    t = await make_tenant(api, "History")
+    c = t.client
+    dt = await make_device_type(c, t)
+    check(await c.post("/devices/", {"id": "BEEF", "name": "b", "pac": "0" * 16, "deviceTypeId": dt}), 201)
+    await _store_messages(api, "BEEF", dt, t.group, 25)
+    seen, url, pages = [], "/devices/BEEF/messages", 0
+    params = {"limit": "10", "fields": "rinfos(rep,baseStation(name))"}
+    while url:
+        page = check(await c.get(url, params=params), 200)
+        params = None
+        pages += 1
+        seen += [m["seqNumber"] for m in page["data"]]
+        url = page["paging"].get("next")
+    assert pages == 3 and seen == list(range(24, -1, -1))
+    first = check(await c.get("/devices/BEEF/messages", params={"limit": "1"}), 200)["data"][0]
+    assert first["rinfos"][0]["cbStatus"] == [{"status": 200, "info": "OK", "cbDef": "cb1",
+                                               "time": first["time"] + 50}]
+    assert first["rinfos"][0]["baseStation"] == {"id": "1A2B"} and first["device"] == {"id": "BEEF"}
+    window = check(await c.get("/devices/BEEF/messages", params={"since": str(first["time"] - 5000)}), 200)
+    assert len(window["data"]) == 6
+    metric = check(await c.get("/devices/BEEF/messages/metric"), 200)
+    assert metric == {"lastDay": 25, "lastWeek": 25, "lastMonth": 25}
+    locations = check(await c.get("/devices/BEEF/locations"), 200)["data"]
+    assert len(locations) == 12 and locations[0]["valid"] is True
+    assert len(check(await c.get(f"/device-types/{dt}/messages"), 200)["data"]) == 25
+    for path in ("/devices/BEEF", f"/device-types/{dt}", f"/groups/{t.group}"):
+        failed = check(await c.get(f"{path}/callbacks-not-delivered"), 200)["data"]
+        assert len(failed) == 1 and failed[0]["status"] == "600" and failed[0]["callback"]["url"] == "http://x/"
+    failed = check(await c.get(f"/groups/{t.group}/callbacks-not-delivered"), 200)["data"][0]
+    assert failed["device"] == "BEEF" and failed["deviceType"] == dt
+
+
+async def test_purge_old_messages(api):
+    from oss.retention import purge_old_messages
+    await api.pool.execute("INSERT INTO messages(id, device_id, time, seq_number, data) VALUES "
+                           "('old:1', 'OLD', 1000, 1, ''), ('new:1', 'OLD', $1, 2, '')", now_ms())
+    deleted = await purge_old_messages(api.pool, 30)
+    assert deleted["messages"] >= 1
+    assert await api.pool.fetchval("SELECT count(*) FROM messages WHERE device_id = 'OLD'") == 1
