@@ -290,6 +290,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:
+        # argparse.REMAINDER does not take options that start with "--": bench parses its own.
+        from bench.run import main as bench_main
+        return bench_main(argv[1:])
     args = build_parser().parse_args(argv)
     return args.func(args) or 0
 

@@ -1,0 +1,13 @@
+"""`backhaul bench`: drives the whole pipeline with a simulated network and measures it.
+
+run.py       the command line (single run and --find-max)
+sandbox.py   a private topic prefix and database for one benchmark
+pipeline.py  the worker processes under test
+receiver.py  the customer server that stamps every callback's arrival
+load.py      driving the simulator and what it sent
+accounting.py  matching sent messages with received callbacks: loss, duplicates, latency
+series.py    per-second time series for the plot
+ceilings.py  raw aiokafka and raw aiohttp ceilings of the same run
+step.py      one measured load step (shared by the single run and --find-max)
+report.py    terminal table and JSON; plot.py the PNG
+"""

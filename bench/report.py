@@ -1,0 +1,82 @@
+"""The benchmark's outputs: a table for the terminal and a JSON file."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+
+
+def _fmt(v, unit: str = "") -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float) and v >= 100:
+        v = round(v)
+    return f"{v:,}{unit}" if isinstance(v, (int, float)) else f"{v}{unit}"
+
+
+def _step_rows(s: dict) -> list[tuple[str, str]]:
+    lat, late, acc = s["latencyMs"], s["advancedLatenessMs"], s["accounting"]
+    cpu = s["cpu"]
+    rows = [
+        ("offered", f"{_fmt(s['offered']['framesPerS'])} frames/s, {_fmt(s['offered']['messagesPerS'])} messages/s "
+                    f"({s['sent']['framesPerMessage']} frames/message, {s['sent']['seconds']} s)"),
+        ("end to end", f"{_fmt(s['throughput']['framesPerS'])} frames/s, {_fmt(s['throughput']['messagesPerS'])} "
+                       f"messages/s, {_fmt(s['throughput']['deliveriesPerS'])} deliveries/s"),
+        ("first frame -> DATA", f"p50 {_fmt(lat['p50'])} ms, p95 {_fmt(lat['p95'])} ms, p99 {_fmt(lat['p99'])} ms, "
+                                f"max {_fmt(lat['max'])} ms"),
+        ("DATA_ADVANCED late", f"p50 {_fmt(late['p50'])} ms, p95 {_fmt(late['p95'])} ms, p99 {_fmt(late['p99'])} ms "
+                               f"after the deadline"),
+        ("messages", f"{_fmt(acc['sent'])} sent: DATA {_fmt(acc['data']['delivered'])} delivered / "
+                     f"{_fmt(acc['data']['lost'])} lost, DATA_ADVANCED {_fmt(acc['advanced']['delivered'])} / "
+                     f"{_fmt(acc['advanced']['lost'])}"),
+        ("loss, duplicates", f"{acc['lostMessages']} lost messages "
+                             f"({s['sent']['unregisteredMessages']} from unregistered devices), "
+                             f"{acc['duplicates']} duplicate callbacks, {acc['unmatched']} unmatched"),
+        ("CPU (cores)", ", ".join(f"{k} {_fmt(v)}" for k, v in cpu["processCores"].items())
+         + f"; machine {_fmt(cpu['machineBusyCores'])} of {cpu['machineCores']}"),
+    ]
+    return rows
+
+
+def format_table(result: dict) -> str:
+    """A plain-text report of a run or of a step load."""
+    rows: list[tuple[str, str]] = []
+    summary = result["summary"]
+    if result["mode"] == "find-max":
+        lines = [f"{'step':>4}  {'msg/s':>7}  {'frames/s':>9}  {'p50 ms':>7}  {'p99 ms':>7}  {'lost':>5}  verdict"]
+        for i, s in enumerate(result["steps"], 1):
+            lines.append(f"{i:>4}  {_fmt(s['offered']['messagesPerS']):>7}  {_fmt(s['offered']['framesPerS']):>9}  "
+                         f"{_fmt(s['latencyMs']['p50']):>7}  {_fmt(s['latencyMs']['p99']):>7}  "
+                         f"{s['accounting']['lostMessages']:>5}  {'ok' if s['sustainable'] else 'over'}")
+        table = "\n".join(lines)
+        best = summary.get("maxSustainable")
+        rows.append(("highest sustainable", "none" if not best else
+                     f"{_fmt(best['framesPerS'])} frames/s ({_fmt(best['messagesPerS'])} messages/s), "
+                     f"p99 {_fmt(best['p99Ms'])} ms"))
+    else:
+        table = ""
+        rows.extend(_step_rows(result["steps"][0]))
+    if result.get("backgroundBusyCores") is not None:
+        rows.append(("machine before load", f"{result['backgroundBusyCores']} busy cores (idle pipeline, Kafka, "
+                                            f"PostgreSQL and whatever else runs)"))
+    ceil = result.get("ceilings") or {}
+    if ceil.get("kafka"):
+        rows.append(("raw aiokafka ceiling", f"{_fmt(ceil['kafka']['framesPerS'])} frames/s produce->consume "
+                                             f"(produce alone {_fmt(ceil['kafka']['produceFramesPerS'])})"))
+    if ceil.get("http"):
+        rows.append(("raw aiohttp ceiling", f"{_fmt(ceil['http']['requestsPerS'])} requests/s "
+                                            f"({ceil['http']['concurrency']} connections)"))
+    if summary.get("ratioToKafkaCeiling") is not None:
+        rows.append(("ratio to ceiling", f"{summary['ratioToKafkaCeiling']:.1%} of the raw aiokafka frames/s"))
+    width = max(len(k) for k, _ in rows)
+    body = "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+    head = (f"backhaul bench  ({result['mode']}; {result['options']['stations']} stations, "
+            f"{result['options']['devices']} devices, up to {result['options']['stationsPerMessage']} stations/message, "
+            f"workers {' | '.join(result['layout'])}, receiver {result['receiver']})")
+    return "\n".join(x for x in (head, "-" * len(head), table, body) if x)
+
+
+def write_json(result: dict, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    return path

@@ -1,0 +1,130 @@
+"""One measured load step: drive the network at a rate, wait for the callbacks, account for them.
+
+The single run is one step; `--find-max` is a series of steps on the same
+pipeline. A step ends when every message it sent has both its DATA and its
+DATA_ADVANCED callback, or `window + grace` seconds after its last frame,
+whichever comes first; what has not arrived by then is lost.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+from bench.accounting import Ledger, percentiles
+from bench.cpu import CpuMeter
+from bench.load import Networks, drive, first_frames
+from bench.progress import Progress
+from bench.receiver import ADVANCED, DATA, Arrival
+from bench.series import per_second
+
+POLL_S = 0.5
+
+
+@dataclass
+class Rig:
+    """What every step shares: the network, a producer, the receiver and the processes to watch."""
+
+    networks: Networks
+    producer: object
+    receiver: object
+    pids: dict[str, int]
+    window_s: float
+    grace_s: float
+    max_stations: int
+    progress: Progress
+    arrivals_seen: int = 0
+    steps: int = 0
+    last_record: list[dict] = field(default_factory=list)
+
+    async def new_arrivals(self) -> list[Arrival]:
+        arrivals = await self.receiver.arrivals(self.arrivals_seen)
+        self.arrivals_seen += len(arrivals)
+        return arrivals
+
+
+def _rate(count: int, seconds: float) -> float:
+    return round(count / seconds, 1) if seconds > 0 else 0.0
+
+
+async def run_step(rig: Rig, *, rate: float, duration: float, label: str = "run") -> dict:
+    """Drive the network at `rate` messages/s for `duration` s and account for every message."""
+    rig.steps += 1
+    record: list[dict] = []
+    early: list[Arrival] = []
+    meter = CpuMeter(rig.pids)
+    t0 = time.time()
+    meter.start(t0)
+    sim = asyncio.create_task(drive(rig.networks.full, rate=rate, duration=duration,
+                                    max_stations=rig.max_stations, seed=rig.steps + 1,
+                                    producer=rig.producer, record=record))
+    counts = {DATA: 0, ADVANCED: 0}
+    while not sim.done():
+        await asyncio.wait([sim], timeout=POLL_S)
+        for a in await rig.new_arrivals():
+            early.append(a)
+            counts[a[0]] = counts.get(a[0], 0) + 1
+        el = time.time() - t0
+        rig.progress.update(f"{label}: {el:5.1f}/{duration:.0f} s  sent {len(record):,} frames "
+                            f"({len(record) / max(el, 1e-9):,.0f}/s)  received {counts[DATA]:,} DATA "
+                            f"{counts[ADVANCED]:,} DATA_ADVANCED")
+    sent = sim.result()
+    cpu = meter.stop(time.time())
+    # The last frame's own time, not the simulator's return (which includes its final pacing sleep).
+    t_sent = max((f["time"] for f in record), default=t0 * 1000) / 1000
+
+    first = first_frames(record)
+    ledger = Ledger(first, rig.window_s)
+    ledger.add(early)
+    deadline = t_sent + rig.window_s + rig.grace_s
+    n = len(first)
+    while not ledger.complete() and time.time() < deadline:
+        await asyncio.sleep(POLL_S)
+        ledger.add(await rig.new_arrivals())
+        rig.progress.update(f"{label}: waiting for callbacks  DATA {len(ledger.arrived[DATA]):,}/{n:,}  "
+                            f"DATA_ADVANCED {len(ledger.arrived[ADVANCED]):,}/{n:,}  "
+                            f"{max(0.0, deadline - time.time()):.0f} s left")
+    ledger.add(await rig.new_arrivals())
+    rig.last_record = record
+    summary = ledger.summary()
+    rig.progress.done(f"{label}: {n:,} messages, {summary['lostMessages']} lost, "
+                      f"{summary['duplicates']} duplicates")
+    return _result(label, rate, duration, sent, record, ledger, summary, cpu, t0, t_sent, rig)
+
+
+def _result(label: str, rate: float, duration: float, sent: dict, record: list[dict], ledger: Ledger,
+            summary: dict, cpu: dict, t0: float, t_sent: float, rig: Rig) -> dict:
+    n_messages, n_frames = len(ledger.first_ms), len(record)
+    unregistered = sum(1 for device, _ in ledger.first_ms if device in rig.networks.unregistered)
+    data_at = ledger.arrived[DATA].values()
+    adv_at = ledger.arrived[ADVANCED].values()
+    data_span = (max(data_at) - t0) if data_at else 0.0
+    adv_span = (max(adv_at) - t0 - rig.window_s) if adv_at else 0.0
+    send_s = t_sent - t0
+    return {
+        "label": label,
+        "startedAt": round(t0, 3),
+        "targetMessagesPerS": rate,
+        "durationS": duration,
+        "sent": {"messages": n_messages, "frames": n_frames, "unregisteredMessages": unregistered,
+                 "framesPerMessage": round(n_frames / max(1, n_messages), 2), "seconds": round(send_s, 2),
+                 "simulator": sent},
+        "offered": {"messagesPerS": _rate(n_messages, send_s), "framesPerS": _rate(n_frames, send_s)},
+        "throughput": {
+            # first frame sent -> last DATA callback received
+            "framesPerS": _rate(n_frames, data_span), "messagesPerS": _rate(n_messages, data_span),
+            # DATA and DATA_ADVANCED callbacks, each over its own span
+            "deliveriesPerS": round(_rate(len(data_at), data_span) + _rate(len(adv_at), adv_span), 1),
+        },
+        "latencyMs": percentiles(ledger.latencies_ms()),
+        "advancedLatenessMs": percentiles(ledger.lateness_ms()),
+        "accounting": summary,
+        "cpu": cpu,
+        "series": per_second(record, ledger, t0),
+    }
+
+
+def sustainable(result: dict, p99_limit_ms: float) -> bool:
+    """No message lost and DATA p99 within the limit."""
+    p99 = result["latencyMs"]["p99"]
+    return result["accounting"]["lostMessages"] == 0 and p99 is not None and p99 <= p99_limit_ms
