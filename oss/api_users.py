@@ -101,11 +101,14 @@ async def get_api_user(request: web.Request) -> web.Response:
     return json_response(items[0])
 
 
-async def _set_profiles(request: web.Request, change) -> web.Response:
+async def _set_profiles(request: web.Request, change, *, on_self: bool = True) -> web.Response:
+    """Apply `change` to an API user of the caller's groups; `on_self` False refuses the caller itself."""
     who = caller(request)
     who.require("api-users", write=True)
     async with pool(request).acquire() as conn:
         row = await scoped_api_user(conn, who, oid(request))
+        if row["id"] == who.api_user_id and not on_self:
+            raise Forbidden("An API user cannot delete itself or change its own profiles.")
         await change(conn, who, row)
     request.app[CREDENTIALS].forget(row["id"])
     return web.Response(status=204)
@@ -121,7 +124,7 @@ async def update_api_user(request: web.Request) -> web.Response:
                            row["id"], body.get("name", row["name"]), body.get("timezone", row["timezone"]),
                            profile_ids)
 
-    return await _set_profiles(request, change)
+    return await _set_profiles(request, change, on_self="profileId" not in body)
 
 
 @routes.put("/v2/api-users/{id}/profiles")
@@ -144,7 +147,7 @@ async def remove_profile(request: web.Request) -> web.Response:
         await conn.execute("UPDATE api_users SET profile_ids = array_remove(profile_ids, $2) WHERE id = $1",
                            row["id"], profile_id)
 
-    return await _set_profiles(request, change)
+    return await _set_profiles(request, change, on_self=False)
 
 
 @routes.delete("/v2/api-users/{id}")
@@ -152,7 +155,7 @@ async def delete_api_user(request: web.Request) -> web.Response:
     async def change(conn: asyncpg.Connection, who: Caller, row: asyncpg.Record) -> None:
         await conn.execute("DELETE FROM api_users WHERE id = $1", row["id"])
 
-    return await _set_profiles(request, change)
+    return await _set_profiles(request, change, on_self=False)
 
 
 @routes.put("/v2/api-users/{id}/renew-credential")

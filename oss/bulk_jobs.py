@@ -64,10 +64,15 @@ async def dry_run(pool: asyncpg.Pool, who: Caller, kind: str, params: dict[str, 
     return result
 
 
+def _text(value: str | None) -> str | None:
+    return None if value is None else value.replace("\x00", "\\u0000")[:500]
+
+
 async def save_errors(conn: asyncpg.Connection, job_id: str, errors: list[RowError]) -> None:
     await conn.executemany(
         "INSERT INTO bulk_job_errors(job_id, row, entity, field, message, type) VALUES ($1, $2, $3, $4, $5, 0) "
-        "ON CONFLICT DO NOTHING", [(job_id, e.row, e.entity, e.field, e.message) for e in errors])
+        "ON CONFLICT DO NOTHING",
+        [(job_id, e.row, _text(e.entity), _text(e.field), _text(e.message)) for e in errors])
 
 
 class JobRunner:

@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from oss.errors import JSON
+from oss.profiles import PROFILES
 
 routes = web.RouteTableDef()
 INT32 = 2**31 - 1
@@ -72,7 +73,8 @@ GROUP_TYPES = E(0, 2, 5, 6, 7, 8, 9, 10, 11, description="0 SO, 2 Basic, 5 SVNO,
                                                       "9 Channel, 10 Starter, 11 Partner")
 REF = O(id=S())
 MIN_GROUP = O(id=S(), name=S(), type=I(), level=I())
-USER_ROLE_REF = O(("groupId", "profileId"), groupId=OID, profileId=OID)
+PROFILE_ID = S(enum=sorted(PROFILES), description="; ".join(f"{p.id} {p.name}" for p in PROFILES.values()))
+USER_ROLE_REF = O(("groupId", "profileId"), groupId=OID, profileId=PROFILE_ID)
 CERT = O(key=S(0, 100))
 CALLBACK_COMMON = dict(channel=S(enum=["URL", "BATCH_URL", "EMAIL"]),
                        callbackType=E(0, 1, 2, 3, description="0 DATA, 1 SERVICE, 2 ERROR, 3 EVENT (Backhaul)"),
@@ -103,9 +105,9 @@ SCHEMAS: dict[str, Any] = {
                path=A(MIN_GROUP, description="ancestors visible to the caller, nearest first"), level=I(), leaf=B,
                createdBy=S(), creationTime=MS),
     "apiUserCreation": O(("groupId", "name", "profileIds"), groupId=OID, name=S(1, 100), timezone=TZ,
-                         profileIds=A(OID, minItems=1)),
-    "apiUserEdition": O(name=S(1, 100), timezone=TZ, profileId=A(OID)),
-    "profileIds": O(("profileId",), profileId=A(OID, minItems=1)),
+                         profileIds=A(PROFILE_ID, minItems=1)),
+    "apiUserEdition": O(name=S(1, 100), timezone=TZ, profileId=A(PROFILE_ID)),
+    "profileIds": O(("profileId",), profileId=A(PROFILE_ID, minItems=1)),
     "apiUser": O(id=S(), name=S(), timezone=S(), group=MIN_GROUP, creationTime=MS,
                  profiles=A(O(id=S(), name=S(), roles=A(O())))),
     "userCreation": O(("firstName", "lastName", "email", "userRoles"), firstName=S(1, 100), lastName=S(1, 100),
@@ -217,7 +219,7 @@ SCHEMAS: dict[str, Any] = {
 }
 
 MESSAGE = {"application/json": {"schema": R("Message")}}
-ERRORS = {
+ERROR_RESPONSES = {
     "400": {"description": "Bad request: every bad field named", "content": {"application/json": {
         "schema": R("ErrorContent")}}},
     "401": {"description": "Missing or wrong credentials", "content": MESSAGE},
@@ -226,6 +228,9 @@ ERRORS = {
     "405": {"description": "Method not allowed", "content": {"application/json": {"schema": R("MethodNotAllowed")}}},
     "429": {"description": "Too many requests", "headers": {"Retry-After": {"schema": I(1)}}, "content": MESSAGE},
 }
+
+
+ERRORS = {code: {"$ref": f"#/components/responses/E{code}"} for code in ERROR_RESPONSES}
 
 
 def q(name: str, schema: dict[str, Any], description: str = "", required: bool = False) -> dict[str, Any]:
@@ -449,7 +454,8 @@ def build() -> dict[str, Any]:
         "servers": [{"url": "/v2"}],
         "security": [{"basicAuth": []}],
         "paths": paths(),
-        "components": {"securitySchemes": {"basicAuth": {"type": "http", "scheme": "basic"}}, "schemas": SCHEMAS},
+        "components": {"securitySchemes": {"basicAuth": {"type": "http", "scheme": "basic"}}, "schemas": SCHEMAS,
+                       "responses": {f"E{code}": r for code, r in ERROR_RESPONSES.items()}},
     }
 
 

@@ -69,6 +69,8 @@ def _check(value: Any, schema: dict[str, Any], path: str, errors: list[FieldErro
         if isinstance(extra, dict):
             for key, item in value.items():
                 _check(item, extra, f"{path}.{key}" if path else key, errors)
+                if len(errors) > 100:
+                    return
     elif kind == "array":
         if len(value) < schema.get("minItems", 0):
             errors.append(FieldError(name, f"must have at least {schema['minItems']} items"))
@@ -116,7 +118,7 @@ def _check_one_of(value: Any, schema: dict[str, Any], path: str, errors: list[Fi
         errors.append(FieldError(path or "body", "must be of type object"))
     elif disc not in value:
         errors.append(FieldError(name, "is required"))
-    elif value[disc] not in mapping:
+    elif not isinstance(value[disc], str) or value[disc] not in mapping:
         errors.append(FieldError(name, f"must be one of {', '.join(mapping)}"))
     else:
         _check(value, {"$ref": mapping[value[disc]]}, path, errors)
@@ -129,7 +131,8 @@ def _nul_errors(value: Any, path: str, errors: list[FieldError]) -> None:
             errors.append(FieldError(path or "body", "must not contain NUL characters"))
     elif isinstance(value, dict):
         for key, item in value.items():
-            where = f"{path}.{key}" if path else str(key)
+            shown = key.replace("\x00", "\\u0000")
+            where = f"{path}.{shown}" if path else shown
             if "\x00" in key:
                 errors.append(FieldError(path or "body", "property names must not contain NUL characters"))
             _nul_errors(item, where, errors)
