@@ -1,11 +1,20 @@
-"""CPU used by each process of the run and by the whole machine (Linux /proc), best effort."""
+"""CPU used by each process of the run and by the whole machine (Linux /proc), best effort.
+
+Kafka and PostgreSQL are found through the local stack's pid files; their
+CPU includes whatever else uses them at the same time (other tests, the demo).
+"""
 from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from pathlib import Path
 
+from backhaul.settings import settings
+
 _TICK = os.sysconf("SC_CLK_TCK")
+
+PidSource = Callable[[], list[int]]
 
 
 def process_cpu_seconds(pid: int) -> float | None:
@@ -15,6 +24,38 @@ def process_cpu_seconds(pid: int) -> float | None:
         return (int(fields[11]) + int(fields[12])) / _TICK
     except (OSError, IndexError, ValueError):
         return None
+
+
+def _children(parent: int) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                    pids.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return pids
+
+
+def _pid_file(path: Path) -> int | None:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def stack_sources() -> dict[str, PidSource]:
+    """The broker's process and PostgreSQL's processes (postmaster and its backends), when found."""
+    state = settings().state_dir
+    sources: dict[str, PidSource] = {}
+    kafka = _pid_file(state / "kafka" / "kafka.pid")
+    if kafka and process_cpu_seconds(kafka) is not None:
+        sources["kafka (shared)"] = lambda: [kafka]
+    postmaster = _pid_file(state / "pg" / "postmaster.pid")
+    if postmaster and process_cpu_seconds(postmaster) is not None:
+        sources["postgresql (shared)"] = lambda: [postmaster, *_children(postmaster)]
+    return sources
 
 
 def machine_ticks() -> tuple[int, int] | None:
@@ -35,27 +76,39 @@ def busy_cores(before: tuple[int, int] | None, after: tuple[int, int] | None) ->
 
 
 class CpuMeter:
-    """CPU share (cores) of named processes and of the machine over an interval."""
+    """CPU of named processes (or groups of processes) and of the machine, from a start point."""
 
-    def __init__(self, pids: dict[str, int]) -> None:
-        self.pids = pids
-        self._start: dict[str, float | None] = {}
+    def __init__(self, sources: dict[str, PidSource]) -> None:
+        self.sources = sources
+        self._start: dict[str, dict[int, float]] = {}
         self._machine: tuple[int, int] | None = None
         self._t = 0.0
 
+    def _read(self) -> dict[str, dict[int, float]]:
+        out = {}
+        for name, source in self.sources.items():
+            out[name] = {pid: cpu for pid in source() if (cpu := process_cpu_seconds(pid)) is not None}
+        return out
+
     def start(self, now: float) -> None:
-        self._start = {name: process_cpu_seconds(pid) for name, pid in self.pids.items()}
+        self._start = self._read()
         self._machine = machine_ticks()
         self._t = now
 
-    def stop(self, now: float) -> dict:
+    def sample(self, now: float) -> dict:
+        """CPU seconds per source since `start` (processes born since then count from zero), and cores."""
         elapsed = max(1e-9, now - self._t)
-        shares = {}
-        for name, pid in self.pids.items():
-            a, b = self._start.get(name), process_cpu_seconds(pid)
-            shares[name] = round((b - a) / elapsed, 2) if a is not None and b is not None else None
-        return {"processCores": shares, "machineBusyCores": busy_cores(self._machine, machine_ticks()),
-                "machineCores": os.cpu_count()}
+        seconds = {}
+        for name, current in self._read().items():
+            before = self._start.get(name, {})
+            seconds[name] = round(sum(cpu - before.get(pid, 0.0) for pid, cpu in current.items()), 2)
+        return {"seconds": round(elapsed, 2), "cpuSeconds": seconds,
+                "cores": {k: round(v / elapsed, 2) for k, v in seconds.items()},
+                "machineBusyCores": busy_cores(self._machine, machine_ticks()), "machineCores": os.cpu_count()}
+
+
+def pid_sources(pids: dict[str, int]) -> dict[str, PidSource]:
+    return {name: (lambda pid=pid: [pid]) for name, pid in pids.items()}
 
 
 async def background_load(seconds: float = 2.0) -> float | None:

@@ -32,8 +32,10 @@ def _step_rows(s: dict) -> list[tuple[str, str]]:
         ("loss, duplicates", f"{acc['lostMessages']} lost messages "
                              f"({s['sent']['unregisteredMessages']} from unregistered devices), "
                              f"{acc['duplicates']} duplicate callbacks, {acc['unmatched']} unmatched"),
-        ("CPU (cores)", ", ".join(f"{k} {_fmt(v)}" for k, v in cpu["processCores"].items())
-         + f"; machine {_fmt(cpu['machineBusyCores'])} of {cpu['machineCores']}"),
+        ("CPU during load (cores)", ", ".join(f"{k} {_fmt(v)}" for k, v in cpu["load"]["cores"].items())
+         + f"; machine {_fmt(cpu['load']['machineBusyCores'])} of {cpu['load']['machineCores']}"),
+        ("CPU ms per message", ", ".join(f"{k} {_fmt(v)}" for k, v in cpu["cpuMsPerMessage"].items())
+         + " (whole step)"),
     ]
     return rows
 

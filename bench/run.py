@@ -26,7 +26,7 @@ from backhaul.demo.seed import seed_network
 from backhaul.kafka import make_producer
 from backhaul.settings import PROJECT_ROOT, settings
 from bench.ceilings import create_ceiling_topic, http_ceiling, kafka_ceiling
-from bench.cpu import background_load
+from bench.cpu import background_load, pid_sources, stack_sources
 from bench.findmax import find_max
 from bench.load import build_networks, check_capacity
 from bench.pipeline import DEFAULT_LAYOUT, Pipeline, parse_layout
@@ -166,7 +166,7 @@ async def bench(args: argparse.Namespace, argv: list[str]) -> dict:
                 pids = {**pipeline.pids(), "bench": os.getpid()}
                 if args.receiver == "subprocess":
                     pids["receiver"] = receiver.pid
-                rig = Rig(networks, producer, receiver, pids, args.window, args.grace, args.stations_per_message,
+                rig = Rig(networks, producer, receiver, {**pid_sources(pids), **stack_sources()}, args.window, args.grace, args.stations_per_message,
                           progress)
                 if args.find_max:
                     steps, best = await find_max(rig, start_rate=args.rate, factor=args.step_factor,

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 from bench.accounting import Ledger, percentiles
-from bench.cpu import CpuMeter
+from bench.cpu import CpuMeter, PidSource
 from bench.load import Networks, drive, first_frames
 from bench.progress import Progress
 from bench.receiver import ADVANCED, DATA, Arrival
@@ -28,7 +28,7 @@ class Rig:
     networks: Networks
     producer: object
     receiver: object
-    pids: dict[str, int]
+    cpu_sources: dict[str, PidSource]
     window_s: float
     grace_s: float
     max_stations: int
@@ -52,7 +52,7 @@ async def run_step(rig: Rig, *, rate: float, duration: float, label: str = "run"
     rig.steps += 1
     record: list[dict] = []
     early: list[Arrival] = []
-    meter = CpuMeter(rig.pids)
+    meter = CpuMeter(rig.cpu_sources)
     t0 = time.time()
     meter.start(t0)
     sim = asyncio.create_task(drive(rig.networks.full, rate=rate, duration=duration,
@@ -69,7 +69,7 @@ async def run_step(rig: Rig, *, rate: float, duration: float, label: str = "run"
                             f"({len(record) / max(el, 1e-9):,.0f}/s)  received {counts[DATA]:,} DATA "
                             f"{counts[ADVANCED]:,} DATA_ADVANCED")
     sent = sim.result()
-    cpu = meter.stop(time.time())
+    load_cpu = meter.sample(time.time())
     # The last frame's own time, not the simulator's return (which includes its final pacing sleep).
     t_sent = max((f["time"] for f in record), default=t0 * 1000) / 1000
 
@@ -85,6 +85,9 @@ async def run_step(rig: Rig, *, rate: float, duration: float, label: str = "run"
                             f"DATA_ADVANCED {len(ledger.arrived[ADVANCED]):,}/{n:,}  "
                             f"{max(0.0, deadline - time.time()):.0f} s left")
     ledger.add(await rig.new_arrivals())
+    step_cpu = meter.sample(time.time())
+    cpu = {"load": load_cpu, "step": step_cpu, "cpuMsPerMessage": {
+        k: round(v * 1000 / max(1, len(first)), 3) for k, v in step_cpu["cpuSeconds"].items()}}
     rig.last_record = record
     summary = ledger.summary()
     rig.progress.done(f"{label}: {n:,} messages, {summary['lostMessages']} lost, "
