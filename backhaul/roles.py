@@ -1,4 +1,4 @@
-"""Running stream roles in one process: ingest, router, delivery, store, relay.
+"""Running stream roles in one process: ingest, router, delivery, store, relay, stations, acks.
 
 Every process serves `/metrics` (Prometheus) and `/status` (what runs, ready
 or not) on 127.0.0.1, on the port of its first role unless told otherwise.
@@ -17,8 +17,9 @@ from backhaul.settings import settings
 
 log = logging.getLogger(__name__)
 
-ROLES = ("ingest", "router", "delivery", "store", "relay")
-METRICS_PORTS = {"ingest": 9101, "router": 9102, "delivery": 9103, "store": 9104, "relay": 9105}
+ROLES = ("ingest", "router", "delivery", "store", "relay", "stations", "acks")
+METRICS_PORTS = {"ingest": 9101, "router": 9102, "delivery": 9103, "store": 9104, "relay": 9105,
+                 "stations": 9106, "acks": 9107}
 
 
 async def start_metrics_server(port: int, status: dict[str, Any]) -> web.AppRunner:
@@ -62,7 +63,7 @@ async def run_roles(roles: list[str], *, metrics_port: int | None = None,
         async with pool.acquire() as conn:
             await db.migrate(conn)
     view = None
-    if {"ingest", "router", "delivery"} & set(roles):
+    if {"ingest", "router", "delivery", "stations"} & set(roles):
         view = ConfigView()
         await view.start()
 
@@ -81,7 +82,13 @@ async def run_roles(roles: list[str], *, metrics_port: int | None = None,
     if "delivery" in roles:
         from workers.delivery import DeliveryWorker
         from workers.retry_store import RetryStore
-        runners.append(DeliveryWorker(view, RetryStore(pool)))
+        runners.append(DeliveryWorker(view, RetryStore(pool, claim_s=settings().retry_claim_s)))
+    if "stations" in roles:
+        from ingest.stations import StationsStage
+        runners.append(StationsStage(view))
+    if "acks" in roles:
+        from workers.acks import AcksStage
+        runners.append(AcksStage())
     for r in runners:
         tasks.append(asyncio.create_task(r.run(), name=getattr(r, "name", "delivery")))
     relay_stop = asyncio.Event()

@@ -76,6 +76,16 @@ class Settings:
     endpoint_burst: int = 400
     breaker_failures: int = 5
     breaker_open_s: float = 30.0
+    # A claimed retry row is taken up again after this (the claimer died); must exceed a request's wait.
+    retry_claim_s: float = 30.0
+    # Deliveries one endpoint may hold in memory before more are parked in PostgreSQL.
+    endpoint_queue: int = 256
+    alert_every_s: float = 3600.0
+
+    # Downlinks
+    downlink_answer_s: float = 10.0
+    downlink_transmit_s: float = 20.0
+    daily_downlink_quota: int = 4
 
     # HTTP servers
     api_host: str = "127.0.0.1"
@@ -119,6 +129,12 @@ class Settings:
             endpoint_burst=_env_int("BACKHAUL_ENDPOINT_BURST", 400),
             breaker_failures=_env_int("BACKHAUL_BREAKER_FAILURES", 5),
             breaker_open_s=_env_float("BACKHAUL_BREAKER_OPEN_S", 30.0),
+            retry_claim_s=_env_float("BACKHAUL_RETRY_CLAIM_S", 30.0),
+            endpoint_queue=_env_int("BACKHAUL_ENDPOINT_QUEUE", 256),
+            alert_every_s=_env_float("BACKHAUL_ALERT_EVERY_S", 3600.0),
+            downlink_answer_s=_env_float("BACKHAUL_DOWNLINK_ANSWER_S", 10.0),
+            downlink_transmit_s=_env_float("BACKHAUL_DOWNLINK_TRANSMIT_S", 20.0),
+            daily_downlink_quota=_env_int("BACKHAUL_DAILY_DOWNLINK_QUOTA", 4),
             api_host=_env("BACKHAUL_API_HOST", "127.0.0.1"),
             api_port=_env_int("BACKHAUL_API_PORT", 8080),
             metrics_host=_env("BACKHAUL_METRICS_HOST", "127.0.0.1"),

@@ -7,6 +7,7 @@ RESTORED event goes to the ERROR callbacks (its `severity` is INFO).
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 SUBTYPE_KIND = {0: "DATA_UPLINK", 1: "DATA_BIDIR", 2: "STATUS", 3: "ACKNOWLEDGE", 4: "REPEATER",
@@ -53,14 +54,26 @@ def advanced_variables(a: dict[str, Any]) -> dict[str, Any]:
     return v
 
 
-def event_variables(e: dict[str, Any]) -> dict[str, Any]:
-    """Variables of a device event (STATUS, REPEATER, ACKNOWLEDGE, ERROR, RESTORED, EVENT)."""
+def event_variables(e: dict[str, Any], stations: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """Variables of a device event (STATUS, REPEATER, ACKNOWLEDGE, ERROR, RESTORED, EVENT).
+
+    STATUS and REPEATER take the time of the service frame; STATUS adds the
+    uplink metadata of a first frame (not a duplicate; lat/lng of the
+    receiving station, rounded, from `stations`).
+    """
     kind = e["type"]
     v: dict[str, Any] = {"time": e["time"] // 1000, "device": e["device"]}
     if kind in ("STATUS", "REPEATER"):
+        v["time"] = e.get("frameTime", e["time"]) // 1000
         v.update({k: e[k] for k in ("batt", "temp", "whitelistDevices", "repeatedMsg", "unwantedDevices",
                                      "unwantedMsg", "wrongMsg", "overRegulMsg", "seqNumber", "station",
                                      "rssi", "snr") if k in e})
+        if kind == "STATUS":
+            v["duplicate"] = False
+            v["avgSnr"] = e.get("avgSnr", "N/A")
+            station = (stations or {}).get(e.get("station") or "") or {}
+            if station.get("lat") is not None:
+                v["lat"], v["lng"] = round(station["lat"]), round(station["lng"])
     elif kind == "ACKNOWLEDGE":
         v.update({k: e[k] for k in ("infoCode", "infoMessage", "downlinkAck", "downlinkOverusage") if k in e})
     elif kind in ("ERROR", "RESTORED"):

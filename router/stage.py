@@ -6,6 +6,12 @@ each request once (URL, headers, body; e-mail fields; batch lines are
 rendered by the batching worker from the variables) and publishes one
 delivery per callback with a stable id: `<record id>/<callback id>`.
 A request that cannot be rendered becomes a failed attempt with its reason.
+
+An uplink that asks for a downlink (`ack`) is routed by its device type
+(`workers.downlink.downlink_route`): in CALLBACK mode the downlink callback's
+delivery is marked `downlink`; in DIRECT mode the downlinkDataString is
+rendered here and goes to the delivery worker as a DIRECT delivery (to pass
+the contract and quota gate); otherwise an ACKNOWLEDGE event says why not.
 """
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ from router import bindings
 from router.compiled import CompiledCallbacks
 from router.templates import TemplateError, render_email, render_request
 from schemas.topics import DELIVERIES, DELIVERY_RESULTS, DEVICE_EVENTS, MESSAGES, MESSAGES_ADVANCED, topic
+from workers import downlink as dl
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +81,13 @@ class RouterStage(Stage):
             device_type_id = device and device.get("device_type_id")
         if not device_type_id:
             return
-        callbacks = [cb for cb in self.view.callbacks_for(device_type_id)
-                     if cb.get("enabled") and cb.get("callback_subtype") in subtypes]
+        all_callbacks = self.view.callbacks_for(device_type_id)
+        callbacks = [cb for cb in all_callbacks if cb.get("enabled") and cb.get("callback_subtype") in subtypes]
+        now_ms = int(time.time() * 1000)
+        message_id = record.get("messageId") or (record["id"] if kind == "DATA" else None)
+        downlink_callback = None
+        if kind == "DATA" and record.get("ack"):
+            downlink_callback = self._downlink(record, device_type_id, all_callbacks, origin_ms, now_ms, outputs)
         if not callbacks:
             return
         if kind == "DATA":
@@ -83,8 +95,7 @@ class RouterStage(Stage):
         elif kind == "DATA_ADVANCED":
             variables = bindings.advanced_variables(record)
         else:
-            variables = bindings.event_variables(record)
-        now_ms = int(time.time() * 1000)
+            variables = bindings.event_variables(record, self.view.stations)
         for cb in callbacks:
             compiled = self.compiled.get(cb)
             cb_kind = "RESTORED" if kind == "RESTORED" else bindings.SUBTYPE_KIND[cb["callback_subtype"]]
@@ -93,15 +104,9 @@ class RouterStage(Stage):
                 custom = self.compiled.custom_data(cb, device_type_id, record["data"])
                 if custom:
                     cb_vars = {**variables, **custom}
-            delivery = {
-                "id": f"{record['id']}/{cb['id']}", "callbackId": cb["id"], "kind": cb_kind,
-                "channel": cb["channel"], "recordId": record["id"],
-                "messageId": record.get("messageId") or (record["id"] if kind == "DATA" else None),
-                "device": record["device"], "deviceTypeId": device_type_id, "groupId": record.get("groupId"),
-                "origin": origin_ms, "createdAt": now_ms, "variables": cb_vars, "data": record.get("data"),
-                "snr": record.get("snr"),
-                "downlink": bool(kind == "DATA" and cb.get("downlink_hook") and record.get("ack")),
-            }
+            delivery = self._delivery(record, cb["id"], cb_kind, cb["channel"], device_type_id, message_id,
+                                      origin_ms, now_ms)
+            delivery.update(variables=cb_vars, downlink=cb["id"] == downlink_callback)
             try:
                 if compiled is None:
                     raise TemplateError("callback", None, "callback could not be compiled")
@@ -119,10 +124,53 @@ class RouterStage(Stage):
                 metrics.ROUTE_ERRORS.labels("render").inc()
                 outputs.append(Out(self._t_results, record["device"].encode(), orjson.dumps(
                     render_failure(delivery, str(exc)))))
+                if delivery["downlink"]:
+                    outputs.append(self._ack(record, device_type_id, dl.InfoCode.NO_ANSWER, now_ms,
+                                             f"No answer: the downlink callback could not be rendered: {exc}"))
                 continue
             metrics.ROUTED.labels(cb_kind, cb["channel"]).inc()
             key = cb["id"] if cb["channel"] == "BATCH_URL" else record["device"]
             outputs.append(Out(self._t_deliveries, key.encode(), orjson.dumps(delivery)))
+
+    @staticmethod
+    def _delivery(record: dict[str, Any], callback_id: str | None, kind: str, channel: str, device_type_id: str,
+                  message_id: str | None, origin_ms: int, now_ms: int) -> dict[str, Any]:
+        return {
+            "id": f"{record['id']}/{callback_id or channel.lower()}", "callbackId": callback_id, "kind": kind,
+            "channel": channel, "recordId": record["id"], "messageId": message_id,
+            "device": record["device"], "deviceTypeId": device_type_id, "groupId": record.get("groupId"),
+            "origin": origin_ms, "createdAt": now_ms, "data": record.get("data"), "snr": record.get("snr"),
+        }
+
+    def _downlink(self, record: dict[str, Any], device_type_id: str, callbacks: list[dict[str, Any]],
+                  origin_ms: int, now_ms: int, outputs: list[Out]) -> str | None:
+        """Start the downlink an uplink asks for; returns the id of the callback that answers it, if any."""
+        dtype = self.view.device_types.get(device_type_id)
+        route = dl.downlink_route(dtype, callbacks)
+        if route.mode == "callback":
+            return route.callback_id
+        if route.mode == "direct":
+            try:
+                data = dl.render_direct(dtype.get("downlink_data_string") or "", tap_id=record["station"],
+                                        rssi=record["rssi"], time_s=record["time"] // 1000)
+            except ValueError as exc:
+                outputs.append(self._ack(record, device_type_id, dl.InfoCode.INVALID_CONFIGURATION, now_ms,
+                                         f"Invalid configuration: {exc}"))
+                return None
+            delivery = self._delivery(record, None, "DOWNLINK", "DIRECT", device_type_id, record["id"],
+                                      origin_ms, now_ms)
+            delivery.update(downlinkData=data, variables={"station": record["station"]})
+            outputs.append(Out(self._t_deliveries, record["device"].encode(), orjson.dumps(delivery)))
+            return None
+        outputs.append(self._ack(record, device_type_id, route.code, now_ms, route.reason))
+        return None
+
+    def _ack(self, record: dict[str, Any], device_type_id: str, code: dl.InfoCode, now_ms: int,
+             reason: str | None = None) -> Out:
+        metrics.DOWNLINKS.labels(str(int(code))).inc()
+        event = dl.ack_event(record["device"], record["id"], code, device_type_id=device_type_id,
+                             group_id=record.get("groupId"), now_ms=now_ms, reason=reason)
+        return Out(self._t_events, record["device"].encode(), orjson.dumps(event))
 
 
 def render_failure(delivery: dict[str, Any], reason: str) -> dict[str, Any]:

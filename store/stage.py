@@ -3,6 +3,10 @@
 Rows are written in one transaction per batch, every statement idempotent
 (stable ids, ON CONFLICT), and the offsets are committed after the
 transaction: a replayed batch writes nothing twice.
+
+A callback is marked `dead` when one of its deliveries exhausts its retries,
+and no longer dead when one of its deliveries succeeds again (the latest
+result of a batch decides).
 """
 from __future__ import annotations
 
@@ -39,8 +43,8 @@ class StoreStage(Stage):
         self._pending: dict[str, list] = {}
 
     def process(self, batch: Batch) -> list[Out]:
-        rows: dict[str, list] = {"messages": [], "advanced": [], "events": [], "attempts": [],
-                                 "undelivered": [], "status": {}}
+        rows: dict[str, Any] = {"messages": [], "advanced": [], "events": [], "attempts": [],
+                                "undelivered": [], "status": {}, "dead": {}}
         for tp, records in batch.items():
             for rec in records:
                 r = orjson.loads(rec.value)
@@ -89,9 +93,11 @@ class StoreStage(Stage):
         rows["attempts"].append((r["deliveryId"], r["attempt"], r.get("messageId"), r["device"], r["callbackId"],
                                  r["time"], r["status"], r.get("info"), r.get("latencyMs"), r.get("errorClass"),
                                  r.get("answer")))
+        if r.get("dead") or r.get("errorClass") == "ok":
+            rows["dead"][r["callbackId"]] = bool(r.get("dead"))
         if r.get("dead"):
             d = r.get("delivery") or {}
-            callback = {k: v for k, v in (d.get("request") or d.get("email") or {}).items() if k != "auth"}
+            callback = undelivered_callback(d)
             rows["undelivered"].append((
                 r["deliveryId"], r["device"], r.get("deviceTypeId"), r.get("groupId"), r["callbackId"],
                 r.get("messageId"), r["time"], d.get("data"), d.get("snr"), r["status"], r.get("info"),
@@ -129,8 +135,9 @@ class StoreStage(Stage):
                     "callback_id, message_id, time, data, snr, status, message, callback, parameters, delivery) "
                     "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14) ON CONFLICT (delivery_id) DO NOTHING",
                     rows["undelivered"])
-                await conn.executemany("UPDATE callbacks SET dead = true WHERE id = $1 AND NOT dead",
-                                       sorted({(u[4],) for u in rows["undelivered"]}))
+            if rows["dead"]:
+                await conn.executemany("UPDATE callbacks SET dead = $2 WHERE id = $1 AND dead <> $2",
+                                       sorted(rows["dead"].items()))
             if rows["status"]:
                 await conn.executemany(
                     "INSERT INTO device_status(device_id, sequence_number, last_com, lqi, last_computed_location, "
@@ -150,3 +157,12 @@ class StoreStage(Stage):
             if rows[table]:
                 metrics.STORED.labels(table).inc(len(rows[table]))
         metrics.STORE_BATCH_SECONDS.observe(time.monotonic() - started)
+
+
+def undelivered_callback(delivery: dict[str, Any]) -> dict[str, Any]:
+    """The `callback` of an undelivered record, in the Sigfox shape, never with credentials:
+    url, method, headers, body, contentType for HTTP; recipient, subject, message for e-mail."""
+    if "email" in delivery:
+        mail = delivery["email"]
+        return {"recipient": mail["recipient"], "subject": mail["subject"], "message": mail["body"]}
+    return {k: v for k, v in (delivery.get("request") or {}).items() if k != "auth"}

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email
+import email.message
+import email.policy
 import os
 import signal
 import socket
@@ -15,7 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -202,7 +205,7 @@ class Receiver:
     async def start(self) -> "Receiver":
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
         return self
@@ -226,6 +229,193 @@ async def receiver() -> AsyncIterator[Receiver]:
     r = await Receiver().start()
     yield r
     await r.stop()
+
+
+@pytest.fixture
+async def make_receiver() -> AsyncIterator:
+    """More receivers (each its own endpoint), stopped at the end of the test."""
+    started: list[Receiver] = []
+
+    async def make(behaviour=None) -> Receiver:
+        r = Receiver()
+        r.behaviour = behaviour
+        started.append(await r.start())
+        return r
+
+    yield make
+    for r in started:
+        await r.stop()
+
+
+class Inbox:
+    """aiosmtpd handler keeping every mail it receives; refuses the addresses in `refuse`."""
+
+    def __init__(self, refuse: set[str] = frozenset()) -> None:
+        self.mails: list[tuple[list[str], email.message.EmailMessage]] = []
+        self.refuse = refuse
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.refuse:
+            return "550 no such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        self.mails.append((list(envelope.rcpt_tos), message))
+        return "250 Message accepted for delivery"
+
+
+@dataclass
+class SmtpServer:
+    host: str
+    port: int
+    inbox: Inbox
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The worker settings that send mail here."""
+        return {"BACKHAUL_SMTP_HOST": self.host, "BACKHAUL_SMTP_PORT": str(self.port)}
+
+    def to(self, address: str) -> list[email.message.EmailMessage]:
+        return [m for rcpts, m in self.inbox.mails if address in rcpts]
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1; nobody@example.com is refused."""
+    from aiosmtpd.controller import Controller
+
+    inbox = Inbox(refuse={"nobody@example.com"})
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield SmtpServer(controller.hostname, controller.port, inbox)
+    finally:
+        controller.stop()
+
+
+async def wait_until(predicate, timeout: float, what: str = "condition", interval: float = 0.1):
+    """Poll `predicate` (sync or async) until it returns something truthy; fail after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+def frame(device: str, seq: int, *, station: str, data: str = "", rssi: float = -100.0, snr: float = 12.0,
+          ack: bool = False, oob: bool = False, rep: int = 1, time_ms: int | None = None) -> dict:
+    """One radio frame as a station publishes it."""
+    return {"station": station, "device": device, "seqNumber": seq, "data": data, "rssi": rssi, "snr": snr,
+            "time": int(time.time() * 1000) if time_ms is None else time_ms, "freq": 868_130_000, "rep": rep,
+            "ack": ack, "oob": oob}
+
+
+async def publish_frames(frames: list[dict]) -> None:
+    """Publish frames to the `frames` topic, keyed by device, and wait for the broker."""
+    import orjson
+
+    from backhaul.kafka import Out, make_producer, send_all
+    from schemas.topics import FRAMES, topic
+
+    producer = make_producer()
+    await producer.start()
+    try:
+        await send_all(producer, [Out(topic(FRAMES), f["device"].encode(), orjson.dumps(f)) for f in frames])
+    finally:
+        await producer.stop()
+
+
+@dataclass
+class Pipeline:
+    """A seeded network and the workers running it."""
+
+    network: "Network"
+    ids: dict[str, str]
+    workers: list[WorkerProcess]
+    config_records: int
+
+    @property
+    def worker(self) -> WorkerProcess:
+        return self.workers[0]
+
+    @property
+    def devices(self) -> list[str]:
+        return [d.id for d in self.network.devices]
+
+    @property
+    def stations(self) -> list[str]:
+        return [s.id for s in self.network.stations]
+
+    async def fetch(self, sql: str, *args) -> list[asyncpg.Record]:
+        """Rows of the test's database (jsonb decoded)."""
+        import orjson
+
+        from backhaul import db
+
+        conn = await db.connect()
+        try:
+            await conn.set_type_codec("jsonb", encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads,
+                                      schema="pg_catalog")
+            return await conn.fetch(sql, *args)
+        finally:
+            await conn.close()
+
+    async def wait_rows(self, sql: str, n: int, timeout: float = 30.0, *args) -> list[asyncpg.Record]:
+        """The rows of `sql` once there are at least `n`."""
+        async def enough():
+            rows = await self.fetch(sql, *args)
+            return rows if len(rows) >= n else None
+        return await wait_until(enough, timeout, f"{n} rows of {sql!r}")
+
+    async def wait_config(self, records: int, timeout: float = 30.0) -> None:
+        """Every worker's configuration view has applied at least `records` records."""
+        async with aiohttp.ClientSession() as session:
+            for w in self.workers:
+                async def applied() -> bool:
+                    async with session.get(f"http://127.0.0.1:{w.port}/status") as resp:
+                        return ((await resp.json()).get("config") or 0) >= records
+                await wait_until(applied, timeout, f"{records} config records in worker {w.roles}")
+
+
+PIPELINE_ROLES = "relay,ingest,router,delivery,store"
+
+
+@pytest.fixture
+def pipeline(isolated, workers):
+    """Seed a network with callbacks and run it: `await pipeline(callbacks, ...)`.
+
+    `roles` is a list of worker role sets (one subprocess each); `env` holds
+    BACKHAUL_* settings for every worker; `device_type` more device type columns.
+    """
+    from backhaul import db
+    from backhaul.demo.seed import seed_network
+    from ingest.simulator import build_network
+
+    async def start(callbacks: list[dict], *, roles: tuple[str, ...] = (PIPELINE_ROLES,), env: dict | None = None,
+                    stations: int = 2, devices: int = 4, keep_alive: int = 0, payload_config: str | None = None,
+                    device_type: dict | None = None) -> Pipeline:
+        network = build_network(stations, devices, seed=11)
+        conn = await db.connect()
+        try:
+            ids = await seed_network(conn, network, name="t", callbacks=callbacks, keep_alive=keep_alive,
+                                     payload_config=payload_config, device_type=device_type)
+        finally:
+            await conn.close()
+        started = [workers(r, isolated, **(env or {})) for r in roles]
+        for w in started:
+            await w.wait_ready()
+        p = Pipeline(network, ids, started, 2 + stations + len(callbacks) + devices)
+        await p.wait_config(p.config_records)
+        return p
+
+    return start
 
 
 async def read_topic(name: str, *, timeout: float = 10.0, expect: int | None = None) -> list:

@@ -2,24 +2,42 @@
 
 Each delivery runs in its own task behind its endpoint's bulkhead
 (concurrency cap, token bucket, circuit breaker), so a slow or dead
-endpoint only ever slows itself. When an endpoint already has its fill of
-deliveries waiting, or its circuit is open, further deliveries are parked in
+endpoint only ever slows itself. When an endpoint already holds its share of
+waiting deliveries, or its circuit is open, further deliveries are parked in
 the retry store instead of waiting in memory: nothing is dropped and the
-consumer keeps reading for the others. A Kafka offset is committed only once
-every delivery before it is finished: answered, recorded, or durably parked.
+consumer keeps reading for the others. An endpoint's share is
+`endpoint_queue` while the worker is calm, and only its concurrency once half
+of `max_in_flight` is taken, so that slow endpoints together cannot fill the
+worker. A Kafka offset is committed only once every delivery before it is
+settled: its outcome published and its retry (if any) durably parked.
 
 Every attempt becomes a `delivery-results` record (status, latency, error
 class, up to 1 KiB of the answer). A failed attempt is retried on the
 callback's schedule (the Sigfox preset +1, +2, +4 min by default, with
 jitter; a longer Retry-After wins); when the schedule is exhausted the last
-result is marked dead and carries the request and its parameters, for the
-undelivered list and replay.
+result is marked dead and carries the delivery, for the undelivered list and
+replay, and the device type's alertEmail is told (at most once per
+`alert_every_s` per device type and callback).
+
+BATCH_URL deliveries wait `batch_window_s` from the first one of their
+callback and go as one request. Their `webhook-id` is derived from the
+member deliveries, and members that fail together are given the same
+jittered delay, so a retried batch comes back whole, with the same id.
+
+BIDIR deliveries that carry `downlink` read the answer on the first attempt
+only, within `downlink_answer_s` of the uplink; DIRECT deliveries carry the
+rendered downlink and call nothing. Both pass `DownlinkGate` (contract and
+daily quota) before a record goes to the `downlinks` topic; every refusal
+becomes an ACKNOWLEDGE device event.
 """
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import random
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -28,67 +46,51 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 
 from backhaul import metrics
 from backhaul.configview import ConfigView
-from backhaul.kafka import make_consumer, make_producer
+from backhaul.kafka import Out, make_consumer, make_producer, send_all
 from backhaul.settings import settings
 from router.compiled import CompiledCallbacks
-from router.templates import TemplateError, redact_url, render_batch
+from router.templates import TemplateError, render_batch
 from schemas.topics import DELIVERIES, DELIVERY_RESULTS, DEVICE_EVENTS, DOWNLINKS, topic
 from workers import downlink as dl
-from workers.bulkhead import EndpointRegistry, endpoint_key
+from workers.attempt import DOWNLINK_ANSWER_BYTES, Outcome, email_attempt, failed, http_attempt
+from workers.bulkhead import Endpoint, EndpointRegistry, endpoint_key
+from workers.downlink_gate import DownlinkGate
 from workers.mail import AlertLimiter, EmailDeliveryError, send_email
 from workers.offsets import OffsetTracker
-from workers.retry import NON_HTTP_STATUS, RetryPolicy, classify, is_success, next_delay, parse_retry_after
+from workers.retry import RetryPolicy, next_delay
 from workers.retry_store import RetryStore
 from workers.signing import signature_headers
 
 log = logging.getLogger(__name__)
 
-ANSWER_BYTES = 1024
 # Failures that say the endpoint is unwell (a 4xx says the request was wrong).
 BREAKER_FAILURES = frozenset({"timeout", "connect", "tls", "dns", "http_5xx", "http_429"})
-
-
-class Outcome:
-    __slots__ = ("status", "error_class", "info", "latency_ms", "answer", "retry_after", "content_type", "body")
-
-    def __init__(self, status: int, error_class: str, info: str | None, latency_ms: float,
-                 answer: str | None = None, retry_after: float | None = None,
-                 content_type: str | None = None, body: bytes = b"") -> None:
-        self.status = status
-        self.error_class = error_class
-        self.info = info
-        self.latency_ms = latency_ms
-        self.answer = answer
-        self.retry_after = retry_after
-        self.content_type = content_type
-        self.body = body
-
-    @property
-    def ok(self) -> bool:
-        return self.error_class == "ok"
+Origin = tuple[TopicPartition, int] | None
+Member = tuple[dict, int, Origin]
 
 
 class DeliveryWorker:
     """Consumes `deliveries`, sends them, records every attempt."""
 
-    def __init__(self, view: ConfigView, store: RetryStore, *, max_in_flight: int = 5000,
-                 endpoint_queue: int = 256) -> None:
+    def __init__(self, view: ConfigView, store: RetryStore, *, max_in_flight: int = 5000) -> None:
         s = settings()
         self.settings = s
         self.view = view
         self.store = store
+        self.gate = DownlinkGate(store.pool, s.daily_downlink_quota)
         self.compiled = CompiledCallbacks(view)
         self.registry = EndpointRegistry(s.endpoint_concurrency, s.endpoint_rate_per_s, s.endpoint_burst,
                                          s.breaker_failures, s.breaker_open_s)
         self.tracker = OffsetTracker()
         self.max_in_flight = max_in_flight
-        self.endpoint_queue = endpoint_queue
-        self._queued: dict[str, int] = {}
         self._slots = asyncio.Semaphore(max_in_flight)
-        self._batches: dict[str, list[tuple[dict, int, Any]]] = {}
+        self._held = 0
+        self._queued: dict[str, int] = {}
+        self._active: set[str] = set()
+        self._batches: dict[str, list[Member]] = {}
         self._batch_started: dict[str, float] = {}
         self._tasks: set[asyncio.Task] = set()
-        self._alerts = AlertLimiter()
+        self._alerts = AlertLimiter(per_hours=s.alert_every_s / 3600)
         self._stop = asyncio.Event()
         self.ready = asyncio.Event()
         self.session: aiohttp.ClientSession | None = None
@@ -120,12 +122,13 @@ class DeliveryWorker:
                 for tp, records in batch.items():
                     for rec in records:
                         await self._slots.acquire()
+                        self._held += 1
                         self.tracker.add(tp, rec.offset)
                         try:
                             delivery = orjson.loads(rec.value)
                         except orjson.JSONDecodeError:
                             log.error("unreadable delivery", extra={"partition": tp.partition, "offset": rec.offset})
-                            self._finished(tp, rec.offset)
+                            self._release(None, (tp, rec.offset))
                             continue
                         self._spawn(self._deliver(delivery, 0, (tp, rec.offset)))
         finally:
@@ -138,15 +141,19 @@ class DeliveryWorker:
             await self.session.close()
             log.info("delivery worker stopped")
 
-    def _spawn(self, coro) -> None:
+    def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _finished(self, origin: tuple[TopicPartition, int] | None) -> None:
+    def _release(self, delivery: dict | None, origin: Origin) -> None:
+        """The delivery is settled (or given up for a later replay): free what it held."""
         if origin is not None:
             self.tracker.done(*origin)
+            self._held -= 1
             self._slots.release()
+        elif delivery is not None:
+            self._active.discard(delivery["id"])
 
     async def _drain(self, timeout: float) -> None:
         if self._tasks:
@@ -178,8 +185,9 @@ class DeliveryWorker:
     async def _poll_retries(self) -> None:
         while True:
             try:
-                due = await self.store.claim_due()
+                due = [(d, a) for d, a in await self.store.claim_due() if d["id"] not in self._active]
                 for delivery, attempts in due:
+                    self._active.add(delivery["id"])
                     self._spawn(self._deliver(delivery, attempts, None))
                 if not due:
                     await asyncio.sleep(0.25)
@@ -191,40 +199,30 @@ class DeliveryWorker:
                 await asyncio.sleep(1.0)
 
     # One delivery --------------------------------------------------------
-    async def _deliver(self, delivery: dict, attempts: int, origin) -> None:
+    async def _deliver(self, delivery: dict, attempts: int, origin: Origin) -> None:
         """Send one delivery (attempt `attempts + 1`), or park it; always settles it."""
+        holder: dict | None = delivery
         try:
-            if delivery["channel"] == "BATCH_URL":
+            channel = delivery["channel"]
+            if channel == "BATCH_URL":
                 self._add_to_batch(delivery, attempts, origin)
-                origin = None  # the batch settles it
+                holder, origin = None, None  # the batch settles it
+                return
+            if channel == "DIRECT":
+                await send_all(self.producer, await self._grant(delivery, delivery["downlinkData"]))
                 return
             cb = self.view.callbacks.get(delivery["callbackId"]) or {}
-            if delivery["channel"] == "EMAIL":
+            if channel == "EMAIL":
                 key = f"smtp://{self.settings.smtp_host}:{self.settings.smtp_port}"
+                send = lambda: self._send_email(delivery)  # noqa: E731
             else:
                 key = endpoint_key(delivery["request"]["url"])
+                send = lambda: self._send_http(delivery, cb, attempts)  # noqa: E731
             endpoint = self.registry.get(key, concurrency=cb.get("concurrency"), rate=cb.get("rate_per_s"))
-            wait = endpoint.retry_in()
-            if wait > 0 or self._queued.get(key, 0) >= self.endpoint_queue:
-                await self._park(delivery, attempts, max(wait, 1.0))
+            outcome = await self._call(endpoint, send)
+            if outcome is None:
+                await self.store.schedule(delivery, attempts, max(endpoint.retry_in(), 1.0))
                 return
-            self._queued[key] = self._queued.get(key, 0) + 1
-            try:
-                async with endpoint.semaphore:
-                    if not endpoint.breaker.allow():
-                        await self._park(delivery, attempts, max(endpoint.retry_in(), 1.0))
-                        return
-                    await endpoint.bucket.acquire()
-                    if delivery["channel"] == "EMAIL":
-                        outcome = await self._send_email(delivery)
-                    else:
-                        outcome = await self._send_http(delivery, cb)
-            finally:
-                self._queued[key] -= 1
-            if outcome.ok:
-                endpoint.breaker.record_success()
-            elif outcome.error_class in BREAKER_FAILURES:
-                endpoint.breaker.record_failure()
             await self._settle(delivery, attempts + 1, outcome, from_store=origin is None)
         except asyncio.CancelledError:
             raise
@@ -233,59 +231,64 @@ class DeliveryWorker:
             log.exception("delivery failed unexpectedly", extra={"delivery": delivery.get("id")})
             origin = None
         finally:
-            self._finished(origin)
+            self._release(holder, origin)
 
-    async def _park(self, delivery: dict, attempts: int, delay: float) -> None:
-        await self.store.schedule(delivery, attempts, delay)
+    def _queue_limit(self, endpoint: Endpoint) -> int:
+        if self._held < self.max_in_flight // 2:
+            return max(self.settings.endpoint_queue, endpoint.concurrency)
+        return endpoint.concurrency
 
-    async def _send_http(self, delivery: dict, cb: dict) -> Outcome:
+    async def _call(self, endpoint: Endpoint, send: Callable[[], Awaitable[Outcome]]) -> Outcome | None:
+        """Send through the endpoint's bulkhead; None when the delivery must wait (park it)."""
+        key = endpoint.key
+        if endpoint.retry_in() > 0 or self._queued.get(key, 0) >= self._queue_limit(endpoint):
+            return None
+        self._queued[key] = self._queued.get(key, 0) + 1
+        try:
+            async with endpoint.semaphore:
+                if not endpoint.breaker.allow():
+                    return None
+                await endpoint.bucket.acquire()
+                outcome = await send()
+        finally:
+            self._queued[key] -= 1
+        if outcome.ok:
+            endpoint.breaker.record_success()
+        elif outcome.error_class in BREAKER_FAILURES:
+            endpoint.breaker.record_failure()
+        return outcome
+
+    def _timeout(self, delivery: dict, attempts: int) -> float:
+        if delivery.get("downlink") and attempts == 0:
+            return min(self.settings.callback_timeout_s, self.settings.downlink_answer_s)
+        return self.settings.callback_timeout_s
+
+    async def _send_http(self, delivery: dict, cb: dict, attempts: int) -> Outcome:
         req = delivery["request"]
         body = req["body"].encode() if req.get("body") is not None else None
-        headers = dict(req.get("headers") or {})
-        if body is not None and req.get("contentType"):
-            headers.setdefault("Content-Type", req["contentType"])
-        if cb.get("signing_secret"):
-            headers.update(signature_headers(cb["signing_secret"], delivery.get("webhookId") or delivery["id"],
-                                              body or b""))
-        auth = aiohttp.BasicAuth(*req["auth"]) if req.get("auth") else None
-        return await self._request(req["method"], req["url"], headers, body, auth,
-                                   read_all=delivery.get("downlink", False))
+        return await self._http(req["method"], req["url"], req.get("headers") or {}, body, req.get("contentType"),
+                                req.get("auth"), cb.get("signing_secret"), delivery.get("webhookId") or delivery["id"],
+                                self._timeout(delivery, attempts), downlink=bool(delivery.get("downlink")))
 
-    async def _request(self, method: str, url: str, headers: dict, body: bytes | None,
-                       auth: aiohttp.BasicAuth | None, *, read_all: bool = False) -> Outcome:
-        timeout = aiohttp.ClientTimeout(total=self.settings.callback_timeout_s)
-        started = time.monotonic()
-        try:
-            async with self.session.request(method, url, data=body, headers=headers, auth=auth,
-                                            timeout=timeout, allow_redirects=False) as resp:
-                raw = await resp.content.read(64 * 1024 if read_all else ANSWER_BYTES)
-                latency = (time.monotonic() - started) * 1000
-                status = resp.status
-                error_class = classify(status, None)
-                retry_after = parse_retry_after(resp.headers.get("Retry-After"), time.time())
-                return Outcome(status, error_class, None if is_success(status) else f"HTTP {status}", latency,
-                               raw[:ANSWER_BYTES].decode("utf-8", "replace"), retry_after,
-                               resp.headers.get("Content-Type"), raw)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            latency = (time.monotonic() - started) * 1000
-            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            return Outcome(NON_HTTP_STATUS, classify(None, exc), redact_url(reason), latency)
+    async def _http(self, method: str, url: str, headers: dict[str, str], body: bytes | None,
+                    content_type: str | None, auth: list[str] | tuple[str, str] | None, secret: str | None,
+                    webhook_id: str, timeout_s: float, *, downlink: bool = False) -> Outcome:
+        headers = dict(headers)
+        if body is not None and content_type:
+            headers.setdefault("Content-Type", content_type)
+        if secret:
+            headers.update(signature_headers(secret, webhook_id, body or b""))
+        return await http_attempt(self.session, method, url, headers, body,
+                                  aiohttp.BasicAuth(*auth) if auth else None, timeout_s,
+                                  read_limit=DOWNLINK_ANSWER_BYTES if downlink else 0)
 
     async def _send_email(self, delivery: dict) -> Outcome:
         mail = delivery["email"]
-        started = time.monotonic()
-        try:
-            await send_email(self.settings.smtp_host, self.settings.smtp_port, "backhaul@localhost",
-                             mail["recipient"], mail["subject"], mail["body"],
-                             timeout=self.settings.callback_timeout_s)
-            return Outcome(250, "ok", None, (time.monotonic() - started) * 1000)
-        except EmailDeliveryError as exc:
-            return Outcome(NON_HTTP_STATUS, "other", str(exc), (time.monotonic() - started) * 1000)
+        return await email_attempt(self.settings.smtp_host, self.settings.smtp_port, mail["recipient"],
+                                   mail["subject"], mail["body"], self.settings.callback_timeout_s)
 
     # Batches -------------------------------------------------------------
-    def _add_to_batch(self, delivery: dict, attempts: int, origin) -> None:
+    def _add_to_batch(self, delivery: dict, attempts: int, origin: Origin) -> None:
         key = delivery["callbackId"]
         self._batches.setdefault(key, []).append((delivery, attempts, origin))
         self._batch_started.setdefault(key, time.monotonic())
@@ -300,40 +303,37 @@ class DeliveryWorker:
                 del self._batch_started[key]
                 self._spawn(self._send_batch(key, members))
 
-    async def _send_batch(self, callback_id: str, members: list[tuple[dict, int, Any]]) -> None:
+    async def _send_batch(self, callback_id: str, members: list[Member]) -> None:
+        batch_id = "batch:" + hashlib.sha256(
+            "\n".join(sorted(d.get("webhookId") or d["id"] for d, _, _ in members)).encode()).hexdigest()[:32]
         try:
             cb = self.view.callbacks.get(callback_id)
             compiled = self.compiled.get(cb) if cb else None
+            request = None
             if compiled is None:
-                outcome = Outcome(NON_HTTP_STATUS, "other", "callback no longer exists or does not compile", 0.0)
+                outcome = failed("callback no longer exists or does not compile")
             else:
                 try:
                     req = render_batch(compiled, [d["variables"] for d, _, _ in members])
                 except TemplateError as exc:
-                    outcome = Outcome(NON_HTTP_STATUS, "other", str(exc), 0.0)
+                    outcome = failed(str(exc))
                 else:
+                    request = {"method": req.method, "url": req.url, "headers": req.headers, "contentType": req.content_type,
+                               "body": req.body.decode() if req.body is not None else None}
                     endpoint = self.registry.get(endpoint_key(req.url), concurrency=cb.get("concurrency"),
                                                  rate=cb.get("rate_per_s"))
-                    if endpoint.retry_in() > 0 or not endpoint.breaker.allow():
+                    downlink = any(d.get("downlink") and a == 0 for d, a, _ in members)
+                    timeout = min(self._timeout(d, a) for d, a, _ in members)
+                    outcome = await self._call(endpoint, lambda: self._http(
+                        req.method, req.url, req.headers, req.body, req.content_type, req.basic_auth,
+                        cb.get("signing_secret"), batch_id, timeout, downlink=downlink))
+                    if outcome is None:
                         delay = max(endpoint.retry_in(), 1.0)
                         for d, attempts, _ in members:
-                            await self._park(d, attempts, delay)
+                            await self.store.schedule(d, attempts, delay)
                         return
-                    headers = dict(req.headers)
-                    if req.body is not None and req.content_type:
-                        headers.setdefault("Content-Type", req.content_type)
-                    if cb.get("signing_secret"):
-                        batch_id = f"batch:{members[0][0]['id']}:{len(members)}"
-                        headers.update(signature_headers(cb["signing_secret"], batch_id, req.body or b""))
-                    auth = aiohttp.BasicAuth(*req.basic_auth) if req.basic_auth else None
-                    async with endpoint.semaphore:
-                        await endpoint.bucket.acquire()
-                        outcome = await self._request(req.method, req.url, headers, req.body, auth)
-                    if outcome.ok:
-                        endpoint.breaker.record_success()
-                    elif outcome.error_class in BREAKER_FAILURES:
-                        endpoint.breaker.record_failure()
-            await asyncio.gather(*(self._settle(d, attempts + 1, outcome, from_store=origin is None)
+            await asyncio.gather(*(self._settle(d, attempts + 1, outcome, from_store=origin is None,
+                                                rng=random.Random(f"{batch_id}:{attempts}"), request=request)
                                    for d, attempts, origin in members))
         except asyncio.CancelledError:
             raise
@@ -341,8 +341,8 @@ class DeliveryWorker:
             log.exception("batch failed unexpectedly", extra={"callback": callback_id})
             members = [(d, a, None) for d, a, _ in members]  # leave them unsettled
         finally:
-            for _, _, origin in members:
-                self._finished(origin)
+            for d, _, origin in members:
+                self._release(d, origin)
 
     # Outcomes ------------------------------------------------------------
     def _policy(self, callback_id: str) -> RetryPolicy:
@@ -350,11 +350,15 @@ class DeliveryWorker:
         schedule = cb.get("retry_schedule") or self.settings.retry_schedule_s
         return RetryPolicy(tuple(schedule), self.settings.retry_jitter, self.settings.callback_timeout_s)
 
-    async def _settle(self, delivery: dict, attempts: int, outcome: Outcome, *, from_store: bool) -> None:
-        """Record the attempt, then schedule the retry or give up."""
+    async def _settle(self, delivery: dict, attempts: int, outcome: Outcome, *, from_store: bool,
+                      rng: random.Random | None = None, request: dict | None = None) -> None:
+        """Publish the attempt (and any downlink outcome), then finish, retry or give up.
+
+        `request` is the batch request a BATCH_URL member went in, kept with a dead one.
+        """
         channel = delivery["channel"]
         now_ms = int(time.time() * 1000)
-        result = {
+        result: dict[str, Any] = {
             "deliveryId": delivery["id"], "attempt": attempts, "callbackId": delivery["callbackId"],
             "messageId": delivery.get("messageId"), "device": delivery["device"],
             "deviceTypeId": delivery.get("deviceTypeId"), "groupId": delivery.get("groupId"),
@@ -364,60 +368,72 @@ class DeliveryWorker:
         }
         metrics.DELIVERIES.labels(channel, outcome.error_class).inc()
         metrics.DELIVERY_LATENCY.labels(channel).observe(outcome.latency_ms / 1000)
-        extra: list[tuple[str, bytes, bytes]] = []
+        delay = None
         if outcome.ok:
             metrics.E2E_LATENCY.labels(delivery["kind"]).observe(max(0.0, now_ms - delivery["origin"]) / 1000)
-            if delivery.get("downlink"):
-                extra.extend(self._downlink(delivery, outcome))
-            if from_store:
-                await self.store.finish(delivery["id"])
         else:
-            delay = next_delay(self._policy(delivery["callbackId"]), attempts, outcome.retry_after)
+            delay = next_delay(self._policy(delivery["callbackId"]), attempts, outcome.retry_after, rng)
             if delay is None:
                 result["dead"] = True
-                result["delivery"] = delivery
+                result["delivery"] = {**delivery, "request": request} if request else delivery
                 metrics.DELIVERY_DEAD.labels(channel).inc()
-                if from_store:
-                    await self.store.finish(delivery["id"])
-                self._spawn(self._alert(delivery, outcome))
             else:
                 result["final"] = False
                 result["nextAttemptAt"] = now_ms + int(delay * 1000)
                 metrics.DELIVERY_RETRIES.labels(channel).inc()
-                await self.store.schedule(delivery, attempts, delay)
-            if delivery.get("downlink") and attempts == 1:
-                extra.append(self._ack_event(delivery, dl.InfoCode.NO_ANSWER))
-        futures = [await self.producer.send(self._t_results, orjson.dumps(result), key=delivery["device"].encode())]
-        for name, key, value in extra:
-            futures.append(await self.producer.send(name, value, key=key))
-        await asyncio.gather(*futures)
-        if outcome.ok or result["dead"]:
-            log.debug("delivery settled", extra={"delivery": delivery["id"], "status": outcome.status})
+        records = [Out(self._t_results, delivery["device"].encode(), orjson.dumps(result))]
+        if delivery.get("downlink") and attempts == 1:
+            records.extend(await self._downlink(delivery, outcome))
+        await send_all(self.producer, records)
+        if delay is not None:
+            await self.store.schedule(delivery, attempts, delay)
+        elif from_store:
+            await self.store.finish(delivery["id"])
+        if result["dead"]:
+            self._spawn(self._alert(delivery, outcome))
 
-    def _downlink(self, delivery: dict, outcome: Outcome) -> list[tuple[str, bytes, bytes]]:
+    # Downlinks -----------------------------------------------------------
+    def _ack(self, delivery: dict, code: dl.InfoCode, reason: str | None = None) -> Out:
+        metrics.DOWNLINKS.labels(str(int(code))).inc()
+        event = dl.ack_event(delivery["device"], delivery["recordId"], code, reason=reason,
+                             device_type_id=delivery.get("deviceTypeId"), group_id=delivery.get("groupId"),
+                             now_ms=int(time.time() * 1000))
+        return Out(topic(DEVICE_EVENTS), delivery["device"].encode(), orjson.dumps(event))
+
+    async def _downlink(self, delivery: dict, outcome: Outcome) -> list[Out]:
+        """What the first answer of a downlink callback gives: a downlink, nothing, or an ACKNOWLEDGE."""
+        late_ms = time.time() * 1000 - delivery["createdAt"] - self.settings.downlink_answer_s * 1000
+        if not outcome.ok:
+            return [self._ack(delivery, dl.InfoCode.NO_ANSWER,
+                              f"No answer: {outcome.info or outcome.error_class}")]
+        if late_ms > 0:
+            return [self._ack(delivery, dl.InfoCode.NO_ANSWER,
+                              f"No answer: the answer came {late_ms / 1000:.1f} s after the deadline")]
         answer = dl.parse_bidir_answer(delivery["device"], outcome.status, outcome.content_type, outcome.body)
         if answer.kind == "no_data":
             return []
         if answer.kind == "invalid":
-            return [self._ack_event(delivery, dl.InfoCode.INVALID_PAYLOAD, answer.reason)]
-        record = {"id": f"{delivery['recordId']}:downlink", "device": delivery["device"],
-                  "messageId": delivery.get("messageId"), "data": answer.data_hex,
-                  "station": delivery["variables"].get("station"), "createdAt": int(time.time() * 1000),
-                  "deviceTypeId": delivery.get("deviceTypeId"), "groupId": delivery.get("groupId")}
-        return [(topic(DOWNLINKS), delivery["device"].encode(), orjson.dumps(record))]
+            return [self._ack(delivery, dl.InfoCode.INVALID_PAYLOAD, f"Invalid payload: {answer.reason}")]
+        return await self._grant(delivery, answer.data_hex)
 
-    def _ack_event(self, delivery: dict, code: dl.InfoCode, reason: str | None = None) -> tuple[str, bytes, bytes]:
-        event = {"id": f"{delivery['device']}:ACKNOWLEDGE:{delivery['recordId']}", "type": "ACKNOWLEDGE",
-                 "device": delivery["device"], "deviceTypeId": delivery.get("deviceTypeId"),
-                 "groupId": delivery.get("groupId"), "time": int(time.time() * 1000), "infoCode": int(code),
-                 "infoMessage": reason or dl.info_message(code), "downlinkAck": False, "downlinkOverusage": False}
-        metrics.DOWNLINKS.labels(str(int(code))).inc()
-        return topic(DEVICE_EVENTS), delivery["device"].encode(), orjson.dumps(event)
+    async def _grant(self, delivery: dict, data_hex: str) -> list[Out]:
+        """The downlink record for the stations, or the ACKNOWLEDGE saying why not."""
+        now = time.time()
+        refusal = await self.gate.admit(delivery["recordId"], delivery["device"], dl.utc_day(now))
+        if refusal is not None:
+            return [self._ack(delivery, refusal)]
+        record = {"id": delivery["recordId"], "device": delivery["device"], "messageId": delivery.get("messageId"),
+                  "data": data_hex, "station": delivery["variables"].get("station"),
+                  "source": "DIRECT" if delivery["channel"] == "DIRECT" else "CALLBACK",
+                  "deviceTypeId": delivery.get("deviceTypeId"), "groupId": delivery.get("groupId"),
+                  "createdAt": int(now * 1000),
+                  "transmitBy": int(delivery["createdAt"] + self.settings.downlink_transmit_s * 1000)}
+        return [Out(topic(DOWNLINKS), delivery["device"].encode(), orjson.dumps(record))]
 
     async def _alert(self, delivery: dict, outcome: Outcome) -> None:
         dtype = self.view.device_types.get(delivery.get("deviceTypeId") or "") or {}
         to = dtype.get("alert_email")
-        if not to or not self._alerts.should_send((dtype.get("id"), delivery["callbackId"]), time.time()):
+        if not to or not self._alerts.should_send((dtype.get("id"), delivery["callbackId"])):
             return
         subject = f"Backhaul: callback {delivery['callbackId']} could not be delivered"
         body = (f"Device type {dtype.get('name')} ({dtype.get('id')}), device {delivery['device']}:\n"

@@ -225,3 +225,59 @@ class DownlinkQuota:
     def used(self, device_id: str, day: date) -> int:
         """Downlinks counted for the device on `day`."""
         return self._counts.get((_device_key(device_id), day), 0)
+
+
+DIRECT, CALLBACK, NONE, MANAGED = 0, 1, 2, 3
+DOWNLINK_CHANNELS = ("URL", "BATCH_URL")
+
+
+@dataclass(frozen=True)
+class DownlinkRoute:
+    """How the downlink an uplink asks for is obtained.
+
+    `mode` "callback": the BIDIR callback `callback_id` answers it; "direct":
+    the device type's downlinkDataString; "refused": ACKNOWLEDGE `code`.
+    """
+
+    mode: Literal["callback", "direct", "refused"]
+    callback_id: str | None = None
+    code: InfoCode | None = None
+    reason: str | None = None
+
+
+def downlink_route(device_type: dict | None, callbacks: list[dict]) -> DownlinkRoute:
+    """Decide for a device type (a row) and its callbacks (rows).
+
+    CALLBACK mode needs exactly one enabled BIDIR (subtype 1) URL or BATCH_URL
+    callback marked as the downlink callback; DIRECT mode needs nothing more
+    here (the template is rendered by the caller); NONE and MANAGED refuse with
+    INVALID_CONFIGURATION, as does an unknown device type.
+    """
+    if not device_type:
+        return DownlinkRoute("refused", code=InfoCode.INVALID_CONFIGURATION, reason="unknown device type")
+    mode = device_type.get("downlink_mode")
+    if mode == DIRECT:
+        return DownlinkRoute("direct")
+    if mode != CALLBACK:
+        return DownlinkRoute("refused", code=InfoCode.INVALID_CONFIGURATION,
+                             reason=f"Invalid configuration: the device type's downlinkMode {mode} sends no downlink")
+    hooks = [cb for cb in callbacks if cb.get("enabled") and cb.get("downlink_hook")
+             and cb.get("callback_subtype") == 1 and cb.get("channel", "URL") in DOWNLINK_CHANNELS]
+    if len(hooks) != 1:
+        return DownlinkRoute("refused", code=InfoCode.INVALID_CONFIGURATION,
+                             reason=None if not hooks else
+                             "Invalid configuration: more than one downlink BIDIR callback")
+    return DownlinkRoute("callback", callback_id=hooks[0]["id"])
+
+
+def ack_event(device: str, record_id: str, code: InfoCode, *, device_type_id: str | None,
+              group_id: str | None, now_ms: int, reason: str | None = None,
+              downlink_ack: bool = False) -> dict:
+    """The ACKNOWLEDGE device event for the downlink an uplink (`record_id`) asked for.
+
+    One per uplink: its id is stable, so a replayed decision is stored once.
+    """
+    return {"id": f"{device}:ACKNOWLEDGE:{record_id}", "type": "ACKNOWLEDGE", "device": device,
+            "deviceTypeId": device_type_id, "groupId": group_id, "time": now_ms, "messageId": record_id,
+            "infoCode": int(code), "infoMessage": reason or info_message(code), "downlinkAck": downlink_ack,
+            "downlinkOverusage": code == InfoCode.OVERRUN_ERROR}

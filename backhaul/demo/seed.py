@@ -19,12 +19,34 @@ def stable_id(*parts: str) -> str:
     return hashlib.sha1("/".join(parts).encode()).hexdigest()[:24]
 
 
+CALLBACK_DEFAULTS: dict[str, Any] = {"callback_type": 0, "callback_subtype": 0, "channel": "URL", "enabled": True,
+                                     "downlink_hook": False}
+
+
+def _insert(table: str, row: dict[str, Any], jsonb: tuple[str, ...] = ()) -> tuple[str, list[Any]]:
+    columns = list(row)
+    values = [orjson.dumps(row[c]).decode() if c in jsonb else row[c] for c in columns]
+    params = ", ".join(f"${i}::jsonb" if c in jsonb else f"${i}" for i, c in enumerate(columns, 1))
+    return f"INSERT INTO {table}({', '.join(columns)}) VALUES ({params})", values
+
+
 async def seed_network(conn: asyncpg.Connection, network: Network, *, name: str = "demo",
                        callbacks: list[dict[str, Any]] = (), keep_alive: int = 0,
-                       payload_config: str | None = None, parent_group: str | None = None) -> dict[str, str]:
-    """Create or update the rows of a simulated network; returns the ids it used."""
+                       payload_config: str | None = None, parent_group: str | None = None,
+                       device_type: dict[str, Any] | None = None) -> dict[str, str]:
+    """Create or update the rows of a simulated network; returns the ids it used.
+
+    `callbacks` are rows of the callbacks table (any of its columns; the id,
+    type, subtype, channel, enabled and downlink_hook have defaults);
+    `device_type` sets more columns of the device type (alert_email,
+    downlink_mode, downlink_data_string, contract_id, ...).
+    """
     group_id = stable_id(name, "group")
     type_id = stable_id(name, "device-type")
+    dtype = {"id": type_id, "name": f"{name} sensors", "group_id": group_id, "keep_alive": keep_alive,
+             "payload_type": 3 if payload_config else 2, "payload_config": payload_config, **(device_type or {})}
+    dtype_sql, dtype_values = _insert("device_types", dtype)
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in dtype if c != "id")
     async with conn.transaction():
         await conn.execute(
             "INSERT INTO groups(id, name, type, parent_id, path) VALUES ($1, $2, 2, $3::text, "
@@ -36,23 +58,13 @@ async def seed_network(conn: asyncpg.Connection, network: Network, *, name: str 
             "INSERT INTO base_stations(id, name, lat, lng, group_id) VALUES ($1, $2, $3, $4, $5) "
             "ON CONFLICT (id) DO UPDATE SET lat = EXCLUDED.lat, lng = EXCLUDED.lng, updated_at = now()",
             [(s.id, f"station {s.id}", s.lat, s.lng, group_id) for s in network.stations])
-        await conn.execute(
-            "INSERT INTO device_types(id, name, group_id, keep_alive, payload_type, payload_config) "
-            "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO UPDATE SET keep_alive = EXCLUDED.keep_alive, "
-            "payload_type = EXCLUDED.payload_type, payload_config = EXCLUDED.payload_config, updated_at = now()",
-            type_id, f"{name} sensors", group_id, keep_alive, 3 if payload_config else 2, payload_config)
+        await conn.execute(f"{dtype_sql} ON CONFLICT (id) DO UPDATE SET {updates}, updated_at = now()", *dtype_values)
         await conn.execute("DELETE FROM callbacks WHERE device_type_id = $1", type_id)
         for i, cb in enumerate(callbacks):
-            await conn.execute(
-                "INSERT INTO callbacks(id, device_type_id, callback_type, callback_subtype, channel, url, http_method, "
-                "headers, body_template, content_type, line_pattern, recipient, subject, message, retry_schedule, "
-                "signing_secret, enabled, downlink_hook) "
-                "VALUES ($1,$2,$3,$4,$5,$6,$7,$8::jsonb,$9,$10,$11,$12,$13,$14,$15,$16,true,$17)",
-                cb.get("id") or stable_id(name, "callback", str(i)), type_id, cb.get("callback_type", 0),
-                cb.get("callback_subtype", 0), cb.get("channel", "URL"), cb.get("url"), cb.get("http_method"),
-                orjson.dumps(cb.get("headers") or {}).decode(), cb.get("body_template"), cb.get("content_type"),
-                cb.get("line_pattern"), cb.get("recipient"), cb.get("subject"), cb.get("message"),
-                cb.get("retry_schedule"), cb.get("signing_secret"), cb.get("downlink_hook", False))
+            row = {**CALLBACK_DEFAULTS, **cb, "id": cb.get("id") or stable_id(name, "callback", str(i)),
+                   "device_type_id": type_id}
+            sql, values = _insert("callbacks", row, jsonb=("headers",))
+            await conn.execute(sql, *values)
         await conn.executemany(
             "INSERT INTO devices(id, name, device_type_id, group_id, lat, lng) VALUES ($1, $2, $3, $4, $5, $6) "
             "ON CONFLICT (id) DO UPDATE SET device_type_id = EXCLUDED.device_type_id, updated_at = now()",

@@ -2,59 +2,19 @@
 from __future__ import annotations
 
 import asyncio
-import email
-import email.policy
-import socket
 
 import pytest
-from aiosmtpd.controller import Controller
 
+from tests.conftest import free_port
 from workers.mail import AlertLimiter, EmailDeliveryError, send_email
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Inbox:
-    """aiosmtpd handler keeping every mail it receives."""
-
-    def __init__(self, refuse: set[str] = frozenset()) -> None:
-        self.mails: list[tuple[list[str], email.message.EmailMessage]] = []
-        self.refuse = refuse
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if address in self.refuse:
-            return "550 no such user here"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        self.mails.append((list(envelope.rcpt_tos), message))
-        return "250 Message accepted for delivery"
-
-
-@pytest.fixture
-def smtp():
-    inbox = Inbox(refuse={"nobody@example.com"})
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield controller, inbox
-    finally:
-        controller.stop()
-
-
 async def test_mail_arrives_with_subject_and_body(smtp):
-    controller, inbox = smtp
     body = "Device 1A2B sent 0102 at 1700000000.\nSecond line, accents: é."
-    await send_email(controller.hostname, controller.port, "backhaul@example.com", "ops@example.com",
+    await send_email(smtp.host, smtp.port, "backhaul@example.com", "ops@example.com",
                      "Callback for 1A2B", body)
-    assert len(inbox.mails) == 1
-    recipients, message = inbox.mails[0]
+    assert len(smtp.inbox.mails) == 1
+    recipients, message = smtp.inbox.mails[0]
     assert recipients == ["ops@example.com"]
     assert message["Subject"] == "Callback for 1A2B"
     assert message["From"] == "backhaul@example.com"
@@ -63,23 +23,21 @@ async def test_mail_arrives_with_subject_and_body(smtp):
 
 
 async def test_several_recipients_and_subject_line_breaks_folded(smtp):
-    controller, inbox = smtp
-    await send_email(controller.hostname, controller.port, "backhaul@example.com",
+    await send_email(smtp.host, smtp.port, "backhaul@example.com",
                      "a@example.com, b@example.com", "two\r\nlines", "hello")
-    recipients, message = inbox.mails[0]
+    recipients, message = smtp.inbox.mails[0]
     assert sorted(recipients) == ["a@example.com", "b@example.com"]
     assert message["Subject"] == "two lines"
 
 
 async def test_refused_recipient_is_an_error(smtp):
-    controller, inbox = smtp
     with pytest.raises(EmailDeliveryError, match="nobody@example.com"):
-        await send_email(controller.hostname, controller.port, "backhaul@example.com",
+        await send_email(smtp.host, smtp.port, "backhaul@example.com",
                          "nobody@example.com", "s", "b")
     with pytest.raises(EmailDeliveryError, match="refused: nobody@example.com"):
-        await send_email(controller.hostname, controller.port, "backhaul@example.com",
+        await send_email(smtp.host, smtp.port, "backhaul@example.com",
                          "ops@example.com, nobody@example.com", "s", "b")
-    assert [r for r, _ in inbox.mails] == [["ops@example.com"]]
+    assert [r for r, _ in smtp.inbox.mails] == [["ops@example.com"]]
 
 
 async def test_no_server_is_a_clear_error():

@@ -1,0 +1,79 @@
+"""Simulated base stations on the downlink side: `downlinks` -> "transmit" -> `downlink-reports`.
+
+The stations also read `messages` (first and duplicate receptions) to know
+which of them heard each uplink, and the best one (highest RSSI) transmits
+the downlink; the station named in the downlink record is the fallback. A
+downlink that arrives after its `transmitBy` time (the device has stopped
+listening) or names a station that is not registered is reported as not
+transmitted. A transmitted downlink is taken as acknowledged by the device.
+
+One stations process serves the whole simulated network: receptions and
+downlinks of a device must reach the same process.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+
+import orjson
+
+from backhaul.configview import ConfigView
+from backhaul.kafka import Out
+from backhaul.stage import Batch, Stage
+from schemas.topics import DOWNLINK_REPORTS, DOWNLINKS, MESSAGES, topic
+
+log = logging.getLogger(__name__)
+
+RECEPTIONS_KEPT = 200_000
+
+
+class StationsStage(Stage):
+    name = "stations"
+    group = "backhaul-stations"
+
+    def __init__(self, view: ConfigView) -> None:
+        super().__init__()
+        self.view = view
+        self._t_messages = topic(MESSAGES)
+        self._t_downlinks = topic(DOWNLINKS)
+        self._t_reports = topic(DOWNLINK_REPORTS)
+        self.topics = (self._t_messages, self._t_downlinks)
+        self._best: OrderedDict[str, tuple[float, str]] = OrderedDict()
+
+    def process(self, batch: Batch) -> list[Out]:
+        downlinks = []
+        for tp, records in batch.items():
+            for rec in records:
+                value = orjson.loads(rec.value)
+                if tp.topic == self._t_messages:
+                    self._heard(value)
+                else:
+                    downlinks.append(value)
+        return [self._transmit(d) for d in downlinks]
+
+    def _heard(self, m: dict) -> None:
+        message_id = m.get("messageId") or m["id"]
+        best = self._best.get(message_id)
+        if best is None or m["rssi"] > best[0]:
+            self._best[message_id] = (m["rssi"], m["station"])
+            self._best.move_to_end(message_id)
+            while len(self._best) > RECEPTIONS_KEPT:
+                self._best.popitem(last=False)
+
+    def _transmit(self, d: dict) -> Out:
+        now_ms = int(time.time() * 1000)
+        heard = self._best.get(d.get("messageId") or "")
+        station = heard[1] if heard else d.get("station")
+        reason = None
+        if now_ms > d["transmitBy"]:
+            reason = f"Network error: the downlink reached the network {(now_ms - d['transmitBy']) / 1000:.1f} s " \
+                     "after the device stopped listening"
+        elif not station or station not in self.view.stations:
+            reason = f"Network error: no registered station to transmit from ({station})"
+        report = {"id": d["id"], "device": d["device"], "messageId": d.get("messageId"), "station": station,
+                  "data": d["data"], "transmitted": reason is None, "reason": reason, "time": now_ms,
+                  "deviceTypeId": d.get("deviceTypeId"), "groupId": d.get("groupId")}
+        log.info("downlink transmitted" if reason is None else "downlink not transmitted",
+                 extra={"downlink": d["id"], "station": station, "reason": reason})
+        return Out(self._t_reports, d["device"].encode(), orjson.dumps(report))

@@ -1,0 +1,39 @@
+"""The acks stage: stations' downlink reports -> ACKNOWLEDGE device events.
+
+A transmitted downlink gives infoCode 0 (ACKED, downlinkAck true); one the
+stations could not transmit gives infoCode 4 (NETWORK_ERROR) with their
+reason. The router then delivers the event to the ACKNOWLEDGE callbacks.
+"""
+from __future__ import annotations
+
+import orjson
+
+from backhaul import metrics
+from backhaul.kafka import Out
+from backhaul.stage import Batch, Stage
+from schemas.topics import DEVICE_EVENTS, DOWNLINK_REPORTS, topic
+from workers.downlink import InfoCode, ack_event
+
+
+class AcksStage(Stage):
+    name = "acks"
+    group = "backhaul-acks"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.topics = (topic(DOWNLINK_REPORTS),)
+        self._t_events = topic(DEVICE_EVENTS)
+
+    def process(self, batch: Batch) -> list[Out]:
+        outputs = []
+        for records in batch.values():
+            for rec in records:
+                report = orjson.loads(rec.value)
+                code = InfoCode.ACKED if report["transmitted"] else InfoCode.NETWORK_ERROR
+                metrics.DOWNLINKS.labels(str(int(code))).inc()
+                event = ack_event(report["device"], report["id"], code, reason=report.get("reason"),
+                                  device_type_id=report.get("deviceTypeId"), group_id=report.get("groupId"),
+                                  now_ms=report["time"], downlink_ack=bool(report["transmitted"]))
+                event["station"] = report.get("station")
+                outputs.append(Out(self._t_events, report["device"].encode(), orjson.dumps(event)))
+        return outputs
