@@ -47,6 +47,8 @@ async def ensure_topics(*, bootstrap: str | None = None, partitions: int | None 
                 configs = {"cleanup.policy": "compact"} if spec.compacted else {}
                 if spec.compacted:
                     configs.update({"min.cleanable.dirty.ratio": "0.1", "segment.ms": "600000"})
+                if spec.log_append_time:
+                    configs["message.timestamp.type"] = "LogAppendTime"
                 missing.append(NewTopic(name, partitions, 1, topic_configs=configs))
             if missing:
                 try:

@@ -40,6 +40,8 @@ class Stage:
         self._stopping = asyncio.Event()
         self.ready = asyncio.Event()
         self.batches = 0
+        # Partitions whose `on_assigned` has finished; records of others are not processed yet.
+        self._restored: set[TopicPartition] = set()
 
     # Hooks -------------------------------------------------------------
     async def start(self) -> None:
@@ -51,6 +53,9 @@ class Stage:
     def process(self, batch: Batch) -> list[Out]:
         """Turn one batch of records into output records."""
         raise NotImplementedError
+
+    async def before_tick(self) -> None:
+        """Refresh what `tick` needs from Kafka (called before every tick)."""
 
     def tick(self) -> list[Out]:
         """Outputs due by the wall clock (window deadlines, keep-alive)."""
@@ -84,6 +89,7 @@ class Stage:
                 batch = await self.consumer.getmany(timeout_ms=int(self.tick_interval_s * 1000),
                                                     max_records=self.max_records)
                 async with self._lock:
+                    self._hold_back_unrestored(batch)
                     await self._handle(batch)
                 if not self.ready.is_set() and self.consumer.assignment():
                     self.ready.set()
@@ -96,6 +102,7 @@ class Stage:
 
     async def _handle(self, batch: Batch) -> None:
         outputs = self.process(batch) if batch else []
+        await self.before_tick()
         outputs.extend(self.tick())
         if outputs:
             await send_all(self.producer, outputs)
@@ -105,10 +112,22 @@ class Stage:
             await self.consumer.commit(offsets)
         self.batches += 1
 
+    def _hold_back_unrestored(self, batch: Batch) -> None:
+        # aiokafka may fetch a newly assigned partition while its state is still
+        # being restored: rewind such records and read them again afterwards.
+        for tp in [tp for tp in batch if tp not in self._restored]:
+            self.consumer.seek(tp, batch.pop(tp)[0].offset)
+
     async def _revoke(self, revoked: set[TopicPartition]) -> None:
         # Wait for the batch in hand to be fully committed before letting go.
         async with self._lock:
+            self._restored -= revoked
             await self.on_revoked(revoked)
+
+    async def _assign(self, assigned: set[TopicPartition]) -> None:
+        async with self._lock:
+            await self.on_assigned(assigned)
+            self._restored |= assigned
 
     async def _report_lag(self) -> None:
         while True:
@@ -136,4 +155,4 @@ class _Listener(ConsumerRebalanceListener):
         await self.stage._revoke(set(revoked))
 
     async def on_partitions_assigned(self, assigned) -> None:
-        await self.stage.on_assigned(set(assigned))
+        await self.stage._assign(set(assigned))

@@ -25,7 +25,7 @@ import heapq
 import time as _time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from ingest import aggregate
 from ingest.oob import OobError, decode_oob
@@ -329,13 +329,22 @@ class IngestEngine:
         return int(dtype.get("keep_alive") or 0) if dtype else 0
 
     # Wall clock --------------------------------------------------------
-    def tick(self, now: float | None = None) -> Outputs:
-        """Close every window and raise every keep-alive breach that is due."""
+    def tick(self, now: float | None = None, watermark: Callable[[int], float] | None = None) -> Outputs:
+        """Close every window and raise every keep-alive breach that is due.
+
+        Times are broker time (when Kafka appended the frame). A deadline is due
+        when `now` has passed it and, if `watermark` is given, when every frame of
+        the device's partition appended before it has been processed: a worker
+        catching up on a backlog never closes a window whose late copies are
+        still waiting in that backlog.
+        """
         now = self.clock() if now is None else now
         out = Outputs()
+        held: list = []
         heap = self._window_heap
         while heap and heap[0][0] <= now:
-            deadline, device_id, seq, oob = heapq.heappop(heap)
+            entry = heapq.heappop(heap)
+            deadline, device_id, seq, oob = entry
             st = self.states.get(device_id)
             if st is None:
                 continue
@@ -343,27 +352,39 @@ class IngestEngine:
             w = windows.get(seq)
             if w is None or w.deadline != deadline:
                 continue
+            if watermark is not None and watermark(st.partition) < deadline:
+                held.append(entry)
+                continue
             del windows[seq]
             out.touched.add(device_id)
-            st.closed[seq + SEQ_MODULO * oob] = now
+            st.closed[seq + SEQ_MODULO * oob] = deadline
             while len(st.closed) > CLOSED_MEMORY:
                 del st.closed[next(iter(st.closed))]
             if oob:
                 continue
             out.advanced.append(self._advanced(st, w, now))
             self.counters.advanced += 1
+        for entry in held:
+            heapq.heappush(heap, entry)
+        held = []
         kheap = self._keepalive_heap
         while kheap and kheap[0][0] <= now:
-            deadline, device_id = heapq.heappop(kheap)
+            entry = heapq.heappop(kheap)
+            deadline, device_id = entry
             st = self.states.get(device_id)
             if st is None or st.keepalive_deadline != deadline or st.breached_at is not None:
                 continue
+            if watermark is not None and watermark(st.partition) < deadline:
+                held.append(entry)
+                continue
             device = self.config.devices.get(device_id) or {}
-            st.breached_at = now
+            st.breached_at = deadline
             out.touched.add(device_id)
-            out.events.append(self._event(st, device, "ERROR", now, key=str(int(deadline * 1000)),
+            out.events.append(self._event(st, device, "ERROR", deadline, key=str(int(deadline * 1000)),
                                           info=f"No message received since {_fmt(st.last_seen)}",
                                           severity="ERROR", lastSeen=int((st.last_seen or 0) * 1000)))
+        for entry in held:
+            heapq.heappush(kheap, entry)
         return out
 
     def _advanced(self, st: DeviceState, w: Window, now: float) -> dict:

@@ -37,7 +37,10 @@ class IngestStage(Stage):
         super().__init__()
         s = settings()
         self.view = view
-        self.topics = (topic(FRAMES),)
+        self._t_frames = topic(FRAMES)
+        self.topics = (self._t_frames,)
+        self._next_offset: dict[int, int] = {}
+        self._appended: dict[int, float] = {}
         self.tick_interval_s = s.window_check_interval_s
         self.max_records = s.ingest_batch_max
         self.engine = IngestEngine(view, window_s=s.advanced_window_s, daily_quota=s.daily_uplink_quota)
@@ -53,9 +56,10 @@ class IngestStage(Stage):
         out = Outputs()
         rejected: list[Out] = []
         engine = self.engine
-        now = time.time()
         n = 0
         for tp, records in batch.items():
+            self._next_offset[tp.partition] = records[-1].offset + 1
+            self._appended[tp.partition] = records[-1].timestamp / 1000
             for rec in records:
                 n += 1
                 try:
@@ -64,7 +68,7 @@ class IngestStage(Stage):
                     rejected.append(self._reject(rec, exc.code, str(exc)))
                     continue
                 before = len(out.rejected)
-                engine.handle(frame, tp.partition, out, now)
+                engine.handle(frame, tp.partition, out, rec.timestamp / 1000)
                 if len(out.rejected) > before:
                     code, message = out.rejected.pop()
                     rejected.append(self._reject(rec, code, message))
@@ -72,9 +76,21 @@ class IngestStage(Stage):
         metrics.INGEST_BATCH.observe(n)
         return self._outputs(out) + rejected
 
+    async def before_tick(self) -> None:
+        for tp in self.consumer.assignment():
+            if tp.partition not in self._next_offset:
+                self._next_offset[tp.partition] = await self.consumer.position(tp)
+
+    def watermark(self, partition: int) -> float:
+        """Broker time up to which every frame of `partition` has been processed."""
+        highwater = self.consumer.highwater(TopicPartition(self._t_frames, partition))
+        if highwater is not None and self._next_offset.get(partition, 0) >= highwater:
+            return time.time()  # caught up: nothing older is waiting
+        return self._appended.get(partition, 0.0)
+
     def tick(self) -> list[Out]:
-        out = self.engine.tick()
         now = time.time()
+        out = self.engine.tick(now, self.watermark)
         for adv in out.advanced:
             metrics.ADVANCED_LATENESS.observe(max(0.0, now - adv["deadline"] / 1000))
         self._update_gauges()
@@ -126,7 +142,11 @@ class IngestStage(Stage):
                                                   "seconds": round(time.monotonic() - started, 3)})
 
     async def on_revoked(self, partitions: set[TopicPartition]) -> None:
-        self.engine.forget_partitions({tp.partition for tp in partitions})
+        numbers = {tp.partition for tp in partitions}
+        self.engine.forget_partitions(numbers)
+        for p in numbers:
+            self._next_offset.pop(p, None)
+            self._appended.pop(p, None)
 
     def _update_gauges(self) -> None:
         engine = self.engine

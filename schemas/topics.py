@@ -26,11 +26,12 @@ INGEST_STATE = "ingest.state"
 class TopicSpec:
     name: str
     compacted: bool = False
-    retention_ms: int | None = None
+    # Frames carry the broker's append time: the ingest engine's clock (see ingest.engine).
+    log_append_time: bool = False
 
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
-    TopicSpec(FRAMES),
+    TopicSpec(FRAMES, log_append_time=True),
     TopicSpec(FRAMES_REJECTED),
     TopicSpec(MESSAGES),
     TopicSpec(MESSAGES_ADVANCED),

@@ -66,7 +66,7 @@ def test_late_frame_is_counted_and_dropped():
     e.tick(200.0)
     out = run(e, frame(10, "0003"), 230.0)
     assert out.messages == [] and out.events == []
-    assert e.counters.late == 1 and e.counters.late_lateness == [30.0]
+    assert e.counters.late == 1 and e.counters.late_lateness == [230.0 - (100.0 + WINDOW)]
 
 
 def test_replay_of_an_old_sequence_number_is_trashed():
