@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -30,7 +31,15 @@ from aiohttp import web
 from backhaul import settings as settings_module
 
 ROOT = Path(__file__).resolve().parent.parent
-ADMIN_DSN = os.environ.get("BACKHAUL_TEST_ADMIN_DSN", "postgresql://backhaul@127.0.0.1:55432/postgres")
+
+
+def _admin_dsn() -> str:
+    """The local server's `postgres` database, for creating and dropping test databases."""
+    url = urllib.parse.urlsplit(settings_module.Settings.from_env().database_url)
+    return urllib.parse.urlunsplit(url._replace(path="/postgres"))
+
+
+ADMIN_DSN = _admin_dsn()
 
 
 def free_port() -> int:
@@ -48,7 +57,12 @@ def _port_open(host: str, port: int) -> bool:
 @pytest.fixture(scope="session")
 def stack() -> None:
     """Kafka and PostgreSQL must be up (./scripts/test starts them)."""
-    missing = [name for name, port in (("Kafka", 29092), ("PostgreSQL", 55432)) if not _port_open("127.0.0.1", port)]
+    conf = settings_module.Settings.from_env()
+    kafka_host, kafka_port = conf.kafka_bootstrap.split(",")[0].rsplit(":", 1)
+    pg = urllib.parse.urlsplit(conf.database_url)
+    missing = [name for name, host, port in (("Kafka", kafka_host, int(kafka_port)),
+                                             ("PostgreSQL", pg.hostname, pg.port or 5432))
+               if not _port_open(host, port)]
     if missing:
         pytest.fail(f"{' and '.join(missing)} not running: start them with `deploy/local/kafka.sh start` and "
                     f"`deploy/local/postgres.sh start`, or run the tests with ./scripts/test")
@@ -78,7 +92,7 @@ async def isolated(stack, monkeypatch) -> AsyncIterator[Isolated]:
     admin = await asyncpg.connect(ADMIN_DSN)
     await admin.execute(f'CREATE DATABASE "{database}"')
     await admin.close()
-    dsn = f"postgresql://backhaul@127.0.0.1:55432/{database}"
+    dsn = urllib.parse.urlunsplit(urllib.parse.urlsplit(ADMIN_DSN)._replace(path=f"/{database}"))
     env = {
         "BACKHAUL_TOPIC_PREFIX": f"t{tag}.",
         "BACKHAUL_DATABASE_URL": dsn,
