@@ -19,7 +19,7 @@ from oss.bulk_rows import ACTIONS, checked_rows, csv_rows, json_rows
 from oss.context import JOBS, pool
 from oss.device_store import RowError
 from oss.device_types import scoped_device_type
-from oss.errors import BadRequest, FieldError, NotFound, json_response
+from oss.errors import NotFound, json_response
 from oss.params import INT32, is_csv, json_body, oid, q_bool, q_oid, q_str
 from oss.scope import in_subtree
 from oss.shape import compact
@@ -131,6 +131,35 @@ def _action_status(kind: str):
     return handler
 
 
+async def _restart_all(request: web.Request, column: str) -> web.Response:
+    """Restart every device of a device type or of a contract, in the caller's groups."""
+    who = caller(request)
+    who.require("devices", write=True)
+    async with pool(request).acquire() as conn:
+        if column == "device_type_id":
+            owner = (await scoped_device_type(conn, who, oid(request)))["id"]
+        else:
+            from oss.contracts import visible_contract
+            owner = (await visible_contract(conn, who, oid(request)))["id"]
+        ids = await conn.fetch(f"SELECT id FROM devices WHERE {column} = $2 AND {in_subtree('group_id', '$1')} "
+                               "ORDER BY id", who.group_id, owner)
+    rows = [(n, {"id": r["id"]}) for n, r in enumerate(ids, start=1)]
+    job_id, total = await request.app[JOBS].submit(who, "restart", {}, rows, [])
+    return json_response({"total": total, "jobId": job_id}, 201)
+
+
+@routes.post("/v2/device-types/{id}/bulk/restart")
+async def restart_device_type(request: web.Request) -> web.Response:
+    return await _restart_all(request, "device_type_id")
+
+
+@routes.post("/v2/contract-infos/{id}/bulk/restart")
+async def restart_contract(request: web.Request) -> web.Response:
+    return await _restart_all(request, "contract_id")
+
+
+routes.get("/v2/device-types/bulk/restart/{jobId}")(_action_status("restart"))
+routes.get("/v2/contract-infos/bulk/restart/{jobId}")(_action_status("restart"))
 routes.post("/v2/devices/bulk")(_operation_route("create"))
 routes.put("/v2/devices/bulk")(_operation_route("edit"))
 for _kind in ("transfer", "replace", "restart", "suspend", "resume", "unsubscribe", "delete"):

@@ -13,8 +13,8 @@ import asyncpg
 
 from oss.auth import Caller
 from oss.scope import in_subtree
-from oss.tokens import DEVICE_NOT_ACTIVABLE, DEVICE_OFF_CONTRACT, DEVICE_OK, NO_TOKEN, in_use, take_tokens, \
-    token_end, transfer_kind
+from oss.tokens import DEVICE_NOT_ACTIVABLE, DEVICE_OFF_CONTRACT, DEVICE_OK, NO_TOKEN, take_tokens, token_end, \
+    transfer_kind
 
 SUSPENDED = 6
 Row = tuple[int, dict[str, Any]]

@@ -440,6 +440,14 @@ def paths() -> dict[str, Any]:
                                              ok(200, R("bulkReport")), [q("dryRun", B)],
                                              "asynchronousDeviceReplacementJob", "oldId;newId", b)},
         **bulk_action,
+        "/device-types/{id}/bulk/restart": {"post": op("Restart every device of the device type",
+                                                       ok(201, R("jobStarted")), [ID], tag=b)},
+        "/device-types/bulk/restart/{jobId}": {"get": op("Status of a device type restart job",
+                                                         ok(200, R("actionJob")), [path("jobId")], tag=b)},
+        "/contract-infos/{id}/bulk/restart": {"post": op("Restart every device holding a token of the contract",
+                                                         ok(201, R("jobStarted")), [ID], tag=b)},
+        "/contract-infos/bulk/restart/{jobId}": {"get": op("Status of a contract restart job",
+                                                           ok(200, R("actionJob")), [path("jobId")], tag=b)},
     }
 
 

@@ -10,12 +10,12 @@ from oss.api_users import grantable
 from oss.auth import Caller, caller
 from oss.clock import ms, new_id
 from oss.context import pool
-from oss.errors import Conflict, json_response
+from oss.errors import Conflict, NotFound, json_response
 from oss.fields import Fields, fields
 from oss.paging import listing, page
 from oss.params import json_body, oid, q_bool, q_choice, q_oid, q_oids, q_str
 from oss.profiles import PROFILES
-from oss.scope import NotFound, group_in_scope, subtree
+from oss.scope import group_in_scope, subtree
 from oss.shape import compact, linked, pick
 from oss.validate import validated
 

@@ -172,3 +172,21 @@ async def test_bulk_bad_envelopes(api):
     assert r.status == 404
     r = await c.call("POST", "/devices/bulk/restart", b"x", headers={"Content-Type": "image/png"})
     assert r.status == 415
+
+
+async def test_restart_every_device_of_a_type_or_contract(api):
+    t = await make_tenant(api, "Restart all")
+    c = t.client
+    dt = await make_device_type(c, t)
+    check(await c.post("/devices/bulk", {"deviceTypeId": dt, "data": [{"id": f"E{i}", "pac": "0" * 16}
+                                                                     for i in range(3)]}), 200)
+    await api.wait_jobs()
+    await api.pool.execute("UPDATE devices SET token_end = 1 WHERE id = 'E1'")
+    job = check(await c.post(f"/device-types/{dt}/bulk/restart"), 201)
+    await api.wait_jobs()
+    status = check(await c.get(f"/device-types/bulk/restart/{job['jobId']}"), 200)
+    assert status["jobDone"] and status["status"]["total"] == 3 and status["status"]["nbSuccess"] == 3
+    assert check(await c.get("/devices/E1"), 200)["token"]["state"] == 0
+    job = check(await c.post(f"/contract-infos/{t.contract}/bulk/restart"), 201)
+    await api.wait_jobs()
+    assert check(await c.get(f"/contract-infos/bulk/restart/{job['jobId']}"), 200)["status"]["nbSuccess"] == 3
