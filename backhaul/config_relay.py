@@ -27,6 +27,7 @@ TABLES = {
     "callback": "callbacks",
     "station": "base_stations",
     "group": "groups",
+    "contract": "contract_infos",
 }
 _RELAY_LOCK = 0x72656C79
 

@@ -24,7 +24,7 @@ from schemas.topics import CONFIG, topic
 
 log = logging.getLogger(__name__)
 
-ENTITIES = ("device", "deviceType", "callback", "station", "group")
+ENTITIES = ("device", "deviceType", "callback", "station", "group", "contract")
 
 
 class ConfigView:
@@ -36,6 +36,7 @@ class ConfigView:
         self.callbacks: dict[str, dict[str, Any]] = {}
         self.stations: dict[str, dict[str, Any]] = {}
         self.groups: dict[str, dict[str, Any]] = {}
+        self.contracts: dict[str, dict[str, Any]] = {}
         # device type id -> callbacks of that type (rebuilt lazily on change)
         self._callbacks_by_type: dict[str, list[dict[str, Any]]] | None = None
         self.records_applied = 0
@@ -48,7 +49,7 @@ class ConfigView:
     def _table(self, entity: str) -> dict[str, dict[str, Any]] | None:
         return {
             "device": self.devices, "deviceType": self.device_types, "callback": self.callbacks,
-            "station": self.stations, "group": self.groups,
+            "station": self.stations, "group": self.groups, "contract": self.contracts,
         }.get(entity)
 
     def apply(self, key: bytes | str, value: bytes | dict | None) -> None:

@@ -204,6 +204,10 @@ class IngestEngine:
         if device.get("state") == 6:
             out.rejected.append(("device-suspended", f"device {frame.device} is suspended"))
             return
+        token_end = device.get("token_end")
+        if device.get("token_state", 0) in (-1, 1, 3) or (token_end is not None and token_end < now * 1000):
+            out.rejected.append(("off-contract", f"device {frame.device} has no valid token"))
+            return
         st = self.state(frame.device, partition)
         windows = st.oob_windows if frame.oob else st.windows
         w = windows.get(frame.seqNumber)
@@ -246,7 +250,7 @@ class IngestEngine:
         if day != st.day:
             st.day, st.day_count = day, 0
         st.day_count += 1
-        quota = device.get("max_uplink_frames") or self.daily_quota
+        quota = self._daily_quota(device)
         over_quota = st.day_count > quota
         if over_quota:
             self.counters.over_quota += 1
@@ -323,6 +327,16 @@ class IngestEngine:
             heapq.heappush(self._keepalive_heap, (st.keepalive_deadline, st.device))
         else:
             st.keepalive_deadline = None
+
+    def _daily_quota(self, device: dict) -> int:
+        """The device's contract's maxUplinkFrames, else the default (140)."""
+        contracts = getattr(self.config, "contracts", None) or {}
+        contract_id = device.get("contract_id")
+        if contract_id is None:
+            dtype = self.config.device_types.get(device.get("device_type_id") or "") or {}
+            contract_id = dtype.get("contract_id")
+        contract = contracts.get(contract_id or "")
+        return (contract or {}).get("max_uplink_frames") or self.daily_quota
 
     def _keep_alive(self, device: dict) -> int:
         dtype = self.config.device_types.get(device.get("device_type_id") or "")

@@ -125,6 +125,16 @@ def test_unknown_device_is_rejected():
     assert out.rejected == [("unknown-device", "device CAFE is not registered")]
 
 
+def test_device_without_a_valid_token_is_rejected():
+    cfg = config(devices=("AB", "CD"))
+    cfg.devices["AB"]["token_state"] = -1
+    cfg.devices["CD"]["token_end"] = 5_000
+    e = IngestEngine(cfg, window_s=WINDOW)
+    assert run(e, frame(1), 1.0).rejected[0][0] == "off-contract"
+    assert run(e, frame(1, device="CD"), 4.0).messages
+    assert run(e, frame(2, device="CD"), 6.0).rejected[0][0] == "off-contract"
+
+
 def test_out_of_band_status_is_an_event_not_a_message_nor_quota():
     e = IngestEngine(config(), window_s=WINDOW, daily_quota=1)
     out = run(e, frame(7, oob=True, data=encode_status(3.3, -4.5)), 1.0)
@@ -132,6 +142,16 @@ def test_out_of_band_status_is_an_event_not_a_message_nor_quota():
     assert [(ev["type"], ev["batt"], ev["temp"]) for ev in out.events] == [("STATUS", 3.3, -4.5)]
     assert run(e, frame(8), 2.0).messages[0]["overQuota"] is False
     assert run(e, frame(9), 3.0).messages[0]["overQuota"] is True
+
+
+def test_daily_quota_comes_from_the_contract():
+    cfg = config()
+    cfg.contracts = {"K": {"id": "K", "max_uplink_frames": 2}}
+    cfg.device_types["T"]["contract_id"] = "K"
+    e = IngestEngine(cfg, window_s=WINDOW)
+    flags = [run(e, frame(s), 10.0 + s).messages[0]["overQuota"] for s in range(1, 4)]
+    assert flags == [False, False, True]
+    assert run(e, frame(4), 86400.0 * 2).messages[0]["overQuota"] is False  # a new UTC day
 
 
 def test_state_survives_serialisation_with_open_windows():
