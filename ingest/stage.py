@@ -28,6 +28,8 @@ from schemas.topics import (DEVICE_EVENTS, FRAMES, FRAMES_REJECTED, INGEST_STATE
 
 log = logging.getLogger(__name__)
 
+GAUGES_EVERY_S = 1.0
+
 
 class IngestStage(Stage):
     name = "ingest"
@@ -51,6 +53,7 @@ class IngestStage(Stage):
         self._t_rejected = topic(FRAMES_REJECTED)
         self._t_state = topic(INGEST_STATE)
         self._last_counts = self.engine.counters.__dict__.copy()
+        self._gauges_due = 0.0
 
     def process(self, batch: Batch) -> list[Out]:
         out = Outputs()
@@ -136,6 +139,7 @@ class IngestStage(Stage):
         for device, (partition, value) in restored.items():
             self.engine.restore(DeviceState.from_json(value, partition))
         metrics.STATE_RESTORED.inc(len(restored))
+        self._gauges_due = 0.0  # report the restored windows at once
         self._update_gauges()
         log.info("ingest state restored", extra={"partitions": sorted(numbers), "devices": len(restored),
                                                   "windows": self.engine.open_windows,
@@ -151,8 +155,12 @@ class IngestStage(Stage):
     def _update_gauges(self) -> None:
         engine = self.engine
         c = engine.counters
-        metrics.WINDOWS_OPEN.set(engine.open_windows)
-        metrics.KEEPALIVE_DEADLINES.set(engine.keepalive_count)
+        now = time.monotonic()
+        if now >= self._gauges_due:
+            # Both gauges walk every device's state: at most once a second, not on every batch.
+            self._gauges_due = now + GAUGES_EVERY_S
+            metrics.WINDOWS_OPEN.set(engine.open_windows)
+            metrics.KEEPALIVE_DEADLINES.set(engine.keepalive_count)
         last = self._last_counts
         metrics.MESSAGES.labels("data").inc(c.messages - last["messages"])
         metrics.MESSAGES.labels("oob").inc(c.oob - last["oob"])
