@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
+from backhaul import metrics
 from backhaul.settings import settings
 from schemas.topics import ALL_TOPICS, topic
 
@@ -106,3 +107,21 @@ async def send_all(producer: AIOKafkaProducer, records: Iterable[Out]) -> int:
     if futures:
         await asyncio.gather(*futures)
     return len(futures)
+
+
+async def report_lag(consumer: AIOKafkaConsumer, group: str, every_s: float = 5.0) -> None:
+    """Keep `backhaul_consumer_lag` current for the consumer's partitions (runs until cancelled)."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            assignment = consumer.assignment()
+            if not assignment:
+                continue
+            ends = await consumer.end_offsets(list(assignment))
+            for tp in assignment:
+                position = await consumer.position(tp)
+                metrics.CONSUMER_LAG.labels(group, tp.topic, str(tp.partition)).set(max(0, ends[tp] - position))
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # lag is best effort; never let it stop the stage
+            log.debug("lag report failed", exc_info=True)

@@ -14,8 +14,7 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
-from backhaul import metrics
-from backhaul.kafka import Out, make_consumer, make_producer, send_all
+from backhaul.kafka import Out, make_consumer, make_producer, report_lag, send_all
 from schemas.topics import topic
 
 log = logging.getLogger(__name__)
@@ -83,7 +82,7 @@ class Stage:
         self.consumer.subscribe(list(self.topics), listener=_Listener(self))
         await self.consumer.start()
         log.info("stage started", extra={"stage": self.name, "topics": list(self.topics)})
-        lag_task = asyncio.create_task(self._report_lag())
+        lag_task = asyncio.create_task(report_lag(self.consumer, topic(self.group)))
         try:
             while not self._stopping.is_set():
                 batch = await self.consumer.getmany(timeout_ms=int(self.tick_interval_s * 1000),
@@ -128,23 +127,6 @@ class Stage:
         async with self._lock:
             await self.on_assigned(assigned)
             self._restored |= assigned
-
-    async def _report_lag(self) -> None:
-        while True:
-            await asyncio.sleep(5.0)
-            try:
-                assignment = self.consumer.assignment()
-                if not assignment:
-                    continue
-                ends = await self.consumer.end_offsets(list(assignment))
-                for tp in assignment:
-                    position = await self.consumer.position(tp)
-                    metrics.CONSUMER_LAG.labels(topic(self.group), tp.topic, str(tp.partition)).set(
-                        max(0, ends[tp] - position))
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # lag is best effort; never let it stop the stage
-                log.debug("lag report failed", exc_info=True)
 
 
 class _Listener(ConsumerRebalanceListener):
