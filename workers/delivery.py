@@ -86,6 +86,7 @@ class DeliveryWorker:
         self._slots = asyncio.Semaphore(max_in_flight)
         self._held = 0
         self._queued: dict[str, int] = {}
+        self._latency: dict[str, float] = {}
         self._active: set[str] = set()
         self._batches: dict[str, list[Member]] = {}
         self._batch_started: dict[str, float] = {}
@@ -221,7 +222,7 @@ class DeliveryWorker:
             endpoint = self.registry.get(key, concurrency=cb.get("concurrency"), rate=cb.get("rate_per_s"))
             outcome = await self._call(endpoint, send)
             if outcome is None:
-                await self.store.schedule(delivery, attempts, max(endpoint.retry_in(), 1.0))
+                await self.store.schedule(delivery, attempts, self._park_delay(endpoint))
                 return
             await self._settle(delivery, attempts + 1, outcome, from_store=origin is None)
         except asyncio.CancelledError:
@@ -238,6 +239,13 @@ class DeliveryWorker:
             return max(self.settings.endpoint_queue, endpoint.concurrency)
         return endpoint.concurrency
 
+    def _park_delay(self, endpoint: Endpoint) -> float:
+        """How long a delivery that cannot go now waits: the circuit's pause, or about the
+        time the queue ahead of it takes to drain (1 to 30 s)."""
+        key = endpoint.key
+        drain = self._queued.get(key, 0) / endpoint.concurrency * self._latency.get(key, 0.0)
+        return max(endpoint.retry_in(), min(30.0, max(1.0, drain)))
+
     async def _call(self, endpoint: Endpoint, send: Callable[[], Awaitable[Outcome]]) -> Outcome | None:
         """Send through the endpoint's bulkhead; None when the delivery must wait (park it)."""
         key = endpoint.key
@@ -252,6 +260,7 @@ class DeliveryWorker:
                 outcome = await send()
         finally:
             self._queued[key] -= 1
+        self._latency[key] = 0.8 * self._latency.get(key, 0.0) + 0.2 * outcome.latency_ms / 1000
         if outcome.ok:
             endpoint.breaker.record_success()
         elif outcome.error_class in BREAKER_FAILURES:
@@ -328,7 +337,7 @@ class DeliveryWorker:
                         req.method, req.url, req.headers, req.body, req.content_type, req.basic_auth,
                         cb.get("signing_secret"), batch_id, timeout, downlink=downlink))
                     if outcome is None:
-                        delay = max(endpoint.retry_in(), 1.0)
+                        delay = self._park_delay(endpoint)
                         for d, attempts, _ in members:
                             await self.store.schedule(d, attempts, delay)
                         return
