@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from oss.testing import api, check, make_device_type, make_tenant  # noqa: F401  (fixture)
+from tests.api_support import api, check, make_device_type, make_tenant  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.integration
 BAD_KINDS = ("id", "pac", "cells", "lat", "duplicate")

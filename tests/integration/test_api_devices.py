@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from oss.clock import now_ms
-from oss.testing import api, check, make_device_type, make_tenant  # noqa: F401  (fixture)
+from tests.api_support import api, check, make_device_type, make_tenant  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.integration
 

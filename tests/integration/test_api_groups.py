@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from oss.profiles import ADMIN, PROFILES
-from oss.testing import api, check, make_tenant  # noqa: F401  (fixture)
+from tests.api_support import api, check, make_tenant  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.integration
 DEVICE_R = next(p.id for p in PROFILES.values() if p.name == "DEVICE MANAGER [R]")

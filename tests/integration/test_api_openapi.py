@@ -11,7 +11,7 @@ from aiohttp import web
 
 from oss.app import create_app
 from oss.openapi import build, document
-from oss.testing import api, check, make_device_type, make_tenant  # noqa: F401  (fixture)
+from tests.api_support import api, check, make_device_type, make_tenant  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.integration
 METHODS = {"GET", "POST", "PUT", "DELETE"}

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestServer
 from backhaul import db
 from backhaul.kafka import make_producer
 from oss.app import bootstrap_root, create_app
-from oss.testing import Client, check
+from tests.api_support import Client, check
 from schemas.topics import DELIVERIES, FRAMES, topic
 from tests.conftest import read_topic
 

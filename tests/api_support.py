@@ -1,6 +1,6 @@
 """Test support: a fresh database, the real API on 127.0.0.1, and a small client.
 
-Test modules import the fixtures they use (`from oss.testing import api`).
+Test modules import the fixtures they use (`from tests.api_support import api`).
 The database `backhaul_test_api` is created once per test process and shared
 by every module that imports the fixtures.
 """
