@@ -3,6 +3,7 @@
     POST|GET|PUT /callbacks/{name}   record a callback (200; a BIDIR answer when asked)
     GET /                            a page listing the latest callbacks, refreshed every 2 s
     GET /stats                       counts as JSON
+    GET /metrics                     the process's Prometheus metrics
 
 A request whose query has `downlink=<16 hex>` and whose body says `"ack": true`
 is answered the BIDIR way: {"<device>": {"downlinkData": "<16 hex>"}}.
@@ -15,6 +16,7 @@ import time
 
 import orjson
 from aiohttp import web
+from prometheus_client.aiohttp import make_aiohttp_handler
 
 KEEP = 200
 
@@ -67,5 +69,6 @@ def create_app() -> web.Application:
     app["receiver"] = receiver
     app.router.add_get("/", receiver.page)
     app.router.add_get("/stats", receiver.stats)
+    app.router.add_get("/metrics", make_aiohttp_handler())
     app.router.add_route("*", "/callbacks/{name}", receiver.callback)
     return app
