@@ -323,6 +323,11 @@ async def wait_until(predicate, timeout: float, what: str = "condition", interva
         await asyncio.sleep(interval)
 
 
+def at_least(items: list, n: int) -> list | None:
+    """`items` if there are `n` of them (a predicate for wait_until)."""
+    return items if len(items) >= n else None
+
+
 def frame(device: str, seq: int, *, station: str, data: str = "", rssi: float = -100.0, snr: float = 12.0,
           ack: bool = False, oob: bool = False, rep: int = 1, time_ms: int | None = None) -> dict:
     """One radio frame as a station publishes it."""

@@ -10,7 +10,7 @@ import orjson
 import pytest
 from aiohttp import web
 
-from tests.conftest import free_port, frame, publish_frames, wait_until
+from tests.conftest import at_least, free_port, frame, publish_frames, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -21,8 +21,7 @@ PASSWORDS = ("p@ss-w0rd", "hunter2-secret")
 
 
 def by_path(receiver, path: str, n: int = 1):
-    got = [r for r in receiver.requests if r.path == path]
-    return got if len(got) >= n else None
+    return at_least([r for r in receiver.requests if r.path == path], n)
 
 
 async def test_url_methods_content_types_escaping_and_credentials(pipeline, receiver, make_receiver):

@@ -12,7 +12,7 @@ import time
 import pytest
 from aiohttp import web
 
-from tests.conftest import ROOT, free_port, frame, publish_frames, wait_until
+from tests.conftest import ROOT, at_least, free_port, frame, publish_frames, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -192,8 +192,7 @@ async def test_exhausted_deliveries_are_listed_alerted_once_and_replayed(pipelin
         return out.stdout
 
     def delivered(n: int):
-        got = [r for r in endpoint.requests if r.at > replay_started]
-        return got if len(got) >= n else None
+        return at_least([r for r in endpoint.requests if r.at > replay_started], n)
 
     replay_started = time.time()
     assert "replayed 1 " in replay("--device", a)
