@@ -393,6 +393,25 @@ class Pipeline:
             return rows if len(rows) >= n else None
         return await wait_until(enough, timeout, f"{n} rows of {sql!r}")
 
+    async def add_device_type(self, name: str, devices: list[str], callbacks: list[dict] = (),
+                              **columns) -> dict[str, str]:
+        """Seed another device type (columns as keyword arguments) with its own devices and
+        callbacks, on the same stations, and wait until the workers see it."""
+        from backhaul import db
+        from backhaul.demo.seed import seed_network
+        from ingest.simulator import Device, Network
+
+        stations = self.network.stations
+        network = Network(stations, [Device(d, stations[0].lat, stations[0].lng) for d in devices])
+        conn = await db.connect()
+        try:
+            ids = await seed_network(conn, network, name=name, callbacks=callbacks, device_type=columns)
+        finally:
+            await conn.close()
+        self.config_records += 2 + len(stations) + len(callbacks) + len(devices)
+        await self.wait_config(self.config_records)
+        return ids
+
     async def wait_config(self, records: int, timeout: float = 30.0) -> None:
         """Every worker's configuration view has applied at least `records` records."""
         async with aiohttp.ClientSession() as session:
