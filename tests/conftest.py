@@ -22,6 +22,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
 import asyncpg
@@ -29,6 +30,9 @@ import pytest
 from aiohttp import web
 
 from backhaul import settings as settings_module
+
+if TYPE_CHECKING:
+    from ingest.simulator import Network
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -355,7 +359,7 @@ async def publish_frames(frames: list[dict]) -> None:
 class Pipeline:
     """A seeded network and the workers running it."""
 
-    network: "Network"
+    network: Network
     ids: dict[str, str]
     workers: list[WorkerProcess]
     config_records: int

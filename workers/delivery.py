@@ -77,7 +77,7 @@ class DeliveryWorker:
         self.settings = s
         self.view = view
         self.store = store
-        self.gate = DownlinkGate(store.pool, s.daily_downlink_quota)
+        self.gate = DownlinkGate(store.pool, view, s.daily_downlink_quota)
         self.compiled = CompiledCallbacks(view)
         self.registry = EndpointRegistry(s.endpoint_concurrency, s.endpoint_rate_per_s, s.endpoint_burst,
                                          s.breaker_failures, s.breaker_open_s)
@@ -327,7 +327,8 @@ class DeliveryWorker:
                 except TemplateError as exc:
                     outcome = failed(str(exc))
                 else:
-                    request = {"method": req.method, "url": req.url, "headers": req.headers, "contentType": req.content_type,
+                    request = {"method": req.method, "url": req.url, "headers": req.headers,
+                               "contentType": req.content_type,
                                "body": req.body.decode() if req.body is not None else None}
                     endpoint = self.registry.get(endpoint_key(req.url), concurrency=cb.get("concurrency"),
                                                  rate=cb.get("rate_per_s"))

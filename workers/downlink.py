@@ -1,4 +1,4 @@
-"""BIDIR answers, DIRECT downlink templates, ACKNOWLEDGE info codes, daily quota.
+"""BIDIR answers, DIRECT downlink templates, ACKNOWLEDGE info codes, downlink routing.
 
 A downlink is exactly 8 bytes, handled as 16 lower-case hex characters.
 
@@ -23,7 +23,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from enum import IntEnum
 from typing import Literal
 
@@ -188,43 +188,6 @@ def render_direct(downlink_data_string: str, *, tap_id: str, rssi: float, time_s
 def utc_day(epoch_s: float) -> date:
     """The UTC calendar day of an epoch time in seconds."""
     return datetime.fromtimestamp(epoch_s, tz=timezone.utc).date()
-
-
-class DownlinkQuota:
-    """At most `per_day` downlinks per device per UTC day (RC1: 4).
-
-    In memory, per process. Counters are kept for the latest day seen and the
-    day before it (calls may straddle midnight slightly out of order); a day
-    older than that is refused, so late calls cannot grant extra downlinks.
-    Older counters are dropped when a new day is first seen. A refusal is the
-    worker's cue for ACKNOWLEDGE infoCode 3 (OVERRUN_ERROR).
-    """
-
-    def __init__(self, per_day: int = 4) -> None:
-        if per_day < 0:
-            raise ValueError(f"per_day={per_day!r}: must be >= 0")
-        self.per_day = per_day
-        self._counts: dict[tuple[str, date], int] = {}
-        self._latest: date | None = None
-
-    def take(self, device_id: str, day: date) -> bool:
-        """Count one downlink for the device on `day`; False if over quota."""
-        if self._latest is None or day > self._latest:
-            self._latest = day
-            oldest = day - timedelta(days=1)
-            self._counts = {k: n for k, n in self._counts.items() if k[1] >= oldest}
-        elif day < self._latest - timedelta(days=1):
-            return False
-        key = (_device_key(device_id), day)
-        used = self._counts.get(key, 0)
-        if used >= self.per_day:
-            return False
-        self._counts[key] = used + 1
-        return True
-
-    def used(self, device_id: str, day: date) -> int:
-        """Downlinks counted for the device on `day`."""
-        return self._counts.get((_device_key(device_id), day), 0)
 
 
 DIRECT, CALLBACK, NONE, MANAGED = 0, 1, 2, 3

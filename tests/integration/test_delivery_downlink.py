@@ -133,6 +133,7 @@ async def test_direct_mode_configuration_and_contract_rules(pipeline, receiver):
         "VALUES ('c-uplink', 'uplink only', $1, 'o1', $2, false, 0), ('c-bidir', 'one a day', $1, 'o1', $2, true, 1) "
         "RETURNING id", group, now)
     assert len(contracts) == 2
+    pipe.config_records += 2
     await pipe.add_device_type("none", ["A0001"], downlink_mode=2)
     await pipe.add_device_type("no-hook", ["A0002"], [bidir(receiver.url, id="not-hook", downlink_hook=False)],
                                downlink_mode=1)

@@ -1,8 +1,8 @@
-"""BIDIR answers, DIRECT templates, info codes and the downlink quota."""
+"""BIDIR answers, DIRECT templates, info codes, downlink routing and ACKNOWLEDGE events."""
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import date
 
 import pytest
 from hypothesis import given
@@ -10,8 +10,10 @@ from hypothesis import strategies as st
 
 from workers.downlink import (
     DownlinkAnswer,
-    DownlinkQuota,
+    DownlinkRoute,
     InfoCode,
+    ack_event,
+    downlink_route,
     info_message,
     parse_bidir_answer,
     render_direct,
@@ -148,36 +150,54 @@ def test_render_direct_errors_name_the_reason(template, kwargs, reason):
         render_direct(template, **args)
 
 
-# Quota
-
-def test_quota_per_device_per_day():
-    quota = DownlinkQuota()
-    day = date(2024, 5, 1)
-    assert [quota.take("AB", day) for _ in range(5)] == [True] * 4 + [False]
-    assert quota.take("CD", day)
-    assert quota.used("ab", day) == 4
-    assert quota.take("AB", day + timedelta(days=1))
-
-
-def test_quota_late_call_for_yesterday_still_counts_and_older_is_refused():
-    quota = DownlinkQuota(per_day=1)
-    today = date(2024, 5, 2)
-    assert quota.take("AB", today - timedelta(days=1))
-    assert quota.take("AB", today)
-    assert not quota.take("AB", today - timedelta(days=1))  # yesterday's count is kept
-    assert not quota.take("CD", today - timedelta(days=2))
-    assert quota.take("CD", today - timedelta(days=1))
-
-
-def test_quota_forgets_old_days():
-    quota = DownlinkQuota(per_day=1)
-    for n in range(10):
-        quota.take(f"{n:X}", date(2024, 1, 1))
-    quota.take("AB", date(2024, 1, 5))
-    assert len(quota._counts) == 1
-
-
 def test_utc_day():
     assert utc_day(0) == date(1970, 1, 1)
     assert utc_day(1_700_000_000) == date(2023, 11, 14)
     assert utc_day(86400 - 0.001) == date(1970, 1, 1)
+
+
+# Routing
+
+def hook(**columns) -> dict:
+    return {"id": "cb", "enabled": True, "downlink_hook": True, "callback_subtype": 1, "channel": "URL", **columns}
+
+
+def test_callback_mode_uses_the_one_downlink_callback():
+    callbacks = [hook(), hook(id="plain", downlink_hook=False), {"id": "uplink", "callback_subtype": 0,
+                                                                   "enabled": True}]
+    assert downlink_route({"downlink_mode": 1}, callbacks) == DownlinkRoute("callback", callback_id="cb")
+    assert downlink_route({"downlink_mode": 1}, [hook(channel="BATCH_URL")]).callback_id == "cb"
+
+
+@pytest.mark.parametrize("callbacks, reason", [
+    ([], "callback downlink mode but no downlink BIDIR callback"),
+    ([hook(enabled=False)], "callback downlink mode but no downlink BIDIR callback"),
+    ([hook(channel="EMAIL")], "callback downlink mode but no downlink BIDIR callback"),
+    ([hook(callback_subtype=0)], "callback downlink mode but no downlink BIDIR callback"),
+    ([hook(), hook(id="other")], "more than one downlink BIDIR callback"),
+])
+def test_callback_mode_without_exactly_one_usable_hook_is_invalid(callbacks, reason):
+    route = downlink_route({"downlink_mode": 1}, callbacks)
+    assert (route.mode, route.code) == ("refused", InfoCode.INVALID_CONFIGURATION)
+    assert reason in (route.reason or info_message(route.code))
+
+
+@pytest.mark.parametrize("device_type", [{"downlink_mode": 2}, {"downlink_mode": 3}, None])
+def test_modes_without_downlinks_are_invalid(device_type):
+    assert downlink_route(device_type, [hook()]).code == InfoCode.INVALID_CONFIGURATION
+
+
+def test_direct_mode_needs_no_callback():
+    assert downlink_route({"downlink_mode": 0}, []) == DownlinkRoute("direct")
+
+
+def test_ack_event_one_per_uplink():
+    event = ack_event("AB12", "AB12-7-1000", InfoCode.OVERRUN_ERROR, device_type_id="t", group_id="g", now_ms=5)
+    assert event == {"id": "AB12:ACKNOWLEDGE:AB12-7-1000", "type": "ACKNOWLEDGE", "device": "AB12",
+                     "deviceTypeId": "t", "groupId": "g", "time": 5, "messageId": "AB12-7-1000", "infoCode": 3,
+                     "infoMessage": info_message(InfoCode.OVERRUN_ERROR), "downlinkAck": False,
+                     "downlinkOverusage": True}
+    acked = ack_event("AB12", "m", InfoCode.ACKED, device_type_id=None, group_id=None, now_ms=5, downlink_ack=True)
+    assert (acked["downlinkAck"], acked["downlinkOverusage"], acked["infoCode"]) == (True, False, 0)
+    assert ack_event("AB12", "m", InfoCode.NO_ANSWER, device_type_id=None, group_id=None, now_ms=5,
+                     reason="No answer: HTTP 500")["infoMessage"] == "No answer: HTTP 500"

@@ -1,0 +1,53 @@
+"""The simulated stations: the best receiving station transmits; late or stationless downlinks are not sent."""
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import orjson
+from aiokafka import TopicPartition
+
+from ingest.stations import StationsStage
+from schemas.topics import DOWNLINKS, MESSAGES, topic
+
+
+def stage() -> StationsStage:
+    view = SimpleNamespace(stations={"A001": {}, "A002": {}, "A003": {}})
+    return StationsStage(view)
+
+
+def batch(messages: list[dict] = (), downlinks: list[dict] = ()) -> dict:
+    records = lambda values: [SimpleNamespace(value=orjson.dumps(v)) for v in values]  # noqa: E731
+    return {TopicPartition(topic(DOWNLINKS), 0): records(downlinks),
+            TopicPartition(topic(MESSAGES), 0): records(messages)}
+
+
+def downlink(**fields) -> dict:
+    return {"id": "m1", "device": "AB", "messageId": "m1", "data": "00" * 8, "station": "A001",
+            "transmitBy": int(time.time() * 1000) + 20_000, **fields}
+
+
+def reports(out) -> list[dict]:
+    return [orjson.loads(o.value) for o in out]
+
+
+def test_the_station_that_heard_best_transmits():
+    s = stage()
+    heard = [{"id": "m1", "station": "A001", "rssi": -120.0},
+             {"id": "m1:A002", "messageId": "m1", "station": "A002", "rssi": -90.0},
+             {"id": "m1:A003", "messageId": "m1", "station": "A003", "rssi": -100.0}]
+    [report] = reports(s.process(batch(heard, [downlink()])))
+    assert (report["transmitted"], report["station"], report["reason"]) == (True, "A002", None)
+    assert report["id"] == "m1" and report["data"] == "00" * 8
+
+
+def test_the_named_station_when_no_reception_is_known():
+    [report] = reports(stage().process(batch([], [downlink(messageId="unknown")])))
+    assert (report["transmitted"], report["station"]) == (True, "A001")
+
+
+def test_late_or_without_a_registered_station_is_not_transmitted():
+    s = stage()
+    late, nowhere = reports(s.process(batch([], [downlink(transmitBy=1), downlink(station="FFFF", messageId="x")])))
+    assert not late["transmitted"] and "stopped listening" in late["reason"]
+    assert not nowhere["transmitted"] and "no registered station" in nowhere["reason"]
