@@ -2,6 +2,7 @@
 
     GET  /data?device=..&seq=..        DATA callback         -> ("data", device, seq, arrival)
     POST /advanced  {"device", "seqNumber", ...}  DATA_ADVANCED -> ("advanced", device, seq, arrival)
+    POST /batch  lines "device;seq"     BATCH_URL callback    -> ("data", device, seq, arrival) per line
     POST /ceiling                       raw aiohttp ceiling requests, only counted
     GET  /stats                         counts as JSON
     GET  /arrivals?since=N              arrivals[N:] as JSON (subprocess mode)
@@ -42,7 +43,7 @@ class StampingReceiver:
 
     def __init__(self) -> None:
         self.arrivals: list[Arrival] = []
-        self.counts = {DATA: 0, ADVANCED: 0, "ceiling": 0, "bad": 0}
+        self.counts = {DATA: 0, ADVANCED: 0, "batches": 0, "ceiling": 0, "bad": 0}
 
     async def data(self, request: web.Request) -> web.Response:
         at = time.time()
@@ -64,6 +65,18 @@ class StampingReceiver:
             self.counts["bad"] += 1
         return web.Response(text="ok")
 
+    async def batch(self, request: web.Request) -> web.Response:
+        at = time.time()
+        self.counts["batches"] += 1
+        for line in (await request.text()).split("\n"):
+            device, _, seq = line.partition(";")
+            try:
+                self.arrivals.append((DATA, device, int(seq), at))
+                self.counts[DATA] += 1
+            except ValueError:
+                self.counts["bad"] += 1
+        return web.Response(text="ok")
+
     async def ceiling(self, request: web.Request) -> web.Response:
         await request.read()
         self.counts["ceiling"] += 1
@@ -80,6 +93,7 @@ class StampingReceiver:
         app = web.Application()
         app.router.add_route("*", "/data", self.data)
         app.router.add_post("/advanced", self.advanced)
+        app.router.add_post("/batch", self.batch)
         app.router.add_post("/ceiling", self.ceiling)
         app.router.add_get("/stats", self.stats)
         app.router.add_get("/arrivals", self.dump)

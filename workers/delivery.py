@@ -6,10 +6,11 @@ endpoint only ever slows itself. When an endpoint already holds its share of
 waiting deliveries, or its circuit is open, further deliveries are parked in
 the retry store instead of waiting in memory: nothing is dropped and the
 consumer keeps reading for the others. An endpoint's share is
-`endpoint_queue` while the worker is calm, and only its concurrency once half
-of `max_in_flight` is taken, so that slow endpoints together cannot fill the
-worker. A Kafka offset is committed only once every delivery before it is
-settled: its outcome published and its retry (if any) durably parked.
+`endpoint_queue`; once half of `max_in_flight` is taken, a slow endpoint's
+(requests averaging `SLOW_S` or more) is only its concurrency, so that slow
+endpoints together cannot fill the worker while busy fast ones keep theirs.
+A Kafka offset is committed only once every delivery before it is settled:
+its outcome published and its retry (if any) durably parked.
 
 Every attempt becomes a `delivery-results` record (status, latency, error
 class, up to 1 KiB of the answer). A failed attempt is retried on the
@@ -65,6 +66,8 @@ log = logging.getLogger(__name__)
 
 # Failures that say the endpoint is unwell (a 4xx says the request was wrong).
 BREAKER_FAILURES = frozenset({"timeout", "connect", "tls", "dns", "http_5xx", "http_429"})
+# An endpoint whose requests take this long (moving average) is slow: under load its share shrinks.
+SLOW_S = 1.0
 Origin = tuple[TopicPartition, int] | None
 Member = tuple[dict, int, Origin]
 
@@ -235,9 +238,9 @@ class DeliveryWorker:
             self._release(holder, origin)
 
     def _queue_limit(self, endpoint: Endpoint) -> int:
-        if self._held < self.max_in_flight // 2:
-            return max(self.settings.endpoint_queue, endpoint.concurrency)
-        return endpoint.concurrency
+        if self._held >= self.max_in_flight // 2 and self._latency.get(endpoint.key, 0.0) >= SLOW_S:
+            return endpoint.concurrency
+        return max(self.settings.endpoint_queue, endpoint.concurrency)
 
     def _park_delay(self, endpoint: Endpoint) -> float:
         """How long a delivery that cannot go now waits: the circuit's pause, or about the

@@ -1,0 +1,144 @@
+"""Deliveries per second to a local receiver: URL and BATCH_URL, beside a raw aiohttp client.
+
+    python -m bench.delivery_rate [--url N] [--batch N] [--concurrency C]
+
+In a private prefix and database (`bench.sandbox`), a `relay,ingest,router`
+worker turns simulated frames into N rendered deliveries waiting on the
+`deliveries` topic; then a `delivery` worker is started alone and timed from
+the moment it is ready (its partitions assigned) to the last callback the
+receiver (a child process) stamps. URL
+callbacks are GET requests; BATCH_URL callbacks carry one `device;seq` line
+per message, and their rate counts messages (lines). The raw aiohttp client
+posts to the same receiver with the same number of connections as the
+endpoint's concurrency cap. The endpoint's rate limit and queue are lifted so
+that the figures show the worker, not its bulkhead settings.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from backhaul import db
+from backhaul.demo.seed import seed_network
+from backhaul.kafka import make_consumer
+from bench.ceilings import http_ceiling
+from bench.pipeline import Pipeline, WorkerProcess
+from bench.receiver import SubprocessReceiver
+from bench.sandbox import sandbox
+from ingest.simulator import Device, build_network, simulate
+from schemas.topics import DELIVERIES, topic
+
+
+def deliveries_counter(consumer: AIOKafkaConsumer):
+    """How many records the `deliveries` topic holds (its end offsets)."""
+    async def count() -> int:
+        name = topic(DELIVERIES)
+        tps = [TopicPartition(name, p) for p in consumer.partitions_for_topic(name) or ()]
+        return sum((await consumer.end_offsets(tps)).values()) if tps else 0
+    return count
+
+
+async def wait_for(check, target: int, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while (got := await check()) < target:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: {got} of {target} after {timeout:.0f} s")
+        await asyncio.sleep(0.2)
+
+
+async def timed_delivery(env: dict[str, str], log: Path, receiver: SubprocessReceiver, expected: int,
+                         timeout: float) -> float:
+    """Start a delivery worker on the queued deliveries; messages/s from its being ready to the last arrival."""
+    since = (await receiver.counts())["data"]
+    worker = WorkerProcess("delivery", env, log)
+    worker.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            while not ((await worker.status(session)) or {}).get("ready"):
+                await asyncio.sleep(0.05)
+        ready = time.time()
+
+        async def arrived() -> int:
+            if worker.proc.poll() is not None:
+                raise RuntimeError(f"delivery worker exited:\n{worker.log_tail()}")
+            return (await receiver.counts())["data"] - since
+        await wait_for(arrived, expected, timeout, "callbacks")
+    finally:
+        worker.stop()
+    last = max(a[3] for a in await receiver.arrivals(since))
+    return expected / max(1e-9, last - ready)
+
+
+async def run(url_n: int, batch_n: int, concurrency: int) -> dict[str, float]:
+    limits = {"BACKHAUL_ENDPOINT_CONCURRENCY": str(concurrency), "BACKHAUL_ENDPOINT_RATE_PER_S": "1000000",
+              "BACKHAUL_ENDPOINT_BURST": "1000000", "BACKHAUL_ENDPOINT_QUEUE": "1000000",
+              "BACKHAUL_LOG_LEVEL": "WARNING"}
+    receiver = SubprocessReceiver()
+    await receiver.start()
+    logs = Path(tempfile.mkdtemp(prefix="bench-delivery-"))
+    try:
+        async with sandbox(limits) as box:
+            env = {**os.environ, **box.env}
+            devices = 500
+            url_net = build_network(2, devices, seed=3)
+            batch_net = build_network(2, devices, seed=4)
+            batch_net.devices = [Device(f"{0x200000 + i:X}", d.lat, d.lng, d.seq, d.nearest)
+                                 for i, d in enumerate(batch_net.devices)]
+            conn = await db.connect()
+            try:
+                await seed_network(conn, url_net, name="url", callbacks=[
+                    {"url": receiver.url + "/data?device={device}&seq={seqNumber}", "http_method": "GET"}])
+                await seed_network(conn, batch_net, name="batch", callbacks=[
+                    {"channel": "BATCH_URL", "url": receiver.url + "/batch", "http_method": "POST",
+                     "line_pattern": "{device};{seqNumber}"}])
+            finally:
+                await conn.close()
+            front = Pipeline(["relay,ingest,router"], box.env, logs)
+            front.start()
+            consumer = make_consumer(topic(DELIVERIES), group=None)
+            await consumer.start()
+            queued_deliveries = deliveries_counter(consumer)
+            try:
+                await front.wait_ready(config_records=2 * (3 + devices))
+                figures = {}
+                for name, network, n in (("URL", url_net, url_n), ("BATCH_URL", batch_net, batch_n)):
+                    before = await queued_deliveries()
+                    await simulate(network, messages_per_device=n // devices, rate=0, duration=None,
+                                   max_stations=1, progress=False)
+                    await wait_for(queued_deliveries, before + n, 120, f"{name} deliveries rendered")
+                    figures[name] = await timed_delivery(env, logs / f"delivery-{name}.log", receiver, n, 300)
+            finally:
+                await consumer.stop()
+                front.stop()
+        ceiling = await http_ceiling(receiver.url + "/ceiling", requests=url_n, concurrency=concurrency, body=b"{}")
+        figures["raw aiohttp client"] = ceiling["requestsPerS"]
+        return figures
+    finally:
+        await receiver.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--url", type=int, default=5000, help="URL deliveries (a multiple of 500)")
+    p.add_argument("--batch", type=int, default=20000, help="BATCH_URL deliveries (a multiple of 500)")
+    p.add_argument("--concurrency", type=int, default=64, help="connections to the receiver")
+    args = p.parse_args(argv)
+    figures = asyncio.run(run(args.url, args.batch, args.concurrency))
+    counts = {"URL": args.url, "BATCH_URL": args.batch, "raw aiohttp client": args.url}
+    print(f"\n{'':<20} {'messages':>9} {'deliveries/s':>13}")
+    for name, rate in figures.items():
+        print(f"{name:<20} {counts[name]:>9} {rate:>13,.0f}")
+    print(f"(local receiver in a child process, {args.concurrency} connections; "
+          f"BATCH_URL counts messages, one line each)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
