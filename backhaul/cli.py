@@ -17,6 +17,7 @@ DEMO_PROCESSES = [
     ("router", ["worker", "--roles", "router"]),
     ("delivery", ["worker", "--roles", "delivery"]),
     ("store", ["worker", "--roles", "store,relay"]),
+    ("downlink", ["worker", "--roles", "stations,acks"]),
     ("api", ["api"]),
     ("receiver", ["demo-receiver"]),
 ]
@@ -50,7 +51,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 Backhaul is up.
   demo receiver (callbacks arriving):  http://127.0.0.1:{s.demo_receiver_port}/
   REST API (Sigfox v2 shapes):         http://127.0.0.1:{s.api_port}/v2/   (Basic auth: {creds['apiUser']} / {creds['accessToken']})
-  metrics:                             http://127.0.0.1:9101/metrics (ingest), 9102 router, 9103 delivery, 9104 store+relay, {s.api_port} api
+  metrics:                             http://127.0.0.1:9101/metrics (ingest), 9102 router, 9103 delivery,
+                                       9104 store+relay, 9106 stations+acks, {s.api_port} api
   logs:                                {s.state_dir / 'logs'}/
   processes:                           backhaul status
   stop everything:                     backhaul down
@@ -247,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("status", help="what runs").set_defaults(func=cmd_status)
 
-    w = sub.add_parser("worker", help="run stream roles: ingest, router, delivery, store, relay")
+    w = sub.add_parser("worker", help="run stream roles: ingest, router, delivery, store, relay, stations, acks")
     w.add_argument("--roles", required=True, help="comma-separated roles")
     w.add_argument("--metrics-port", type=int, default=None)
     w.set_defaults(func=cmd_worker)
