@@ -14,6 +14,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.metrics import MetricWrapperBase
 
 import backhaul.metrics
+from backhaul.roles import METRICS_PORTS
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "deploy" / "grafana"
@@ -226,7 +227,7 @@ def test_provisioning_and_scrape_config() -> None:
     assert source["datasources"][0]["type"] == "prometheus"
     scrape = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
     jobs = {job["job_name"]: job for job in scrape["scrape_configs"]}
-    ports = {"ingest": 9101, "router": 9102, "delivery": 9103, "store": 9104, "relay": 9105, "api": 8080}
+    ports = {**METRICS_PORTS, "api": 8080}
     assert set(jobs) == set(ports)
     for role, port in ports.items():
         assert jobs[role]["scrape_interval"] == "5s"
