@@ -14,8 +14,8 @@ from tests.conftest import at_least, free_port, frame, publish_frames, wait_unti
 
 pytestmark = pytest.mark.integration
 
-GRAMMAR = "txt::char:5 level::uint:8"
-PAYLOAD = "4120422643" + "2a"  # "A B&C", 42
+GRAMMAR = "txt::char:5 level::uint:8 nl::char:1"
+PAYLOAD = "4120422643" + "2a" + "0a"  # "A B&C", 42, "\n"
 TEXT = "A B&C"
 PASSWORDS = ("p@ss-w0rd", "hunter2-secret")
 
@@ -42,6 +42,7 @@ async def test_url_methods_content_types_escaping_and_credentials(pipeline, rece
         {"id": "auth-500", "http_method": "GET", "url": f"http://bob:hunter2-secret@{failing.url[7:]}/x"},
         {"id": "auth-refused", "http_method": "GET",
          "url": f"http://bob:hunter2-secret@127.0.0.1:{free_port()}/x?d={{device}}"},
+        {"id": "header-newline", "http_method": "GET", "url": base + "/never", "headers": {"X-Nl": "{customData#nl}"}},
     ]
     pipe = await pipeline(callbacks, payload_config=GRAMMAR,
                           env={"BACKHAUL_LOG_LEVEL": "DEBUG", "BACKHAUL_RETRY_SCHEDULE_S": "0.2"})
@@ -70,8 +71,11 @@ async def test_url_methods_content_types_escaping_and_credentials(pipeline, rece
     assert auth.headers["Authorization"] == "Basic " + base64.b64encode(b"alice:p@ss-w0rd").decode()
     assert auth.query == {"d": device}
 
-    failed = await pipe.wait_rows("SELECT * FROM undelivered_callbacks", 2)
-    assert {r["callback_id"] for r in failed} == {"auth-500", "auth-refused"}
+    failed = await pipe.wait_rows("SELECT * FROM undelivered_callbacks", 3)
+    assert {r["callback_id"] for r in failed} == {"auth-500", "auth-refused", "header-newline"}
+    [unsafe] = await pipe.fetch("SELECT * FROM callback_attempts WHERE callback_id = 'header-newline'")
+    assert (unsafe["status"], unsafe["error_class"]) == (600, "render") and "header injection" in unsafe["info"]
+    assert not by_path(receiver, "/never"), "a request that cannot be rendered safely is not sent"
     for row in failed:
         assert "bob" not in orjson.dumps(row["callback"]).decode()
     assert failing.requests[0].headers["Authorization"] == "Basic " + base64.b64encode(b"bob:hunter2-secret").decode()

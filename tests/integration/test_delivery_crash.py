@@ -1,5 +1,6 @@
 """kill -9 of the delivery worker with 1,000 deliveries in flight: after a restart every
-delivery reaches the receiver, and any repeat carries the same webhook-id."""
+delivery reaches the receiver, and any repeat carries the same webhook-id. A retry waiting
+in PostgreSQL survives the kill too."""
 from __future__ import annotations
 
 import asyncio
@@ -7,9 +8,13 @@ from collections import defaultdict
 
 import pytest
 from aiohttp import web
+from aiokafka.admin import AIOKafkaAdminClient
+
+from backhaul.settings import settings
 
 from ingest.simulator import simulate
-from tests.conftest import wait_until
+from schemas.topics import topic
+from tests.conftest import at_least, frame, publish_frames, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -52,3 +57,34 @@ async def test_kill_9_with_1000_deliveries_in_flight(pipeline, receiver, isolate
     assert len(ids) == 1000
     assert all(len(v) == 1 for v in ids.values()), "a repeat carries the same webhook-id"
     assert len({next(iter(v)) for v in ids.values()}) == 1000
+
+
+async def test_a_waiting_retry_survives_kill_9(pipeline, receiver, isolated, workers):
+    async def fail_once(request, rec):
+        return web.Response(status=500 if len(receiver.requests) == 1 else 200)
+
+    receiver.behaviour = fail_once
+    env = {"BACKHAUL_RETRY_SCHEDULE_S": "4", "BACKHAUL_RETRY_JITTER": "0"}
+    pipe = await pipeline([{"id": "cb", "url": receiver.url + "/in", "http_method": "GET"}],
+                          roles=("relay,ingest,router,store", "delivery"), env=env)
+    await publish_frames([frame(pipe.devices[0], 1, station=pipe.stations[0])])
+    await pipe.wait_rows("SELECT * FROM delivery_retries", 1)
+    await wait_until(lambda: committed(topic("backhaul-delivery")), 5, "the delivery's offset committed")
+    pipe.workers[1].kill9()
+    workers("delivery", isolated, **env)
+    first, second = await wait_until(lambda: at_least(receiver.requests, 2), 20, "the retry after the restart")
+    assert len(receiver.requests) == 2
+    assert second.at - first.at >= 3.8, "the retry kept its time"
+    rows = await pipe.wait_rows("SELECT attempt, status FROM callback_attempts ORDER BY attempt", 2)
+    assert [(r["attempt"], r["status"]) for r in rows] == [(1, 500), (2, 200)]
+    assert await pipe.wait_rows("SELECT count(*) AS n FROM delivery_retries WHERE true HAVING count(*) = 0", 1)
+
+
+async def committed(group: str) -> int:
+    """Offsets a consumer group has committed, summed over its partitions."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings().kafka_bootstrap)
+    await admin.start()
+    try:
+        return sum(max(0, o.offset) for o in (await admin.list_consumer_group_offsets(group)).values())
+    finally:
+        await admin.close()
