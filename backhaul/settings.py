@@ -80,6 +80,8 @@ class Settings:
     retry_claim_s: float = 30.0
     # Deliveries one endpoint may hold in memory before more are parked in PostgreSQL.
     endpoint_queue: int = 256
+    # Deliveries one worker holds at most (read, not yet settled); BATCH_URL members count until sent.
+    delivery_in_flight: int = 5000
     alert_every_s: float = 3600.0
 
     # Downlinks
@@ -131,6 +133,7 @@ class Settings:
             breaker_open_s=_env_float("BACKHAUL_BREAKER_OPEN_S", 30.0),
             retry_claim_s=_env_float("BACKHAUL_RETRY_CLAIM_S", 30.0),
             endpoint_queue=_env_int("BACKHAUL_ENDPOINT_QUEUE", 256),
+            delivery_in_flight=_env_int("BACKHAUL_DELIVERY_IN_FLIGHT", 5000),
             alert_every_s=_env_float("BACKHAUL_ALERT_EVERY_S", 3600.0),
             downlink_answer_s=_env_float("BACKHAUL_DOWNLINK_ANSWER_S", 10.0),
             downlink_transmit_s=_env_float("BACKHAUL_DOWNLINK_TRANSMIT_S", 20.0),

@@ -75,7 +75,7 @@ Member = tuple[dict, int, Origin]
 class DeliveryWorker:
     """Consumes `deliveries`, sends them, records every attempt."""
 
-    def __init__(self, view: ConfigView, store: RetryStore, *, max_in_flight: int = 5000) -> None:
+    def __init__(self, view: ConfigView, store: RetryStore, *, max_in_flight: int | None = None) -> None:
         s = settings()
         self.settings = s
         self.view = view
@@ -85,7 +85,7 @@ class DeliveryWorker:
         self.registry = EndpointRegistry(s.endpoint_concurrency, s.endpoint_rate_per_s, s.endpoint_burst,
                                          s.breaker_failures, s.breaker_open_s)
         self.tracker = OffsetTracker()
-        self.max_in_flight = max_in_flight
+        self.max_in_flight = max_in_flight = max_in_flight or s.delivery_in_flight
         self._slots = asyncio.Semaphore(max_in_flight)
         self._held = 0
         self._queued: dict[str, int] = {}
