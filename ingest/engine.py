@@ -255,7 +255,7 @@ class IngestEngine:
         if over_quota:
             self.counters.over_quota += 1
         st.snrs.append(frame.snr)
-        avg_snr = round(sum(st.snrs) / len(st.snrs), 2) if len(st.snrs) >= AVG_SNR_MIN else "N/A"
+        avg_snr = _avg_snr(st)
         self._seen(st, device, now, out, cause=message_id)
         w = Window(message_id, frame.seqNumber, frame.time, now, now + self.window_s, frame.data,
                    frame.ack, False, {frame.station: [frame.rssi, frame.snr, 1 << frame.rep, frame.freq]})
@@ -291,7 +291,7 @@ class IngestEngine:
         out.touched.add(st.device)
         kind = decoded.pop("type")
         out.events.append(self._event(st, device, kind, now, key=message_id, seqNumber=frame.seqNumber,
-                                      station=frame.station, rssi=frame.rssi, snr=frame.snr,
+                                      station=frame.station, rssi=frame.rssi, snr=frame.snr, avgSnr=_avg_snr(st),
                                       frameTime=frame.time, **decoded))
 
     def _merge(self, w: Window, frame: Frame, device: dict, out: Outputs) -> None:
@@ -450,6 +450,11 @@ class IngestEngine:
         if st.breached_at is None:
             return 1, 0                                  # OK
         return 3, int((now - st.last_seen) // keep_alive)  # KO, periods missed
+
+
+def _avg_snr(st: DeviceState) -> float | str:
+    """Mean SNR of the device's last 25 messages, "N/A" below 15 (as Sigfox)."""
+    return round(sum(st.snrs) / len(st.snrs), 2) if len(st.snrs) >= AVG_SNR_MIN else "N/A"
 
 
 def _fmt(epoch_s: float | None) -> str:

@@ -203,7 +203,7 @@ class DeliveryWorker:
                 await asyncio.sleep(1.0)
 
     # One delivery --------------------------------------------------------
-    async def _deliver(self, delivery: dict, attempts: int, origin: Origin) -> None:
+    async def _deliver(self, delivery: dict, attempts: int, origin: Origin, failures: int = 0) -> None:
         """Send one delivery (attempt `attempts + 1`), or park it; always settles it."""
         holder: dict | None = delivery
         try:
@@ -231,11 +231,18 @@ class DeliveryWorker:
         except asyncio.CancelledError:
             raise
         except Exception:
-            # Not settled: the offset stays uncommitted (Kafka) or the claim expires (store).
+            # Not settled (say PostgreSQL is down while parking): keep holding the Kafka
+            # offset and try the whole delivery again later; a store claim simply expires.
             log.exception("delivery failed unexpectedly", extra={"delivery": delivery.get("id")})
-            origin = None
+            if origin is not None:
+                self._spawn(self._deliver_later(delivery, attempts, origin, failures + 1))
+                holder, origin = None, None
         finally:
             self._release(holder, origin)
+
+    async def _deliver_later(self, delivery: dict, attempts: int, origin: Origin, failures: int) -> None:
+        await asyncio.sleep(min(30.0, 0.5 * 2 ** failures))
+        await self._deliver(delivery, attempts, origin, failures)
 
     def _queue_limit(self, endpoint: Endpoint) -> int:
         if self._held >= self.max_in_flight // 2 and self._latency.get(endpoint.key, 0.0) >= SLOW_S:
