@@ -16,7 +16,9 @@ def plot(result: dict, path: Path) -> Path | None:
 
     steps = result["steps"]
     origin = steps[0]["startedAt"]
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 7), sharex=True)
+    fig, (top, bottom, lag) = plt.subplots(3, 1, figsize=(11, 9), sharex=True,
+                                           gridspec_kw={"height_ratios": [3, 3, 2]})
+    colors = {}
     for i, s in enumerate(steps):
         series = s["series"]
         x = [s["startedAt"] - origin + sec for sec in series["second"]]
@@ -26,11 +28,21 @@ def plot(result: dict, path: Path) -> Path | None:
         top.plot(x, series["advancedReceived"], color="tab:orange", label="DATA_ADVANCED callbacks/s" if first else None)
         bottom.plot(x, series["latencyP50Ms"], color="tab:green", label="p50" if first else None)
         bottom.plot(x, series["latencyP99Ms"], color="tab:red", label="p99" if first else None)
+        lags = s.get("lag") or {}
+        lx = [s["startedAt"] - origin + sec for sec in lags.get("second", [])]
+        for group, values in lags.get("groups", {}).items():
+            new = group not in colors
+            color = colors.setdefault(group, f"C{len(colors)}")
+            lag.plot(lx, [v or 0 for v in values], color=color, label=group if new else None)
     top.set_ylabel("per second")
     top.legend(loc="upper right")
     top.grid(alpha=0.3)
     bottom.set_ylabel("first frame -> DATA callback (ms)")
-    bottom.set_xlabel("seconds since start")
+    lag.set_ylabel("consumer lag (records)")
+    lag.set_xlabel("seconds since start")
+    lag.grid(alpha=0.3)
+    if colors:
+        lag.legend(loc="upper right", fontsize="small")
     bottom.set_yscale("log")
     bottom.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
     bottom.legend(loc="upper right")

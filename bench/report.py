@@ -34,6 +34,8 @@ def _step_rows(s: dict) -> list[tuple[str, str]]:
                              f"{acc['duplicates']} duplicate callbacks, {acc['unmatched']} unmatched"),
         ("CPU during load (cores)", ", ".join(f"{k} {_fmt(v)}" for k, v in cpu["load"]["cores"].items())
          + f"; machine {_fmt(cpu['load']['machineBusyCores'])} of {cpu['load']['machineCores']}"),
+        ("max lag (records)", ", ".join(f"{g} {_fmt(v)}" for g, v in s.get("lag", {}).get("max", {}).items())
+         or "-"),
         ("CPU ms per message", ", ".join(f"{k} {_fmt(v)}" for k, v in cpu["cpuMsPerMessage"].items())
          + " (whole step)"),
     ]

@@ -28,6 +28,7 @@ from backhaul.settings import PROJECT_ROOT, settings
 from bench.ceilings import create_ceiling_topic, http_ceiling, kafka_ceiling
 from bench.cpu import background_load, pid_sources, stack_sources
 from bench.findmax import find_max
+from bench.lag import LagProbe
 from bench.load import build_networks, check_capacity
 from bench.pipeline import DEFAULT_LAYOUT, Pipeline, parse_layout
 from bench.plot import plot
@@ -158,18 +159,20 @@ async def bench(args: argparse.Namespace, argv: list[str]) -> dict:
             await create_ceiling_topic()
             pipeline = Pipeline(layout, sb.env, settings().state_dir / "bench" / f"{stamp}-{sb.tag}")
             producer = make_producer(linger_ms=5)
+            lag = LagProbe(sb.prefix)
             progress.done(f"bench: prefix {sb.prefix} database {sb.database}; starting {len(layout)} worker "
                           f"process(es): {' | '.join(layout)}")
             try:
                 pipeline.start()
                 await pipeline.wait_ready(config_records)
                 await producer.start()
+                await lag.start()
                 result["backgroundBusyCores"] = await background_load()
                 pids = {**pipeline.pids(), "bench": os.getpid()}
                 if args.receiver == "subprocess":
                     pids["receiver"] = receiver.pid
-                rig = Rig(networks, producer, receiver, {**pid_sources(pids), **stack_sources()}, args.window, args.grace, args.stations_per_message,
-                          progress)
+                rig = Rig(networks, producer, receiver, {**pid_sources(pids), **stack_sources()}, args.window,
+                          args.grace, args.stations_per_message, progress, lag)
                 if args.find_max:
                     steps, best = await find_max(rig, start_rate=args.rate, factor=args.step_factor,
                                                  duration=args.duration, p99_limit_ms=args.p99_limit_ms,
@@ -178,6 +181,7 @@ async def bench(args: argparse.Namespace, argv: list[str]) -> dict:
                     steps, best = [await run_step(rig, rate=args.rate, duration=args.duration)], None
                 result["steps"] = steps
             finally:
+                await lag.stop()
                 await producer.stop()
                 pipeline.stop()
             if not args.no_ceilings:

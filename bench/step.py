@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 
 from bench.accounting import Ledger, percentiles
 from bench.cpu import CpuMeter, PidSource
+from bench.lag import LagProbe
 from bench.load import Networks, drive, first_frames
 from bench.progress import Progress
 from bench.receiver import ADVANCED, DATA, Arrival
 from bench.series import per_second
 
 POLL_S = 0.5
+LAG_EVERY_S = 2.0
 
 
 @dataclass
@@ -33,6 +35,7 @@ class Rig:
     grace_s: float
     max_stations: int
     progress: Progress
+    lag: LagProbe | None = None
     arrivals_seen: int = 0
     steps: int = 0
     last_record: list[dict] = field(default_factory=list)
@@ -41,6 +44,32 @@ class Rig:
         arrivals = await self.receiver.arrivals(self.arrivals_seen)
         self.arrivals_seen += len(arrivals)
         return arrivals
+
+
+class LagSeries:
+    """Consumer-group lag sampled every LAG_EVERY_S seconds during a step."""
+
+    def __init__(self, probe: LagProbe | None, t0: float) -> None:
+        self.probe = probe
+        self.t0 = t0
+        self.samples: list[tuple[float, dict[str, int]]] = []
+        self._next = 0.0
+
+    async def maybe_sample(self) -> None:
+        now = time.time()
+        if self.probe is None or now < self._next:
+            return
+        self._next = now + LAG_EVERY_S
+        try:
+            self.samples.append((round(now - self.t0, 1), await self.probe.sample()))
+        except Exception:  # diagnostics only: never fail a step because of them
+            self.probe = None
+
+    def series(self) -> dict:
+        groups = sorted({g for _, lags in self.samples for g in lags})
+        return {"second": [t for t, _ in self.samples],
+                "groups": {g: [lags.get(g) for _, lags in self.samples] for g in groups},
+                "max": {g: max((lags.get(g) or 0) for _, lags in self.samples) for g in groups}}
 
 
 def _rate(count: int, seconds: float) -> float:
@@ -59,8 +88,10 @@ async def run_step(rig: Rig, *, rate: float, duration: float, label: str = "run"
                                     max_stations=rig.max_stations, seed=rig.steps + 1,
                                     producer=rig.producer, record=record))
     counts = {DATA: 0, ADVANCED: 0}
+    lag = LagSeries(rig.lag, t0)
     while not sim.done():
         await asyncio.wait([sim], timeout=POLL_S)
+        await lag.maybe_sample()
         for a in await rig.new_arrivals():
             early.append(a)
             counts[a[0]] = counts.get(a[0], 0) + 1
@@ -80,6 +111,7 @@ async def run_step(rig: Rig, *, rate: float, duration: float, label: str = "run"
     n = len(first)
     while not ledger.complete() and time.time() < deadline:
         await asyncio.sleep(POLL_S)
+        await lag.maybe_sample()
         ledger.add(await rig.new_arrivals())
         rig.progress.update(f"{label}: waiting for callbacks  DATA {len(ledger.arrived[DATA]):,}/{n:,}  "
                             f"DATA_ADVANCED {len(ledger.arrived[ADVANCED]):,}/{n:,}  "
@@ -92,7 +124,9 @@ async def run_step(rig: Rig, *, rate: float, duration: float, label: str = "run"
     summary = ledger.summary()
     rig.progress.done(f"{label}: {n:,} messages, {summary['lostMessages']} lost, "
                       f"{summary['duplicates']} duplicates")
-    return _result(label, rate, duration, sent, record, ledger, summary, cpu, t0, t_sent, rig)
+    result = _result(label, rate, duration, sent, record, ledger, summary, cpu, t0, t_sent, rig)
+    result["lag"] = lag.series()
+    return result
 
 
 def _result(label: str, rate: float, duration: float, sent: dict, record: list[dict], ledger: Ledger,
