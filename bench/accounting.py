@@ -63,10 +63,10 @@ class Ledger:
         seen = self.arrived[kind]
         return sorted(k for k in self.first_ms if k not in seen)
 
-    def latencies_ms(self) -> list[float]:
-        """First frame -> DATA callback arrival, per delivered message."""
+    def latencies_ms(self, since_ms: float = 0) -> list[float]:
+        """First frame -> DATA callback arrival, per delivered message first heard at or after `since_ms`."""
         first = self.first_ms
-        return [at * 1000 - first[k] for k, at in self.arrived[DATA].items()]
+        return [at * 1000 - first[k] for k, at in self.arrived[DATA].items() if first[k] >= since_ms]
 
     def lateness_ms(self) -> list[float]:
         """DATA_ADVANCED arrival after its deadline (first frame + window), per delivered message."""

@@ -47,10 +47,12 @@ def format_table(result: dict) -> str:
     rows: list[tuple[str, str]] = []
     summary = result["summary"]
     if result["mode"] == "find-max":
-        lines = [f"{'step':>4}  {'msg/s':>7}  {'frames/s':>9}  {'p50 ms':>7}  {'p99 ms':>7}  {'lost':>5}  verdict"]
+        lines = [f"{'step':>4}  {'msg/s':>7}  {'frames/s':>9}  {'p50 ms':>7}  {'p99 ms':>7}  {'lost':>5}  verdict"
+                 f"   (latency after a {result['steps'][0]['warmupS']:.0f} s warm-up)"]
         for i, s in enumerate(result["steps"], 1):
+            lat = s["steadyLatencyMs"]
             lines.append(f"{i:>4}  {_fmt(s['offered']['messagesPerS']):>7}  {_fmt(s['offered']['framesPerS']):>9}  "
-                         f"{_fmt(s['latencyMs']['p50']):>7}  {_fmt(s['latencyMs']['p99']):>7}  "
+                         f"{_fmt(lat['p50']):>7}  {_fmt(lat['p99']):>7}  "
                          f"{s['accounting']['lostMessages']:>5}  {'ok' if s['sustainable'] else 'over'}")
         table = "\n".join(lines)
         best = summary.get("maxSustainable")
