@@ -91,7 +91,8 @@ class ConfigView:
     async def start(self, *, wait: bool = True, timeout_s: float = 60.0) -> None:
         """Load the whole topic, then keep following it in the background."""
         name = topic(CONFIG)
-        self._consumer = make_consumer(group=None, fetch_max_wait_ms=20)
+        # A long poll: a change is returned as soon as it lands, and an idle view costs nothing.
+        self._consumer = make_consumer(group=None, fetch_max_wait_ms=500)
         await self._consumer.start()
         partitions = self._consumer.partitions_for_topic(name)
         deadline = time.monotonic() + timeout_s

@@ -58,7 +58,7 @@ class Settings:
     # Prefix for every topic name, so tests can run in isolation on one broker.
     topic_prefix: str = ""
 
-    database_url: str = "postgresql://backhaul@127.0.0.1:55432/backhaul"
+    database_url: str = "postgresql://backhaul@127.0.0.1:25432/backhaul"
 
     # Ingest
     advanced_window_s: float = 25.0
@@ -117,7 +117,7 @@ class Settings:
             kafka_bootstrap=_env("BACKHAUL_KAFKA", "127.0.0.1:29092"),
             kafka_partitions=_env_int("BACKHAUL_KAFKA_PARTITIONS", 4),
             topic_prefix=_env("BACKHAUL_TOPIC_PREFIX", ""),
-            database_url=_env("BACKHAUL_DATABASE_URL", "postgresql://backhaul@127.0.0.1:55432/backhaul"),
+            database_url=_env("BACKHAUL_DATABASE_URL", "postgresql://backhaul@127.0.0.1:25432/backhaul"),
             advanced_window_s=_env_float("BACKHAUL_ADVANCED_WINDOW_S", 25.0),
             window_check_interval_s=_env_float("BACKHAUL_WINDOW_CHECK_INTERVAL_S", 0.2),
             daily_uplink_quota=_env_int("BACKHAUL_DAILY_UPLINK_QUOTA", 140),

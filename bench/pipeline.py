@@ -2,18 +2,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import aiohttp
 
-from backhaul.settings import PROJECT_ROOT
-from bench.receiver import free_port
+from backhaul.supervised import WorkerProcess
 
 # --workers N: how the five roles are spread over N processes (the machine has 2 cores).
 LAYOUTS: dict[str, list[str]] = {
@@ -36,52 +31,6 @@ def parse_layout(spec: str) -> list[str]:
         raise ValueError(f"--workers {spec!r}: give a preset ({', '.join(LAYOUTS)}) or a layout naming each of "
                          f"{', '.join(sorted(ROLES))} exactly once, processes separated by ';'")
     return groups
-
-
-class WorkerProcess:
-    """One `backhaul worker --roles ...` with its own /status port and log file."""
-
-    def __init__(self, roles: str, env: dict[str, str], log_path: Path) -> None:
-        self.roles = roles
-        self.env = env
-        self.port = free_port()
-        self.log_path = log_path
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "backhaul.cli", "worker", "--roles", self.roles, "--metrics-port", str(self.port)],
-            env=self.env, cwd=PROJECT_ROOT, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-            start_new_session=True)
-
-    async def status(self, session: aiohttp.ClientSession) -> dict | None:
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"worker {self.roles} exited with {self.proc.returncode}:\n{self.log_tail()}")
-        with contextlib.suppress(aiohttp.ClientError, OSError, ValueError):
-            async with session.get(f"http://127.0.0.1:{self.port}/status") as resp:
-                return await resp.json()
-        return None
-
-    async def metrics(self, session: aiohttp.ClientSession) -> str:
-        async with session.get(f"http://127.0.0.1:{self.port}/metrics") as resp:
-            return await resp.text()
-
-    def log_tail(self, n: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return ""
-
-    def stop(self, timeout: float = 20.0) -> None:
-        if not self.proc or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
 
 
 class Pipeline:

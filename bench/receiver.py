@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -26,16 +25,12 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+from backhaul.supervised import free_port
+
 DATA = "data"
 ADVANCED = "advanced"
 
 Arrival = tuple[str, str, int, float]  # (kind, device, seqNumber, epoch seconds)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class StampingReceiver:

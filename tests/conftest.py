@@ -12,10 +12,7 @@ import email
 import email.message
 import email.policy
 import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 import urllib.parse
 import uuid
@@ -30,6 +27,7 @@ import pytest
 from aiohttp import web
 
 from backhaul import settings as settings_module
+from backhaul.supervised import WorkerProcess, free_port  # noqa: F401  (tests import free_port from here)
 
 if TYPE_CHECKING:
     from ingest.simulator import Network
@@ -44,12 +42,6 @@ def _admin_dsn() -> str:
 
 
 ADMIN_DSN = _admin_dsn()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _port_open(host: str, port: int) -> bool:
@@ -118,62 +110,6 @@ async def isolated(stack, monkeypatch) -> AsyncIterator[Isolated]:
         await admin.close()
 
 
-class WorkerProcess:
-    """`backhaul worker` in a real subprocess, with its own /status port."""
-
-    def __init__(self, roles: str, env: dict[str, str], log_path: Path) -> None:
-        self.roles = roles
-        self.env = env
-        self.port = free_port()
-        self.log_path = log_path
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> "WorkerProcess":
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "backhaul.cli", "worker", "--roles", self.roles, "--metrics-port", str(self.port)],
-            env=self.env, cwd=ROOT, stdout=log, stderr=log, start_new_session=True)
-        return self
-
-    async def wait_ready(self, timeout: float = 60.0) -> dict:
-        deadline = time.monotonic() + timeout
-        async with aiohttp.ClientSession() as session:
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"worker {self.roles} exited with {self.proc.returncode}:\n{self.log_tail()}")
-                with contextlib.suppress(aiohttp.ClientError, OSError):
-                    async with session.get(f"http://127.0.0.1:{self.port}/status") as resp:
-                        status = await resp.json()
-                        if status.get("ready"):
-                            return status
-                await asyncio.sleep(0.2)
-        raise TimeoutError(f"worker {self.roles} not ready in {timeout} s:\n{self.log_tail()}")
-
-    async def metrics(self) -> str:
-        async with aiohttp.ClientSession() as session:
-            async with session.get(f"http://127.0.0.1:{self.port}/metrics") as resp:
-                return await resp.text()
-
-    def log_tail(self, n: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return ""
-
-    def kill9(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-
-    def terminate(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill9()
-
-
 @pytest.fixture
 def workers(tmp_path):
     """Start worker subprocesses; every one is stopped at the end of the test."""
@@ -186,7 +122,7 @@ def workers(tmp_path):
 
     yield start
     for w in started:
-        w.terminate()
+        w.stop()
 
 
 @dataclass

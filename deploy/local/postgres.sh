@@ -6,7 +6,8 @@
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 HOST=127.0.0.1
-PORT="${BACKHAUL_PG_PORT:-55432}"
+# Below the kernel's ephemeral range (32768-60999), so no outgoing connection can hold it.
+PORT="${BACKHAUL_PG_PORT:-25432}"
 DATA="$STATE_DIR/pg"
 LOG="$STATE_DIR/pg.log"
 DB="${BACKHAUL_PG_DB:-backhaul}"
@@ -45,9 +46,6 @@ start() {
     pg "$BIN/initdb" -D "$DATA" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >/dev/null \
       || die "initdb failed"
     cat >> "$DATA/postgresql.conf" <<CONF
-listen_addresses = '$HOST'
-port = $PORT
-unix_socket_directories = '$DATA'
 max_connections = 200
 shared_buffers = 256MB
 synchronous_commit = on
@@ -56,7 +54,7 @@ CONF
   fi
   [ "$(id -u)" = 0 ] && { touch "$LOG"; chown postgres:postgres "$LOG"; }
   say "starting postgresql on $HOST:$PORT"
-  pg "$BIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 start >/dev/null || { tail -20 "$LOG" >&2; die "postgresql did not start, see $LOG"; }
+  pg "$BIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 -o "-h $HOST -p $PORT -k $DATA" start >/dev/null || { tail -20 "$LOG" >&2; die "postgresql did not start, see $LOG"; }
   pg "$BIN/psql" -h "$HOST" -p "$PORT" -U postgres -d postgres -qtAc \
     "SELECT 1 FROM pg_roles WHERE rolname='backhaul'" | grep -q 1 \
     || pg "$BIN/psql" -h "$HOST" -p "$PORT" -U postgres -d postgres -qc "CREATE ROLE backhaul LOGIN SUPERUSER"

@@ -113,7 +113,7 @@ async def test_stream_goes_on_with_its_view_while_postgresql_is_unreachable(isol
     relay = workers("relay", isolated)
     await relay.wait_ready()
     await asyncio.sleep(1.5)
-    relay.terminate()
+    relay.stop()
     # Ingest and router with no reachable database at all.
     stream = workers("ingest,router", isolated, BACKHAUL_DATABASE_URL="postgresql://backhaul@127.0.0.1:9/none")
     await stream.wait_ready()

@@ -1,0 +1,94 @@
+"""A `backhaul worker` child process watched through its /status and /metrics port.
+
+Used wherever one process drives others: the benchmark and the tests.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+
+from backhaul.settings import PROJECT_ROOT
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class WorkerProcess:
+    """One `backhaul worker --roles ...` with its own /status port and log file."""
+
+    def __init__(self, roles: str, env: dict[str, str], log_path: Path) -> None:
+        self.roles = roles
+        self.env = env
+        self.port = free_port()
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "WorkerProcess":
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "backhaul.cli", "worker", "--roles", self.roles, "--metrics-port", str(self.port)],
+            env=self.env, cwd=PROJECT_ROOT, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+            start_new_session=True)
+        return self
+
+    async def status(self, session: aiohttp.ClientSession) -> dict | None:
+        """The worker's /status, None while it does not answer; raises if it exited."""
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"worker {self.roles} exited with {self.proc.returncode}:\n{self.log_tail()}")
+        with contextlib.suppress(aiohttp.ClientError, OSError, ValueError):
+            async with session.get(f"http://127.0.0.1:{self.port}/status") as resp:
+                return await resp.json()
+        return None
+
+    async def wait_ready(self, timeout: float = 60.0) -> dict:
+        """Wait until every role of the worker says it is ready."""
+        deadline = time.monotonic() + timeout
+        async with aiohttp.ClientSession() as session:
+            while time.monotonic() < deadline:
+                status = await self.status(session)
+                if status and status.get("ready"):
+                    return status
+                await asyncio.sleep(0.2)
+        raise TimeoutError(f"worker {self.roles} not ready in {timeout} s:\n{self.log_tail()}")
+
+    async def metrics(self, session: aiohttp.ClientSession | None = None) -> str:
+        async with contextlib.AsyncExitStack() as stack:
+            if session is None:
+                session = await stack.enter_async_context(aiohttp.ClientSession())
+            async with session.get(f"http://127.0.0.1:{self.port}/metrics") as resp:
+                return await resp.text()
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def kill9(self) -> None:
+        """Kill the worker at once, as a crash would."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM, then SIGKILL after `timeout`."""
+        if not self.proc or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill9()
