@@ -31,7 +31,7 @@ from backhaul.supervised import WorkerProcess
 from bench.ceilings import CEILING_TOPIC, create_ceiling_topic
 from bench.sandbox import sandbox
 from ingest.simulator import build_network, message_frames
-from schemas.topics import FRAMES, MESSAGES, topic
+from schemas.topics import FRAMES, INGEST_STATE, MESSAGES, topic
 
 
 async def publish_backlog(frames: list[bytes], keys: list[bytes]) -> float:
@@ -62,6 +62,17 @@ async def output_span(name: str, expected: int, timeout: float) -> tuple[int, fl
     finally:
         await consumer.stop()
     return count, ((last or 0) - (first or 0)) / 1000
+
+
+async def topic_size(name: str) -> int:
+    """How many records a topic holds (sum of its partitions' end offsets)."""
+    consumer = make_consumer(group=None)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(name, p) for p in range(settings().kafka_partitions)]
+        return sum((await consumer.end_offsets(tps)).values())
+    finally:
+        await consumer.stop()
 
 
 async def consume_produce_ceiling(total: int) -> float:
@@ -112,6 +123,8 @@ async def run(devices: int, messages: int) -> dict:
         try:
             await worker.wait_ready(timeout=120)
             count, seconds = await output_span(topic(MESSAGES), messages, timeout=600)
+            await asyncio.sleep(2.0)
+            written = await topic_size(topic(MESSAGES)) + await topic_size(topic(INGEST_STATE))
         finally:
             worker.stop()
         if count < messages:
@@ -119,7 +132,7 @@ async def run(devices: int, messages: int) -> dict:
         ceiling = await consume_produce_ceiling(len(frames))
     ingest_rate = len(frames) / seconds
     return {"frames": len(frames), "messages": messages, "devices": devices,
-            "ingestFramesPerS": round(ingest_rate), "ceilingFramesPerS": round(ceiling),
+            "ingestFramesPerS": round(ingest_rate), "ingestRecordsWritten": written, "ceilingFramesPerS": round(ceiling),
             "ratio": round(ingest_rate / ceiling, 3)}
 
 
