@@ -114,10 +114,11 @@ class Settings:
         """Read every setting from the environment (BACKHAUL_* variables)."""
         return cls(
             state_dir=Path(_env("BACKHAUL_STATE_DIR", str(PROJECT_ROOT / ".local"))),
-            kafka_bootstrap=_env("BACKHAUL_KAFKA", "127.0.0.1:29092"),
+            kafka_bootstrap=_env("BACKHAUL_KAFKA", f"127.0.0.1:{_env('BACKHAUL_KAFKA_PORT', '29092')}"),
             kafka_partitions=_env_int("BACKHAUL_KAFKA_PARTITIONS", 4),
             topic_prefix=_env("BACKHAUL_TOPIC_PREFIX", ""),
-            database_url=_env("BACKHAUL_DATABASE_URL", "postgresql://backhaul@127.0.0.1:25432/backhaul"),
+            database_url=_env("BACKHAUL_DATABASE_URL",
+                              f"postgresql://backhaul@127.0.0.1:{_env('BACKHAUL_PG_PORT', '25432')}/backhaul"),
             advanced_window_s=_env_float("BACKHAUL_ADVANCED_WINDOW_S", 25.0),
             window_check_interval_s=_env_float("BACKHAUL_WINDOW_CHECK_INTERVAL_S", 0.2),
             daily_uplink_quota=_env_int("BACKHAUL_DAILY_UPLINK_QUOTA", 140),
