@@ -22,15 +22,21 @@ from oss.validate import validated
 routes = web.RouteTableDef()
 DEVICE_EXPANDABLE = ("deviceType", "group", "contract", "productCertificate", "modemCertificate")
 DEVICE_SELECT = """SELECT d.*, s.sequence_number, s.trash_sequence_number, s.last_com, s.com_state, s.lqi,
-    s.last_computed_location FROM devices d LEFT JOIN device_status s ON s.device_id = d.id"""
+    s.last_computed_location, t.keep_alive FROM devices d LEFT JOIN device_status s ON s.device_id = d.id
+    LEFT JOIN device_types t ON t.id = d.device_type_id"""
 SORTS = {"id": "d.id", "-id": "d.id DESC", "name": "d.name, d.id", "-name": "d.name DESC, d.id",
          "lastCom": "s.last_com NULLS FIRST, d.id", "-lastCom": "s.last_com DESC NULLS LAST, d.id"}
-NA, NOT_SEEN = 4, 5
+NO, OK, KO, NA, NOT_SEEN = 0, 1, 3, 4, 5
 
 
 def device_body(r: asyncpg.Record, now: int) -> dict[str, Any]:
     token = token_body(r, now)
     com_state = (r["com_state"] if r["com_state"] is not None else NOT_SEEN) if token and token["state"] == 0 else NA
+    missed = None
+    if com_state == OK and not r["keep_alive"]:
+        com_state = NO  # heard, but its type watches no keep-alive
+    elif com_state == KO and r["keep_alive"] and r["last_com"]:
+        missed = max(1, (now - r["last_com"]) // (r["keep_alive"] * 1000))
     location = compact({"lat": r["lat"], "lng": r["lng"]})
     return compact({
         "id": r["id"], "name": r["name"], "deviceType": {"id": r["device_type_id"]}, "group": {"id": r["group_id"]},
@@ -41,7 +47,7 @@ def device_body(r: asyncpg.Record, now: int) -> dict[str, Any]:
         "sequenceNumber": r["sequence_number"], "trashSequenceNumber": r["trash_sequence_number"],
         "lastCom": r["last_com"], "lqi": r["lqi"] if r["lqi"] is not None else NA,
         "activationTime": r["activation_time"], "creationTime": ms(r["created_at"]),
-        "state": device_state(r, now), "comState": com_state, "token": token,
+        "state": device_state(r, now), "comState": com_state, "comStateMissedPeriods": missed, "token": token,
         "unsubscriptionTime": r["unsubscription_time"], "createdBy": r["created_by"],
         "lastEditionTime": ms(r["updated_at"]), "lastEditedBy": r["last_edited_by"],
         "automaticRenewal": r["automatic_renewal"], "activable": r["activable"],

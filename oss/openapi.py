@@ -187,7 +187,8 @@ SCHEMAS: dict[str, Any] = {
                 lastComputedLocation=O(), sequenceNumber=I(), trashSequenceNumber=I(), lastCom=MS, lqi=I(),
                 activationTime=MS, creationTime=MS, state=I(description="0 OK, 1 DEAD, 2 OFF_CONTRACT, 3 DISABLED, "
                                                                       "4 WARN, 5 DELETED, 6 SUSPENDED, 7 NOT_ACTIVABLE"),
-                comState=I(), token=O(state=I(), end=MS), unsubscriptionTime=MS, createdBy=S(),
+                comState=I(), comStateMissedPeriods=I(), token=O(state=I(), end=MS), unsubscriptionTime=MS,
+                createdBy=S(),
                 lastEditionTime=MS, lastEditedBy=S(), automaticRenewal=B, activable=B),
     "deviceMessage": O(device=O(id=S(), name=S()), time=MS, data=S(), seqNumber=I(), nbFrames=I(), lqi=I(),
                        ackRequired=B, oob=B, computedLocation=A(O()), rinfos=A(O(

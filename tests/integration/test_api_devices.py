@@ -194,3 +194,21 @@ async def test_purge_old_messages(api):
     deleted = await purge_old_messages(api.pool, 30)
     assert deleted["messages"] >= 1
     assert await api.pool.fetchval("SELECT count(*) FROM messages WHERE device_id = 'OLD'") == 1
+
+
+async def test_communication_status_with_missed_keep_alive_periods(api):
+    t = await make_tenant(api, "Watch")
+    c = t.client
+    watched = await make_device_type(c, t, keepAlive=600)
+    unwatched = await make_device_type(c, t, keepAlive=0)
+    for ident, dt in (("5EE1", watched), ("5EE2", unwatched), ("5EE3", watched)):
+        check(await c.post("/devices/", {"id": ident, "name": ident, "pac": "0" * 16, "deviceTypeId": dt}), 201)
+    # What the store writes: KO after an ERROR event, OK once the device is heard again.
+    await api.pool.executemany(
+        "INSERT INTO device_status(device_id, last_com, com_state) VALUES ($1, $2, $3)",
+        [("5EE1", now_ms() - 2_500_000, 3), ("5EE2", now_ms(), 1), ("5EE3", now_ms(), 1)])
+    ko = check(await c.get("/devices/5EE1"), 200)
+    assert ko["comState"] == 3 and ko["comStateMissedPeriods"] == 4   # 2,500 s / 600 s
+    assert check(await c.get("/devices/5EE2"), 200)["comState"] == 0  # heard, no keep-alive: NO
+    ok = check(await c.get("/devices/5EE3"), 200)
+    assert ok["comState"] == 1 and "comStateMissedPeriods" not in ok
