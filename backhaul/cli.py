@@ -44,7 +44,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         processes.spawn(name, argv)
     if not args.no_simulate:
         processes.spawn("simulate", ["simulate", "--stations", str(args.stations), "--devices", str(args.devices),
-                                     "--rate", str(args.rate), "--malformed", "5", "--forever"])
+                                     "--rate", str(args.rate), "--malformed", "5", "--forever",
+                                     "--metrics-port", "9108"])
     _wait_http(f"http://127.0.0.1:{s.demo_receiver_port}/stats", 30)
     _wait_http(f"http://127.0.0.1:{METRICS_PORT_STATUS}/status", 60)
     print(f"""
@@ -52,7 +53,7 @@ Backhaul is up.
   demo receiver (callbacks arriving):  http://127.0.0.1:{s.demo_receiver_port}/
   REST API (Sigfox v2 shapes):         http://127.0.0.1:{s.api_port}/v2/   (Basic auth: {creds['apiUser']} / {creds['accessToken']})
   metrics:                             http://127.0.0.1:9101/metrics (ingest), 9102 router, 9103 delivery,
-                                       9104 store+relay, 9106 stations+acks, {s.api_port} api
+                                       9104 store+relay, 9106 stations+acks, {s.api_port} api, 8900 receiver, 9108 simulator
   logs:                                {s.state_dir / 'logs'}/
   processes:                           backhaul status
   stop everything:                     backhaul down
@@ -179,6 +180,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     async def main() -> dict:
         await ensure_topics()
+        runner = None
+        if args.metrics_port:
+            from backhaul.roles import start_metrics_server
+            runner = await start_metrics_server(args.metrics_port, {"roles": ["simulate"], "ready": True})
         if args.register:
             from backhaul import db
             from backhaul.demo.seed import seed_network
@@ -188,9 +193,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                 await seed_network(conn, network, name=args.register)
             finally:
                 await conn.close()
-        return await simulate(network, messages_per_device=None if args.forever or args.duration else args.messages,
-                              rate=args.rate, duration=args.duration, max_stations=args.max_stations,
-                              malformed=args.malformed, seed=args.seed + 1)
+        try:
+            return await simulate(network, messages_per_device=None if args.forever or args.duration else args.messages,
+                                  rate=args.rate, duration=args.duration, max_stations=args.max_stations,
+                                  malformed=args.malformed, seed=args.seed + 1)
+        finally:
+            if runner:
+                await runner.cleanup()
 
     sent = _asyncio_run(main())
     if sent:
@@ -274,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--register", metavar="NAME", default=None,
                      help="register the simulated stations and devices in PostgreSQL under this name first")
     sim.add_argument("--seed", type=int, default=1)
+    sim.add_argument("--metrics-port", type=int, default=None, help="serve /metrics and /status on this port")
     sim.set_defaults(func=cmd_simulate)
 
     sub.add_parser("migrate", help="apply SQL migrations and create topics").set_defaults(func=cmd_migrate)
