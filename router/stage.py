@@ -30,10 +30,10 @@ from router.compiled import CompiledCallbacks
 from router.templates import TemplateError, render_email, render_request
 from schemas.topics import DELIVERIES, DELIVERY_RESULTS, DEVICE_EVENTS, MESSAGES, MESSAGES_ADVANCED, topic
 from workers import downlink as dl
+from workers.retry import NON_HTTP_STATUS
 
 log = logging.getLogger(__name__)
 
-NON_HTTP_STATUS = 600
 
 
 class RouterStage(Stage):
