@@ -31,10 +31,33 @@ def _asyncio_run(coro):
 
 
 # up / down / status ---------------------------------------------------------
-def cmd_up(args: argparse.Namespace) -> int:
-    from backhaul import processes
+def _demo_ports(args: argparse.Namespace) -> dict[str, tuple[int, str, str]]:
+    """Each process `up` starts -> (the port it listens on, what it is, the variable that moves it)."""
+    from backhaul.roles import role_metrics_port
 
     s = settings()
+    base = "BACKHAUL_METRICS_PORT_BASE"
+    ports = {name: (role_metrics_port(argv[2].split(",")[0]), f"the {name} worker's metrics", base)
+             for name, argv in DEMO_PROCESSES if argv[0] == "worker"}
+    ports["api"] = (s.api_port, "the REST API", "BACKHAUL_API_PORT")
+    ports["receiver"] = (s.demo_receiver_port, "the demo receiver", "BACKHAUL_DEMO_RECEIVER_PORT")
+    if not args.no_simulate:
+        ports["simulate"] = (role_metrics_port("simulate"), "the simulator's metrics", base)
+    return ports
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from backhaul import processes
+    from backhaul.roles import role_metrics_port
+
+    s = settings()
+    ports = _demo_ports(args)
+    ours = processes.running()
+    problems = processes.check_ports_free({port: (what, variable) for name, (port, what, variable) in ports.items()
+                                           if name not in ours})
+    if problems:
+        print("\n".join(f"error: {p}" for p in problems), file=sys.stderr)
+        return 1
     print("== starting the local stack (Kafka, PostgreSQL)", flush=True)
     processes.stack("start")
     print("== migrating the database, creating topics, registering the demo network", flush=True)
@@ -45,23 +68,20 @@ def cmd_up(args: argparse.Namespace) -> int:
     if not args.no_simulate:
         processes.spawn("simulate", ["simulate", "--stations", str(args.stations), "--devices", str(args.devices),
                                      "--rate", str(args.rate), "--malformed", "5", "--forever",
-                                     "--metrics-port", "9108"])
+                                     "--metrics-port", str(role_metrics_port("simulate"))])
     _wait_http(f"http://127.0.0.1:{s.demo_receiver_port}/stats", 30)
-    _wait_http(f"http://127.0.0.1:{METRICS_PORT_STATUS}/status", 60)
+    _wait_http(f"http://127.0.0.1:{role_metrics_port('ingest')}/status", 60)
+    metrics = ", ".join(f"{port} {name}" for name, (port, _, _) in ports.items() if name != "api")
     print(f"""
 Backhaul is up.
   demo receiver (callbacks arriving):  http://127.0.0.1:{s.demo_receiver_port}/
   REST API (Sigfox v2 shapes):         http://127.0.0.1:{s.api_port}/v2/   (Basic auth: {creds['apiUser']} / {creds['accessToken']})
-  metrics:                             http://127.0.0.1:9101/metrics (ingest), 9102 router, 9103 delivery,
-                                       9104 store+relay, 9106 stations+acks, {s.api_port} api, 8900 receiver, 9108 simulator
+  metrics (http://127.0.0.1:PORT/metrics): {metrics}, {s.api_port} api
   logs:                                {s.state_dir / 'logs'}/
   processes:                           backhaul status
   stop everything:                     backhaul down
 """, flush=True)
     return 0
-
-
-METRICS_PORT_STATUS = 9101
 
 
 def _wait_http(url: str, timeout: float) -> bool:
@@ -90,14 +110,16 @@ async def _prepare_demo(args: argparse.Namespace) -> dict:
         async with pool.acquire() as conn:
             await db.migrate(conn)
         creds_path = s.state_dir / "demo-credentials.json"
-        if creds_path.exists():
-            creds = json.loads(creds_path.read_text())
-        else:
+        creds = json.loads(creds_path.read_text()) if creds_path.exists() else None
+        # Credentials of a database that was reset since are useless: make new ones.
+        if creds is None or not await pool.fetchval("SELECT 1 FROM api_users WHERE id = $1", creds["apiUser"]):
             from oss.app import bootstrap_root
             group, user, token = await bootstrap_root(pool, "Backhaul demo operator")
             creds = {"group": group, "apiUser": user, "accessToken": token}
-            creds_path.write_text(json.dumps(creds))
-            os.chmod(creds_path, 0o600)
+            creds_path.unlink(missing_ok=True)
+            fd = os.open(creds_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # never readable by others
+            with os.fdopen(fd, "w") as f:
+                f.write(json.dumps(creds))
         network = build_network(args.stations, args.devices)
         receiver = f"http://127.0.0.1:{s.demo_receiver_port}/callbacks"
         callbacks = [
@@ -124,7 +146,10 @@ def cmd_down(args: argparse.Namespace) -> int:
     for name in ["simulate"] + [n for n, _ in reversed(DEMO_PROCESSES)] + list(processes.running()):
         if processes.stop(name):
             print(f"stopped {name}")
-    if not args.keep_stack:
+    if args.purge:
+        processes.stack("reset")
+        (settings().state_dir / "demo-credentials.json").unlink(missing_ok=True)
+    elif not args.keep_stack:
         processes.stack("stop")
     return 0
 
@@ -136,8 +161,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     for name, _ in DEMO_PROCESSES + [("simulate", [])]:
         pid = procs.get(name)
         print(f"{name}: {'running (pid %d)' % pid if pid else 'stopped'}")
-    for name, script in processes.STACK_SCRIPTS.items():
-        os.system(f"bash {script} status")
+    processes.stack("status")
     return 0
 
 
@@ -254,6 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     down = sub.add_parser("down", help="stop everything `up` started")
     down.add_argument("--keep-stack", action="store_true", help="leave Kafka and PostgreSQL running")
+    down.add_argument("--purge", action="store_true",
+                      help="also delete Kafka's and PostgreSQL's data (deploy/local/*.sh reset)")
     down.set_defaults(func=cmd_down)
 
     sub.add_parser("status", help="what runs").set_defaults(func=cmd_status)

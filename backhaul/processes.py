@@ -1,8 +1,14 @@
-"""Background processes started by `backhaul up`: pid files, logs, stop, status."""
+"""Background processes started by `backhaul up`: pid files, logs, stop, status, ports.
+
+A pid file holds the pid and the process's start time (from /proc), so a pid
+left by a reboot or a kill -9 and since reused by another program is never
+taken for ours, and never signalled.
+"""
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,23 +33,33 @@ def log_dir() -> Path:
 
 
 def stack(action: str) -> None:
-    """Start, stop or report Kafka and PostgreSQL with the deploy/local scripts."""
-    order = ["kafka", "postgresql"] if action != "stop" else ["postgresql", "kafka"]
+    """Start, stop, reset or report Kafka and PostgreSQL with the deploy/local scripts."""
+    order = ["kafka", "postgresql"] if action in ("start", "status") else ["postgresql", "kafka"]
     for name in order:
         result = subprocess.run(["bash", str(STACK_SCRIPTS[name]), action])
-        if result.returncode not in (0, 3) or (action == "start" and result.returncode):
+        if result.returncode not in (0, 3) or (action != "status" and result.returncode):
             raise SystemExit(f"{name} {action} failed (exit {result.returncode})")
 
 
+def start_time(pid: int) -> str | None:
+    """The kernel's start time of a process (clock ticks since boot), None if it does not exist."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: count fields after its last ')'.
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
 def pid_of(name: str) -> int | None:
+    """The pid of our process `name` if it still runs; a stale pid file is removed."""
     path = run_dir() / f"{name}.pid"
     try:
-        pid = int(path.read_text())
+        pid_text, _, started = path.read_text().partition(" ")
+        pid = int(pid_text)
     except (OSError, ValueError):
         return None
-    try:
-        os.kill(pid, 0)
-    except OSError:
+    if not started.strip() or start_time(pid) != started.strip():
         path.unlink(missing_ok=True)
         return None
     return pid
@@ -54,11 +70,11 @@ def spawn(name: str, args: list[str], env: dict[str, str] | None = None) -> int:
     pid = pid_of(name)
     if pid:
         return pid
-    log = open(log_dir() / f"{name}.log", "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "backhaul.cli", *args], stdout=log, stderr=log,
-                            stdin=subprocess.DEVNULL, start_new_session=True, cwd=PROJECT_ROOT,
-                            env={**os.environ, **(env or {})})
-    (run_dir() / f"{name}.pid").write_text(str(proc.pid))
+    with open(log_dir() / f"{name}.log", "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "backhaul.cli", *args], stdout=log, stderr=log,
+                                stdin=subprocess.DEVNULL, start_new_session=True, cwd=PROJECT_ROOT,
+                                env={**os.environ, **(env or {})})
+    (run_dir() / f"{name}.pid").write_text(f"{proc.pid} {start_time(proc.pid)}")
     return proc.pid
 
 
@@ -73,9 +89,7 @@ def stop(name: str, timeout: float = 20.0) -> bool:
         pass
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except OSError:
+        if not _alive(pid):
             break
         time.sleep(0.1)
     else:
@@ -87,6 +101,15 @@ def stop(name: str, timeout: float = 20.0) -> bool:
     return True
 
 
+def _alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie waiting for its parent."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def running() -> dict[str, int]:
     """Every process started by `backhaul up` that still runs."""
     out = {}
@@ -95,3 +118,60 @@ def running() -> dict[str, int]:
         if pid:
             out[path.stem] = pid
     return out
+
+
+# ports ------------------------------------------------------------------------
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """True when nothing listens on host:port."""
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex((host, port)) != 0
+
+
+def listening_pid(port: int) -> int | None:
+    """The pid of the process listening on a TCP port, when this user may see it."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A = LISTEN
+                inodes.add(f"socket:[{fields[9]}]")
+    if not inodes:
+        return None
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            for fd in (proc / "fd").iterdir():
+                if os.readlink(fd) in inodes:
+                    return int(proc.name)
+        except OSError:
+            continue
+    return None
+
+
+def describe_pid(pid: int) -> str:
+    """'pid N (command line)', shortened, for messages."""
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        cmd = ""
+    return f"pid {pid} ({cmd[:120] or 'unknown command'})"
+
+
+def check_ports_free(needed: dict[int, tuple[str, str]]) -> list[str]:
+    """For each port (-> (what, variable)) that something listens on, a message naming the
+    port, the process that holds it where it can be seen, and the variable that moves it."""
+    problems = []
+    for port, (what, variable) in sorted(needed.items()):
+        if port_free(port):
+            continue
+        pid = listening_pid(port)
+        holder = describe_pid(pid) if pid else "another process"
+        problems.append(f"{what} needs 127.0.0.1:{port}, but it is taken by {holder}; stop that process, "
+                        f"or choose another port with {variable}=<port>")
+    return problems

@@ -18,8 +18,15 @@ from backhaul.settings import settings
 log = logging.getLogger(__name__)
 
 ROLES = ("ingest", "router", "delivery", "store", "relay", "stations", "acks")
-METRICS_PORTS = {"ingest": 9101, "router": 9102, "delivery": 9103, "store": 9104, "relay": 9105,
-                 "stations": 9106, "acks": 9107}
+# Each role's metrics port is BACKHAUL_METRICS_PORT_BASE (9100) plus its offset; the simulator takes 8.
+METRICS_PORT_OFFSETS = {"ingest": 1, "router": 2, "delivery": 3, "store": 4, "relay": 5, "stations": 6, "acks": 7,
+                        "simulate": 8}
+METRICS_PORTS = {role: 9100 + offset for role, offset in METRICS_PORT_OFFSETS.items() if role in ROLES}
+
+
+def role_metrics_port(role: str) -> int:
+    """The /metrics port of a role (or of the simulator) under the current settings."""
+    return settings().metrics_port_base + METRICS_PORT_OFFSETS[role]
 
 
 async def start_metrics_server(port: int, status: dict[str, Any]) -> web.AppRunner:
@@ -96,7 +103,7 @@ async def run_roles(roles: list[str], *, metrics_port: int | None = None,
         tasks.append(asyncio.create_task(run_relay(relay_stop), name="relay"))
     status["ready"] = lambda: all(r.ready.is_set() for r in runners)
     status["config"] = lambda: view.records_applied if view else None
-    port = metrics_port if metrics_port is not None else (settings().metrics_port or METRICS_PORTS[roles[0]])
+    port = metrics_port if metrics_port is not None else (settings().metrics_port or role_metrics_port(roles[0]))
     metrics_runner = await start_metrics_server(port, status)
     log.info("worker running", extra={"roles": roles, "metrics_port": port})
     try:

@@ -93,7 +93,8 @@ class Settings:
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     metrics_host: str = "127.0.0.1"
-    metrics_port: int = 0  # 0 = choose per role, see backhaul.metrics_server
+    metrics_port: int = 0  # 0 = the role's own port: metrics_port_base + its offset (backhaul.roles)
+    metrics_port_base: int = 9100
     demo_receiver_port: int = 8900
 
     smtp_host: str = "127.0.0.1"
@@ -143,6 +144,7 @@ class Settings:
             api_port=_env_int("BACKHAUL_API_PORT", 8080),
             metrics_host=_env("BACKHAUL_METRICS_HOST", "127.0.0.1"),
             metrics_port=_env_int("BACKHAUL_METRICS_PORT", 0),
+            metrics_port_base=_env_int("BACKHAUL_METRICS_PORT_BASE", 9100),
             demo_receiver_port=_env_int("BACKHAUL_DEMO_RECEIVER_PORT", 8900),
             smtp_host=_env("BACKHAUL_SMTP_HOST", "127.0.0.1"),
             smtp_port=_env_int("BACKHAUL_SMTP_PORT", 8025),
