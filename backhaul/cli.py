@@ -8,6 +8,7 @@ import os
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 from backhaul.logs import setup_logging
 from backhaul.settings import settings
@@ -66,9 +67,13 @@ def cmd_up(args: argparse.Namespace) -> int:
     for name, argv in DEMO_PROCESSES:
         processes.spawn(name, argv)
     if not args.no_simulate:
+        # The simulated stations publish as a gateway would: on the gateway listener, with their own credentials.
+        processes.gateway_password(SIMULATOR_GATEWAY)
+        password_file = s.state_dir / "kafka" / "gateways" / f"{SIMULATOR_GATEWAY}.password"
         processes.spawn("simulate", ["simulate", "--stations", str(args.stations), "--devices", str(args.devices),
                                      "--rate", str(args.rate), "--malformed", "5", "--forever",
-                                     "--metrics-port", str(role_metrics_port("simulate"))])
+                                     "--metrics-port", str(role_metrics_port("simulate")),
+                                     "--gateway", SIMULATOR_GATEWAY, "--gateway-password-file", str(password_file)])
     _wait_http(f"http://127.0.0.1:{s.demo_receiver_port}/stats", 30)
     _wait_http(f"http://127.0.0.1:{role_metrics_port('ingest')}/status", 60)
     metrics = ", ".join(f"{port} {name}" for name, (port, _, _) in ports.items() if name != "api")
@@ -82,6 +87,9 @@ Backhaul is up.
   stop everything:                     backhaul down
 """, flush=True)
     return 0
+
+
+SIMULATOR_GATEWAY = "simulator"
 
 
 def _wait_http(url: str, timeout: float) -> bool:
@@ -204,6 +212,15 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     async def main() -> dict:
         await ensure_topics()
+        producer = None
+        if args.gateway:
+            from backhaul.kafka import make_gateway_producer
+            password = os.environ.get("BACKHAUL_GATEWAY_PASSWORD") or (
+                Path(args.gateway_password_file).read_text().strip() if args.gateway_password_file else "")
+            if not password:
+                raise SystemExit("--gateway needs its password: --gateway-password-file or BACKHAUL_GATEWAY_PASSWORD")
+            producer = make_gateway_producer(args.gateway, password, linger_ms=5)
+            await producer.start()
         runner = None
         if args.metrics_port:
             from backhaul.roles import start_metrics_server
@@ -220,8 +237,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         try:
             return await simulate(network, messages_per_device=None if args.forever or args.duration else args.messages,
                                   rate=args.rate, duration=args.duration, max_stations=args.max_stations,
-                                  malformed=args.malformed, seed=args.seed + 1)
+                                  malformed=args.malformed, seed=args.seed + 1, producer=producer)
         finally:
+            if producer:
+                await producer.stop()
             if runner:
                 await runner.cleanup()
 
@@ -309,6 +328,10 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--register", metavar="NAME", default=None,
                      help="register the simulated stations and devices in PostgreSQL under this name first")
     sim.add_argument("--seed", type=int, default=1)
+    sim.add_argument("--gateway", metavar="NAME", default=None,
+                     help="publish as this gateway, on the gateway listener (deploy/local/kafka.sh add-gateway NAME)")
+    sim.add_argument("--gateway-password-file", metavar="PATH", default=None,
+                     help="the gateway's password (else BACKHAUL_GATEWAY_PASSWORD)")
     sim.add_argument("--metrics-port", type=int, default=None, help="serve /metrics and /status on this port")
     sim.set_defaults(func=cmd_simulate)
 

@@ -28,6 +28,31 @@ class Out:
     partition: int | None = None
 
 
+def connection_options(*, bootstrap: str | None = None, username: str | None = None,
+                       password: str | None = None) -> dict:
+    """Where and as whom a client connects: Backhaul's own user on the internal listener unless
+    told otherwise (SASL/SCRAM-SHA-512 when there is a password, plaintext without)."""
+    s = settings()
+    username = username or s.kafka_username
+    password = s.kafka_password if password is None else password
+    options: dict = {"bootstrap_servers": bootstrap or s.kafka_bootstrap}
+    if password:
+        options.update(security_protocol="SASL_PLAINTEXT", sasl_mechanism="SCRAM-SHA-512",
+                       sasl_plain_username=username, sasl_plain_password=password)
+    return options
+
+
+def make_admin(**overrides) -> AIOKafkaAdminClient:
+    """An admin client as Backhaul's own user."""
+    return AIOKafkaAdminClient(**{**connection_options(), "request_timeout_ms": 10000, **overrides})
+
+
+def make_gateway_producer(username: str, password: str, **overrides) -> AIOKafkaProducer:
+    """A producer as a base-station gateway: its own credentials, on the gateway listener."""
+    return make_producer(**connection_options(bootstrap=settings().kafka_gateway, username=username,
+                                              password=password), **overrides)
+
+
 async def ensure_topics(*, bootstrap: str | None = None, partitions: int | None = None,
                         prefix: str | None = None, wait_s: float = 60.0) -> None:
     """Create every topic Backhaul uses that does not exist yet (waits for the broker)."""
@@ -36,7 +61,7 @@ async def ensure_topics(*, bootstrap: str | None = None, partitions: int | None 
     partitions = partitions or s.kafka_partitions
     deadline = time.monotonic() + wait_s
     while True:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+        admin = make_admin(bootstrap_servers=bootstrap)
         try:
             await admin.start()
             existing = set(await admin.list_topics())
@@ -69,7 +94,7 @@ async def ensure_topics(*, bootstrap: str | None = None, partitions: int | None 
 def make_producer(**overrides) -> AIOKafkaProducer:
     """An idempotent producer that waits for the broker's acknowledgement."""
     options = dict(
-        bootstrap_servers=settings().kafka_bootstrap,
+        **connection_options(),
         acks="all",
         enable_idempotence=True,
         linger_ms=2,
@@ -84,7 +109,7 @@ def make_producer(**overrides) -> AIOKafkaProducer:
 def make_consumer(*topics: str, group: str | None, **overrides) -> AIOKafkaConsumer:
     """A consumer that never commits by itself: stages commit after their outputs are durable."""
     options = dict(
-        bootstrap_servers=settings().kafka_bootstrap,
+        **connection_options(),
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",

@@ -41,6 +41,27 @@ def stack(action: str) -> None:
             raise SystemExit(f"{name} {action} failed (exit {result.returncode})")
 
 
+def gateway_password(name: str) -> str:
+    """Credentials of a gateway on the local stack's Kafka (`kafka.sh add-gateway`), made once and kept
+    in .local/kafka/gateways/NAME.password (0600); granted again on every call, as the broker's data
+    may have been reset since."""
+    path = settings().state_dir / "kafka" / "gateways" / f"{name}.password"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    if path.exists():
+        env["BACKHAUL_GATEWAY_PASSWORD"] = path.read_text().strip()
+    result = subprocess.run(["bash", str(STACK_SCRIPTS["kafka"]), "add-gateway", name], env=env,
+                            stdout=subprocess.PIPE, text=True)
+    if result.returncode:
+        raise SystemExit(f"could not create the Kafka credentials of gateway {name} (exit {result.returncode})")
+    password = result.stdout.split()[1]
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(password)
+    return password
+
+
 def start_time(pid: int) -> str | None:
     """The kernel's start time of a process (clock ticks since boot), None if it does not exist."""
     try:

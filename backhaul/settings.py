@@ -54,6 +54,11 @@ class Settings:
     state_dir: Path = PROJECT_ROOT / ".local"
 
     kafka_bootstrap: str = "127.0.0.1:29092"
+    # SASL/SCRAM-SHA-512 user of Backhaul's own processes; no password = a broker without authentication.
+    kafka_username: str = "backhaul"
+    kafka_password: str | None = None
+    # The listener base-station gateways publish frames to (each gateway with its own credentials).
+    kafka_gateway: str = "127.0.0.1:29094"
     kafka_partitions: int = 4
     # Prefix for every topic name, so tests can run in isolation on one broker.
     topic_prefix: str = ""
@@ -113,9 +118,14 @@ class Settings:
     @classmethod
     def from_env(cls) -> "Settings":
         """Read every setting from the environment (BACKHAUL_* variables)."""
+        state_dir = Path(_env("BACKHAUL_STATE_DIR", str(PROJECT_ROOT / ".local")))
         return cls(
-            state_dir=Path(_env("BACKHAUL_STATE_DIR", str(PROJECT_ROOT / ".local"))),
+            state_dir=state_dir,
             kafka_bootstrap=_env("BACKHAUL_KAFKA", f"127.0.0.1:{_env('BACKHAUL_KAFKA_PORT', '29092')}"),
+            kafka_username=_env("BACKHAUL_KAFKA_USERNAME", "backhaul"),
+            kafka_password=os.environ.get("BACKHAUL_KAFKA_PASSWORD") or _local_kafka_password(state_dir),
+            kafka_gateway=_env("BACKHAUL_KAFKA_GATEWAY",
+                               f"127.0.0.1:{_env('BACKHAUL_KAFKA_GATEWAY_PORT', '29094')}"),
             kafka_partitions=_env_int("BACKHAUL_KAFKA_PARTITIONS", 4),
             topic_prefix=_env("BACKHAUL_TOPIC_PREFIX", ""),
             database_url=_env("BACKHAUL_DATABASE_URL",
@@ -155,6 +165,14 @@ class Settings:
             api_bulk_chunk=_env_int("BACKHAUL_API_BULK_CHUNK", 1000),
             message_retention_days=_env_int("BACKHAUL_MESSAGE_RETENTION_DAYS", 90),
         )
+
+
+def _local_kafka_password(state_dir: Path) -> str | None:
+    """The password deploy/local/kafka.sh made for Backhaul's own Kafka user, if this is its stack."""
+    try:
+        return (state_dir / "kafka" / "internal.password").read_text().strip() or None
+    except OSError:
+        return None
 
 
 @functools.lru_cache(maxsize=1)

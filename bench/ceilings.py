@@ -13,9 +13,9 @@ import time
 
 import aiohttp
 from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 
-from backhaul.kafka import make_consumer, make_producer
+from backhaul.kafka import make_admin, make_consumer, make_producer
 from backhaul.settings import settings
 from schemas.topics import topic
 
@@ -24,7 +24,7 @@ CEILING_TOPIC = "bench.ceiling"
 
 async def create_ceiling_topic() -> None:
     """Create the ceiling's topic early, so that its partitions have a leader when it is measured."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings().kafka_bootstrap)
+    admin = make_admin()
     await admin.start()
     try:
         name = topic(CEILING_TOPIC)

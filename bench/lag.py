@@ -6,18 +6,14 @@ included, whatever the workers export.
 """
 from __future__ import annotations
 
-from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
-
-from backhaul.settings import settings
+from backhaul.kafka import make_admin, make_consumer
 
 
 class LagProbe:
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
-        self.admin = AIOKafkaAdminClient(bootstrap_servers=settings().kafka_bootstrap)
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=settings().kafka_bootstrap, group_id=None,
-                                         enable_auto_commit=False)
+        self.admin = make_admin()
+        self.consumer = make_consumer(group=None)
         self._groups: list[str] = []
 
     async def start(self) -> None:

@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-from aiokafka.admin import AIOKafkaAdminClient
 
 from backhaul import db
 from backhaul import settings as settings_module
-from backhaul.kafka import ensure_topics
+from backhaul.kafka import ensure_topics, make_admin
 from backhaul.settings import settings
 
 
@@ -84,7 +83,7 @@ async def sandbox(extra_env: dict[str, str] | None = None, *, keep: bool = False
 
 async def delete_topics(prefix: str) -> None:
     """Delete every topic whose name starts with `prefix`."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings().kafka_bootstrap)
+    admin = make_admin()
     await admin.start()
     try:
         names = [t for t in await admin.list_topics() if t.startswith(prefix)]

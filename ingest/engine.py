@@ -59,10 +59,12 @@ class Window:
     oob: bool
     # station id -> [best rssi, best snr, repetitions bitmask, freq]
     stations: dict[str, list] = field(default_factory=dict)
+    # the device registration the message belongs to (see DeviceState.registration)
+    registration: int | None = None
 
     def to_json(self) -> list:
         return [self.message_id, self.seq, self.time, self.opened_at, self.deadline, self.data,
-                self.ack, self.oob, self.stations]
+                self.ack, self.oob, self.stations, self.registration]
 
     @classmethod
     def from_json(cls, v: list) -> "Window":
@@ -73,6 +75,9 @@ class Window:
 class DeviceState:
     device: str
     partition: int = 0
+    # The registration (devices.registration_id) this state belongs to: a device deleted and
+    # registered again, or moved to another group, starts afresh (sequence, windows, keep-alive).
+    registration: int | None = None
     last_seq: int | None = None
     last_time: int | None = None
     trash_seq: int | None = None
@@ -95,14 +100,14 @@ class DeviceState:
             "ow": [w.to_json() for w in self.oob_windows.values()],
             "c": [[k, v] for k, v in self.closed.items()], "ds": self.disengage_seen,
             "seen": self.last_seen, "ka": self.keepalive_deadline, "br": self.breached_at,
-            "day": self.day, "dc": self.day_count, "snr": list(self.snrs),
+            "day": self.day, "dc": self.day_count, "snr": list(self.snrs), "rg": self.registration,
         }
 
     @classmethod
     def from_json(cls, v: dict, partition: int) -> "DeviceState":
         st = cls(device=v["d"], partition=partition, last_seq=v["ls"], last_time=v["lt"], trash_seq=v["ts"],
                  disengage_seen=v["ds"], last_seen=v["seen"], keepalive_deadline=v["ka"],
-                 breached_at=v["br"], day=v["day"], day_count=v["dc"])
+                 breached_at=v["br"], day=v["day"], day_count=v["dc"], registration=v.get("rg"))
         st.windows = {w[1]: Window.from_json(w) for w in v["w"]}
         st.oob_windows = {w[1]: Window.from_json(w) for w in v["ow"]}
         st.closed = {k: t for k, t in v["c"]}
@@ -165,6 +170,15 @@ class IngestEngine:
         st.partition = partition
         return st
 
+    def _registered_state(self, device: str, partition: int, registration: int | None) -> DeviceState:
+        """The device's state for its current registration; the state of an earlier one is dropped."""
+        st = self.state(device, partition)
+        if registration is not None and st.registration != registration:
+            if st.registration is not None:
+                st = self.states[device] = DeviceState(device=device, partition=partition)
+            st.registration = registration
+        return st
+
     def restore(self, st: DeviceState) -> None:
         """Adopt a state read back from the changelog and index its deadlines."""
         self.states[st.device] = st
@@ -197,6 +211,14 @@ class IngestEngine:
     def handle(self, frame: Frame, partition: int, out: Outputs, now: float | None = None) -> None:
         """Process one valid frame; appends what it produces to `out`."""
         now = self.clock() if now is None else now
+        station = self.config.stations.get(frame.station)
+        if station is None:
+            out.rejected.append(("station.unknown", f"station {frame.station} is not registered"))
+            return
+        if station.get("state", "enabled") != "enabled":
+            out.rejected.append(("station.disabled", f"station {frame.station} is {station.get('state')}, "
+                                                     "not enabled"))
+            return
         device = self.config.devices.get(frame.device)
         if device is None or device.get("state") == 5:
             out.rejected.append(("unknown-device", f"device {frame.device} is not registered"))
@@ -208,7 +230,7 @@ class IngestEngine:
         if device.get("token_state", 0) in (-1, 1, 3) or (token_end is not None and token_end < now * 1000):
             out.rejected.append(("off-contract", f"device {frame.device} has no valid token"))
             return
-        st = self.state(frame.device, partition)
+        st = self._registered_state(frame.device, partition, device.get("registration_id"))
         windows = st.oob_windows if frame.oob else st.windows
         w = windows.get(frame.seqNumber)
         if w is not None:
@@ -258,7 +280,8 @@ class IngestEngine:
         avg_snr = _avg_snr(st)
         self._seen(st, device, now, out, cause=message_id)
         w = Window(message_id, frame.seqNumber, frame.time, now, now + self.window_s, frame.data,
-                   frame.ack, False, {frame.station: [frame.rssi, frame.snr, 1 << frame.rep, frame.freq]})
+                   frame.ack, False, {frame.station: [frame.rssi, frame.snr, 1 << frame.rep, frame.freq]},
+                   st.registration)
         st.windows[frame.seqNumber] = w
         heapq.heappush(self._window_heap, (w.deadline, st.device, w.seq, False))
         self.counters.messages += 1
@@ -266,7 +289,8 @@ class IngestEngine:
         station = self.config.stations.get(frame.station) or {}
         message = {
             "id": message_id, "device": frame.device, "deviceTypeId": device.get("device_type_id"),
-            "groupId": device.get("group_id"), "seqNumber": frame.seqNumber, "time": frame.time,
+            "groupId": device.get("group_id"), "registrationId": st.registration,
+            "seqNumber": frame.seqNumber, "time": frame.time,
             "data": frame.data, "station": frame.station, "rssi": frame.rssi, "snr": frame.snr,
             "freq": frame.freq, "rep": frame.rep, "ack": frame.ack, "duplicate": False,
             "avgSnr": avg_snr, "overQuota": over_quota, "ingestedAt": int(now * 1000),
@@ -283,7 +307,8 @@ class IngestEngine:
             return
         message_id = f"{frame.device}-{frame.seqNumber}-{frame.time}-oob"
         w = Window(message_id, frame.seqNumber, frame.time, now, now + self.window_s, frame.data,
-                   False, True, {frame.station: [frame.rssi, frame.snr, 1 << frame.rep, frame.freq]})
+                   False, True, {frame.station: [frame.rssi, frame.snr, 1 << frame.rep, frame.freq]},
+                   st.registration)
         st.oob_windows[frame.seqNumber] = w
         heapq.heappush(self._window_heap, (w.deadline, st.device, w.seq, True))
         self.counters.oob += 1
@@ -303,7 +328,8 @@ class IngestEngine:
                 out.messages.append({
                     "id": f"{w.message_id}:{frame.station}", "messageId": w.message_id,
                     "device": frame.device, "deviceTypeId": device.get("device_type_id"),
-                    "groupId": device.get("group_id"), "seqNumber": frame.seqNumber, "time": frame.time,
+                    "groupId": device.get("group_id"), "registrationId": w.registration,
+                    "seqNumber": frame.seqNumber, "time": frame.time,
                     "data": frame.data, "station": frame.station, "rssi": frame.rssi, "snr": frame.snr,
                     "freq": frame.freq, "rep": frame.rep, "ack": frame.ack, "duplicate": True,
                 })
@@ -392,6 +418,8 @@ class IngestEngine:
                 held.append(entry)
                 continue
             device = self.config.devices.get(device_id) or {}
+            if device.get("registration_id") not in (None, st.registration):
+                continue  # registered again since: the old registration's keep-alive is over
             st.breached_at = deadline
             out.touched.add(device_id)
             out.events.append(self._event(st, device, "ERROR", deadline, key=str(int(deadline * 1000)),
@@ -412,7 +440,7 @@ class IngestEngine:
         record = {
             "id": f"{w.message_id}:advanced", "messageId": w.message_id, "device": st.device,
             "deviceTypeId": device.get("device_type_id"), "groupId": device.get("group_id"),
-            "seqNumber": w.seq, "time": w.time, "data": w.data, "ack": w.ack,
+            "registrationId": w.registration, "seqNumber": w.seq, "time": w.time, "data": w.data, "ack": w.ack,
             "duplicates": duplicates, "nbStations": len(duplicates),
             "nbFrames": sum(d["nbRep"] for d in duplicates),
             "lqi": aggregate.LQI_NAMES[quality], "linkQuality": quality, "computedLocation": location,
@@ -430,7 +458,7 @@ class IngestEngine:
         event = {
             "id": f"{st.device}:{kind}:{key}", "type": kind, "device": st.device,
             "deviceTypeId": device.get("device_type_id"), "groupId": device.get("group_id"),
-            "time": int(now * 1000),
+            "registrationId": st.registration, "time": int(now * 1000),
         }
         event.update(body)
         return event

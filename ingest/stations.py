@@ -73,7 +73,8 @@ class StationsStage(Stage):
             reason = f"Network error: no registered station to transmit from ({station})"
         report = {"id": d["id"], "device": d["device"], "messageId": d.get("messageId"), "station": station,
                   "data": d["data"], "transmitted": reason is None, "reason": reason, "time": now_ms,
-                  "deviceTypeId": d.get("deviceTypeId"), "groupId": d.get("groupId")}
+                  "deviceTypeId": d.get("deviceTypeId"), "groupId": d.get("groupId"),
+                  "registrationId": d.get("registrationId")}
         log.info("downlink transmitted" if reason is None else "downlink not transmitted",
                  extra={"downlink": d["id"], "station": station, "reason": reason})
         return Out(self._t_reports, d["device"].encode(), orjson.dumps(report))

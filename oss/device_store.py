@@ -11,6 +11,7 @@ from typing import Any
 
 import asyncpg
 
+from oss import registrations
 from oss.auth import Caller
 from oss.scope import in_subtree
 from oss.tokens import DEVICE_NOT_ACTIVABLE, DEVICE_OFF_CONTRACT, DEVICE_OK, NO_TOKEN, take_tokens, token_end, \
@@ -137,15 +138,12 @@ async def transfer(conn: asyncpg.Connection, who: Caller, device_type: asyncpg.R
         sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(values, start=3))
         await conn.execute(f"UPDATE devices SET {sets}, last_edited_by = $2, updated_at = now() WHERE id = $1",
                            r["id"], who.api_user_id, *values.values())
-        if not r.get("keepHistory", False):
-            await forget_history(conn, r["id"])
+        keep_history = r.get("keepHistory", False)
+        if not keep_history or device["group_id"] != device_type["group_id"]:
+            # A new owner sees the history from the transfer on, unless keepHistory moves it along.
+            await registrations.register_again(conn, r["id"], device["registration_id"], keep_history)
         done += 1
     return done, errors
-
-
-async def forget_history(conn: asyncpg.Connection, device_id: str) -> None:
-    for table in ("callback_attempts", "undelivered_callbacks", "messages", "device_events"):
-        await conn.execute(f"DELETE FROM {table} WHERE device_id = $1", device_id)
 
 
 async def restart(conn: asyncpg.Connection, who: Caller, rows: list[Row], now: int) -> tuple[int, list[RowError]]:
@@ -211,7 +209,7 @@ async def delete(conn: asyncpg.Connection, who: Caller, rows: list[Row]) -> tupl
     rows, errors = _missing(rows, found)
     ids = [r["id"] for _, r in rows]
     await conn.execute("DELETE FROM devices WHERE id = ANY($1)", ids)
-    await conn.execute("DELETE FROM device_status WHERE device_id = ANY($1)", ids)
+    await registrations.purge(conn, [found[i]["registration_id"] for i in ids])
     return len(ids), errors
 
 

@@ -22,7 +22,8 @@ from oss.validate import validated
 routes = web.RouteTableDef()
 DEVICE_EXPANDABLE = ("deviceType", "group", "contract", "productCertificate", "modemCertificate")
 DEVICE_SELECT = """SELECT d.*, s.sequence_number, s.trash_sequence_number, s.last_com, s.com_state, s.lqi,
-    s.last_computed_location, t.keep_alive FROM devices d LEFT JOIN device_status s ON s.device_id = d.id
+    s.last_computed_location, t.keep_alive FROM devices d
+    LEFT JOIN device_status s ON s.device_id = d.id AND s.registration_id = d.registration_id
     LEFT JOIN device_types t ON t.id = d.device_type_id"""
 SORTS = {"id": "d.id", "-id": "d.id DESC", "name": "d.name, d.id", "-name": "d.name DESC, d.id",
          "lastCom": "s.last_com NULLS FIRST, d.id", "-lastCom": "s.last_com DESC NULLS LAST, d.id"}

@@ -21,6 +21,7 @@ from oss.errors import json_response
 from oss.fields import Fields, fields
 from oss.paging import Page, listing, page, window
 from oss.params import device_id, oid, q_bool
+from oss.registrations import visible
 from oss.shape import compact
 
 routes = web.RouteTableDef()
@@ -48,7 +49,8 @@ def _rinfo(raw: dict[str, Any], wanted: Fields, stations: dict[str, dict]) -> di
 async def message_bodies(conn: asyncpg.Connection, rows: list[asyncpg.Record], expand: Fields) -> list[dict]:
     attempts: dict[str, list[dict[str, Any]]] = {}
     for a in await conn.fetch("SELECT message_id, callback_id, status, info, time FROM callback_attempts "
-                              "WHERE message_id = ANY($1) ORDER BY time, attempt", [r["id"] for r in rows]):
+                              "WHERE message_id = ANY($1) AND registration_id = ANY($2) ORDER BY time, attempt",
+                              [r["id"] for r in rows], list({r["registration_id"] for r in rows})):
         attempts.setdefault(a["message_id"], []).append(compact(
             {"status": a["status"], "info": a["info"], "cbDef": a["callback_id"], "time": a["time"]}))
     station_ids = {(ri.get("baseStation") or ri.get("station")) for r in rows for ri in r["rinfos"]}
@@ -75,11 +77,11 @@ async def message_bodies(conn: asyncpg.Connection, rows: list[asyncpg.Record], e
     return out
 
 
-async def _messages(request: web.Request, conn: asyncpg.Connection, column: str, value: str, pg: Page,
+async def _messages(request: web.Request, conn: asyncpg.Connection, where: str, value: Any, pg: Page,
                     expand: Fields) -> dict[str, Any]:
     since, before = window(request)
     rows = await conn.fetch(
-        f"SELECT * FROM messages WHERE {column} = $1 AND ($2::bigint IS NULL OR time >= $2) "
+        f"SELECT * FROM messages WHERE {where} AND ($2::bigint IS NULL OR time >= $2) "
         f"AND ($3::bigint IS NULL OR time < $3) ORDER BY time DESC, id LIMIT {pg.fetch} OFFSET {pg.offset}",
         value, since, before)
     return listing(request, pg, await message_bodies(conn, rows, expand))
@@ -92,7 +94,8 @@ async def device_messages(request: web.Request) -> web.Response:
     pg, expand = page(request), fields(request, EXPANDABLE)
     async with pool(request).acquire() as conn:
         device = await scoped_device(conn, who, device_id(request))
-        return json_response(await _messages(request, conn, "device_id", device["id"], pg, expand))
+        return json_response(await _messages(request, conn, "registration_id = $1", device["registration_id"],
+                                             pg, expand))
 
 
 @routes.get("/v2/device-types/{id}/messages")
@@ -102,7 +105,8 @@ async def device_type_messages(request: web.Request) -> web.Response:
     pg, expand = page(request), fields(request, EXPANDABLE)
     async with pool(request).acquire() as conn:
         device_type = await scoped_device_type(conn, who, oid(request))
-        return json_response(await _messages(request, conn, "device_type_id", device_type["id"], pg, expand))
+        return json_response(await _messages(request, conn, f"device_type_id = $1 AND {visible()}",
+                                             device_type["id"], pg, expand))
 
 
 @routes.get("/v2/devices/{id}/messages/metric")
@@ -114,8 +118,8 @@ async def message_metric(request: web.Request) -> web.Response:
         device = await scoped_device(conn, who, device_id(request))
         row = await conn.fetchrow(
             "SELECT count(*) FILTER (WHERE time >= $2) AS day, count(*) FILTER (WHERE time >= $3) AS week, "
-            "count(*) AS month FROM messages WHERE device_id = $1 AND time >= $4",
-            device["id"], now - DAY, now - 7 * DAY, now - 30 * DAY)
+            "count(*) AS month FROM messages WHERE registration_id = $1 AND time >= $4",
+            device["registration_id"], now - DAY, now - 7 * DAY, now - 30 * DAY)
     return json_response({"lastDay": row["day"], "lastWeek": row["week"], "lastMonth": row["month"]})
 
 
@@ -130,9 +134,10 @@ async def device_locations(request: web.Request) -> web.Response:
     async with pool(request).acquire() as conn:
         device = await scoped_device(conn, who, device_id(request))
         rows = await conn.fetch(
-            "SELECT time, computed_location FROM messages WHERE device_id = $1 AND computed_location IS NOT NULL "
+            "SELECT time, computed_location FROM messages WHERE registration_id = $1 AND computed_location IS NOT NULL "
             "AND ($2::bigint IS NULL OR time >= $2) AND ($3::bigint IS NULL OR time < $3) AND ($4 OR NOT oob) "
-            f"ORDER BY time DESC, id LIMIT {pg.fetch} OFFSET {pg.offset}", device["id"], since, before, with_oob)
+            f"ORDER BY time DESC, id LIMIT {pg.fetch} OFFSET {pg.offset}", device["registration_id"], since, before,
+            with_oob)
     items = []
     for r in rows:
         loc = r["computed_location"]

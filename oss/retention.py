@@ -6,6 +6,7 @@ import logging
 
 import asyncpg
 
+from oss import registrations
 from oss.clock import now_ms
 
 log = logging.getLogger(__name__)
@@ -33,13 +34,17 @@ async def purge_old_messages(pool: asyncpg.Pool, days: int) -> dict[str, int]:
 
 
 async def retention_loop(pool: asyncpg.Pool, days: int, every_s: float = 3600.0) -> None:
-    """Purge once an hour; `days` <= 0 keeps everything."""
-    if days <= 0:
-        return
+    """Once an hour: purge history older than `days` days (`days` <= 0 keeps it) and the rows
+    that reached purged registrations after their purge."""
     while True:
         try:
-            deleted = await purge_old_messages(pool, days)
-            log.info("history purged", extra={"deleted": deleted, "days": days})
+            if days > 0:
+                deleted = await purge_old_messages(pool, days)
+                log.info("history purged", extra={"deleted": deleted, "days": days})
+            async with pool.acquire() as conn:
+                late = await registrations.purge_late_rows(conn)
+            if late:
+                log.info("late rows of purged registrations deleted", extra={"deleted": late})
         except (OSError, asyncpg.PostgresError):
             log.exception("history purge failed")
         await asyncio.sleep(every_s)

@@ -14,6 +14,7 @@ from oss.devices import scoped_device
 from oss.errors import json_response
 from oss.paging import listing, page, window
 from oss.params import device_id, oid
+from oss.registrations import visible
 from oss.scope import group_in_scope, subtree
 from oss.shape import compact
 
@@ -52,7 +53,7 @@ async def for_device(request: web.Request) -> web.Response:
     who.require("callbacks")
     async with pool(request).acquire() as conn:
         device = await scoped_device(conn, who, device_id(request))
-        return await _list(request, conn, "device_id = $1", device["id"])
+        return await _list(request, conn, "registration_id = $1", device["registration_id"])
 
 
 @routes.get("/v2/device-types/{id}/callbacks-not-delivered")
@@ -61,7 +62,7 @@ async def for_device_type(request: web.Request) -> web.Response:
     who.require("callbacks")
     async with pool(request).acquire() as conn:
         device_type = await scoped_device_type(conn, who, oid(request))
-        return await _list(request, conn, "device_type_id = $1", device_type["id"])
+        return await _list(request, conn, f"device_type_id = $1 AND {visible()}", device_type["id"])
 
 
 @routes.get("/v2/device-types/{id}/callbacks/{callbackId}/callbacks-not-delivered")
@@ -70,7 +71,7 @@ async def for_callback(request: web.Request) -> web.Response:
     who.require("callbacks")
     async with pool(request).acquire() as conn:
         callback = await scoped_callback(conn, who, request)
-        return await _list(request, conn, "callback_id = $1", callback["id"])
+        return await _list(request, conn, f"callback_id = $1 AND {visible()}", callback["id"])
 
 
 @routes.get("/v2/groups/{id}/callbacks-not-delivered")
@@ -80,4 +81,5 @@ async def for_group(request: web.Request) -> web.Response:
     who.require("callbacks")
     async with pool(request).acquire() as conn:
         group = await group_in_scope(conn, who.group_id, oid(request))
-        return await _list(request, conn, f"group_id IN {subtree('$1')}", group["id"], group_shape=True)
+        return await _list(request, conn, f"group_id IN {subtree('$1')} AND {visible()}", group["id"],
+                           group_shape=True)

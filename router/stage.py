@@ -139,7 +139,7 @@ class RouterStage(Stage):
             "id": f"{record['id']}/{callback_id or channel.lower()}", "callbackId": callback_id, "kind": kind,
             "channel": channel, "recordId": record["id"], "messageId": message_id,
             "device": record["device"], "deviceTypeId": device_type_id, "groupId": record.get("groupId"),
-            "origin": origin_ms, "createdAt": now_ms, "data": record.get("data"), "snr": record.get("snr"),
+            "registrationId": record.get("registrationId"), "origin": origin_ms, "createdAt": now_ms, "data": record.get("data"), "snr": record.get("snr"),
         }
 
     def _downlink(self, record: dict[str, Any], device_type_id: str, callbacks: list[dict[str, Any]],
@@ -169,7 +169,8 @@ class RouterStage(Stage):
              reason: str | None = None) -> Out:
         metrics.DOWNLINKS.labels(str(int(code))).inc()
         event = dl.ack_event(record["device"], record["id"], code, device_type_id=device_type_id,
-                             group_id=record.get("groupId"), now_ms=now_ms, reason=reason)
+                             group_id=record.get("groupId"), now_ms=now_ms, reason=reason,
+                             registration_id=record.get("registrationId"))
         return Out(self._t_events, record["device"].encode(), orjson.dumps(event))
 
 
@@ -179,7 +180,7 @@ def render_failure(delivery: dict[str, Any], reason: str) -> dict[str, Any]:
         "deliveryId": delivery["id"], "attempt": 1, "final": True, "dead": True,
         "callbackId": delivery["callbackId"], "messageId": delivery.get("messageId"),
         "device": delivery["device"], "deviceTypeId": delivery["deviceTypeId"], "groupId": delivery["groupId"],
-        "kind": delivery["kind"], "channel": delivery["channel"], "time": int(time.time() * 1000),
+        "registrationId": delivery.get("registrationId"), "kind": delivery["kind"], "channel": delivery["channel"], "time": int(time.time() * 1000),
         "status": NON_HTTP_STATUS, "errorClass": "render", "info": reason, "latencyMs": 0.0,
         "delivery": delivery,
     }

@@ -26,6 +26,32 @@ log = logging.getLogger(__name__)
 
 COM_STATE = {"ERROR": 3, "RESTORED": 1}
 
+# A device's radio status belongs to its registration: a later registration replaces the row
+# (a device registered again starts NOT_SEEN), an earlier one (records still in flight after a
+# delete or a transfer) never touches it, and the same one merges into it.
+_FRESH = "EXCLUDED.registration_id > device_status.registration_id"
+STATUS_UPSERT = (
+    "INSERT INTO device_status(device_id, sequence_number, last_com, lqi, last_computed_location, com_state, "
+    "trash_sequence_number, registration_id, updated_at) "
+    "VALUES ($1,$2,$3,COALESCE($4,4),$5,COALESCE($6,5),$7,$8,now()) "
+    "ON CONFLICT (device_id) DO UPDATE SET "
+    f"sequence_number = CASE WHEN {_FRESH} THEN EXCLUDED.sequence_number "
+    "ELSE COALESCE(EXCLUDED.sequence_number, device_status.sequence_number) END, "
+    f"last_com = CASE WHEN {_FRESH} THEN EXCLUDED.last_com "
+    "ELSE GREATEST(EXCLUDED.last_com, device_status.last_com) END, "
+    f"lqi = CASE WHEN {_FRESH} OR $4 IS NOT NULL THEN EXCLUDED.lqi ELSE device_status.lqi END, "
+    f"last_computed_location = CASE WHEN {_FRESH} THEN EXCLUDED.last_computed_location "
+    "ELSE COALESCE(EXCLUDED.last_computed_location, device_status.last_computed_location) END, "
+    f"com_state = CASE WHEN {_FRESH} OR $6 IS NOT NULL THEN "
+    "(CASE WHEN $6 IS NULL AND EXCLUDED.last_com IS NOT NULL THEN 1 ELSE EXCLUDED.com_state END) "
+    "WHEN device_status.com_state = 5 AND EXCLUDED.last_com IS NOT NULL THEN 1 ELSE device_status.com_state END, "
+    f"trash_sequence_number = CASE WHEN {_FRESH} THEN EXCLUDED.trash_sequence_number "
+    "ELSE COALESCE(EXCLUDED.trash_sequence_number, device_status.trash_sequence_number) END, "
+    "registration_id = GREATEST(EXCLUDED.registration_id, device_status.registration_id), "
+    "updated_at = now() "
+    "WHERE EXCLUDED.registration_id IS NULL OR device_status.registration_id IS NULL "
+    "OR EXCLUDED.registration_id >= device_status.registration_id")
+
 
 class StoreStage(Stage):
     name = "store"
@@ -61,38 +87,41 @@ class StoreStage(Stage):
         return []
 
     @staticmethod
-    def _status(rows: dict, device: str) -> dict[str, Any]:
-        return rows["status"].setdefault(device, {})
+    def _status(rows: dict, device: str, registration: int | None) -> dict[str, Any]:
+        """The status changes of (device, registration) in this batch."""
+        return rows["status"].setdefault((device, registration), {})
 
     def _message(self, m: dict, rows: dict) -> None:
         rinfo = {"baseStation": m["station"], "rssi": m["rssi"], "snr": m["snr"], "freq": m["freq"],
                  "rep": 1}
         rows["messages"].append((m["id"], m["device"], m.get("deviceTypeId"), m["time"], m["seqNumber"],
-                                 m["data"], m.get("ack", False), [rinfo], m.get("overQuota", False)))
-        st = self._status(rows, m["device"])
+                                 m["data"], m.get("ack", False), [rinfo], m.get("overQuota", False),
+                                 m.get("registrationId")))
+        st = self._status(rows, m["device"], m.get("registrationId"))
         st["seq"] = m["seqNumber"]
         st["last_com"] = max(st.get("last_com") or 0, m["time"])
 
     def _advanced(self, a: dict, rows: dict) -> None:
         rows["advanced"].append((a["messageId"], a["device"], a.get("deviceTypeId"), a["time"], a["seqNumber"],
                                  a["data"], a.get("ack", False), a["rinfos"], a["nbFrames"], a["linkQuality"],
-                                 a["computedLocation"]))
-        st = self._status(rows, a["device"])
+                                 a["computedLocation"], a.get("registrationId")))
+        st = self._status(rows, a["device"], a.get("registrationId"))
         st["lqi"] = a["linkQuality"]
         if a["computedLocation"].get("status") == 1:
             st["location"] = a["computedLocation"]
 
     def _event(self, e: dict, rows: dict) -> None:
-        rows["events"].append((e["id"], e["device"], e["type"], e["time"], e))
+        registration = e.get("registrationId")
+        rows["events"].append((e["id"], e["device"], e["type"], e["time"], e, registration))
         if e["type"] in COM_STATE:
-            self._status(rows, e["device"])["com_state"] = COM_STATE[e["type"]]
+            self._status(rows, e["device"], registration)["com_state"] = COM_STATE[e["type"]]
         elif e["type"] == "OUT_OF_SEQUENCE":
-            self._status(rows, e["device"])["trash"] = e["deviceMessageSeqnumber"]
+            self._status(rows, e["device"], registration)["trash"] = e["deviceMessageSeqnumber"]
 
     def _result(self, r: dict, rows: dict) -> None:
         rows["attempts"].append((r["deliveryId"], r["attempt"], r.get("messageId"), r["device"], r["callbackId"],
                                  r["time"], r["status"], r.get("info"), r.get("latencyMs"), r.get("errorClass"),
-                                 r.get("answer")))
+                                 r.get("answer"), r.get("registrationId")))
         if r.get("dead") or r.get("errorClass") == "ok":
             rows["dead"][r["callbackId"]] = bool(r.get("dead"))
         if r.get("dead"):
@@ -101,7 +130,7 @@ class StoreStage(Stage):
             rows["undelivered"].append((
                 r["deliveryId"], r["device"], r.get("deviceTypeId"), r.get("groupId"), r["callbackId"],
                 r.get("messageId"), r["time"], d.get("data"), d.get("snr"), r["status"], r.get("info"),
-                callback, d.get("variables") or {}, d))
+                callback, d.get("variables") or {}, d, r.get("registrationId")))
 
     async def persist(self) -> None:
         rows, self._pending = self._pending, {}
@@ -112,47 +141,41 @@ class StoreStage(Stage):
             if rows["messages"]:
                 await conn.executemany(
                     "INSERT INTO messages(id, device_id, device_type_id, time, seq_number, data, ack_required, "
-                    "rinfos, over_quota) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT (id) DO NOTHING",
+                    "rinfos, over_quota, registration_id) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) "
+                    "ON CONFLICT (id) DO NOTHING",
                     rows["messages"])
             if rows["advanced"]:
                 await conn.executemany(
                     "INSERT INTO messages(id, device_id, device_type_id, time, seq_number, data, ack_required, "
-                    "rinfos, nb_frames, lqi, computed_location) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11) "
+                    "rinfos, nb_frames, lqi, computed_location, registration_id) "
+                    "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) "
                     "ON CONFLICT (id) DO UPDATE SET rinfos = EXCLUDED.rinfos, nb_frames = EXCLUDED.nb_frames, "
                     "lqi = EXCLUDED.lqi, computed_location = EXCLUDED.computed_location", rows["advanced"])
             if rows["events"]:
                 await conn.executemany(
-                    "INSERT INTO device_events(id, device_id, type, time, body) VALUES ($1,$2,$3,$4,$5) "
+                    "INSERT INTO device_events(id, device_id, type, time, body, registration_id) "
+                    "VALUES ($1,$2,$3,$4,$5,$6) "
                     "ON CONFLICT (id) DO NOTHING", rows["events"])
             if rows["attempts"]:
                 await conn.executemany(
                     "INSERT INTO callback_attempts(delivery_id, attempt, message_id, device_id, callback_id, time, "
-                    "status, info, latency_ms, error_class, answer) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11) "
+                    "status, info, latency_ms, error_class, answer, registration_id) "
+                    "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) "
                     "ON CONFLICT (delivery_id, attempt) DO NOTHING", rows["attempts"])
             if rows["undelivered"]:
                 await conn.executemany(
                     "INSERT INTO undelivered_callbacks(delivery_id, device_id, device_type_id, group_id, "
-                    "callback_id, message_id, time, data, snr, status, message, callback, parameters, delivery) "
-                    "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14) ON CONFLICT (delivery_id) DO NOTHING",
+                    "callback_id, message_id, time, data, snr, status, message, callback, parameters, delivery, "
+                    "registration_id) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15) "
+                    "ON CONFLICT (delivery_id) DO NOTHING",
                     rows["undelivered"])
             if rows["dead"]:
                 await conn.executemany("UPDATE callbacks SET dead = $2 WHERE id = $1 AND dead <> $2",
                                        sorted(rows["dead"].items()))
             if rows["status"]:
-                await conn.executemany(
-                    "INSERT INTO device_status(device_id, sequence_number, last_com, lqi, last_computed_location, "
-                    "com_state, trash_sequence_number, updated_at) VALUES ($1,$2,$3,COALESCE($4,4),$5,COALESCE($6,5),$7,now()) "
-                    "ON CONFLICT (device_id) DO UPDATE SET "
-                    "sequence_number = COALESCE(EXCLUDED.sequence_number, device_status.sequence_number), "
-                    "last_com = GREATEST(EXCLUDED.last_com, device_status.last_com), "
-                    "lqi = CASE WHEN $4 IS NULL THEN device_status.lqi ELSE EXCLUDED.lqi END, "
-                    "last_computed_location = COALESCE(EXCLUDED.last_computed_location, device_status.last_computed_location), "
-                    "com_state = CASE WHEN $6 IS NULL THEN (CASE WHEN device_status.com_state = 5 AND EXCLUDED.last_com IS NOT NULL "
-                    "THEN 1 ELSE device_status.com_state END) ELSE EXCLUDED.com_state END, "
-                    "trash_sequence_number = COALESCE(EXCLUDED.trash_sequence_number, device_status.trash_sequence_number), "
-                    "updated_at = now()",
-                    [(d, s.get("seq"), s.get("last_com"), s.get("lqi"), s.get("location"), s.get("com_state"),
-                      s.get("trash")) for d, s in rows["status"].items()])
+                await conn.executemany(STATUS_UPSERT, [
+                    (d, s.get("seq"), s.get("last_com"), s.get("lqi"), s.get("location"), s.get("com_state"),
+                     s.get("trash"), registration) for (d, registration), s in rows["status"].items()])
         for table in ("messages", "advanced", "events", "attempts", "undelivered"):
             if rows[table]:
                 metrics.STORED.labels(table).inc(len(rows[table]))

@@ -7,6 +7,8 @@ by every module that imports the fixtures.
 from __future__ import annotations
 
 import base64
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -162,3 +164,22 @@ async def make_tenant(env: ApiEnv, name: str, *, parent: str | None = None, prof
 async def make_device_type(client: Client, tenant: Tenant, **extra: Any) -> str:
     body = {"name": "sensor", "groupId": tenant.group, "contractId": tenant.contract, **extra}
     return check(await client.post("/device-types/", body), 201)["id"]
+
+
+@contextlib.asynccontextmanager
+async def running_api(**options: Any) -> AsyncIterator[tuple[ApiEnv, str]]:
+    """The API on the current settings' database (the `isolated` one in pipeline tests), with a root
+    API user; yields (env, root group). `options` go to `create_app`."""
+    pool = await create_pool(min_size=1, max_size=5)
+    app = create_app(pool, **{"rate_limits": TEST_LIMITS, "keepalive_min_s": 60, **options})
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    session = aiohttp.ClientSession()
+    try:
+        group, login, token = await bootstrap_root(pool, "root")
+        base = f"http://127.0.0.1:{server.port}/v2"
+        yield ApiEnv(pool, server, base, group, Client(session, base, login, token), app), group
+    finally:
+        await session.close()
+        await server.close()
+        await pool.close()

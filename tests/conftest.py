@@ -416,3 +416,25 @@ async def read_topic(name: str, *, timeout: float = 10.0, expect: int | None = N
     finally:
         await consumer.stop()
     return out
+
+
+async def consumer_group_caught_up(group: str, topics: list[str]) -> bool:
+    """True when the consumer group has committed every record of the topics (a stage is idle)."""
+    from aiokafka import TopicPartition
+    from backhaul.kafka import make_admin, make_consumer
+
+    admin = make_admin()
+    consumer = make_consumer(group=None)
+    await admin.start()
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+        tps = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
+        if not tps:
+            await consumer._client.force_metadata_update()
+            tps = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
+        ends = await consumer.end_offsets(tps)
+        return all(end == 0 or (tp in committed and committed[tp].offset >= end) for tp, end in ends.items())
+    finally:
+        await consumer.stop()
+        await admin.close()

@@ -33,6 +33,7 @@ class AcksStage(Stage):
                 metrics.DOWNLINKS.labels(str(int(code))).inc()
                 event = ack_event(report["device"], report["id"], code, reason=report.get("reason"),
                                   device_type_id=report.get("deviceTypeId"), group_id=report.get("groupId"),
+                                  registration_id=report.get("registrationId"),
                                   now_ms=report["time"], downlink_ack=bool(report["transmitted"]))
                 event["station"] = report.get("station")
                 outputs.append(Out(self._t_events, report["device"].encode(), orjson.dumps(event)))

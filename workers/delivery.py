@@ -382,7 +382,7 @@ class DeliveryWorker:
             "deliveryId": delivery["id"], "attempt": attempts, "callbackId": delivery["callbackId"],
             "messageId": delivery.get("messageId"), "device": delivery["device"],
             "deviceTypeId": delivery.get("deviceTypeId"), "groupId": delivery.get("groupId"),
-            "kind": delivery["kind"], "channel": channel, "time": now_ms, "status": outcome.status,
+            "registrationId": delivery.get("registrationId"), "kind": delivery["kind"], "channel": channel, "time": now_ms, "status": outcome.status,
             "errorClass": outcome.error_class, "info": outcome.info, "latencyMs": round(outcome.latency_ms, 3),
             "answer": outcome.answer, "final": True, "dead": False,
         }
@@ -417,7 +417,7 @@ class DeliveryWorker:
         metrics.DOWNLINKS.labels(str(int(code))).inc()
         event = dl.ack_event(delivery["device"], delivery["recordId"], code, reason=reason,
                              device_type_id=delivery.get("deviceTypeId"), group_id=delivery.get("groupId"),
-                             now_ms=int(time.time() * 1000))
+                             now_ms=int(time.time() * 1000), registration_id=delivery.get("registrationId"))
         return Out(topic(DEVICE_EVENTS), delivery["device"].encode(), orjson.dumps(event))
 
     async def _downlink(self, delivery: dict, outcome: Outcome) -> list[Out]:
@@ -446,7 +446,7 @@ class DeliveryWorker:
                   "data": data_hex, "station": delivery["variables"].get("station"),
                   "source": "DIRECT" if delivery["channel"] == "DIRECT" else "CALLBACK",
                   "deviceTypeId": delivery.get("deviceTypeId"), "groupId": delivery.get("groupId"),
-                  "createdAt": int(now * 1000),
+                  "registrationId": delivery.get("registrationId"), "createdAt": int(now * 1000),
                   "transmitBy": int(delivery["createdAt"] + self.settings.downlink_transmit_s * 1000)}
         return [Out(topic(DOWNLINKS), delivery["device"].encode(), orjson.dumps(record))]
 

@@ -235,12 +235,13 @@ def downlink_route(device_type: dict | None, callbacks: list[dict]) -> DownlinkR
 
 def ack_event(device: str, record_id: str, code: InfoCode, *, device_type_id: str | None,
               group_id: str | None, now_ms: int, reason: str | None = None,
-              downlink_ack: bool = False) -> dict:
+              downlink_ack: bool = False, registration_id: int | None = None) -> dict:
     """The ACKNOWLEDGE device event for the downlink an uplink (`record_id`) asked for.
 
     One per uplink: its id is stable, so a replayed decision is stored once.
     """
     return {"id": f"{device}:ACKNOWLEDGE:{record_id}", "type": "ACKNOWLEDGE", "device": device,
-            "deviceTypeId": device_type_id, "groupId": group_id, "time": now_ms, "messageId": record_id,
+            "deviceTypeId": device_type_id, "groupId": group_id, "registrationId": registration_id,
+            "time": now_ms, "messageId": record_id,
             "infoCode": int(code), "infoMessage": reason or info_message(code), "downlinkAck": downlink_ack,
             "downlinkOverusage": code == InfoCode.OVERRUN_ERROR}

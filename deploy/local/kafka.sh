@@ -1,18 +1,36 @@
 #!/usr/bin/env bash
 # Apache Kafka, KRaft mode, single node, bound to 127.0.0.1 only.
-# Usage: kafka.sh start|stop|status|reset. Idempotent: start on a running broker does nothing.
+# Usage: kafka.sh start|stop|status|reset
+#        kafka.sh add-gateway NAME     SCRAM credentials for a gateway, allowed to produce to `frames` only;
+#                                      prints NAME and its password (the only time it is shown)
+#        kafka.sh remove-gateway NAME  revoke them
+# Idempotent: start on a running broker does nothing.
+#
+# Listeners, all SASL/SCRAM-SHA-512 but the controller's:
+#   INTERNAL  127.0.0.1:BACKHAUL_KAFKA_PORT (29092)          Backhaul's workers, as the super user `backhaul`
+#   GATEWAY   127.0.0.1:BACKHAUL_KAFKA_GATEWAY_PORT (29094)  base-station gateways, each its own user, whose ACLs
+#                                                            allow writing to `<BACKHAUL_TOPIC_PREFIX>frames` only
+#   CONTROLLER 127.0.0.1:BACKHAUL_KAFKA_CONTROLLER_PORT (29093), PLAINTEXT: KRaft cannot use SCRAM there; only
+#              the broker and controllers may reach it (here: loopback)
+# The `backhaul` user's password is made at the first format and kept in .local/kafka/internal.password (0600);
+# Backhaul's processes read it from there (or from BACKHAUL_KAFKA_PASSWORD).
 # shellcheck source=deploy/local/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 HOST=127.0.0.1
 PORT="${BACKHAUL_KAFKA_PORT:-29092}"
 CONTROLLER_PORT="${BACKHAUL_KAFKA_CONTROLLER_PORT:-29093}"
+GATEWAY_PORT="${BACKHAUL_KAFKA_GATEWAY_PORT:-29094}"
+INTERNAL_USER=backhaul
 HOME_DIR="$STATE_DIR/kafka"
 LIBS="$HOME_DIR/libs"
 DATA="$HOME_DIR/data"
 PIDFILE="$HOME_DIR/kafka.pid"
 LOG="$HOME_DIR/kafka.log"
 CONFIG="$HOME_DIR/server.properties"
+SECRET="$HOME_DIR/internal.password"
+ADMIN_CONFIG="$HOME_DIR/admin.properties"
+SCRAM_READY="$DATA/.scram-ready"
 POM="$ROOT/deploy/local/pom.xml"
 
 ensure_java() {
@@ -55,17 +73,38 @@ print("".join(out))' "$1"
 # True when the pid file names our broker (its command line carries our config file).
 running() { pid_is "$PIDFILE" "$CONFIG"; }
 
+internal_password() {
+  if [ ! -s "$SECRET" ]; then
+    (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$SECRET")
+  fi
+  cat "$SECRET"
+}
+
+jaas() {  # user password
+  printf 'org.apache.kafka.common.security.scram.ScramLoginModule required username="%s" password="%s";' "$1" "$2"
+}
+
 write_config() {
   mkdir -p "$DATA"
-  cat > "$CONFIG" <<PROPS
+  local password
+  password=$(internal_password)
+  (umask 077 && cat > "$CONFIG" <<PROPS
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=$HOST:$CONTROLLER_PORT
-listeners=PLAINTEXT://$HOST:$PORT,CONTROLLER://$HOST:$CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$HOST:$PORT
+listeners=INTERNAL://$HOST:$PORT,GATEWAY://$HOST:$GATEWAY_PORT,CONTROLLER://$HOST:$CONTROLLER_PORT
+advertised.listeners=INTERNAL://$HOST:$PORT,GATEWAY://$HOST:$GATEWAY_PORT
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,INTERNAL:SASL_PLAINTEXT,GATEWAY:SASL_PLAINTEXT
+inter.broker.listener.name=INTERNAL
+sasl.enabled.mechanisms=SCRAM-SHA-512
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.internal.scram-sha-512.sasl.jaas.config=$(jaas "$INTERNAL_USER" "$password")
+listener.name.gateway.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+# ANONYMOUS is the broker itself on the controller listener (PLAINTEXT)
+super.users=User:$INTERNAL_USER;User:ANONYMOUS
+allow.everyone.if.no.acl.found=false
 log.dirs=$(prop_value "$DATA")
 num.partitions=4
 offsets.topic.replication.factor=1
@@ -78,11 +117,18 @@ group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
 log.retention.hours=48
 PROPS
+  )
+  (umask 077 && cat > "$ADMIN_CONFIG" <<PROPS
+security.protocol=SASL_PLAINTEXT
+sasl.mechanism=SCRAM-SHA-512
+sasl.jaas.config=$(jaas "$INTERNAL_USER" "$password")
+PROPS
+  )
 }
 
 start() {
   if running; then
-    grep -Fq "listeners=PLAINTEXT://$HOST:$PORT," "$CONFIG" \
+    grep -Fq "listeners=INTERNAL://$HOST:$PORT," "$CONFIG" \
       || die "this checkout's kafka already runs (pid $(head -1 "$PIDFILE")) on another port than $PORT (BACKHAUL_KAFKA_PORT); stop it first: $0 stop"
     wait_port "$HOST" "$PORT" 60 || die "kafka runs (pid $(head -1 "$PIDFILE")) but does not answer on $HOST:$PORT, see $LOG"
     say "kafka already running (pid $(head -1 "$PIDFILE")) on $HOST:$PORT"; return 0
@@ -91,15 +137,24 @@ start() {
   port_open "$HOST" "$PORT" && refuse_taken_port "$HOST" "$PORT" "Kafka" BACKHAUL_KAFKA_PORT
   port_open "$HOST" "$CONTROLLER_PORT" \
     && refuse_taken_port "$HOST" "$CONTROLLER_PORT" "Kafka's controller" BACKHAUL_KAFKA_CONTROLLER_PORT
+  port_open "$HOST" "$GATEWAY_PORT" \
+    && refuse_taken_port "$HOST" "$GATEWAY_PORT" "Kafka's gateway listener" BACKHAUL_KAFKA_GATEWAY_PORT
   ensure_java
   ensure_jars
+  if [ -f "$DATA/meta.properties" ] && [ ! -f "$SCRAM_READY" ]; then
+    say "kafka's data predates authenticated listeners: removing it (topics are created again on first use)"
+    rm -rf "$DATA"
+  fi
   write_config
   if [ ! -f "$DATA/meta.properties" ]; then
     local id
     id=$(LC_ALL=$UTF8_LOCALE java -cp "$LIBS/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)
+    # The super user's SCRAM credentials are written into the metadata log at format time.
     LC_ALL=$UTF8_LOCALE java -cp "$LIBS/*" -Dlog4j2.configurationFile="$ROOT/deploy/local/log4j2.yaml" \
-      kafka.tools.StorageTool format --standalone -t "$id" -c "$CONFIG" >>"$LOG" 2>&1 \
+      kafka.tools.StorageTool format --standalone -t "$id" -c "$CONFIG" \
+      --add-scram "SCRAM-SHA-512=[name=$INTERNAL_USER,password=$(internal_password)]" >>"$LOG" 2>&1 \
       || die "kafka storage format failed, see $LOG"
+    touch "$SCRAM_READY"
   fi
   say "starting kafka on $HOST:$PORT"
   LC_ALL=$UTF8_LOCALE nohup java -Xms256m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true \
@@ -133,7 +188,45 @@ status() {
 
 reset() { stop; rm -rf "$DATA"; say "kafka data removed"; }
 
+# Runs one of Kafka's admin tools against the internal listener, as the super user.
+admin_tool() {  # class args...
+  running || die "kafka is not running: $0 start"
+  LC_ALL=$UTF8_LOCALE java -cp "$LIBS/*" -Dlog4j2.configurationFile="$ROOT/deploy/local/log4j2.yaml" "$1" \
+    --bootstrap-server "$HOST:$PORT" --command-config "$ADMIN_CONFIG" "${@:2}"
+}
+
+gateway_name() {  # name -> checked name
+  [[ "${1:-}" =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ ]] \
+    || die "a gateway name is 1-64 letters, digits, '.', '_' or '-' (got '${1:-}')"
+  [ "$1" != "$INTERNAL_USER" ] || die "'$INTERNAL_USER' is Backhaul's own user, not a gateway"
+  echo "$1"
+}
+
+add_gateway() {
+  local name password frames
+  name=$(gateway_name "${1:-}")
+  password="${BACKHAUL_GATEWAY_PASSWORD:-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
+  frames="${BACKHAUL_TOPIC_PREFIX:-}frames"
+  admin_tool org.apache.kafka.tools.ConfigCommand --alter --entity-type users --entity-name "$name" \
+    --add-config "SCRAM-SHA-512=[password=$password]" >/dev/null || die "could not create gateway $name"
+  admin_tool org.apache.kafka.tools.AclCommand --add --allow-principal "User:$name" \
+    --operation Write --operation Describe --topic "$frames" >/dev/null || die "could not grant $name on $frames"
+  say "gateway $name may produce to $frames on $HOST:$GATEWAY_PORT (SASL_PLAINTEXT, SCRAM-SHA-512)"
+  printf '%s %s\n' "$name" "$password"
+}
+
+remove_gateway() {
+  local name
+  name=$(gateway_name "${1:-}")
+  admin_tool org.apache.kafka.tools.AclCommand --remove --force --allow-principal "User:$name" \
+    --operation Write --operation Describe --topic "${BACKHAUL_TOPIC_PREFIX:-}frames" >/dev/null || true
+  admin_tool org.apache.kafka.tools.ConfigCommand --alter --entity-type users --entity-name "$name" \
+    --delete-config SCRAM-SHA-512 >/dev/null || die "could not remove gateway $name"
+  say "gateway $name removed"
+}
+
 case "${1:-}" in
   start) start ;; stop) stop ;; status) status ;; reset) reset ;;
-  *) echo "usage: $0 start|stop|status|reset" >&2; exit 2 ;;
+  add-gateway) add_gateway "${2:-}" ;; remove-gateway) remove_gateway "${2:-}" ;;
+  *) echo "usage: $0 start|stop|status|reset|add-gateway NAME|remove-gateway NAME" >&2; exit 2 ;;
 esac

@@ -139,17 +139,20 @@ async def _store_messages(api, device: str, device_type: str, group: str, count:
         ids.append(mid)
         await api.pool.execute(
             "INSERT INTO messages(id, device_id, device_type_id, time, seq_number, data, rinfos, lqi, "
-            "computed_location) VALUES ($1, $2, $3, $4, $5, $6, $7, 2, $8)", mid, device, device_type,
+            "computed_location, registration_id) VALUES ($1, $2, $3, $4, $5, $6, $7, 2, $8, "
+            "(SELECT registration_id FROM devices WHERE id = $2))", mid, device, device_type,
             base + i * 1000, i, f"{i:02x}", [{"baseStation": "1A2B", "rssi": -120.0, "snr": 10.5, "freq": 868.1,
                                               "rep": 1}],
             {"lat": 43.0, "lng": 1.0, "radius": 1000, "source": 2, "status": 1} if i % 2 else None)
         await api.pool.execute(
             "INSERT INTO callback_attempts(delivery_id, attempt, message_id, device_id, callback_id, time, status, "
-            "info) VALUES ($1, 1, $2, $3, 'cb1', $4, 200, 'OK')", f"d{mid}", mid, device, base + i * 1000 + 50)
+            "info, registration_id) VALUES ($1, 1, $2, $3, 'cb1', $4, 200, 'OK', "
+            "(SELECT registration_id FROM devices WHERE id = $3))", f"d{mid}", mid, device, base + i * 1000 + 50)
     await api.pool.execute(
         "INSERT INTO undelivered_callbacks(delivery_id, device_id, device_type_id, group_id, callback_id, time, "
-        "data, snr, status, message, callback, parameters, delivery) VALUES ($1, $2, $3, $4, 'cb1', $5, 'ff', 9.5, "
-        "600, 'connection refused', $6, $7, '{}')", f"dead-{device}", device, device_type, group, now_ms(),
+        "data, snr, status, message, callback, parameters, delivery, registration_id) VALUES ($1, $2, $3, $4, "
+        "'cb1', $5, 'ff', 9.5, 600, 'connection refused', $6, $7, '{}', "
+        "(SELECT registration_id FROM devices WHERE id = $2))", f"dead-{device}", device, device_type, group, now_ms(),
         {"url": "http://x/", "method": "POST"}, {"device": device})
     return ids
 
@@ -205,7 +208,8 @@ async def test_communication_status_with_missed_keep_alive_periods(api):
         check(await c.post("/devices/", {"id": ident, "name": ident, "pac": "0" * 16, "deviceTypeId": dt}), 201)
     # What the store writes: KO after an ERROR event, OK once the device is heard again.
     await api.pool.executemany(
-        "INSERT INTO device_status(device_id, last_com, com_state) VALUES ($1, $2, $3)",
+        "INSERT INTO device_status(device_id, last_com, com_state, registration_id) "
+        "VALUES ($1, $2, $3, (SELECT registration_id FROM devices WHERE id = $1))",
         [("5EE1", now_ms() - 2_500_000, 3), ("5EE2", now_ms(), 1), ("5EE3", now_ms(), 1)])
     ko = check(await c.get("/devices/5EE1"), 200)
     assert ko["comState"] == 3 and ko["comStateMissedPeriods"] == 4   # 2,500 s / 600 s

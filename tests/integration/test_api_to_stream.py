@@ -5,31 +5,16 @@ import asyncio
 import re
 import time
 
-import aiohttp
 import orjson
 import pytest
-from aiohttp.test_utils import TestServer
 
 from backhaul import db
 from backhaul.kafka import make_producer
-from oss.app import bootstrap_root, create_app
-from tests.api_support import Client, check
 from schemas.topics import DELIVERIES, FRAMES, topic
+from tests.api_support import check, running_api
 from tests.conftest import read_topic
 
 pytestmark = pytest.mark.integration
-
-
-async def start_api():
-    pool = await db.create_pool(min_size=1, max_size=5)
-    app = create_app(pool, rate_limits="device-messages=0/1,device-list=0/1,bulk=0/1,default=0/1",
-                     keepalive_min_s=60)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    group, login, token = await bootstrap_root(pool, "root")
-    session = aiohttp.ClientSession()
-    client = Client(session, f"http://127.0.0.1:{server.port}/v2", login, token)
-    return pool, server, session, client, group
 
 
 def frame(device: str, seq: int, station: str = "0B01") -> dict:
@@ -45,7 +30,14 @@ def histogram(metrics: str, name: str) -> dict[str, float]:
 async def test_device_created_through_the_api_gets_its_callback_within_a_second(isolated, workers, receiver):
     worker = workers("relay,ingest,router,delivery,store", isolated, BACKHAUL_ADVANCED_WINDOW_S="2")
     await worker.wait_ready()
-    pool, server, session, api, root = await start_api()
+    async with running_api() as (env, root):
+        await _created_device_gets_its_callback(env.root, root, worker, receiver)
+
+
+async def _created_device_gets_its_callback(api, root, worker, receiver):
+    conn = await db.connect()
+    await conn.execute("INSERT INTO base_stations(id, name, lat, lng) VALUES ('0B01', 'station', 43.6, 1.4)")
+    await conn.close()
     producer = make_producer()
     await producer.start()
     try:
@@ -96,9 +88,6 @@ async def test_device_created_through_the_api_gets_its_callback_within_a_second(
         assert buckets["1.0"] == buckets["+Inf"], buckets
     finally:
         await producer.stop()
-        await session.close()
-        await server.close()
-        await pool.close()
 
 
 async def test_stream_goes_on_with_its_view_while_postgresql_is_unreachable(isolated, workers):

@@ -8,9 +8,8 @@ from collections import defaultdict
 
 import pytest
 from aiohttp import web
-from aiokafka.admin import AIOKafkaAdminClient
 
-from backhaul.settings import settings
+from backhaul.kafka import make_admin
 
 from ingest.simulator import simulate
 from schemas.topics import topic
@@ -82,7 +81,7 @@ async def test_a_waiting_retry_survives_kill_9(pipeline, receiver, isolated, wor
 
 async def committed(group: str) -> int:
     """Offsets a consumer group has committed, summed over its partitions."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings().kafka_bootstrap)
+    admin = make_admin()
     await admin.start()
     try:
         return sum(max(0, o.offset) for o in (await admin.list_consumer_group_offsets(group)).values())

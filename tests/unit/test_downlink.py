@@ -192,9 +192,11 @@ def test_direct_mode_needs_no_callback():
 
 
 def test_ack_event_one_per_uplink():
-    event = ack_event("AB12", "AB12-7-1000", InfoCode.OVERRUN_ERROR, device_type_id="t", group_id="g", now_ms=5)
+    event = ack_event("AB12", "AB12-7-1000", InfoCode.OVERRUN_ERROR, device_type_id="t", group_id="g", now_ms=5,
+                      registration_id=42)
     assert event == {"id": "AB12:ACKNOWLEDGE:AB12-7-1000", "type": "ACKNOWLEDGE", "device": "AB12",
-                     "deviceTypeId": "t", "groupId": "g", "time": 5, "messageId": "AB12-7-1000", "infoCode": 3,
+                     "deviceTypeId": "t", "groupId": "g", "registrationId": 42, "time": 5,
+                     "messageId": "AB12-7-1000", "infoCode": 3,
                      "infoMessage": info_message(InfoCode.OVERRUN_ERROR), "downlinkAck": False,
                      "downlinkOverusage": True}
     acked = ack_event("AB12", "m", InfoCode.ACKED, device_type_id=None, group_id=None, now_ms=5, downlink_ack=True)

@@ -278,3 +278,31 @@ def test_restoring_state_mid_stream_changes_nothing(evs, cut):
         return outs
 
     assert drive(cut) == drive(None)
+
+
+def test_frames_from_unregistered_or_not_enabled_stations_are_rejected():
+    cfg = config()
+    cfg.stations["0004"] = {"lat": 43.0, "lng": 1.0, "state": "disabled"}
+    cfg.stations["0005"] = {"lat": 43.0, "lng": 1.0, "state": "planned"}
+    e = IngestEngine(cfg, window_s=WINDOW)
+    assert run(e, frame(1, station="0009"), 10.0).rejected == [("station.unknown", "station 0009 is not registered")]
+    assert run(e, frame(1, station="0004"), 10.0).rejected[0][0] == "station.disabled"
+    assert run(e, frame(1, station="0005"), 10.0).rejected[0][0] == "station.disabled"
+    assert e.counters.messages == 0
+    out = run(e, frame(1, station="0001"), 10.0)
+    assert not out.rejected and len(out.messages) == 1
+
+
+def test_a_device_registered_again_starts_afresh():
+    cfg = config()
+    cfg.devices["AB"]["registration_id"] = 7
+    e = IngestEngine(cfg, window_s=WINDOW)
+    first = run(e, frame(100), 10.0)
+    assert first.messages[0]["registrationId"] == 7
+    assert run(e, frame(50, t=2_000_000), 11.0).events[0]["type"] == "OUT_OF_SEQUENCE"
+    cfg.devices["AB"]["registration_id"] = 8  # deleted and registered again (or moved to another group)
+    out = run(e, frame(50, t=3_000_000), 12.0)
+    assert [m["seqNumber"] for m in out.messages] == [50] and out.messages[0]["registrationId"] == 8
+    assert not [ev for ev in out.events if ev["type"] == "OUT_OF_SEQUENCE"]
+    advanced = e.tick(12.0 + WINDOW + 1).advanced
+    assert [(a["seqNumber"], a["registrationId"]) for a in advanced] == [(50, 8)]  # 100's window went with 7
