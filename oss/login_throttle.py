@@ -137,11 +137,13 @@ class LoginThrottle:
         now = self.clock() if now is None else now
         for scope in SCOPES:
             counts = self._counts[scope]
-            for key in [k for k in self._locked[scope] if counts.get(k) is None or counts[k].locked_until <= now]:
+            over = [k for k in self._locked[scope] if counts.get(k) is None or counts[k].locked_until <= now]
+            for key in over:
                 self._locked[scope].discard(key)
                 log.warning("login lock released", extra={"scope": scope, scope: key,
                                                           "failures": counts[key].failures if key in counts else 0})
-            metrics.API_LOGIN_LOCKED.labels(scope).set(len(self._locked[scope]))
+            if over:
+                metrics.API_LOGIN_LOCKED.labels(scope).set(len(self._locked[scope]))
 
     def locked(self, scope: str) -> int:
         return len(self._locked[scope])
