@@ -34,7 +34,8 @@ TESTS = DestinationPolicy.parse("127.0.0.1/32")
 
 # The networks the issue names, written out again here as the test's own oracle.
 ORACLE_V4 = {  # first match wins: the broadcast address before 240.0.0.0/4
-    "broadcast": ["255.255.255.255/32"], "unspecified": ["0.0.0.0/8"], "private": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"],
+    "broadcast": ["255.255.255.255/32"], "unspecified": ["0.0.0.0/8"],
+    "private": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"],
     "carrier-grade NAT": ["100.64.0.0/10"], "loopback": ["127.0.0.0/8"], "link-local": ["169.254.0.0/16"],
     "reserved": ["192.0.0.0/24", "192.0.2.0/24", "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24",
                  "240.0.0.0/4"],
@@ -177,7 +178,8 @@ def any_notation(draw, value: int) -> str:
     kind = draw(st.sampled_from(["v4", "v4", "mapped", "mapped-hex", "mapped-long", "nat64", "6to4"]))
     if kind == "v4":
         return draw(ipv4_notations(value))
-    text = {"mapped": f"::ffff:{v4}", "mapped-hex": f"::ffff:{hi:x}:{lo:x}", "mapped-long": f"0:0:0:0:0:ffff:{hi:x}:{lo:x}",
+    text = {"mapped": f"::ffff:{v4}", "mapped-hex": f"::ffff:{hi:x}:{lo:x}",
+            "mapped-long": f"0:0:0:0:0:ffff:{hi:x}:{lo:x}",
             "nat64": f"64:ff9b::{v4}", "6to4": f"2002:{hi:x}:{lo:x}::{draw(st.integers(0, 0xFFFF)):x}"}[kind]
     return f"[{text.upper() if draw(st.booleans()) else text}]"
 

@@ -20,7 +20,7 @@ from oss.app import create_app
 from oss.auth import hash_secret, unknown_login_hash, verify_secret
 from oss.http_server import HEADER_FIELD_LIMIT, REQUEST_LINE_LIMIT, ApiRunner
 from oss.login_throttle import LoginPolicy, LoginThrottle, address_key
-from tests.api_support import api, check, make_tenant  # noqa: F401  (fixture)
+from tests.api_support import api, make_tenant  # noqa: F401  (fixture)
 from tests.conftest import wait_until
 
 pytestmark = pytest.mark.integration
