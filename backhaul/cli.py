@@ -24,6 +24,19 @@ DEMO_PROCESSES = [
 ]
 
 
+# The demo receiver listens on 127.0.0.1, which the destination rule refuses by default:
+# the processes `up` starts allow that one address, explicitly (and nothing else).
+DEMO_ALLOWED_NETWORK = "127.0.0.1/32"
+
+
+def _demo_env() -> dict[str, str]:
+    """The environment of the processes `up` starts: the operator's allow-list plus the demo receiver."""
+    allowed = [n.strip() for n in settings().callback_allow_networks.split(",") if n.strip()]
+    if DEMO_ALLOWED_NETWORK not in allowed:
+        allowed.append(DEMO_ALLOWED_NETWORK)
+    return {"BACKHAUL_CALLBACK_ALLOW_NETWORKS": ",".join(allowed)}
+
+
 def _asyncio_run(coro):
     try:
         return asyncio.run(coro)
@@ -65,7 +78,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     creds = _asyncio_run(_prepare_demo(args))
     print("== starting workers, API and demo receiver", flush=True)
     for name, argv in DEMO_PROCESSES:
-        processes.spawn(name, argv)
+        processes.spawn(name, argv, _demo_env())
     if not args.no_simulate:
         # The simulated stations publish as a gateway would: on the gateway listener, with their own credentials.
         processes.gateway_password(SIMULATOR_GATEWAY)

@@ -65,3 +65,7 @@ API_REQUESTS = Counter("backhaul_api_requests", "API requests by route and statu
 API_LATENCY = Histogram("backhaul_api_request_seconds", "API request duration", ["method", "route"],
                         buckets=LATENCY_BUCKETS)
 API_RATE_LIMITED = Counter("backhaul_api_rate_limited", "API requests answered 429", ["route"])
+API_LOGIN_FAILURES = Counter("backhaul_api_login_failures", "Logins refused for a wrong secret or an unknown login")
+API_LOGIN_LOCKOUTS = Counter("backhaul_api_login_lockouts", "Logins or client addresses locked after failed logins",
+                             ["scope"])
+API_LOGIN_LOCKED = Gauge("backhaul_api_login_locked", "Logins or client addresses locked now", ["scope"])

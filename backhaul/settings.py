@@ -88,6 +88,12 @@ class Settings:
     # Deliveries one worker holds at most (read, not yet settled); BATCH_URL members count until sent.
     delivery_in_flight: int = 5000
     alert_every_s: float = 3600.0
+    # Destination rule (backhaul.destinations): CIDRs callbacks may target despite it; empty = none.
+    callback_allow_networks: str = ""
+    # hosts(5)-format file the delivery workers answer names from before DNS; empty = none.
+    callback_hosts_file: str = ""
+    # How long a resolved callback host is reused (0 = resolve at every connection).
+    callback_dns_cache_s: float = 60.0
 
     # Downlinks
     downlink_answer_s: float = 10.0
@@ -113,6 +119,14 @@ class Settings:
     # "name=count/seconds,..." overriding the defaults in oss.ratelimit
     api_rate_limits: str = ""
     api_bulk_chunk: int = 1000
+    # Failed logins (oss.login_throttle): free failures per login / per client address (0 = no limit),
+    # then a lock of login_first_lock_s doubling per failure up to login_max_lock_s; counts are
+    # forgotten after login_forget_s without a failure.
+    login_free_failures: int = 5
+    login_address_free_failures: int = 20
+    login_first_lock_s: float = 1.0
+    login_max_lock_s: float = 900.0
+    login_forget_s: float = 3600.0
     message_retention_days: int = 90
 
     @classmethod
@@ -147,6 +161,9 @@ class Settings:
             endpoint_queue=_env_int("BACKHAUL_ENDPOINT_QUEUE", 256),
             delivery_in_flight=_env_int("BACKHAUL_DELIVERY_IN_FLIGHT", 5000),
             alert_every_s=_env_float("BACKHAUL_ALERT_EVERY_S", 3600.0),
+            callback_allow_networks=_env("BACKHAUL_CALLBACK_ALLOW_NETWORKS", ""),
+            callback_hosts_file=_env("BACKHAUL_CALLBACK_HOSTS_FILE", ""),
+            callback_dns_cache_s=_env_float("BACKHAUL_CALLBACK_DNS_CACHE_S", 60.0),
             downlink_answer_s=_env_float("BACKHAUL_DOWNLINK_ANSWER_S", 10.0),
             downlink_transmit_s=_env_float("BACKHAUL_DOWNLINK_TRANSMIT_S", 20.0),
             daily_downlink_quota=_env_int("BACKHAUL_DAILY_DOWNLINK_QUOTA", 4),
@@ -163,6 +180,11 @@ class Settings:
             api_auth_cache_s=_env_float("BACKHAUL_API_AUTH_CACHE_S", 30.0),
             api_rate_limits=_env("BACKHAUL_API_RATE_LIMITS", ""),
             api_bulk_chunk=_env_int("BACKHAUL_API_BULK_CHUNK", 1000),
+            login_free_failures=_env_int("BACKHAUL_LOGIN_FREE_FAILURES", 5),
+            login_address_free_failures=_env_int("BACKHAUL_LOGIN_ADDRESS_FREE_FAILURES", 20),
+            login_first_lock_s=_env_float("BACKHAUL_LOGIN_FIRST_LOCK_S", 1.0),
+            login_max_lock_s=_env_float("BACKHAUL_LOGIN_MAX_LOCK_S", 900.0),
+            login_forget_s=_env_float("BACKHAUL_LOGIN_FORGET_S", 3600.0),
             message_retention_days=_env_int("BACKHAUL_MESSAGE_RETENTION_DAYS", 90),
         )
 

@@ -45,7 +45,9 @@ async def sandbox(extra_env: dict[str, str] | None = None, *, keep: bool = False
     admin_dsn = with_database(base_dsn, "postgres")
     database = f"bh_bench_{tag}"
     dsn = with_database(base_dsn, database)
-    env = {"BACKHAUL_TOPIC_PREFIX": f"bench.{tag}.", "BACKHAUL_DATABASE_URL": dsn, **(extra_env or {})}
+    # The bench's receivers listen on 127.0.0.1: allowed explicitly (the destination rule refuses loopback).
+    env = {"BACKHAUL_TOPIC_PREFIX": f"bench.{tag}.", "BACKHAUL_DATABASE_URL": dsn,
+           "BACKHAUL_CALLBACK_ALLOW_NETWORKS": "127.0.0.1/32", **(extra_env or {})}
     admin = await asyncpg.connect(admin_dsn)
     try:
         await admin.execute(f'CREATE DATABASE "{database}"')

@@ -11,14 +11,17 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 
 from backhaul import metrics
 from backhaul.db import create_pool, migrate
+from backhaul.destinations import DestinationPolicy
 from backhaul.settings import settings
 from oss import (api_users, bulk, callbacks, contracts, device_types, devices, groups, messages, openapi,
                  profiles_api, undelivered, users)
-from oss.auth import CALLER, CredentialCache, authenticate, hash_secret, new_secret
+from oss.auth import CALLER, CredentialCache, authenticate, hash_secret, new_secret, unknown_login_hash
 from oss.bulk_jobs import JobRunner
 from oss.clock import new_id
-from oss.context import CREDENTIALS, JOBS, KEEPALIVE_MIN, POOL
+from oss.context import CREDENTIALS, DESTINATIONS, JOBS, KEEPALIVE_MIN, LOGINS, POOL
 from oss.errors import ApiError, MethodNotAllowed, NotFound, TooManyRequests, json_response
+from oss.http_server import ApiRunner
+from oss.login_throttle import LoginPolicy, LoginThrottle
 from oss.profiles import ADMIN
 from oss.ratelimit import RateLimiter, limit_name, parse_limits, request_key
 from oss.retention import retention_loop
@@ -66,7 +69,7 @@ def guard(limiter: RateLimiter):
     async def middleware(request: web.Request, handler) -> web.StreamResponse:
         if request.path in PUBLIC or not request.path.startswith("/v2/"):
             return await handler(request)
-        who = await authenticate(request.app[POOL], request.app[CREDENTIALS], request)
+        who = await authenticate(request.app[POOL], request.app[CREDENTIALS], request.app[LOGINS], request)
         request[CALLER] = who
         route = route_of(request)
         name = limit_name(request.method, route)
@@ -80,7 +83,9 @@ def guard(limiter: RateLimiter):
 
 
 def create_app(pool: asyncpg.Pool, *, rate_limits: str | None = None, keepalive_min_s: int | None = None,
-               auth_cache_s: float | None = None, bulk_chunk: int | None = None) -> web.Application:
+               auth_cache_s: float | None = None, bulk_chunk: int | None = None,
+               callback_allow_networks: str | None = None, login_policy: LoginPolicy | None = None
+               ) -> web.Application:
     """The API on `pool`; keyword arguments override the settings (tests use them)."""
     conf = settings()
     limiter = RateLimiter(parse_limits(conf.api_rate_limits if rate_limits is None else rate_limits))
@@ -88,7 +93,11 @@ def create_app(pool: asyncpg.Pool, *, rate_limits: str | None = None, keepalive_
     app[POOL] = pool
     app[CREDENTIALS] = CredentialCache(conf.api_auth_cache_s if auth_cache_s is None else auth_cache_s)
     app[KEEPALIVE_MIN] = conf.keepalive_min_s if keepalive_min_s is None else keepalive_min_s
+    app[DESTINATIONS] = DestinationPolicy.parse(conf.callback_allow_networks if callback_allow_networks is None
+                                                else callback_allow_networks)
     app[JOBS] = JobRunner(pool, conf.api_bulk_chunk if bulk_chunk is None else bulk_chunk)
+    app[LOGINS] = LoginThrottle(login_policy or LoginPolicy.from_settings(conf))
+    unknown_login_hash()  # computed now, so the first unknown login costs what every other one does
     for module in RESOURCES:
         app.router.add_routes(module.routes)
         for route in module.routes:
@@ -97,7 +106,20 @@ def create_app(pool: asyncpg.Pool, *, rate_limits: str | None = None, keepalive_
                 app.router.add_route(route.method, path.rstrip("/"), route.handler)
     app.on_startup.append(lambda app: app[JOBS].resume())
     app.on_cleanup.append(lambda app: app[JOBS].close())
+    app.cleanup_ctx.append(release_login_locks)
     return app
+
+
+async def release_login_locks(app: web.Application):
+    """Release (and log) expired login locks every second, even when no request comes."""
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            app[LOGINS].release_expired()
+
+    task = asyncio.create_task(loop())
+    yield
+    task.cancel()
 
 
 async def bootstrap_root(pool: asyncpg.Pool, name: str) -> tuple[str, str, str]:
@@ -121,7 +143,7 @@ async def serve_api(host: str, port: int) -> None:
             await migrate(conn)
         app = create_app(pool)
         app.router.add_get("/metrics", make_aiohttp_handler())
-        runner = web.AppRunner(app, access_log=None)
+        runner = ApiRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, host, port)
         await site.start()

@@ -3,12 +3,17 @@
 Verified credentials are remembered for a short while (in this process) so a
 busy client does not cost one scrypt per request; the cache is keyed by a
 SHA-256 of the credentials, never the secret itself.
+
+Failed logins are throttled (`oss.login_throttle`), and an unknown login costs
+the same as a wrong secret: its secret is verified against a hash no secret
+matches, so the answer's timing does not tell whether a login exists.
 """
 from __future__ import annotations
 
 import asyncio
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import secrets
@@ -18,7 +23,9 @@ from dataclasses import dataclass
 import asyncpg
 from aiohttp import web
 
-from oss.errors import Forbidden, Unauthorized
+from backhaul import metrics
+from oss.errors import Forbidden, TooManyRequests, Unauthorized
+from oss.login_throttle import LoginThrottle, address_key
 from oss.params import OID
 from oss.profiles import perms_of
 
@@ -63,6 +70,12 @@ def verify_secret(secret: str, stored: str) -> bool:
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(computed.hex(), digest)
+
+
+@functools.lru_cache(maxsize=1)
+def unknown_login_hash() -> str:
+    """The hash an unknown login's secret is checked against (same cost as a real one; matches nothing)."""
+    return hash_secret(secrets.token_hex(32))
 
 
 class CredentialCache:
@@ -110,16 +123,25 @@ def _credentials(request: web.Request) -> tuple[str, str]:
     return login, secret
 
 
-async def authenticate(pool: asyncpg.Pool, cache: CredentialCache, request: web.Request) -> Caller:
-    """The Caller behind the request's Basic credentials, or 401."""
+async def authenticate(pool: asyncpg.Pool, cache: CredentialCache, throttle: LoginThrottle,
+                       request: web.Request) -> Caller:
+    """The Caller behind the request's Basic credentials; 401, or 429 while its login or address is locked."""
     login, secret = _credentials(request)
+    address = address_key(request.remote)
+    wait = throttle.retry_after(login, address)
+    if wait is not None:
+        raise TooManyRequests(wait, "Too many failed logins for this login or from this address")
     key = cache.key(login, secret)
     caller = cache.get(key)
     if caller is not None:
         return caller
     row = await pool.fetchrow("SELECT group_id, profile_ids, secret_hash FROM api_users WHERE id = $1", login)
-    if row is None or not await asyncio.to_thread(verify_secret, secret, row["secret_hash"]):
+    stored = row["secret_hash"] if row is not None else unknown_login_hash()
+    if not await asyncio.to_thread(verify_secret, secret, stored) or row is None:
+        throttle.failed(login, address)
+        metrics.API_LOGIN_FAILURES.inc()
         raise Unauthorized("Invalid credentials")
+    throttle.succeeded(login)
     caller = Caller(login, row["group_id"], perms_of(row["profile_ids"]))
     cache.put(key, caller)
     return caller

@@ -15,7 +15,7 @@ from aiohttp import web
 from oss import checks
 from oss.auth import Caller, caller
 from oss.clock import new_id
-from oss.context import pool
+from oss.context import DESTINATIONS, pool
 from oss.device_types import scoped_device_type
 from oss.errors import BadRequest, FieldError, NotFound, json_response
 from oss.params import json_body, oid, q_bool
@@ -56,8 +56,8 @@ def callback_body(r: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
     })
 
 
-def checked(row: dict[str, Any]) -> dict[str, Any]:
-    errors = checks.callback_errors(row)
+def checked(request: web.Request, row: dict[str, Any]) -> dict[str, Any]:
+    errors = checks.callback_errors(row, request.app[DESTINATIONS])
     if errors:
         raise BadRequest(errors)
     return row
@@ -92,7 +92,7 @@ async def create_callback(request: web.Request) -> web.Response:
     row = {COLUMNS[k]: v for k, v in body.items() if k in COLUMNS}
     row.update(id=new_id(), callback_type=body["callbackType"], callback_subtype=subtype)
     row.setdefault("headers", {})
-    checked(row)
+    checked(request, row)
     async with pool(request).acquire() as conn:
         device_type = await scoped_device_type(conn, who, oid(request))
         row["device_type_id"] = device_type["id"]
@@ -116,7 +116,7 @@ async def update_callback(request: web.Request) -> web.Response:
             new_type = body.get("callbackType", old_type)
             changes["callback_type"] = new_type
             changes["callback_subtype"] = db_subtype(new_type, body.get("callbackSubtype", old_subtype))
-        checked({**dict(current), **changes})
+        checked(request, {**dict(current), **changes})
         if changes:
             sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(changes, start=2))
             await conn.execute(f"UPDATE callbacks SET {sets}, updated_at = now() WHERE id = $1",

@@ -97,9 +97,8 @@ class TooManyRequests(ApiError):
     status = 429
     default = "Too many requests"
 
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(f"Too many requests: retry in {retry_after} s",
-                         headers={"Retry-After": str(retry_after)})
+    def __init__(self, retry_after: int, what: str = "Too many requests") -> None:
+        super().__init__(f"{what}: retry in {retry_after} s", headers={"Retry-After": str(retry_after)})
 
 
 class UnsupportedMediaType(ApiError):

@@ -23,6 +23,8 @@ from backhaul.db import create_pool, migrate
 from backhaul.settings import settings
 from oss.app import bootstrap_root, create_app
 from oss.context import JOBS
+from oss.login_throttle import LoginPolicy
+from tests.conftest import LOOPBACK_RECEIVERS
 
 DATABASE = "backhaul_test_api"
 TEST_LIMITS = "device-messages=0/1,device-list=0/1,bulk=0/1,default=0/1"
@@ -112,7 +114,10 @@ _state: dict[str, Any] = {"env": None, "users": 0}
 async def _start() -> ApiEnv:
     dsn = await fresh_database()
     pool = await create_pool(dsn, min_size=2, max_size=10)
-    app = create_app(pool, rate_limits=TEST_LIMITS, keepalive_min_s=60, auth_cache_s=5, bulk_chunk=1000)
+    # Every test client comes from 127.0.0.1: the per-address login throttle is off here
+    # (tests/security/test_login.py runs its own API to test it).
+    app = create_app(pool, rate_limits=TEST_LIMITS, keepalive_min_s=60, auth_cache_s=5, bulk_chunk=1000,
+                     callback_allow_networks=LOOPBACK_RECEIVERS, login_policy=LoginPolicy(address_free_failures=0))
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     session = aiohttp.ClientSession()

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from ingest.simulator import Network
 
 ROOT = Path(__file__).resolve().parent.parent
+# The destination allow-list of every test process and API: the receivers' address, nothing more.
+LOOPBACK_RECEIVERS = "127.0.0.1/32"
 
 
 def _admin_dsn() -> str:
@@ -93,6 +95,8 @@ async def isolated(stack, monkeypatch) -> AsyncIterator[Isolated]:
         "BACKHAUL_TOPIC_PREFIX": f"t{tag}.",
         "BACKHAUL_DATABASE_URL": dsn,
         "BACKHAUL_LOG_LEVEL": "INFO",
+        # Receivers listen on 127.0.0.1: the tests opt in to it explicitly (the default refuses loopback).
+        "BACKHAUL_CALLBACK_ALLOW_NETWORKS": LOOPBACK_RECEIVERS,
     }
     for k, v in env.items():
         monkeypatch.setenv(k, v)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from backhaul.destinations import refusal_of
 from router.templates import redact_url
 from workers.mail import EmailDeliveryError, send_email
 from workers.retry import NON_HTTP_STATUS, classify, is_success, parse_retry_after
@@ -59,7 +60,11 @@ async def _read_upto(content: aiohttp.StreamReader, limit: int) -> bytes:
 async def http_attempt(session: aiohttp.ClientSession, method: str, url: str, headers: dict[str, str],
                        body: bytes | None, auth: aiohttp.BasicAuth | None, timeout_s: float,
                        *, read_limit: int = ANSWER_BYTES) -> Outcome:
-    """Send one request; redirects are not followed (a 3xx is not a success)."""
+    """Send one request; redirects are not followed (a 3xx is not a success).
+
+    A destination the session's rule refuses (see `backhaul.outbound`) is a failed
+    attempt of class `destination`, refused before any connection.
+    """
     started = time.monotonic()
     try:
         async with session.request(method, url, data=body, headers=headers, auth=auth,
@@ -75,7 +80,11 @@ async def http_attempt(session: aiohttp.ClientSession, method: str, url: str, he
     except asyncio.CancelledError:
         raise
     except Exception as exc:
-        reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        refusal = refusal_of(exc)
+        if refusal is not None:
+            reason = f"destination refused: {refusal.reason}"
+        else:
+            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         return failed(redact_url(reason), classify(None, exc), (time.monotonic() - started) * 1000)
 
 

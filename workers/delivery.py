@@ -25,6 +25,16 @@ callback and go as one request. Their `webhook-id` is derived from the
 member deliveries, and members that fail together are given the same
 jittered delay, so a retried batch comes back whole, with the same id.
 
+Every HTTP request (URL, BATCH_URL, BIDIR) goes through
+`backhaul.outbound.callback_session`: a destination the rule of
+`backhaul.destinations` refuses (a literal address, a forbidden name, or a
+name that now resolves only to refused addresses) fails the attempt with
+error class `destination` before any connection is opened. It is recorded
+and retried like any failure (the name may be pointed back, the operator may
+allow the network) and ends in the undelivered list, but it does not count
+against the endpoint's circuit breaker: the endpoint did not fail, our rule
+stopped the request.
+
 BIDIR deliveries that carry `downlink` read the answer on the first attempt
 only, within `downlink_answer_s` of the uplink; DIRECT deliveries carry the
 rendered downlink and call nothing. Both pass `DownlinkGate` (contract and
@@ -48,6 +58,7 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 from backhaul import metrics
 from backhaul.configview import ConfigView
 from backhaul.kafka import Out, make_consumer, make_producer, send_all
+from backhaul.outbound import callback_session
 from backhaul.settings import settings
 from router.compiled import CompiledCallbacks
 from router.templates import TemplateError, render_batch
@@ -64,7 +75,8 @@ from workers.signing import signature_headers
 
 log = logging.getLogger(__name__)
 
-# Failures that say the endpoint is unwell (a 4xx says the request was wrong).
+# Failures that say the endpoint is unwell (a 4xx says the request was wrong). A refused
+# destination ("destination") is our rule, not the endpoint failing: it does not open the circuit.
 BREAKER_FAILURES = frozenset({"timeout", "connect", "tls", "dns", "http_5xx", "http_429"})
 # An endpoint whose requests take this long (moving average) is slow: under load its share shrinks.
 SLOW_S = 1.0
@@ -107,9 +119,7 @@ class DeliveryWorker:
 
     # Loop ----------------------------------------------------------------
     async def run(self) -> None:
-        self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=60),
-            auto_decompress=True, raise_for_status=False)
+        self.session = callback_session()
         self.producer = make_producer()
         await self.producer.start()
         self.consumer = make_consumer(group=topic("backhaul-delivery"), max_poll_records=2000)

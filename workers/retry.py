@@ -10,8 +10,9 @@ Choices:
   `MAX_RETRY_AFTER_S` (1 hour) so that a receiver cannot park a delivery for
   days. It never adds attempts: exhaustion is decided by the schedule alone.
   Jitter is not applied to a Retry-After: the receiver named its time.
-- Failures that carry no HTTP status (timeout, connection, TLS, DNS) are
-  recorded with status `NON_HTTP_STATUS` (600), as Sigfox does.
+- Failures that carry no HTTP status (timeout, connection, TLS, DNS, a
+  destination the rule of `backhaul.destinations` refuses) are recorded with
+  status `NON_HTTP_STATUS` (600), as Sigfox does.
 """
 from __future__ import annotations
 
@@ -27,12 +28,15 @@ from email.utils import parsedate_to_datetime
 import aiohttp
 from aiohttp.http_exceptions import HttpProcessingError
 
+from backhaul.destinations import refusal_of
+
 NON_HTTP_STATUS = 600
 MAX_RETRY_AFTER_S = 3600.0
 
 # Every value classify() can return; bounded, so fit for metric labels.
 ERROR_CLASSES = (
-    "ok", "http_4xx", "http_5xx", "http_429", "timeout", "connect", "tls", "dns", "invalid_answer", "other",
+    "ok", "http_4xx", "http_5xx", "http_429", "timeout", "connect", "tls", "dns", "invalid_answer", "destination",
+    "other",
 )
 
 
@@ -125,6 +129,8 @@ def classify(status: int | None, exc: BaseException | None) -> str:
 
 
 def _classify_exception(exc: BaseException) -> str:
+    if refusal_of(exc) is not None:
+        return "destination"  # the destination rule refused it before any connection
     # Order matters: aiohttp's TLS and DNS errors are connector errors, and
     # its timeouts are connection errors too.
     if isinstance(exc, (aiohttp.ClientSSLError, aiohttp.ServerFingerprintMismatch, ssl.SSLError)):

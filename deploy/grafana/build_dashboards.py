@@ -296,6 +296,13 @@ def keepalive_and_api() -> dict[str, Any]:
             timeseries("API 429 by route", "reqps", targets(
                 (rate("backhaul_api_rate_limited_total", "route"), "{{route}}"),
             )),
+            timeseries("Failed logins and lockouts", "cps", targets(
+                (rate("backhaul_api_login_failures_total"), "failed logins"),
+                (rate("backhaul_api_login_lockouts_total", "scope"), "lockouts ({{scope}})"),
+            ), "Wrong secrets and unknown logins; locks of a login or a client address after too many."),
+            timeseries("Locked logins and addresses", "short", targets(
+                ("sum by (scope) (backhaul_api_login_locked)", "{{scope}}"),
+            ), "Logins and client addresses locked now (their requests are answered 429)."),
         ]),
         *row("Configuration and store", [
             timeseries("Configuration propagation latency", "s", targets(
