@@ -1,4 +1,5 @@
-"""The `backhaul` command: up, down, status, worker, api, simulate, demo-receiver, migrate, replay, bench."""
+"""The `backhaul` command: up, down, status, worker, api, simulate, demo-receiver, migrate, replay, bench,
+secret-key, rotate-secrets."""
 from __future__ import annotations
 
 import argparse
@@ -11,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 from backhaul.logs import setup_logging
+from backhaul.secretbox import SealedSecretError, SecretKeyError
 from backhaul.settings import settings
 
 DEMO_PROCESSES = [
@@ -74,6 +76,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 1
     print("== starting the local stack (Kafka, PostgreSQL)", flush=True)
     processes.stack("start")
+    if not (s.secret_keys or s.secret_key_file):
+        from backhaul.secretbox import ensure_dev_key_file
+        print(f"== development key for callback secrets: {ensure_dev_key_file()}", flush=True)
     print("== migrating the database, creating topics, registering the demo network", flush=True)
     creds = _asyncio_run(_prepare_demo(args))
     print("== starting workers, API and demo receiver", flush=True)
@@ -291,6 +296,34 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_secret_key(args: argparse.Namespace) -> int:
+    from backhaul.secretbox import new_key
+
+    print(new_key())
+    return 0
+
+
+def cmd_rotate_secrets(args: argparse.Namespace) -> int:
+    """Seal every stored callback secret again with the first configured key."""
+    from backhaul import db
+    from backhaul.callback_secrets import reseal_all
+    from backhaul.secretbox import keyring
+
+    box = keyring()
+
+    async def main() -> int:
+        conn = await db.connect()
+        try:
+            await db.migrate(conn)
+            return await reseal_all(conn, box)
+        finally:
+            await conn.close()
+
+    count = _asyncio_run(main())
+    print(f"re-sealed the secrets of {count} callbacks with the first of the {box.size} key(s) from {box.source}")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from bench.run import main as bench_main
 
@@ -357,6 +390,11 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--before", type=int, help="epoch ms")
     rp.set_defaults(func=cmd_replay)
 
+    sub.add_parser("secret-key", help="print a new random key for BACKHAUL_SECRET_KEYS or a key file"
+                   ).set_defaults(func=cmd_secret_key)
+    sub.add_parser("rotate-secrets", help="seal every stored callback secret again with the first configured key "
+                                          "(README: Secrets)").set_defaults(func=cmd_rotate_secrets)
+
     b = sub.add_parser("bench", help="benchmark the whole pipeline (see bench/README)", add_help=False)
     b.add_argument("rest", nargs=argparse.REMAINDER)
     b.set_defaults(func=cmd_bench)
@@ -370,7 +408,11 @@ def main(argv: list[str] | None = None) -> int:
         from bench.run import main as bench_main
         return bench_main(argv[1:])
     args = build_parser().parse_args(argv)
-    return args.func(args) or 0
+    try:
+        return args.func(args) or 0
+    except (SecretKeyError, SealedSecretError) as exc:
+        print(f"backhaul {args.command}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

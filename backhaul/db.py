@@ -2,16 +2,22 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from importlib import resources
 
 import asyncpg
 
+from backhaul.callback_secrets import seal_clear_rows
 from backhaul.settings import settings
 
 log = logging.getLogger(__name__)
 
 # Any constant works; it only has to be the same for every process that migrates.
 _MIGRATION_LOCK = 0x6261636B
+# Steps SQL cannot do (sealing needs the operator's key), run right after their file, in its transaction.
+DATA_STEPS: dict[str, Callable[[asyncpg.Connection], Awaitable[None]]] = {
+    "005_sealed_secrets.sql": seal_clear_rows,
+}
 
 
 def migration_files() -> list[tuple[str, str]]:
@@ -36,6 +42,8 @@ async def migrate(conn: asyncpg.Connection) -> list[str]:
                 continue
             async with conn.transaction():
                 await conn.execute(sql)
+                if name in DATA_STEPS:
+                    await DATA_STEPS[name](conn)
                 await conn.execute("INSERT INTO schema_migrations(name) VALUES ($1)", name)
             log.info("migration applied", extra={"migration": name})
             applied_now.append(name)

@@ -63,6 +63,9 @@ async def run_roles(roles: list[str], *, metrics_port: int | None = None,
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):
             pass
+    if "delivery" in roles:
+        from backhaul.secretbox import keyring
+        keyring()  # the worker that opens callback secrets refuses to start without its key
     await ensure_topics()
     pool = None
     if {"delivery", "store"} & set(roles):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -113,6 +113,11 @@ class Settings:
 
     log_level: str = "INFO"
 
+    # Keys that seal stored secrets (backhaul.secretbox): comma-separated, the first seals, all open.
+    # Never shown (repr=False). Without them, `secret_key_file`; without that, <state_dir>/secret-keys.
+    secret_keys: str = field(default="", repr=False)
+    secret_key_file: str = ""
+
     # Operations support API
     keepalive_min_s: int = 1800
     api_auth_cache_s: float = 30.0
@@ -176,6 +181,8 @@ class Settings:
             smtp_host=_env("BACKHAUL_SMTP_HOST", "127.0.0.1"),
             smtp_port=_env_int("BACKHAUL_SMTP_PORT", 8025),
             log_level=_env("BACKHAUL_LOG_LEVEL", "INFO"),
+            secret_keys=_env("BACKHAUL_SECRET_KEYS", ""),
+            secret_key_file=_env("BACKHAUL_SECRET_KEY_FILE", ""),
             keepalive_min_s=_env_int("BACKHAUL_KEEPALIVE_MIN_S", 1800),
             api_auth_cache_s=_env_float("BACKHAUL_API_AUTH_CACHE_S", 30.0),
             api_rate_limits=_env("BACKHAUL_API_RATE_LIMITS", ""),

@@ -19,6 +19,7 @@ import asyncpg
 from backhaul import db
 from backhaul import settings as settings_module
 from backhaul.kafka import ensure_topics, make_admin
+from backhaul.secretbox import ensure_dev_key_file
 from backhaul.settings import settings
 
 
@@ -41,6 +42,8 @@ def with_database(dsn: str, database: str) -> str:
 async def sandbox(extra_env: dict[str, str] | None = None, *, keep: bool = False) -> AsyncIterator[Sandbox]:
     """Create a prefix and a database, migrate, create topics; remove them afterwards unless `keep`."""
     tag = uuid.uuid4().hex[:8]
+    if not (settings().secret_keys or settings().secret_key_file):
+        ensure_dev_key_file()  # the delivery workers refuse to start without a key (development tooling makes one)
     base_dsn = settings().database_url
     admin_dsn = with_database(base_dsn, "postgres")
     database = f"bh_bench_{tag}"

@@ -12,6 +12,7 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 from backhaul import metrics
 from backhaul.db import create_pool, migrate
 from backhaul.destinations import DestinationPolicy
+from backhaul.secretbox import keyring
 from backhaul.settings import settings
 from oss import (api_users, bulk, callbacks, contracts, device_types, devices, groups, messages, openapi,
                  profiles_api, undelivered, users)
@@ -137,6 +138,7 @@ async def bootstrap_root(pool: asyncpg.Pool, name: str) -> tuple[str, str, str]:
 async def serve_api(host: str, port: int) -> None:
     """Migrate, then serve the API (and /metrics) until cancelled."""
     conf = settings()
+    keyring()  # the API seals callback secrets: refuse to start without the key
     pool = await create_pool(conf.database_url)
     try:
         async with pool.acquire() as conn:

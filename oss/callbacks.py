@@ -4,6 +4,10 @@ API v2 numbers (callbackType, callbackSubtype) differently from our tables:
 DATA (0) UPLINK (2) / BIDIR (3); SERVICE (1) STATUS (0), ACKNOWLEDGE (4),
 REPEATER (5), DATA_ADVANCED (6); ERROR (2). Backhaul adds EVENT (3) for the
 device events of section 4. GEOLOC (1/1) is deprecated and refused, as Sigfox does.
+
+Secrets (URL credentials, secret headers, the signing secret) are write-only
+and sealed before they are stored: see `oss.secret_fields` for how they are
+shown, kept, replaced and removed.
 """
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from backhaul.secretbox import keyring
 from oss import checks
 from oss.auth import Caller, caller
 from oss.clock import new_id
@@ -19,6 +24,7 @@ from oss.context import DESTINATIONS, pool
 from oss.device_types import scoped_device_type
 from oss.errors import BadRequest, FieldError, NotFound, json_response
 from oss.params import json_body, oid, q_bool
+from oss.secret_fields import SecretParts, parts_for_create, parts_for_update, shown
 from oss.shape import compact
 from oss.validate import validated
 
@@ -44,23 +50,29 @@ def db_subtype(callback_type: int, callback_subtype: int | None) -> int:
     return TO_DB[(callback_type, callback_subtype)]
 
 
-def callback_body(r: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
+def callback_body(r: asyncpg.Record | dict[str, Any], *, writer: bool) -> dict[str, Any]:
+    """The v2 shape; secrets masked for `writer`s (callbacks:write), left out for the others."""
     callback_type, callback_subtype = FROM_DB.get(r["callback_subtype"], (r["callback_type"], None))
+    secret = shown(r, writer=writer)
     return compact({
         "id": r["id"], "channel": r["channel"], "callbackType": callback_type, "callbackSubtype": callback_subtype,
-        "payloadConfig": r["payload_config"], "enabled": r["enabled"], "dead": r["dead"], "url": r["url"],
+        "payloadConfig": r["payload_config"], "enabled": r["enabled"], "dead": r["dead"], "url": secret["url"],
         "httpMethod": r["http_method"], "downlinkHook": r["downlink_hook"] if r["channel"] != "EMAIL" else None,
-        "headers": r["headers"] if r["channel"] == "URL" else None, "sendSni": r["send_sni"],
+        "headers": secret["headers"] if r["channel"] == "URL" else None, "sendSni": r["send_sni"],
         "bodyTemplate": r["body_template"], "contentType": r["content_type"], "linePattern": r["line_pattern"],
         "recipient": r["recipient"], "subject": r["subject"], "message": r["message"],
+        "signingSecret": secret["signingSecret"],
     })
 
 
-def checked(request: web.Request, row: dict[str, Any]) -> dict[str, Any]:
-    errors = checks.callback_errors(row, request.app[DESTINATIONS])
+def checked(request: web.Request, row: dict[str, Any], parts: SecretParts) -> dict[str, Any]:
+    """`row` with its sealed secret columns, once the whole callback (secrets and destination included)
+    passes the checks."""
+    errors = checks.callback_errors(parts.checked_row(row), request.app[DESTINATIONS]) + \
+        parts.conflicts(row.get("channel") or "URL")
     if errors:
         raise BadRequest(errors)
-    return row
+    return {**row, **parts.columns(keyring())}
 
 
 async def scoped_callback(conn: asyncpg.Connection, who: Caller, request: web.Request) -> asyncpg.Record:
@@ -80,7 +92,7 @@ async def list_callbacks(request: web.Request) -> web.Response:
         device_type = await scoped_device_type(conn, who, oid(request))
         rows = await conn.fetch("SELECT * FROM callbacks WHERE device_type_id = $1 ORDER BY created_at, id",
                                 device_type["id"])
-    return json_response({"data": [callback_body(r) for r in rows]})
+    return json_response({"data": [callback_body(r, writer=who.can("callbacks", write=True)) for r in rows]})
 
 
 @routes.post("/v2/device-types/{id}/callbacks")
@@ -92,13 +104,17 @@ async def create_callback(request: web.Request) -> web.Response:
     row = {COLUMNS[k]: v for k, v in body.items() if k in COLUMNS}
     row.update(id=new_id(), callback_type=body["callbackType"], callback_subtype=subtype)
     row.setdefault("headers", {})
-    checked(request, row)
+    parts = parts_for_create(body, row)
+    row = checked(request, row, parts)
     async with pool(request).acquire() as conn:
         device_type = await scoped_device_type(conn, who, oid(request))
         row["device_type_id"] = device_type["id"]
         await conn.execute(f"INSERT INTO callbacks({', '.join(row)}) "
                            f"VALUES ({', '.join(f'${i}' for i in range(1, len(row) + 1))})", *row.values())
-    return json_response({"id": row["id"]}, 201)
+    answer = {"id": row["id"]}
+    if parts.generated:
+        answer["signingSecret"] = parts.generated  # shown this once
+    return json_response(answer, 201)
 
 
 @routes.put("/v2/device-types/{id}/callbacks/{callbackId}")
@@ -107,8 +123,6 @@ async def update_callback(request: web.Request) -> web.Response:
     who.require("callbacks", write=True)
     body = validated(await json_body(request), "updateCallback")
     changes = {COLUMNS[k]: v for k, v in body.items() if k in COLUMNS}
-    if changes.get("headers", ...) is None:
-        changes["headers"] = {}
     async with pool(request).acquire() as conn, conn.transaction():
         current = await scoped_callback(conn, who, request)
         if "callbackType" in body or "callbackSubtype" in body:
@@ -116,11 +130,14 @@ async def update_callback(request: web.Request) -> web.Response:
             new_type = body.get("callbackType", old_type)
             changes["callback_type"] = new_type
             changes["callback_subtype"] = db_subtype(new_type, body.get("callbackSubtype", old_subtype))
-        checked(request, {**dict(current), **changes})
-        if changes:
-            sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(changes, start=2))
-            await conn.execute(f"UPDATE callbacks SET {sets}, updated_at = now() WHERE id = $1",
-                               current["id"], *changes.values())
+        parts = parts_for_update(body, changes, current)
+        merged = checked(request, {**dict(current), **changes}, parts)
+        changes.update({column: merged[column] for column in ("url_credentials", "secret_headers", "signing_secret")})
+        sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(changes, start=2))
+        await conn.execute(f"UPDATE callbacks SET {sets}, updated_at = now() WHERE id = $1",
+                           current["id"], *changes.values())
+    if parts.generated:
+        return json_response({"signingSecret": parts.generated})  # shown this once
     return web.Response(status=204)
 
 

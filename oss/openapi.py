@@ -82,8 +82,16 @@ CALLBACK_COMMON = dict(channel=S(enum=["URL", "BATCH_URL", "EMAIL"]),
                            "DATA: 2 UPLINK, 3 BIDIR; SERVICE: 0 STATUS, 4 ACKNOWLEDGE, 5 REPEATER, "
                            "6 DATA_ADVANCED (1 GEOLOC is deprecated); none for ERROR and EVENT")),
                        payloadConfig=S(0, 2000), enabled=B)
-HTTP = dict(url=S(1, 2000), httpMethod=S(enum=["GET", "PUT", "POST"]),
-            headers=O(**{}) | {"additionalProperties": S(0, 1000)})
+SECRETS_NOTE = ("Secrets are write-only (oss.secret_fields): URL credentials (user:password@), secret headers "
+                "(Authorization, Cookie, names holding auth, key, token, secret, signature, password, passwd, "
+                "credential, session or cookie) and the signing secret are sealed at rest and read back masked "
+                "(********) by callers that may write callbacks, not at all by the others.")
+SIGNING = S(0, 200, description='Standard Webhooks secret: whsec_ + base64 of 24 to 64 random bytes, or "generate" '
+                                "(the answer shows the generated secret once). Write-only.")
+HTTP = dict(url=S(1, 2000, description="may carry user:password@ (sent as Basic auth; write-only)"),
+            httpMethod=S(enum=["GET", "PUT", "POST"]),
+            headers=O(**{}) | {"additionalProperties": S(0, 1000), "description": SECRETS_NOTE},
+            signingSecret=SIGNING)
 DEVICE_EDIT = dict(name=S(1, 100), activable=B, automaticRenewal=B, lat=nullable(LAT), lng=nullable(LNG),
                    productCertificate=nullable(CERT), prototype=B)
 JOB_ERROR = O(entity=S(), row=I(description="line (CSV) or 1-based index (JSON) of the row"), field=S(),
@@ -168,15 +176,28 @@ SCHEMAS: dict[str, Any] = {
                            "URL": "#/components/schemas/createUrlCallback",
                            "BATCH_URL": "#/components/schemas/createBatchUrlCallback",
                            "EMAIL": "#/components/schemas/createEmailCallback"}}},
-    "updateCallback": O(**{**CALLBACK_COMMON, "payloadConfig": nullable(S(0, 2000))}, url=S(1, 2000),
+    "updateCallback": O(**{**CALLBACK_COMMON, "payloadConfig": nullable(S(0, 2000))},
+                        url=S(1, 2000, description="credentials left out are kept on the same host; ********@ keeps "
+                                                   "them too"),
+                        urlCredentials=nullable(S(enum=["********"], description=(
+                            "null removes the URL's credentials; ******** keeps them"))),
+                        signingSecret=nullable(S(0, 200, description=(
+                            'null removes it, whsec_******** keeps it, "generate" makes a new one (answered '
+                            "once, status 200), or a whsec_ secret"))),
                         httpMethod=S(enum=["GET", "PUT", "POST"]),
-                        headers=nullable(O() | {"additionalProperties": S(0, 1000)}), sendSni=B,
+                        headers=nullable(O() | {"additionalProperties": nullable(S(0, 1000)), "description": (
+                            "replaces the clear headers; a secret header left out is kept, ******** keeps it, "
+                            "null removes it; headers: null removes every header")}), sendSni=B,
                         bodyTemplate=nullable(S(0, 10000)), contentType=nullable(S(0, 100)),
                         linePattern=nullable(S(0, 2000)), recipient=S(1, 500), subject=nullable(S(0, 500)),
                         message=nullable(S(0, 10000))),
     "callback": O(id=S(), channel=S(), callbackType=I(), callbackSubtype=I(), payloadConfig=S(), enabled=B,
-                  dead=B, url=S(), httpMethod=S(), downlinkHook=B, headers=O(), sendSni=B, bodyTemplate=S(),
-                  contentType=S(), linePattern=S(), recipient=S(), subject=S(), message=S()),
+                  dead=B, url=S(description="credentials shown as ********@ to writers, left out for readers"),
+                  httpMethod=S(), downlinkHook=B, headers=O(description=SECRETS_NOTE), sendSni=B,
+                  bodyTemplate=S(), contentType=S(), linePattern=S(), recipient=S(), subject=S(), message=S(),
+                  signingSecret=S(description="whsec_******** when the callback signs (writers only)")),
+    "callbackCreated": O(id=S(), signingSecret=S(description='the secret made for "generate", shown this once')),
+    "signingSecretCreated": O(signingSecret=S(description="the new secret, shown this once")),
     "deviceCreationJob": O(("id", "name", "pac", "deviceTypeId"), id=DEVICE_ID, name=S(1, 100), pac=PAC,
                            deviceTypeId=OID, activable=B, automaticRenewal=B, lat=LAT, lng=LNG,
                            productCertificate=CERT, prototype=B),
@@ -382,9 +403,10 @@ def paths() -> dict[str, Any]:
                                                    tag=t)},
         "/device-types/{id}/callbacks": {
             "get": op("Callbacks of a device type", ok(200, O(data=A(R("callback")))), [ID], tag=cb),
-            "post": op("Create a callback", created, [ID], "createCallback", tag=cb)},
+            "post": op("Create a callback", ok(201, R("callbackCreated")), [ID], "createCallback", tag=cb)},
         "/device-types/{id}/callbacks/{callbackId}": {
-            "put": op("Update a callback", no, [ID, path("callbackId")], "updateCallback", tag=cb),
+            "put": op("Update a callback", {**no, **ok(200, R("signingSecretCreated"), 'signingSecret "generate"')},
+                      [ID, path("callbackId")], "updateCallback", tag=cb),
             "delete": op("Delete a callback", no, [ID, path("callbackId")], tag=cb)},
         "/device-types/{id}/callbacks/{callbackId}/enable": {"put": op(
             "Enable or disable a callback (enabling clears `dead`)", no,

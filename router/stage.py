@@ -6,6 +6,9 @@ each request once (URL, headers, body; e-mail fields; batch lines are
 rendered by the batching worker from the variables) and publishes one
 delivery per callback with a stable id: `<record id>/<callback id>`.
 A request that cannot be rendered becomes a failed attempt with its reason.
+The router sees no secret: URL credentials, secret headers and signing
+secrets stay sealed in the configuration (`backhaul.callback_secrets`) and
+the delivery worker adds them at send time, so `deliveries` holds none.
 
 An uplink that asks for a downlink (`ack`) is routed by its device type
 (`workers.downlink.downlink_route`): in CALLBACK mode the downlink callback's
@@ -112,10 +115,11 @@ class RouterStage(Stage):
                     raise TemplateError("callback", None, "callback could not be compiled")
                 if cb["channel"] == "URL":
                     req = render_request(compiled, cb_vars)
+                    # No secret here: the configuration holds them sealed; the delivery worker adds them.
                     delivery["request"] = {
                         "method": req.method, "url": req.url, "headers": req.headers,
                         "body": req.body.decode() if req.body is not None else None,
-                        "contentType": req.content_type, "auth": list(req.basic_auth) if req.basic_auth else None,
+                        "contentType": req.content_type,
                     }
                 elif cb["channel"] == "EMAIL":
                     recipient, subject, body = render_email(compiled, cb_vars)

@@ -37,10 +37,11 @@ import difflib
 import re
 from dataclasses import dataclass, field as dc_field
 from typing import Any, Callable, Mapping
-from urllib.parse import quote, quote_plus, unquote, urlsplit
+from urllib.parse import quote, quote_plus, urlsplit
 
 import orjson
 
+from backhaul.callback_secrets import authority_span, basic_auth, redact_url
 from router.variables import CUSTOM_DATA_KINDS, CUSTOM_DATA_PREFIX, VARIABLES, allowed, sample
 
 CHANNELS = ("URL", "BATCH_URL", "EMAIL")
@@ -310,27 +311,6 @@ def validate_json_body(text: str, kind: str) -> Template:
     return template
 
 
-def _authority(url: str) -> tuple[int, int]:
-    """Start and end of the authority (`user:pass@host:port`), or (-1, -1) without `://`."""
-    sep = url.find("://")
-    if sep < 0:
-        return -1, -1
-    start = sep + 3
-    end = len(url)
-    for stop in "/?#":
-        at = url.find(stop, start, end)
-        if at >= 0:
-            end = at
-    return start, end
-
-
-def redact_url(url: str) -> str:
-    """`url` without its userinfo (`user:pass@`); safe to log."""
-    start, end = _authority(url)
-    at = url.rfind("@", start, end) if start >= 0 else -1
-    return url if at < 0 else url[:start] + url[at + 1:]
-
-
 @dataclass(repr=False)
 class CallbackSpec:
     """A callback as the router sees it.
@@ -411,7 +391,7 @@ def _split_url(text: str | None) -> tuple[str, tuple[str, str] | None]:
     bad = _URL_BAD.search(text)
     if bad:
         raise TemplateError("url", bad.start(), "whitespace and control characters are not allowed in a URL")
-    start, end = _authority(text)
+    start, end = authority_span(text)
     if start < 3 or not _SCHEME.fullmatch(text[:start - 3]):
         raise TemplateError("url", 0, "must be an absolute http:// or https:// URL")
     scheme = text[:start - 3].lower()
@@ -435,8 +415,7 @@ def _split_url(text: str | None) -> tuple[str, tuple[str, str] | None]:
     redacted = text[:start] + text[host_at:]
     if not userinfo:
         return redacted, None
-    user, _, password = userinfo.partition(":")
-    return redacted, (unquote(user), unquote(password))
+    return redacted, basic_auth(userinfo)
 
 
 def _header_templates(spec: CallbackSpec, batch: bool) -> tuple[tuple[str, Template], ...]:

@@ -52,6 +52,18 @@ def _port_open(host: str, port: int) -> bool:
     return False
 
 
+@pytest.fixture(scope="session", autouse=True)
+def secret_key() -> Path | None:
+    """The development key that seals callback secrets, as `backhaul up` makes it (.local, mode 600);
+    worker subprocesses find it there too. None when the environment gives the keys."""
+    from backhaul.secretbox import dev_key_file, ensure_dev_key_file
+
+    conf = settings_module.Settings.from_env()
+    if conf.secret_keys or conf.secret_key_file:
+        return None
+    return ensure_dev_key_file(dev_key_file(conf))
+
+
 @pytest.fixture(scope="session")
 def stack() -> None:
     """Kafka and PostgreSQL must be up (./scripts/test starts them)."""

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from backhaul.callback_secrets import redact_url
 from backhaul.destinations import refusal_of
-from router.templates import redact_url
 from workers.mail import EmailDeliveryError, send_email
 from workers.retry import NON_HTTP_STATUS, classify, is_success, parse_retry_after
 

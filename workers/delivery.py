@@ -20,6 +20,14 @@ result is marked dead and carries the delivery, for the undelivered list and
 replay, and the device type's alertEmail is told (at most once per
 `alert_every_s` per device type and callback).
 
+Deliveries carry no secret. At send time the worker opens the callback's
+sealed URL credentials (sent as Basic auth), secret headers and signing
+secret from its configuration view (`workers.credentials`); a callback that
+is gone, or whose secrets no configured key opens, fails the attempt. Every
+request carries `webhook-id` (the delivery id, or `webhookId` of a replay),
+signed ones also `webhook-timestamp` and `webhook-signature`. Attempt texts
+built from exceptions are scrubbed of the secrets before they are recorded.
+
 BATCH_URL deliveries wait `batch_window_s` from the first one of their
 callback and go as one request. Their `webhook-id` is derived from the
 member deliveries, and members that fail together are given the same
@@ -59,6 +67,7 @@ from backhaul import metrics
 from backhaul.configview import ConfigView
 from backhaul.kafka import Out, make_consumer, make_producer, send_all
 from backhaul.outbound import callback_session
+from backhaul.secretbox import SealedSecretError
 from backhaul.settings import settings
 from router.compiled import CompiledCallbacks
 from router.templates import TemplateError, render_batch
@@ -66,6 +75,7 @@ from schemas.topics import DELIVERIES, DELIVERY_RESULTS, DEVICE_EVENTS, DOWNLINK
 from workers import downlink as dl
 from workers.attempt import DOWNLINK_ANSWER_BYTES, Outcome, email_attempt, failed, http_attempt
 from workers.bulkhead import Endpoint, EndpointRegistry, endpoint_key
+from workers.credentials import CallbackCredentials, SendSecrets
 from workers.downlink_gate import DownlinkGate
 from workers.mail import AlertLimiter, EmailDeliveryError, send_email
 from workers.offsets import OffsetTracker
@@ -94,6 +104,7 @@ class DeliveryWorker:
         self.store = store
         self.gate = DownlinkGate(store.pool, view, s.daily_downlink_quota)
         self.compiled = CompiledCallbacks(view)
+        self.credentials = CallbackCredentials()
         self.registry = EndpointRegistry(s.endpoint_concurrency, s.endpoint_rate_per_s, s.endpoint_burst,
                                          s.breaker_failures, s.breaker_open_s)
         self.tracker = OffsetTracker()
@@ -292,24 +303,48 @@ class DeliveryWorker:
             return min(self.settings.callback_timeout_s, self.settings.downlink_answer_s)
         return self.settings.callback_timeout_s
 
+    def _secrets(self, cb: dict | None, variables: dict) -> tuple[SendSecrets, dict[str, str]] | Outcome:
+        """The callback's opened secrets and its secret headers for these variables, or the failed
+        attempt saying why they cannot be had (the callback is gone, no key opens them, a header
+        would be injected)."""
+        if not cb:
+            return failed("callback no longer exists")
+        try:
+            secrets = self.credentials.get(cb)
+            return secrets, secrets.headers(variables)
+        except SealedSecretError as exc:
+            return failed(f"callback secrets: {exc}")
+        except TemplateError as exc:
+            return failed(str(exc), "render")
+
     async def _send_http(self, delivery: dict, cb: dict, attempts: int) -> Outcome:
         req = delivery["request"]
+        opened = self._secrets(cb, delivery.get("variables") or {})
+        if isinstance(opened, Outcome):
+            return opened
+        secrets, secret_headers = opened
         body = req["body"].encode() if req.get("body") is not None else None
-        return await self._http(req["method"], req["url"], req.get("headers") or {}, body, req.get("contentType"),
-                                req.get("auth"), cb.get("signing_secret"), delivery.get("webhookId") or delivery["id"],
+        return await self._http(req["method"], req["url"], {**(req.get("headers") or {}), **secret_headers}, body,
+                                req.get("contentType"), secrets, delivery.get("webhookId") or delivery["id"],
                                 self._timeout(delivery, attempts), downlink=bool(delivery.get("downlink")))
 
     async def _http(self, method: str, url: str, headers: dict[str, str], body: bytes | None,
-                    content_type: str | None, auth: list[str] | tuple[str, str] | None, secret: str | None,
-                    webhook_id: str, timeout_s: float, *, downlink: bool = False) -> Outcome:
+                    content_type: str | None, secrets: SendSecrets, webhook_id: str, timeout_s: float, *,
+                    downlink: bool = False) -> Outcome:
+        """One attempt; every request carries `webhook-id` (the same on every retry and replay), signed
+        ones also webhook-timestamp and webhook-signature."""
         headers = dict(headers)
         if body is not None and content_type:
             headers.setdefault("Content-Type", content_type)
-        if secret:
-            headers.update(signature_headers(secret, webhook_id, body or b""))
-        return await http_attempt(self.session, method, url, headers, body,
-                                  aiohttp.BasicAuth(*auth) if auth else None, timeout_s,
-                                  read_limit=DOWNLINK_ANSWER_BYTES if downlink else 0)
+        if secrets.signing_secret:
+            headers.update(signature_headers(secrets.signing_secret, webhook_id, body or b""))
+        else:
+            headers["webhook-id"] = webhook_id
+        auth = aiohttp.BasicAuth(*secrets.basic_auth) if secrets.basic_auth else None
+        outcome = await http_attempt(self.session, method, url, headers, body, auth, timeout_s,
+                                     read_limit=DOWNLINK_ANSWER_BYTES if downlink else 0)
+        outcome.info = secrets.scrub(outcome.info)
+        return outcome
 
     async def _send_email(self, delivery: dict) -> Outcome:
         mail = delivery["email"]
@@ -339,6 +374,7 @@ class DeliveryWorker:
             cb = self.view.callbacks.get(callback_id)
             compiled = self.compiled.get(cb) if cb else None
             request = None
+            outcome: Outcome | None = None
             if compiled is None:
                 outcome = failed("callback no longer exists or does not compile")
             else:
@@ -347,21 +383,26 @@ class DeliveryWorker:
                 except TemplateError as exc:
                     outcome = failed(str(exc))
                 else:
-                    request = {"method": req.method, "url": req.url, "headers": req.headers,
-                               "contentType": req.content_type,
-                               "body": req.body.decode() if req.body is not None else None}
-                    endpoint = self.registry.get(endpoint_key(req.url), concurrency=cb.get("concurrency"),
-                                                 rate=cb.get("rate_per_s"))
-                    downlink = any(d.get("downlink") and a == 0 for d, a, _ in members)
-                    timeout = min(self._timeout(d, a) for d, a, _ in members)
-                    outcome = await self._call(endpoint, lambda: self._http(
-                        req.method, req.url, req.headers, req.body, req.content_type, req.basic_auth,
-                        cb.get("signing_secret"), batch_id, timeout, downlink=downlink))
-                    if outcome is None:
-                        delay = self._park_delay(endpoint)
-                        for d, attempts, _ in members:
-                            await self.store.schedule(d, attempts, delay)
-                        return
+                    opened = self._secrets(cb, {})  # batch header values hold no variables
+                    if isinstance(opened, Outcome):
+                        outcome = opened
+            if outcome is None:
+                secrets, secret_headers = opened
+                request = {"method": req.method, "url": req.url, "headers": req.headers,
+                           "contentType": req.content_type,
+                           "body": req.body.decode() if req.body is not None else None}
+                endpoint = self.registry.get(endpoint_key(req.url), concurrency=cb.get("concurrency"),
+                                             rate=cb.get("rate_per_s"))
+                downlink = any(d.get("downlink") and a == 0 for d, a, _ in members)
+                timeout = min(self._timeout(d, a) for d, a, _ in members)
+                outcome = await self._call(endpoint, lambda: self._http(
+                    req.method, req.url, {**req.headers, **secret_headers}, req.body, req.content_type,
+                    secrets, batch_id, timeout, downlink=downlink))
+                if outcome is None:
+                    delay = self._park_delay(endpoint)
+                    for d, attempts, _ in members:
+                        await self.store.schedule(d, attempts, delay)
+                    return
             await asyncio.gather(*(self._settle(d, attempts + 1, outcome, from_store=origin is None,
                                                 rng=random.Random(f"{batch_id}:{attempts}"), request=request)
                                    for d, attempts, origin in members))

@@ -3,6 +3,8 @@
 Each undelivered record keeps the exact rendered request; replaying puts it
 back on the `deliveries` topic as a new delivery (`<id>#r<n>`) whose
 `webhook-id` stays the original one, so a receiver that de-duplicates still can.
+The record holds no secret: the delivery worker sends it with the callback's
+current credentials, secret headers and signing secret.
 """
 from __future__ import annotations
 

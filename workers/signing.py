@@ -19,22 +19,10 @@ import hmac
 import time
 from collections.abc import Mapping
 
-SECRET_PREFIX = "whsec_"
+from backhaul.callback_secrets import signing_key
 
-
-def secret_key(secret: str) -> bytes:
-    """The HMAC key of a secret (see the module docstring)."""
-    if secret.startswith(SECRET_PREFIX):
-        encoded = secret[len(SECRET_PREFIX):]
-        try:
-            key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
-        except binascii.Error:
-            raise ValueError("secret: text after 'whsec_' is not valid base64") from None
-    else:
-        key = secret.encode("utf-8")
-    if not key:
-        raise ValueError("secret: must not be empty")
-    return key
+# One reading of a secret for signing and for the API's check of it.
+secret_key = signing_key
 
 
 def _digest(key: bytes, msg_id: str, timestamp: int, body: bytes) -> bytes:

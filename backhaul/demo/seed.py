@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from backhaul.callback_secrets import seal_callback
 from ingest.simulator import Network
 
 
@@ -37,7 +38,9 @@ async def seed_network(conn: asyncpg.Connection, network: Network, *, name: str 
     """Create or update the rows of a simulated network; returns the ids it used.
 
     `callbacks` are rows of the callbacks table (any of its columns; the id,
-    type, subtype, channel, enabled and downlink_hook have defaults);
+    type, subtype, channel, enabled and downlink_hook have defaults), with
+    their secrets in clear (`url` with `user:password@`, any `headers`,
+    `signing_secret`): they are sealed as the API seals them;
     `device_type` sets more columns of the device type (alert_email,
     downlink_mode, downlink_data_string, contract_id, ...).
     """
@@ -63,7 +66,8 @@ async def seed_network(conn: asyncpg.Connection, network: Network, *, name: str 
         for i, cb in enumerate(callbacks):
             row = {**CALLBACK_DEFAULTS, **cb, "id": cb.get("id") or stable_id(name, "callback", str(i)),
                    "device_type_id": type_id}
-            sql, values = _insert("callbacks", row, jsonb=("headers",))
+            row = seal_callback(row)
+            sql, values = _insert("callbacks", row, jsonb=("headers", "secret_headers"))
             await conn.execute(sql, *values)
         await conn.executemany(
             "INSERT INTO devices(id, name, device_type_id, group_id, lat, lng) VALUES ($1, $2, $3, $4, $5, $6) "
