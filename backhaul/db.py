@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 _MIGRATION_LOCK = 0x6261636B
 # Steps SQL cannot do (sealing needs the operator's key), run right after their file, in its transaction.
 DATA_STEPS: dict[str, Callable[[asyncpg.Connection], Awaitable[None]]] = {
-    "005_sealed_secrets.sql": seal_clear_rows,
+    "007_sealed_secrets.sql": seal_clear_rows,
 }
 
 

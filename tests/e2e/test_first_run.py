@@ -73,6 +73,7 @@ class Checkout:
         self.ports = {
             "BACKHAUL_KAFKA_PORT": free_port(),
             "BACKHAUL_KAFKA_CONTROLLER_PORT": free_port(),
+            "BACKHAUL_KAFKA_GATEWAY_PORT": free_port(),
             "BACKHAUL_PG_PORT": free_port(),
             "BACKHAUL_API_PORT": free_port(),
             "BACKHAUL_DEMO_RECEIVER_PORT": free_port(),

@@ -102,7 +102,7 @@ async def test_write_only_keep_on_omit_or_mask_remove_on_null(api):
     assert after["headers"] == {"X-Tenant": "b"} and after["secret_headers"] == before["secret_headers"], \
         "clear headers are replaced, secret ones left out are kept"
 
-    moved = await writer.put(path, {"url": "http://127.0.0.2:9/in"})
+    moved = await writer.put(path, {"url": "http://customer.example:9/in"})
     assert moved.status == 400 and moved.body["errors"][0]["field"] == "url"
     assert "host changed" in moved.body["errors"][0]["message"], "credentials do not follow a callback elsewhere"
 

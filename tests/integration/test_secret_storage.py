@@ -70,7 +70,7 @@ async def test_migration_seals_the_secrets_stored_in_clear(legacy_db):
         "VALUES ('d1', 'cb', 0, 500, $1::jsonb, $2::jsonb)",
         orjson.dumps({"url": request["url"], "headers": request["headers"]}).decode(), delivery)
 
-    assert await db.migrate(conn) == ["005_sealed_secrets.sql"]
+    assert "007_sealed_secrets.sql" in await db.migrate(conn)
 
     box = keyring()
     cb = await conn.fetchrow("SELECT url, headers::text, url_credentials, secret_headers::text, signing_secret "

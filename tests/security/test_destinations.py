@@ -390,6 +390,7 @@ async def test_name_repointed_after_save_is_refused_at_delivery(isolated, worker
     producer = make_producer()
     await producer.start()
     try:
+        await pool.execute("INSERT INTO base_stations(id, name, lat, lng) VALUES ('0B01', 'station', 43.6, 1.4)")
         group, login, token = await bootstrap_root(pool, "root")
         c = Client(session, f"http://127.0.0.1:{server.port}/v2", login, token)
         contract = check(await c.post("/contract-infos/", {"name": "c", "groupId": group, "maxTokens": 0}), 201)["id"]

@@ -199,6 +199,7 @@ async def test_no_secret_in_clear_anywhere(isolated, workers, make_receiver, tmp
             "httpMethod": "GET", "headers": {"X-Auth-Token": f"{DEVICE_TOKEN}-{{device}}"}}), 201)
         generated_b, generated_c = cb_b["signingSecret"], cb_c["signingSecret"]
         devices = ["5EC001", "5EC002", "5EC003"]
+        await pool.execute("INSERT INTO base_stations(id, name, lat, lng) VALUES ('0B01', 'station', 43.6, 1.4)")
         for d in devices:
             check(await admin.post("/devices/", {"id": d, "name": d, "pac": "00" * 8, "deviceTypeId": dtype}), 201)
 
