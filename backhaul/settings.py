@@ -66,6 +66,12 @@ class Settings:
     daily_uplink_quota: int = 140
     ingest_batch_max: int = 2000
 
+    # Poison records and size limits (README "Hostile input and poison records")
+    # A frame record (key + value) over this is refused unparsed (`frame.size`); a valid one is ~250 bytes.
+    max_frame_bytes: int = 4096
+    # A stage tries a record that fails this many times before moving it to `dead-letters`.
+    dead_letter_attempts: int = 3
+
     # Delivery
     callback_timeout_s: float = 10.0
     retry_schedule_s: tuple[float, ...] = (60.0, 120.0, 240.0)
@@ -109,6 +115,12 @@ class Settings:
     api_rate_limits: str = ""
     api_bulk_chunk: int = 1000
     message_retention_days: int = 90
+    # Request bodies: JSON (1 MiB holds the largest entity with room) and bulk uploads (CSV or JSON rows:
+    # 100,000 rows of up to ~650 bytes); over the limit is a 413 naming it.
+    api_max_body_bytes: int = 1024 * 1024
+    api_max_bulk_bytes: int = 64 * 1024 * 1024
+    # All of one callback's templates together (URL, headers, body, line, e-mail, grammar), in UTF-8 bytes.
+    max_template_bytes: int = 32 * 1024
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -124,6 +136,8 @@ class Settings:
             window_check_interval_s=_env_float("BACKHAUL_WINDOW_CHECK_INTERVAL_S", 0.2),
             daily_uplink_quota=_env_int("BACKHAUL_DAILY_UPLINK_QUOTA", 140),
             ingest_batch_max=_env_int("BACKHAUL_INGEST_BATCH_MAX", 2000),
+            max_frame_bytes=_env_int("BACKHAUL_MAX_FRAME_BYTES", 4096),
+            dead_letter_attempts=max(1, _env_int("BACKHAUL_DEAD_LETTER_ATTEMPTS", 3)),
             callback_timeout_s=_env_float("BACKHAUL_CALLBACK_TIMEOUT_S", 10.0),
             retry_schedule_s=_env_list_float("BACKHAUL_RETRY_SCHEDULE_S", "60,120,240"),
             retry_jitter=_env_float("BACKHAUL_RETRY_JITTER", 0.1),
@@ -154,6 +168,9 @@ class Settings:
             api_rate_limits=_env("BACKHAUL_API_RATE_LIMITS", ""),
             api_bulk_chunk=_env_int("BACKHAUL_API_BULK_CHUNK", 1000),
             message_retention_days=_env_int("BACKHAUL_MESSAGE_RETENTION_DAYS", 90),
+            api_max_body_bytes=_env_int("BACKHAUL_API_MAX_BODY_BYTES", 1024 * 1024),
+            api_max_bulk_bytes=_env_int("BACKHAUL_API_MAX_BULK_BYTES", 64 * 1024 * 1024),
+            max_template_bytes=_env_int("BACKHAUL_MAX_TEMPLATE_BYTES", 32 * 1024),
         )
 
 
