@@ -55,6 +55,8 @@ class Settings:
 
     kafka_bootstrap: str = "127.0.0.1:29092"
     kafka_partitions: int = 4
+    # The largest record a stage produces (key + value); the broker's default limit is 1 MiB per batch.
+    kafka_max_record_bytes: int = 1_000_000
     # Prefix for every topic name, so tests can run in isolation on one broker.
     topic_prefix: str = ""
 
@@ -129,6 +131,7 @@ class Settings:
             state_dir=Path(_env("BACKHAUL_STATE_DIR", str(PROJECT_ROOT / ".local"))),
             kafka_bootstrap=_env("BACKHAUL_KAFKA", f"127.0.0.1:{_env('BACKHAUL_KAFKA_PORT', '29092')}"),
             kafka_partitions=_env_int("BACKHAUL_KAFKA_PARTITIONS", 4),
+            kafka_max_record_bytes=_env_int("BACKHAUL_KAFKA_MAX_RECORD_BYTES", 1_000_000),
             topic_prefix=_env("BACKHAUL_TOPIC_PREFIX", ""),
             database_url=_env("BACKHAUL_DATABASE_URL",
                               f"postgresql://backhaul@127.0.0.1:{_env('BACKHAUL_PG_PORT', '25432')}/backhaul"),

@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError, RebalanceInProgressError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError, RebalanceInProgressError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from backhaul.dead_letters import dead_letter
@@ -181,6 +181,7 @@ class Stage:
             self._failures += 1
             log.error("batch failed: rewinding it to try again", exc_info=exc, extra={
                 "stage": self.name, "failures": self._failures, "records": sum(map(len, batch.values()))})
+            await self._renew_producer_after(exc)
             await self._rewind(batch)
             if self._failures >= self.dead_letter_attempts:
                 self._one_by_one = True
@@ -205,6 +206,7 @@ class Stage:
                             return
                         failure = exc
                         self._dead.clear()
+                        await self._renew_producer_after(exc)
                         await self._reset({tp})  # the state as of the last commit: just before `rec`
                 if failure is not None:
                     self.dead_letter(rec, failure, self.dead_letter_attempts)
@@ -265,6 +267,18 @@ class Stage:
             # The group rebalanced while the batch was in hand: the partitions' owner reads it again
             # from the last commit (outputs have stable ids), and a later commit covers this one.
             log.warning("commit refused after a rebalance", extra={"stage": self.name, "error": str(exc)[:300]})
+
+    async def _renew_producer_after(self, exc: BaseException) -> None:
+        """A send the broker refused leaves an idempotent producer out of sequence for good:
+        after any failure from Kafka, start again with a new producer."""
+        if not isinstance(exc, KafkaError):
+            return
+        old, self.producer = self.producer, make_producer()
+        try:
+            await old.stop()
+        except Exception:  # noqa: BLE001  (the old producer is being thrown away)
+            log.debug("stopping the old producer failed", exc_info=True)
+        await self._io("start producer", self.producer.start)
 
     async def _rewind(self, batch: Batch) -> None:
         """Read `batch` again from its first records, on the state of its partitions as last committed."""
