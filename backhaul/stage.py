@@ -36,7 +36,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError, RebalanceInProgressError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
-from backhaul.dead_letters import dead_letter
+from backhaul.dead_letters import Pending, announce, dead_letter
 from backhaul.failures import is_infrastructure
 from backhaul.kafka import Out, make_consumer, make_producer, report_lag, send_all
 from backhaul.settings import settings
@@ -80,7 +80,7 @@ class Stage:
         self._restored: set[TopicPartition] = set()
         self.dead_letter_attempts = settings().dead_letter_attempts
         # Dead letters made while handling the batch in hand, published before its commit.
-        self._dead: list[Out] = []
+        self._dead: list[Pending] = []
         self._failures = 0  # consecutive failures of the batch in hand
         self._one_by_one = False
 
@@ -210,21 +210,21 @@ class Stage:
                         await self._reset({tp})  # the state as of the last commit: just before `rec`
                 if failure is not None:
                     self.dead_letter(rec, failure, self.dead_letter_attempts)
-                    dead = self._take_dead()
-                    await self._io("publish dead letters", lambda: send_all(self.producer, dead))
+                    await self._publish_dead()
                     await self._commit({tp: OffsetAndMetadata(rec.offset + 1, "")})
 
     async def _handle(self, batch: Batch) -> None:
         outputs = self.process(batch) if batch else []
         await self._io("read positions", self.before_tick)
         outputs.extend(self._tick())
-        outputs.extend(self._take_dead())
+        dead = self._take_dead()
+        outputs.extend(d.out for d in dead)
         if outputs:
             await self._io("publish outputs", lambda: send_all(self.producer, outputs))
+        for d in dead:
+            announce(d)
         await self._io("persist state", self.persist)
-        dead = self._take_dead()  # records `persist` could not write
-        if dead:
-            await self._io("publish dead letters", lambda: send_all(self.producer, dead))
+        await self._publish_dead()  # records `persist` could not write
         if batch:
             await self._commit({tp: OffsetAndMetadata(records[-1].offset + 1, "") for tp, records in batch.items()})
         self.batches += 1
@@ -237,9 +237,16 @@ class Stage:
             log.exception("tick failed: outputs due by the clock were not produced", extra={"stage": self.name})
             return []
 
-    def _take_dead(self) -> list[Out]:
+    def _take_dead(self) -> list[Pending]:
         dead, self._dead = self._dead, []
         return dead
+
+    async def _publish_dead(self) -> None:
+        dead = self._take_dead()
+        if dead:
+            await self._io("publish dead letters", lambda: send_all(self.producer, [d.out for d in dead]))
+            for d in dead:
+                announce(d)
 
     async def _io(self, what: str, step: Callable[[], Awaitable[T]]) -> T:
         """Run one step that talks to Kafka or PostgreSQL, waiting and trying again for as

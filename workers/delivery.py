@@ -47,7 +47,7 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 
 from backhaul import metrics
 from backhaul.configview import ConfigView
-from backhaul.dead_letters import dead_letter
+from backhaul.dead_letters import announce, dead_letter
 from backhaul.failures import is_infrastructure
 from backhaul.kafka import Out, make_consumer, make_producer, send_all
 from backhaul.settings import settings
@@ -252,28 +252,33 @@ class DeliveryWorker:
         await asyncio.sleep(min(30.0, 0.5 * 2 ** failures))
         await self._deliver(delivery, attempts, origin, failures)
 
-    async def _set_aside(self, key: bytes | None, value: bytes | None, error: Exception | str, attempts: int,
+    async def _set_aside(self, key: bytes | None, value: bytes | None, error: Exception, attempts: int,
                          origin: Origin, *, delivery: dict | None = None) -> None:
         """Move a delivery this worker cannot handle to dead-letters, then release it: its offset
         (or its retry row, for one claimed from the store) is done with."""
-        exc = error if isinstance(error, Exception) else InvalidDelivery(error)
         tp, offset = origin if origin is not None else (None, -1)
         letter = dead_letter("delivery", tp.topic if tp else topic(DELIVERIES), tp.partition if tp else -1,
-                             offset, key, value, exc, attempts)
+                             offset, key, value, error, attempts)
+        await self._until_done("publish a dead letter", lambda: send_all(self.producer, [letter.out]))
+        announce(letter)
+        if origin is None and delivery is not None:
+            await self._until_done("forget a dead-lettered retry", lambda: self.store.finish(delivery["id"]))
+        self._release(delivery, origin)
+
+    @staticmethod
+    async def _until_done(what: str, step: Callable[[], Awaitable[Any]]) -> None:
+        """Run `step` until it succeeds, pausing longer after each failure (Kafka or PostgreSQL away)."""
         pause = 0.5
         while True:
             try:
-                await send_all(self.producer, [letter])
-                if origin is None and delivery is not None:
-                    await self.store.finish(delivery["id"])
-                break
+                await step()
+                return
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.warning("could not set a delivery aside yet: trying again", exc_info=True)
+                log.warning(f"could not {what} yet: trying again", exc_info=True)
                 await asyncio.sleep(pause)
                 pause = min(30.0, pause * 2)
-        self._release(delivery, origin)
 
     def _queue_limit(self, endpoint: Endpoint) -> int:
         if self._held >= self.max_in_flight // 2 and self._latency.get(endpoint.key, 0.0) >= SLOW_S:

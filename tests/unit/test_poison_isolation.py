@@ -38,8 +38,9 @@ def test_a_failing_record_is_dead_lettered_and_its_partial_outputs_dropped():
     out = stage.process({TopicPartition("in", 0): [record(0, b"a"), record(1, b"boom"), record(2, b"b")]})
     assert [o.value for o in out] == [b"a", b"a!", b"b", b"b!"]
     [dead] = stage._take_dead()
-    assert dead.topic == topic(DEAD_LETTERS) and dead.key == b"doubler"
-    letter = DeadLetter.decode(dead.value)
+    assert dead.out.topic == topic(DEAD_LETTERS) and dead.out.key == b"doubler"
+    letter = DeadLetter.decode(dead.out.value)
+    assert letter == dead.letter
     assert (letter.stage, letter.topic, letter.partition, letter.offset) == ("doubler", "in", 0, 1)
     assert letter.id == "doubler/in/0/1" and letter.error_type == "KeyError" and letter.error == "'time'"
     assert "raise KeyError" in letter.traceback and letter.value["length"] == 4
