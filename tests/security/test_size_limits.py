@@ -45,9 +45,9 @@ async def test_a_json_body_over_its_limit_is_refused_with_413(small_limits):
     async def chunks():
         yield b'{"name": "' + b"x" * 1500
         yield b"y" * 1500 + b'"}'
-    async with aiohttp.ClientSession(auth=aiohttp.BasicAuth(c.login, c.token)) as session:
-        async with session.post(f"{c.base}/device-types/", data=chunks(),
-                                headers={"Content-Type": "application/json"}) as resp:
+    headers = {"Authorization": aiohttp.encode_basic_auth(c.login, c.token), "Content-Type": "application/json"}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{c.base}/device-types/", data=chunks(), headers=headers) as resp:
             assert resp.status == 413 and "2000 bytes" in (await resp.json())["message"]
     check(await c.post("/device-types/", {"name": "small", "groupId": t.group, "contractId": t.contract}), 201)
 
