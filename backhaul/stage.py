@@ -178,6 +178,11 @@ class Stage:
                 log.warning("stopping with a batch not committed: it will be read again",
                             extra={"stage": self.name})
                 return
+            if not batch:  # the clock's outputs failed: no record to blame, and nothing to rewind
+                log.error("publishing the outputs due by the clock failed", exc_info=exc,
+                          extra={"stage": self.name})
+                await self._renew_producer_after(exc)
+                return
             self._failures += 1
             log.error("batch failed: rewinding it to try again", exc_info=exc, extra={
                 "stage": self.name, "failures": self._failures, "records": sum(map(len, batch.values()))})
