@@ -25,6 +25,12 @@ callback and go as one request. Their `webhook-id` is derived from the
 member deliveries, and members that fail together are given the same
 jittered delay, so a retried batch comes back whole, with the same id.
 
+A `deliveries` record that is not a valid delivery (`schemas.deliveries`), and
+a delivery or batch whose handling keeps failing (`dead_letter_attempts`
+times) for any reason but Kafka or PostgreSQL being unreachable, is moved to
+`dead-letters` and its offset (or its retry row) released; while the
+infrastructure is away the delivery is simply tried again later.
+
 BIDIR deliveries that carry `downlink` read the answer on the first attempt
 only, within `downlink_answer_s` of the uplink; DIRECT deliveries carry the
 rendered downlink and call nothing. Both pass `DownlinkGate` (contract and
