@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sys
 import time
@@ -44,6 +45,23 @@ def _asyncio_run(coro):
         return asyncio.run(coro)
     except KeyboardInterrupt:
         return None
+
+
+def _run_logged(what: str, coro) -> int:
+    """Run a long-running command; whatever ends it by an exception is logged with its traceback
+    (once: a role's crash is logged where it happens) and the exit status is 1."""
+    from backhaul.roles import RoleCrashed
+
+    log = logging.getLogger("backhaul.cli")
+    try:
+        _asyncio_run(coro)
+    except RoleCrashed as exc:
+        log.critical(f"{what} stopped: {exc}")
+        return 1
+    except Exception:  # noqa: BLE001  (the one place that must see every failure)
+        log.critical(f"{what} stopped by an unexpected error", exc_info=True)
+        return 1
+    return 0
 
 
 # up / down / status ---------------------------------------------------------
@@ -197,8 +215,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     roles = [r.strip() for r in args.roles.split(",") if r.strip()]
     setup_logging(settings().log_level, role="+".join(roles))
-    _asyncio_run(run_roles(roles, metrics_port=args.metrics_port))
-    return 0
+    return _run_logged("worker", run_roles(roles, metrics_port=args.metrics_port))
 
 
 def cmd_api(args: argparse.Namespace) -> int:
@@ -206,8 +223,7 @@ def cmd_api(args: argparse.Namespace) -> int:
 
     setup_logging(settings().log_level, role="api")
     s = settings()
-    _asyncio_run(serve_api(s.api_host, args.port or s.api_port))
-    return 0
+    return _run_logged("api", serve_api(s.api_host, args.port or s.api_port))
 
 
 def cmd_demo_receiver(args: argparse.Namespace) -> int:

@@ -63,6 +63,8 @@ class ConfigView:
             table.pop(ident, None)
         else:
             row = orjson.loads(value) if isinstance(value, bytes) else value
+            if not isinstance(row, dict):
+                raise ValueError(f"config record {key[:100]!r}: the value must be a JSON object")
             table[ident] = row
             changed_at = row.get("_changed_at")
             if changed_at:
@@ -120,7 +122,12 @@ class ConfigView:
             batch = await self._consumer.getmany(timeout_ms=200, max_records=10000)
             for tp, records in batch.items():
                 for rec in records:
-                    self.apply(rec.key, rec.value)
+                    try:
+                        self.apply(rec.key, rec.value)
+                    except Exception:
+                        # A record the view cannot read must not stop it following the others.
+                        log.exception("config record skipped", extra={"partition": tp.partition,
+                                                                      "offset": rec.offset})
                 if tp in pending and records[-1].offset + 1 >= ends[tp]:
                     pending.discard(tp)
             if pending:

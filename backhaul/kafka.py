@@ -124,8 +124,25 @@ def make_consumer(*topics: str, group: str | None, **overrides) -> AIOKafkaConsu
     return AIOKafkaConsumer(*topics, **options)
 
 
+class RecordTooLarge(ValueError):
+    """An output record over BACKHAUL_KAFKA_MAX_RECORD_BYTES, refused before anything is sent.
+
+    Sending it would not only fail: an idempotent producer whose record the
+    broker refused for its size is left out of sequence for that partition
+    and fails every later send (OutOfOrderSequenceNumber).
+    """
+
+
 async def send_all(producer: AIOKafkaProducer, records: Iterable[Out]) -> int:
-    """Send records and wait until the broker has acknowledged every one of them."""
+    """Send records and wait until the broker has acknowledged every one of them.
+
+    Raises RecordTooLarge, sending nothing, when one of them exceeds the broker's limit."""
+    records = list(records)
+    limit = settings().kafka_max_record_bytes
+    for r in records:
+        size = len(r.key or b"") + len(r.value or b"")
+        if size > limit:
+            raise RecordTooLarge(f"a record for {r.topic} is {size} bytes, over the limit of {limit} bytes")
     futures = []
     for r in records:
         futures.append(await producer.send(r.topic, r.value, key=r.key, partition=r.partition))

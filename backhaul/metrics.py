@@ -57,6 +57,9 @@ CONFIG_RECORDS = Counter("backhaul_config_records", "Configuration records appli
 CONFIG_PROPAGATION = Histogram("backhaul_config_propagation_seconds", "From the database change to the worker's view",
                                buckets=LATENCY_BUCKETS)
 
+# Every stage
+DEAD_LETTERS = Counter("backhaul_dead_letters", "Records a stage could not handle, moved to dead-letters", ["stage"])
+
 # Kafka
 CONSUMER_LAG = Gauge("backhaul_consumer_lag", "Records behind the end of the partition", ["group", "topic", "partition"])
 

@@ -45,6 +45,28 @@ async def start_metrics_server(port: int, status: dict[str, Any]) -> web.AppRunn
     return runner
 
 
+class RoleCrashed(Exception):
+    """A role ended by itself (an exception, already logged with its traceback)."""
+
+
+async def until_stopped(stop: asyncio.Event, tasks: list[asyncio.Task]) -> None:
+    """Wait for `stop`; if a role's task ends first, log why (with its traceback) and raise RoleCrashed."""
+    stopped = asyncio.create_task(stop.wait())
+    try:
+        done, _ = await asyncio.wait([stopped, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+    for t in done:
+        if t is stopped:
+            continue
+        exc = None if t.cancelled() else t.exception()
+        if exc is not None:
+            log.error("role crashed", exc_info=exc, extra={"stage": t.get_name()})
+            raise RoleCrashed(f"role {t.get_name()} crashed: {type(exc).__name__}") from exc
+        log.error("role ended by itself", extra={"stage": t.get_name(), "cancelled": t.cancelled()})
+        raise RoleCrashed(f"role {t.get_name()} ended by itself")
+
+
 async def run_roles(roles: list[str], *, metrics_port: int | None = None,
                     stop: asyncio.Event | None = None) -> None:
     """Run the given roles until SIGTERM/SIGINT (or `stop`)."""
@@ -110,12 +132,7 @@ async def run_roles(roles: list[str], *, metrics_port: int | None = None,
     metrics_runner = await start_metrics_server(port, status)
     log.info("worker running", extra={"roles": roles, "metrics_port": port})
     try:
-        done_task = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait([done_task, *tasks], return_when=asyncio.FIRST_COMPLETED)
-        for t in done:
-            if t is not done_task and t.exception():
-                log.error("role crashed", exc_info=t.exception(), extra={"role": t.get_name()})
-                raise t.exception()
+        await until_stopped(stop, tasks)
     finally:
         for r in runners:
             r.stop()

@@ -60,6 +60,8 @@ class Settings:
     # The listener base-station gateways publish frames to (each gateway with its own credentials).
     kafka_gateway: str = "127.0.0.1:29094"
     kafka_partitions: int = 4
+    # The largest record a stage produces (key + value); the broker's default limit is 1 MiB per batch.
+    kafka_max_record_bytes: int = 1_000_000
     # Prefix for every topic name, so tests can run in isolation on one broker.
     topic_prefix: str = ""
 
@@ -70,6 +72,12 @@ class Settings:
     window_check_interval_s: float = 0.2
     daily_uplink_quota: int = 140
     ingest_batch_max: int = 2000
+
+    # Poison records and size limits (README "Hostile input and poison records")
+    # A frame record (key + value) over this is refused unparsed (`frame.size`); a valid one is ~250 bytes.
+    max_frame_bytes: int = 4096
+    # A stage tries a record that fails this many times before moving it to `dead-letters`.
+    dead_letter_attempts: int = 3
 
     # Delivery
     callback_timeout_s: float = 10.0
@@ -133,6 +141,12 @@ class Settings:
     login_max_lock_s: float = 900.0
     login_forget_s: float = 3600.0
     message_retention_days: int = 90
+    # Request bodies: JSON (1 MiB holds the largest entity with room) and bulk uploads (CSV or JSON rows:
+    # 100,000 rows of up to ~700 bytes); over the limit is a 413 naming it (README "Size limits").
+    api_max_body_bytes: int = 1024 * 1024
+    api_max_bulk_bytes: int = 80 * 1024 * 1024
+    # All of one callback's templates together (URL, headers, body, line, e-mail, grammar), in UTF-8 bytes.
+    max_template_bytes: int = 32 * 1024
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -146,6 +160,7 @@ class Settings:
             kafka_gateway=_env("BACKHAUL_KAFKA_GATEWAY",
                                f"127.0.0.1:{_env('BACKHAUL_KAFKA_GATEWAY_PORT', '29094')}"),
             kafka_partitions=_env_int("BACKHAUL_KAFKA_PARTITIONS", 4),
+            kafka_max_record_bytes=_env_int("BACKHAUL_KAFKA_MAX_RECORD_BYTES", 1_000_000),
             topic_prefix=_env("BACKHAUL_TOPIC_PREFIX", ""),
             database_url=_env("BACKHAUL_DATABASE_URL",
                               f"postgresql://backhaul@127.0.0.1:{_env('BACKHAUL_PG_PORT', '25432')}/backhaul"),
@@ -153,6 +168,8 @@ class Settings:
             window_check_interval_s=_env_float("BACKHAUL_WINDOW_CHECK_INTERVAL_S", 0.2),
             daily_uplink_quota=_env_int("BACKHAUL_DAILY_UPLINK_QUOTA", 140),
             ingest_batch_max=_env_int("BACKHAUL_INGEST_BATCH_MAX", 2000),
+            max_frame_bytes=_env_int("BACKHAUL_MAX_FRAME_BYTES", 4096),
+            dead_letter_attempts=max(1, _env_int("BACKHAUL_DEAD_LETTER_ATTEMPTS", 3)),
             callback_timeout_s=_env_float("BACKHAUL_CALLBACK_TIMEOUT_S", 10.0),
             retry_schedule_s=_env_list_float("BACKHAUL_RETRY_SCHEDULE_S", "60,120,240"),
             retry_jitter=_env_float("BACKHAUL_RETRY_JITTER", 0.1),
@@ -193,6 +210,9 @@ class Settings:
             login_max_lock_s=_env_float("BACKHAUL_LOGIN_MAX_LOCK_S", 900.0),
             login_forget_s=_env_float("BACKHAUL_LOGIN_FORGET_S", 3600.0),
             message_retention_days=_env_int("BACKHAUL_MESSAGE_RETENTION_DAYS", 90),
+            api_max_body_bytes=_env_int("BACKHAUL_API_MAX_BODY_BYTES", 1024 * 1024),
+            api_max_bulk_bytes=_env_int("BACKHAUL_API_MAX_BULK_BYTES", 80 * 1024 * 1024),
+            max_template_bytes=_env_int("BACKHAUL_MAX_TEMPLATE_BYTES", 32 * 1024),
         )
 
 

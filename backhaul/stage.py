@@ -4,22 +4,51 @@ A stage reads a batch with `getmany`, turns it into output records, waits until
 Kafka has acknowledged all of them, lets the stage persist its own state, and
 only then commits the batch's offsets. A crash at any point therefore replays
 the batch; stages make their outputs idempotent with stable ids.
+
+No record can stop a stage or make it crash-loop:
+
+- **One record at a time.** A stage handles each record inside `each_record`
+  (or its own loop calling `dead_letter`): a record whose handling raises is
+  moved to `dead-letters` (`backhaul.dead_letters`) with its error, the
+  outputs it had started are dropped, and the batch goes on. Its offset is
+  committed with the batch's.
+- **Infrastructure is waited for.** A step that fails because Kafka or
+  PostgreSQL is unreachable (`backhaul.failures.is_infrastructure`) is tried
+  again with a growing pause (0.5 s to 30 s), for as long as it takes: such a
+  failure never dead-letters anything and nothing is skipped.
+- **Anything else that escapes** (a failure while persisting or publishing a
+  batch, say an output the broker refuses) rewinds the batch and restores the
+  state of its partitions as a restart would (`on_revoked` then
+  `on_assigned`), then tries the batch again. After `dead_letter_attempts`
+  (3) failures in a row the batch is handled one record per commit, each
+  record tried up to that many times, and the record that still fails is
+  dead-lettered. Stateful stages are safe: a record is never handled twice
+  on top of the state it already changed.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError, RebalanceInProgressError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
+from backhaul.dead_letters import Pending, announce, dead_letter
+from backhaul.failures import is_infrastructure
 from backhaul.kafka import Out, make_consumer, make_producer, report_lag, send_all
+from backhaul.settings import settings
 from schemas.topics import topic
 
 log = logging.getLogger(__name__)
 
 Batch = dict[TopicPartition, list[ConsumerRecord]]
+T = TypeVar("T")
+
+RETRY_FIRST_S = 0.5
+RETRY_MAX_S = 30.0
 
 
 class Stage:
@@ -49,6 +78,11 @@ class Stage:
         self.batches = 0
         # Partitions whose `on_assigned` has finished; records of others are not processed yet.
         self._restored: set[TopicPartition] = set()
+        self.dead_letter_attempts = settings().dead_letter_attempts
+        # Dead letters made while handling the batch in hand, published before its commit.
+        self._dead: list[Pending] = []
+        self._failures = 0  # consecutive failures of the batch in hand
+        self._one_by_one = False
 
     # Hooks -------------------------------------------------------------
     async def start(self) -> None:
@@ -69,13 +103,35 @@ class Stage:
         return []
 
     async def persist(self) -> None:
-        """Make the stage's own state durable; called after outputs are acknowledged."""
+        """Make the stage's own state durable; called after outputs are acknowledged.
+        May be called again after a failure: it must keep what it has not written yet."""
 
     async def on_assigned(self, partitions: set[TopicPartition]) -> None:
         """Partitions were assigned: restore their state."""
 
     async def on_revoked(self, partitions: set[TopicPartition]) -> None:
         """Partitions are going away: forget their state."""
+
+    # Per-record isolation ------------------------------------------------
+    def each_record(self, batch: Batch,
+                    handle: Callable[[TopicPartition, ConsumerRecord, list[Out]], None]) -> list[Out]:
+        """Call `handle(tp, record, outputs)` for every record, in order; a record whose
+        handling raises is dead-lettered and the outputs it had added are dropped."""
+        outputs: list[Out] = []
+        for tp, records in batch.items():
+            for rec in records:
+                mark = len(outputs)
+                try:
+                    handle(tp, rec, outputs)
+                except Exception as exc:
+                    del outputs[mark:]
+                    self.dead_letter(rec, exc)
+        return outputs
+
+    def dead_letter(self, rec: ConsumerRecord, exc: BaseException, attempts: int = 1) -> None:
+        """Set `rec` aside in `dead-letters` (published with the batch, before its commit)."""
+        self._dead.append(dead_letter(self.name, rec.topic, rec.partition, rec.offset, rec.key, rec.value,
+                                      exc, attempts))
 
     # Loop --------------------------------------------------------------
     def stop(self) -> None:
@@ -99,7 +155,7 @@ class Stage:
                                                     max_records=self.max_records)
                 async with self._lock:
                     self._hold_back_unrestored(batch)
-                    await self._handle(batch)
+                    await self._guarded(batch)
                 if not self.ready.is_set() and self.consumer.assignment():
                     self.ready.set()
         finally:
@@ -109,17 +165,148 @@ class Stage:
             await self.close()
             log.info("stage stopped", extra={"stage": self.name})
 
+    async def _guarded(self, batch: Batch) -> None:
+        """Handle a batch; on a failure, rewind it and try again, then record by record."""
+        if self._one_by_one and batch:
+            await self._record_by_record(batch)
+            return
+        try:
+            await self._handle(batch)
+            self._failures = 0
+        except Exception as exc:
+            if self._stopping.is_set():
+                log.warning("stopping with a batch not committed: it will be read again",
+                            extra={"stage": self.name})
+                return
+            if not batch:  # the clock's outputs failed: no record to blame, and nothing to rewind
+                log.error("publishing the outputs due by the clock failed", exc_info=exc,
+                          extra={"stage": self.name})
+                await self._renew_producer_after(exc)
+                return
+            self._failures += 1
+            log.error("batch failed: rewinding it to try again", exc_info=exc, extra={
+                "stage": self.name, "failures": self._failures, "records": sum(map(len, batch.values()))})
+            await self._renew_producer_after(exc)
+            await self._rewind(batch)
+            if self._failures >= self.dead_letter_attempts:
+                self._one_by_one = True
+
+    async def _record_by_record(self, batch: Batch) -> None:
+        """Handle each record of `batch` as a batch of its own, committed alone; a record that
+        fails `dead_letter_attempts` times is dead-lettered and its offset committed."""
+        self._one_by_one = False
+        self._failures = 0
+        log.warning("handling a failing batch one record at a time", extra={
+            "stage": self.name, "records": sum(map(len, batch.values()))})
+        for tp, records in batch.items():
+            for rec in records:
+                failure: Exception | None = None
+                for _ in range(self.dead_letter_attempts):
+                    try:
+                        await self._handle({tp: [rec]})
+                        failure = None
+                        break
+                    except Exception as exc:
+                        if self._stopping.is_set():
+                            return
+                        failure = exc
+                        self._dead.clear()
+                        await self._renew_producer_after(exc)
+                        await self._reset({tp})  # the state as of the last commit: just before `rec`
+                if failure is not None:
+                    self.dead_letter(rec, failure, self.dead_letter_attempts)
+                    await self._publish_dead()
+                    await self._commit({tp: OffsetAndMetadata(rec.offset + 1, "")})
+
     async def _handle(self, batch: Batch) -> None:
         outputs = self.process(batch) if batch else []
-        await self.before_tick()
-        outputs.extend(self.tick())
+        await self._io("read positions", self.before_tick)
+        outputs.extend(self._tick())
+        dead = self._take_dead()
+        outputs.extend(d.out for d in dead)
         if outputs:
-            await send_all(self.producer, outputs)
-        await self.persist()
+            await self._io("publish outputs", lambda: send_all(self.producer, outputs))
+        for d in dead:
+            announce(d)
+        await self._io("persist state", self.persist)
+        await self._publish_dead()  # records `persist` could not write
         if batch:
-            offsets = {tp: OffsetAndMetadata(records[-1].offset + 1, "") for tp, records in batch.items()}
-            await self.consumer.commit(offsets)
+            await self._commit({tp: OffsetAndMetadata(records[-1].offset + 1, "") for tp, records in batch.items()})
         self.batches += 1
+
+    def _tick(self) -> list[Out]:
+        try:
+            return self.tick()
+        except Exception:
+            # Not a record's fault: nothing to dead-letter. Say it loudly and keep consuming.
+            log.exception("tick failed: outputs due by the clock were not produced", extra={"stage": self.name})
+            return []
+
+    def _take_dead(self) -> list[Pending]:
+        dead, self._dead = self._dead, []
+        return dead
+
+    async def _publish_dead(self) -> None:
+        dead = self._take_dead()
+        if dead:
+            await self._io("publish dead letters", lambda: send_all(self.producer, [d.out for d in dead]))
+            for d in dead:
+                announce(d)
+
+    async def _io(self, what: str, step: Callable[[], Awaitable[T]]) -> T:
+        """Run one step that talks to Kafka or PostgreSQL, waiting and trying again for as
+        long as they are unreachable; any other failure is raised."""
+        pause = RETRY_FIRST_S
+        while True:
+            try:
+                return await step()
+            except Exception as exc:
+                if not is_infrastructure(exc) or self._stopping.is_set():
+                    raise
+                log.warning("Kafka or PostgreSQL unavailable: trying again", extra={
+                    "stage": self.name, "step": what, "errorType": type(exc).__name__, "error": str(exc)[:300],
+                    "retryInS": pause})
+                try:
+                    await asyncio.wait_for(self._stopping.wait(), pause)
+                except TimeoutError:
+                    pass
+                pause = min(RETRY_MAX_S, pause * 2)
+
+    async def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        try:
+            await self._io("commit offsets", lambda: self.consumer.commit(offsets))
+        except (CommitFailedError, IllegalStateError, RebalanceInProgressError) as exc:
+            # The group rebalanced while the batch was in hand: the partitions' owner reads it again
+            # from the last commit (outputs have stable ids), and a later commit covers this one.
+            log.warning("commit refused after a rebalance", extra={"stage": self.name, "error": str(exc)[:300]})
+
+    async def _renew_producer_after(self, exc: BaseException) -> None:
+        """A send the broker refused leaves an idempotent producer out of sequence for good:
+        after any failure from Kafka, start again with a new producer."""
+        if not isinstance(exc, KafkaError):
+            return
+        old, self.producer = self.producer, make_producer()
+        try:
+            await old.stop()
+        except Exception:  # noqa: BLE001  (the old producer is being thrown away)
+            log.debug("stopping the old producer failed", exc_info=True)
+        await self._io("start producer", self.producer.start)
+
+    async def _rewind(self, batch: Batch) -> None:
+        """Read `batch` again from its first records, on the state of its partitions as last committed."""
+        self._dead.clear()
+        assigned = self.consumer.assignment()
+        for tp, records in batch.items():
+            if tp in assigned:
+                self.consumer.seek(tp, records[0].offset)
+        await self._reset(set(batch) & assigned)
+
+    async def _reset(self, partitions: set[TopicPartition]) -> None:
+        """Forget the partitions' state and restore it, as a restart would."""
+        if not partitions:
+            return
+        await self._io("forget state", lambda: self.on_revoked(partitions))
+        await self._io("restore state", lambda: self.on_assigned(partitions))
 
     def _hold_back_unrestored(self, batch: Batch) -> None:
         # aiokafka may fetch a newly assigned partition while its state is still

@@ -125,6 +125,14 @@ class Outputs:
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (reason code, message) per frame
     touched: set[str] = field(default_factory=set)          # devices whose state changed
 
+    def mark(self) -> tuple[int, int, int, int]:
+        """Where the lists end now (the last is `rejected`), for `truncate`."""
+        return len(self.messages), len(self.advanced), len(self.events), len(self.rejected)
+
+    def truncate(self, mark: tuple[int, int, int, int]) -> None:
+        """Drop what was added since `mark` (the outputs of a frame that failed half-way)."""
+        del self.messages[mark[0]:], self.advanced[mark[1]:], self.events[mark[2]:], self.rejected[mark[3]:]
+
     def extend(self, other: "Outputs") -> None:
         self.messages.extend(other.messages)
         self.advanced.extend(other.advanced)

@@ -22,7 +22,7 @@ from backhaul.kafka import Out, make_consumer, send_all
 from backhaul.settings import settings
 from backhaul.stage import Batch, Stage
 from ingest.engine import DeviceState, IngestEngine, Outputs
-from schemas.frames import FrameError, decode_frame
+from schemas.frames import FrameError, decode_frame, rejection
 from schemas.topics import (DEVICE_EVENTS, FRAMES, FRAMES_REJECTED, INGEST_STATE, MESSAGES,
                             MESSAGES_ADVANCED, topic)
 
@@ -45,6 +45,7 @@ class IngestStage(Stage):
         self._appended: dict[int, float] = {}
         self.tick_interval_s = s.window_check_interval_s
         self.max_records = s.ingest_batch_max
+        self.max_frame_bytes = s.max_frame_bytes
         self.engine = IngestEngine(view, window_s=s.advanced_window_s, daily_quota=s.daily_uplink_quota)
         self._dirty: set[str] = set()
         self._t_messages = topic(MESSAGES)
@@ -59,6 +60,7 @@ class IngestStage(Stage):
         out = Outputs()
         rejected: list[Out] = []
         engine = self.engine
+        max_bytes = self.max_frame_bytes
         n = 0
         for tp, records in batch.items():
             self._next_offset[tp.partition] = records[-1].offset + 1
@@ -66,13 +68,19 @@ class IngestStage(Stage):
             for rec in records:
                 n += 1
                 try:
-                    frame = decode_frame(rec.value)
+                    frame = decode_frame(rec.value, max_bytes, rec.key)
                 except FrameError as exc:
                     rejected.append(self._reject(rec, exc.code, str(exc)))
                     continue
-                before = len(out.rejected)
-                engine.handle(frame, tp.partition, out, rec.timestamp / 1000)
-                if len(out.rejected) > before:
+                mark = out.mark()
+                try:
+                    engine.handle(frame, tp.partition, out, rec.timestamp / 1000)
+                except Exception as exc:
+                    # A valid frame the engine fails on (corrupt configuration, a bug): set it aside.
+                    out.truncate(mark)
+                    self.dead_letter(rec, exc)
+                    continue
+                if len(out.rejected) > mark[-1]:
                     code, message = out.rejected.pop()
                     rejected.append(self._reject(rec, code, message))
         metrics.FRAMES_IN.inc(n)
@@ -113,10 +121,9 @@ class IngestStage(Stage):
 
     def _reject(self, rec, code: str, message: str) -> Out:
         metrics.FRAMES_REJECTED.labels(code).inc()
-        raw = rec.value.decode("utf-8", "replace") if rec.value is not None else None
-        body = {"reason": code, "message": message, "raw": raw, "topic": rec.topic,
-                "partition": rec.partition, "offset": rec.offset, "rejectedAt": int(time.time() * 1000)}
-        return Out(self._t_rejected, rec.key, orjson.dumps(body))
+        key, value = rejection(code, message, key=rec.key, value=rec.value, topic=rec.topic,
+                               partition=rec.partition, offset=rec.offset, time_ms=int(time.time() * 1000))
+        return Out(self._t_rejected, key, value)
 
     async def persist(self) -> None:
         if not self._dirty:
@@ -127,8 +134,8 @@ class IngestStage(Stage):
             st = states.get(device)
             if st is not None:
                 records.append(Out(self._t_state, device.encode(), orjson.dumps(st.to_json()), st.partition))
-        self._dirty.clear()
         await send_all(self.producer, records)
+        self._dirty.clear()  # only now: a failed send is tried again with the same devices
 
     async def on_assigned(self, partitions: set[TopicPartition]) -> None:
         numbers = {tp.partition for tp in partitions}

@@ -17,6 +17,8 @@ import time
 from collections import OrderedDict
 
 import orjson
+from aiokafka import TopicPartition
+from aiokafka.structs import ConsumerRecord
 
 from backhaul.configview import ConfigView
 from backhaul.kafka import Out
@@ -42,17 +44,13 @@ class StationsStage(Stage):
         self._best: OrderedDict[str, tuple[float, str]] = OrderedDict()
 
     def process(self, batch: Batch) -> list[Out]:
-        downlinks = []
-        for tp, records in batch.items():
-            for rec in records:
-                value = orjson.loads(rec.value)
-                if tp.topic == self._t_messages:
-                    self._heard(value)
-                else:
-                    downlinks.append(value)
-        return [self._transmit(d) for d in downlinks]
+        # Every reception of the batch first, so a downlink finds the uplink heard in the same batch.
+        heard = {tp: records for tp, records in batch.items() if tp.topic == self._t_messages}
+        self.each_record(heard, self._heard)
+        return self.each_record({tp: r for tp, r in batch.items() if tp not in heard}, self._transmit)
 
-    def _heard(self, m: dict) -> None:
+    def _heard(self, tp: TopicPartition, rec: ConsumerRecord, outputs: list[Out]) -> None:
+        m = orjson.loads(rec.value)
         message_id = m.get("messageId") or m["id"]
         best = self._best.get(message_id)
         if best is None or m["rssi"] > best[0]:
@@ -61,7 +59,8 @@ class StationsStage(Stage):
             while len(self._best) > RECEPTIONS_KEPT:
                 self._best.popitem(last=False)
 
-    def _transmit(self, d: dict) -> Out:
+    def _transmit(self, tp: TopicPartition, rec: ConsumerRecord, outputs: list[Out]) -> None:
+        d = orjson.loads(rec.value)
         now_ms = int(time.time() * 1000)
         heard = self._best.get(d.get("messageId") or "")
         station = heard[1] if heard else d.get("station")
@@ -75,6 +74,6 @@ class StationsStage(Stage):
                   "data": d["data"], "transmitted": reason is None, "reason": reason, "time": now_ms,
                   "deviceTypeId": d.get("deviceTypeId"), "groupId": d.get("groupId"),
                   "registrationId": d.get("registrationId")}
+        outputs.append(Out(self._t_reports, d["device"].encode(), orjson.dumps(report)))
         log.info("downlink transmitted" if reason is None else "downlink not transmitted",
                  extra={"downlink": d["id"], "station": station, "reason": reason})
-        return Out(self._t_reports, d["device"].encode(), orjson.dumps(report))

@@ -18,9 +18,10 @@ from oss import (api_users, bulk, callbacks, contracts, device_types, devices, g
                  profiles_api, undelivered, users)
 from oss.auth import CALLER, CredentialCache, authenticate, hash_secret, new_secret, unknown_login_hash
 from oss.bulk_jobs import JobRunner
+from oss.params import BODY_LIMITS, BodyLimits
 from oss.clock import new_id
 from oss.context import CREDENTIALS, DESTINATIONS, JOBS, KEEPALIVE_MIN, LOGINS, POOL
-from oss.errors import ApiError, MethodNotAllowed, NotFound, TooManyRequests, json_response
+from oss.errors import ApiError, MethodNotAllowed, NotFound, PayloadTooLarge, TooManyRequests, json_response
 from oss.http_server import ApiRunner
 from oss.login_throttle import LoginPolicy, LoginThrottle
 from oss.profiles import ADMIN
@@ -52,6 +53,8 @@ async def observe(request: web.Request, handler) -> web.StreamResponse:
         response = MethodNotAllowed(list(exc.allowed_methods)).response()
     except web.HTTPNotFound:
         response = NotFound().response()
+    except web.HTTPRequestEntityTooLarge:
+        response = PayloadTooLarge(request.client_max_size).response()
     except web.HTTPException as exc:
         response = json_response({"message": exc.reason}, exc.status)
     except Exception:
@@ -85,12 +88,15 @@ def guard(limiter: RateLimiter):
 
 def create_app(pool: asyncpg.Pool, *, rate_limits: str | None = None, keepalive_min_s: int | None = None,
                auth_cache_s: float | None = None, bulk_chunk: int | None = None,
-               callback_allow_networks: str | None = None, login_policy: LoginPolicy | None = None
-               ) -> web.Application:
+               callback_allow_networks: str | None = None, login_policy: LoginPolicy | None = None,
+               body_limits: BodyLimits | None = None) -> web.Application:
     """The API on `pool`; keyword arguments override the settings (tests use them)."""
     conf = settings()
     limiter = RateLimiter(parse_limits(conf.api_rate_limits if rate_limits is None else rate_limits))
-    app = web.Application(middlewares=[observe, guard(limiter)], client_max_size=64 * 1024 * 1024)
+    limits = body_limits or BodyLimits(conf.api_max_body_bytes, conf.api_max_bulk_bytes)
+    # Handlers read bodies with oss.params.read_body (a limit per kind); this caps any other read.
+    app = web.Application(middlewares=[observe, guard(limiter)], client_max_size=max(limits.json, limits.bulk))
+    app[BODY_LIMITS] = limits
     app[POOL] = pool
     app[CREDENTIALS] = CredentialCache(conf.api_auth_cache_s if auth_cache_s is None else auth_cache_s)
     app[KEEPALIVE_MIN] = conf.keepalive_min_s if keepalive_min_s is None else keepalive_min_s

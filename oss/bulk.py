@@ -20,7 +20,7 @@ from oss.context import JOBS, pool
 from oss.device_store import RowError
 from oss.device_types import scoped_device_type
 from oss.errors import NotFound, json_response
-from oss.params import INT32, is_csv, json_body, oid, q_bool, q_oid, q_str
+from oss.params import INT32, is_csv, json_body, oid, q_bool, q_oid, q_str, read_body
 from oss.scope import in_subtree
 from oss.shape import compact
 from oss.validate import validated
@@ -39,7 +39,7 @@ def _error(e: RowError) -> dict[str, Any]:
 async def _read(request: web.Request, kind: str) -> tuple[dict[str, Any], list, list[RowError]]:
     """Operation parameters, rows that passed their own checks, and the rows that did not."""
     if is_csv(request):
-        text = (await request.read()).decode("utf-8", errors="replace")
+        text = (await read_body(request, bulk=True)).decode("utf-8", errors="replace")
         rows, errors = csv_rows(kind, text)
         params: dict[str, Any] = {}
         if kind in ("create", "transfer"):
@@ -51,7 +51,7 @@ async def _read(request: web.Request, kind: str) -> tuple[dict[str, Any], list, 
             params.update(keepHistory=q_bool(request, "keepHistory", default=False),
                           activable=q_bool(request, "activable", default=True))
     else:
-        body = validated(await json_body(request), ENVELOPE[kind], rows="data")
+        body = validated(await json_body(request, bulk=True), ENVELOPE[kind], rows="data")
         params = {k: v for k, v in body.items() if k in ("deviceTypeId", "prefix", "prototype")}
         if "productCertificate" in body and body["productCertificate"]:
             params["certificate"] = body["productCertificate"].get("key")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from backhaul.destinations import DestinationPolicy
+from backhaul.settings import settings
 from oss.errors import FieldError
 from router.bindings import SUBTYPE_KIND
 from router.compiled import callback_spec
@@ -22,6 +23,9 @@ from workers.downlink import render_direct
 def grammar_errors(text: str | None, field: str = "payloadConfig") -> list[FieldError]:
     if not text:
         return [FieldError(field, "is required when payloadType is 3 (custom grammar)")]
+    limit = settings().max_template_bytes
+    if _utf8_size(text) > limit:
+        return [FieldError(field, f"must be at most {limit} bytes (UTF-8), got {_utf8_size(text)}")]
     try:
         parse_grammar(text)
     except GrammarError as exc:
@@ -30,10 +34,38 @@ def grammar_errors(text: str | None, field: str = "payloadConfig") -> list[Field
     return []
 
 
+# A callback's templates (database column -> API field). Their total size bounds what the router
+# renders for every message and the delivery record it publishes (the broker refuses records over ~1 MiB).
+TEMPLATE_FIELDS = {"url": "url", "headers": "headers", "body_template": "bodyTemplate", "line_pattern": "linePattern",
+                   "recipient": "recipient", "subject": "subject", "message": "message",
+                   "payload_config": "payloadConfig"}
+
+
+def _utf8_size(value: Any) -> int:
+    if isinstance(value, dict):
+        return sum(_utf8_size(k) + _utf8_size(v) for k, v in value.items())
+    return len(value.encode("utf-8", "surrogatepass")) if isinstance(value, str) else 0
+
+
+def template_size_errors(row: dict[str, Any], limit: int | None = None) -> list[FieldError]:
+    """Refuse templates that together exceed BACKHAUL_MAX_TEMPLATE_BYTES, naming the largest."""
+    limit = settings().max_template_bytes if limit is None else limit
+    sizes = {api: _utf8_size(row.get(column)) for column, api in TEMPLATE_FIELDS.items()}
+    total = sum(sizes.values())
+    if total <= limit:
+        return []
+    largest = max(sizes, key=sizes.get)
+    return [FieldError(largest, f"a callback's templates must total at most {limit} bytes (UTF-8) over "
+                                f"{', '.join(TEMPLATE_FIELDS.values())}; these total {total}, "
+                                f"{largest} alone {sizes[largest]}")]
+
+
 def callback_errors(row: dict[str, Any], destinations: DestinationPolicy) -> list[FieldError]:
     """Check a callbacks row (database column names) the way the router will compile it
     and the delivery worker will send it."""
-    errors = []
+    errors = template_size_errors(row)
+    if errors:
+        return errors  # not worth parsing
     try:
         validate_callback(callback_spec(row, SUBTYPE_KIND[row["callback_subtype"]]))
     except TemplateError as exc:

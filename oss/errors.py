@@ -101,6 +101,20 @@ class TooManyRequests(ApiError):
         super().__init__(f"{what}: retry in {retry_after} s", headers={"Retry-After": str(retry_after)})
 
 
+class PayloadTooLarge(ApiError):
+    status = 413
+    default = "Request body too large"
+
+    def __init__(self, limit: int, what: str = "request body") -> None:
+        super().__init__(f"body: the {what} is over the limit of {limit} bytes")
+        self.limit = limit
+        self.what = what
+
+    def body(self) -> dict[str, Any]:
+        return {"message": self.message, "errors": [
+            {"type": "body", "field": "body", "message": f"the {self.what} must be at most {self.limit} bytes"}]}
+
+
 class UnsupportedMediaType(ApiError):
     status = 415
     default = "Unsupported content type"

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from oss.errors import BadRequest, FieldError, UnsupportedMediaType
+from oss.errors import BadRequest, FieldError, PayloadTooLarge, UnsupportedMediaType
 
 OID = re.compile(r"[0-9a-f]{24}")
 DEVICE_ID = re.compile(r"[0-9A-Fa-f]{1,8}")
@@ -15,9 +16,35 @@ INT32 = 2**31 - 1
 INT64 = 2**63 - 1
 
 
-async def json_body(request: web.Request) -> Any:
-    """The decoded JSON body; 400 when it is absent or not JSON."""
-    raw = await request.read()
+@dataclass(frozen=True)
+class BodyLimits:
+    """The most bytes a request body may hold: an entity's JSON, or a bulk upload (CSV or JSON rows)."""
+
+    json: int
+    bulk: int
+
+
+BODY_LIMITS = web.AppKey("body_limits", BodyLimits)
+
+
+async def read_body(request: web.Request, *, bulk: bool = False) -> bytes:
+    """The request body; 413 naming the limit when it is larger (checked before reading it whole)."""
+    limits = request.app[BODY_LIMITS]
+    limit, what = (limits.bulk, "bulk upload") if bulk else (limits.json, "JSON body")
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(limit, what)
+    chunks, size = [], 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(limit, what)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def json_body(request: web.Request, *, bulk: bool = False) -> Any:
+    """The decoded JSON body; 400 when it is absent or not JSON, 413 when over the limit."""
+    raw = await read_body(request, bulk=bulk)
     if not raw.strip():
         raise BadRequest(FieldError("body", "missing: a JSON body is required"))
     try:

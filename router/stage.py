@@ -23,6 +23,8 @@ import time
 from typing import Any
 
 import orjson
+from aiokafka import TopicPartition
+from aiokafka.structs import ConsumerRecord
 
 from backhaul import metrics
 from backhaul.configview import ConfigView
@@ -36,7 +38,6 @@ from workers import downlink as dl
 from workers.retry import NON_HTTP_STATUS
 
 log = logging.getLogger(__name__)
-
 
 
 class RouterStage(Stage):
@@ -55,24 +56,19 @@ class RouterStage(Stage):
         self.topics = (self._t_messages, self._t_advanced, self._t_events)
 
     def process(self, batch: Batch) -> list[Out]:
-        outputs: list[Out] = []
-        for tp, records in batch.items():
-            for rec in records:
-                try:
-                    record = orjson.loads(rec.value)
-                except orjson.JSONDecodeError:
-                    metrics.ROUTE_ERRORS.labels("bad-record").inc()
-                    log.error("unreadable record", extra={"topic": tp.topic, "offset": rec.offset})
-                    continue
-                if tp.topic == self._t_messages:
-                    if record.get("duplicate"):
-                        continue
-                    self._route(record, "DATA", record["time"], outputs)
-                elif tp.topic == self._t_advanced:
-                    self._route(record, "DATA_ADVANCED", record["deadline"], outputs)
-                else:
-                    self._route(record, record["type"], record["time"], outputs)
-        return outputs
+        # A record that cannot be read or lacks what routing needs is dead-lettered by each_record.
+        return self.each_record(batch, self._route_record)
+
+    def _route_record(self, tp: TopicPartition, rec: ConsumerRecord, outputs: list[Out]) -> None:
+        record = orjson.loads(rec.value)
+        if tp.topic == self._t_messages:
+            if record.get("duplicate"):
+                return
+            self._route(record, "DATA", record["time"], outputs)
+        elif tp.topic == self._t_advanced:
+            self._route(record, "DATA_ADVANCED", record["deadline"], outputs)
+        else:
+            self._route(record, record["type"], record["time"], outputs)
 
     def _route(self, record: dict[str, Any], kind: str, origin_ms: int, outputs: list[Out]) -> None:
         subtypes = bindings.TARGETS.get(kind)

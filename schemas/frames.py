@@ -11,17 +11,35 @@ publish it as a JSON object to the `frames` topic, keyed by device id:
 (1..3) of the frame within one transmission; `ack` says the device asks for a
 downlink; `oob` marks an out-of-band (service) frame. Device and station ids
 are normalised to upper case.
+
+Anything else is refused with a `<field>.<what>` reason (`FrameError.code`):
+a record over the size limit (`frame.size`, checked before parsing), an empty
+one (`frame.missing`), bytes that are not UTF-8 or escape a lone surrogate
+(`frame.encoding`), a raw control character in a string (`frame.control`),
+NaN, Infinity or a number beyond a double (`frame.number`), nesting deeper
+than the parser's 1024 levels (`frame.depth`), a key given twice
+(`frame.duplicate`: parsers disagree on which copy wins), any other invalid
+JSON (`frame.format`), JSON that is not an object (`frame.type`), then each
+field's own checks (`station.format`, `seqNumber.range`, `rssi.type`, ...).
+A refused frame is described by `rejection()`, never copied.
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from schemas.excerpt import bounded_text, excerpt
+
 MAX_PAYLOAD_BYTES = 12
 SEQ_MODULO = 4096
+# The longest reason message a rejection carries (our messages are far shorter; this is a bound).
+MESSAGE_CHARS = 300
+# A rejection's Kafka key: at most this many bytes of the frame's key.
+KEY_BYTES = 64
 
 _HEX = re.compile(r"[0-9A-Fa-f]*")
 
@@ -133,12 +151,91 @@ def validate_frame(obj: Any) -> Frame:
     )
 
 
-def decode_frame(raw: bytes | None) -> Frame:
-    """Decode and validate the bytes of one Kafka record value."""
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise _DuplicateKey(twice)
+    return obj
+
+
+_STRICT = json.JSONDecoder(object_pairs_hook=_no_duplicates)
+
+
+def _has_duplicate_key(raw: bytes, obj: Any) -> str | None:
+    """The first key given twice in the document, if any.
+
+    Outside strings a colon only ever follows a key, so when the document holds
+    no more colons than the top-level object has keys (every valid frame: hex,
+    numbers and booleans hold none) no key can repeat and the exact check, a
+    second parse, is skipped.
+    """
+    if not isinstance(obj, dict) or raw.count(b":") <= len(obj):
+        return None
+    try:
+        _STRICT.decode(raw.decode("utf-8"))
+    except _DuplicateKey as exc:
+        return str(exc.args[0])
+    except (RecursionError, ValueError):
+        pass  # orjson accepted the document; only duplicates are looked for here
+    return None
+
+
+def _json_error(raw: bytes, exc: orjson.JSONDecodeError) -> FrameError:
+    """A `frame.<what>` reason for a document orjson refused."""
+    text = str(exc)
+    head = raw[exc.pos:exc.pos + 9].lstrip(b"-+")
+    if "UTF-8" in text or "surrogate" in text:
+        return FrameError("frame", f"encoding not UTF-8 text: {text}")
+    if "depth limit" in text:
+        return FrameError("frame", f"depth over the parser's nesting limit: {text}")
+    if "control character" in text:
+        return FrameError("frame", f"control character in a string (escape it as \\u00XX): {text}")
+    if "infinity" in text or head.startswith((b"NaN", b"Infinity")):
+        return FrameError("frame", f"number not finite (NaN, Infinity or beyond a double): {text}")
+    if "empty" in text:
+        return FrameError("frame", "missing (empty record value)")
+    return FrameError("frame", f"format not JSON: {text}")
+
+
+def decode_frame(raw: bytes | None, max_bytes: int | None = None, key: bytes | None = None) -> Frame:
+    """Decode and validate the value of one Kafka record; with `max_bytes`, the record
+    (its `key` and value) must not be larger: it is refused before parsing."""
+    size = len(raw or b"") + len(key or b"")
+    if max_bytes is not None and size > max_bytes:
+        part = f" (key {len(key)} + value {len(raw or b'')})" if key else ""
+        raise FrameError("frame", f"size {size} bytes{part} over the limit of {max_bytes} bytes")
     if raw is None:
         raise FrameError("frame", "missing (empty record value)")
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise FrameError("frame", f"format not JSON: {exc}") from None
+        raise _json_error(raw, exc) from None
+    twice = _has_duplicate_key(raw, obj)
+    if twice is not None:
+        raise FrameError("frame", f"duplicate key {bounded_text(twice, 40)!r}: a key may appear once")
     return validate_frame(obj)
+
+
+def rejection(reason: str, message: str, *, key: bytes | None, value: bytes | None, topic: str,
+              partition: int, offset: int, time_ms: int) -> tuple[bytes | None, bytes]:
+    """The `frames.rejected` record (key, value) for a refused frame.
+
+    The frame is described, not copied: its first bytes (base64), length and
+    SHA-256, and the same for its key, so the record stays under 2 KiB
+    whatever was sent:
+
+        {"reason": "station.format", "message": "station: format not hex: 'ZZZZ'",
+         "raw": {"prefix": "eyJzdGF0aW9u...", "length": 183, "sha256": "..."},
+         "key": {"prefix": "MDBBQjEyQ0Q=", "length": 8, "sha256": "..."},
+         "topic": "frames", "partition": 1, "offset": 42, "rejectedAt": 1764165600000}
+    """
+    body = {"reason": bounded_text(reason, 100), "message": bounded_text(message, MESSAGE_CHARS),
+            "raw": excerpt(value), "key": excerpt(key), "topic": topic, "partition": partition,
+            "offset": offset, "rejectedAt": time_ms}
+    return (key[:KEY_BYTES] if key is not None else None), orjson.dumps(body)

@@ -20,6 +20,8 @@ DOWNLINKS = "downlinks"
 DOWNLINK_REPORTS = "downlink-reports"
 CONFIG = "config"
 INGEST_STATE = "ingest.state"
+# Records a stage could not handle, with their error (schemas.dead_letters).
+DEAD_LETTERS = "dead-letters"
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(DOWNLINK_REPORTS),
     TopicSpec(CONFIG, compacted=True),
     TopicSpec(INGEST_STATE, compacted=True),
+    TopicSpec(DEAD_LETTERS),
 )
 
 

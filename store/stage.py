@@ -2,7 +2,11 @@
 
 Rows are written in one transaction per batch, every statement idempotent
 (stable ids, ON CONFLICT), and the offsets are committed after the
-transaction: a replayed batch writes nothing twice.
+transaction: a replayed batch writes nothing twice. A record that cannot be
+read is dead-lettered; a row PostgreSQL refuses for its data (a NUL character,
+a number out of range) makes the batch be written again record by record, and
+the records it still refuses are dead-lettered: no record blocks a partition.
+While PostgreSQL is unreachable the batch waits and is tried again.
 
 A callback is marked `dead` when one of its deliveries exhausts its retries,
 and no longer dead when one of its deliveries succeeds again (the latest
@@ -12,12 +16,16 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 import orjson
+from aiokafka import TopicPartition
+from aiokafka.structs import ConsumerRecord
 
 from backhaul import metrics
+from backhaul.failures import POSTGRES_REFUSED
 from backhaul.kafka import Out
 from backhaul.stage import Batch, Stage
 from schemas.topics import DELIVERY_RESULTS, DEVICE_EVENTS, MESSAGES, MESSAGES_ADVANCED, topic
@@ -53,6 +61,44 @@ STATUS_UPSERT = (
     "OR EXCLUDED.registration_id >= device_status.registration_id")
 
 
+@dataclass
+class Rows:
+    """What some records write: rows per table, and per device the `device_status` fields they set.
+
+    The rows of one record are built completely before they join a batch's, so
+    a record that cannot be read leaves nothing behind; those of a batch are
+    merged in order (the latest value of a field wins, `last_com` keeps the
+    greatest), which is what writing the records one by one would give.
+    """
+
+    messages: list[tuple] = field(default_factory=list)
+    advanced: list[tuple] = field(default_factory=list)
+    events: list[tuple] = field(default_factory=list)
+    attempts: list[tuple] = field(default_factory=list)
+    undelivered: list[tuple] = field(default_factory=list)
+    # (device, registration) -> the device_status fields set for that registration
+    status: dict[tuple[str, int | None], dict[str, Any]] = field(default_factory=dict)
+    dead: dict[str, bool] = field(default_factory=dict)
+
+    TABLES = ("messages", "advanced", "events", "attempts", "undelivered")
+
+    def device(self, device: str, registration: int | None) -> dict[str, Any]:
+        """The status fields of a device's registration (see oss.registrations)."""
+        return self.status.setdefault((device, registration), {})
+
+    def add(self, other: "Rows") -> None:
+        for table in self.TABLES:
+            getattr(self, table).extend(getattr(other, table))
+        for (device, registration), fields in other.status.items():
+            st = self.device(device, registration)
+            for name, value in fields.items():
+                st[name] = max(st.get(name) or 0, value) if name == "last_com" else value
+        self.dead.update(other.dead)
+
+    def __bool__(self) -> bool:
+        return any(getattr(self, t) for t in self.TABLES) or bool(self.status) or bool(self.dead)
+
+
 class StoreStage(Stage):
     name = "store"
     group = "backhaul-store"
@@ -66,120 +112,136 @@ class StoreStage(Stage):
         self._t_events = topic(DEVICE_EVENTS)
         self._t_results = topic(DELIVERY_RESULTS)
         self.topics = (self._t_messages, self._t_advanced, self._t_events, self._t_results)
-        self._pending: dict[str, list] = {}
+        # The rows of each record of the batch in hand, kept until they are written.
+        self._pending: list[tuple[ConsumerRecord, Rows]] = []
 
     def process(self, batch: Batch) -> list[Out]:
-        rows: dict[str, Any] = {"messages": [], "advanced": [], "events": [], "attempts": [],
-                                "undelivered": [], "status": {}, "dead": {}}
-        for tp, records in batch.items():
-            for rec in records:
-                r = orjson.loads(rec.value)
-                if tp.topic == self._t_messages:
-                    if not r.get("duplicate"):
-                        self._message(r, rows)
-                elif tp.topic == self._t_advanced:
-                    self._advanced(r, rows)
-                elif tp.topic == self._t_events:
-                    self._event(r, rows)
-                else:
-                    self._result(r, rows)
-        self._pending = rows
-        return []
+        self._pending = []
+        return self.each_record(batch, self._read)
 
-    @staticmethod
-    def _status(rows: dict, device: str, registration: int | None) -> dict[str, Any]:
-        """The status changes of (device, registration) in this batch."""
-        return rows["status"].setdefault((device, registration), {})
+    def _read(self, tp: TopicPartition, rec: ConsumerRecord, outputs: list[Out]) -> None:
+        r = orjson.loads(rec.value)
+        rows = Rows()
+        if tp.topic == self._t_messages:
+            if not r.get("duplicate"):
+                self._message(r, rows)
+        elif tp.topic == self._t_advanced:
+            self._advanced(r, rows)
+        elif tp.topic == self._t_events:
+            self._event(r, rows)
+        else:
+            self._result(r, rows)
+        if rows:
+            self._pending.append((rec, rows))
 
-    def _message(self, m: dict, rows: dict) -> None:
+    def _message(self, m: dict, rows: Rows) -> None:
         rinfo = {"baseStation": m["station"], "rssi": m["rssi"], "snr": m["snr"], "freq": m["freq"],
                  "rep": 1}
-        rows["messages"].append((m["id"], m["device"], m.get("deviceTypeId"), m["time"], m["seqNumber"],
-                                 m["data"], m.get("ack", False), [rinfo], m.get("overQuota", False),
-                                 m.get("registrationId")))
-        st = self._status(rows, m["device"], m.get("registrationId"))
+        rows.messages.append((m["id"], m["device"], m.get("deviceTypeId"), m["time"], m["seqNumber"],
+                              m["data"], m.get("ack", False), [rinfo], m.get("overQuota", False),
+                              m.get("registrationId")))
+        st = rows.device(m["device"], m.get("registrationId"))
         st["seq"] = m["seqNumber"]
-        st["last_com"] = max(st.get("last_com") or 0, m["time"])
+        st["last_com"] = m["time"]
 
-    def _advanced(self, a: dict, rows: dict) -> None:
-        rows["advanced"].append((a["messageId"], a["device"], a.get("deviceTypeId"), a["time"], a["seqNumber"],
-                                 a["data"], a.get("ack", False), a["rinfos"], a["nbFrames"], a["linkQuality"],
-                                 a["computedLocation"], a.get("registrationId")))
-        st = self._status(rows, a["device"], a.get("registrationId"))
+    def _advanced(self, a: dict, rows: Rows) -> None:
+        rows.advanced.append((a["messageId"], a["device"], a.get("deviceTypeId"), a["time"], a["seqNumber"],
+                              a["data"], a.get("ack", False), a["rinfos"], a["nbFrames"], a["linkQuality"],
+                              a["computedLocation"], a.get("registrationId")))
+        st = rows.device(a["device"], a.get("registrationId"))
         st["lqi"] = a["linkQuality"]
         if a["computedLocation"].get("status") == 1:
             st["location"] = a["computedLocation"]
 
-    def _event(self, e: dict, rows: dict) -> None:
+    def _event(self, e: dict, rows: Rows) -> None:
         registration = e.get("registrationId")
-        rows["events"].append((e["id"], e["device"], e["type"], e["time"], e, registration))
+        rows.events.append((e["id"], e["device"], e["type"], e["time"], e, registration))
         if e["type"] in COM_STATE:
-            self._status(rows, e["device"], registration)["com_state"] = COM_STATE[e["type"]]
+            rows.device(e["device"], registration)["com_state"] = COM_STATE[e["type"]]
         elif e["type"] == "OUT_OF_SEQUENCE":
-            self._status(rows, e["device"], registration)["trash"] = e["deviceMessageSeqnumber"]
+            rows.device(e["device"], registration)["trash"] = e["deviceMessageSeqnumber"]
 
-    def _result(self, r: dict, rows: dict) -> None:
-        rows["attempts"].append((r["deliveryId"], r["attempt"], r.get("messageId"), r["device"], r["callbackId"],
-                                 r["time"], r["status"], r.get("info"), r.get("latencyMs"), r.get("errorClass"),
-                                 r.get("answer"), r.get("registrationId")))
+    def _result(self, r: dict, rows: Rows) -> None:
+        rows.attempts.append((r["deliveryId"], r["attempt"], r.get("messageId"), r["device"], r["callbackId"],
+                              r["time"], r["status"], r.get("info"), r.get("latencyMs"), r.get("errorClass"),
+                              r.get("answer"), r.get("registrationId")))
         if r.get("dead") or r.get("errorClass") == "ok":
-            rows["dead"][r["callbackId"]] = bool(r.get("dead"))
+            rows.dead[r["callbackId"]] = bool(r.get("dead"))
         if r.get("dead"):
             d = r.get("delivery") or {}
             callback = undelivered_callback(d)
-            rows["undelivered"].append((
+            rows.undelivered.append((
                 r["deliveryId"], r["device"], r.get("deviceTypeId"), r.get("groupId"), r["callbackId"],
                 r.get("messageId"), r["time"], d.get("data"), d.get("snr"), r["status"], r.get("info"),
                 callback, d.get("variables") or {}, d, r.get("registrationId")))
 
     async def persist(self) -> None:
-        rows, self._pending = self._pending, {}
-        if not rows or not any(rows.values()):
+        """Write the batch in one transaction; if PostgreSQL refuses a row for its data, write
+        the records one by one and dead-letter those it refuses. Unreachable: raised, tried again."""
+        pending = self._pending
+        if not pending:
             return
         started = time.monotonic()
+        batch = Rows()
+        for _, rows in pending:
+            batch.add(rows)
+        try:
+            await self._write(batch)
+        except POSTGRES_REFUSED as exc:
+            log.warning("PostgreSQL refused a row of the batch: writing its records one by one",
+                        extra={"records": len(pending), "errorType": type(exc).__name__, "error": str(exc)[:300]})
+            for rec, rows in pending:
+                try:
+                    await self._write(rows)
+                except POSTGRES_REFUSED as refused:
+                    self.dead_letter(rec, refused)
+        self._pending = []
+        metrics.STORE_BATCH_SECONDS.observe(time.monotonic() - started)
+
+    async def _write(self, rows: Rows) -> None:
+        """Write `rows` in one transaction (every statement idempotent)."""
         async with self.pool.acquire() as conn, conn.transaction():
-            if rows["messages"]:
+            if rows.messages:
                 await conn.executemany(
                     "INSERT INTO messages(id, device_id, device_type_id, time, seq_number, data, ack_required, "
                     "rinfos, over_quota, registration_id) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) "
                     "ON CONFLICT (id) DO NOTHING",
-                    rows["messages"])
-            if rows["advanced"]:
+                    rows.messages)
+            if rows.advanced:
                 await conn.executemany(
                     "INSERT INTO messages(id, device_id, device_type_id, time, seq_number, data, ack_required, "
                     "rinfos, nb_frames, lqi, computed_location, registration_id) "
                     "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) "
                     "ON CONFLICT (id) DO UPDATE SET rinfos = EXCLUDED.rinfos, nb_frames = EXCLUDED.nb_frames, "
-                    "lqi = EXCLUDED.lqi, computed_location = EXCLUDED.computed_location", rows["advanced"])
-            if rows["events"]:
+                    "lqi = EXCLUDED.lqi, computed_location = EXCLUDED.computed_location", rows.advanced)
+            if rows.events:
                 await conn.executemany(
                     "INSERT INTO device_events(id, device_id, type, time, body, registration_id) "
                     "VALUES ($1,$2,$3,$4,$5,$6) "
-                    "ON CONFLICT (id) DO NOTHING", rows["events"])
-            if rows["attempts"]:
+                    "ON CONFLICT (id) DO NOTHING", rows.events)
+            if rows.attempts:
                 await conn.executemany(
                     "INSERT INTO callback_attempts(delivery_id, attempt, message_id, device_id, callback_id, time, "
                     "status, info, latency_ms, error_class, answer, registration_id) "
                     "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) "
-                    "ON CONFLICT (delivery_id, attempt) DO NOTHING", rows["attempts"])
-            if rows["undelivered"]:
+                    "ON CONFLICT (delivery_id, attempt) DO NOTHING", rows.attempts)
+            if rows.undelivered:
                 await conn.executemany(
                     "INSERT INTO undelivered_callbacks(delivery_id, device_id, device_type_id, group_id, "
                     "callback_id, message_id, time, data, snr, status, message, callback, parameters, delivery, "
                     "registration_id) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15) "
                     "ON CONFLICT (delivery_id) DO NOTHING",
-                    rows["undelivered"])
-            if rows["dead"]:
+                    rows.undelivered)
+            if rows.dead:
                 await conn.executemany("UPDATE callbacks SET dead = $2 WHERE id = $1 AND dead <> $2",
-                                       sorted(rows["dead"].items()))
-            if rows["status"]:
+                                       sorted(rows.dead.items()))
+            if rows.status:
                 await conn.executemany(STATUS_UPSERT, [
                     (d, s.get("seq"), s.get("last_com"), s.get("lqi"), s.get("location"), s.get("com_state"),
-                     s.get("trash"), registration) for (d, registration), s in rows["status"].items()])
-        for table in ("messages", "advanced", "events", "attempts", "undelivered"):
-            if rows[table]:
-                metrics.STORED.labels(table).inc(len(rows[table]))
-        metrics.STORE_BATCH_SECONDS.observe(time.monotonic() - started)
+                     s.get("trash"), registration) for (d, registration), s in rows.status.items()])
+        for table in Rows.TABLES:
+            if getattr(rows, table):
+                metrics.STORED.labels(table).inc(len(getattr(rows, table)))
 
 
 def undelivered_callback(delivery: dict[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,8 @@ reason. The router then delivers the event to the ACKNOWLEDGE callbacks.
 from __future__ import annotations
 
 import orjson
+from aiokafka import TopicPartition
+from aiokafka.structs import ConsumerRecord
 
 from backhaul import metrics
 from backhaul.kafka import Out
@@ -25,16 +27,14 @@ class AcksStage(Stage):
         self._t_events = topic(DEVICE_EVENTS)
 
     def process(self, batch: Batch) -> list[Out]:
-        outputs = []
-        for records in batch.values():
-            for rec in records:
-                report = orjson.loads(rec.value)
-                code = InfoCode.ACKED if report["transmitted"] else InfoCode.NETWORK_ERROR
-                metrics.DOWNLINKS.labels(str(int(code))).inc()
-                event = ack_event(report["device"], report["id"], code, reason=report.get("reason"),
-                                  device_type_id=report.get("deviceTypeId"), group_id=report.get("groupId"),
-                                  registration_id=report.get("registrationId"),
-                                  now_ms=report["time"], downlink_ack=bool(report["transmitted"]))
-                event["station"] = report.get("station")
-                outputs.append(Out(self._t_events, report["device"].encode(), orjson.dumps(event)))
-        return outputs
+        return self.each_record(batch, self._acknowledge)
+
+    def _acknowledge(self, tp: TopicPartition, rec: ConsumerRecord, outputs: list[Out]) -> None:
+        report = orjson.loads(rec.value)
+        code = InfoCode.ACKED if report["transmitted"] else InfoCode.NETWORK_ERROR
+        event = ack_event(report["device"], report["id"], code, reason=report.get("reason"),
+                          device_type_id=report.get("deviceTypeId"), group_id=report.get("groupId"),
+                          registration_id=report.get("registrationId"), now_ms=report["time"], downlink_ack=bool(report["transmitted"]))
+        event["station"] = report.get("station")
+        outputs.append(Out(self._t_events, report["device"].encode(), orjson.dumps(event)))
+        metrics.DOWNLINKS.labels(str(int(code))).inc()

@@ -43,6 +43,12 @@ allow the network) and ends in the undelivered list, but it does not count
 against the endpoint's circuit breaker: the endpoint did not fail, our rule
 stopped the request.
 
+A `deliveries` record that is not a valid delivery (`schemas.deliveries`), and
+a delivery or batch whose handling keeps failing (`dead_letter_attempts`
+times) for any reason but Kafka or PostgreSQL being unreachable, is moved to
+`dead-letters` and its offset (or its retry row) released; while the
+infrastructure is away the delivery is simply tried again later.
+
 BIDIR deliveries that carry `downlink` read the answer on the first attempt
 only, within `downlink_answer_s` of the uplink; DIRECT deliveries carry the
 rendered downlink and call nothing. Both pass `DownlinkGate` (contract and
@@ -65,12 +71,15 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 
 from backhaul import metrics
 from backhaul.configview import ConfigView
+from backhaul.dead_letters import announce, dead_letter
+from backhaul.failures import is_infrastructure
 from backhaul.kafka import Out, make_consumer, make_producer, send_all
 from backhaul.outbound import callback_session
 from backhaul.secretbox import SealedSecretError
 from backhaul.settings import settings
 from router.compiled import CompiledCallbacks
 from router.templates import TemplateError, render_batch
+from schemas.deliveries import delivery_problem
 from schemas.topics import DELIVERIES, DELIVERY_RESULTS, DEVICE_EVENTS, DOWNLINKS, topic
 from workers import downlink as dl
 from workers.attempt import DOWNLINK_ANSWER_BYTES, Outcome, email_attempt, failed, http_attempt
@@ -149,11 +158,9 @@ class DeliveryWorker:
                         await self._slots.acquire()
                         self._held += 1
                         self.tracker.add(tp, rec.offset)
-                        try:
-                            delivery = orjson.loads(rec.value)
-                        except orjson.JSONDecodeError:
-                            log.error("unreadable delivery", extra={"partition": tp.partition, "offset": rec.offset})
-                            self._release(None, (tp, rec.offset))
+                        delivery, problem = read_delivery(rec.value)
+                        if problem is not None:
+                            self._spawn(self._set_aside(rec.key, rec.value, problem, 1, (tp, rec.offset)))
                             continue
                         self._spawn(self._deliver(delivery, 0, (tp, rec.offset)))
         finally:
@@ -251,19 +258,54 @@ class DeliveryWorker:
             await self._settle(delivery, attempts + 1, outcome, from_store=origin is None)
         except asyncio.CancelledError:
             raise
-        except Exception:
-            # Not settled (say PostgreSQL is down while parking): keep holding the Kafka
-            # offset and try the whole delivery again later; a store claim simply expires.
-            log.exception("delivery failed unexpectedly", extra={"delivery": delivery.get("id")})
-            if origin is not None:
-                self._spawn(self._deliver_later(delivery, attempts, origin, failures + 1))
-                holder, origin = None, None
+        except Exception as exc:
+            # Not settled. PostgreSQL or Kafka unreachable (while parking, publishing): keep holding
+            # the offset (or the store claim) and try the whole delivery again later, for as long as
+            # it takes. Anything else is about this delivery: after `dead_letter_attempts` it is
+            # set aside in dead-letters and its offset released.
+            failures += 1
+            if is_infrastructure(exc) or failures < self.settings.dead_letter_attempts:
+                log.warning("delivery failed unexpectedly: trying again", exc_info=True,
+                            extra={"delivery": delivery.get("id"), "failures": failures})
+                self._spawn(self._deliver_later(delivery, attempts, origin, failures))
+            else:
+                self._spawn(self._set_aside(_key(delivery), orjson.dumps(delivery), exc, failures, origin,
+                                            delivery=delivery))
+            holder, origin = None, None
         finally:
             self._release(holder, origin)
 
     async def _deliver_later(self, delivery: dict, attempts: int, origin: Origin, failures: int) -> None:
         await asyncio.sleep(min(30.0, 0.5 * 2 ** failures))
         await self._deliver(delivery, attempts, origin, failures)
+
+    async def _set_aside(self, key: bytes | None, value: bytes | None, error: Exception, attempts: int,
+                         origin: Origin, *, delivery: dict | None = None) -> None:
+        """Move a delivery this worker cannot handle to dead-letters, then release it: its offset
+        (or its retry row, for one claimed from the store) is done with."""
+        tp, offset = origin if origin is not None else (None, -1)
+        letter = dead_letter("delivery", tp.topic if tp else topic(DELIVERIES), tp.partition if tp else -1,
+                             offset, key, value, error, attempts)
+        await self._until_done("publish a dead letter", lambda: send_all(self.producer, [letter.out]))
+        announce(letter)
+        if origin is None and delivery is not None:
+            await self._until_done("forget a dead-lettered retry", lambda: self.store.finish(delivery["id"]))
+        self._release(delivery, origin)
+
+    @staticmethod
+    async def _until_done(what: str, step: Callable[[], Awaitable[Any]]) -> None:
+        """Run `step` until it succeeds, pausing longer after each failure (Kafka or PostgreSQL away)."""
+        pause = 0.5
+        while True:
+            try:
+                await step()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning(f"could not {what} yet: trying again", exc_info=True)
+                await asyncio.sleep(pause)
+                pause = min(30.0, pause * 2)
 
     def _queue_limit(self, endpoint: Endpoint) -> int:
         if self._held >= self.max_in_flight // 2 and self._latency.get(endpoint.key, 0.0) >= SLOW_S:
@@ -367,7 +409,7 @@ class DeliveryWorker:
                 del self._batch_started[key]
                 self._spawn(self._send_batch(key, members))
 
-    async def _send_batch(self, callback_id: str, members: list[Member]) -> None:
+    async def _send_batch(self, callback_id: str, members: list[Member], failures: int = 0) -> None:
         batch_id = "batch:" + hashlib.sha256(
             "\n".join(sorted(d.get("webhookId") or d["id"] for d, _, _ in members)).encode()).hexdigest()[:32]
         try:
@@ -408,12 +450,24 @@ class DeliveryWorker:
                                    for d, attempts, origin in members))
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception("batch failed unexpectedly", extra={"callback": callback_id})
-            members = [(d, a, None) for d, a, _ in members]  # leave them unsettled
+        except Exception as exc:
+            # As for one delivery: wait for the infrastructure, set aside what keeps failing.
+            failures += 1
+            if is_infrastructure(exc) or failures < self.settings.dead_letter_attempts:
+                log.warning("batch failed unexpectedly: trying again", exc_info=True,
+                            extra={"callback": callback_id, "failures": failures})
+                self._spawn(self._send_batch_later(callback_id, members, failures))
+            else:
+                for d, attempts, origin in members:
+                    self._spawn(self._set_aside(_key(d), orjson.dumps(d), exc, failures, origin, delivery=d))
+            members = []  # held until then
         finally:
             for d, _, origin in members:
                 self._release(d, origin)
+
+    async def _send_batch_later(self, callback_id: str, members: list[Member], failures: int) -> None:
+        await asyncio.sleep(min(30.0, 0.5 * 2 ** failures))
+        await self._send_batch(callback_id, members, failures)
 
     # Outcomes ------------------------------------------------------------
     def _policy(self, callback_id: str) -> RetryPolicy:
@@ -522,6 +576,27 @@ class DeliveryWorker:
             await asyncio.sleep(0.05)
         await self._commit()
         self.tracker.forget(tps)
+
+
+class InvalidDelivery(ValueError):
+    """A `deliveries` record the worker cannot use (schemas.deliveries names why)."""
+
+
+def read_delivery(value: bytes | None) -> tuple[dict, None] | tuple[None, InvalidDelivery]:
+    """The delivery in a record's value, or why there is none."""
+    try:
+        delivery = orjson.loads(value or b"")
+    except orjson.JSONDecodeError as exc:
+        return None, InvalidDelivery(f"delivery: not JSON: {exc}")
+    problem = delivery_problem(delivery)
+    if problem is not None:
+        return None, InvalidDelivery(problem)
+    return delivery, None
+
+
+def _key(delivery: dict) -> bytes | None:
+    key = delivery.get("callbackId") if delivery.get("channel") == "BATCH_URL" else delivery.get("device")
+    return key.encode() if isinstance(key, str) else None
 
 
 class _Listener(ConsumerRebalanceListener):

@@ -202,6 +202,10 @@ def flow() -> dict[str, Any]:
             timeseries("Consumer lag per group", "short", targets(
                 ("sum by (group) (backhaul_consumer_lag)", "{{group}}"),
             )),
+            timeseries("Dead letters by stage", "cps", targets(
+                (rate("backhaul_dead_letters_total", "stage"), "{{stage}}"),
+            ), "Records a stage could not handle, moved to the dead-letters topic with their error "
+               "(each also logged at ERROR). Anything above zero needs a look.", stacked=True),
         ]),
         *row("Ingest internals", [
             timeseries("Ingest batch size", "short", targets(

@@ -73,7 +73,7 @@ async def test_every_message_becomes_exactly_one_callback(isolated, workers, rec
     assert set(reasons) == EXPECTED_REJECTIONS and len(reasons) == 5
     for rec in rejected:
         value = orjson.loads(rec.value)
-        assert value["message"] and value["raw"] is not None
+        assert value["message"] and value["raw"]["length"] > 0 and len(value["raw"]["sha256"]) == 64
 
     metrics = await worker.metrics()
     assert 'backhaul_frames_rejected_total{reason="frame.format"} 1.0' in metrics
