@@ -55,6 +55,8 @@ def _run_logged(what: str, coro) -> int:
     log = logging.getLogger("backhaul.cli")
     try:
         _asyncio_run(coro)
+    except (SecretKeyError, SealedSecretError):
+        raise  # a configuration error, not a crash: main() names it and exits 2
     except RoleCrashed as exc:
         log.critical(f"{what} stopped: {exc}")
         return 1
@@ -94,6 +96,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 1
     print("== starting the local stack (Kafka, PostgreSQL)", flush=True)
     processes.stack("start")
+    settings.cache_clear()  # the broker's first start made the password this process connects with
     if not (s.secret_keys or s.secret_key_file):
         from backhaul.secretbox import ensure_dev_key_file
         print(f"== development key for callback secrets: {ensure_dev_key_file()}", flush=True)

@@ -5,10 +5,8 @@ import asyncio
 
 import orjson
 from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
-from backhaul.kafka import make_producer
-from backhaul.settings import settings
+from backhaul.kafka import make_admin, make_producer
 from schemas.dead_letters import DeadLetter
 from schemas.topics import DEAD_LETTERS, topic
 from tests.conftest import read_topic, wait_until
@@ -34,7 +32,7 @@ async def publish_raw(name: str, records: list[Raw], partition: int | None = Non
 
 async def committed(group: str) -> dict[tuple[str, int], int]:
     """The committed offsets of a stage's consumer group: (topic, partition) -> next offset."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings().kafka_bootstrap)
+    admin = make_admin()
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(topic(group))

@@ -71,8 +71,9 @@ def fuzz_frames(rng: random.Random, n: int) -> list[tuple[str, bytes | None, byt
     """Seeded fuzz: random bytes, mutated valid frames, wrong types, random JSON, unregistered devices.
 
     Every frame names a device outside the registered range (registered ids are 6 hex characters
-    from 100000; fuzz ids are 8 from F0000000), so even a mutation that happens to be valid is
-    refused as `unknown-device` and never becomes a message.
+    from 100000; fuzz ids are 8 from F0000000) and a station that is not registered (A000-A0FF), so
+    even a mutation that happens to be valid is refused (`station.unknown`, or `unknown-device`
+    when a mutation lands on a registered station) and never becomes a message.
     """
     out = []
     for _ in range(n):
@@ -111,14 +112,15 @@ def fuzz_frames(rng: random.Random, n: int) -> list[tuple[str, bytes | None, byt
     return out
 
 
-def expected_reason(key: bytes | None, value: bytes | None) -> str:
-    """What ingest must answer: our decoder's reason, or `unknown-device` for a well-formed frame."""
+def expected_reason(key: bytes | None, value: bytes | None, stations: frozenset[str] = frozenset()) -> str:
+    """What ingest must answer: our decoder's reason, else `station.unknown` for a well-formed frame from a
+    station that is not registered, else `unknown-device`."""
     try:
         decoded = decode_frame(value, MAX_FRAME_BYTES, key)
     except FrameError as exc:
         return exc.code
     assert not decoded.device.startswith("1000"), "a fuzz frame must not name a registered device"
-    return "unknown-device"
+    return "unknown-device" if decoded.station in stations else "station.unknown"
 
 
 async def publish(records: list[tuple[bytes | None, bytes | None]]) -> list[tuple[int, int]]:
@@ -152,14 +154,15 @@ async def test_hostile_frames_are_rejected_with_a_reason_and_ingest_goes_on(pipe
             valid.append(frame(device.id, (device.seq + round_) % 4096, station=p.stations[round_ % 2]))
     named = hostile_frames(rng, valid[0])
     for what, key, value, reason in named:
-        assert expected_reason(key, value) == reason, what
+        assert expected_reason(key, value, frozenset(p.stations)) == reason, what
     bad = named + fuzz_frames(rng, FUZZ_FRAMES)
     # Interleave: the valid frames keep their order, the bad ones fall between them.
     slots = sorted(rng.sample(range(len(bad) + len(valid)), len(valid)))
     stream: list[tuple[str, bytes | None, bytes | None, str | None]] = list(bad)
     for slot, f in zip(slots, valid):
         stream.insert(slot, ("valid", f["device"].encode(), orjson.dumps(f), None))
-    expected = {i: expected_reason(key, value) for i, (what, key, value, _) in enumerate(stream) if what != "valid"}
+    expected = {i: expected_reason(key, value, frozenset(p.stations)) for i, (what, key, value, _) in enumerate(stream)
+                if what != "valid"}
 
     positions = await publish([(key, value) for _, key, value, _ in stream])
     published_at = time.monotonic()

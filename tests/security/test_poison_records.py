@@ -134,6 +134,11 @@ async def test_stations_and_acks_dead_letter_broken_records(isolated, workers):
 async def test_delivery_worker_dead_letters_invalid_deliveries_and_releases_them(isolated, workers, receiver):
     worker = workers("delivery", isolated)
     await worker.wait_ready()
+    # The callback the deliveries name, as the relay would publish it (a delivery of a callback the worker
+    # does not know fails its attempt).
+    await publish_raw(CONFIG, [raw({"id": "cb", "device_type_id": "t", "channel": "URL", "enabled": True,
+                                    "callback_subtype": 0, "headers": {}}, key=b"callback:cb")])
+    await wait_until(lambda: _view_holds(worker, 1), 10, "the delivery worker's view to hold the callback")
     now_ms = int(time.time() * 1000)
 
     def delivery(n: int, **changes) -> dict:
@@ -161,6 +166,12 @@ async def test_delivery_worker_dead_letters_invalid_deliveries_and_releases_them
     results = values(await read_topic(topic(DELIVERY_RESULTS), expect=3, timeout=30))
     assert sorted(r["deliveryId"] for r in results) == ["m-1/cb", "m-3/cb", "m-6/cb"]
     assert worker.proc.poll() is None
+
+
+async def _view_holds(worker, records: int) -> bool:
+    import aiohttp
+    async with aiohttp.ClientSession() as session:
+        return ((await worker.status(session)) or {}).get("config", 0) >= records
 
 
 async def test_ingest_dead_letters_frames_its_engine_fails_on(pipeline):

@@ -28,12 +28,10 @@ import orjson
 import pytest
 from aiohttp import web
 from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from backhaul import db
 from backhaul.callback_secrets import MASK
-from backhaul.kafka import make_consumer
-from backhaul.settings import settings
+from backhaul.kafka import make_admin, make_consumer
 from backhaul.supervised import free_port
 from oss.app import bootstrap_root, create_app
 from oss.profiles import ADMIN, PROFILES
@@ -102,7 +100,7 @@ async def start_api(isolated, tmp_path) -> tuple[subprocess.Popen, str, object]:
 
 async def every_record(prefix: str) -> dict[str, list[bytes]]:
     """Every record (key and value) of every topic of `prefix`, read from the beginning to the end."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings().kafka_bootstrap)
+    admin = make_admin()
     await admin.start()
     try:
         names = sorted(t for t in await admin.list_topics() if t.startswith(prefix))
