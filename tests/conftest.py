@@ -454,3 +454,34 @@ async def consumer_group_caught_up(group: str, topics: list[str]) -> bool:
     finally:
         await consumer.stop()
         await admin.close()
+
+
+@dataclass
+class Gateway:
+    """A base-station gateway's Kafka credentials (deploy/local/kafka.sh add-gateway)."""
+
+    name: str
+    password: str
+
+    def producer(self, **overrides):
+        """A producer on the gateway listener, as this gateway."""
+        from backhaul.kafka import make_gateway_producer
+
+        return make_gateway_producer(self.name, self.password, **overrides)
+
+
+@pytest.fixture
+def gateway(isolated) -> Iterator[Gateway]:
+    """A gateway allowed to produce to this test's `frames` topic and nothing else; removed afterwards."""
+    import subprocess
+
+    script = ROOT / "deploy/local/kafka.sh"
+    name = f"gw-{isolated.prefix.strip('.')}"
+    result = subprocess.run(["bash", str(script), "add-gateway", name], env=isolated.subprocess_env(),
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    printed, password = result.stdout.split()
+    assert printed == name
+    yield Gateway(name, password)
+    subprocess.run(["bash", str(script), "remove-gateway", name], env=isolated.subprocess_env(),
+                   capture_output=True, text=True, timeout=180)

@@ -26,7 +26,8 @@ def data_callback(receiver_url: str) -> dict:
             "content_type": "application/json", "body_template": body}
 
 
-async def test_every_message_becomes_exactly_one_callback(isolated, workers, receiver):
+async def test_every_message_becomes_exactly_one_callback(isolated, workers, receiver, gateway):
+    """The simulated stations publish as a gateway: its own credentials, on the gateway listener."""
     network = build_network(3, 200, seed=7)
     conn = await db.connect()
     try:
@@ -38,8 +39,10 @@ async def test_every_message_becomes_exactly_one_callback(isolated, workers, rec
     await asyncio.sleep(2.0)  # let the relay carry the seeded rows to the worker's view
 
     sent_frames: list[dict] = []
+    producer = gateway.producer(linger_ms=5)
+    await producer.start()
     sent = await simulate(network, messages_per_device=5, rate=0, duration=None, max_stations=3,
-                          malformed=5, progress=False, record=sent_frames)
+                          malformed=5, progress=False, record=sent_frames, producer=producer)
     assert sent["messages"] == 1000 and sent["malformed"] == 5
 
     # The first frame of each (device, seqNumber) in publishing order is the one the callback describes.
@@ -82,6 +85,7 @@ async def test_every_message_becomes_exactly_one_callback(isolated, workers, rec
     # The pipeline keeps running after the malformed frames.
     more: list[dict] = []
     await simulate(network, messages_per_device=1, rate=0, duration=None, max_stations=2,
-                   progress=False, record=more)
+                   progress=False, record=more, producer=producer)
+    await producer.stop()
     got = await receiver.wait_for(1200, timeout=60, path_prefix="/data")
     assert len(got) == 1200

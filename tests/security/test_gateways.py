@@ -19,19 +19,7 @@ KAFKA_SH = PROJECT_ROOT / "deploy/local/kafka.sh"
 
 
 def kafka_sh(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(KAFKA_SH), *args], env=env, capture_output=True, text=True, timeout=120)
-
-
-@pytest.fixture
-def gateway(isolated):
-    """A gateway allowed to produce to this test's frames topic: (name, password)."""
-    name = f"gw-{isolated.prefix.strip('.')}"
-    result = kafka_sh("add-gateway", name, env=isolated.subprocess_env())
-    assert result.returncode == 0, result.stderr
-    printed_name, password = result.stdout.split()
-    assert printed_name == name and len(password) >= 32
-    yield name, password
-    kafka_sh("remove-gateway", name, env=isolated.subprocess_env())
+    return subprocess.run(["bash", str(KAFKA_SH), *args], env=env, capture_output=True, text=True, timeout=180)
 
 
 async def _produce(producer, name: str, value: dict, key: bytes = b"5AFE01") -> None:
@@ -43,7 +31,7 @@ async def _produce(producer, name: str, value: dict, key: bytes = b"5AFE01") -> 
 
 
 async def test_a_gateway_produces_frames_and_nothing_else(pipeline, gateway, receiver):
-    name, password = gateway
+    name, password = gateway.name, gateway.password
     p = await pipeline([{"callback_subtype": 0, "url": f"{receiver.url}/up?s={{station}}", "http_method": "GET"}],
                        roles=("relay,ingest,router,delivery",), stations=3, devices=1)
     enabled, disabled, planned = p.stations
@@ -86,7 +74,7 @@ async def test_a_gateway_produces_frames_and_nothing_else(pipeline, gateway, rec
 
 
 async def test_a_removed_gateway_is_locked_out(isolated, gateway):
-    name, password = gateway
+    name, password = gateway.name, gateway.password
     await _produce(make_gateway_producer(name, password), topic(FRAMES), frame("5AFE01", 1, station="6A01"))
     result = kafka_sh("remove-gateway", name, env=isolated.subprocess_env())
     assert result.returncode == 0, result.stderr

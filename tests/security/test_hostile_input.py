@@ -21,7 +21,6 @@ import time
 import orjson
 import pytest
 
-from backhaul.kafka import make_producer
 from schemas.frames import FrameError, decode_frame
 from schemas.topics import DEAD_LETTERS, FRAMES, FRAMES_REJECTED, topic
 from tests.conftest import frame, read_topic, wait_until
@@ -123,9 +122,9 @@ def expected_reason(key: bytes | None, value: bytes | None, stations: frozenset[
     return "unknown-device" if decoded.station in stations else "station.unknown"
 
 
-async def publish(records: list[tuple[bytes | None, bytes | None]]) -> list[tuple[int, int]]:
-    """Publish (key, value) records to `frames` in order; their (partition, offset)."""
-    producer = make_producer()
+async def publish(gateway, records: list[tuple[bytes | None, bytes | None]]) -> list[tuple[int, int]]:
+    """Publish (key, value) records to `frames` in order, as a gateway; their (partition, offset)."""
+    producer = gateway.producer()
     await producer.start()
     try:
         futures = [await producer.send(topic(FRAMES), value, key=key) for key, value in records]
@@ -139,7 +138,8 @@ def data_callback(receiver_url: str) -> dict:
             "http_method": "GET"}
 
 
-async def test_hostile_frames_are_rejected_with_a_reason_and_ingest_goes_on(pipeline, receiver, capsys):
+async def test_hostile_frames_are_rejected_with_a_reason_and_ingest_goes_on(pipeline, receiver, gateway, capsys):
+    """Hostile frames come in the way a compromised gateway would send them: through the gateway listener."""
     started = time.monotonic()
     p = await pipeline([data_callback(receiver.url)], roles=("relay,router,delivery,store", "ingest"),
                        stations=2, devices=20)
@@ -164,7 +164,7 @@ async def test_hostile_frames_are_rejected_with_a_reason_and_ingest_goes_on(pipe
     expected = {i: expected_reason(key, value, frozenset(p.stations)) for i, (what, key, value, _) in enumerate(stream)
                 if what != "valid"}
 
-    positions = await publish([(key, value) for _, key, value, _ in stream])
+    positions = await publish(gateway, [(key, value) for _, key, value, _ in stream])
     published_at = time.monotonic()
 
     rejected = await read_topic(topic(FRAMES_REJECTED), expect=len(bad), timeout=90)
