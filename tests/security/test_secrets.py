@@ -82,7 +82,8 @@ async def start_api(isolated, tmp_path) -> tuple[subprocess.Popen, str, object]:
     port = free_port()
     log = open(tmp_path / "api.log", "ab")
     proc = subprocess.Popen([sys.executable, "-m", "backhaul.cli", "api", "--port", str(port)], cwd=ROOT,
-                            env=isolated.subprocess_env(BACKHAUL_LOG_LEVEL="DEBUG", BACKHAUL_API_RATE_LIMITS=NO_LIMITS), stdout=log, stderr=log,
+                            env=isolated.subprocess_env(BACKHAUL_LOG_LEVEL="DEBUG", BACKHAUL_API_RATE_LIMITS=NO_LIMITS),
+                            stdout=log, stderr=log,
                             stdin=subprocess.DEVNULL, start_new_session=True)
     base = f"http://127.0.0.1:{port}/v2"
 

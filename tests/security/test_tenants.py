@@ -248,7 +248,10 @@ async def test_every_route_refuses_another_tenants_objects(api):
                       ("/users/", {"groupIds": b.group}), ("/groups/", {"parentIds": b.group})):
         assert check(await a.client.get(path, params=key), 200)["data"] == [] or \
             (await a.client.get(path, params=key)).status in (400, 404), (path, key)
-    print(f"tenant matrix: {len(refused)} requests of A on B's objects refused, {len(jobs)} bulk jobs "
+    csv_refused = await _bulk_files_refused(api, a, b)
+    assert await snapshot(b) == before, "tenant A changed tenant B's objects with a bulk file"
+    print(f"tenant matrix: {len(refused)} requests of A on B's objects refused, {len(csv_refused)} bulk files, "
+          f"{len(jobs) + len(csv_refused)} bulk jobs "
           f"refused row by row, B unchanged")
 
     # Control: the owner (C, built like B) runs the same writes on its own objects: accepted, so
@@ -261,6 +264,36 @@ async def test_every_route_refuses_another_tenants_objects(api):
             (f"{method} {fill(method, template, c)} as its owner", r.status, r.body)
         if "/bulk" in template:
             await api.wait_jobs()
+
+
+async def _bulk_files_refused(api: ApiEnv, a: Objects, b: Objects) -> list[str]:
+    """Every bulk operation that takes a CSV upload, fed a file naming B's devices: refused row by row
+    (or, for a target device type of B's, refused whole)."""
+    files = {
+        ("POST", "/devices/bulk"): (f"id;pac\n{a.device}C;{PAC}\n", {"deviceTypeId": b.device_type}),
+        ("PUT", "/devices/bulk"): (f"id;name\n{b.device};renamed\n", None),
+        ("POST", "/devices/bulk/transfer"): (f"id\n{b.device}\n", {"deviceTypeId": a.device_type}),
+        ("POST", "/devices/bulk/replace"): (f"oldId;newId\n{b.device};{b.spare_device}\n", None),
+        ("POST", "/devices/bulk/unsubscribe"): (f"id\n{b.device}\n", None),
+        **{("POST", f"/devices/bulk/{kind}"): (f"id\n{b.device}\n", None)
+           for kind in ("restart", "suspend", "resume", "delete")},
+    }
+    refused = []
+    for (method, path), (csv, params) in files.items():
+        r = await a.client.call(method, path, csv=csv, params=params)
+        where = f"{method} {path} (CSV)"
+        if params and params.get("deviceTypeId") == b.device_type:
+            assert r.status == 404, (where, r.status, r.body)
+        elif path.endswith("/replace"):
+            assert r.status == 200 and r.body["status"]["success"] == 0, (where, r.body)
+        else:
+            assert r.status in (200, 201), (where, r.status, r.body)
+            await api.wait_jobs()
+            status = check(await a.client.get(f"/devices/bulk/{r.body['jobId']}"), 200)
+            assert status["status"]["success"] == 0, (where, status)
+            assert {e["message"] for e in status["status"]["errors"]} == {"device not found"}, (where, status)
+        refused.append(where)
+    return refused
 
 
 def _owner_order(route: tuple[str, str]) -> tuple[int, str]:
