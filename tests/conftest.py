@@ -485,3 +485,27 @@ def gateway(isolated) -> Iterator[Gateway]:
     yield Gateway(name, password)
     subprocess.run(["bash", str(script), "remove-gateway", name], env=isolated.subprocess_env(),
                    capture_output=True, text=True, timeout=180)
+
+
+# Skips CI accepts, each with its reason (reason text -> why it may skip). Anything else that skips
+# fails a run with BACKHAUL_FAIL_ON_SKIP=1 (.ci/run sets it): a test that skips in CI checks nothing.
+ALLOWED_SKIPS: dict[str, str] = {}
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    if os.environ.get("BACKHAUL_FAIL_ON_SKIP") != "1":
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    unexpected = [r for r in skipped if _skip_reason(r) not in ALLOWED_SKIPS]
+    if unexpected:
+        reporter.write_line(f"\n{len(unexpected)} test(s) skipped without an allowed reason "
+                            f"(tests/conftest.py ALLOWED_SKIPS):", red=True)
+        for r in unexpected:
+            reporter.write_line(f"  {r.nodeid}: {_skip_reason(r)}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _skip_reason(report) -> str:
+    longrepr = report.longrepr
+    return longrepr[2].removeprefix("Skipped: ") if isinstance(longrepr, tuple) else str(longrepr)
