@@ -190,8 +190,7 @@ def table(results: list[dict]) -> str:
             lines.append(f"{r['mode']:5} {role:9} {'stored' if role == 'store' else 'callback':9} "
                          f"{', '.join(f'{o:.1f}' for o in s['outageS']):24} "
                          f"{', '.join(f'{g:.1f}' for g in s['gapS']):22} "
-                         f"{s['delayMs']['p50']} / {s['delayMs']['p99']} / {s['delayMs']['max']:<22} "
-                         f"{s['undelivered']}")
+                         f"{'{p50} / {p99} / {max}'.format(**s['delayMs']):34} {s['undelivered']}")
         lines.append(f"{r['mode']:5} {'(none)':9} {'callback':9} steady state before the first kill: p50 "
                      f"{r['steadyDelayMs']['p50']} ms, p99 {r['steadyDelayMs']['p99']} ms; "
                      f"{r['delivered']} of {r['messages']} messages delivered")
