@@ -1,5 +1,5 @@
-"""The `backhaul` command: up, down, status, worker, api, simulate, demo-receiver, migrate, replay, bench,
-secret-key, rotate-secrets."""
+"""The `backhaul` command: up, down, status, start, stop, restart, supervise, worker, api, simulate,
+demo-receiver, migrate, replay, bench, secret-key, rotate-secrets."""
 from __future__ import annotations
 
 import argparse
@@ -102,17 +102,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"== development key for callback secrets: {ensure_dev_key_file()}", flush=True)
     print("== migrating the database, creating topics, registering the demo network", flush=True)
     creds = _asyncio_run(_prepare_demo(args))
-    print("== starting workers, API and demo receiver", flush=True)
-    for name, argv in DEMO_PROCESSES:
-        processes.spawn(name, argv, _demo_env())
-    if not args.no_simulate:
-        # The simulated stations publish as a gateway would: on the gateway listener, with their own credentials.
-        processes.gateway_password(SIMULATOR_GATEWAY)
-        password_file = s.state_dir / "kafka" / "gateways" / f"{SIMULATOR_GATEWAY}.password"
-        processes.spawn("simulate", ["simulate", "--stations", str(args.stations), "--devices", str(args.devices),
-                                     "--rate", str(args.rate), "--malformed", "5", "--forever",
-                                     "--metrics-port", str(role_metrics_port("simulate")),
-                                     "--gateway", SIMULATOR_GATEWAY, "--gateway-password-file", str(password_file)])
+    print("== starting the supervisor: workers, API and demo receiver", flush=True)
+    _supervise(_demo_plan(args))
     _wait_http(f"http://127.0.0.1:{s.demo_receiver_port}/stats", 30)
     _wait_http(f"http://127.0.0.1:{role_metrics_port('ingest')}/status", 60)
     metrics = ", ".join(f"{port} {name}" for name, (port, _, _) in ports.items() if name != "api")
@@ -129,6 +120,48 @@ Backhaul is up.
 
 
 SIMULATOR_GATEWAY = "simulator"
+
+
+def _demo_plan(args: argparse.Namespace) -> list:
+    """The processes `up` has the supervisor run."""
+    from backhaul import processes
+    from backhaul.roles import role_metrics_port
+    from backhaul.supervisor import Planned
+
+    plan = [Planned(name, argv, _demo_env()) for name, argv in DEMO_PROCESSES]
+    if not args.no_simulate:
+        # The simulated stations publish as a gateway would: on the gateway listener, with their own credentials.
+        processes.gateway_password(SIMULATOR_GATEWAY)
+        password_file = settings().state_dir / "kafka" / "gateways" / f"{SIMULATOR_GATEWAY}.password"
+        plan.append(Planned("simulate", [
+            "simulate", "--stations", str(args.stations), "--devices", str(args.devices), "--rate", str(args.rate),
+            "--malformed", "5", "--forever", "--metrics-port", str(role_metrics_port("simulate")),
+            "--gateway", SIMULATOR_GATEWAY, "--gateway-password-file", str(password_file)]))
+    return plan
+
+
+def _supervise(plan: list, timeout: float = 30.0) -> None:
+    """Hand `plan` to this checkout's supervisor (started if none runs) and wait until it runs every
+    process; name those that do not."""
+    from backhaul import control, processes
+    from backhaul.supervisor import read_state, write_plan
+
+    write_plan(plan)
+    if read_state() is not None:
+        print(f"   supervisor already running: {control.request('reload')['message']}", flush=True)
+    else:
+        processes.spawn("supervisor", ["supervise"])
+    deadline = time.monotonic() + timeout
+    waiting = [p.name for p in plan]
+    while waiting and time.monotonic() < deadline:
+        state = read_state()
+        if state is not None:
+            states = {p["name"]: p for p in state["processes"]}
+            waiting = [name for name in waiting if states.get(name, {}).get("state") != "running"]
+        time.sleep(0.2)
+    if waiting:
+        print(f"warning: not running after {timeout:.0f} s: {', '.join(waiting)} (see `backhaul status` "
+              f"and {settings().state_dir / 'logs'}/)", file=sys.stderr)
 
 
 def _wait_http(url: str, timeout: float) -> bool:
@@ -189,8 +222,10 @@ async def _prepare_demo(args: argparse.Namespace) -> dict:
 
 def cmd_down(args: argparse.Namespace) -> int:
     from backhaul import processes
+    from backhaul.supervisor import NAME as SUPERVISOR
 
-    for name in ["simulate"] + [n for n, _ in reversed(DEMO_PROCESSES)] + list(processes.running()):
+    # The supervisor first, so that it does not start again what is being stopped.
+    for name in [SUPERVISOR, "simulate"] + [n for n, _ in reversed(DEMO_PROCESSES)] + list(processes.running()):
         if processes.stop(name):
             print(f"stopped {name}")
     if args.purge:
@@ -202,14 +237,39 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from backhaul import processes
+    from backhaul import processes, status_report
 
-    procs = processes.running()
-    for name, _ in DEMO_PROCESSES + [("simulate", [])]:
-        pid = procs.get(name)
-        print(f"{name}: {'running (pid %d)' % pid if pid else 'stopped'}")
+    rows, by_hand = status_report.collect([name for name, _ in DEMO_PROCESSES] + ["simulate"])
+    if args.json:
+        print(json.dumps(status_report.as_json(rows, by_hand), indent=1))
+        return 0
+    print(status_report.table(rows, by_hand))
     processes.stack("status")
     return 0
+
+
+def cmd_control(args: argparse.Namespace) -> int:
+    """start | stop | restart NAME, through the supervisor."""
+    from backhaul import control
+
+    try:
+        reply = control.request(args.command, args.name)
+    except control.NoSupervisor:
+        print(f"backhaul {args.command}: no supervisor runs for {settings().state_dir} (`backhaul up` starts one; "
+              f"a worker of your own runs with `backhaul worker --roles ...`)", file=sys.stderr)
+        return 1
+    if not reply.get("ok"):
+        print(f"backhaul {args.command}: {reply.get('error')}", file=sys.stderr)
+        return 1
+    print(reply["message"])
+    return 0
+
+
+def cmd_supervise(args: argparse.Namespace) -> int:
+    from backhaul.supervisor import supervise
+
+    setup_logging(settings().log_level, role="supervisor")
+    return _run_logged("supervisor", supervise())
 
 
 # long-running roles ---------------------------------------------------------
@@ -366,7 +426,18 @@ def build_parser() -> argparse.ArgumentParser:
                       help="also delete Kafka's and PostgreSQL's data (deploy/local/*.sh reset)")
     down.set_defaults(func=cmd_down)
 
-    sub.add_parser("status", help="what runs").set_defaults(func=cmd_status)
+    st = sub.add_parser("status", help="what runs: state, pid, uptime, restarts, last exit of every process")
+    st.add_argument("--json", action="store_true", help="the same as JSON")
+    st.set_defaults(func=cmd_status)
+
+    for verb in ("start", "stop", "restart"):
+        c = sub.add_parser(verb, help=f"{verb} one supervised process (`backhaul up` runs the supervisor)")
+        c.add_argument("name", help="a process (ingest, router, delivery, store, downlink, api, receiver, simulate) "
+                                    "or a role it runs (relay, stations, acks)")
+        c.set_defaults(func=cmd_control)
+
+    sub.add_parser("supervise", help="run the supervisor of the plan `up` wrote (up starts it)"
+                   ).set_defaults(func=cmd_supervise)
 
     w = sub.add_parser("worker", help="run stream roles: ingest, router, delivery, store, relay, stations, acks")
     w.add_argument("--roles", required=True, help="comma-separated roles")

@@ -96,8 +96,11 @@ class ConfigView:
         # A long poll: a change is returned as soon as it lands, and an idle view costs nothing.
         self._consumer = make_consumer(group=None, fetch_max_wait_ms=500)
         await self._consumer.start()
-        partitions = self._consumer.partitions_for_topic(name)
         deadline = time.monotonic() + timeout_s
+        # A consumer subscribed to nothing knows no topic yet: ask the broker at once (a worker's restart
+        # waits for this), then every 0.5 s while the topic does not exist.
+        await self._consumer._client.force_metadata_update()
+        partitions = self._consumer.partitions_for_topic(name)
         while not partitions:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"topic {name} does not exist; run `backhaul migrate` / ensure_topics")

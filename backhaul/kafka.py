@@ -106,8 +106,13 @@ def make_producer(**overrides) -> AIOKafkaProducer:
     return AIOKafkaProducer(**options)
 
 
-def make_consumer(*topics: str, group: str | None, **overrides) -> AIOKafkaConsumer:
-    """A consumer that never commits by itself: stages commit after their outputs are durable."""
+def make_consumer(*topics: str, group: str | None, instance_id: str | None = None,
+                  **overrides) -> AIOKafkaConsumer:
+    """A consumer that never commits by itself: stages commit after their outputs are durable.
+
+    With `instance_id` (and a group) it is a static member of the group (KIP-345): restarted within
+    its session it gets its partitions back without a rebalance. Stop it with `stop_consumer`."""
+    s = settings()
     options = dict(
         **connection_options(),
         group_id=group,
@@ -116,12 +121,24 @@ def make_consumer(*topics: str, group: str | None, **overrides) -> AIOKafkaConsu
         max_poll_records=5000,
         fetch_max_wait_ms=50,
         max_partition_fetch_bytes=4 * 1024 * 1024,
-        session_timeout_ms=10000,
-        heartbeat_interval_ms=2000,
-        rebalance_timeout_ms=30000,
+        # Why these three: see Settings (kafka_session_timeout_ms).
+        session_timeout_ms=s.kafka_session_timeout_ms,
+        heartbeat_interval_ms=s.kafka_heartbeat_ms,
+        rebalance_timeout_ms=s.kafka_rebalance_timeout_ms,
     )
+    if group is not None and instance_id:
+        options["group_instance_id"] = instance_id
     options.update(overrides)
     return AIOKafkaConsumer(*topics, **options)
+
+
+async def stop_consumer(consumer: AIOKafkaConsumer, group: str, instance_id: str | None) -> None:
+    """Stop a consumer for good: a static member also leaves its group, so that its partitions
+    go to the other members now rather than when its session times out (backhaul.group_leave)."""
+    await consumer.stop()
+    if instance_id:
+        from backhaul.group_leave import leave_group
+        await leave_group(group, instance_id)
 
 
 class RecordTooLarge(ValueError):

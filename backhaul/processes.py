@@ -6,6 +6,7 @@ taken for ours, and never signalled.
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import socket
@@ -91,12 +92,57 @@ def spawn(name: str, args: list[str], env: dict[str, str] | None = None) -> int:
     pid = pid_of(name)
     if pid:
         return pid
+    return launch(name, args, env).pid
+
+
+def launch(name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start `backhaul <args>` in a session of its own, its output appended to logs/NAME.log,
+    and record it in run/NAME.pid."""
     with open(log_dir() / f"{name}.log", "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "backhaul.cli", *args], stdout=log, stderr=log,
                                 stdin=subprocess.DEVNULL, start_new_session=True, cwd=PROJECT_ROOT,
                                 env={**os.environ, **(env or {})})
-    (run_dir() / f"{name}.pid").write_text(f"{proc.pid} {start_time(proc.pid)}")
-    return proc.pid
+    write_pid_file(name, proc.pid)
+    return proc
+
+
+def write_pid_file(name: str, pid: int) -> None:
+    """Record `pid` (with its start time) as the process `name`."""
+    (run_dir() / f"{name}.pid").write_text(f"{pid} {start_time(pid)}")
+
+
+def forget(name: str) -> None:
+    """Remove the pid file of `name` (its process has ended)."""
+    (run_dir() / f"{name}.pid").unlink(missing_ok=True)
+
+
+def started_at(pid: int) -> float | None:
+    """When a process started (epoch seconds), None if it does not exist."""
+    ticks = start_time(pid)
+    try:
+        booted = time.time() - float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None if ticks is None else booted + int(ticks) / os.sysconf("SC_CLK_TCK")
+
+
+def lock_file(path: Path) -> int | None:
+    """An open descriptor of `path` holding its exclusive lock (flock), or None when another
+    process holds it. The kernel releases the lock when the process ends, however it ends."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        # The previous holder may have removed the file between our open and our lock: lock the new one.
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
 
 
 def stop(name: str, timeout: float = 20.0) -> bool:
@@ -110,7 +156,7 @@ def stop(name: str, timeout: float = 20.0) -> bool:
         pass
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _alive(pid):
+        if not alive(pid):
             break
         time.sleep(0.1)
     else:
@@ -122,7 +168,7 @@ def stop(name: str, timeout: float = 20.0) -> bool:
     return True
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     """True while the process exists and is not a zombie waiting for its parent."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()

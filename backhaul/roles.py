@@ -69,11 +69,9 @@ async def until_stopped(stop: asyncio.Event, tasks: list[asyncio.Task]) -> None:
 
 async def run_roles(roles: list[str], *, metrics_port: int | None = None,
                     stop: asyncio.Event | None = None) -> None:
-    """Run the given roles until SIGTERM/SIGINT (or `stop`)."""
-    from backhaul import db
-    from backhaul.config_relay import run_relay
-    from backhaul.configview import ConfigView
-    from backhaul.kafka import ensure_topics
+    """Run the given roles until SIGTERM/SIGINT (or `stop`), registered as an instance of this
+    machine (backhaul.instances) from start to end."""
+    from backhaul.instances import registered
 
     unknown = [r for r in roles if r not in ROLES]
     if unknown:
@@ -85,6 +83,18 @@ async def run_roles(roles: list[str], *, metrics_port: int | None = None,
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):
             pass
+    port = metrics_port if metrics_port is not None else (settings().metrics_port or role_metrics_port(roles[0]))
+    with registered(roles, port) as instance:
+        # Every consumer group member of this process is a static member under the instance's id.
+        await _run(roles, port, instance.id if settings().static_membership else None, stop)
+
+
+async def _run(roles: list[str], port: int, member: str | None, stop: asyncio.Event) -> None:
+    from backhaul import db
+    from backhaul.config_relay import run_relay
+    from backhaul.configview import ConfigView
+    from backhaul.kafka import ensure_topics
+
     if "delivery" in roles:
         from backhaul.secretbox import keyring
         keyring()  # the worker that opens callback secrets refuses to start without its key
@@ -101,7 +111,7 @@ async def run_roles(roles: list[str], *, metrics_port: int | None = None,
 
     runners: list[Any] = []
     tasks: list[asyncio.Task] = []
-    status: dict[str, Any] = {"roles": roles}
+    status: dict[str, Any] = {"roles": roles, "instance": member}
     if "ingest" in roles:
         from ingest.stage import IngestStage
         runners.append(IngestStage(view))
@@ -122,15 +132,15 @@ async def run_roles(roles: list[str], *, metrics_port: int | None = None,
         from workers.acks import AcksStage
         runners.append(AcksStage())
     for r in runners:
+        r.instance_id = member
         tasks.append(asyncio.create_task(r.run(), name=getattr(r, "name", "delivery")))
     relay_stop = asyncio.Event()
     if "relay" in roles:
         tasks.append(asyncio.create_task(run_relay(relay_stop), name="relay"))
     status["ready"] = lambda: all(r.ready.is_set() for r in runners)
     status["config"] = lambda: view.records_applied if view else None
-    port = metrics_port if metrics_port is not None else (settings().metrics_port or role_metrics_port(roles[0]))
     metrics_runner = await start_metrics_server(port, status)
-    log.info("worker running", extra={"roles": roles, "metrics_port": port})
+    log.info("worker running", extra={"roles": roles, "metrics_port": port, "instance": member})
     try:
         await until_stopped(stop, tasks)
     finally:

@@ -38,6 +38,17 @@ def _env_float(name: str, default: float) -> float:
         raise ValueError(f"{name}={raw!r} is not a number") from None
 
 
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name}={raw!r} is not a boolean (1/0, true/false, yes/no, on/off)")
+
+
 def _env_list_float(name: str, default: str) -> tuple[float, ...]:
     raw = _env(name, default)
     try:
@@ -64,6 +75,19 @@ class Settings:
     kafka_max_record_bytes: int = 1_000_000
     # Prefix for every topic name, so tests can run in isolation on one broker.
     topic_prefix: str = ""
+    # Consumer group membership (README "Recovery after a crash"). Every group member of a worker is a
+    # static member (KIP-345) with this instance id; empty = derived from the host, the worker's roles
+    # and a free slot on this machine (backhaul.instances). 0 turns static membership off.
+    instance_id: str = ""
+    static_membership: bool = True
+    # A static member restarted within its session gets its partitions back at once; past it they move.
+    # 10 s outlasts a supervised restart (0.5 s pause + ~2 s start) and is the broker's usual range
+    # (group.min.session.timeout.ms is 6 s). Heartbeats every second: the others learn of a rebalance
+    # (a member left, one joined) within a second. A rebalance waits up to 30 s for every member to
+    # rejoin: the delivery worker may take 20 s to settle what it holds before giving partitions up.
+    kafka_session_timeout_ms: int = 10_000
+    kafka_heartbeat_ms: int = 1_000
+    kafka_rebalance_timeout_ms: int = 30_000
 
     database_url: str = "postgresql://backhaul@127.0.0.1:25432/backhaul"
 
@@ -121,6 +145,15 @@ class Settings:
 
     log_level: str = "INFO"
 
+    # Supervision by `backhaul up` (backhaul.supervisor): a process that fails is started again after
+    # restart_first_s, doubling up to restart_max_s; the pause starts over once it ran restart_stable_s.
+    # crash_loop_exits failures within crash_loop_window_s: it is left stopped, with the reason.
+    restart_first_s: float = 0.5
+    restart_max_s: float = 30.0
+    restart_stable_s: float = 30.0
+    crash_loop_exits: int = 5
+    crash_loop_window_s: float = 60.0
+
     # Keys that seal stored secrets (backhaul.secretbox): comma-separated, the first seals, all open.
     # Never shown (repr=False). Without them, `secret_key_file`; without that, <state_dir>/secret-keys.
     secret_keys: str = field(default="", repr=False)
@@ -162,6 +195,11 @@ class Settings:
             kafka_partitions=_env_int("BACKHAUL_KAFKA_PARTITIONS", 4),
             kafka_max_record_bytes=_env_int("BACKHAUL_KAFKA_MAX_RECORD_BYTES", 1_000_000),
             topic_prefix=_env("BACKHAUL_TOPIC_PREFIX", ""),
+            instance_id=_env("BACKHAUL_INSTANCE_ID", "").strip(),
+            static_membership=_env_bool("BACKHAUL_STATIC_MEMBERSHIP", True),
+            kafka_session_timeout_ms=_env_int("BACKHAUL_KAFKA_SESSION_TIMEOUT_MS", 10_000),
+            kafka_heartbeat_ms=_env_int("BACKHAUL_KAFKA_HEARTBEAT_MS", 1_000),
+            kafka_rebalance_timeout_ms=_env_int("BACKHAUL_KAFKA_REBALANCE_TIMEOUT_MS", 30_000),
             database_url=_env("BACKHAUL_DATABASE_URL",
                               f"postgresql://backhaul@127.0.0.1:{_env('BACKHAUL_PG_PORT', '25432')}/backhaul"),
             advanced_window_s=_env_float("BACKHAUL_ADVANCED_WINDOW_S", 25.0),
@@ -198,6 +236,11 @@ class Settings:
             smtp_host=_env("BACKHAUL_SMTP_HOST", "127.0.0.1"),
             smtp_port=_env_int("BACKHAUL_SMTP_PORT", 8025),
             log_level=_env("BACKHAUL_LOG_LEVEL", "INFO"),
+            restart_first_s=_env_float("BACKHAUL_RESTART_FIRST_S", 0.5),
+            restart_max_s=_env_float("BACKHAUL_RESTART_MAX_S", 30.0),
+            restart_stable_s=_env_float("BACKHAUL_RESTART_STABLE_S", 30.0),
+            crash_loop_exits=max(1, _env_int("BACKHAUL_CRASH_LOOP_EXITS", 5)),
+            crash_loop_window_s=_env_float("BACKHAUL_CRASH_LOOP_WINDOW_S", 60.0),
             secret_keys=_env("BACKHAUL_SECRET_KEYS", ""),
             secret_key_file=_env("BACKHAUL_SECRET_KEY_FILE", ""),
             keepalive_min_s=_env_int("BACKHAUL_KEEPALIVE_MIN_S", 1800),

@@ -38,7 +38,7 @@ from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from backhaul.dead_letters import Pending, announce, dead_letter
 from backhaul.failures import is_infrastructure
-from backhaul.kafka import Out, make_consumer, make_producer, report_lag, send_all
+from backhaul.kafka import Out, make_consumer, make_producer, report_lag, send_all, stop_consumer
 from backhaul.settings import settings
 from schemas.topics import topic
 
@@ -68,6 +68,8 @@ class Stage:
     # latency per stage when traffic is light. See bench/README.md.
     fetch_min_bytes: int = 64 * 1024
     fetch_max_wait_ms: int = 25
+    # The worker's stable identity in its consumer groups (backhaul.instances); None = a dynamic member.
+    instance_id: str | None = None
 
     def __init__(self) -> None:
         self.consumer: AIOKafkaConsumer | None = None
@@ -141,7 +143,8 @@ class Stage:
         """Run until `stop()`; commits after every batch whose outputs are durable."""
         self.producer = make_producer()
         await self.producer.start()
-        self.consumer = make_consumer(group=topic(self.group), max_poll_records=self.max_records,
+        self.consumer = make_consumer(group=topic(self.group), instance_id=self.instance_id,
+                                      max_poll_records=self.max_records,
                                       fetch_min_bytes=self.fetch_min_bytes,
                                       fetch_max_wait_ms=self.fetch_max_wait_ms)
         await self.start()
@@ -160,7 +163,7 @@ class Stage:
                     self.ready.set()
         finally:
             lag_task.cancel()
-            await self.consumer.stop()
+            await stop_consumer(self.consumer, topic(self.group), self.instance_id)
             await self.producer.stop()
             await self.close()
             log.info("stage stopped", extra={"stage": self.name})

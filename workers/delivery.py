@@ -73,7 +73,7 @@ from backhaul import metrics
 from backhaul.configview import ConfigView
 from backhaul.dead_letters import announce, dead_letter
 from backhaul.failures import is_infrastructure
-from backhaul.kafka import Out, make_consumer, make_producer, send_all
+from backhaul.kafka import Out, make_consumer, make_producer, send_all, stop_consumer
 from backhaul.outbound import callback_session
 from backhaul.secretbox import SealedSecretError
 from backhaul.settings import settings
@@ -97,6 +97,7 @@ log = logging.getLogger(__name__)
 # Failures that say the endpoint is unwell (a 4xx says the request was wrong). A refused
 # destination ("destination") is our rule, not the endpoint failing: it does not open the circuit.
 BREAKER_FAILURES = frozenset({"timeout", "connect", "tls", "dns", "http_5xx", "http_429"})
+GROUP = "backhaul-delivery"
 # An endpoint whose requests take this long (moving average) is slow: under load its share shrinks.
 SLOW_S = 1.0
 Origin = tuple[TopicPartition, int] | None
@@ -133,6 +134,8 @@ class DeliveryWorker:
         self.producer = None
         self.consumer = None
         self._t_results = topic(DELIVERY_RESULTS)
+        # The worker's stable identity in its consumer group (backhaul.instances); None = a dynamic member.
+        self.instance_id: str | None = None
 
     def stop(self) -> None:
         self._stop.set()
@@ -142,7 +145,7 @@ class DeliveryWorker:
         self.session = callback_session()
         self.producer = make_producer()
         await self.producer.start()
-        self.consumer = make_consumer(group=topic("backhaul-delivery"), max_poll_records=2000)
+        self.consumer = make_consumer(group=topic(GROUP), instance_id=self.instance_id, max_poll_records=2000)
         self.consumer.subscribe([topic(DELIVERIES)], listener=_Listener(self))
         await self.consumer.start()
         helpers = [asyncio.create_task(self._poll_retries()), asyncio.create_task(self._flush_batches()),
@@ -168,7 +171,7 @@ class DeliveryWorker:
                 t.cancel()
             await self._drain(10.0)
             await self._commit()
-            await self.consumer.stop()
+            await stop_consumer(self.consumer, topic(GROUP), self.instance_id)
             await self.producer.stop()
             await self.session.close()
             log.info("delivery worker stopped")

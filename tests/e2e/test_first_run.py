@@ -3,8 +3,10 @@
 A copy of this checkout goes into a private folder (mode 700, as a home
 directory is) whose path holds a space and a non-ASCII character, with ports
 of its own so it runs beside the stack of the test run. There `./scripts/up`
-brings up the whole demo, a callback reaches the demo receiver, and
-`backhaul down` leaves nothing running or listening. The stack scripts then
+brings up the whole demo under its supervisor, a callback reaches the demo
+receiver, `backhaul status` shows every process, a worker killed with -9 is
+started again, `backhaul stop` / `start` act on one role, and `backhaul down`
+leaves nothing running or listening. The stack scripts then
 recover from a kill -9 of Kafka and PostgreSQL and from stale pid files, refuse
 a port that another program holds (naming it), and run for a user without root.
 """
@@ -92,6 +94,10 @@ class Checkout:
                                  f"{result.stderr[-4000:]}")
         return result
 
+    def status(self) -> dict[str, dict]:
+        """`backhaul status --json`: each process by name."""
+        return {p["name"]: p for p in json.loads(self.run(".venv/bin/backhaul", "status", "--json").stdout)["processes"]}
+
     def pg_data(self) -> Path:
         return Path(self.run("deploy/local/postgres.sh", "where").stdout.strip())
 
@@ -138,6 +144,21 @@ def checkout():
         shutil.rmtree(base, ignore_errors=True)
 
 
+def _receiver_stats(port: int) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=5) as resp:
+        return json.loads(resp.read())
+
+
+def _wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
 def _wait_for_callbacks(port: int, timeout: float) -> dict:
     deadline = time.monotonic() + timeout
     stats: dict = {}
@@ -163,7 +184,30 @@ def test_up_and_down_from_a_private_folder_with_spaces_and_non_ascii(checkout: C
     assert stats["byName"]["data"] > 0
 
     status = checkout.run(".venv/bin/backhaul", "status").stdout
-    assert "ingest: running" in status and "postgresql: running" in status and "kafka: running" in status
+    lines = status.splitlines()
+    assert lines[0].split() == ["PROCESS", "STATE", "PID", "UPTIME", "RESTARTS", "INSTANCE", "LAST", "EXIT"]
+    table = {line.split()[0]: line.split() for line in lines[1:10]}
+    assert set(table) == {"supervisor", "ingest", "router", "delivery", "store", "downlink", "api", "receiver",
+                          "simulate"}
+    assert all(row[1] == "running" and row[2].isdigit() for row in table.values()), status
+    assert table["delivery"][5].endswith("-delivery-0") and table["store"][5].endswith("-relay_store-0")
+    assert "postgresql: running" in status and "kafka: running" in status
+
+    # kill -9 a worker: the supervisor starts it again, says why, and callbacks go on.
+    killed = checkout.status()["delivery"]["pid"]
+    os.kill(killed, signal.SIGKILL)
+    restarted = _wait_for(lambda: (p := checkout.status()["delivery"])["pid"] not in (None, killed) and p, 30,
+                          "the delivery worker restarted")
+    assert (restarted["state"], restarted["restarts"], restarted["last_exit"]) == ("running", 1, "killed by SIGKILL")
+    receiver = checkout.ports["BACKHAUL_DEMO_RECEIVER_PORT"]
+    seen = _receiver_stats(receiver)["byName"]["data"]
+    _wait_for(lambda: _receiver_stats(receiver)["byName"]["data"] > seen + 5, 60, "callbacks after the restart")
+
+    # One role stopped and started by hand, through the supervisor.
+    assert checkout.run(".venv/bin/backhaul", "stop", "delivery").stdout.startswith("stopped delivery")
+    assert checkout.status()["delivery"]["state"] == "stopped"
+    assert checkout.run(".venv/bin/backhaul", "start", "delivery").stdout.startswith("started delivery")
+    assert checkout.status()["delivery"]["state"] == "running"
 
     checkout.run(".venv/bin/backhaul", "down")
     deadline = time.monotonic() + 10
@@ -206,7 +250,7 @@ def test_stack_recovers_from_kill_9_and_stale_pid_files(checkout: Checkout) -> N
         psql = subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(pg_port), "-U", "backhaul", "-d", "backhaul",
                                "-tAc", "SELECT 1"], capture_output=True, text=True, timeout=30)
         assert psql.stdout.strip() == "1", psql.stderr
-        assert "ingest: stopped" in checkout.run(".venv/bin/backhaul", "status").stdout
+        assert checkout.status()["ingest"]["state"] == "stopped"
         checkout.run(".venv/bin/backhaul", "down")
         assert bystander.poll() is None, "a stale pid file made the scripts signal a process that is not theirs"
         assert checkout.processes() == []
