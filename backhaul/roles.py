@@ -18,6 +18,8 @@ from backhaul.settings import settings
 log = logging.getLogger(__name__)
 
 ROLES = ("ingest", "router", "delivery", "store", "relay", "stations", "acks")
+# Roles that use PostgreSQL (every role uses Kafka): their process checks that it reaches both.
+POSTGRES_ROLES = frozenset({"delivery", "store", "relay"})
 # Each role's metrics port is BACKHAUL_METRICS_PORT_BASE (9100) plus its offset; the simulator takes 8.
 METRICS_PORT_OFFSETS = {"ingest": 1, "router": 2, "delivery": 3, "store": 4, "relay": 5, "stations": 6, "acks": 7,
                         "simulate": 8}
@@ -70,7 +72,7 @@ async def until_stopped(stop: asyncio.Event, tasks: list[asyncio.Task]) -> None:
 async def run_roles(roles: list[str], *, metrics_port: int | None = None,
                     stop: asyncio.Event | None = None) -> None:
     """Run the given roles until SIGTERM/SIGINT (or `stop`)."""
-    from backhaul import db
+    from backhaul import db, reachability
     from backhaul.config_relay import run_relay
     from backhaul.configview import ConfigView
     from backhaul.kafka import ensure_topics
@@ -126,6 +128,10 @@ async def run_roles(roles: list[str], *, metrics_port: int | None = None,
     relay_stop = asyncio.Event()
     if "relay" in roles:
         tasks.append(asyncio.create_task(run_relay(relay_stop), name="relay"))
+    checks = {"kafka": reachability.KafkaCheck()}
+    if POSTGRES_ROLES & set(roles):
+        checks["postgresql"] = reachability.PostgresCheck(pool)
+    watcher = asyncio.create_task(reachability.watch(checks), name="reachability")
     status["ready"] = lambda: all(r.ready.is_set() for r in runners)
     status["config"] = lambda: view.records_applied if view else None
     port = metrics_port if metrics_port is not None else (settings().metrics_port or role_metrics_port(roles[0]))
@@ -137,7 +143,8 @@ async def run_roles(roles: list[str], *, metrics_port: int | None = None,
         for r in runners:
             r.stop()
         relay_stop.set()
-        await asyncio.wait(tasks, timeout=15)
+        watcher.cancel()
+        await asyncio.wait(tasks + [watcher], timeout=15)
         for t in tasks:
             t.cancel()
         if view:
