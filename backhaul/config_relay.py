@@ -5,16 +5,25 @@ and NOTIFY. The relay wakes on the notification (or every second), reads the
 current rows of the changed keys, publishes them (a tombstone for a deleted
 row), waits for Kafka's acknowledgement and only then deletes the outbox rows.
 Publishing the current row, not the change, makes a replay harmless.
+
+While PostgreSQL or Kafka is unreachable the relay waits and tries again (a
+new connection, a new producer after a Kafka failure), counting each failure
+in `backhaul_infrastructure_errors_total{stage="relay"}`; the outbox keeps
+what was not published.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections import defaultdict
 
 import asyncpg
 import orjson
 
+from backhaul import metrics
+from backhaul.failures import dependency_of, is_infrastructure
 from backhaul.kafka import Out, make_producer, send_all
 from backhaul.settings import settings
 from schemas.topics import CONFIG, topic
@@ -30,6 +39,9 @@ TABLES = {
     "contract": "contract_infos",
 }
 _RELAY_LOCK = 0x72656C79
+RETRY_FIRST_S = 0.5
+RETRY_MAX_S = 30.0
+PRODUCER_STOP_S = 5.0
 
 
 async def publish_pending(conn: asyncpg.Connection, producer, *, limit: int = 5000) -> int:
@@ -68,25 +80,45 @@ async def publish_pending(conn: asyncpg.Connection, producer, *, limit: int = 50
 
 
 async def run_relay(stop: asyncio.Event | None = None, *, dsn: str | None = None) -> None:
-    """Relay forever (until `stop` is set), reconnecting when PostgreSQL goes away."""
+    """Relay forever (until `stop` is set), waiting out PostgreSQL or Kafka when they go away."""
     stop = stop or asyncio.Event()
-    producer = make_producer()
-    await producer.start()
+    producer = None
+    pause = RETRY_FIRST_S
     try:
         while not stop.is_set():
+            started = time.monotonic()
             try:
+                if producer is None:
+                    producer = make_producer()
+                    await producer.start()
                 await _relay_session(producer, stop, dsn or settings().database_url)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("relay lost PostgreSQL, retrying", extra={"error": str(exc)})
+            except Exception as exc:
+                if not (is_infrastructure(exc) or isinstance(exc, asyncpg.PostgresError)):
+                    raise  # (any error PostgreSQL answers is tried again, as the relay always did)
+                if time.monotonic() - started > RETRY_MAX_S:
+                    pause = RETRY_FIRST_S  # it had been running: a new outage starts the pauses afresh
+                dependency = dependency_of(exc)
+                metrics.INFRA_ERRORS.labels("relay", dependency).inc()
+                log.warning("relay lost Kafka or PostgreSQL: trying again", extra={
+                    "dependency": dependency, "errorType": type(exc).__name__, "error": str(exc)[:300],
+                    "retryInS": pause})
+                if dependency == "kafka" and producer is not None:
+                    # A producer whose send failed may be out of sequence for good: start a new one.
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(producer.stop(), PRODUCER_STOP_S)
+                    producer = None
                 try:
-                    await asyncio.wait_for(stop.wait(), 2.0)
+                    await asyncio.wait_for(stop.wait(), pause)
                 except asyncio.TimeoutError:
                     pass
+                pause = min(RETRY_MAX_S, pause * 2)
     finally:
-        await producer.stop()
+        if producer is not None:
+            await producer.stop()
 
 
 async def _relay_session(producer, stop: asyncio.Event, dsn: str) -> None:
+    """Relay on one connection until `stop` is set or something fails (raised)."""
     conn = await asyncpg.connect(dsn)
     wake = asyncio.Event()
     try:
@@ -104,4 +136,7 @@ async def _relay_session(producer, stop: asyncio.Event, dsn: str) -> None:
             except asyncio.TimeoutError:
                 pass
     finally:
-        await conn.close(timeout=2)
+        try:
+            await conn.close(timeout=2)
+        except Exception:  # noqa: BLE001  (the server went away: drop the connection)
+            conn.terminate()

@@ -19,12 +19,15 @@ import orjson
 from aiokafka import TopicPartition
 
 from backhaul import metrics
+from backhaul.failures import is_infrastructure
 from backhaul.kafka import make_consumer
 from schemas.topics import CONFIG, topic
 
 log = logging.getLogger(__name__)
 
 ENTITIES = ("device", "deviceType", "callback", "station", "group", "contract")
+FOLLOW_PAUSE_FIRST_S = 0.5
+FOLLOW_PAUSE_MAX_S = 10.0
 
 
 class ConfigView:
@@ -121,24 +124,42 @@ class ConfigView:
         pending = {tp for tp, end in ends.items() if end > 0}
         if not pending:
             self.caught_up.set()
+        pause = FOLLOW_PAUSE_FIRST_S
         while True:
-            batch = await self._consumer.getmany(timeout_ms=200, max_records=10000)
-            for tp, records in batch.items():
-                for rec in records:
-                    try:
-                        self.apply(rec.key, rec.value)
-                    except Exception:
-                        # A record the view cannot read must not stop it following the others.
-                        log.exception("config record skipped", extra={"partition": tp.partition,
-                                                                      "offset": rec.offset})
-                if tp in pending and records[-1].offset + 1 >= ends[tp]:
+            try:
+                pending = await self._read(pending, ends)
+                pause = FOLLOW_PAUSE_FIRST_S
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # Kafka away (or anything else): the view keeps what it has and follows on, never stops.
+                if is_infrastructure(exc):
+                    metrics.INFRA_ERRORS.labels("config-view", "kafka").inc()
+                log.warning("config view could not read the config topic: trying again", exc_info=exc,
+                            extra={"retryInS": pause})
+                await asyncio.sleep(pause)
+                pause = min(FOLLOW_PAUSE_MAX_S, pause * 2)
+
+    async def _read(self, pending: set[TopicPartition], ends: dict[TopicPartition, int]) -> set[TopicPartition]:
+        """Apply one batch of the config topic; returns the partitions still being loaded."""
+        batch = await self._consumer.getmany(timeout_ms=200, max_records=10000)
+        for tp, records in batch.items():
+            for rec in records:
+                try:
+                    self.apply(rec.key, rec.value)
+                except Exception:
+                    # A record the view cannot read must not stop it following the others.
+                    log.exception("config record skipped", extra={"partition": tp.partition,
+                                                                  "offset": rec.offset})
+            if tp in pending and records[-1].offset + 1 >= ends[tp]:
+                pending.discard(tp)
+        if pending:
+            for tp in list(pending):
+                if await self._consumer.position(tp) >= ends[tp]:
                     pending.discard(tp)
-            if pending:
-                for tp in list(pending):
-                    if await self._consumer.position(tp) >= ends[tp]:
-                        pending.discard(tp)
-            if not pending and not self.caught_up.is_set():
-                self.caught_up.set()
+        if not pending and not self.caught_up.is_set():
+            self.caught_up.set()
+        return pending
 
     async def stop(self) -> None:
         if self._task:

@@ -27,6 +27,9 @@ _POSTGRES_UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.OperatorInterventionError,    # shutting down, cannot connect now
     asyncpg.exceptions.InsufficientResourcesError,   # too many connections, disk full
     asyncpg.exceptions.TransactionRollbackError,     # serialization failure, deadlock: try again
+    # The server ended a connection while a pooled one was being released ("cannot switch to
+    # state ...; another operation is in progress"): the connection is dropped, a new one is used.
+    asyncpg.exceptions._base.InternalClientError,
 )
 
 _KAFKA_UNAVAILABLE: tuple[type[BaseException], ...] = (
@@ -36,6 +39,24 @@ _KAFKA_UNAVAILABLE: tuple[type[BaseException], ...] = (
     kafka_errors.NodeNotReadyError,
     kafka_errors.RequestTimedOutError,
 )
+
+
+def dependency_of(exc: BaseException) -> str:
+    """"kafka" or "postgresql": which one an infrastructure failure comes from (by its type,
+    else by the library it was raised in: a refused connection is a plain OSError in both)."""
+    if isinstance(exc, kafka_errors.KafkaError):
+        return "kafka"
+    if isinstance(exc, (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.exceptions._base.InternalClientError)):
+        return "postgresql"
+    tb = exc.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if "/aiokafka/" in filename:
+            return "kafka"
+        if "/asyncpg/" in filename:
+            return "postgresql"
+        tb = tb.tb_next
+    return "postgresql" if isinstance(exc, OSError) else "kafka"
 
 
 def is_infrastructure(exc: BaseException) -> bool:

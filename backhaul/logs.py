@@ -82,10 +82,47 @@ class RoleFilter(logging.Filter):
         return True
 
 
+class RepeatFilter(logging.Filter):
+    """Lets a client library's line through at most once per `every_s` for each (logger, level,
+    message template); the next one that passes carries `repeated`, how many were left out.
+
+    While Kafka is away aiokafka logs every failed reconnection and metadata request, hundreds of
+    lines a second per process (its sender retries without a pause): that would fill the disk and
+    take the CPU the broker needs to come back. Our own lines are never held back."""
+
+    MAX_KEYS = 1000
+
+    def __init__(self, prefixes: tuple[str, ...] = ("aiokafka",), every_s: float = 10.0,
+                 clock=time.monotonic) -> None:
+        super().__init__()
+        self.prefixes = prefixes
+        self.every_s = every_s
+        self.clock = clock
+        self._seen: dict[tuple[str, int, str], list] = {}  # key -> [when it last passed, left out since]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not any(record.name == p or record.name.startswith(p + ".") for p in self.prefixes):
+            return True
+        key = (record.name, record.levelno, str(record.msg))
+        now = self.clock()
+        seen = self._seen.get(key)
+        if seen is not None and now - seen[0] < self.every_s:
+            seen[1] += 1
+            return False
+        if len(self._seen) >= self.MAX_KEYS:
+            self._seen.clear()
+        if seen is not None and seen[1]:
+            record.repeated = seen[1]
+        self._seen[key] = [now, 0]
+        return True
+
+
 def setup_logging(level: str = "INFO", role: str | None = None, stream=None) -> None:
-    """Send JSON logs to stderr (or `stream`); `role` is added to every line."""
+    """Send JSON logs to stderr (or `stream`); `role` is added to every line, and the Kafka
+    client's repeated lines are thinned out (RepeatFilter)."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(RepeatFilter())
     if role:
         handler.addFilter(RoleFilter(role))
     root = logging.getLogger()

@@ -45,6 +45,8 @@ E2E_LATENCY = Histogram("backhaul_e2e_latency_seconds", "From the first frame to
 DELIVERIES_IN_FLIGHT = Gauge("backhaul_deliveries_in_flight", "Deliveries being sent now")
 CIRCUITS = Gauge("backhaul_circuits", "Endpoint circuit breakers by state", ["state"])
 RETRIES_WAITING = Gauge("backhaul_retries_waiting", "Deliveries waiting for their next retry")
+DELIVERY_COPIES = Counter("backhaul_delivery_copies_skipped", "Deliveries read again from Kafka (a rebalance, "
+                          "a record published twice upstream) and not sent again")
 DOWNLINKS = Counter("backhaul_downlinks", "Downlink outcomes by ACKNOWLEDGE infoCode", ["info_code"])
 
 # Store
@@ -59,6 +61,13 @@ CONFIG_PROPAGATION = Histogram("backhaul_config_propagation_seconds", "From the 
 
 # Every stage
 DEAD_LETTERS = Counter("backhaul_dead_letters", "Records a stage could not handle, moved to dead-letters", ["stage"])
+
+# Kafka and PostgreSQL, seen from each process
+INFRA_UP = Gauge("backhaul_infrastructure_up", "1 when this process reached the dependency at its last check "
+                 "(every 2 s), 0 when it could not", ["dependency"])
+INFRA_ERRORS = Counter("backhaul_infrastructure_errors", "Steps that failed because Kafka or PostgreSQL was "
+                       "unreachable (each is waited out and tried again), by stage and dependency",
+                       ["stage", "dependency"])
 
 # Kafka
 CONSUMER_LAG = Gauge("backhaul_consumer_lag", "Records behind the end of the partition", ["group", "topic", "partition"])

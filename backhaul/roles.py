@@ -18,6 +18,8 @@ from backhaul.settings import settings
 log = logging.getLogger(__name__)
 
 ROLES = ("ingest", "router", "delivery", "store", "relay", "stations", "acks")
+# Roles that use PostgreSQL (every role uses Kafka): their process checks that it reaches both.
+POSTGRES_ROLES = frozenset({"delivery", "store", "relay"})
 # Each role's metrics port is BACKHAUL_METRICS_PORT_BASE (9100) plus its offset; the simulator takes 8.
 METRICS_PORT_OFFSETS = {"ingest": 1, "router": 2, "delivery": 3, "store": 4, "relay": 5, "stations": 6, "acks": 7,
                         "simulate": 8}
@@ -90,7 +92,7 @@ async def run_roles(roles: list[str], *, metrics_port: int | None = None,
 
 
 async def _run(roles: list[str], port: int, member: str | None, stop: asyncio.Event) -> None:
-    from backhaul import db
+    from backhaul import db, reachability
     from backhaul.config_relay import run_relay
     from backhaul.configview import ConfigView
     from backhaul.kafka import ensure_topics
@@ -137,6 +139,10 @@ async def _run(roles: list[str], port: int, member: str | None, stop: asyncio.Ev
     relay_stop = asyncio.Event()
     if "relay" in roles:
         tasks.append(asyncio.create_task(run_relay(relay_stop), name="relay"))
+    checks = {"kafka": reachability.KafkaCheck()}
+    if POSTGRES_ROLES & set(roles):
+        checks["postgresql"] = reachability.PostgresCheck(pool)
+    watcher = asyncio.create_task(reachability.watch(checks), name="reachability")
     status["ready"] = lambda: all(r.ready.is_set() for r in runners)
     status["config"] = lambda: view.records_applied if view else None
     metrics_runner = await start_metrics_server(port, status)
@@ -147,7 +153,8 @@ async def _run(roles: list[str], port: int, member: str | None, stop: asyncio.Ev
         for r in runners:
             r.stop()
         relay_stop.set()
-        await asyncio.wait(tasks, timeout=15)
+        watcher.cancel()
+        await asyncio.wait(tasks + [watcher], timeout=15)
         for t in tasks:
             t.cancel()
         if view:

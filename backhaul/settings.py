@@ -94,6 +94,9 @@ class Settings:
     # Ingest
     advanced_window_s: float = 25.0
     window_check_interval_s: float = 0.2
+    # How long after its broker append time a frame may take to become readable (the worker's clock
+    # ahead of the broker's, replication to followers): an idle partition's windows close this much late.
+    append_visible_s: float = 0.5
     daily_uplink_quota: int = 140
     ingest_batch_max: int = 2000
 
@@ -204,6 +207,7 @@ class Settings:
                               f"postgresql://backhaul@127.0.0.1:{_env('BACKHAUL_PG_PORT', '25432')}/backhaul"),
             advanced_window_s=_env_float("BACKHAUL_ADVANCED_WINDOW_S", 25.0),
             window_check_interval_s=_env_float("BACKHAUL_WINDOW_CHECK_INTERVAL_S", 0.2),
+            append_visible_s=_env_float("BACKHAUL_APPEND_VISIBLE_S", 0.5),
             daily_uplink_quota=_env_int("BACKHAUL_DAILY_UPLINK_QUOTA", 140),
             ingest_batch_max=_env_int("BACKHAUL_INGEST_BATCH_MAX", 2000),
             max_frame_bytes=_env_int("BACKHAUL_MAX_FRAME_BYTES", 4096),

@@ -15,7 +15,12 @@ No record can stop a stage or make it crash-loop:
 - **Infrastructure is waited for.** A step that fails because Kafka or
   PostgreSQL is unreachable (`backhaul.failures.is_infrastructure`) is tried
   again with a growing pause (0.5 s to 30 s), for as long as it takes: such a
-  failure never dead-letters anything and nothing is skipped.
+  failure never dead-letters anything and nothing is skipped. Each such
+  failure is counted (`backhaul_infrastructure_errors_total{stage,dependency}`),
+  and after a Kafka failure of a step that produces, the step is tried again
+  on a new producer (an idempotent producer whose send failed may be out of
+  sequence for good, and aiokafka's keeps asking for metadata without a pause
+  while the broker is away).
 - **Anything else that escapes** (a failure while persisting or publishing a
   batch, say an output the broker refuses) rewinds the batch and restores the
   state of its partitions as a restart would (`on_revoked` then
@@ -36,8 +41,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError, RebalanceInProgressError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
+from backhaul import metrics
 from backhaul.dead_letters import Pending, announce, dead_letter
-from backhaul.failures import is_infrastructure
+from backhaul.failures import dependency_of, is_infrastructure
 from backhaul.kafka import Out, make_consumer, make_producer, report_lag, send_all, stop_consumer
 from backhaul.settings import settings
 from schemas.topics import topic
@@ -49,6 +55,8 @@ T = TypeVar("T")
 
 RETRY_FIRST_S = 0.5
 RETRY_MAX_S = 30.0
+# How long a producer being thrown away may take to stop (it flushes what it still holds).
+PRODUCER_STOP_S = 5.0
 
 
 class Stage:
@@ -154,6 +162,8 @@ class Stage:
         lag_task = asyncio.create_task(report_lag(self.consumer, topic(self.group)))
         try:
             while not self._stopping.is_set():
+                if self.producer is None:  # stopped while a new one was being started
+                    break
                 batch = await self.consumer.getmany(timeout_ms=int(self.tick_interval_s * 1000),
                                                     max_records=self.max_records)
                 async with self._lock:
@@ -164,7 +174,8 @@ class Stage:
         finally:
             lag_task.cancel()
             await stop_consumer(self.consumer, topic(self.group), self.instance_id)
-            await self.producer.stop()
+            if self.producer is not None:
+                await self.producer.stop()
             await self.close()
             log.info("stage stopped", extra={"stage": self.name})
 
@@ -228,10 +239,10 @@ class Stage:
         dead = self._take_dead()
         outputs.extend(d.out for d in dead)
         if outputs:
-            await self._io("publish outputs", lambda: send_all(self.producer, outputs))
+            await self._io("publish outputs", lambda: send_all(self.producer, outputs), produces=True)
         for d in dead:
             announce(d)
-        await self._io("persist state", self.persist)
+        await self._io("persist state", self.persist, produces=True)
         await self._publish_dead()  # records `persist` could not write
         if batch:
             await self._commit({tp: OffsetAndMetadata(records[-1].offset + 1, "") for tp, records in batch.items()})
@@ -252,13 +263,15 @@ class Stage:
     async def _publish_dead(self) -> None:
         dead = self._take_dead()
         if dead:
-            await self._io("publish dead letters", lambda: send_all(self.producer, [d.out for d in dead]))
+            await self._io("publish dead letters", lambda: send_all(self.producer, [d.out for d in dead]),
+                           produces=True)
             for d in dead:
                 announce(d)
 
-    async def _io(self, what: str, step: Callable[[], Awaitable[T]]) -> T:
+    async def _io(self, what: str, step: Callable[[], Awaitable[T]], *, produces: bool = False) -> T:
         """Run one step that talks to Kafka or PostgreSQL, waiting and trying again for as
-        long as they are unreachable; any other failure is raised."""
+        long as they are unreachable (on a new producer after a Kafka failure, if the step
+        `produces`); any other failure is raised."""
         pause = RETRY_FIRST_S
         while True:
             try:
@@ -266,14 +279,45 @@ class Stage:
             except Exception as exc:
                 if not is_infrastructure(exc) or self._stopping.is_set():
                     raise
-                log.warning("Kafka or PostgreSQL unavailable: trying again", extra={
-                    "stage": self.name, "step": what, "errorType": type(exc).__name__, "error": str(exc)[:300],
-                    "retryInS": pause})
+                pause = await self._wait_out(what, exc, pause)
+                if produces and dependency_of(exc) == "kafka":
+                    await self._new_producer()
+
+    async def _wait_out(self, what: str, exc: BaseException, pause: float) -> float:
+        """Count and log an infrastructure failure, pause (unless stopping); returns the next pause."""
+        metrics.INFRA_ERRORS.labels(self.name, dependency_of(exc)).inc()
+        log.warning("Kafka or PostgreSQL unavailable: trying again", extra={
+            "stage": self.name, "step": what, "dependency": dependency_of(exc), "errorType": type(exc).__name__,
+            "error": str(exc)[:300], "retryInS": pause})
+        try:
+            await asyncio.wait_for(self._stopping.wait(), pause)
+        except TimeoutError:
+            pass
+        return min(RETRY_MAX_S, pause * 2)
+
+    async def _new_producer(self) -> None:
+        """Throw the producer away and start a new one, waiting for Kafka for as long as it takes."""
+        old, self.producer = self.producer, None
+        if old is not None:
+            try:
+                await asyncio.wait_for(old.stop(), PRODUCER_STOP_S)
+            except Exception:  # noqa: BLE001  (the old producer is being thrown away)
+                log.debug("stopping the old producer failed", exc_info=True)
+        pause = RETRY_FIRST_S
+        while True:
+            producer = make_producer()
+            try:
+                await producer.start()
+                self.producer = producer
+                return
+            except Exception as exc:
                 try:
-                    await asyncio.wait_for(self._stopping.wait(), pause)
-                except TimeoutError:
-                    pass
-                pause = min(RETRY_MAX_S, pause * 2)
+                    await asyncio.wait_for(producer.stop(), PRODUCER_STOP_S)
+                except Exception:  # noqa: BLE001
+                    log.debug("stopping a producer that did not start failed", exc_info=True)
+                if not is_infrastructure(exc) or self._stopping.is_set():
+                    raise
+                pause = await self._wait_out("start producer", exc, pause)
 
     async def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         try:
@@ -286,14 +330,8 @@ class Stage:
     async def _renew_producer_after(self, exc: BaseException) -> None:
         """A send the broker refused leaves an idempotent producer out of sequence for good:
         after any failure from Kafka, start again with a new producer."""
-        if not isinstance(exc, KafkaError):
-            return
-        old, self.producer = self.producer, make_producer()
-        try:
-            await old.stop()
-        except Exception:  # noqa: BLE001  (the old producer is being thrown away)
-            log.debug("stopping the old producer failed", exc_info=True)
-        await self._io("start producer", self.producer.start)
+        if isinstance(exc, KafkaError):
+            await self._new_producer()
 
     async def _rewind(self, batch: Batch) -> None:
         """Read `batch` again from its first records, on the state of its partitions as last committed."""

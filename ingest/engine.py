@@ -1,10 +1,11 @@
 """The ingest state machine: frames in, messages, aggregates and device events out.
 
-Pure logic, no I/O: the stage feeds it validated frames and the wall clock,
-and publishes what it returns. Per device it keeps:
+Pure logic, no I/O: the stage feeds it validated frames with the broker's
+append time of each, and the wall clock, and publishes what it returns. Per
+device it keeps:
 
-* the open DATA_ADVANCED windows, one per seqNumber, each closing
-  `window_s` after its first frame (wall clock, so they survive restarts);
+* the open DATA_ADVANCED windows, one per seqNumber, each with a deadline
+  `window_s` after the append time of its first frame;
 * the last accepted seqNumber (12 bits: "newer" means 1..2047 steps ahead,
   modulo 4096), the last trashed one, and a short memory of recently closed
   windows so that a copy arriving after its window is counted as late;
@@ -18,6 +19,23 @@ Decisions, per frame of (device, seqNumber):
   otherwise                   -> a new message, emitted at once (SEQUENCE_BREAK event on a gap)
 Out-of-band frames are deduplicated the same way but are not messages: they
 become STATUS / REPEATER device events and do not count toward the quota.
+
+Same decision with or without a crash. Every decision is a function of the
+frames in partition order and their broker append times, never of when the
+worker happens to read them, so a worker that restarts from its changelog and
+reads a backlog decides exactly what it would have decided live:
+
+* a copy belongs to its window when its append time is *before* the window's
+  deadline (the first copy's append time + `window_s`), to the millisecond;
+  appended at or after the deadline it is late, whether the window is still in
+  memory or was already closed (a worker catching up closes the device's due
+  windows before it looks at the copy: `close_due`);
+* likewise a keep-alive deadline at or before a frame's append time is breached
+  (ERROR) before that frame counts as a sign of life (RESTORED);
+* the wall clock only decides *when* a due window or breach is emitted (`tick`,
+  once every frame appended before the deadline has been read), never what it
+  holds, and DATA_ADVANCED carries no emission time: one published before a
+  crash and again after it is the same record, with the same id.
 """
 from __future__ import annotations
 
@@ -52,8 +70,8 @@ class Window:
     message_id: str
     seq: int
     time: int               # epoch ms of the first frame (station clock)
-    opened_at: float        # epoch s when the first frame was processed
-    deadline: float         # epoch s
+    opened_at: float        # epoch s: the broker's append time of the first frame
+    deadline: float         # epoch s: opened_at + window; copies appended from then on are late
     data: str
     ack: bool
     oob: bool
@@ -86,7 +104,7 @@ class DeviceState:
     # seq (+4096 for out-of-band) -> when its window closed (epoch s)
     closed: dict[int, float] = field(default_factory=dict)
     disengage_seen: int = 0
-    last_seen: float | None = None                           # epoch s of the last accepted frame
+    last_seen: float | None = None                           # append time (epoch s) of the last accepted frame
     keepalive_deadline: float | None = None
     breached_at: float | None = None
     day: int = 0
@@ -217,8 +235,9 @@ class IngestEngine:
 
     # Frames ------------------------------------------------------------
     def handle(self, frame: Frame, partition: int, out: Outputs, now: float | None = None) -> None:
-        """Process one valid frame; appends what it produces to `out`."""
+        """Process one valid frame appended at `now` (broker time); appends what it produces to `out`."""
         now = self.clock() if now is None else now
+        self.close_due(frame.device, now, out)
         station = self.config.stations.get(frame.station)
         if station is None:
             out.rejected.append(("station.unknown", f"station {frame.station} is not registered"))
@@ -301,7 +320,7 @@ class IngestEngine:
             "seqNumber": frame.seqNumber, "time": frame.time,
             "data": frame.data, "station": frame.station, "rssi": frame.rssi, "snr": frame.snr,
             "freq": frame.freq, "rep": frame.rep, "ack": frame.ack, "duplicate": False,
-            "avgSnr": avg_snr, "overQuota": over_quota, "ingestedAt": int(now * 1000),
+            "avgSnr": avg_snr, "overQuota": over_quota, "ingestedAt": _ms(now),
         }
         if station.get("lat") is not None:
             message["lat"], message["lng"] = round(station["lat"]), round(station["lng"])
@@ -353,7 +372,7 @@ class IngestEngine:
         if st.breached_at is not None:
             out.events.append(self._event(st, device, "RESTORED", now, key=cause,
                                           info=f"Messages received again after {_fmt(st.breached_at)}",
-                                          lastErrorTime=int(st.breached_at * 1000), severity="INFO"))
+                                          lastErrorTime=_ms(st.breached_at), severity="INFO"))
             st.breached_at = None
         keep_alive = self._keep_alive(device)
         if keep_alive:
@@ -376,15 +395,32 @@ class IngestEngine:
         dtype = self.config.device_types.get(device.get("device_type_id") or "")
         return int(dtype.get("keep_alive") or 0) if dtype else 0
 
-    # Wall clock --------------------------------------------------------
+    # Deadlines ---------------------------------------------------------
+    def close_due(self, device_id: str, at: float, out: Outputs) -> None:
+        """Close the device's windows, and raise its keep-alive breach, whose deadline is at or
+        before `at` (a frame's append time), in deadline order, as `tick` would have by then.
+
+        `handle` calls it first, so a copy or a frame read late (a worker catching up after a
+        restart) meets the state the live run had when it was appended."""
+        st = self.states.get(device_id)
+        if st is None:
+            return
+        due = [(w.deadline, w.seq, oob, w) for oob, windows in ((False, st.windows), (True, st.oob_windows))
+               for w in windows.values() if _reached(at, w.deadline)]
+        for _, _, oob, w in sorted(due, key=lambda d: d[:3]):
+            self._close(st, w, oob, out)
+        if st.keepalive_deadline is not None and st.breached_at is None and _reached(at, st.keepalive_deadline):
+            self._breach(st, out)
+
     def tick(self, now: float | None = None, watermark: Callable[[int], float] | None = None) -> Outputs:
         """Close every window and raise every keep-alive breach that is due.
 
-        Times are broker time (when Kafka appended the frame). A deadline is due
-        when `now` has passed it and, if `watermark` is given, when every frame of
-        the device's partition appended before it has been processed: a worker
-        catching up on a backlog never closes a window whose late copies are
-        still waiting in that backlog.
+        Deadlines are broker time (when Kafka appended the frame). A deadline is
+        due when `now` (the wall clock) has passed it and, if `watermark` is
+        given, when every frame of the device's partition appended before it has
+        been processed: a worker catching up on a backlog never closes a window
+        whose copies are still waiting in that backlog. What a window holds does
+        not depend on when it closes (see the module docstring).
         """
         now = self.clock() if now is None else now
         out = Outputs()
@@ -396,22 +432,13 @@ class IngestEngine:
             st = self.states.get(device_id)
             if st is None:
                 continue
-            windows = st.oob_windows if oob else st.windows
-            w = windows.get(seq)
+            w = (st.oob_windows if oob else st.windows).get(seq)
             if w is None or w.deadline != deadline:
                 continue
-            if watermark is not None and watermark(st.partition) < deadline:
+            if watermark is not None and not _reached(watermark(st.partition), deadline):
                 held.append(entry)
                 continue
-            del windows[seq]
-            out.touched.add(device_id)
-            st.closed[seq + SEQ_MODULO * oob] = deadline
-            while len(st.closed) > CLOSED_MEMORY:
-                del st.closed[next(iter(st.closed))]
-            if oob:
-                continue
-            out.advanced.append(self._advanced(st, w, now))
-            self.counters.advanced += 1
+            self._close(st, w, oob, out)
         for entry in held:
             heapq.heappush(heap, entry)
         held = []
@@ -422,22 +449,42 @@ class IngestEngine:
             st = self.states.get(device_id)
             if st is None or st.keepalive_deadline != deadline or st.breached_at is not None:
                 continue
-            if watermark is not None and watermark(st.partition) < deadline:
+            if watermark is not None and not _reached(watermark(st.partition), deadline):
                 held.append(entry)
                 continue
-            device = self.config.devices.get(device_id) or {}
-            if device.get("registration_id") not in (None, st.registration):
-                continue  # registered again since: the old registration's keep-alive is over
-            st.breached_at = deadline
-            out.touched.add(device_id)
-            out.events.append(self._event(st, device, "ERROR", deadline, key=str(int(deadline * 1000)),
-                                          info=f"No message received since {_fmt(st.last_seen)}",
-                                          severity="ERROR", lastSeen=int((st.last_seen or 0) * 1000)))
+            self._breach(st, out)
         for entry in held:
             heapq.heappush(kheap, entry)
         return out
 
-    def _advanced(self, st: DeviceState, w: Window, now: float) -> dict:
+    def _close(self, st: DeviceState, w: Window, oob: bool, out: Outputs) -> None:
+        """Close one window: remember it among the recently closed, emit its DATA_ADVANCED."""
+        record = None if oob else self._advanced(st, w)  # built first: if it raises, nothing changed
+        del (st.oob_windows if oob else st.windows)[w.seq]
+        out.touched.add(st.device)
+        key = w.seq + SEQ_MODULO * oob
+        st.closed.pop(key, None)  # a number used again after the wrap is the latest closed, not the oldest
+        st.closed[key] = w.deadline
+        while len(st.closed) > CLOSED_MEMORY:
+            del st.closed[next(iter(st.closed))]
+        if record is not None:
+            out.advanced.append(record)
+            self.counters.advanced += 1
+
+    def _breach(self, st: DeviceState, out: Outputs) -> None:
+        """The device missed its keep-alive deadline: one ERROR event (until it is heard again)."""
+        device = self.config.devices.get(st.device) or {}
+        if device.get("registration_id") not in (None, st.registration):
+            return  # registered again since: the old registration's keep-alive is over
+        deadline = st.keepalive_deadline
+        st.breached_at = deadline
+        out.touched.add(st.device)
+        # The key truncates (not _ms) as earlier versions did: a breach raised again keeps its id.
+        out.events.append(self._event(st, device, "ERROR", deadline, key=str(int(deadline * 1000)),
+                                      info=f"No message received since {_fmt(st.last_seen)}",
+                                      severity="ERROR", lastSeen=_ms(st.last_seen or 0)))
+
+    def _advanced(self, st: DeviceState, w: Window) -> dict:
         device = self.config.devices.get(st.device) or {}
         duplicates = [{"bsId": bs, "rssi": r[0], "snr": r[1], "nbRep": bin(r[2]).count("1")}
                       for bs, r in w.stations.items()]
@@ -455,7 +502,7 @@ class IngestEngine:
             "rinfos": [{"baseStation": bs, "rssi": r[0], "snr": r[1], "freq": r[3],
                         "rep": bin(r[2]).count("1")} for bs, r in w.stations.items()],
             "operatorName": "Backhaul", "countryCode": device.get("country_code") or "000",
-            "deadline": int(w.deadline * 1000), "closedAt": int(now * 1000),
+            "deadline": _ms(w.deadline),
         }
         if device.get("lat") is not None:
             record["fixedLat"], record["fixedLng"] = device["lat"], device["lng"]
@@ -466,7 +513,7 @@ class IngestEngine:
         event = {
             "id": f"{st.device}:{kind}:{key}", "type": kind, "device": st.device,
             "deviceTypeId": device.get("device_type_id"), "groupId": device.get("group_id"),
-            "registrationId": st.registration, "time": int(now * 1000),
+            "registrationId": st.registration, "time": _ms(now),
         }
         event.update(body)
         return event
@@ -486,6 +533,17 @@ class IngestEngine:
         if st.breached_at is None:
             return 1, 0                                  # OK
         return 3, int((now - st.last_seen) // keep_alive)  # KO, periods missed
+
+
+def _ms(epoch_s: float) -> int:
+    """Epoch milliseconds, the broker's resolution (rounded: 1700000000.123 * 1000 is 1700000000122.99...)."""
+    return round(epoch_s * 1000)
+
+
+def _reached(at: float, deadline: float) -> bool:
+    """True when broker time `at` is at or past `deadline`, to the millisecond, so that float
+    rounding never decides which side of a deadline a copy falls on."""
+    return _ms(at) >= _ms(deadline)
 
 
 def _avg_snr(st: DeviceState) -> float | str:

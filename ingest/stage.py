@@ -44,6 +44,7 @@ class IngestStage(Stage):
         self._next_offset: dict[int, int] = {}
         self._appended: dict[int, float] = {}
         self.tick_interval_s = s.window_check_interval_s
+        self.append_visible_s = s.append_visible_s
         self.max_records = s.ingest_batch_max
         self.max_frame_bytes = s.max_frame_bytes
         self.engine = IngestEngine(view, window_s=s.advanced_window_s, daily_quota=s.daily_uplink_quota)
@@ -72,9 +73,16 @@ class IngestStage(Stage):
                 except FrameError as exc:
                     rejected.append(self._reject(rec, exc.code, str(exc)))
                     continue
+                appended = rec.timestamp / 1000
+                try:
+                    # Outside the frame's mark: the windows it finds due stay closed even if the frame fails.
+                    engine.close_due(frame.device, appended, out)
+                except Exception as exc:
+                    self.dead_letter(rec, exc)
+                    continue
                 mark = out.mark()
                 try:
-                    engine.handle(frame, tp.partition, out, rec.timestamp / 1000)
+                    engine.handle(frame, tp.partition, out, appended)
                 except Exception as exc:
                     # A valid frame the engine fails on (corrupt configuration, a bug): set it aside.
                     out.truncate(mark)
@@ -93,17 +101,21 @@ class IngestStage(Stage):
                 self._next_offset[tp.partition] = await self.consumer.position(tp)
 
     def watermark(self, partition: int) -> float:
-        """Broker time up to which every frame of `partition` has been processed."""
-        highwater = self.consumer.highwater(TopicPartition(self._t_frames, partition))
-        if highwater is not None and self._next_offset.get(partition, 0) >= highwater:
-            return time.time()  # caught up: nothing older is waiting
+        """Broker time before which every frame of `partition` has been processed.
+
+        Behind the end of the partition: the append time of the last frame read. Caught up
+        with the end the broker reported in its last fetch answer: the time that answer
+        came, less `append_visible_s` (a frame appended just before may not have been
+        readable yet: clock skew, replication)."""
+        tp = TopicPartition(self._t_frames, partition)
+        highwater = self.consumer.highwater(tp)
+        polled = self.consumer.last_poll_timestamp(tp)
+        if highwater is not None and polled and self._next_offset.get(partition, 0) >= highwater:
+            return max(self._appended.get(partition, 0.0), polled / 1000 - self.append_visible_s)
         return self._appended.get(partition, 0.0)
 
     def tick(self) -> list[Out]:
-        now = time.time()
-        out = self.engine.tick(now, self.watermark)
-        for adv in out.advanced:
-            metrics.ADVANCED_LATENESS.observe(max(0.0, now - adv["deadline"] / 1000))
+        out = self.engine.tick(time.time(), self.watermark)
         self._update_gauges()
         return self._outputs(out)
 
@@ -111,8 +123,10 @@ class IngestStage(Stage):
         records = []
         for m in out.messages:
             records.append(Out(self._t_messages, m["device"].encode(), orjson.dumps(m)))
+        now = time.time()
         for a in out.advanced:
             records.append(Out(self._t_advanced, a["device"].encode(), orjson.dumps(a)))
+            metrics.ADVANCED_LATENESS.observe(max(0.0, now - a["deadline"] / 1000))
         for e in out.events:
             records.append(Out(self._t_events, e["device"].encode(), orjson.dumps(e)))
             metrics.DEVICE_EVENTS.labels(e["type"]).inc()

@@ -9,8 +9,9 @@ import asyncpg
 from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
-from backhaul import metrics
+from backhaul import metrics, reachability
 from backhaul.db import create_pool, migrate
+from backhaul.failures import dependency_of, is_infrastructure
 from backhaul.destinations import DestinationPolicy
 from backhaul.secretbox import keyring
 from backhaul.settings import settings
@@ -21,7 +22,8 @@ from oss.bulk_jobs import JobRunner
 from oss.params import BODY_LIMITS, BodyLimits
 from oss.clock import new_id
 from oss.context import CREDENTIALS, DESTINATIONS, JOBS, KEEPALIVE_MIN, LOGINS, POOL
-from oss.errors import ApiError, MethodNotAllowed, NotFound, PayloadTooLarge, TooManyRequests, json_response
+from oss.errors import (ApiError, MethodNotAllowed, NotFound, PayloadTooLarge, ServiceUnavailable, TooManyRequests,
+                        json_response)
 from oss.http_server import ApiRunner
 from oss.login_throttle import LoginPolicy, LoginThrottle
 from oss.profiles import ADMIN
@@ -57,9 +59,17 @@ async def observe(request: web.Request, handler) -> web.StreamResponse:
         response = PayloadTooLarge(request.client_max_size).response()
     except web.HTTPException as exc:
         response = json_response({"message": exc.reason}, exc.status)
-    except Exception:
-        log.exception("request failed", extra={"method": request.method, "route": route_of(request)})
-        response = json_response({"message": "Internal server error"}, 500)
+    except Exception as exc:
+        if is_infrastructure(exc):
+            # PostgreSQL away: not the request's fault. 503 with Retry-After; the pool reconnects by itself.
+            metrics.INFRA_ERRORS.labels("api", dependency_of(exc)).inc()
+            log.warning("database unreachable: answered 503", extra={
+                "method": request.method, "route": route_of(request), "errorType": type(exc).__name__,
+                "error": str(exc)[:300]})
+            response = ServiceUnavailable().response()
+        else:
+            log.exception("request failed", extra={"method": request.method, "route": route_of(request)})
+            response = json_response({"message": "Internal server error"}, 500)
     route = route_of(request)
     metrics.API_REQUESTS.labels(request.method, route, str(response.status)).inc()
     metrics.API_LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
@@ -157,10 +167,12 @@ async def serve_api(host: str, port: int) -> None:
         await site.start()
         log.info("API listening", extra={"host": host, "port": port})
         purge = asyncio.create_task(retention_loop(pool, conf.message_retention_days))
+        watcher = asyncio.create_task(reachability.watch({"postgresql": reachability.PostgresCheck(pool)}))
         try:
             await asyncio.Event().wait()
         finally:
             purge.cancel()
+            watcher.cancel()
             await runner.cleanup()
     finally:
         await pool.close()

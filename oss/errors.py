@@ -101,6 +101,17 @@ class TooManyRequests(ApiError):
         super().__init__(f"{what}: retry in {retry_after} s", headers={"Retry-After": str(retry_after)})
 
 
+class ServiceUnavailable(ApiError):
+    """The database is unreachable: nothing is wrong with the request, try it again shortly."""
+
+    status = 503
+    default = "Service unavailable: the database cannot be reached right now; try again in a few seconds"
+    RETRY_AFTER_S = 5
+
+    def __init__(self) -> None:
+        super().__init__(headers={"Retry-After": str(self.RETRY_AFTER_S)})
+
+
 class PayloadTooLarge(ApiError):
     status = 413
     default = "Request body too large"

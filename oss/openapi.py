@@ -481,7 +481,8 @@ def build() -> dict[str, Any]:
                  "description": "Sigfox API v2 compatible operations support API of Backhaul. HTTP Basic auth "
                                 "with an API user's id and access token; every request sees the caller's group "
                                 "and its sub-groups only. Errors: 400 {message, errors[{type, field, message}]}, "
-                                "401, 403, 404, 405, 409, 429 with Retry-After."},
+                                "401, 403, 404, 405, 409, 429 with Retry-After, and 503 with Retry-After "
+                                "while the database cannot be reached."},
         "servers": [{"url": "/v2"}],
         "security": [{"basicAuth": []}],
         "paths": paths(),

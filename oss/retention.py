@@ -6,6 +6,7 @@ import logging
 
 import asyncpg
 
+from backhaul.failures import is_infrastructure
 from oss import registrations
 from oss.clock import now_ms
 
@@ -45,6 +46,8 @@ async def retention_loop(pool: asyncpg.Pool, days: int, every_s: float = 3600.0)
                 late = await registrations.purge_late_rows(conn)
             if late:
                 log.info("late rows of purged registrations deleted", extra={"deleted": late})
-        except (OSError, asyncpg.PostgresError):
-            log.exception("history purge failed")
+        except Exception as exc:
+            if not (is_infrastructure(exc) or isinstance(exc, asyncpg.PostgresError)):
+                raise
+            log.exception("history purge failed: trying again in an hour")
         await asyncio.sleep(every_s)

@@ -369,12 +369,14 @@ class Pipeline:
         return ids
 
     async def wait_config(self, records: int, timeout: float = 30.0) -> None:
-        """Every worker's configuration view has applied at least `records` records."""
+        """Every worker's configuration view has applied at least `records` records (a worker
+        without a view, relay or store alone, has nothing to wait for)."""
         async with aiohttp.ClientSession() as session:
             for w in self.workers:
                 async def applied() -> bool:
                     async with session.get(f"http://127.0.0.1:{w.port}/status") as resp:
-                        return ((await resp.json()).get("config") or 0) >= records
+                        status = await resp.json()
+                    return "config" in status and (status["config"] is None or status["config"] >= records)
                 await wait_until(applied, timeout, f"{records} config records in worker {w.roles}")
 
 

@@ -10,7 +10,9 @@ consumer keeps reading for the others. An endpoint's share is
 (requests averaging `SLOW_S` or more) is only its concurrency, so that slow
 endpoints together cannot fill the worker while busy fast ones keep theirs.
 A Kafka offset is committed only once every delivery before it is settled:
-its outcome published and its retry (if any) durably parked.
+its outcome published and its retry (if any) durably parked. A delivery read
+again from Kafka (a rebalance, a copy published twice upstream) is not sent
+again while this worker remembers it (`workers.taken`).
 
 Every attempt becomes a `delivery-results` record (status, latency, error
 class, up to 1 KiB of the answer). A failed attempt is retried on the
@@ -47,7 +49,12 @@ A `deliveries` record that is not a valid delivery (`schemas.deliveries`), and
 a delivery or batch whose handling keeps failing (`dead_letter_attempts`
 times) for any reason but Kafka or PostgreSQL being unreachable, is moved to
 `dead-letters` and its offset (or its retry row) released; while the
-infrastructure is away the delivery is simply tried again later.
+infrastructure is away the delivery is simply tried again later. Once a
+request has been answered, its outcome is recorded (result published, retry
+parked, downlink granted) by waiting out Kafka or PostgreSQL for as long as it
+takes, never by sending the request again; every such wait is counted in
+`backhaul_infrastructure_errors_total{stage="delivery"}`, and after a Kafka
+failure the worker sends on a new producer.
 
 BIDIR deliveries that carry `downlink` read the answer on the first attempt
 only, within `downlink_answer_s` of the uplink; DIRECT deliveries carry the
@@ -58,6 +65,7 @@ becomes an ACKNOWLEDGE device event.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import random
@@ -72,7 +80,7 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 from backhaul import metrics
 from backhaul.configview import ConfigView
 from backhaul.dead_letters import announce, dead_letter
-from backhaul.failures import is_infrastructure
+from backhaul.failures import dependency_of, is_infrastructure
 from backhaul.kafka import Out, make_consumer, make_producer, send_all, stop_consumer
 from backhaul.outbound import callback_session
 from backhaul.secretbox import SealedSecretError
@@ -91,6 +99,7 @@ from workers.offsets import OffsetTracker
 from workers.retry import RetryPolicy, next_delay
 from workers.retry_store import RetryStore
 from workers.signing import signature_headers
+from workers.taken import TakenDeliveries
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +109,12 @@ BREAKER_FAILURES = frozenset({"timeout", "connect", "tls", "dns", "http_5xx", "h
 GROUP = "backhaul-delivery"
 # An endpoint whose requests take this long (moving average) is slow: under load its share shrinks.
 SLOW_S = 1.0
+# Waiting for Kafka or PostgreSQL: the first pause, doubling up to the last.
+WAIT_FIRST_S = 0.5
+WAIT_MAX_S = 30.0
+# How long a producer being replaced may take to stop, and the longest pause between commits.
+PRODUCER_STOP_S = 5.0
+COMMIT_PAUSE_MAX_S = 5.0
 Origin = tuple[TopicPartition, int] | None
 Member = tuple[dict, int, Origin]
 
@@ -118,6 +133,7 @@ class DeliveryWorker:
         self.registry = EndpointRegistry(s.endpoint_concurrency, s.endpoint_rate_per_s, s.endpoint_burst,
                                          s.breaker_failures, s.breaker_open_s)
         self.tracker = OffsetTracker()
+        self._taken = TakenDeliveries()
         self.max_in_flight = max_in_flight = max_in_flight or s.delivery_in_flight
         self._slots = asyncio.Semaphore(max_in_flight)
         self._held = 0
@@ -132,6 +148,7 @@ class DeliveryWorker:
         self.ready = asyncio.Event()
         self.session: aiohttp.ClientSession | None = None
         self.producer = None
+        self._producer_lock = asyncio.Lock()
         self.consumer = None
         self._t_results = topic(DELIVERY_RESULTS)
         # The worker's stable identity in its consumer group (backhaul.instances); None = a dynamic member.
@@ -165,6 +182,10 @@ class DeliveryWorker:
                         if problem is not None:
                             self._spawn(self._set_aside(rec.key, rec.value, problem, 1, (tp, rec.offset)))
                             continue
+                        first = self._taken.take(delivery["id"])
+                        if first is not None:  # read again: released once its first copy is settled
+                            self._spawn(self._release_copy(first, (tp, rec.offset)))
+                            continue
                         self._spawn(self._deliver(delivery, 0, (tp, rec.offset)))
         finally:
             for t in helpers:
@@ -181,9 +202,16 @@ class DeliveryWorker:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def _release_copy(self, first: asyncio.Event, origin: Origin) -> None:
+        await first.wait()
+        metrics.DELIVERY_COPIES.inc()
+        self._release(None, origin)
+
     def _release(self, delivery: dict | None, origin: Origin) -> None:
         """The delivery is settled (or given up for a later replay): free what it held."""
         if origin is not None:
+            if delivery is not None:
+                self._taken.settled(delivery["id"])
             self.tracker.done(*origin)
             self._held -= 1
             self._slots.release()
@@ -205,19 +233,23 @@ class DeliveryWorker:
             self.tracker.mark_committed(offsets)
 
     async def _commit_loop(self) -> None:
+        pause = 0.2
         while True:
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(pause)
+            metrics.DELIVERIES_IN_FLIGHT.set(self.tracker.in_flight())
+            for state, count in self.registry.states().items():
+                metrics.CIRCUITS.labels(state).set(count)
             try:
                 await self._commit()
-                metrics.DELIVERIES_IN_FLIGHT.set(self.tracker.in_flight())
-                for state, count in self.registry.states().items():
-                    metrics.CIRCUITS.labels(state).set(count)
+                pause = 0.2
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.warning("commit failed", exc_info=True)
+            except Exception as exc:
+                self._failed("commit offsets", exc, pause)
+                pause = min(COMMIT_PAUSE_MAX_S, pause * 2)
 
     async def _poll_retries(self) -> None:
+        pause = WAIT_FIRST_S
         while True:
             try:
                 due = [(d, a) for d, a in await self.store.claim_due() if d["id"] not in self._active]
@@ -227,11 +259,63 @@ class DeliveryWorker:
                 if not due:
                     await asyncio.sleep(0.25)
                 metrics.RETRIES_WAITING.set(await self.store.waiting())
+                pause = WAIT_FIRST_S
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.warning("retry poll failed", exc_info=True)
-                await asyncio.sleep(1.0)
+            except Exception as exc:
+                self._failed("read due retries", exc, pause)
+                await asyncio.sleep(pause)
+                pause = min(WAIT_MAX_S, pause * 2)
+
+    def _failed(self, what: str, exc: BaseException, retry_in_s: float) -> None:
+        """Count and log a step that failed and will be tried again (Kafka or PostgreSQL away:
+        one line without traceback; anything else: with it)."""
+        if is_infrastructure(exc):
+            metrics.INFRA_ERRORS.labels("delivery", dependency_of(exc)).inc()
+            log.warning("Kafka or PostgreSQL unavailable: trying again", extra={
+                "stage": "delivery", "step": what, "dependency": dependency_of(exc),
+                "errorType": type(exc).__name__, "error": str(exc)[:300], "retryInS": retry_in_s})
+        else:
+            log.warning(f"could not {what}: trying again", exc_info=exc, extra={"retryInS": retry_in_s})
+
+    async def _until_reachable(self, what: str, step: Callable[[], Awaitable[Any]]) -> None:
+        """Run `step`, waiting for as long as Kafka or PostgreSQL is unreachable (on a new producer
+        after a Kafka failure); any other failure is raised."""
+        pause = WAIT_FIRST_S
+        while True:
+            producer = self.producer
+            try:
+                await step()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not is_infrastructure(exc):
+                    raise
+                self._failed(what, exc, pause)
+                await asyncio.sleep(pause)
+                pause = min(WAIT_MAX_S, pause * 2)
+                if dependency_of(exc) == "kafka":
+                    with contextlib.suppress(Exception):  # still away: the next try fails and waits again
+                        await self._replace_producer(producer)
+
+    async def _replace_producer(self, failed) -> None:
+        """Send on a new producer from now on, unless another task has replaced `failed` already.
+        A producer that failed may be out of sequence for good, and aiokafka's asks for metadata
+        without a pause while the broker is away. Raises (to wait again) if Kafka is still away."""
+        async with self._producer_lock:
+            if self.producer is not failed:
+                return
+            producer = make_producer()
+            try:
+                await producer.start()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(producer.stop(), PRODUCER_STOP_S)
+                raise
+            self.producer = producer
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(failed.stop(), PRODUCER_STOP_S)
 
     # One delivery --------------------------------------------------------
     async def _deliver(self, delivery: dict, attempts: int, origin: Origin, failures: int = 0) -> None:
@@ -256,7 +340,8 @@ class DeliveryWorker:
             endpoint = self.registry.get(key, concurrency=cb.get("concurrency"), rate=cb.get("rate_per_s"))
             outcome = await self._call(endpoint, send)
             if outcome is None:
-                await self.store.schedule(delivery, attempts, self._park_delay(endpoint))
+                delay = self._park_delay(endpoint)
+                await self._until_reachable("park a delivery", lambda: self.store.schedule(delivery, attempts, delay))
                 return
             await self._settle(delivery, attempts + 1, outcome, from_store=origin is None)
         except asyncio.CancelledError:
@@ -295,20 +380,23 @@ class DeliveryWorker:
             await self._until_done("forget a dead-lettered retry", lambda: self.store.finish(delivery["id"]))
         self._release(delivery, origin)
 
-    @staticmethod
-    async def _until_done(what: str, step: Callable[[], Awaitable[Any]]) -> None:
+    async def _until_done(self, what: str, step: Callable[[], Awaitable[Any]]) -> None:
         """Run `step` until it succeeds, pausing longer after each failure (Kafka or PostgreSQL away)."""
-        pause = 0.5
+        pause = WAIT_FIRST_S
         while True:
+            producer = self.producer
             try:
                 await step()
                 return
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.warning(f"could not {what} yet: trying again", exc_info=True)
+            except Exception as exc:
+                self._failed(what, exc, pause)
                 await asyncio.sleep(pause)
-                pause = min(30.0, pause * 2)
+                pause = min(WAIT_MAX_S, pause * 2)
+                if is_infrastructure(exc) and dependency_of(exc) == "kafka":
+                    with contextlib.suppress(Exception):
+                        await self._replace_producer(producer)
 
     def _queue_limit(self, endpoint: Endpoint) -> int:
         if self._held >= self.max_in_flight // 2 and self._latency.get(endpoint.key, 0.0) >= SLOW_S:
@@ -446,7 +534,8 @@ class DeliveryWorker:
                 if outcome is None:
                     delay = self._park_delay(endpoint)
                     for d, attempts, _ in members:
-                        await self.store.schedule(d, attempts, delay)
+                        await self._until_reachable("park a delivery",
+                                                    lambda d=d, a=attempts: self.store.schedule(d, a, delay))
                     return
             await asyncio.gather(*(self._settle(d, attempts + 1, outcome, from_store=origin is None,
                                                 rng=random.Random(f"{batch_id}:{attempts}"), request=request)
@@ -509,14 +598,18 @@ class DeliveryWorker:
                 result["final"] = False
                 result["nextAttemptAt"] = now_ms + int(delay * 1000)
                 metrics.DELIVERY_RETRIES.labels(channel).inc()
-        records = [Out(self._t_results, delivery["device"].encode(), orjson.dumps(result))]
-        if delivery.get("downlink") and attempts == 1:
-            records.extend(await self._downlink(delivery, outcome))
-        await send_all(self.producer, records)
-        if delay is not None:
-            await self.store.schedule(delivery, attempts, delay)
-        elif from_store:
-            await self.store.finish(delivery["id"])
+
+        async def record() -> None:  # idempotent: tried again as a whole while Kafka or PostgreSQL is away
+            records = [Out(self._t_results, delivery["device"].encode(), orjson.dumps(result))]
+            if delivery.get("downlink") and attempts == 1:
+                records.extend(await self._downlink(delivery, outcome, now_ms))
+            await send_all(self.producer, records)
+            if delay is not None:
+                await self.store.schedule(delivery, attempts, delay)
+            elif from_store:
+                await self.store.finish(delivery["id"])
+
+        await self._until_reachable("record an attempt", record)
         if result["dead"]:
             self._spawn(self._alert(delivery, outcome))
 
@@ -528,9 +621,10 @@ class DeliveryWorker:
                              now_ms=int(time.time() * 1000), registration_id=delivery.get("registrationId"))
         return Out(topic(DEVICE_EVENTS), delivery["device"].encode(), orjson.dumps(event))
 
-    async def _downlink(self, delivery: dict, outcome: Outcome) -> list[Out]:
-        """What the first answer of a downlink callback gives: a downlink, nothing, or an ACKNOWLEDGE."""
-        late_ms = time.time() * 1000 - delivery["createdAt"] - self.settings.downlink_answer_s * 1000
+    async def _downlink(self, delivery: dict, outcome: Outcome, answered_ms: int) -> list[Out]:
+        """What the first answer of a downlink callback, received at `answered_ms`, gives: a downlink,
+        nothing, or an ACKNOWLEDGE."""
+        late_ms = answered_ms - delivery["createdAt"] - self.settings.downlink_answer_s * 1000
         if not outcome.ok:
             return [self._ack(delivery, dl.InfoCode.NO_ANSWER,
                               f"No answer: {outcome.info or outcome.error_class}")]

@@ -207,6 +207,18 @@ def flow() -> dict[str, Any]:
             ), "Records a stage could not handle, moved to the dead-letters topic with their error "
                "(each also logged at ERROR). Anything above zero needs a look.", stacked=True),
         ]),
+        *row("Kafka and PostgreSQL reachability", [
+            timeseries("Processes reaching Kafka and PostgreSQL", "short", targets(
+                ("sum by (dependency) (backhaul_infrastructure_up)", "{{dependency}} up"),
+                ("count by (dependency) (backhaul_infrastructure_up == 0)", "{{dependency}} unreachable"),
+            ), "Every worker process checks every 2 s that it reaches Kafka (and PostgreSQL where its roles "
+               "use it). An outage shows as processes moving from 'up' to 'unreachable'; they wait and "
+               "resume by themselves."),
+            timeseries("Steps waiting for Kafka or PostgreSQL", "cps", targets(
+                (rate("backhaul_infrastructure_errors_total", "stage, dependency"), "{{stage}} {{dependency}}"),
+            ), "Steps that failed because a dependency was unreachable, by stage; each is tried again "
+               "(0.5 s doubling to 30 s), nothing is dead-lettered or skipped.", stacked=True),
+        ]),
         *row("Ingest internals", [
             timeseries("Ingest batch size", "short", targets(
                 (f"{rate('backhaul_ingest_batch_size_sum')} / {rate('backhaul_ingest_batch_size_count')}", "mean"),
@@ -258,6 +270,10 @@ def delivery() -> dict[str, Any]:
                 ("sum(backhaul_deliveries_in_flight)", "in flight"),
                 ("sum(backhaul_retries_waiting)", "retries waiting"),
             )),
+            timeseries("Deliveries read again, not sent again", "cps", targets(
+                (rate("backhaul_delivery_copies_skipped_total"), "copies skipped"),
+            ), "A delivery read a second time from Kafka (a rebalance after an outage, a record published "
+               "twice upstream) that this worker had already taken: it is not sent twice."),
         ]),
         *row("Downlinks", [
             timeseries("Downlinks by infoCode", "cps", targets(
