@@ -49,12 +49,16 @@ while held is recorded as a send that did not happen (`not_sent`, status
 first failure of a streak and its circuit opening are logged at once
 (WARNING, with the endpoint's scheme://host:port only).
 
-When an endpoint's circuit closes again (its probe succeeded) the worker
-sends its backlog (`_drain_backlog`): every delivery waiting for it, held or
-waiting for a retry, oldest message first, one request at a time per device,
-within the endpoint's rate limit and concurrency; deliveries that arrive
-meanwhile are parked behind it. With several delivery workers each has its
-own breakers: order per device holds for the backlog one worker drains.
+Recovery keeps the order of messages. When the circuit of an endpoint this
+worker held deliveries for lets a probe through, the probe is the oldest
+delivery waiting for it (`_probe`); when the probe succeeds and the circuit
+closes, the worker sends the endpoint's backlog (`_drain_backlog`): every
+delivery waiting for it, held or waiting for a retry (a retry goes early:
+the endpoint is back), oldest message first, one request at a time per
+device, within the endpoint's rate limit and concurrency; deliveries that
+arrive meanwhile are parked behind it. With several delivery workers each
+has its own breakers: order per device holds for the backlog one worker
+drains, and deliveries held before a restart come back by due time.
 
 `dead` and the alert: a callback is marked dead (by the store) when one of
 its deliveries is given up and no delivery of that callback has succeeded
@@ -129,7 +133,7 @@ from schemas.topics import DELIVERIES, DELIVERY_RESULTS, DEVICE_EVENTS, DOWNLINK
 from workers import downlink as dl
 from workers.attempt import DOWNLINK_ANSWER_BYTES, Outcome, email_attempt, failed, http_attempt
 from workers import waiting
-from workers.bulkhead import CLOSED, OPEN, Endpoint, EndpointRegistry, endpoint_key
+from workers.bulkhead import CLOSED, HALF_OPEN, OPEN, Endpoint, EndpointRegistry, endpoint_key
 from workers.credentials import CallbackCredentials, SendSecrets
 from workers.downlink_gate import DownlinkGate
 from workers.mail import AlertLimiter, EmailDeliveryError, send_email
@@ -185,8 +189,10 @@ class DeliveryWorker:
         self._active: set[str] = set()
         self._batches: dict[str, list[Member]] = {}
         self._batch_started: dict[str, float] = {}
-        self._draining: set[str] = set()           # endpoints whose backlog is being sent in order
-        self._parking_behind: dict[str, int] = {}  # deliveries being parked behind such a backlog
+        self._holding: set[str] = set()     # endpoints an open circuit made this worker park deliveries for
+        self._probing: set[str] = set()     # endpoints whose oldest held delivery is being sent as the probe
+        self._draining: set[str] = set()    # endpoints whose backlog is being sent in order
+        self._parking: dict[str, int] = {}  # endpoint -> deliveries being parked for it right now
         self._failing_since: dict[str, float] = {}  # endpoint -> first failure of its current streak
         self._last_success: dict[str, float] = {}   # callback -> last success seen here (epoch s)
         self._tasks: set[asyncio.Task] = set()
@@ -313,18 +319,14 @@ class DeliveryWorker:
                 return
             cb = self.view.callbacks.get(delivery["callbackId"]) or {}
             if channel == "EMAIL":
-                key = f"smtp://{self.settings.smtp_host}:{self.settings.smtp_port}"
                 send = lambda: self._send_email(delivery)  # noqa: E731
             else:
-                key = endpoint_key(delivery["request"]["url"])
                 send = lambda: self._send_http(delivery, cb, attempts)  # noqa: E731
-            endpoint = self.registry.get(key, concurrency=cb.get("concurrency"), rate=cb.get("rate_per_s"))
-            if key in self._draining and not drained:
-                await self._hold(delivery, attempts, endpoint, waiting.BACKLOG, from_store=origin is None)
-                return
+            endpoint = self.registry.get(self._endpoint_of(delivery, None), concurrency=cb.get("concurrency"),
+                                         rate=cb.get("rate_per_s"))
             sent = Send()
             outcome = await self._call(endpoint, send, lambda: self._announce([(delivery, attempts, sent)]),
-                                       paced=not drained)
+                                       drained=drained)
             if isinstance(outcome, str):
                 await self._hold(delivery, attempts, endpoint, outcome, from_store=origin is None)
                 return
@@ -369,23 +371,21 @@ class DeliveryWorker:
                 return
             due = min(now + self._circuit_pause(endpoint), deadline)
             wait = waiting.circuit_open(failing_since, due, deadline)
+            self._holding.add(key)
         elif reason == waiting.BACKLOG:
             due, wait = now, waiting.backlog()
         else:
             due = now + self._park_delay(endpoint)
             wait = waiting.at_limit(endpoint.concurrency, endpoint.bucket.rate, self._queued.get(key, 0))
-        behind = reason == waiting.BACKLOG
-        if behind:
-            self._parking_behind[key] = self._parking_behind.get(key, 0) + 1
+        self._parking[key] = self._parking.get(key, 0) + 1
         try:
             await self.store.schedule(delivery, attempts, due, endpoint=key, wait=wait)
         finally:
-            if behind:
-                left = self._parking_behind.get(key, 1) - 1
-                if left > 0:
-                    self._parking_behind[key] = left
-                else:
-                    self._parking_behind.pop(key, None)
+            left = self._parking.get(key, 1) - 1
+            if left > 0:
+                self._parking[key] = left
+            else:
+                self._parking.pop(key, None)
 
     async def _announce(self, sends: list[tuple[dict, int, Send]]) -> None:
         """Put the requests about to go on the record (`state: sending`), and wait for the broker:
@@ -399,6 +399,35 @@ class DeliveryWorker:
         await send_all(self.producer, records)
 
     # Backlogs ------------------------------------------------------------
+    async def _parked(self, key: str, limit_s: float = 5.0) -> None:
+        """Wait (a little) until no delivery is being parked for the endpoint: they belong to its backlog."""
+        deadline = time.monotonic() + limit_s
+        while self._parking.get(key) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+
+    async def _probe(self, key: str) -> None:
+        """The circuit lets one request through: make it the oldest delivery held for the endpoint, so
+        that the probe does not overtake older messages of its device. No backlog: any delivery probes."""
+        if key in self._probing:
+            return
+        self._probing.add(key)
+        try:
+            await self._parked(key)
+            claimed = [(d, a) for d, a in await self.store.claim_backlog(key, 1) if d["id"] not in self._active]
+            if not claimed:
+                self._holding.discard(key)
+                return
+            delivery, attempts = claimed[0]
+            self._active.add(delivery["id"])
+            await self._deliver(delivery, attempts, None, drained=True)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.warning("probing an endpoint failed: its deliveries come back when due", exc_info=True,
+                        extra={"endpoint": key})
+        finally:
+            self._probing.discard(key)
+
     async def _drain_backlog(self, key: str) -> None:
         """The endpoint recovered: send every delivery waiting for it (held or waiting for a retry),
         oldest message first, one request at a time per device, within its limits. New deliveries
@@ -412,12 +441,13 @@ class DeliveryWorker:
                 endpoint = self.registry.peek(key)
                 if endpoint is None or endpoint.breaker.state != CLOSED:
                     break  # failing again: what is left waits for the next recovery
+                await self._parked(key)
                 claimed = [(d, a) for d, a in await self.store.claim_backlog(key, DRAIN_BATCH)
                            if d["id"] not in self._active]
                 if not claimed:
-                    if self._parking_behind.get(key):
-                        await asyncio.sleep(0.05)
+                    if self._parking.get(key):
                         continue
+                    self._holding.discard(key)
                     break
                 lanes: dict[str, list[tuple[dict, int]]] = {}
                 for delivery, attempts in claimed:
@@ -487,14 +517,25 @@ class DeliveryWorker:
         return endpoint.breaker.open_seconds
 
     async def _call(self, endpoint: Endpoint, send: Callable[[], Awaitable[Outcome]],
-                    before_send: Callable[[], Awaitable[None]], *, paced: bool = True) -> Outcome | str:
+                    before_send: Callable[[], Awaitable[None]], *, drained: bool = False,
+                    keeps_order: bool = True) -> Outcome | str:
         """Send through the endpoint's bulkhead, announcing the request just before it goes; or the
-        reason it must wait (`waiting.CIRCUIT_OPEN`, `waiting.AT_LIMIT`). `paced=False` skips the
-        queue limit (a backlog being drained brings its own bound), never the rate limit."""
+        reason it must wait (`waiting.CIRCUIT_OPEN`, `AT_LIMIT`, `BACKLOG`).
+
+        `drained`: the delivery comes from the endpoint's backlog, in order (the probe, or the drain
+        after recovery): it is not parked behind that backlog nor for the queue limit (the backlog
+        brings its own bound), but it keeps to the rate limit and concurrency. `keeps_order=False`
+        (a BATCH_URL request, whose lines are in order anyway) skips the order rules."""
         key = endpoint.key
+        ordered = keeps_order and not drained
+        if ordered and key in self._draining:
+            return waiting.BACKLOG
         if endpoint.retry_in() > 0:
             return waiting.CIRCUIT_OPEN
-        if paced and self._queued.get(key, 0) >= self._queue_limit(endpoint):
+        if ordered and key in self._holding and endpoint.breaker.state == HALF_OPEN:
+            self._spawn(self._probe(key))
+            return waiting.CIRCUIT_OPEN
+        if not drained and self._queued.get(key, 0) >= self._queue_limit(endpoint):
             return waiting.AT_LIMIT
         self._queued[key] = self._queued.get(key, 0) + 1
         try:
@@ -636,7 +677,8 @@ class DeliveryWorker:
                 timeout = min(self._timeout(d, a) for d, a, _ in members)
                 outcome = await self._call(endpoint, lambda: self._http(
                     req.method, req.url, {**req.headers, **secret_headers}, req.body, req.content_type,
-                    secrets, batch_id, timeout, downlink=downlink), lambda: self._announce(sends))
+                    secrets, batch_id, timeout, downlink=downlink), lambda: self._announce(sends),
+                    keeps_order=False)
                 if isinstance(outcome, str):
                     for d, attempts, origin in members:
                         await self._hold(d, attempts, endpoint, outcome, from_store=origin is None, request=request)
