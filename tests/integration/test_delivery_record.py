@@ -29,9 +29,9 @@ DELIVERY = {"id": "m1/cb", "callbackId": "cb", "messageId": "m1", "device": "00A
             "groupId": None, "registrationId": None, "kind": "DATA", "channel": "URL"}
 
 
-def done(delivery: dict, send_id: str | None, attempt: int, status: int, error_class: str, at: int,
-         **more) -> dict:
-    record = {**results.about(delivery), "attempt": attempt, "state": results.DONE, "sentAt": at, "time": at + 5,
+def done(of: dict, send_id: str | None, attempt: int, status: int, error_class: str, at: int, **more) -> dict:
+    """A completed send of delivery `of`, sent at `at` ms (`more`: further fields, e.g. dead)."""
+    record = {**results.about(of), "attempt": attempt, "state": results.DONE, "sentAt": at, "time": at + 5,
               "status": status, "errorClass": error_class, "info": None if status == 200 else f"HTTP {status}",
               "latencyMs": 5.0, "answer": "", "final": True, "dead": False, **more}
     if send_id:
