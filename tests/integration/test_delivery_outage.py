@@ -202,7 +202,7 @@ async def test_an_endpoint_failing_then_hanging_then_healthy(pipeline, make_rece
         lateness = [r["time"] / 1000 - (routed[r["deliveryId"]] / 1000 + schedule_s) for r in ends]
         print(f"{len(delivered)} delivered, {len(settled) - len(delivered)} undelivered; latest settled "
               f"{max(lateness):+.2f} s after the end of its schedule")
-        assert max(lateness) < 1.5, "settled within the schedule (plus one answer time and the store's pace)"
+        assert max(lateness) < 2.0, "settled within the schedule (a last try may take its 1 s answer time)"
 
         # Every request the receiver saw is in cbStatus, one webhook-id per message.
         seen: dict[tuple[str, int], list] = defaultdict(list)
