@@ -3,7 +3,19 @@
 The pipeline stores one row per message, its receptions in `rinfos` and every
 delivery attempt in `callback_attempts`. Attempts belong to the message, not to
 a station, so they are listed under the first reception's `cbStatus`
-(`cbDef` is the callback id).
+(`cbDef` is the callback id), oldest first: `{status, info, cbDef, time}` as
+the reference has it, `time` being when the request was sent.
+
+Where we extend the reference (its entries all have an HTTP status):
+- a request sent and not answered yet is listed without `status`, with
+  `info` "sending: no answer yet"; one whose answer was lost to a crash of the
+  delivery worker has status 600 and says so (`store.stage`);
+- a delivery waiting in the retry store adds a last entry without `status`
+  whose `info` starts with "waiting:" and says why (circuit open since when,
+  and when it will be given up; rate limited; the next try of the schedule;
+  `workers.waiting`), `time` being since when it waits. It goes away when
+  the delivery is sent or given up; one given up while held is listed with
+  status 600 and "not sent, retry schedule over: ...".
 """
 from __future__ import annotations
 
@@ -53,6 +65,12 @@ async def message_bodies(conn: asyncpg.Connection, rows: list[asyncpg.Record], e
                               [r["id"] for r in rows], list({r["registration_id"] for r in rows})):
         attempts.setdefault(a["message_id"], []).append(compact(
             {"status": a["status"], "info": a["info"], "cbDef": a["callback_id"], "time": a["time"]}))
+    for w in await conn.fetch("SELECT message_id, callback_id, info, waiting_since FROM delivery_retries "
+                              "WHERE message_id = ANY($1) AND registration_id = ANY($2) AND info IS NOT NULL "
+                              "ORDER BY waiting_since, delivery_id",
+                              [r["id"] for r in rows], list({r["registration_id"] for r in rows})):
+        attempts.setdefault(w["message_id"], []).append(compact(
+            {"info": w["info"], "cbDef": w["callback_id"], "time": w["waiting_since"]}))
     station_ids = {(ri.get("baseStation") or ri.get("station")) for r in rows for ri in r["rinfos"]}
     stations = {s["id"]: dict(s) for s in await conn.fetch(
         "SELECT id, name, lat, lng FROM base_stations WHERE id = ANY($1)",

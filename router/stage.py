@@ -33,6 +33,7 @@ from backhaul.stage import Batch, Stage
 from router import bindings
 from router.compiled import CompiledCallbacks
 from router.templates import TemplateError, render_email, render_request
+from schemas import delivery_results as results
 from schemas.topics import DELIVERIES, DELIVERY_RESULTS, DEVICE_EVENTS, MESSAGES, MESSAGES_ADVANCED, topic
 from workers import downlink as dl
 from workers.retry import NON_HTTP_STATUS
@@ -139,7 +140,8 @@ class RouterStage(Stage):
             "id": f"{record['id']}/{callback_id or channel.lower()}", "callbackId": callback_id, "kind": kind,
             "channel": channel, "recordId": record["id"], "messageId": message_id,
             "device": record["device"], "deviceTypeId": device_type_id, "groupId": record.get("groupId"),
-            "registrationId": record.get("registrationId"), "origin": origin_ms, "createdAt": now_ms, "data": record.get("data"), "snr": record.get("snr"),
+            "registrationId": record.get("registrationId"), "origin": origin_ms, "createdAt": now_ms,
+            "messageTime": record["time"], "data": record.get("data"), "snr": record.get("snr"),
         }
 
     def _downlink(self, record: dict[str, Any], device_type_id: str, callbacks: list[dict[str, Any]],
@@ -175,12 +177,11 @@ class RouterStage(Stage):
 
 
 def render_failure(delivery: dict[str, Any], reason: str) -> dict[str, Any]:
-    """A final failed attempt for a delivery that could not even be rendered."""
+    """A final failed attempt for a delivery that could not even be rendered (no request was sent)."""
+    now_ms = int(time.time() * 1000)
     return {
-        "deliveryId": delivery["id"], "attempt": 1, "final": True, "dead": True,
-        "callbackId": delivery["callbackId"], "messageId": delivery.get("messageId"),
-        "device": delivery["device"], "deviceTypeId": delivery["deviceTypeId"], "groupId": delivery["groupId"],
-        "registrationId": delivery.get("registrationId"), "kind": delivery["kind"], "channel": delivery["channel"], "time": int(time.time() * 1000),
+        **results.about(delivery), "sendId": results.not_sent_id(delivery["id"]), "attempt": 1,
+        "state": results.DONE, "sentAt": now_ms, "time": now_ms, "final": True, "dead": True,
         "status": NON_HTTP_STATUS, "errorClass": "render", "info": reason, "latencyMs": 0.0,
         "delivery": delivery,
     }

@@ -5,11 +5,16 @@ One delivery is one callback to call for one record, already rendered:
     {"id": "<record id>/<callback id>", "callbackId": "...", "kind": "DATA",
      "channel": "URL" | "BATCH_URL" | "EMAIL" | "DIRECT", "recordId": "...",
      "messageId": "...", "device": "00AB12CD", "deviceTypeId": "...", "groupId": "...",
-     "origin": <first frame, ms>, "createdAt": <routed, ms>, "variables": {...},
-     "downlink": false,
+     "origin": <first frame, ms>, "createdAt": <routed, ms>, "messageTime": <the message's time, ms>,
+     "scheduleFrom": <ms, a replay only>, "variables": {...}, "downlink": false,
      "request": {"method", "url", "headers", "body", "contentType", "auth"},   # URL
      "email": {"recipient", "subject", "body"},                               # EMAIL
      "downlinkData": "0011223344556677"}                                      # DIRECT
+
+The retry schedule runs from `scheduleFrom` when given (a replay starts a
+schedule of its own), else from `createdAt` (`workers.retry.give_up_at`).
+`messageTime` is the time the undelivered list shows (older deliveries
+without it: `origin`).
 
 `delivery_problem` names what makes a record unusable by the delivery worker
 (which dead-letters it instead of failing on it at send time).
@@ -19,6 +24,16 @@ from __future__ import annotations
 from typing import Any
 
 CHANNELS = ("URL", "BATCH_URL", "EMAIL", "DIRECT")
+
+
+def schedule_start_ms(delivery: dict[str, Any]) -> float:
+    """When a delivery's retry schedule started: a replay's own start, else when it was routed."""
+    return delivery.get("scheduleFrom") or delivery["createdAt"]
+
+
+def message_time_ms(delivery: dict[str, Any]) -> float | None:
+    """The time of the message (or event) a delivery is about."""
+    return delivery.get("messageTime") or delivery.get("origin")
 
 
 def _wrong(obj: dict[str, Any], field: str, kinds: tuple[type, ...], *, optional: bool = False) -> str | None:
@@ -43,7 +58,8 @@ def delivery_problem(obj: Any) -> str | None:
               ("origin", (int, float), False), ("createdAt", (int, float), False),
               ("callbackId", (str,), channel == "DIRECT"), ("recordId", (str,), False),
               ("variables", (dict,), False),
-              ("webhookId", (str,), True), ("downlink", (bool,), True)]
+              ("webhookId", (str,), True), ("downlink", (bool,), True),
+              ("messageTime", (int, float), True), ("scheduleFrom", (int, float), True)]
     if channel == "URL":
         checks.append(("request", (dict,), False))
     elif channel == "EMAIL":

@@ -8,9 +8,23 @@ a number out of range) makes the batch be written again record by record, and
 the records it still refuses are dead-lettered: no record blocks a partition.
 While PostgreSQL is unreachable the batch waits and is tried again.
 
-A callback is marked `dead` when one of its deliveries exhausts its retries,
-and no longer dead when one of its deliveries succeeds again (the latest
-result of a batch decides).
+Delivery results are one row of `callback_attempts` per send (`sendId`,
+`schemas.delivery_results`): the announcement (`state: sending`, no status
+yet) inserts it, numbered after the delivery's earlier sends, and the
+completion fills it in; both in one batch make one row. A send that is still
+open when a later send of the same delivery is written was cut short by a
+crash of the delivery worker: it is closed as `interrupted` (status 600, its
+answer unknown).
+
+A callback is marked `dead` when one of its deliveries is given up and no
+delivery of that callback has succeeded since that delivery's retry
+schedule started (`callback_health` keeps each callback's last success): so
+only when every delivery has been failing for at least a whole schedule
+(7 min 40 s with the Sigfox preset), not for one message an endpoint
+refuses. One successful delivery clears it.
+
+An undelivered record's `time` is the time of the message it was for (the
+reference's "timestamp of the message"), not when it was given up.
 """
 from __future__ import annotations
 
@@ -28,11 +42,29 @@ from backhaul import metrics
 from backhaul.failures import POSTGRES_REFUSED
 from backhaul.kafka import Out
 from backhaul.stage import Batch, Stage
+from schemas import delivery_results as results
+from schemas.deliveries import message_time_ms, schedule_start_ms
 from schemas.topics import DELIVERY_RESULTS, DEVICE_EVENTS, MESSAGES, MESSAGES_ADVANCED, topic
 
 log = logging.getLogger(__name__)
 
 COM_STATE = {"ERROR": 3, "RESTORED": 1}
+INTERRUPTED_INFO = "no answer recorded: the delivery worker stopped during this request; it was sent again"
+
+# One row per send, numbered after the delivery's earlier sends; its completion fills it in.
+ATTEMPT_UPSERT = (
+    "INSERT INTO callback_attempts(send_id, delivery_id, attempt, message_id, device_id, callback_id, time, "
+    "status, info, latency_ms, error_class, answer, registration_id) "
+    "SELECT $1, $2, COALESCE((SELECT max(attempt) FROM callback_attempts WHERE delivery_id = $2), 0) + 1, "
+    "$3, $4, $5, $6, $7, $8, $9, $10, $11, $12 "
+    "ON CONFLICT (send_id) DO UPDATE SET status = EXCLUDED.status, info = EXCLUDED.info, "
+    "latency_ms = EXCLUDED.latency_ms, error_class = EXCLUDED.error_class, answer = EXCLUDED.answer "
+    "WHERE callback_attempts.status IS NULL AND EXCLUDED.status IS NOT NULL")
+# Sends of the same delivery announced before one of these and still open were cut short.
+CLOSE_INTERRUPTED = (
+    "UPDATE callback_attempts a SET status = 600, error_class = 'interrupted', info = $2 "
+    "FROM callback_attempts n WHERE n.send_id = ANY($1::text[]) AND a.delivery_id = n.delivery_id "
+    "AND a.attempt < n.attempt AND a.status IS NULL")
 
 # A device's radio status belongs to its registration: a later registration replaces the row
 # (a device registered again starts NOT_SEEN), an earlier one (records still in flight after a
@@ -74,11 +106,12 @@ class Rows:
     messages: list[tuple] = field(default_factory=list)
     advanced: list[tuple] = field(default_factory=list)
     events: list[tuple] = field(default_factory=list)
-    attempts: list[tuple] = field(default_factory=list)
+    attempts: list[tuple] = field(default_factory=list)  # send id first
     undelivered: list[tuple] = field(default_factory=list)
     # (device, registration) -> the device_status fields set for that registration
     status: dict[tuple[str, int | None], dict[str, Any]] = field(default_factory=dict)
-    dead: dict[str, bool] = field(default_factory=dict)
+    succeeded: dict[str, int] = field(default_factory=dict)  # callback -> latest success (ms)
+    given_up: list[tuple[str, int]] = field(default_factory=list)  # (callback, its schedule's start, ms)
 
     TABLES = ("messages", "advanced", "events", "attempts", "undelivered")
 
@@ -93,10 +126,13 @@ class Rows:
             st = self.device(device, registration)
             for name, value in fields.items():
                 st[name] = max(st.get(name) or 0, value) if name == "last_com" else value
-        self.dead.update(other.dead)
+        for callback, at in other.succeeded.items():
+            self.succeeded[callback] = max(self.succeeded.get(callback, 0), at)
+        self.given_up.extend(other.given_up)
 
     def __bool__(self) -> bool:
-        return any(getattr(self, t) for t in self.TABLES) or bool(self.status) or bool(self.dead)
+        return (any(getattr(self, t) for t in self.TABLES) or bool(self.status) or bool(self.succeeded)
+                or bool(self.given_up))
 
 
 class StoreStage(Stage):
@@ -162,18 +198,23 @@ class StoreStage(Stage):
             rows.device(e["device"], registration)["trash"] = e["deviceMessageSeqnumber"]
 
     def _result(self, r: dict, rows: Rows) -> None:
-        rows.attempts.append((r["deliveryId"], r["attempt"], r.get("messageId"), r["device"], r["callbackId"],
-                              r["time"], r["status"], r.get("info"), r.get("latencyMs"), r.get("errorClass"),
-                              r.get("answer"), r.get("registrationId")))
-        if r.get("dead") or r.get("errorClass") == "ok":
-            rows.dead[r["callbackId"]] = bool(r.get("dead"))
+        sending = results.is_sending(r)
+        rows.attempts.append((results.send_key(r), r["deliveryId"], r.get("messageId"), r["device"],
+                              r["callbackId"], r.get("sentAt") or r["time"], None if sending else r["status"],
+                              results.SENDING_INFO if sending else r.get("info"), r.get("latencyMs"),
+                              r.get("errorClass"), r.get("answer"), r.get("registrationId")))
+        if sending:
+            return
+        if r.get("errorClass") == "ok":
+            rows.succeeded[r["callbackId"]] = max(rows.succeeded.get(r["callbackId"], 0), r["time"])
         if r.get("dead"):
             d = r.get("delivery") or {}
+            rows.given_up.append((r["callbackId"], int(schedule_start_ms(d) if d.get("createdAt") else r["time"])))
             callback = undelivered_callback(d)
             rows.undelivered.append((
                 r["deliveryId"], r["device"], r.get("deviceTypeId"), r.get("groupId"), r["callbackId"],
-                r.get("messageId"), r["time"], d.get("data"), d.get("snr"), r["status"], r.get("info"),
-                callback, d.get("variables") or {}, d, r.get("registrationId")))
+                r.get("messageId"), int(message_time_ms(d) or r["time"]), d.get("data"), d.get("snr"), r["status"],
+                r.get("info"), callback, d.get("variables") or {}, d, r.get("registrationId")))
 
     async def persist(self) -> None:
         """Write the batch in one transaction; if PostgreSQL refuses a row for its data, write
@@ -220,11 +261,9 @@ class StoreStage(Stage):
                     "VALUES ($1,$2,$3,$4,$5,$6) "
                     "ON CONFLICT (id) DO NOTHING", rows.events)
             if rows.attempts:
-                await conn.executemany(
-                    "INSERT INTO callback_attempts(delivery_id, attempt, message_id, device_id, callback_id, time, "
-                    "status, info, latency_ms, error_class, answer, registration_id) "
-                    "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) "
-                    "ON CONFLICT (delivery_id, attempt) DO NOTHING", rows.attempts)
+                sends = merged_sends(rows.attempts)
+                await conn.executemany(ATTEMPT_UPSERT, sends)
+                await conn.execute(CLOSE_INTERRUPTED, [s[0] for s in sends], INTERRUPTED_INFO)
             if rows.undelivered:
                 await conn.executemany(
                     "INSERT INTO undelivered_callbacks(delivery_id, device_id, device_type_id, group_id, "
@@ -232,9 +271,20 @@ class StoreStage(Stage):
                     "registration_id) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15) "
                     "ON CONFLICT (delivery_id) DO NOTHING",
                     rows.undelivered)
-            if rows.dead:
-                await conn.executemany("UPDATE callbacks SET dead = $2 WHERE id = $1 AND dead <> $2",
-                                       sorted(rows.dead.items()))
+            if rows.succeeded:
+                await conn.execute(
+                    "INSERT INTO callback_health(callback_id, last_success_at) SELECT * FROM unnest($1::text[], "
+                    "$2::bigint[]) ON CONFLICT (callback_id) DO UPDATE SET last_success_at = "
+                    "GREATEST(callback_health.last_success_at, EXCLUDED.last_success_at)",
+                    list(rows.succeeded), [int(t) for t in rows.succeeded.values()])
+                await conn.execute("UPDATE callbacks SET dead = false WHERE id = ANY($1::text[]) AND dead",
+                                   sorted(rows.succeeded))
+            if rows.given_up:
+                await conn.execute(
+                    "UPDATE callbacks c SET dead = true FROM unnest($1::text[], $2::bigint[]) AS g(id, started) "
+                    "WHERE c.id = g.id AND NOT c.dead AND NOT EXISTS (SELECT 1 FROM callback_health h "
+                    "WHERE h.callback_id = g.id AND h.last_success_at >= g.started)",
+                    [c for c, _ in rows.given_up], [t for _, t in rows.given_up])
             if rows.status:
                 await conn.executemany(STATUS_UPSERT, [
                     (d, s.get("seq"), s.get("last_com"), s.get("lqi"), s.get("location"), s.get("com_state"),
@@ -242,6 +292,16 @@ class StoreStage(Stage):
         for table in Rows.TABLES:
             if getattr(rows, table):
                 metrics.STORED.labels(table).inc(len(getattr(rows, table)))
+
+
+def merged_sends(attempts: list[tuple]) -> list[tuple]:
+    """The rows of a batch's sends in announcement order, a send's completion replacing its
+    announcement (one row write instead of two when both are in the batch)."""
+    by_send: dict[str, tuple] = {}
+    for row in attempts:
+        if row[0] not in by_send or row[6] is not None:  # row[6]: status, None while sending
+            by_send[row[0]] = row
+    return list(by_send.values())
 
 
 def undelivered_callback(delivery: dict[str, Any]) -> dict[str, Any]:

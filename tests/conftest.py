@@ -388,7 +388,8 @@ def pipeline(isolated, workers):
     """Seed a network with callbacks and run it: `await pipeline(callbacks, ...)`.
 
     `roles` is a list of worker role sets (one subprocess each); `env` holds
-    BACKHAUL_* settings for every worker; `device_type` more device type columns.
+    BACKHAUL_* settings for every worker; `device_type` more device type columns; `parent_group`
+    the group the network's group goes under (the root group of `running_api`, to read it there).
     """
     from backhaul import db
     from backhaul.demo.seed import seed_network
@@ -396,12 +397,13 @@ def pipeline(isolated, workers):
 
     async def start(callbacks: list[dict], *, roles: tuple[str, ...] = (PIPELINE_ROLES,), env: dict | None = None,
                     stations: int = 2, devices: int = 4, keep_alive: int = 0, payload_config: str | None = None,
-                    device_type: dict | None = None) -> Pipeline:
+                    device_type: dict | None = None, parent_group: str | None = None) -> Pipeline:
         network = build_network(stations, devices, seed=11)
         conn = await db.connect()
         try:
             ids = await seed_network(conn, network, name="t", callbacks=callbacks, keep_alive=keep_alive,
-                                     payload_config=payload_config, device_type=device_type)
+                                     payload_config=payload_config, device_type=device_type,
+                                     parent_group=parent_group)
         finally:
             await conn.close()
         started = [workers(r, isolated, **(env or {})) for r in roles]

@@ -284,6 +284,10 @@ class EndpointRegistry:
             self._endpoints.popitem(last=False)
         return endpoint
 
+    def peek(self, key: str) -> Endpoint | None:
+        """The endpoint for `key` if there is one, unchanged (get() may replace its limits)."""
+        return self._endpoints.get(key)
+
     def states(self) -> dict[str, int]:
         """How many endpoints' circuits are in each state (all three keys present)."""
         counts = dict.fromkeys(STATES, 0)

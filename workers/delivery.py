@@ -14,13 +14,61 @@ its outcome published and its retry (if any) durably parked. A delivery read
 again from Kafka (a rebalance, a copy published twice upstream) is not sent
 again while this worker remembers it (`workers.taken`).
 
-Every attempt becomes a `delivery-results` record (status, latency, error
-class, up to 1 KiB of the answer). A failed attempt is retried on the
-callback's schedule (the Sigfox preset +1, +2, +4 min by default, with
-jitter; a longer Retry-After wins); when the schedule is exhausted the last
-result is marked dead and carries the delivery, for the undelivered list and
-replay, and the device type's alertEmail is told (at most once per
-`alert_every_s` per device type and callback).
+Every send is on the record, announced before it goes. Just before a request
+is sent (after the bulkhead let it through) the worker publishes a
+`delivery-results` record `state: sending` with a fresh `sendId`
+(`schemas.delivery_results`) and waits for the broker; after the answer it
+publishes the completed record (status, latency, error class, up to 1 KiB of
+the answer) with the same `sendId`. The store writes both into one
+`callback_attempts` row per send (one row write when both reach it in the
+same batch, an insert and an update otherwise), numbering the rows of a
+delivery in the order they were announced.
+A crash between the two leaves the row open ("sending: no answer yet" in
+`cbStatus`); the delivery comes back (its offset or its retry claim was not
+released), is sent again with the same `webhook-id`, and that new send is
+recorded as the next attempt while the open one is closed as `interrupted`
+(status 600). So every request a receiver saw is listed, at the price of
+one more small Kafka record per request and no PostgreSQL round trip on the
+hot path; a crash between the announcement and the request itself lists one
+request the receiver never got. This was chosen over reconciling on
+restart, which cannot know about a request whose answer was never recorded.
+
+A failed attempt is retried on the callback's schedule (the Sigfox preset
++1, +2, +4 min by default, with jitter; a longer Retry-After wins), and the
+schedule is also a deadline (`workers.retry.give_up_at`: 7 min 40 s after
+the delivery was routed with the preset): no try starts after it. A delivery
+whose tries are used up, or that fails or is held by an open circuit past
+that deadline, is given up then: its last result is marked dead and carries
+the delivery, for the undelivered list and replay.
+
+Held deliveries say why. A delivery the endpoint cannot take now is parked
+in the retry store with a reason and a sentence (`workers.waiting`) that
+`cbStatus` shows while it waits: circuit open (with since when the endpoint
+fails and when it will be given up), rate limited (the endpoint's queue is
+full: paced, never given up for that), behind the backlog. One given up
+while held is recorded as a send that did not happen (`not_sent`, status
+600, "not sent, retry schedule over: circuit open ..."). An endpoint's
+first failure of a streak and its circuit opening are logged at once
+(WARNING, with the endpoint's scheme://host:port only).
+
+Recovery keeps the order of messages. When the circuit of an endpoint this
+worker held deliveries for lets a probe through, the probe is the oldest
+delivery waiting for it (`_probe`); when the probe succeeds and the circuit
+closes, the worker sends the endpoint's backlog (`_drain_backlog`): every
+delivery waiting for it, held or waiting for a retry (a retry goes early:
+the endpoint is back), oldest message first, one request at a time per
+device, within the endpoint's rate limit and concurrency; deliveries that
+arrive meanwhile are parked behind it. With several delivery workers each
+has its own breakers: order per device holds for the backlog one worker
+drains, and deliveries held before a restart come back by due time.
+
+`dead` and the alert: a callback is marked dead (by the store) when one of
+its deliveries is given up and no delivery of that callback has succeeded
+since that delivery's schedule started: every delivery has been failing for
+at least the length of a schedule. One success clears it. The device type's
+alertEmail is told when a given-up delivery makes its callback dead by that
+rule (as far as this worker and the store know), at most once per
+`alert_every_s` per device type and callback.
 
 Deliveries carry no secret. At send time the worker opens the callback's
 sealed URL credentials (sent as Basic auth), secret headers and signing
@@ -87,16 +135,18 @@ from backhaul.secretbox import SealedSecretError
 from backhaul.settings import settings
 from router.compiled import CompiledCallbacks
 from router.templates import TemplateError, render_batch
-from schemas.deliveries import delivery_problem
+from schemas import delivery_results as results
+from schemas.deliveries import delivery_problem, schedule_start_ms
 from schemas.topics import DELIVERIES, DELIVERY_RESULTS, DEVICE_EVENTS, DOWNLINKS, topic
 from workers import downlink as dl
 from workers.attempt import DOWNLINK_ANSWER_BYTES, Outcome, email_attempt, failed, http_attempt
-from workers.bulkhead import Endpoint, EndpointRegistry, endpoint_key
+from workers import waiting
+from workers.bulkhead import CLOSED, HALF_OPEN, OPEN, Endpoint, EndpointRegistry, endpoint_key
 from workers.credentials import CallbackCredentials, SendSecrets
 from workers.downlink_gate import DownlinkGate
 from workers.mail import AlertLimiter, EmailDeliveryError, send_email
 from workers.offsets import OffsetTracker
-from workers.retry import RetryPolicy, next_delay
+from workers.retry import NON_HTTP_STATUS, NOT_SENT, RetryPolicy, give_up_at, next_try_at
 from workers.retry_store import RetryStore
 from workers.signing import signature_headers
 from workers.taken import TakenDeliveries
@@ -115,8 +165,22 @@ WAIT_MAX_S = 30.0
 # How long a producer being replaced may take to stop, and the longest pause between commits.
 PRODUCER_STOP_S = 5.0
 COMMIT_PAUSE_MAX_S = 5.0
+# Deliveries an endpoint's backlog is claimed by at a time, when it recovers.
+DRAIN_BATCH = 500
+# Endpoints whose failing streak is remembered (for "endpoint failing since" in cbStatus).
+MAX_FAILING = 10_000
 Origin = tuple[TopicPartition, int] | None
 Member = tuple[dict, int, Origin]
+
+
+class Send:
+    """One request: its id, and when it was announced (ms)."""
+
+    __slots__ = ("id", "at_ms")
+
+    def __init__(self) -> None:
+        self.id = results.new_send_id()
+        self.at_ms = 0
 
 
 class DeliveryWorker:
@@ -142,6 +206,12 @@ class DeliveryWorker:
         self._active: set[str] = set()
         self._batches: dict[str, list[Member]] = {}
         self._batch_started: dict[str, float] = {}
+        self._holding: set[str] = set()     # endpoints an open circuit made this worker park deliveries for
+        self._probing: set[str] = set()     # endpoints whose oldest held delivery is being sent as the probe
+        self._draining: set[str] = set()    # endpoints whose backlog is being sent in order
+        self._parking: dict[str, int] = {}  # endpoint -> deliveries being parked for it right now
+        self._failing_since: dict[str, float] = {}  # endpoint -> first failure of its current streak
+        self._last_success: dict[str, float] = {}   # callback -> last success seen here (epoch s)
         self._tasks: set[asyncio.Task] = set()
         self._alerts = AlertLimiter(per_hours=s.alert_every_s / 3600)
         self._stop = asyncio.Event()
@@ -252,7 +322,8 @@ class DeliveryWorker:
         pause = WAIT_FIRST_S
         while True:
             try:
-                due = [(d, a) for d, a in await self.store.claim_due() if d["id"] not in self._active]
+                due = [(d, a) for d, a in await self.store.claim_due(skip_endpoints=list(self._draining))
+                       if d["id"] not in self._active]
                 for delivery, attempts in due:
                     self._active.add(delivery["id"])
                     self._spawn(self._deliver(delivery, attempts, None))
@@ -318,8 +389,11 @@ class DeliveryWorker:
             await asyncio.wait_for(failed.stop(), PRODUCER_STOP_S)
 
     # One delivery --------------------------------------------------------
-    async def _deliver(self, delivery: dict, attempts: int, origin: Origin, failures: int = 0) -> None:
-        """Send one delivery (attempt `attempts + 1`), or park it; always settles it."""
+    async def _deliver(self, delivery: dict, attempts: int, origin: Origin, failures: int = 0, *,
+                       drained: bool = False) -> None:
+        """Send one delivery (attempt `attempts + 1`), or park it; always settles it.
+
+        `drained`: it comes from its endpoint's backlog, in order (see _drain_backlog)."""
         holder: dict | None = delivery
         try:
             channel = delivery["channel"]
@@ -332,18 +406,18 @@ class DeliveryWorker:
                 return
             cb = self.view.callbacks.get(delivery["callbackId"]) or {}
             if channel == "EMAIL":
-                key = f"smtp://{self.settings.smtp_host}:{self.settings.smtp_port}"
                 send = lambda: self._send_email(delivery)  # noqa: E731
             else:
-                key = endpoint_key(delivery["request"]["url"])
                 send = lambda: self._send_http(delivery, cb, attempts)  # noqa: E731
-            endpoint = self.registry.get(key, concurrency=cb.get("concurrency"), rate=cb.get("rate_per_s"))
-            outcome = await self._call(endpoint, send)
-            if outcome is None:
-                delay = self._park_delay(endpoint)
-                await self._until_reachable("park a delivery", lambda: self.store.schedule(delivery, attempts, delay))
+            endpoint = self.registry.get(self._endpoint_of(delivery, None), concurrency=cb.get("concurrency"),
+                                         rate=cb.get("rate_per_s"))
+            sent = Send()
+            outcome = await self._call(endpoint, send, lambda: self._announce([(delivery, attempts, sent)]),
+                                       drained=drained)
+            if isinstance(outcome, str):
+                await self._hold(delivery, attempts, endpoint, outcome, from_store=origin is None)
                 return
-            await self._settle(delivery, attempts + 1, outcome, from_store=origin is None)
+            await self._settle(delivery, attempts + 1, outcome, sent, from_store=origin is None)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -366,6 +440,121 @@ class DeliveryWorker:
     async def _deliver_later(self, delivery: dict, attempts: int, origin: Origin, failures: int) -> None:
         await asyncio.sleep(min(30.0, 0.5 * 2 ** failures))
         await self._deliver(delivery, attempts, origin, failures)
+
+    async def _hold(self, delivery: dict, attempts: int, endpoint: Endpoint, reason: str, *, from_store: bool,
+                    request: dict | None = None) -> None:
+        """Park a delivery its endpoint cannot take now, saying why; or give it up, when an open
+        circuit holds it past the end of its retry schedule."""
+        now = time.time()
+        key = endpoint.key
+        if reason == waiting.CIRCUIT_OPEN:
+            deadline = give_up_at(self._policy(delivery["callbackId"]), delivery)
+            failing_since = self._failing_since.get(key)
+            if now >= deadline:
+                wait = waiting.circuit_open(failing_since, now, deadline)
+                outcome = Outcome(NON_HTTP_STATUS, NOT_SENT, waiting.not_sent(wait.info), 0.0)
+                await self._settle(delivery, attempts, outcome, None, from_store=from_store, request=request,
+                                   give_up=True)
+                return
+            due = min(now + self._circuit_pause(endpoint), deadline)
+            wait = waiting.circuit_open(failing_since, due, deadline)
+            self._holding.add(key)
+        elif reason == waiting.BACKLOG:
+            due, wait = now, waiting.backlog()
+        else:
+            due = now + self._park_delay(endpoint)
+            wait = waiting.at_limit(endpoint.concurrency, endpoint.bucket.rate, self._queued.get(key, 0))
+        self._parking[key] = self._parking.get(key, 0) + 1
+        try:
+            await self._until_reachable("park a delivery", lambda: self.store.schedule(
+                delivery, attempts, due, endpoint=key, wait=wait))
+        finally:
+            left = self._parking.get(key, 1) - 1
+            if left > 0:
+                self._parking[key] = left
+            else:
+                self._parking.pop(key, None)
+
+    async def _announce(self, sends: list[tuple[dict, int, Send]]) -> None:
+        """Put the requests about to go on the record (`state: sending`), and wait for the broker:
+        a request is never sent before its announcement is durable."""
+        now_ms = int(time.time() * 1000)
+        records = []
+        for delivery, attempts, sent in sends:
+            sent.at_ms = now_ms
+            records.append(Out(self._t_results, delivery["device"].encode(),
+                               orjson.dumps(results.sending(delivery, sent.id, attempts + 1, now_ms))))
+        await send_all(self.producer, records)
+
+    # Backlogs ------------------------------------------------------------
+    async def _parked(self, key: str, limit_s: float = 5.0) -> None:
+        """Wait (a little) until no delivery is being parked for the endpoint: they belong to its backlog."""
+        deadline = time.monotonic() + limit_s
+        while self._parking.get(key) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+
+    async def _probe(self, key: str) -> None:
+        """The circuit lets one request through: make it the oldest delivery held for the endpoint, so
+        that the probe does not overtake older messages of its device. No backlog: any delivery probes."""
+        if key in self._probing:
+            return
+        self._probing.add(key)
+        try:
+            await self._parked(key)
+            claimed = [(d, a) for d, a in await self.store.claim_backlog(key, 1) if d["id"] not in self._active]
+            if not claimed:
+                self._holding.discard(key)
+                return
+            delivery, attempts = claimed[0]
+            self._active.add(delivery["id"])
+            await self._deliver(delivery, attempts, None, drained=True)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.warning("probing an endpoint failed: its deliveries come back when due", exc_info=True,
+                        extra={"endpoint": key})
+        finally:
+            self._probing.discard(key)
+
+    async def _drain_backlog(self, key: str) -> None:
+        """The endpoint recovered: send every delivery waiting for it (held or waiting for a retry),
+        oldest message first, one request at a time per device, within its limits. New deliveries
+        for it are parked behind the backlog meanwhile, so none overtakes an older one."""
+        if key in self._draining:
+            return
+        self._draining.add(key)
+        drained = 0
+        try:
+            while True:
+                endpoint = self.registry.peek(key)
+                if endpoint is None or endpoint.breaker.state != CLOSED:
+                    break  # failing again: what is left waits for the next recovery
+                await self._parked(key)
+                claimed = [(d, a) for d, a in await self.store.claim_backlog(key, DRAIN_BATCH)
+                           if d["id"] not in self._active]
+                if not claimed:
+                    if self._parking.get(key):
+                        continue
+                    self._holding.discard(key)
+                    break
+                lanes: dict[str, list[tuple[dict, int]]] = {}
+                for delivery, attempts in claimed:
+                    self._active.add(delivery["id"])
+                    lanes.setdefault(delivery["device"], []).append((delivery, attempts))
+                await asyncio.gather(*(self._send_in_order(lane) for lane in lanes.values()))
+                drained += len(claimed)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.warning("draining an endpoint's backlog failed: the rest comes back when due", exc_info=True,
+                        extra={"endpoint": key})
+        finally:
+            self._draining.discard(key)
+        log.info("endpoint backlog sent", extra={"endpoint": key, "deliveries": drained})
+
+    async def _send_in_order(self, lane: list[tuple[dict, int]]) -> None:
+        for delivery, attempts in lane:
+            await self._deliver(delivery, attempts, None, drained=True)
 
     async def _set_aside(self, key: bytes | None, value: bytes | None, error: Exception, attempts: int,
                          origin: Origin, *, delivery: dict | None = None) -> None:
@@ -404,32 +593,80 @@ class DeliveryWorker:
         return max(self.settings.endpoint_queue, endpoint.concurrency)
 
     def _park_delay(self, endpoint: Endpoint) -> float:
-        """How long a delivery that cannot go now waits: the circuit's pause, or about the
-        time the queue ahead of it takes to drain (1 to 30 s)."""
+        """How long a delivery the endpoint's queue cannot take waits: about the time the queue ahead
+        of it takes to drain (1 to 30 s)."""
         key = endpoint.key
         drain = self._queued.get(key, 0) / endpoint.concurrency * self._latency.get(key, 0.0)
-        return max(endpoint.retry_in(), min(30.0, max(1.0, drain)))
+        return min(30.0, max(1.0, drain))
 
-    async def _call(self, endpoint: Endpoint, send: Callable[[], Awaitable[Outcome]]) -> Outcome | None:
-        """Send through the endpoint's bulkhead; None when the delivery must wait (park it)."""
+    @staticmethod
+    def _circuit_pause(endpoint: Endpoint) -> float:
+        """How long a delivery held by the circuit waits: until it lets a probe through, or, while a
+        probe is out, for a whole pause (the probe's success sends the backlog at once)."""
+        if endpoint.breaker.state == OPEN:
+            return max(0.05, endpoint.retry_in())
+        return endpoint.breaker.open_seconds
+
+    async def _call(self, endpoint: Endpoint, send: Callable[[], Awaitable[Outcome]],
+                    before_send: Callable[[], Awaitable[None]], *, drained: bool = False,
+                    keeps_order: bool = True) -> Outcome | str:
+        """Send through the endpoint's bulkhead, announcing the request just before it goes; or the
+        reason it must wait (`waiting.CIRCUIT_OPEN`, `AT_LIMIT`, `BACKLOG`).
+
+        `drained`: the delivery comes from the endpoint's backlog, in order (the probe, or the drain
+        after recovery): it is not parked behind that backlog nor for the queue limit (the backlog
+        brings its own bound), but it keeps to the rate limit and concurrency. `keeps_order=False`
+        (a BATCH_URL request, whose lines are in order anyway) skips the order rules."""
         key = endpoint.key
-        if endpoint.retry_in() > 0 or self._queued.get(key, 0) >= self._queue_limit(endpoint):
-            return None
+        ordered = keeps_order and not drained
+        if ordered and key in self._draining:
+            return waiting.BACKLOG
+        if endpoint.retry_in() > 0:
+            return waiting.CIRCUIT_OPEN
+        if ordered and key in self._holding and endpoint.breaker.state == HALF_OPEN:
+            self._spawn(self._probe(key))
+            return waiting.CIRCUIT_OPEN
+        if not drained and self._queued.get(key, 0) >= self._queue_limit(endpoint):
+            return waiting.AT_LIMIT
         self._queued[key] = self._queued.get(key, 0) + 1
         try:
             async with endpoint.semaphore:
                 if not endpoint.breaker.allow():
-                    return None
+                    return waiting.CIRCUIT_OPEN
                 await endpoint.bucket.acquire()
+                await before_send()
                 outcome = await send()
         finally:
             self._queued[key] -= 1
         self._latency[key] = 0.8 * self._latency.get(key, 0.0) + 0.2 * outcome.latency_ms / 1000
-        if outcome.ok:
-            endpoint.breaker.record_success()
-        elif outcome.error_class in BREAKER_FAILURES:
-            endpoint.breaker.record_failure()
+        self._note(endpoint, outcome)
         return outcome
+
+    def _note(self, endpoint: Endpoint, outcome: Outcome) -> None:
+        """Tell the breaker; log an endpoint's first failure, its circuit opening, its recovery (which
+        sends its backlog)."""
+        key, breaker = endpoint.key, endpoint.breaker
+        before = breaker.state
+        if outcome.ok:
+            breaker.record_success()
+            self._failing_since.pop(key, None)
+            if before != CLOSED and breaker.state == CLOSED:
+                log.info("callback endpoint recovered: sending its backlog", extra={"endpoint": key})
+                self._spawn(self._drain_backlog(key))
+            return
+        if outcome.error_class not in BREAKER_FAILURES:
+            return
+        breaker.record_failure()
+        if key not in self._failing_since:
+            if len(self._failing_since) >= MAX_FAILING:
+                self._failing_since.pop(next(iter(self._failing_since)))
+            self._failing_since[key] = time.time()
+            log.warning("callback endpoint failed", extra={"endpoint": key, "status": outcome.status,
+                                                           "errorClass": outcome.error_class})
+        if before != OPEN and breaker.state == OPEN:
+            log.warning("callback endpoint failing: circuit open, its deliveries are held",
+                        extra={"endpoint": key, "pauseS": breaker.open_seconds,
+                               "failingSince": waiting.iso(self._failing_since[key])})
 
     def _timeout(self, delivery: dict, attempts: int) -> float:
         if delivery.get("downlink") and attempts == 0:
@@ -507,7 +744,8 @@ class DeliveryWorker:
             cb = self.view.callbacks.get(callback_id)
             compiled = self.compiled.get(cb) if cb else None
             request = None
-            outcome: Outcome | None = None
+            outcome: Outcome | str | None = None
+            sends = [(d, attempts, Send()) for d, attempts, _ in members]
             if compiled is None:
                 outcome = failed("callback no longer exists or does not compile")
             else:
@@ -530,16 +768,15 @@ class DeliveryWorker:
                 timeout = min(self._timeout(d, a) for d, a, _ in members)
                 outcome = await self._call(endpoint, lambda: self._http(
                     req.method, req.url, {**req.headers, **secret_headers}, req.body, req.content_type,
-                    secrets, batch_id, timeout, downlink=downlink))
-                if outcome is None:
-                    delay = self._park_delay(endpoint)
-                    for d, attempts, _ in members:
-                        await self._until_reachable("park a delivery",
-                                                    lambda d=d, a=attempts: self.store.schedule(d, a, delay))
+                    secrets, batch_id, timeout, downlink=downlink), lambda: self._announce(sends),
+                    keeps_order=False)
+                if isinstance(outcome, str):
+                    for d, attempts, origin in members:
+                        await self._hold(d, attempts, endpoint, outcome, from_store=origin is None, request=request)
                     return
-            await asyncio.gather(*(self._settle(d, attempts + 1, outcome, from_store=origin is None,
+            await asyncio.gather(*(self._settle(d, attempts + 1, outcome, sent, from_store=origin is None,
                                                 rng=random.Random(f"{batch_id}:{attempts}"), request=request)
-                                   for d, attempts, origin in members))
+                                   for (d, attempts, origin), (_, _, sent) in zip(members, sends)))
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -567,51 +804,66 @@ class DeliveryWorker:
         schedule = cb.get("retry_schedule") or self.settings.retry_schedule_s
         return RetryPolicy(tuple(schedule), self.settings.retry_jitter, self.settings.callback_timeout_s)
 
-    async def _settle(self, delivery: dict, attempts: int, outcome: Outcome, *, from_store: bool,
-                      rng: random.Random | None = None, request: dict | None = None) -> None:
+    async def _settle(self, delivery: dict, attempts: int, outcome: Outcome, sent: Send | None, *,
+                      from_store: bool, rng: random.Random | None = None, request: dict | None = None,
+                      give_up: bool = False) -> None:
         """Publish the attempt (and any downlink outcome), then finish, retry or give up.
 
-        `request` is the batch request a BATCH_URL member went in, kept with a dead one.
+        `sent` is the request announced for this attempt; None when none was sent (`give_up`: held by
+        an open circuit past the end of its schedule). `request` is the batch request a BATCH_URL
+        member went in, kept with a dead one.
         """
         channel = delivery["channel"]
-        now_ms = int(time.time() * 1000)
+        now = time.time()
+        now_ms = int(now * 1000)
         result: dict[str, Any] = {
-            "deliveryId": delivery["id"], "attempt": attempts, "callbackId": delivery["callbackId"],
-            "messageId": delivery.get("messageId"), "device": delivery["device"],
-            "deviceTypeId": delivery.get("deviceTypeId"), "groupId": delivery.get("groupId"),
-            "registrationId": delivery.get("registrationId"), "kind": delivery["kind"], "channel": channel, "time": now_ms, "status": outcome.status,
-            "errorClass": outcome.error_class, "info": outcome.info, "latencyMs": round(outcome.latency_ms, 3),
-            "answer": outcome.answer, "final": True, "dead": False,
+            **results.about(delivery), "sendId": sent.id if sent else results.not_sent_id(delivery["id"]),
+            "attempt": attempts, "state": results.DONE, "sentAt": (sent and sent.at_ms) or now_ms, "time": now_ms,
+            "status": outcome.status, "errorClass": outcome.error_class, "info": outcome.info,
+            "latencyMs": round(outcome.latency_ms, 3), "answer": outcome.answer, "final": True, "dead": False,
         }
         metrics.DELIVERIES.labels(channel, outcome.error_class).inc()
-        metrics.DELIVERY_LATENCY.labels(channel).observe(outcome.latency_ms / 1000)
-        delay = None
+        if sent is not None:
+            metrics.DELIVERY_LATENCY.labels(channel).observe(outcome.latency_ms / 1000)
+        due = None
         if outcome.ok:
+            self._last_success[delivery["callbackId"]] = now
             metrics.E2E_LATENCY.labels(delivery["kind"]).observe(max(0.0, now_ms - delivery["origin"]) / 1000)
         else:
-            delay = next_delay(self._policy(delivery["callbackId"]), attempts, outcome.retry_after, rng)
-            if delay is None:
+            policy = self._policy(delivery["callbackId"])
+            if not give_up:
+                due = next_try_at(policy, attempts, outcome.retry_after, now, give_up_at(policy, delivery), rng)
+            if due is None:
                 result["dead"] = True
                 result["delivery"] = {**delivery, "request": request} if request else delivery
                 metrics.DELIVERY_DEAD.labels(channel).inc()
             else:
                 result["final"] = False
-                result["nextAttemptAt"] = now_ms + int(delay * 1000)
+                result["nextAttemptAt"] = int(due * 1000)
                 metrics.DELIVERY_RETRIES.labels(channel).inc()
 
         async def record() -> None:  # idempotent: tried again as a whole while Kafka or PostgreSQL is away
             records = [Out(self._t_results, delivery["device"].encode(), orjson.dumps(result))]
-            if delivery.get("downlink") and attempts == 1:
+            if delivery.get("downlink") and attempts == 1 and sent is not None:
                 records.extend(await self._downlink(delivery, outcome, now_ms))
             await send_all(self.producer, records)
-            if delay is not None:
-                await self.store.schedule(delivery, attempts, delay)
+            if due is not None:
+                await self.store.schedule(delivery, attempts, due, endpoint=self._endpoint_of(delivery, request),
+                                          wait=waiting.retry(attempts + 1, policy.max_attempts, due))
             elif from_store:
                 await self.store.finish(delivery["id"])
 
         await self._until_reachable("record an attempt", record)
         if result["dead"]:
             self._spawn(self._alert(delivery, outcome))
+
+    def _endpoint_of(self, delivery: dict, request: dict | None) -> str | None:
+        """The bulkhead key of the endpoint a delivery goes to (None: DIRECT, or a batch not rendered)."""
+        channel = delivery["channel"]
+        if channel == "EMAIL":
+            return f"smtp://{self.settings.smtp_host}:{self.settings.smtp_port}"
+        url = (request or {}).get("url") if channel == "BATCH_URL" else delivery["request"]["url"]
+        return endpoint_key(url) if url else None
 
     # Downlinks -----------------------------------------------------------
     def _ack(self, delivery: dict, code: dl.InfoCode, reason: str | None = None) -> Out:
@@ -653,13 +905,29 @@ class DeliveryWorker:
         return [Out(topic(DOWNLINKS), delivery["device"].encode(), orjson.dumps(record))]
 
     async def _alert(self, delivery: dict, outcome: Outcome) -> None:
+        """Tell the device type's alertEmail that the callback is dead: this delivery was given up and
+        no delivery of the callback has succeeded since it started (the store's rule for `dead`, from
+        what this worker saw and what the store recorded). At most one per `alert_every_s` per device
+        type and callback."""
+        callback_id = delivery["callbackId"]
         dtype = self.view.device_types.get(delivery.get("deviceTypeId") or "") or {}
         to = dtype.get("alert_email")
-        if not to or not self._alerts.should_send((dtype.get("id"), delivery["callbackId"])):
+        if not to:
             return
-        subject = f"Backhaul: callback {delivery['callbackId']} could not be delivered"
+        try:
+            recorded = await self.store.last_success_ms(callback_id)
+        except Exception:
+            log.warning("alert: the callback's last success could not be read", exc_info=True)
+            recorded = None
+        last_success_ms = max(self._last_success.get(callback_id, 0.0) * 1000, recorded or 0)
+        if last_success_ms >= schedule_start_ms(delivery):
+            return  # the callback worked meanwhile: a failed delivery, not a dead callback
+        if not self._alerts.should_send((dtype.get("id"), callback_id)):
+            return
+        subject = f"Backhaul: callback {callback_id} could not be delivered"
         body = (f"Device type {dtype.get('name')} ({dtype.get('id')}), device {delivery['device']}:\n"
-                f"the callback failed after all retries (last status {outcome.status}: {outcome.info}).\n"
+                f"the callback failed after all retries (last status {outcome.status}: {outcome.info}),\n"
+                "and none of its deliveries has succeeded since this one was first tried.\n"
                 "The failed deliveries are listed under callbacks-not-delivered and can be replayed.")
         try:
             await send_email(self.settings.smtp_host, self.settings.smtp_port, "backhaul@localhost", to,

@@ -3,12 +3,15 @@
 Each undelivered record keeps the exact rendered request; replaying puts it
 back on the `deliveries` topic as a new delivery (`<id>#r<n>`) whose
 `webhook-id` stays the original one, so a receiver that de-duplicates still can.
+A replay gets a retry schedule of its own, from the time it is replayed
+(`scheduleFrom`).
 The record holds no secret: the delivery worker sends it with the callback's
 current credentials, secret headers and signing secret.
 """
 from __future__ import annotations
 
 import logging
+import time
 
 import orjson
 
@@ -36,11 +39,12 @@ async def replay_undelivered(*, device: str | None = None, callback: str | None 
             "ORDER BY time",
             device.upper() if device else None, callback, since, before)
         records = []
+        now_ms = int(time.time() * 1000)
         for r in rows:
             d = dict(r["delivery"])
             original = d.get("webhookId") or d["id"].split("#r")[0]
             n = int(d["id"].split("#r")[1]) + 1 if "#r" in d["id"] else 1
-            d.update(id=f"{original}#r{n}", webhookId=original)
+            d.update(id=f"{original}#r{n}", webhookId=original, scheduleFrom=now_ms)
             key = d["callbackId"] if d["channel"] == "BATCH_URL" else d["device"]
             records.append(Out(topic(DELIVERIES), key.encode(), orjson.dumps(d)))
         await send_all(producer, records)

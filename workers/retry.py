@@ -10,6 +10,14 @@ Choices:
   `MAX_RETRY_AFTER_S` (1 hour) so that a receiver cannot park a delivery for
   days. It never adds attempts: exhaustion is decided by the schedule alone.
   Jitter is not applied to a Retry-After: the receiver named its time.
+- The schedule is also a deadline (`give_up_at`): a delivery is tried no
+  later than its start (`scheduleFrom` of a replay, else `createdAt`, when it
+  was routed) plus the schedule's delays plus the answer time of every try:
+  420 + 4 x 10 s = 7 min 40 s with the preset. A retry that would fall after
+  it is made at it; a try that fails after it, or a delivery held by an open
+  circuit after it, is given up then. Waiting for the endpoint's rate limit or
+  queue never gives a delivery up: the endpoint is well, we are pacing.
+  A Retry-After is honoured up to that time too.
 - Failures that carry no HTTP status (timeout, connection, TLS, DNS, a
   destination the rule of `backhaul.destinations` refuses) are recorded with
   status `NON_HTTP_STATUS` (600), as Sigfox does.
@@ -29,6 +37,7 @@ import aiohttp
 from aiohttp.http_exceptions import HttpProcessingError
 
 from backhaul.destinations import refusal_of
+from schemas.deliveries import schedule_start_ms
 
 NON_HTTP_STATUS = 600
 MAX_RETRY_AFTER_S = 3600.0
@@ -38,6 +47,8 @@ ERROR_CLASSES = (
     "ok", "http_4xx", "http_5xx", "http_429", "timeout", "connect", "tls", "dns", "invalid_answer", "destination",
     "other",
 )
+# A delivery given up without a request: held by an open circuit until its schedule ran out.
+NOT_SENT = "not_sent"
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,28 @@ class RetryPolicy:
     def max_attempts(self) -> int:
         """The first try plus one retry per scheduled delay."""
         return len(self.schedule) + 1
+
+    @property
+    def give_up_after_s(self) -> float:
+        """How long after its start a delivery may still be tried: every delay plus every try's answer time."""
+        return sum(self.schedule) + self.max_attempts * self.timeout_s
+
+
+def give_up_at(policy: RetryPolicy, delivery: dict) -> float:
+    """Epoch seconds after which the delivery is no longer tried (see the module docstring)."""
+    return schedule_start_ms(delivery) / 1000 + policy.give_up_after_s
+
+
+def next_try_at(policy: RetryPolicy, attempt: int, retry_after: float | None, now: float, deadline: float,
+                rng: random.Random | None = None) -> float | None:
+    """Epoch seconds of the next try after failed try number `attempt`, or None: give it up.
+
+    The schedule's delay (see next_delay), but never past `deadline`; nothing once it has passed.
+    """
+    delay = next_delay(policy, attempt, retry_after, rng)
+    if delay is None or now >= deadline:
+        return None
+    return min(now + delay, deadline)
 
 
 def next_delay(

@@ -74,7 +74,8 @@ async def test_a_waiting_retry_survives_kill_9(pipeline, receiver, isolated, wor
     first, second = await wait_until(lambda: at_least(receiver.requests, 2), 20, "the retry after the restart")
     assert len(receiver.requests) == 2
     assert second.at - first.at >= 3.8, "the retry kept its time"
-    rows = await pipe.wait_rows("SELECT attempt, status FROM callback_attempts ORDER BY attempt", 2)
+    rows = await pipe.wait_rows("SELECT attempt, status FROM callback_attempts WHERE status IS NOT NULL "
+                                "ORDER BY attempt", 2)
     assert [(r["attempt"], r["status"]) for r in rows] == [(1, 500), (2, 200)]
     assert await pipe.wait_rows("SELECT count(*) AS n FROM delivery_retries WHERE true HAVING count(*) = 0", 1)
 

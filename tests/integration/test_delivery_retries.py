@@ -74,7 +74,8 @@ async def test_answers_retries_and_every_attempt_recorded(pipeline, make_receive
                  "cb-refused": 3}
 
         async def all_recorded() -> bool:
-            rows = await pipe.fetch("SELECT callback_id, count(*) AS n FROM callback_attempts GROUP BY callback_id")
+            # count(status): a send is on the record from the moment it goes; wait for its answer too
+            rows = await pipe.fetch("SELECT callback_id, count(status) AS n FROM callback_attempts GROUP BY callback_id")
             return {r["callback_id"]: r["n"] for r in rows} == final
         await wait_until(all_recorded, 30, "every attempt of every callback in callback_attempts")
 

@@ -362,7 +362,8 @@ class Trap:
 ONE_ATTEMPT = {"BACKHAUL_RETRY_SCHEDULE_S": "600", "BACKHAUL_RETRY_JITTER": "0", "BACKHAUL_CALLBACK_TIMEOUT_S": "2"}
 
 
-ATTEMPTS = "SELECT * FROM callback_attempts WHERE callback_id = $1 ORDER BY time"
+# Answered attempts (a send is on the record from the moment it goes, status NULL until its answer).
+ATTEMPTS = "SELECT * FROM callback_attempts WHERE callback_id = $1 AND status IS NOT NULL ORDER BY time"
 
 
 async def test_name_repointed_after_save_is_refused_at_delivery(isolated, workers, receiver, tmp_path):
@@ -480,7 +481,7 @@ async def test_literal_notations_names_and_redirects_refused_at_delivery(pipelin
     pipe = await pipeline(callbacks, env=ONE_ATTEMPT)
     started = time.monotonic()
     await publish_frames([frame(pipe.devices[0], 1, station=pipe.stations[0], data="02")])
-    rows = await pipe.wait_rows("SELECT * FROM callback_attempts", len(callbacks))
+    rows = await pipe.wait_rows("SELECT * FROM callback_attempts WHERE status IS NOT NULL", len(callbacks))
     by_id = {r["callback_id"]: r for r in rows}
     for cb in refused:
         assert by_id[cb]["error_class"] == "destination", dict(by_id[cb])

@@ -20,8 +20,10 @@ from workers.retry import (
     NON_HTTP_STATUS,
     RetryPolicy,
     classify,
+    give_up_at,
     is_success,
     next_delay,
+    next_try_at,
     parse_retry_after,
 )
 
@@ -188,3 +190,34 @@ async def test_classify_real_refused_connection_and_timeout():
             assert classify(None, timed_out.value) == "timeout"
     finally:
         server.close()
+
+
+# The schedule as a deadline ------------------------------------------------
+
+def test_the_sigfox_preset_gives_up_7_min_40_s_after_the_start():
+    policy = RetryPolicy()
+    assert policy.give_up_after_s == 60 + 120 + 240 + 4 * 10
+    routed = {"createdAt": 1_000_000}
+    assert give_up_at(policy, routed) == 1_000 + 460
+    replayed = {"createdAt": 1_000_000, "scheduleFrom": 5_000_000}
+    assert give_up_at(policy, replayed) == 5_000 + 460, "a replay has a schedule of its own"
+
+
+def test_next_try_follows_the_schedule_before_the_deadline():
+    deadline = 1_000.0 + NO_JITTER.give_up_after_s
+    assert next_try_at(NO_JITTER, 1, None, 1_000.0, deadline) == 1_060.0
+    assert next_try_at(NO_JITTER, 3, None, 1_180.0, deadline) == 1_420.0
+    assert next_try_at(NO_JITTER, 4, None, 1_420.0, deadline) is None, "tries used up"
+
+
+def test_a_try_late_on_its_schedule_is_made_at_the_deadline_at_the_latest():
+    deadline = 1_460.0
+    # held by an open circuit for 7 minutes, the first try failed at 1_420: +1 min would pass the deadline
+    assert next_try_at(NO_JITTER, 1, None, 1_420.0, deadline) == deadline
+    assert next_try_at(NO_JITTER, 1, None, 1_370.0, deadline) == 1_430.0
+    assert next_try_at(NO_JITTER, 1, 3_000.0, 1_000.0, deadline) == deadline, "Retry-After up to the deadline"
+
+
+def test_nothing_is_tried_once_the_deadline_has_passed():
+    assert next_try_at(NO_JITTER, 1, None, 1_460.0, 1_460.0) is None
+    assert next_try_at(NO_JITTER, 2, None, 1_500.0, 1_460.0) is None
