@@ -120,10 +120,29 @@ async def isolated(stack, monkeypatch) -> AsyncIterator[Isolated]:
     try:
         yield Isolated(f"t{tag}.", database, dsn, env)
     finally:
+        await _delete_topics(f"t{tag}.")
         settings_module.settings.cache_clear()
         admin = await asyncpg.connect(ADMIN_DSN)
         await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         await admin.close()
+
+
+async def _delete_topics(prefix: str) -> None:
+    """Delete a test's topics: thousands of left-over partitions make the broker start slowly
+    (minutes) and every metadata answer larger. Best effort: a broker a test stopped may be away."""
+    from backhaul.kafka import make_admin
+
+    admin = make_admin()
+    try:
+        await asyncio.wait_for(admin.start(), 10)
+        names = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        if names:
+            await admin.delete_topics(names, timeout_ms=10000)
+    except Exception:  # noqa: BLE001 - cleanup only
+        pass
+    finally:
+        with contextlib.suppress(Exception):
+            await admin.close()
 
 
 @pytest.fixture
