@@ -277,7 +277,9 @@ class Supervisor:
         command, name = request.get("command"), request.get("name")
         try:
             if command == "reload":
-                return {"ok": True, "message": await self.reload()}
+                message = await self.reload()
+                self.write_state()
+                return {"ok": True, "message": message}
             if command not in ("start", "stop", "restart"):
                 return {"ok": False, "error": f"command: {command!r} is not one of start, stop, restart, reload"}
             child = self.find(name)
@@ -286,6 +288,8 @@ class Supervisor:
                     message = await self.stop(child)
                 if command in ("start", "restart"):
                     message = self.start(child)
+            # Written before the answer: a `status` run right after the command sees its effect.
+            self.write_state()
             return {"ok": True, "message": message}
         except LookupError as exc:
             return {"ok": False, "error": str(exc)}
