@@ -38,6 +38,11 @@ _KAFKA_UNAVAILABLE: tuple[type[BaseException], ...] = (
     kafka_errors.KafkaUnavailableError,
     kafka_errors.NodeNotReadyError,
     kafka_errors.RequestTimedOutError,
+    # The broker lost or no longer accepts an idempotent producer's sequence (seen after a broker
+    # restart): the record is fine, a new producer sends it (every producing step starts one then).
+    kafka_errors.OutOfOrderSequenceNumber,
+    kafka_errors.UnknownProducerId,
+    kafka_errors.InvalidProducerEpoch,
 )
 
 

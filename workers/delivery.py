@@ -402,7 +402,8 @@ class DeliveryWorker:
                 holder, origin = None, None  # the batch settles it
                 return
             if channel == "DIRECT":
-                await send_all(self.producer, await self._grant(delivery, delivery["downlinkData"]))
+                records = await self._grant(delivery, delivery["downlinkData"])
+                await self._until_reachable("publish a downlink", lambda: send_all(self.producer, records))
                 return
             cb = self.view.callbacks.get(delivery["callbackId"]) or {}
             if channel == "EMAIL":
@@ -484,7 +485,7 @@ class DeliveryWorker:
             sent.at_ms = now_ms
             records.append(Out(self._t_results, delivery["device"].encode(),
                                orjson.dumps(results.sending(delivery, sent.id, attempts + 1, now_ms))))
-        await send_all(self.producer, records)
+        await self._until_reachable("announce a send", lambda: send_all(self.producer, records))
 
     # Backlogs ------------------------------------------------------------
     async def _parked(self, key: str, limit_s: float = 5.0) -> None:

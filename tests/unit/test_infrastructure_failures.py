@@ -32,3 +32,12 @@ def test_by_type():
     # A pooled connection the server ended while it was being released: PostgreSQL away, not the record.
     internal = asyncpg.exceptions._base.InternalClientError("cannot switch to state 15")
     assert is_infrastructure(internal) and dependency_of(internal) == "postgresql"
+
+
+@pytest.mark.parametrize("error", ["OutOfOrderSequenceNumber", "UnknownProducerId", "InvalidProducerEpoch"])
+def test_a_producer_the_broker_forgot_after_a_restart_is_kafka_away_not_a_bad_record(error):
+    # Seen after Kafka was stopped and started: the delivery worker dead-lettered good deliveries.
+    import aiokafka.errors
+
+    exc = getattr(aiokafka.errors, error)()
+    assert is_infrastructure(exc) and dependency_of(exc) == "kafka"
