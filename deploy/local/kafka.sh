@@ -161,9 +161,10 @@ start() {
     -Dlog4j2.configurationFile="$ROOT/deploy/local/log4j2.yaml" \
     -cp "$LIBS/*" kafka.Kafka "$CONFIG" >>"$LOG" 2>&1 &
   echo $! > "$PIDFILE"
-  if ! wait_port "$HOST" "$PORT" 60; then
+  # A busy machine (two cores shared with other work) has been seen taking over a minute to start the JVM.
+  if ! wait_port "$HOST" "$PORT" 180; then
     tail -20 "$LOG" >&2 || true
-    die "kafka did not open $HOST:$PORT within 60 s, see $LOG"
+    die "kafka did not open $HOST:$PORT within 180 s, see $LOG"
   fi
   say "kafka ready on $HOST:$PORT (log: $LOG)"
 }

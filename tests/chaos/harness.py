@@ -42,8 +42,10 @@ import aiohttp
 import orjson
 
 from backhaul.kafka import Out, make_producer, send_all
-from schemas.topics import FRAMES, MESSAGES_ADVANCED, topic
-from tests.conftest import ROOT, Isolated, Receiver, free_port, read_topic, wait_until
+from schemas.topics import DELIVERY_RESULTS, DEVICE_EVENTS, FRAMES, MESSAGES, MESSAGES_ADVANCED, topic
+from tests.conftest import (
+    ROOT, Isolated, Receiver, consumer_group_caught_up, free_port, read_topic, wait_until,
+)
 
 WINDOW_S = 6.0
 ROLES = {"ingest": "ingest", "router": "router", "delivery": "delivery", "store": "store,relay"}
@@ -65,7 +67,7 @@ def callbacks(receiver_url: str, **data_options: Any) -> list[dict]:
 def stack_script(name: str, action: str, env: dict[str, str]) -> None:
     """deploy/local/<name> <action> for the test run's stack (its ports come from `env`)."""
     result = subprocess.run(["bash", str(ROOT / "deploy/local" / name), action], env=env,
-                            capture_output=True, text=True, timeout=180)
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, f"{name} {action}: {result.stderr[-2000:]}"
 
 
@@ -259,15 +261,23 @@ def advanced_requests(receiver: Receiver) -> dict[tuple[str, int], list]:
 
 
 async def wait_delivered(receiver: Receiver, sent: dict[tuple[str, int], Sent], timeout: float,
-                         delivered=None) -> None:
-    """Until every message sent has a DATA callback answered 2xx and a DATA_ADVANCED callback."""
+                         delivered=None, fetch=None) -> None:
+    """Until every message sent has a DATA callback answered 2xx and a DATA_ADVANCED callback.
+    With `fetch` (the test database), a timeout also says what the delivery worker still holds."""
     delivered = delivered or (lambda: set(data_requests(receiver)))
 
     def missing() -> set:
         return (set(sent) - delivered()) | (set(sent) - set(advanced_requests(receiver)))
 
-    await wait_until(lambda: not missing(), timeout,
-                     f"every message delivered; missing {sorted(missing())[:10]} of {len(sent)}")
+    try:
+        await wait_until(lambda: not missing(), timeout, "every message delivered")
+    except AssertionError:
+        held = "" if fetch is None else "; waiting deliveries: " + repr([dict(r) for r in await fetch(
+            "SELECT endpoint, reason, count(*) AS n, min(due_at - now()) AS first_due, "
+            "count(*) FILTER (WHERE claimed_until > now()) AS claimed FROM delivery_retries "
+            "GROUP BY endpoint, reason ORDER BY endpoint, reason")])
+        raise AssertionError(f"{len(missing())} of {len(sent)} messages not delivered within {timeout} s, "
+                             f"e.g. {sorted(missing())[:5]}{held}") from None
 
 
 async def check_outcome(receiver: Receiver, sent: dict[tuple[str, int], Sent], api, fetch,
@@ -276,6 +286,10 @@ async def check_outcome(receiver: Receiver, sent: dict[tuple[str, int], Sent], a
 
     `succeeded(request)`: whether the receiver answered that request with success (all by default)."""
     succeeded = succeeded or (lambda r: True)
+    # The store writes what the receiver saw a little later (more after an outage): wait for it to catch up.
+    store_topics = [topic(t) for t in (MESSAGES, MESSAGES_ADVANCED, DEVICE_EVENTS, DELIVERY_RESULTS)]
+    await wait_until(lambda: consumer_group_caught_up(topic("backhaul-store"), store_topics), 120,
+                     "the store to write everything published")
     data = data_requests(receiver)
     advanced = advanced_requests(receiver)
     expected = set(sent)
@@ -386,5 +400,5 @@ def subprocess_env(isolated: Isolated, state_dir: Path, kafka_password: str, **e
         {"BACKHAUL_SECRET_KEY_FILE": str(dev_key_file())}
     return isolated.subprocess_env(BACKHAUL_STATE_DIR=str(state_dir), BACKHAUL_KAFKA_PASSWORD=kafka_password,
                                    **keys,
-                                   BACKHAUL_ADVANCED_WINDOW_S=str(WINDOW_S), BACKHAUL_LOG_LEVEL="WARNING",
-                                   **extra)
+                                   BACKHAUL_ADVANCED_WINDOW_S=str(WINDOW_S),
+                                   **{"BACKHAUL_LOG_LEVEL": "WARNING", **extra})

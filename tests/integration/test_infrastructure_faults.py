@@ -48,7 +48,7 @@ def data_callback(receiver_url: str) -> dict:
 def stack_script(name: str, action: str, env: dict[str, str]) -> None:
     """deploy/local/<name> <action> for this checkout's stack (its ports come from `env`)."""
     result = subprocess.run(["bash", str(ROOT / "deploy/local" / name), action], env=env,
-                            capture_output=True, text=True, timeout=180)
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, f"{name} {action}: {result.stderr[-2000:]}"
 
 
