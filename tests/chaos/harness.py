@@ -261,7 +261,7 @@ def advanced_requests(receiver: Receiver) -> dict[tuple[str, int], list]:
 
 
 async def wait_delivered(receiver: Receiver, sent: dict[tuple[str, int], Sent], timeout: float,
-                         delivered=None, fetch=None) -> None:
+                         delivered=None, fetch=None, answer_of=None) -> None:
     """Until every message sent has a DATA callback answered 2xx and a DATA_ADVANCED callback.
     With `fetch` (the test database), a timeout also says what the delivery worker still holds."""
     delivered = delivered or (lambda: set(data_requests(receiver)))
@@ -276,6 +276,17 @@ async def wait_delivered(receiver: Receiver, sent: dict[tuple[str, int], Sent], 
             "SELECT endpoint, reason, count(*) AS n, min(due_at - now()) AS first_due, "
             "count(*) FILTER (WHERE claimed_until > now()) AS claimed FROM delivery_retries "
             "GROUP BY endpoint, reason ORDER BY endpoint, reason")])
+        if fetch is not None:
+            for device, seq in sorted(missing())[:3]:
+                rows = await fetch(
+                    "SELECT a.delivery_id, a.attempt, a.time, a.status, a.error_class, a.info FROM callback_attempts a "
+                    "JOIN messages m ON m.id = a.message_id WHERE m.device_id = $1 AND m.seq_number = $2 "
+                    "ORDER BY a.delivery_id, a.attempt", device, seq)
+                seen = [(r.path, round(r.at, 1), answer_of(r) if answer_of else None) for r in receiver.requests
+                        if (r.query.get("device"), r.query.get("seq")) == (device, str(seq))
+                        or (r.path == "/advanced" and orjson.loads(r.body).get("seq") == seq
+                            and orjson.loads(r.body).get("device") == device)]
+                held += f"\n{device}/{seq}: requests {seen}; attempts {[tuple(r) for r in rows]}"
         raise AssertionError(f"{len(missing())} of {len(sent)} messages not delivered within {timeout} s, "
                              f"e.g. {sorted(missing())[:5]}{held}") from None
 

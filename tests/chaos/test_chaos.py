@@ -200,7 +200,7 @@ async def test_d_an_endpoint_failing_2_minutes_then_hanging_then_healthy(chaos, 
     def delivered() -> set:
         return {(r.query["device"], int(r.query["seq"])) for r in receiver.requests
                 if r.path == "/data" and phases.answered.get(id(r)) == 200}
-    await wait_delivered(receiver, sent, 180, delivered, stack.fetch)
+    await wait_delivered(receiver, sent, 180, delivered, stack.fetch, lambda r: phases.answered.get(id(r)))
     await wait_until(lambda: len(undelivered_seen) >= len(sent), 120, "every doomed delivery given up")
     watcher.cancel()
     figures = await check_outcome(receiver, sent, stack.api, stack.fetch,
