@@ -71,7 +71,7 @@ async def _created_device_gets_its_callback(api, root, worker, receiver):
         while time.monotonic() < deadline:
             body = check(await api.get("/devices/C0FFEE/messages"), 200)
             mine = [m for m in body["data"] if m["seqNumber"] == accepted]
-            if mine and any(r.get("cbStatus") for r in mine[0].get("rinfos", [])):
+            if mine and any("status" in s for r in mine[0].get("rinfos", []) for s in r.get("cbStatus", [])):
                 break
             await asyncio.sleep(0.3)
         assert mine, body
