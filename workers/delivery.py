@@ -418,7 +418,7 @@ class DeliveryWorker:
             if isinstance(outcome, str):
                 await self._hold(delivery, attempts, endpoint, outcome, from_store=origin is None)
                 return
-            await self._settle(delivery, attempts + 1, outcome, sent, from_store=origin is None)
+            await self._settle(delivery, attempts + 1, outcome, sent, from_store=origin is None, early=drained)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -807,12 +807,13 @@ class DeliveryWorker:
 
     async def _settle(self, delivery: dict, attempts: int, outcome: Outcome, sent: Send | None, *,
                       from_store: bool, rng: random.Random | None = None, request: dict | None = None,
-                      give_up: bool = False) -> None:
+                      give_up: bool = False, early: bool = False) -> None:
         """Publish the attempt (and any downlink outcome), then finish, retry or give up.
 
         `sent` is the request announced for this attempt; None when none was sent (`give_up`: held by
         an open circuit past the end of its schedule). `request` is the batch request a BATCH_URL
-        member went in, kept with a dead one.
+        member went in, kept with a dead one. `early`: the try came from the endpoint's backlog (a probe
+        or the drain), before its scheduled time.
         """
         channel = delivery["channel"]
         now = time.time()
@@ -826,14 +827,21 @@ class DeliveryWorker:
         metrics.DELIVERIES.labels(channel, outcome.error_class).inc()
         if sent is not None:
             metrics.DELIVERY_LATENCY.labels(channel).observe(outcome.latency_ms / 1000)
-        due = None
+        due, wait = None, None
         if outcome.ok:
             self._last_success[delivery["callbackId"]] = now
             metrics.E2E_LATENCY.labels(delivery["kind"]).observe(max(0.0, now_ms - delivery["origin"]) / 1000)
         else:
             policy = self._policy(delivery["callbackId"])
             if not give_up:
-                due = next_try_at(policy, attempts, outcome.retry_after, now, give_up_at(policy, delivery), rng)
+                deadline = give_up_at(policy, delivery)
+                due = next_try_at(policy, attempts, outcome.retry_after, now, deadline, rng)
+                if due is None and early and now < deadline and outcome.error_class in BREAKER_FAILURES:
+                    # A probe or backlog try goes before its schedule's time: its failure does not end the
+                    # schedule early. It waits for the next probe; it is given up at the deadline.
+                    due = min(now + self.registry.open_seconds, deadline)
+                    wait = waiting.circuit_open(self._failing_since.get(self._endpoint_of(delivery, request) or ""),
+                                                due, deadline)
             if due is None:
                 result["dead"] = True
                 result["delivery"] = {**delivery, "request": request} if request else delivery
@@ -850,7 +858,7 @@ class DeliveryWorker:
             await send_all(self.producer, records)
             if due is not None:
                 await self.store.schedule(delivery, attempts, due, endpoint=self._endpoint_of(delivery, request),
-                                          wait=waiting.retry(attempts + 1, policy.max_attempts, due))
+                                          wait=wait or waiting.retry(attempts + 1, policy.max_attempts, due))
             elif from_store:
                 await self.store.finish(delivery["id"])
 
