@@ -53,14 +53,15 @@ DATA_CALLBACK = "chaos-data"
 ADVANCED_CALLBACK = "chaos-advanced"
 
 
-def callbacks(receiver_url: str, **data_options: Any) -> list[dict]:
-    """The customer's callbacks: DATA (GET, the message in the query) and DATA_ADVANCED (POST, JSON)."""
+def callbacks(receiver_url: str, **options: Any) -> list[dict]:
+    """The customer's callbacks: DATA (GET, the message in the query) and DATA_ADVANCED (POST, JSON), with
+    `options` (columns of both: they share the receiver's endpoint and so its limits)."""
     return [
         {"id": DATA_CALLBACK, "url": f"{receiver_url}/data?device={{device}}&seq={{seqNumber}}",
-         "http_method": "GET", **data_options},
+         "http_method": "GET", **options},
         {"id": ADVANCED_CALLBACK, "callback_subtype": 5, "url": f"{receiver_url}/advanced", "http_method": "POST",
          "content_type": "application/json",
-         "body_template": '{"device":"{device}","seq":{seqNumber},"duplicates":{duplicates}}'},
+         "body_template": '{"device":"{device}","seq":{seqNumber},"duplicates":{duplicates}}', **options},
     ]
 
 
