@@ -231,7 +231,8 @@ async def test_d_an_endpoint_failing_2_minutes_then_hanging_then_healthy(chaos, 
             per_device.setdefault(r.query["device"], []).append(int(r.query["seq"]))
     assert {d: s for d, s in per_device.items() if s != sorted(s)} == {}, "the backlog went out of order"
     busiest = max(sum(1 for r in healthy if t <= r.at < t + 5) for t in (r.at for r in healthy))
-    assert busiest <= RATE_PER_S * 5 + 2 * RATE_PER_S + 1, f"{busiest} requests in 5 s"
+    # The token bucket allows at most rate x 5 s + its burst (2 x rate); 3 more for the receiver's clock.
+    assert busiest <= RATE_PER_S * 5 + 2 * RATE_PER_S + 3, f"{busiest} requests in 5 s"
     figures.update({"firstFailureOnRecordS": round(on_record_s, 2), "busiest5s": busiest,
                     "undelivered": len(undelivered),
                     "doomedGivenUpAfterDeadlineS": percentiles(
