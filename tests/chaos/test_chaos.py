@@ -13,6 +13,7 @@ import json
 import os
 import random
 import time
+from pathlib import Path
 
 import orjson
 import pytest
@@ -33,9 +34,16 @@ def seconds(s: float) -> float:
     return s * SCALE
 
 
+REPORTS = Path(__file__).resolve().parents[2] / ".local" / "chaos-reports.jsonl"
+
+
 def report(name: str, figures: dict) -> None:
-    """The figures of a run, on one line (pytest shows it with -s, and in the log of a failure)."""
+    """The figures of a run, on one line (pytest shows it with -s, and in the log of a failure); also
+    appended to .local/chaos-reports.jsonl so a CI run's figures can be read after it."""
     print(f"\nchaos {name}: {json.dumps(figures, sort_keys=True)}")
+    REPORTS.parent.mkdir(exist_ok=True)
+    with REPORTS.open("a") as out:
+        out.write(json.dumps({"test": name, "at": time.time(), **figures}, sort_keys=True) + "\n")
 
 
 async def metric(stack, name: str, metric_name: str, **labels: str) -> float:
@@ -79,11 +87,11 @@ async def test_a_a_random_worker_killed_every_15_to_30_s_for_5_minutes(chaos, re
 
 
 async def outage(stack, receiver, script: str, dependency: str, users: tuple[str, ...], stopped_s: float):
-    """Traffic for 20 s, `script` stopped for `stopped_s`, started again, 30 s more traffic; every message
+    """Traffic for 10 s, `script` stopped for `stopped_s`, started again, 20 s more traffic; every message
     delivered and the end checks passed. Returns the figures, with each worker's waits counted."""
     traffic = Traffic(stack.devices, stack.stations, per_s=6).start()
     try:
-        await asyncio.sleep(seconds(20))
+        await asyncio.sleep(seconds(10))
         await asyncio.to_thread(stack_script, script, "stop", stack.stack_env)
         stopped = time.time()
         await asyncio.sleep(seconds(10))
@@ -91,7 +99,7 @@ async def outage(stack, receiver, script: str, dependency: str, users: tuple[str
                   for name in users}
         await asyncio.sleep(max(0.0, stopped + seconds(stopped_s) - time.time()))
         await asyncio.to_thread(stack_script, script, "start", stack.stack_env)
-        await asyncio.sleep(seconds(30))
+        await asyncio.sleep(seconds(20))
     finally:
         sent = await traffic.stop()
     await wait_delivered(receiver, sent, 150, fetch=stack.fetch)
