@@ -12,6 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
 from backhaul import metrics
+from backhaul.group_leave import leave_group
 from backhaul.settings import settings
 from schemas.topics import ALL_TOPICS, topic
 
@@ -137,8 +138,7 @@ async def stop_consumer(consumer: AIOKafkaConsumer, group: str, instance_id: str
     go to the other members now rather than when its session times out (backhaul.group_leave)."""
     await consumer.stop()
     if instance_id:
-        from backhaul.group_leave import leave_group
-        await leave_group(group, instance_id)
+        await leave_group(make_admin(request_timeout_ms=5000), group, instance_id)
 
 
 class RecordTooLarge(ValueError):

@@ -76,7 +76,7 @@ class Stage:
     # latency per stage when traffic is light. See bench/README.md.
     fetch_min_bytes: int = 64 * 1024
     fetch_max_wait_ms: int = 25
-    # The worker's stable identity in its consumer groups (backhaul.instances); None = a dynamic member.
+    # The worker's stable identity in its consumer groups (program.instances); None = a dynamic member.
     instance_id: str | None = None
 
     def __init__(self) -> None:

@@ -221,7 +221,7 @@ class DeliveryWorker:
         self._producer_lock = asyncio.Lock()
         self.consumer = None
         self._t_results = topic(DELIVERY_RESULTS)
-        # The worker's stable identity in its consumer group (backhaul.instances); None = a dynamic member.
+        # The worker's stable identity in its consumer group (program.instances); None = a dynamic member.
         self.instance_id: str | None = None
 
     def stop(self) -> None:
