@@ -133,20 +133,22 @@ from backhaul.kafka import Out, make_consumer, make_producer, send_all, stop_con
 from backhaul.outbound import callback_session
 from backhaul.secretbox import SealedSecretError
 from backhaul.settings import settings
-from router.compiled import CompiledCallbacks
-from router.templates import TemplateError, render_batch
+from callback_language import downlink as dl
+from callback_language.compiled import CompiledCallbacks
+from callback_language.status import NON_HTTP_STATUS
+from callback_language.templates import TemplateError, render_batch
 from schemas import delivery_results as results
 from schemas.deliveries import delivery_problem, schedule_start_ms
 from schemas.topics import DELIVERIES, DELIVERY_RESULTS, DEVICE_EVENTS, DOWNLINKS, topic
-from workers import downlink as dl
 from workers.attempt import DOWNLINK_ANSWER_BYTES, Outcome, email_attempt, failed, http_attempt
 from workers import waiting
+from workers.bidir_answer import parse_bidir_answer
 from workers.bulkhead import CLOSED, HALF_OPEN, OPEN, Endpoint, EndpointRegistry, endpoint_key
 from workers.credentials import CallbackCredentials, SendSecrets
-from workers.downlink_gate import DownlinkGate
+from workers.downlink_gate import DownlinkGate, utc_day
 from workers.mail import AlertLimiter, EmailDeliveryError, send_email
 from workers.offsets import OffsetTracker
-from workers.retry import NON_HTTP_STATUS, NOT_SENT, RetryPolicy, give_up_at, next_try_at
+from workers.retry import NOT_SENT, RetryPolicy, give_up_at, next_try_at
 from workers.retry_store import RetryStore
 from workers.signing import signature_headers
 from workers.taken import TakenDeliveries
@@ -884,7 +886,7 @@ class DeliveryWorker:
         if late_ms > 0:
             return [self._ack(delivery, dl.InfoCode.NO_ANSWER,
                               f"No answer: the answer came {late_ms / 1000:.1f} s after the deadline")]
-        answer = dl.parse_bidir_answer(delivery["device"], outcome.status, outcome.content_type, outcome.body)
+        answer = parse_bidir_answer(delivery["device"], outcome.status, outcome.content_type, outcome.body)
         if answer.kind == "no_data":
             return []
         if answer.kind == "invalid":
@@ -894,7 +896,7 @@ class DeliveryWorker:
     async def _grant(self, delivery: dict, data_hex: str) -> list[Out]:
         """The downlink record for the stations, or the ACKNOWLEDGE saying why not."""
         now = time.time()
-        refusal = await self.gate.admit(delivery["recordId"], delivery["device"], dl.utc_day(now))
+        refusal = await self.gate.admit(delivery["recordId"], delivery["device"], utc_day(now))
         if refusal is not None:
             return [self._ack(delivery, refusal)]
         record = {"id": delivery["recordId"], "device": delivery["device"], "messageId": delivery.get("messageId"),
