@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from callback_language.downlink import DownlinkRoute, InfoCode, ack_event, downlink_route, info_message, render_direct
-from workers.bidir_answer import DownlinkAnswer, parse_bidir_answer
+from workers.channels.bidir import DownlinkAnswer, parse_bidir_answer
 from workers.downlink_gate import utc_day
 
 JSON = "application/json"

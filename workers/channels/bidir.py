@@ -1,4 +1,11 @@
-"""What a customer's server answered a BIDIR callback: the downlink for the device, none, or a fault.
+"""BIDIR answers: what a customer's server answered a downlink callback, and what that gives.
+
+A BIDIR callback marked as its device type's downlink callback (`downlink` on
+the delivery, URL or BATCH_URL) is read on its first attempt only, within
+`downlink_answer_s` of the uplink (`workers.channels.http.answer_timeout`);
+an answer after that, or none, gives ACKNOWLEDGE NO_ANSWER, one that is not
+valid INVALID_PAYLOAD, `noData` (or 204) nothing, and downlink data a downlink
+for the stations once the contract and quota gate lets it through.
 
 BIDIR answer (Sigfox contract): HTTP 200 with a JSON object holding, for the
 device, `{"downlinkData": "<16 hex>"}` or `{"noData": true}`; or HTTP 204 for
@@ -13,7 +20,10 @@ import json
 from dataclasses import dataclass
 from typing import Literal
 
-from callback_language.downlink import check_downlink_hex
+from backhaul.kafka import Out
+from callback_language.downlink import InfoCode, check_downlink_hex
+from workers.attempt import Outcome
+from workers.channels.base import Context, Delivery
 
 
 @dataclass(frozen=True)
@@ -67,3 +77,20 @@ def parse_bidir_answer(device_id: str, status: int, content_type: str | None, bo
     if problem:
         return DownlinkAnswer("invalid", reason=problem)
     return DownlinkAnswer("data", data_hex=entry["downlinkData"].lower())
+
+
+async def downlink_records(delivery: Delivery, outcome: Outcome, answered_ms: int, context: Context) -> list[Out]:
+    """What the first answer of a downlink callback, received at `answered_ms`, gives: a downlink,
+    nothing, or an ACKNOWLEDGE."""
+    late_ms = answered_ms - delivery["createdAt"] - context.settings.downlink_answer_s * 1000
+    if not outcome.ok:
+        return [context.ack(delivery, InfoCode.NO_ANSWER, f"No answer: {outcome.info or outcome.error_class}")]
+    if late_ms > 0:
+        return [context.ack(delivery, InfoCode.NO_ANSWER,
+                            f"No answer: the answer came {late_ms / 1000:.1f} s after the deadline")]
+    answer = parse_bidir_answer(delivery["device"], outcome.status, outcome.content_type, outcome.body)
+    if answer.kind == "no_data":
+        return []
+    if answer.kind == "invalid":
+        return [context.ack(delivery, InfoCode.INVALID_PAYLOAD, f"Invalid payload: {answer.reason}")]
+    return await context.grant(delivery, answer.data_hex)
