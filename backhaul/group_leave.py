@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError, for_code
 from aiokafka.protocol.api import Request, RequestStruct, Response
 from aiokafka.protocol.types import Array, Int16, Int32, Schema, String
@@ -56,14 +57,12 @@ class LeaveGroupByInstance(Request[LeaveGroupRequest_v3]):
         return request_struct_class(self._group, [("", self._instance_id)])
 
 
-async def leave_group(group: str, instance_id: str) -> bool:
-    """Remove the static member `instance_id` from `group`; True if the broker removed it.
+async def leave_group(admin: AIOKafkaAdminClient, group: str, instance_id: str) -> bool:
+    """Remove the static member `instance_id` from `group` through `admin` (a client not yet started:
+    this starts and closes it); True if the broker removed it.
 
     Best effort, as aiokafka's own leave is: a failure is logged and the
     partitions then move when the member's session times out."""
-    from backhaul.kafka import make_admin
-
-    admin = make_admin(request_timeout_ms=5000)
     try:
         await admin.start()
         coordinator = await admin.find_coordinator(group)

@@ -4,14 +4,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
 from backhaul import metrics
+from backhaul.group_leave import leave_group
 from backhaul.settings import settings
 from schemas.topics import ALL_TOPICS, topic
 
@@ -137,8 +138,54 @@ async def stop_consumer(consumer: AIOKafkaConsumer, group: str, instance_id: str
     go to the other members now rather than when its session times out (backhaul.group_leave)."""
     await consumer.stop()
     if instance_id:
-        from backhaul.group_leave import leave_group
-        await leave_group(group, instance_id)
+        await leave_group(make_admin(request_timeout_ms=5000), group, instance_id)
+
+
+Partitions = set[TopicPartition]
+
+
+class GroupConsumer:
+    """A member of a consumer group, as every stage and the delivery worker run one: subscribed with
+    the owner's rebalance hooks, its lag exported (`backhaul_consumer_lag`, `report_lag`) while it
+    runs, and stopped with `stop_consumer` (a static member leaves its group)."""
+
+    def __init__(self, group: str, topics: Sequence[str], *, instance_id: str | None,
+                 revoked: Callable[[Partitions], Awaitable[None]],
+                 assigned: Callable[[Partitions], Awaitable[None]] | None = None, **options) -> None:
+        self.group = group
+        self.topics = list(topics)
+        self.instance_id = instance_id
+        self.consumer = make_consumer(group=group, instance_id=instance_id, **options)
+        self._listener = _Rebalance(revoked, assigned)
+        self._lag: asyncio.Task | None = None
+
+    async def start(self) -> AIOKafkaConsumer:
+        """Subscribe, join the group and start reporting the lag; returns the consumer."""
+        self.consumer.subscribe(self.topics, listener=self._listener)
+        await self.consumer.start()
+        self._lag = asyncio.create_task(report_lag(self.consumer, self.group))
+        return self.consumer
+
+    async def stop(self) -> None:
+        if self._lag is not None:
+            self._lag.cancel()
+        await stop_consumer(self.consumer, self.group, self.instance_id)
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    """Calls the owner's hooks: `revoked` before partitions go, `assigned` once new ones came."""
+
+    def __init__(self, revoked: Callable[[Partitions], Awaitable[None]],
+                 assigned: Callable[[Partitions], Awaitable[None]] | None) -> None:
+        self.revoked = revoked
+        self.assigned = assigned
+
+    async def on_partitions_revoked(self, revoked) -> None:
+        await self.revoked(set(revoked))
+
+    async def on_partitions_assigned(self, assigned) -> None:
+        if self.assigned is not None:
+            await self.assigned(set(assigned))
 
 
 class RecordTooLarge(ValueError):

@@ -77,7 +77,7 @@ class Settings:
     topic_prefix: str = ""
     # Consumer group membership (README "Recovery after a crash"). Every group member of a worker is a
     # static member (KIP-345) with this instance id; empty = derived from the host, the worker's roles
-    # and a free slot on this machine (backhaul.instances). 0 turns static membership off.
+    # and a free slot on this machine (program.instances). 0 turns static membership off.
     instance_id: str = ""
     static_membership: bool = True
     # A static member restarted within its session gets its partitions back at once; past it they move.
@@ -139,7 +139,7 @@ class Settings:
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     metrics_host: str = "127.0.0.1"
-    metrics_port: int = 0  # 0 = the role's own port: metrics_port_base + its offset (backhaul.roles)
+    metrics_port: int = 0  # 0 = the role's own port: metrics_port_base + its offset (program.roles)
     metrics_port_base: int = 9100
     demo_receiver_port: int = 8900
 
@@ -148,7 +148,7 @@ class Settings:
 
     log_level: str = "INFO"
 
-    # Supervision by `backhaul up` (backhaul.supervisor): a process that fails is started again after
+    # Supervision by `backhaul up` (program.supervisor): a process that fails is started again after
     # restart_first_s, doubling up to restart_max_s; the pause starts over once it ran restart_stable_s.
     # crash_loop_exits failures within crash_loop_window_s: it is left stopped, with the reason.
     restart_first_s: float = 0.5

@@ -37,14 +37,14 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError, RebalanceInProgressError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from backhaul import metrics
 from backhaul.dead_letters import Pending, announce, dead_letter
 from backhaul.failures import dependency_of, is_infrastructure
-from backhaul.kafka import Out, make_consumer, make_producer, report_lag, send_all, stop_consumer
+from backhaul.kafka import GroupConsumer, Out, make_producer, send_all
 from backhaul.settings import settings
 from schemas.topics import topic
 
@@ -76,7 +76,7 @@ class Stage:
     # latency per stage when traffic is light. See bench/README.md.
     fetch_min_bytes: int = 64 * 1024
     fetch_max_wait_ms: int = 25
-    # The worker's stable identity in its consumer groups (backhaul.instances); None = a dynamic member.
+    # The worker's stable identity in its consumer groups (program.instances); None = a dynamic member.
     instance_id: str | None = None
 
     def __init__(self) -> None:
@@ -151,15 +151,13 @@ class Stage:
         """Run until `stop()`; commits after every batch whose outputs are durable."""
         self.producer = make_producer()
         await self.producer.start()
-        self.consumer = make_consumer(group=topic(self.group), instance_id=self.instance_id,
-                                      max_poll_records=self.max_records,
-                                      fetch_min_bytes=self.fetch_min_bytes,
-                                      fetch_max_wait_ms=self.fetch_max_wait_ms)
+        member = GroupConsumer(topic(self.group), self.topics, instance_id=self.instance_id,
+                               revoked=self._revoke, assigned=self._assign, max_poll_records=self.max_records,
+                               fetch_min_bytes=self.fetch_min_bytes, fetch_max_wait_ms=self.fetch_max_wait_ms)
+        self.consumer = member.consumer
         await self.start()
-        self.consumer.subscribe(list(self.topics), listener=_Listener(self))
-        await self.consumer.start()
+        await member.start()
         log.info("stage started", extra={"stage": self.name, "topics": list(self.topics)})
-        lag_task = asyncio.create_task(report_lag(self.consumer, topic(self.group)))
         try:
             while not self._stopping.is_set():
                 if self.producer is None:  # stopped while a new one was being started
@@ -172,8 +170,7 @@ class Stage:
                 if not self.ready.is_set() and self.consumer.assignment():
                     self.ready.set()
         finally:
-            lag_task.cancel()
-            await stop_consumer(self.consumer, topic(self.group), self.instance_id)
+            await member.stop()
             if self.producer is not None:
                 await self.producer.stop()
             await self.close()
@@ -365,14 +362,3 @@ class Stage:
         async with self._lock:
             await self.on_assigned(assigned)
             self._restored |= assigned
-
-
-class _Listener(ConsumerRebalanceListener):
-    def __init__(self, stage: Stage) -> None:
-        self.stage = stage
-
-    async def on_partitions_revoked(self, revoked) -> None:
-        await self.stage._revoke(set(revoked))
-
-    async def on_partitions_assigned(self, assigned) -> None:
-        await self.stage._assign(set(assigned))

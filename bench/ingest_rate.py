@@ -24,13 +24,13 @@ import orjson
 from aiokafka import TopicPartition
 
 from backhaul import db
-from backhaul.demo.seed import seed_network
+from program.demo.seed import seed_network
 from backhaul.kafka import make_consumer, make_producer
 from backhaul.settings import settings
-from backhaul.supervised import WorkerProcess
+from program.supervised import WorkerProcess
 from bench.ceilings import CEILING_TOPIC, create_ceiling_topic
 from bench.sandbox import sandbox
-from ingest.simulator import build_network, message_frames
+from simulator.network import build_network, message_frames
 from schemas.topics import FRAMES, INGEST_STATE, MESSAGES, topic
 
 

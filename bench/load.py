@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ingest.simulator import Network, build_network, simulate
+from simulator.network import Network, build_network, simulate
 
 Key = tuple[str, int]  # (device, seqNumber)
 

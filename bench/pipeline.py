@@ -8,7 +8,7 @@ from pathlib import Path
 
 import aiohttp
 
-from backhaul.supervised import WorkerProcess
+from program.supervised import WorkerProcess
 
 # --workers N: how the five roles are spread over N processes (the machine has 2 cores).
 LAYOUTS: dict[str, list[str]] = {

@@ -25,7 +25,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from backhaul.supervised import free_port
+from program.supervised import free_port
 
 DATA = "data"
 ADVANCED = "advanced"

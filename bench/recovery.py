@@ -33,10 +33,10 @@ from pathlib import Path
 import orjson
 
 from backhaul import db
-from backhaul.demo.seed import seed_network
+from program.demo.seed import seed_network
 from backhaul.kafka import make_producer
 from backhaul.settings import PROJECT_ROOT, settings
-from backhaul.supervised import WorkerProcess
+from program.supervised import WorkerProcess
 from bench.accounting import nearest_rank
 from bench.load import Key, build_networks, drive, first_frames
 from bench.pipeline import LAYOUTS, Pipeline

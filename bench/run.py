@@ -22,7 +22,7 @@ from pathlib import Path
 import orjson
 
 from backhaul import db
-from backhaul.demo.seed import seed_network
+from program.demo.seed import seed_network
 from backhaul.kafka import make_producer
 from backhaul.settings import PROJECT_ROOT, settings
 from bench.ceilings import create_ceiling_topic, http_ceiling, kafka_ceiling

@@ -24,8 +24,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+from backhaul.geo import distance_m
+
 LQI_NAMES = ("Limit", "Average", "Good", "Excellent")
-EARTH_RADIUS_M = 6_371_000.0
 SINGLE_STATION_RADIUS_M = 10_000
 MIN_RADIUS_M = 1_000
 
@@ -45,14 +46,6 @@ def link_quality(best_rssi: float, station_count: int) -> int:
     elif station_count <= 1:
         level -= 1
     return max(0, min(3, level))
-
-
-def distance_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
-    """Great-circle distance in metres (haversine)."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lng2 - lng1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
 
 
 def computed_location(receptions: Sequence[tuple[str, float]],

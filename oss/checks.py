@@ -1,10 +1,11 @@
 """Semantic checks the schema cannot express: grammars, templates, destinations, downlink strings, keep-alive.
 
-Grammars and callback templates are checked by the router's own parsers, so
-the API accepts exactly what the stream can run. A callback's host is checked
+Grammars and callback templates are checked by the parsers the router and
+the delivery workers use (`callback_language`), so the API accepts exactly
+what the stream can run. A callback's host is checked
 against the destination rule (`backhaul.destinations`) as written; variables
-are not allowed in a host (`router.templates`), so this is the host every
-delivery uses, and each delivery checks again what it resolves to.
+are not allowed in a host (`callback_language.templates`), so this is the
+host every delivery uses, and each delivery checks again what it resolves to.
 """
 from __future__ import annotations
 
@@ -12,12 +13,12 @@ from typing import Any
 
 from backhaul.destinations import DestinationPolicy
 from backhaul.settings import settings
+from callback_language.bindings import SUBTYPE_KIND
+from callback_language.compiled import callback_spec
+from callback_language.downlink import render_direct
+from callback_language.grammar import GrammarError, parse_grammar
+from callback_language.templates import TemplateError, validate_callback
 from oss.errors import FieldError
-from router.bindings import SUBTYPE_KIND
-from router.compiled import callback_spec
-from router.grammar import GrammarError, parse_grammar
-from router.templates import TemplateError, validate_callback
-from workers.downlink import render_direct
 
 
 def grammar_errors(text: str | None, field: str = "payloadConfig") -> list[FieldError]:

@@ -11,8 +11,8 @@ secrets stay sealed in the configuration (`backhaul.callback_secrets`) and
 the delivery worker adds them at send time, so `deliveries` holds none.
 
 An uplink that asks for a downlink (`ack`) is routed by its device type
-(`workers.downlink.downlink_route`): in CALLBACK mode the downlink callback's
-delivery is marked `downlink`; in DIRECT mode the downlinkDataString is
+(`callback_language.downlink.downlink_route`): in CALLBACK mode the downlink
+callback's delivery is marked `downlink`; in DIRECT mode the downlinkDataString is
 rendered here and goes to the delivery worker as a DIRECT delivery (to pass
 the contract and quota gate); otherwise an ACKNOWLEDGE event says why not.
 """
@@ -30,13 +30,13 @@ from backhaul import metrics
 from backhaul.configview import ConfigView
 from backhaul.kafka import Out
 from backhaul.stage import Batch, Stage
-from router import bindings
-from router.compiled import CompiledCallbacks
-from router.templates import TemplateError, render_email, render_request
+from callback_language import bindings
+from callback_language import downlink as dl
+from callback_language.compiled import CompiledCallbacks
+from callback_language.status import NON_HTTP_STATUS
+from callback_language.templates import TemplateError, render_email, render_request
 from schemas import delivery_results as results
 from schemas.topics import DELIVERIES, DELIVERY_RESULTS, DEVICE_EVENTS, MESSAGES, MESSAGES_ADVANCED, topic
-from workers import downlink as dl
-from workers.retry import NON_HTTP_STATUS
 
 log = logging.getLogger(__name__)
 

@@ -27,10 +27,10 @@ import pytest
 from aiohttp import web
 
 from backhaul import settings as settings_module
-from backhaul.supervised import WorkerProcess, free_port  # noqa: F401  (tests import free_port from here)
+from program.supervised import WorkerProcess, free_port  # noqa: F401  (tests import free_port from here)
 
 if TYPE_CHECKING:
-    from ingest.simulator import Network
+    from simulator.network import Network
 
 ROOT = Path(__file__).resolve().parent.parent
 # The destination allow-list of every test process and API: the receivers' address, nothing more.
@@ -373,8 +373,8 @@ class Pipeline:
         """Seed another device type (columns as keyword arguments) with its own devices and
         callbacks, on the same stations, and wait until the workers see it."""
         from backhaul import db
-        from backhaul.demo.seed import seed_network
-        from ingest.simulator import Device, Network
+        from program.demo.seed import seed_network
+        from simulator.network import Device, Network
 
         stations = self.network.stations
         network = Network(stations, [Device(d, stations[0].lat, stations[0].lng) for d in devices])
@@ -411,8 +411,8 @@ def pipeline(isolated, workers):
     the group the network's group goes under (the root group of `running_api`, to read it there).
     """
     from backhaul import db
-    from backhaul.demo.seed import seed_network
-    from ingest.simulator import build_network
+    from program.demo.seed import seed_network
+    from simulator.network import build_network
 
     async def start(callbacks: list[dict], *, roles: tuple[str, ...] = (PIPELINE_ROLES,), env: dict | None = None,
                     stations: int = 2, devices: int = 4, keep_alive: int = 0, payload_config: str | None = None,

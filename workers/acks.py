@@ -14,7 +14,7 @@ from backhaul import metrics
 from backhaul.kafka import Out
 from backhaul.stage import Batch, Stage
 from schemas.topics import DEVICE_EVENTS, DOWNLINK_REPORTS, topic
-from workers.downlink import InfoCode, ack_event
+from callback_language.downlink import InfoCode, ack_event
 
 
 class AcksStage(Stage):

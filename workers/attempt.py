@@ -16,8 +16,9 @@ import aiohttp
 
 from backhaul.callback_secrets import redact_url
 from backhaul.destinations import refusal_of
+from callback_language.status import NON_HTTP_STATUS
 from workers.mail import EmailDeliveryError, send_email
-from workers.retry import NON_HTTP_STATUS, classify, is_success, parse_retry_after
+from workers.retry import classify, is_success, parse_retry_after
 
 ANSWER_BYTES = 1024
 DOWNLINK_ANSWER_BYTES = 64 * 1024

@@ -15,8 +15,8 @@ from typing import Any
 
 from backhaul.callback_secrets import CallbackSecrets, open_callback, sealed_values
 from backhaul.secretbox import Keyring, keyring
-from router.bindings import SUBTYPE_KIND
-from router.templates import Template, compile_template
+from callback_language.bindings import SUBTYPE_KIND
+from callback_language.templates import Template, compile_template
 
 
 @dataclass(frozen=True, repr=False)

@@ -12,7 +12,10 @@ endpoints together cannot fill the worker while busy fast ones keep theirs.
 A Kafka offset is committed only once every delivery before it is settled:
 its outcome published and its retry (if any) durably parked. A delivery read
 again from Kafka (a rebalance, a copy published twice upstream) is not sent
-again while this worker remembers it (`workers.taken`).
+again while this worker remembers it (`workers.taken`). The worker is a
+member of its consumer group as every stage is (`backhaul.kafka.GroupConsumer`:
+the same rebalance hooks and the `backhaul_consumer_lag` gauge); a revoked
+partition is let go once its deliveries in flight are settled and committed.
 
 Every send is on the record, announced before it goes. Just before a request
 is sent (after the bulkhead let it through) the worker publishes a
@@ -70,28 +73,26 @@ alertEmail is told when a given-up delivery makes its callback dead by that
 rule (as far as this worker and the store know), at most once per
 `alert_every_s` per device type and callback.
 
-Deliveries carry no secret. At send time the worker opens the callback's
-sealed URL credentials (sent as Basic auth), secret headers and signing
-secret from its configuration view (`workers.credentials`); a callback that
-is gone, or whose secrets no configured key opens, fails the attempt. Every
-request carries `webhook-id` (the delivery id, or `webhookId` of a replay),
-signed ones also `webhook-timestamp` and `webhook-signature`. Attempt texts
-built from exceptions are scrubbed of the secrets before they are recorded.
+Channels. How a delivery goes out is its channel's business
+(`workers/channels/`, one module each behind `Channel`, found in `CHANNELS`
+by the delivery's `channel`): URL and BATCH_URL call HTTP endpoints, opening
+the callback's sealed secrets at send time (deliveries carry none), with
+`webhook-id` on every request and signatures (`workers/channels/http.py`);
+BATCH_URL deliveries are gathered here per callback for `batch_window_s`
+and go as the one request the channel makes of them, members that fail
+together retried together (one jittered delay per batch); EMAIL goes to the
+SMTP relay; DIRECT calls nothing and publishes the rendered downlink through
+`DownlinkGate` (contract and daily quota); the first answer of a BIDIR
+downlink callback gives a downlink or an ACKNOWLEDGE
+(`workers/channels/bidir.py`). The loop does the rest, the same for all.
 
-BATCH_URL deliveries wait `batch_window_s` from the first one of their
-callback and go as one request. Their `webhook-id` is derived from the
-member deliveries, and members that fail together are given the same
-jittered delay, so a retried batch comes back whole, with the same id.
-
-Every HTTP request (URL, BATCH_URL, BIDIR) goes through
-`backhaul.outbound.callback_session`: a destination the rule of
-`backhaul.destinations` refuses (a literal address, a forbidden name, or a
-name that now resolves only to refused addresses) fails the attempt with
-error class `destination` before any connection is opened. It is recorded
-and retried like any failure (the name may be pointed back, the operator may
-allow the network) and ends in the undelivered list, but it does not count
-against the endpoint's circuit breaker: the endpoint did not fail, our rule
-stopped the request.
+A destination the rule of `backhaul.destinations` refuses (every HTTP
+request goes through `backhaul.outbound.callback_session`) fails the attempt
+with error class `destination` before any connection is opened. It is
+recorded and retried like any failure (the name may be pointed back, the
+operator may allow the network) and ends in the undelivered list, but it does
+not count against the endpoint's circuit breaker: the endpoint did not fail,
+our rule stopped the request.
 
 A `deliveries` record that is not a valid delivery (`schemas.deliveries`), and
 a delivery or batch whose handling keeps failing (`dead_letter_attempts`
@@ -103,18 +104,11 @@ parked, downlink granted) by waiting out Kafka or PostgreSQL for as long as it
 takes, never by sending the request again; every such wait is counted in
 `backhaul_infrastructure_errors_total{stage="delivery"}`, and after a Kafka
 failure the worker sends on a new producer.
-
-BIDIR deliveries that carry `downlink` read the answer on the first attempt
-only, within `downlink_answer_s` of the uplink; DIRECT deliveries carry the
-rendered downlink and call nothing. Both pass `DownlinkGate` (contract and
-daily quota) before a record goes to the `downlinks` topic; every refusal
-becomes an ACKNOWLEDGE device event.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import random
 import time
@@ -123,32 +117,31 @@ from typing import Any
 
 import aiohttp
 import orjson
-from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka import TopicPartition
 
 from backhaul import metrics
 from backhaul.configview import ConfigView
 from backhaul.dead_letters import announce, dead_letter
 from backhaul.failures import dependency_of, is_infrastructure
-from backhaul.kafka import Out, make_consumer, make_producer, send_all, stop_consumer
+from backhaul.kafka import GroupConsumer, Out, make_producer, send_all
 from backhaul.outbound import callback_session
-from backhaul.secretbox import SealedSecretError
 from backhaul.settings import settings
-from router.compiled import CompiledCallbacks
-from router.templates import TemplateError, render_batch
+from callback_language import downlink as dl
+from callback_language.compiled import CompiledCallbacks
+from callback_language.status import NON_HTTP_STATUS
 from schemas import delivery_results as results
 from schemas.deliveries import delivery_problem, schedule_start_ms
 from schemas.topics import DELIVERIES, DELIVERY_RESULTS, DEVICE_EVENTS, DOWNLINKS, topic
-from workers import downlink as dl
-from workers.attempt import DOWNLINK_ANSWER_BYTES, Outcome, email_attempt, failed, http_attempt
 from workers import waiting
-from workers.bulkhead import CLOSED, HALF_OPEN, OPEN, Endpoint, EndpointRegistry, endpoint_key
-from workers.credentials import CallbackCredentials, SendSecrets
-from workers.downlink_gate import DownlinkGate
+from workers.attempt import Outcome
+from workers.bulkhead import CLOSED, HALF_OPEN, OPEN, Endpoint, EndpointRegistry
+from workers.channels import CHANNELS, Context
+from workers.credentials import CallbackCredentials
+from workers.downlink_gate import DownlinkGate, utc_day
 from workers.mail import AlertLimiter, EmailDeliveryError, send_email
 from workers.offsets import OffsetTracker
-from workers.retry import NON_HTTP_STATUS, NOT_SENT, RetryPolicy, give_up_at, next_try_at
+from workers.retry import NOT_SENT, RetryPolicy, give_up_at, next_try_at
 from workers.retry_store import RetryStore
-from workers.signing import signature_headers
 from workers.taken import TakenDeliveries
 
 log = logging.getLogger(__name__)
@@ -220,8 +213,9 @@ class DeliveryWorker:
         self.producer = None
         self._producer_lock = asyncio.Lock()
         self.consumer = None
+        self.context: Context | None = None  # what the channels are lent, once the session is open
         self._t_results = topic(DELIVERY_RESULTS)
-        # The worker's stable identity in its consumer group (backhaul.instances); None = a dynamic member.
+        # The worker's stable identity in its consumer group (program.instances); None = a dynamic member.
         self.instance_id: str | None = None
 
     def stop(self) -> None:
@@ -230,11 +224,13 @@ class DeliveryWorker:
     # Loop ----------------------------------------------------------------
     async def run(self) -> None:
         self.session = callback_session()
+        self.context = Context(self.settings, self.view, self.session, self.credentials, self.compiled,
+                               self._grant, self._ack)
         self.producer = make_producer()
         await self.producer.start()
-        self.consumer = make_consumer(group=topic(GROUP), instance_id=self.instance_id, max_poll_records=2000)
-        self.consumer.subscribe([topic(DELIVERIES)], listener=_Listener(self))
-        await self.consumer.start()
+        member = GroupConsumer(topic(GROUP), [topic(DELIVERIES)], instance_id=self.instance_id,
+                               revoked=self.on_revoked, max_poll_records=2000)
+        self.consumer = await member.start()
         helpers = [asyncio.create_task(self._poll_retries()), asyncio.create_task(self._flush_batches()),
                    asyncio.create_task(self._commit_loop())]
         log.info("delivery worker started")
@@ -262,7 +258,7 @@ class DeliveryWorker:
                 t.cancel()
             await self._drain(10.0)
             await self._commit()
-            await stop_consumer(self.consumer, topic(GROUP), self.instance_id)
+            await member.stop()
             await self.producer.stop()
             await self.session.close()
             log.info("delivery worker stopped")
@@ -396,25 +392,21 @@ class DeliveryWorker:
         `drained`: it comes from its endpoint's backlog, in order (see _drain_backlog)."""
         holder: dict | None = delivery
         try:
-            channel = delivery["channel"]
-            if channel == "BATCH_URL":
+            channel = CHANNELS[delivery["channel"]]
+            if channel.batched:
                 self._add_to_batch(delivery, attempts, origin)
                 holder, origin = None, None  # the batch settles it
                 return
-            if channel == "DIRECT":
-                records = await self._grant(delivery, delivery["downlinkData"])
+            if not channel.calls:
+                records = await channel.publish(delivery, self.context)
                 await self._until_reachable("publish a downlink", lambda: send_all(self.producer, records))
                 return
             cb = self.view.callbacks.get(delivery["callbackId"]) or {}
-            if channel == "EMAIL":
-                send = lambda: self._send_email(delivery)  # noqa: E731
-            else:
-                send = lambda: self._send_http(delivery, cb, attempts)  # noqa: E731
-            endpoint = self.registry.get(self._endpoint_of(delivery, None), concurrency=cb.get("concurrency"),
-                                         rate=cb.get("rate_per_s"))
+            endpoint = self.registry.get(channel.endpoint(delivery, None, self.context),
+                                         concurrency=cb.get("concurrency"), rate=cb.get("rate_per_s"))
             sent = Send()
-            outcome = await self._call(endpoint, send, lambda: self._announce([(delivery, attempts, sent)]),
-                                       drained=drained)
+            outcome = await self._call(endpoint, lambda: channel.send(delivery, attempts, cb, self.context),
+                                       lambda: self._announce([(delivery, attempts, sent)]), drained=drained)
             if isinstance(outcome, str):
                 await self._hold(delivery, attempts, endpoint, outcome, from_store=origin is None)
                 return
@@ -669,59 +661,6 @@ class DeliveryWorker:
                         extra={"endpoint": key, "pauseS": breaker.open_seconds,
                                "failingSince": waiting.iso(self._failing_since[key])})
 
-    def _timeout(self, delivery: dict, attempts: int) -> float:
-        if delivery.get("downlink") and attempts == 0:
-            return min(self.settings.callback_timeout_s, self.settings.downlink_answer_s)
-        return self.settings.callback_timeout_s
-
-    def _secrets(self, cb: dict | None, variables: dict) -> tuple[SendSecrets, dict[str, str]] | Outcome:
-        """The callback's opened secrets and its secret headers for these variables, or the failed
-        attempt saying why they cannot be had (the callback is gone, no key opens them, a header
-        would be injected)."""
-        if not cb:
-            return failed("callback no longer exists")
-        try:
-            secrets = self.credentials.get(cb)
-            return secrets, secrets.headers(variables)
-        except SealedSecretError as exc:
-            return failed(f"callback secrets: {exc}")
-        except TemplateError as exc:
-            return failed(str(exc), "render")
-
-    async def _send_http(self, delivery: dict, cb: dict, attempts: int) -> Outcome:
-        req = delivery["request"]
-        opened = self._secrets(cb, delivery.get("variables") or {})
-        if isinstance(opened, Outcome):
-            return opened
-        secrets, secret_headers = opened
-        body = req["body"].encode() if req.get("body") is not None else None
-        return await self._http(req["method"], req["url"], {**(req.get("headers") or {}), **secret_headers}, body,
-                                req.get("contentType"), secrets, delivery.get("webhookId") or delivery["id"],
-                                self._timeout(delivery, attempts), downlink=bool(delivery.get("downlink")))
-
-    async def _http(self, method: str, url: str, headers: dict[str, str], body: bytes | None,
-                    content_type: str | None, secrets: SendSecrets, webhook_id: str, timeout_s: float, *,
-                    downlink: bool = False) -> Outcome:
-        """One attempt; every request carries `webhook-id` (the same on every retry and replay), signed
-        ones also webhook-timestamp and webhook-signature."""
-        headers = dict(headers)
-        if body is not None and content_type:
-            headers.setdefault("Content-Type", content_type)
-        if secrets.signing_secret:
-            headers.update(signature_headers(secrets.signing_secret, webhook_id, body or b""))
-        else:
-            headers["webhook-id"] = webhook_id
-        auth = aiohttp.BasicAuth(*secrets.basic_auth) if secrets.basic_auth else None
-        outcome = await http_attempt(self.session, method, url, headers, body, auth, timeout_s,
-                                     read_limit=DOWNLINK_ANSWER_BYTES if downlink else 0)
-        outcome.info = secrets.scrub(outcome.info)
-        return outcome
-
-    async def _send_email(self, delivery: dict) -> Outcome:
-        mail = delivery["email"]
-        return await email_attempt(self.settings.smtp_host, self.settings.smtp_port, mail["recipient"],
-                                   mail["subject"], mail["body"], self.settings.callback_timeout_s)
-
     # Batches -------------------------------------------------------------
     def _add_to_batch(self, delivery: dict, attempts: int, origin: Origin) -> None:
         key = delivery["callbackId"]
@@ -739,44 +678,25 @@ class DeliveryWorker:
                 self._spawn(self._send_batch(key, members))
 
     async def _send_batch(self, callback_id: str, members: list[Member], failures: int = 0) -> None:
-        batch_id = "batch:" + hashlib.sha256(
-            "\n".join(sorted(d.get("webhookId") or d["id"] for d, _, _ in members)).encode()).hexdigest()[:32]
+        """Send the members gathered for a callback of a batched channel as the one request the channel
+        makes of them; members that fail together are retried together (one rng per batch)."""
         try:
-            cb = self.view.callbacks.get(callback_id)
-            compiled = self.compiled.get(cb) if cb else None
-            request = None
-            outcome: Outcome | str | None = None
+            channel = CHANNELS[members[0][0]["channel"]]
             sends = [(d, attempts, Send()) for d, attempts, _ in members]
-            if compiled is None:
-                outcome = failed("callback no longer exists or does not compile")
-            else:
-                try:
-                    req = render_batch(compiled, [d["variables"] for d, _, _ in members])
-                except TemplateError as exc:
-                    outcome = failed(str(exc))
-                else:
-                    opened = self._secrets(cb, {})  # batch header values hold no variables
-                    if isinstance(opened, Outcome):
-                        outcome = opened
+            batch = channel.batch(callback_id, [(d, attempts) for d, attempts, _ in members], self.context)
+            outcome: Outcome | str | None = batch.failure
             if outcome is None:
-                secrets, secret_headers = opened
-                request = {"method": req.method, "url": req.url, "headers": req.headers,
-                           "contentType": req.content_type,
-                           "body": req.body.decode() if req.body is not None else None}
-                endpoint = self.registry.get(endpoint_key(req.url), concurrency=cb.get("concurrency"),
+                cb = self.view.callbacks.get(callback_id) or {}
+                endpoint = self.registry.get(batch.endpoint, concurrency=cb.get("concurrency"),
                                              rate=cb.get("rate_per_s"))
-                downlink = any(d.get("downlink") and a == 0 for d, a, _ in members)
-                timeout = min(self._timeout(d, a) for d, a, _ in members)
-                outcome = await self._call(endpoint, lambda: self._http(
-                    req.method, req.url, {**req.headers, **secret_headers}, req.body, req.content_type,
-                    secrets, batch_id, timeout, downlink=downlink), lambda: self._announce(sends),
-                    keeps_order=False)
+                outcome = await self._call(endpoint, batch.send, lambda: self._announce(sends), keeps_order=False)
                 if isinstance(outcome, str):
                     for d, attempts, origin in members:
-                        await self._hold(d, attempts, endpoint, outcome, from_store=origin is None, request=request)
+                        await self._hold(d, attempts, endpoint, outcome, from_store=origin is None,
+                                         request=batch.request)
                     return
             await asyncio.gather(*(self._settle(d, attempts + 1, outcome, sent, from_store=origin is None,
-                                                rng=random.Random(f"{batch_id}:{attempts}"), request=request)
+                                                rng=random.Random(f"{batch.id}:{attempts}"), request=batch.request)
                                    for (d, attempts, origin), (_, _, sent) in zip(members, sends)))
         except asyncio.CancelledError:
             raise
@@ -853,8 +773,8 @@ class DeliveryWorker:
 
         async def record() -> None:  # idempotent: tried again as a whole while Kafka or PostgreSQL is away
             records = [Out(self._t_results, delivery["device"].encode(), orjson.dumps(result))]
-            if delivery.get("downlink") and attempts == 1 and sent is not None:
-                records.extend(await self._downlink(delivery, outcome, now_ms))
+            if sent is not None:
+                records.extend(await CHANNELS[channel].answered(delivery, attempts, outcome, now_ms, self.context))
             await send_all(self.producer, records)
             if due is not None:
                 await self.store.schedule(delivery, attempts, due, endpoint=self._endpoint_of(delivery, request),
@@ -868,11 +788,7 @@ class DeliveryWorker:
 
     def _endpoint_of(self, delivery: dict, request: dict | None) -> str | None:
         """The bulkhead key of the endpoint a delivery goes to (None: DIRECT, or a batch not rendered)."""
-        channel = delivery["channel"]
-        if channel == "EMAIL":
-            return f"smtp://{self.settings.smtp_host}:{self.settings.smtp_port}"
-        url = (request or {}).get("url") if channel == "BATCH_URL" else delivery["request"]["url"]
-        return endpoint_key(url) if url else None
+        return CHANNELS[delivery["channel"]].endpoint(delivery, request, self.context)
 
     # Downlinks -----------------------------------------------------------
     def _ack(self, delivery: dict, code: dl.InfoCode, reason: str | None = None) -> Out:
@@ -882,27 +798,10 @@ class DeliveryWorker:
                              now_ms=int(time.time() * 1000), registration_id=delivery.get("registrationId"))
         return Out(topic(DEVICE_EVENTS), delivery["device"].encode(), orjson.dumps(event))
 
-    async def _downlink(self, delivery: dict, outcome: Outcome, answered_ms: int) -> list[Out]:
-        """What the first answer of a downlink callback, received at `answered_ms`, gives: a downlink,
-        nothing, or an ACKNOWLEDGE."""
-        late_ms = answered_ms - delivery["createdAt"] - self.settings.downlink_answer_s * 1000
-        if not outcome.ok:
-            return [self._ack(delivery, dl.InfoCode.NO_ANSWER,
-                              f"No answer: {outcome.info or outcome.error_class}")]
-        if late_ms > 0:
-            return [self._ack(delivery, dl.InfoCode.NO_ANSWER,
-                              f"No answer: the answer came {late_ms / 1000:.1f} s after the deadline")]
-        answer = dl.parse_bidir_answer(delivery["device"], outcome.status, outcome.content_type, outcome.body)
-        if answer.kind == "no_data":
-            return []
-        if answer.kind == "invalid":
-            return [self._ack(delivery, dl.InfoCode.INVALID_PAYLOAD, f"Invalid payload: {answer.reason}")]
-        return await self._grant(delivery, answer.data_hex)
-
     async def _grant(self, delivery: dict, data_hex: str) -> list[Out]:
         """The downlink record for the stations, or the ACKNOWLEDGE saying why not."""
         now = time.time()
-        refusal = await self.gate.admit(delivery["recordId"], delivery["device"], dl.utc_day(now))
+        refusal = await self.gate.admit(delivery["recordId"], delivery["device"], utc_day(now))
         if refusal is not None:
             return [self._ack(delivery, refusal)]
         record = {"id": delivery["recordId"], "device": delivery["device"], "messageId": delivery.get("messageId"),
@@ -971,14 +870,3 @@ def read_delivery(value: bytes | None) -> tuple[dict, None] | tuple[None, Invali
 def _key(delivery: dict) -> bytes | None:
     key = delivery.get("callbackId") if delivery.get("channel") == "BATCH_URL" else delivery.get("device")
     return key.encode() if isinstance(key, str) else None
-
-
-class _Listener(ConsumerRebalanceListener):
-    def __init__(self, worker: DeliveryWorker) -> None:
-        self.worker = worker
-
-    async def on_partitions_revoked(self, revoked) -> None:
-        await self.worker.on_revoked(set(revoked))
-
-    async def on_partitions_assigned(self, assigned) -> None:
-        pass

@@ -13,12 +13,17 @@ downlinks within the default quota (RC1: 4 a day).
 """
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timezone
 
 import asyncpg
 
 from backhaul.configview import ConfigView
-from workers.downlink import InfoCode
+from callback_language.downlink import InfoCode
+
+
+def utc_day(epoch_s: float) -> date:
+    """The UTC calendar day of an epoch time in seconds (the quota's day)."""
+    return datetime.fromtimestamp(epoch_s, tz=timezone.utc).date()
 
 
 class DownlinkGate:

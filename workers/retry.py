@@ -20,7 +20,7 @@ Choices:
   A Retry-After is honoured up to that time too.
 - Failures that carry no HTTP status (timeout, connection, TLS, DNS, a
   destination the rule of `backhaul.destinations` refuses) are recorded with
-  status `NON_HTTP_STATUS` (600), as Sigfox does.
+  status `NON_HTTP_STATUS` (600, `callback_language.status`), as Sigfox does.
 """
 from __future__ import annotations
 
@@ -37,9 +37,9 @@ import aiohttp
 from aiohttp.http_exceptions import HttpProcessingError
 
 from backhaul.destinations import refusal_of
+from callback_language.status import NON_HTTP_STATUS
 from schemas.deliveries import schedule_start_ms
 
-NON_HTTP_STATUS = 600
 MAX_RETRY_AFTER_S = 3600.0
 
 # Every value classify() can return; bounded, so fit for metric labels.

@@ -38,8 +38,8 @@ async def chaos(isolated, tmp_path, kafka_password):
     """`await chaos(callbacks, devices=N)`: seed a network with three stations and those callbacks,
     start the API (in this process) and the supervised workers; everything is stopped at the end."""
     from backhaul import db
-    from backhaul.demo.seed import seed_network
-    from ingest.simulator import build_network
+    from program.demo.seed import seed_network
+    from simulator.network import build_network
 
     started: list[Any] = []
 

@@ -83,7 +83,7 @@ class Supervised:
     ports: dict[str, int] = field(default_factory=dict)
 
     def start(self) -> "Supervised":
-        from backhaul.supervisor import Planned, plan_path
+        from program.supervisor import Planned, plan_path
 
         self.ports = {name: free_port() for name in ROLES}
         plan = [Planned(name, ["worker", "--roles", roles, "--metrics-port", str(self.ports[name])])
@@ -92,7 +92,7 @@ class Supervised:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps([{"name": p.name, "argv": p.argv, "env": p.env} for p in plan]))
         log = open(self.state_dir / "supervisor.out", "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "backhaul.cli", "supervise"], env=self.env,
+        self.proc = subprocess.Popen([sys.executable, "-m", "program.cli", "supervise"], env=self.env,
                                      stdout=log, stderr=log, start_new_session=True, cwd=ROOT)
         log.close()
         return self
@@ -155,7 +155,7 @@ class Supervised:
             self.proc.terminate()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(30)
-        subprocess.run([sys.executable, "-m", "backhaul.cli", "down", "--keep-stack"], env=self.env,
+        subprocess.run([sys.executable, "-m", "program.cli", "down", "--keep-stack"], env=self.env,
                        capture_output=True, timeout=120, cwd=ROOT)
 
 

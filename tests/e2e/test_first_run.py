@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from backhaul.supervised import free_port
+from program.supervised import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 # Bounds for each step: the first bootstrap installs .venv (about a minute from pip's cache).

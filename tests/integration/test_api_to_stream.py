@@ -91,8 +91,8 @@ async def _created_device_gets_its_callback(api, root, worker, receiver):
 
 
 async def test_stream_goes_on_with_its_view_while_postgresql_is_unreachable(isolated, workers):
-    from backhaul.demo.seed import seed_network
-    from ingest.simulator import Device, Network, Station
+    from program.demo.seed import seed_network
+    from simulator.network import Device, Network, Station
 
     conn = await db.connect()
     await seed_network(conn, Network([Station("0B01", 43.6, 1.4)], [Device("BEEF01", 43.6, 1.4)]), name="pgdown",

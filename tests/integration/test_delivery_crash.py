@@ -11,7 +11,7 @@ from aiohttp import web
 
 from backhaul.kafka import make_admin
 
-from ingest.simulator import simulate
+from simulator.network import simulate
 from schemas.topics import topic
 from tests.conftest import at_least, frame, publish_frames, wait_until
 

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from schemas.topics import DOWNLINK_REPORTS, DOWNLINKS, topic
 from tests.conftest import PIPELINE_ROLES, frame, publish_frames, read_topic, wait_until
-from workers.downlink import render_direct
+from callback_language.downlink import render_direct
 
 pytestmark = pytest.mark.integration
 

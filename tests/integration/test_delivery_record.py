@@ -15,9 +15,9 @@ import pytest
 from aiohttp import web
 
 from backhaul import db
-from backhaul.demo.seed import seed_network
+from program.demo.seed import seed_network
 from backhaul.kafka import Out, make_producer, send_all
-from ingest.simulator import build_network
+from simulator.network import build_network
 from schemas import delivery_results as results
 from schemas.topics import DELIVERY_RESULTS, topic
 from tests.api_support import check, running_api

@@ -188,7 +188,7 @@ async def test_exhausted_deliveries_are_listed_alerted_once_and_replayed(pipelin
     assert len(originals) == 4
 
     def replay(*args: str) -> str:
-        out = subprocess.run([sys.executable, "-m", "backhaul.cli", "replay", *args], cwd=ROOT, timeout=60,
+        out = subprocess.run([sys.executable, "-m", "program.cli", "replay", *args], cwd=ROOT, timeout=60,
                              env={**os.environ, **isolated.env}, capture_output=True, text=True, check=True)
         return out.stdout
 

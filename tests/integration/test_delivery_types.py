@@ -14,7 +14,7 @@ from aiohttp import web
 
 from ingest import aggregate
 from ingest.oob import encode_status
-from router.variables import VARIABLES
+from callback_language.variables import VARIABLES
 from tests.conftest import PIPELINE_ROLES, at_least, frame, publish_frames, wait_until
 
 pytestmark = pytest.mark.integration

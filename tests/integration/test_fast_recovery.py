@@ -69,8 +69,8 @@ async def test_a_delivery_worker_killed_and_restarted_delivers_long_before_its_s
 
 async def test_ingest_killed_and_restarted_takes_its_partitions_back_and_restores_its_state(isolated, workers):
     from backhaul import db
-    from backhaul.demo.seed import seed_network
-    from ingest.simulator import build_network
+    from program.demo.seed import seed_network
+    from simulator.network import build_network
 
     network = build_network(2, 1, seed=3)
     conn = await db.connect()

@@ -8,8 +8,8 @@ import orjson
 import pytest
 
 from backhaul import db
-from backhaul.demo.seed import seed_network
-from ingest.simulator import build_network, simulate
+from program.demo.seed import seed_network
+from simulator.network import build_network, simulate
 from schemas.topics import FRAMES_REJECTED, topic
 from tests.conftest import read_topic
 

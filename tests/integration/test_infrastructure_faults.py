@@ -28,9 +28,9 @@ import orjson
 import pytest
 
 from backhaul import db
-from backhaul.demo.seed import seed_network
+from program.demo.seed import seed_network
 from backhaul.kafka import Out, make_producer, send_all
-from ingest.simulator import Device, Network
+from simulator.network import Device, Network
 from oss.app import bootstrap_root
 from schemas.topics import FRAMES, topic
 from tests.conftest import ROOT, frame, free_port, wait_until
@@ -229,7 +229,7 @@ class ApiProcess:
             await pool.close()
         self.headers = {"Authorization": "Basic " + base64.b64encode(f"{login}:{token}".encode()).decode()}
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "backhaul.cli", "api", "--port", str(self.port)],
+            self.proc = subprocess.Popen([sys.executable, "-m", "program.cli", "api", "--port", str(self.port)],
                                          cwd=ROOT, env=self.isolated.subprocess_env(), stdout=log, stderr=log,
                                          stdin=subprocess.DEVNULL, start_new_session=True)
         await wait_until(lambda: self.get("/v2/groups/"), 30, "the API process")

@@ -23,7 +23,7 @@ LEGACY_SIGNING = "whsec_c2VjcmV0LWtleS1mb3ItdGVzdHM="
 
 
 def cli(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "backhaul.cli", *args], cwd=ROOT, env={**os.environ, **env},
+    return subprocess.run([sys.executable, "-m", "program.cli", *args], cwd=ROOT, env={**os.environ, **env},
                           capture_output=True, text=True, timeout=timeout)
 
 

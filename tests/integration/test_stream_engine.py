@@ -10,9 +10,9 @@ import orjson
 import pytest
 
 from backhaul import db
-from backhaul.demo.seed import seed_network
+from program.demo.seed import seed_network
 from backhaul.kafka import make_producer
-from ingest.simulator import Device, Network, Station, build_network, message_frames
+from simulator.network import Device, Network, Station, build_network, message_frames
 from schemas.topics import DEVICE_EVENTS, FRAMES, MESSAGES, MESSAGES_ADVANCED, topic
 from tests.conftest import read_topic
 

@@ -13,9 +13,9 @@ import time
 
 import pytest
 
-from backhaul import processes
+from program import processes
 from backhaul import settings as settings_module
-from backhaul.supervised import WorkerProcess, free_port
+from program.supervised import WorkerProcess, free_port
 from tests.conftest import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -46,7 +46,7 @@ class Cli:
         self.env = env
 
     def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        result = subprocess.run([sys.executable, "-m", "backhaul.cli", *args], env=self.env, capture_output=True,
+        result = subprocess.run([sys.executable, "-m", "program.cli", *args], env=self.env, capture_output=True,
                                 text=True, timeout=STEP_S * 2)
         if check and result.returncode:
             raise AssertionError(f"backhaul {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
@@ -58,7 +58,7 @@ class Cli:
 
 @pytest.fixture
 def supervisor(state_dir):
-    from backhaul.supervisor import Planned, write_plan
+    from program.supervisor import Planned, write_plan
 
     env = {**os.environ, "BACKHAUL_STATE_DIR": str(state_dir), "BACKHAUL_RESTART_FIRST_S": "0.2",
            "BACKHAUL_CRASH_LOOP_EXITS": "3", "BACKHAUL_CRASH_LOOP_WINDOW_S": "60"}
@@ -67,7 +67,7 @@ def supervisor(state_dir):
                 # Fails at once, every time: a crash loop.
                 Planned("broken", ["worker", "--roles", "no-such-role"])])
     log = open(state_dir / "supervisor.out", "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "backhaul.cli", "supervise"], env=env, stdout=log, stderr=log,
+    proc = subprocess.Popen([sys.executable, "-m", "program.cli", "supervise"], env=env, stdout=log, stderr=log,
                             start_new_session=True)
     try:
         yield proc, Cli(env), port
@@ -81,7 +81,7 @@ def supervisor(state_dir):
 
 def field(cli: Cli, name: str, key: str):
     """One column of `backhaul status` (read in this process: the same code, without starting Python)."""
-    from backhaul.status_report import collect
+    from program.status_report import collect
 
     rows, _ = collect([])
     return next((getattr(r, key) for r in rows if r.name == name), None)

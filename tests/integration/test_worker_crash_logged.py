@@ -6,7 +6,7 @@ import asyncio
 import orjson
 import pytest
 
-from backhaul.supervised import free_port
+from program.supervised import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

@@ -497,7 +497,7 @@ async def test_literal_notations_names_and_redirects_refused_at_delivery(pipelin
 
 def test_the_default_is_strict_and_the_demo_opts_in(monkeypatch):
     """No allow-list by default; `backhaul up` adds 127.0.0.1/32 (its receiver) to the operator's list."""
-    from backhaul.cli import _demo_env
+    from program.cli import _demo_env
 
     monkeypatch.delenv("BACKHAUL_CALLBACK_ALLOW_NETWORKS", raising=False)
     assert settings_module.Settings.from_env().callback_allow_networks == ""

@@ -16,8 +16,8 @@ import urllib.parse
 
 import pytest
 
-from backhaul.supervised import free_port
-from ingest.simulator import device_id
+from program.supervised import free_port
+from simulator.network import device_id
 from schemas.topics import (CONFIG, DEAD_LETTERS, DELIVERIES, DELIVERY_RESULTS, DEVICE_EVENTS, DOWNLINK_REPORTS,
                             DOWNLINKS, FRAMES, MESSAGES, topic)
 from tests.conftest import frame, read_topic, wait_until

@@ -32,7 +32,7 @@ from aiokafka import TopicPartition
 from backhaul import db
 from backhaul.callback_secrets import MASK
 from backhaul.kafka import make_admin, make_consumer
-from backhaul.supervised import free_port
+from program.supervised import free_port
 from oss.app import bootstrap_root, create_app
 from oss.profiles import ADMIN, PROFILES
 from tests.api_support import Client, check
@@ -81,7 +81,7 @@ async def start_api(isolated, tmp_path) -> tuple[subprocess.Popen, str, object]:
     """`backhaul api` as its own process (its log is scanned too), on the test's database."""
     port = free_port()
     log = open(tmp_path / "api.log", "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "backhaul.cli", "api", "--port", str(port)], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "program.cli", "api", "--port", str(port)], cwd=ROOT,
                             env=isolated.subprocess_env(BACKHAUL_LOG_LEVEL="DEBUG", BACKHAUL_API_RATE_LIMITS=NO_LIMITS),
                             stdout=log, stderr=log,
                             stdin=subprocess.DEVNULL, start_new_session=True)
@@ -245,7 +245,7 @@ async def test_no_secret_in_clear_anywhere(isolated, workers, make_receiver, tmp
         assert len(ids_before) == messages and all(len(v) == 1 for v in ids_before.values())
 
         down["failing"] = False
-        replay = subprocess.run([sys.executable, "-m", "backhaul.cli", "replay", "--callback", cb_d["id"]], cwd=ROOT,
+        replay = subprocess.run([sys.executable, "-m", "program.cli", "replay", "--callback", cb_d["id"]], cwd=ROOT,
                                 env=isolated.subprocess_env(BACKHAUL_LOG_LEVEL="DEBUG"), capture_output=True,
                                 text=True, timeout=60)
         assert f"replayed {messages} " in replay.stdout, replay.stderr

@@ -1,7 +1,7 @@
 """Variables of device events: STATUS takes the service frame's time and its station's position."""
 from __future__ import annotations
 
-from router.bindings import event_variables
+from callback_language.bindings import event_variables
 
 
 def test_status_variables():

@@ -12,9 +12,9 @@ import orjson
 import pytest
 
 from backhaul.logs import JsonFormatter, setup_logging
-from backhaul.roles import RoleCrashed, until_stopped
+from program.roles import RoleCrashed, until_stopped
 from backhaul.settings import PROJECT_ROOT
-from backhaul.supervised import free_port
+from program.supervised import free_port
 
 
 @pytest.fixture
@@ -67,7 +67,7 @@ def test_the_api_command_logs_what_ends_it_and_exits_non_zero():
     closed = free_port()  # nothing listens there: the database is unreachable
     env = {**os.environ, "BACKHAUL_DATABASE_URL": f"postgresql://backhaul@127.0.0.1:{closed}/backhaul",
            "BACKHAUL_API_PORT": str(free_port())}
-    done = subprocess.run([sys.executable, "-m", "backhaul.cli", "api"], env=env, cwd=PROJECT_ROOT,
+    done = subprocess.run([sys.executable, "-m", "program.cli", "api"], env=env, cwd=PROJECT_ROOT,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     logged = [orjson.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]

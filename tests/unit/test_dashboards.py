@@ -14,7 +14,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.metrics import MetricWrapperBase
 
 import backhaul.metrics
-from backhaul.roles import METRICS_PORTS
+from program.roles import METRICS_PORTS
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "deploy" / "grafana"

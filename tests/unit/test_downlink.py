@@ -8,17 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from workers.downlink import (
-    DownlinkAnswer,
-    DownlinkRoute,
-    InfoCode,
-    ack_event,
-    downlink_route,
-    info_message,
-    parse_bidir_answer,
-    render_direct,
-    utc_day,
-)
+from callback_language.downlink import DownlinkRoute, InfoCode, ack_event, downlink_route, info_message, render_direct
+from workers.channels.bidir import DownlinkAnswer, parse_bidir_answer
+from workers.downlink_gate import utc_day
 
 JSON = "application/json"
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from router.grammar import (
+from callback_language.grammar import (
     FieldSpec,
     GrammarError,
     custom_data_variables,

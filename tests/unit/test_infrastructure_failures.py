@@ -7,7 +7,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaTimeoutError
 
 from backhaul.failures import dependency_of, is_infrastructure
-from backhaul.supervised import free_port
+from program.supervised import free_port
 
 
 async def test_a_refused_postgresql_connection_is_postgresqls():

@@ -14,10 +14,10 @@ import pytest
 from aiohttp.client_reqrep import ConnectionKey
 from aiohttp.http_exceptions import BadHttpMessage
 
+from callback_language.status import NON_HTTP_STATUS
 from workers.retry import (
     ERROR_CLASSES,
     MAX_RETRY_AFTER_S,
-    NON_HTTP_STATUS,
     RetryPolicy,
     classify,
     give_up_at,

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import orjson
 from aiokafka import TopicPartition
 
-from ingest.stations import StationsStage
+from simulator.stations import StationsStage
 from schemas.topics import DOWNLINKS, MESSAGES, topic
 
 

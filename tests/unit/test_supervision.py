@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from backhaul import settings as settings_module
-from backhaul.restart_policy import RestartPolicy, RestartTracker, describe_exit, is_failure
+from program.restart_policy import RestartPolicy, RestartTracker, describe_exit, is_failure
 
 
 @pytest.fixture
@@ -68,7 +68,7 @@ def test_a_process_that_ran_long_enough_starts_over_from_the_first_pause():
 
 
 def test_the_reason_comes_from_the_last_error_line_of_the_log():
-    from backhaul.supervisor import why_from_log
+    from program.supervisor import why_from_log
 
     json_lines = [json.dumps({"level": "info", "msg": "worker running"}),
                   json.dumps({"level": "critical", "msg": "worker stopped by an unexpected error",
@@ -81,7 +81,7 @@ def test_the_reason_comes_from_the_last_error_line_of_the_log():
 
 # Instance slots --------------------------------------------------------------------------------------
 def test_workers_of_the_same_roles_take_distinct_slots_and_give_them_back(state_dir):
-    from backhaul.instances import registered, running_instances
+    from program.instances import registered, running_instances
 
     with registered(["store", "relay"], 9104) as first, registered(["relay", "store"], 9999) as second:
         assert first.id.endswith("-relay_store-0") and second.id.endswith("-relay_store-1")
@@ -94,7 +94,7 @@ def test_workers_of_the_same_roles_take_distinct_slots_and_give_them_back(state_
 
 
 def test_an_explicit_instance_id_is_checked_and_never_shared(state_dir, monkeypatch):
-    from backhaul.instances import registered
+    from program.instances import registered
 
     monkeypatch.setenv("BACKHAUL_INSTANCE_ID", "edge 1/ingest")
     settings_module.settings.cache_clear()
@@ -112,9 +112,9 @@ def test_an_explicit_instance_id_is_checked_and_never_shared(state_dir, monkeypa
 
 
 def test_the_file_of_a_process_killed_9_is_not_listed_and_its_slot_is_free(state_dir):
-    from backhaul.instances import registered, running_instances
+    from program.instances import registered, running_instances
 
-    code = ("import os, signal\nfrom backhaul.instances import registered\n"
+    code = ("import os, signal\nfrom program.instances import registered\n"
             "with registered(['router'], 9102) as me:\n    print(me.id, flush=True)\n"
             "    os.kill(os.getpid(), signal.SIGKILL)\n")
     child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
@@ -129,7 +129,7 @@ def test_the_file_of_a_process_killed_9_is_not_listed_and_its_slot_is_free(state
 
 # The control socket ------------------------------------------------------------------------------------
 async def test_the_control_socket_works_from_a_path_longer_than_a_socket_address(state_dir):
-    from backhaul import control
+    from program import control
 
     assert len(os.fsencode(control.socket_path())) > control.SUN_PATH_MAX
 
@@ -151,7 +151,7 @@ async def test_the_control_socket_works_from_a_path_longer_than_a_socket_address
 
 # The status table --------------------------------------------------------------------------------------
 def test_the_status_table_has_every_column_and_shows_a_crash_loops_log():
-    from backhaul.status_report import Row, duration, table
+    from program.status_report import Row, duration, table
 
     assert [duration(s) for s in (5, 65, 3725, 90000)] == ["5s", "1m05s", "1h02m", "1d01h"]
     rows = [Row("supervisor", "running", 10, 1000.0),

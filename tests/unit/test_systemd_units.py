@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from backhaul.cli import DEMO_PROCESSES
+from program.cli import DEMO_PROCESSES
 from backhaul.settings import PROJECT_ROOT
 
 UNITS = PROJECT_ROOT / "deploy" / "systemd"

@@ -7,11 +7,11 @@ import orjson
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from router.templates import (
+from callback_language.templates import (
     CallbackSpec, TemplateError, compile_callback, compile_template, redact_url, render_batch,
     render_email, render_request, validate_callback, validate_json_body,
 )
-from router.variables import OBJECT_VARIABLES, SAMPLES, VARIABLES, allowed, sample
+from callback_language.variables import OBJECT_VARIABLES, SAMPLES, VARIABLES, allowed, sample
 
 UPLINK = {
     "time": 1764165600, "device": "00AB12CD", "deviceTypeId": "dt1", "data": "0102ff",

@@ -99,7 +99,7 @@ def launch(name: str, args: list[str], env: dict[str, str] | None = None) -> sub
     """Start `backhaul <args>` in a session of its own, its output appended to logs/NAME.log,
     and record it in run/NAME.pid."""
     with open(log_dir() / f"{name}.log", "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "backhaul.cli", *args], stdout=log, stderr=log,
+        proc = subprocess.Popen([sys.executable, "-m", "program.cli", *args], stdout=log, stderr=log,
                                 stdin=subprocess.DEVNULL, start_new_session=True, cwd=PROJECT_ROOT,
                                 env={**os.environ, **(env or {})})
     write_pid_file(name, proc.pid)

@@ -3,7 +3,7 @@
 Grammar. A placeholder is `{name}`: a `{` immediately followed by a name
 character (ASCII letter, digit, `_`, `#`, `-`), then the name, then `}`. Names
 are `[A-Za-z][A-Za-z0-9_]*` or `customData#<field>` and must be allowed for the
-callback kind (`router.variables`). Names are case-sensitive. Any other brace is
+callback kind (`callback_language.variables`). Names are case-sensitive. Any other brace is
 an error ("unbalanced '{'", "unbalanced '}'", "empty variable name"), except in
 JSON bodies, where a brace that does not start a placeholder is JSON structure
 (`{"a": {}}` is fine). There is no escape for literal braces elsewhere.
@@ -42,7 +42,7 @@ from urllib.parse import quote, quote_plus, urlsplit
 import orjson
 
 from backhaul.callback_secrets import authority_span, basic_auth, redact_url
-from router.variables import CUSTOM_DATA_KINDS, CUSTOM_DATA_PREFIX, VARIABLES, allowed, sample
+from callback_language.variables import CUSTOM_DATA_KINDS, CUSTOM_DATA_PREFIX, VARIABLES, allowed, sample
 
 CHANNELS = ("URL", "BATCH_URL", "EMAIL")
 METHODS = ("GET", "POST", "PUT")
@@ -313,7 +313,7 @@ def validate_json_body(text: str, kind: str) -> Template:
 
 @dataclass(repr=False)
 class CallbackSpec:
-    """A callback as the router sees it.
+    """A callback as its templates see it.
 
     `content_type` None means the channel's default: application/x-www-form-urlencoded
     for URL, text/plain for BATCH_URL. The repr hides credentials and header values.

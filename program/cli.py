@@ -50,9 +50,9 @@ def _asyncio_run(coro):
 def _run_logged(what: str, coro) -> int:
     """Run a long-running command; whatever ends it by an exception is logged with its traceback
     (once: a role's crash is logged where it happens) and the exit status is 1."""
-    from backhaul.roles import RoleCrashed
+    from program.roles import RoleCrashed
 
-    log = logging.getLogger("backhaul.cli")
+    log = logging.getLogger("program.cli")
     try:
         _asyncio_run(coro)
     except (SecretKeyError, SealedSecretError):
@@ -69,7 +69,7 @@ def _run_logged(what: str, coro) -> int:
 # up / down / status ---------------------------------------------------------
 def _demo_ports(args: argparse.Namespace) -> dict[str, tuple[int, str, str]]:
     """Each process `up` starts -> (the port it listens on, what it is, the variable that moves it)."""
-    from backhaul.roles import role_metrics_port
+    from program.roles import role_metrics_port
 
     s = settings()
     base = "BACKHAUL_METRICS_PORT_BASE"
@@ -83,8 +83,8 @@ def _demo_ports(args: argparse.Namespace) -> dict[str, tuple[int, str, str]]:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from backhaul import processes
-    from backhaul.roles import role_metrics_port
+    from program import processes
+    from program.roles import role_metrics_port
 
     s = settings()
     ports = _demo_ports(args)
@@ -124,9 +124,9 @@ SIMULATOR_GATEWAY = "simulator"
 
 def _demo_plan(args: argparse.Namespace) -> list:
     """The processes `up` has the supervisor run."""
-    from backhaul import processes
-    from backhaul.roles import role_metrics_port
-    from backhaul.supervisor import Planned
+    from program import processes
+    from program.roles import role_metrics_port
+    from program.supervisor import Planned
 
     plan = [Planned(name, argv, _demo_env()) for name, argv in DEMO_PROCESSES]
     if not args.no_simulate:
@@ -143,8 +143,8 @@ def _demo_plan(args: argparse.Namespace) -> list:
 def _supervise(plan: list, timeout: float = 30.0) -> None:
     """Hand `plan` to this checkout's supervisor (started if none runs) and wait until it runs every
     process; name those that do not."""
-    from backhaul import control, processes
-    from backhaul.supervisor import read_state, write_plan
+    from program import control, processes
+    from program.supervisor import read_state, write_plan
 
     write_plan(plan)
     if read_state() is not None:
@@ -179,9 +179,9 @@ def _wait_http(url: str, timeout: float) -> bool:
 
 async def _prepare_demo(args: argparse.Namespace) -> dict:
     from backhaul import db
-    from backhaul.demo.seed import seed_network
+    from program.demo.seed import seed_network
     from backhaul.kafka import ensure_topics
-    from ingest.simulator import build_network
+    from simulator.network import build_network
 
     s = settings()
     await ensure_topics()
@@ -221,8 +221,8 @@ async def _prepare_demo(args: argparse.Namespace) -> dict:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    from backhaul import processes
-    from backhaul.supervisor import NAME as SUPERVISOR
+    from program import processes
+    from program.supervisor import NAME as SUPERVISOR
 
     # The supervisor first, so that it does not start again what is being stopped.
     for name in [SUPERVISOR, "simulate"] + [n for n, _ in reversed(DEMO_PROCESSES)] + list(processes.running()):
@@ -237,7 +237,7 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from backhaul import processes, status_report
+    from program import processes, status_report
 
     rows, by_hand = status_report.collect([name for name, _ in DEMO_PROCESSES] + ["simulate"])
     if args.json:
@@ -250,7 +250,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_control(args: argparse.Namespace) -> int:
     """start | stop | restart NAME, through the supervisor."""
-    from backhaul import control
+    from program import control
 
     try:
         reply = control.request(args.command, args.name)
@@ -266,7 +266,7 @@ def cmd_control(args: argparse.Namespace) -> int:
 
 
 def cmd_supervise(args: argparse.Namespace) -> int:
-    from backhaul.supervisor import supervise
+    from program.supervisor import supervise
 
     setup_logging(settings().log_level, role="supervisor")
     return _run_logged("supervisor", supervise())
@@ -274,7 +274,7 @@ def cmd_supervise(args: argparse.Namespace) -> int:
 
 # long-running roles ---------------------------------------------------------
 def cmd_worker(args: argparse.Namespace) -> int:
-    from backhaul.roles import run_roles
+    from program.roles import run_roles
 
     roles = [r.strip() for r in args.roles.split(",") if r.strip()]
     setup_logging(settings().log_level, role="+".join(roles))
@@ -292,7 +292,7 @@ def cmd_api(args: argparse.Namespace) -> int:
 def cmd_demo_receiver(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from backhaul.demo.receiver import create_app
+    from program.demo.receiver import create_app
 
     setup_logging(settings().log_level, role="receiver")
     web.run_app(create_app(), host="127.0.0.1", port=args.port or settings().demo_receiver_port,
@@ -302,7 +302,7 @@ def cmd_demo_receiver(args: argparse.Namespace) -> int:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from backhaul.kafka import ensure_topics
-    from ingest.simulator import build_network, simulate
+    from simulator.network import build_network, simulate
 
     setup_logging(settings().log_level, role="simulate")
     network = build_network(args.stations, args.devices, seed=args.seed)
@@ -320,11 +320,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             await producer.start()
         runner = None
         if args.metrics_port:
-            from backhaul.roles import start_metrics_server
+            from program.roles import start_metrics_server
             runner = await start_metrics_server(args.metrics_port, {"roles": ["simulate"], "ready": True})
         if args.register:
             from backhaul import db
-            from backhaul.demo.seed import seed_network
+            from program.demo.seed import seed_network
             conn = await db.connect()
             try:
                 await db.migrate(conn)

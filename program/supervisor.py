@@ -4,16 +4,16 @@
 process's name, `backhaul` arguments and extra environment) and starts the
 supervisor in a session of its own. The supervisor then:
 
-- starts every process of the plan (`backhaul.processes.launch`: log in
+- starts every process of the plan (`program.processes.launch`: log in
   `<state>/logs/NAME.log`, pid file in `<state>/run`), or adopts one that
   already runs (left by a supervisor that was killed);
 - watches them (every 0.1 s) and restarts a failed one after a pause that
   doubles, and leaves it stopped after a crash loop, recording why (exit
-  code or signal, the last lines of its log): `backhaul.restart_policy`;
+  code or signal, the last lines of its log): `program.restart_policy`;
 - keeps its view in `<state>/run/supervisor.json` (written atomically on every
   change), which `backhaul status` reads;
 - takes `start`, `stop`, `restart` NAME and `reload` (read the plan again and
-  start what is not running) on its control socket (`backhaul.control`).
+  start what is not running) on its control socket (`program.control`).
   NAME is a process of the plan or one of its roles (`relay` -> `store`).
 
 On SIGTERM or SIGINT the supervisor ends and leaves the processes running
@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from backhaul import control, processes
-from backhaul.restart_policy import RestartPolicy, RestartTracker, describe_exit, is_failure
+from program import control, processes
+from program.restart_policy import RestartPolicy, RestartTracker, describe_exit, is_failure
 from backhaul.settings import settings
 
 log = logging.getLogger(__name__)

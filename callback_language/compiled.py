@@ -9,14 +9,15 @@ import logging
 from typing import Any
 
 from backhaul.configview import ConfigView
-from router.grammar import GrammarError, custom_data_variables, parse_grammar
-from router.templates import CallbackSpec, TemplateError, compile_callback
+from callback_language.bindings import SUBTYPE_KIND
+from callback_language.grammar import GrammarError, custom_data_variables, parse_grammar
+from callback_language.templates import CallbackSpec, TemplateError, compile_callback
 
 log = logging.getLogger(__name__)
 
 
 def callback_spec(cb: dict[str, Any], kind: str) -> CallbackSpec:
-    """The router's view of a callbacks row."""
+    """A callbacks row as the templates see it (router, delivery workers, API checks)."""
     return CallbackSpec(
         id=cb["id"], kind=kind, channel=cb.get("channel") or "URL", url=cb.get("url") or "",
         http_method=cb.get("http_method") or "GET", headers=cb.get("headers") or {},
@@ -35,8 +36,6 @@ class CompiledCallbacks:
 
     def get(self, cb: dict[str, Any], kind: str | None = None):
         """The compiled form of a callbacks row, or None if it cannot compile."""
-        from router.bindings import SUBTYPE_KIND
-
         version = (cb.get("updated_at"), kind)
         hit = self._callbacks.get(cb["id"])
         if hit is not None and hit[0] == version:

@@ -39,7 +39,7 @@ class WorkerProcess:
     def start(self) -> "WorkerProcess":
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "backhaul.cli", "worker", "--roles", self.roles, "--metrics-port", str(self.port)],
+            [sys.executable, "-m", "program.cli", "worker", "--roles", self.roles, "--metrics-port", str(self.port)],
             env=self.env, cwd=PROJECT_ROOT, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
             start_new_session=True)
         return self

@@ -6,10 +6,10 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 
-from backhaul import processes
-from backhaul.instances import running_instances
-from backhaul.supervisor import NAME as SUPERVISOR
-from backhaul.supervisor import plan_path, read_plan, read_state
+from program import processes
+from program.instances import running_instances
+from program.supervisor import NAME as SUPERVISOR
+from program.supervisor import plan_path, read_plan, read_state
 
 
 @dataclass

@@ -18,7 +18,7 @@ import socket
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
-from backhaul.processes import run_dir
+from program.processes import run_dir
 
 SUN_PATH_MAX = 107
 Handler = Callable[[dict], Awaitable[dict]]

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from backhaul.geo import distance_m
 from backhaul.kafka import make_producer
-from ingest.aggregate import distance_m
 from schemas.topics import FRAMES, topic
 
 log = logging.getLogger(__name__)

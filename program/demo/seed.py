@@ -12,7 +12,7 @@ import asyncpg
 import orjson
 
 from backhaul.callback_secrets import seal_callback
-from ingest.simulator import Network
+from simulator.network import Network
 
 
 def stable_id(*parts: str) -> str:

@@ -72,8 +72,8 @@ async def until_stopped(stop: asyncio.Event, tasks: list[asyncio.Task]) -> None:
 async def run_roles(roles: list[str], *, metrics_port: int | None = None,
                     stop: asyncio.Event | None = None) -> None:
     """Run the given roles until SIGTERM/SIGINT (or `stop`), registered as an instance of this
-    machine (backhaul.instances) from start to end."""
-    from backhaul.instances import registered
+    machine (program.instances) from start to end."""
+    from program.instances import registered
 
     unknown = [r for r in roles if r not in ROLES]
     if unknown:
@@ -128,7 +128,7 @@ async def _run(roles: list[str], port: int, member: str | None, stop: asyncio.Ev
         from workers.retry_store import RetryStore
         runners.append(DeliveryWorker(view, RetryStore(pool, claim_s=settings().retry_claim_s)))
     if "stations" in roles:
-        from ingest.stations import StationsStage
+        from simulator.stations import StationsStage
         runners.append(StationsStage(view))
     if "acks" in roles:
         from workers.acks import AcksStage

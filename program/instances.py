@@ -14,7 +14,7 @@ machines: host names are, or set the variable.
 
 The file says who holds the slot (pid, its start time, roles, metrics port,
 id) and is removed at exit; a file whose pid no longer runs with that start
-time (the check of `backhaul.processes`) is ignored, so a worker started by
+time (the check of `program.processes`) is ignored, so a worker started by
 hand is listed by `backhaul status` exactly while it runs.
 """
 from __future__ import annotations
@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from backhaul.processes import lock_file, run_dir, start_time
+from program.processes import lock_file, run_dir, start_time
 from backhaul.settings import settings
 
 # Kafka accepts these in a group.instance.id, up to 249 characters.

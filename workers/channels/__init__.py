@@ -1,0 +1,29 @@
+"""Delivery channels, one module each, behind `Channel` (`base.py`); the delivery loop
+(`workers/delivery.py`) finds a delivery's channel here by its `channel` field.
+
+Adding a channel: a module with a `Channel` subclass, and one `register` line below.
+"""
+from __future__ import annotations
+
+from workers.channels.base import BatchRequest, Channel, Context
+from workers.channels.batch_url import BatchUrl
+from workers.channels.direct import Direct
+from workers.channels.email import Email
+from workers.channels.url import Url
+
+__all__ = ["CHANNELS", "BatchRequest", "Channel", "Context", "register"]
+
+CHANNELS: dict[str, Channel] = {}
+
+
+def register(channel: Channel) -> None:
+    """Make `channel` the one that delivers the deliveries naming `channel.name`."""
+    if channel.name in CHANNELS:
+        raise ValueError(f"channel {channel.name}: registered twice")
+    CHANNELS[channel.name] = channel
+
+
+register(Url())
+register(BatchUrl())
+register(Email())
+register(Direct())

@@ -1,0 +1,94 @@
+"""The interface every delivery channel implements, and what the delivery loop lends it.
+
+httpx's `BaseTransport` is the model: a channel knows how to make one attempt
+on its medium (`send` -> `Outcome`); the delivery loop (`workers/delivery.py`)
+does everything around it: consuming, the endpoint's bulkhead (`endpoint`
+names it), announcing each send, retries, settling and recording. Two kinds
+of channel need a little more from the loop:
+
+- a *batched* channel (`batched = True`, BATCH_URL) has its deliveries
+  gathered per callback for `batch_window_s`, then `batch` makes the one
+  request they go in;
+- a channel that *calls nothing* (`calls = False`, DIRECT) has no endpoint,
+  attempt or retry: its deliveries become the records `publish` returns.
+
+After an attempt the loop asks the channel what the answer gives besides the
+attempt's record (`answered`: the BIDIR downlink answer of HTTP channels).
+A new channel is one module with a `Channel` subclass, registered in
+`workers/channels/__init__.py`.
+"""
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import aiohttp
+
+from backhaul.configview import ConfigView
+from backhaul.kafka import Out
+from backhaul.settings import Settings
+from callback_language.compiled import CompiledCallbacks
+from callback_language.downlink import InfoCode
+from workers.attempt import Outcome
+from workers.credentials import CallbackCredentials
+
+Delivery = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the delivery loop lends its channels."""
+
+    settings: Settings
+    view: ConfigView
+    session: aiohttp.ClientSession
+    credentials: CallbackCredentials
+    compiled: CompiledCallbacks
+    # The downlink record for the stations (the contract and quota gate passed), or the ACKNOWLEDGE saying why not.
+    grant: Callable[[Delivery, str], Awaitable[list[Out]]]
+    # The ACKNOWLEDGE event of the delivery's uplink, with its infoCode and, optionally, why.
+    ack: Callable[[Delivery, InfoCode, str | None], Out]
+
+
+@dataclass(frozen=True)
+class BatchRequest:
+    """The one request a batch of deliveries goes in, or why it cannot be made (`failure`, which every
+    member's attempt then records)."""
+
+    id: str  # its webhook-id, derived from the members: the same on every retry of the batch
+    failure: Outcome | None = None
+    request: dict[str, Any] | None = None  # what is kept with a member given up
+    endpoint: str | None = None  # the bulkhead key
+    send: Callable[[], Awaitable[Outcome]] | None = None
+
+
+class Channel:
+    """One way of delivering a callback; the delivery loop calls it through `CHANNELS`."""
+
+    name: ClassVar[str]
+    batched: ClassVar[bool] = False
+    calls: ClassVar[bool] = True
+
+    def endpoint(self, delivery: Delivery, request: dict[str, Any] | None, context: Context) -> str | None:
+        """The bulkhead key of where the delivery goes (`request`: the batch request it went in, if any);
+        None when it is not known."""
+        return None
+
+    async def send(self, delivery: Delivery, attempts: int, callback: dict[str, Any], context: Context) -> Outcome:
+        """Make attempt `attempts + 1`; never raises for a failure of the attempt itself. `callback` is
+        the callbacks row as the loop read it when the delivery entered its endpoint's bulkhead."""
+        raise NotImplementedError(f"{self.name} makes no single request")
+
+    async def answered(self, delivery: Delivery, attempts: int, outcome: Outcome, answered_ms: int,
+                       context: Context) -> list[Out]:
+        """Records the answer of attempt number `attempts` gives besides the attempt's own record."""
+        return []
+
+    def batch(self, callback_id: str, members: list[tuple[Delivery, int]], context: Context) -> BatchRequest:
+        """(Batched channels) The request the members, each with its attempts so far, go in."""
+        raise NotImplementedError(f"{self.name} is not batched")
+
+    async def publish(self, delivery: Delivery, context: Context) -> list[Out]:
+        """(Channels that call nothing) The records the delivery becomes."""
+        raise NotImplementedError(f"{self.name} calls an endpoint")

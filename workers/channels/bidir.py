@@ -1,0 +1,96 @@
+"""BIDIR answers: what a customer's server answered a downlink callback, and what that gives.
+
+A BIDIR callback marked as its device type's downlink callback (`downlink` on
+the delivery, URL or BATCH_URL) is read on its first attempt only, within
+`downlink_answer_s` of the uplink (`workers.channels.http.answer_timeout`);
+an answer after that, or none, gives ACKNOWLEDGE NO_ANSWER, one that is not
+valid INVALID_PAYLOAD, `noData` (or 204) nothing, and downlink data a downlink
+for the stations once the contract and quota gate lets it through.
+
+BIDIR answer (Sigfox contract): HTTP 200 with a JSON object holding, for the
+device, `{"downlinkData": "<16 hex>"}` or `{"noData": true}`; or HTTP 204 for
+no downlink. Entries for other devices are ignored (batch answers carry one
+per device). Device id keys match case-insensitively and ignoring leading
+zeros ("00AB12" is "ab12"). The Content-Type is not checked (unconfirmed in
+Sigfox; we accept any as long as the body is that JSON object).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Literal
+
+from backhaul.kafka import Out
+from callback_language.downlink import InfoCode, check_downlink_hex
+from workers.attempt import Outcome
+from workers.channels.base import Context, Delivery
+
+
+@dataclass(frozen=True)
+class DownlinkAnswer:
+    """What a BIDIR receiver answered for one device."""
+
+    kind: Literal["data", "no_data", "invalid"]
+    data_hex: str | None = None
+    reason: str | None = None
+
+
+def _device_key(device_id: str) -> str:
+    return device_id.strip().lower().lstrip("0")
+
+
+def _same_device(a: str, b: str) -> bool:
+    return _device_key(a) == _device_key(b)
+
+
+def parse_bidir_answer(device_id: str, status: int, content_type: str | None, body: bytes) -> DownlinkAnswer:
+    """Read a BIDIR receiver's answer for `device_id` (see the module docstring)."""
+    if status == 204:
+        return DownlinkAnswer("no_data")
+    if status != 200:
+        return DownlinkAnswer("invalid", reason=f"HTTP status {status}: expected 200 with a JSON answer or 204")
+    if not body.strip():
+        return DownlinkAnswer("invalid", reason="HTTP 200 with an empty body: answer 204 for no downlink")
+    try:
+        doc = json.loads(body.decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        return DownlinkAnswer("invalid", reason=f"body is not JSON (Content-Type {content_type!r}): {exc}")
+    if not isinstance(doc, dict):
+        return DownlinkAnswer("invalid", reason=f"body must be a JSON object keyed by device id, got {type(doc).__name__}")
+    matches = [value for key, value in doc.items() if _same_device(key, device_id)]
+    if not matches:
+        return DownlinkAnswer("invalid", reason=f"no entry for device {device_id} in the answer")
+    if len(matches) > 1:
+        return DownlinkAnswer("invalid", reason=f"more than one entry for device {device_id} in the answer")
+    entry = matches[0]
+    if not isinstance(entry, dict):
+        return DownlinkAnswer("invalid", reason=f"entry for device {device_id} must be a JSON object")
+    has_data = "downlinkData" in entry
+    no_data = entry.get("noData") is True
+    if has_data and no_data:
+        return DownlinkAnswer("invalid", reason=f"entry for device {device_id} has both downlinkData and noData")
+    if no_data:
+        return DownlinkAnswer("no_data")
+    if not has_data:
+        return DownlinkAnswer("invalid", reason=f"entry for device {device_id} has neither downlinkData nor noData: true")
+    problem = check_downlink_hex(entry["downlinkData"])
+    if problem:
+        return DownlinkAnswer("invalid", reason=problem)
+    return DownlinkAnswer("data", data_hex=entry["downlinkData"].lower())
+
+
+async def downlink_records(delivery: Delivery, outcome: Outcome, answered_ms: int, context: Context) -> list[Out]:
+    """What the first answer of a downlink callback, received at `answered_ms`, gives: a downlink,
+    nothing, or an ACKNOWLEDGE."""
+    late_ms = answered_ms - delivery["createdAt"] - context.settings.downlink_answer_s * 1000
+    if not outcome.ok:
+        return [context.ack(delivery, InfoCode.NO_ANSWER, f"No answer: {outcome.info or outcome.error_class}")]
+    if late_ms > 0:
+        return [context.ack(delivery, InfoCode.NO_ANSWER,
+                            f"No answer: the answer came {late_ms / 1000:.1f} s after the deadline")]
+    answer = parse_bidir_answer(delivery["device"], outcome.status, outcome.content_type, outcome.body)
+    if answer.kind == "no_data":
+        return []
+    if answer.kind == "invalid":
+        return [context.ack(delivery, InfoCode.INVALID_PAYLOAD, f"Invalid payload: {answer.reason}")]
+    return await context.grant(delivery, answer.data_hex)

@@ -1,0 +1,77 @@
+"""What the HTTP channels (URL, BATCH_URL) share: opening a callback's secrets, the answer timeout,
+one signed request, and reading a BIDIR answer.
+
+Every request carries `webhook-id` (the delivery id, `webhookId` of a replay, or a batch's id: the
+same on every retry and replay); one whose callback has a signing secret also `webhook-timestamp`
+and `webhook-signature` (`workers.signing`). URL credentials go as Basic auth. Attempt texts built
+from exceptions are scrubbed of the callback's secrets. Every request goes through the loop's
+`backhaul.outbound.callback_session`, so a destination the rule refuses fails before any connection.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+
+from backhaul.kafka import Out
+from backhaul.secretbox import SealedSecretError
+from backhaul.settings import Settings
+from callback_language.templates import TemplateError
+from workers.attempt import DOWNLINK_ANSWER_BYTES, Outcome, failed, http_attempt
+from workers.channels.bidir import downlink_records
+from workers.channels.base import Channel, Context, Delivery
+from workers.credentials import CallbackCredentials, SendSecrets
+from workers.signing import signature_headers
+
+
+class HttpChannel(Channel):
+    """A channel that calls an HTTP endpoint: the first answer of a BIDIR downlink callback is read."""
+
+    async def answered(self, delivery: Delivery, attempts: int, outcome: Outcome, answered_ms: int,
+                       context: Context) -> list[Out]:
+        if delivery.get("downlink") and attempts == 1:
+            return await downlink_records(delivery, outcome, answered_ms, context)
+        return []
+
+
+def answer_timeout(delivery: Delivery, attempts: int, settings: Settings) -> float:
+    """How long attempt `attempts + 1` waits for its answer: a downlink callback's first attempt at
+    most `downlink_answer_s`."""
+    if delivery.get("downlink") and attempts == 0:
+        return min(settings.callback_timeout_s, settings.downlink_answer_s)
+    return settings.callback_timeout_s
+
+
+def open_secrets(credentials: CallbackCredentials, cb: dict[str, Any] | None,
+                 variables: dict[str, Any]) -> tuple[SendSecrets, dict[str, str]] | Outcome:
+    """The callback's opened secrets and its secret headers for these variables, or the failed
+    attempt saying why they cannot be had (the callback is gone, no key opens them, a header
+    would be injected)."""
+    if not cb:
+        return failed("callback no longer exists")
+    try:
+        secrets = credentials.get(cb)
+        return secrets, secrets.headers(variables)
+    except SealedSecretError as exc:
+        return failed(f"callback secrets: {exc}")
+    except TemplateError as exc:
+        return failed(str(exc), "render")
+
+
+async def send_request(context: Context, method: str, url: str, headers: dict[str, str], body: bytes | None,
+                       content_type: str | None, secrets: SendSecrets, webhook_id: str, timeout_s: float, *,
+                       downlink: bool = False) -> Outcome:
+    """One attempt; every request carries `webhook-id` (the same on every retry and replay), signed
+    ones also webhook-timestamp and webhook-signature."""
+    headers = dict(headers)
+    if body is not None and content_type:
+        headers.setdefault("Content-Type", content_type)
+    if secrets.signing_secret:
+        headers.update(signature_headers(secrets.signing_secret, webhook_id, body or b""))
+    else:
+        headers["webhook-id"] = webhook_id
+    auth = aiohttp.BasicAuth(*secrets.basic_auth) if secrets.basic_auth else None
+    outcome = await http_attempt(context.session, method, url, headers, body, auth, timeout_s,
+                                 read_limit=DOWNLINK_ANSWER_BYTES if downlink else 0)
+    outcome.info = secrets.scrub(outcome.info)
+    return outcome
