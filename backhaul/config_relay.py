@@ -26,7 +26,8 @@ from backhaul import metrics
 from backhaul.failures import dependency_of, is_infrastructure
 from backhaul.kafka import Out, make_producer, send_all
 from backhaul.settings import settings
-from schemas.topics import CONFIG, topic
+from backhaul.topics import topic
+from schemas.topics import CONFIG
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,8 @@ from aiokafka import TopicPartition
 from backhaul import metrics
 from backhaul.failures import is_infrastructure
 from backhaul.kafka import make_consumer
-from schemas.topics import CONFIG, topic
+from backhaul.topics import topic
+from schemas.topics import CONFIG
 
 log = logging.getLogger(__name__)
 

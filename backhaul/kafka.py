@@ -13,7 +13,7 @@ from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
 from backhaul import metrics
 from backhaul.settings import settings
-from schemas.topics import ALL_TOPICS, topic
+from schemas.topics import ALL_TOPICS, topic_name
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ async def ensure_topics(*, bootstrap: str | None = None, partitions: int | None 
     s = settings()
     bootstrap = bootstrap or s.kafka_bootstrap
     partitions = partitions or s.kafka_partitions
+    prefix = s.topic_prefix if prefix is None else prefix
     deadline = time.monotonic() + wait_s
     while True:
         admin = make_admin(bootstrap_servers=bootstrap)
@@ -67,7 +68,7 @@ async def ensure_topics(*, bootstrap: str | None = None, partitions: int | None 
             existing = set(await admin.list_topics())
             missing = []
             for spec in ALL_TOPICS:
-                name = topic(spec.name, prefix)
+                name = topic_name(spec.name, prefix)
                 if name in existing:
                     continue
                 configs = {"cleanup.policy": "compact"} if spec.compacted else {}

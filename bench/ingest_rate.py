@@ -28,10 +28,11 @@ from backhaul.demo.seed import seed_network
 from backhaul.kafka import make_consumer, make_producer
 from backhaul.settings import settings
 from backhaul.supervised import WorkerProcess
+from backhaul.topics import topic
 from bench.ceilings import CEILING_TOPIC, create_ceiling_topic
 from bench.sandbox import sandbox
 from ingest.simulator import build_network, message_frames
-from schemas.topics import FRAMES, INGEST_STATE, MESSAGES, topic
+from schemas.topics import FRAMES, INGEST_STATE, MESSAGES
 
 
 async def publish_backlog(frames: list[bytes], keys: list[bytes]) -> float:

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 import orjson
 
 from backhaul.kafka import make_producer
+from backhaul.topics import topic
 from ingest.aggregate import distance_m
-from schemas.topics import FRAMES, topic
+from schemas.topics import FRAMES
 
 log = logging.getLogger(__name__)
 

@@ -21,10 +21,10 @@ from backhaul.configview import ConfigView
 from backhaul.kafka import Out, make_consumer, send_all
 from backhaul.settings import settings
 from backhaul.stage import Batch, Stage
+from backhaul.topics import topic
 from ingest.engine import DeviceState, IngestEngine, Outputs
 from schemas.frames import FrameError, decode_frame, rejection
-from schemas.topics import (DEVICE_EVENTS, FRAMES, FRAMES_REJECTED, INGEST_STATE, MESSAGES,
-                            MESSAGES_ADVANCED, topic)
+from schemas.topics import DEVICE_EVENTS, FRAMES, FRAMES_REJECTED, INGEST_STATE, MESSAGES, MESSAGES_ADVANCED
 
 log = logging.getLogger(__name__)
 

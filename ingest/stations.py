@@ -23,7 +23,8 @@ from aiokafka.structs import ConsumerRecord
 from backhaul.configview import ConfigView
 from backhaul.kafka import Out
 from backhaul.stage import Batch, Stage
-from schemas.topics import DOWNLINK_REPORTS, DOWNLINKS, MESSAGES, topic
+from backhaul.topics import topic
+from schemas.topics import DOWNLINK_REPORTS, DOWNLINKS, MESSAGES
 
 log = logging.getLogger(__name__)
 

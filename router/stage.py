@@ -30,11 +30,12 @@ from backhaul import metrics
 from backhaul.configview import ConfigView
 from backhaul.kafka import Out
 from backhaul.stage import Batch, Stage
+from backhaul.topics import topic
 from router import bindings
 from router.compiled import CompiledCallbacks
 from router.templates import TemplateError, render_email, render_request
 from schemas import delivery_results as results
-from schemas.topics import DELIVERIES, DELIVERY_RESULTS, DEVICE_EVENTS, MESSAGES, MESSAGES_ADVANCED, topic
+from schemas.topics import DELIVERIES, DELIVERY_RESULTS, DEVICE_EVENTS, MESSAGES, MESSAGES_ADVANCED
 from workers import downlink as dl
 from workers.retry import NON_HTTP_STATUS
 

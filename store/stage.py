@@ -42,9 +42,10 @@ from backhaul import metrics
 from backhaul.failures import POSTGRES_REFUSED
 from backhaul.kafka import Out
 from backhaul.stage import Batch, Stage
+from backhaul.topics import topic
 from schemas import delivery_results as results
 from schemas.deliveries import message_time_ms, schedule_start_ms
-from schemas.topics import DELIVERY_RESULTS, DEVICE_EVENTS, MESSAGES, MESSAGES_ADVANCED, topic
+from schemas.topics import DELIVERY_RESULTS, DEVICE_EVENTS, MESSAGES, MESSAGES_ADVANCED
 
 log = logging.getLogger(__name__)
 

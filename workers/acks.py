@@ -13,7 +13,8 @@ from aiokafka.structs import ConsumerRecord
 from backhaul import metrics
 from backhaul.kafka import Out
 from backhaul.stage import Batch, Stage
-from schemas.topics import DEVICE_EVENTS, DOWNLINK_REPORTS, topic
+from backhaul.topics import topic
+from schemas.topics import DEVICE_EVENTS, DOWNLINK_REPORTS
 from workers.downlink import InfoCode, ack_event
 
 

@@ -133,11 +133,12 @@ from backhaul.kafka import Out, make_consumer, make_producer, send_all, stop_con
 from backhaul.outbound import callback_session
 from backhaul.secretbox import SealedSecretError
 from backhaul.settings import settings
+from backhaul.topics import topic
 from router.compiled import CompiledCallbacks
 from router.templates import TemplateError, render_batch
 from schemas import delivery_results as results
 from schemas.deliveries import delivery_problem, schedule_start_ms
-from schemas.topics import DELIVERIES, DELIVERY_RESULTS, DEVICE_EVENTS, DOWNLINKS, topic
+from schemas.topics import DELIVERIES, DELIVERY_RESULTS, DEVICE_EVENTS, DOWNLINKS
 from workers import downlink as dl
 from workers.attempt import DOWNLINK_ANSWER_BYTES, Outcome, email_attempt, failed, http_attempt
 from workers import waiting

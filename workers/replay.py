@@ -17,7 +17,8 @@ import orjson
 
 from backhaul import db
 from backhaul.kafka import Out, make_producer, send_all
-from schemas.topics import DELIVERIES, topic
+from backhaul.topics import topic
+from schemas.topics import DELIVERIES
 
 log = logging.getLogger(__name__)
 

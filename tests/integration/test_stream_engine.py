@@ -12,8 +12,9 @@ import pytest
 from backhaul import db
 from backhaul.demo.seed import seed_network
 from backhaul.kafka import make_producer
+from backhaul.topics import topic
 from ingest.simulator import Device, Network, Station, build_network, message_frames
-from schemas.topics import DEVICE_EVENTS, FRAMES, MESSAGES, MESSAGES_ADVANCED, topic
+from schemas.topics import DEVICE_EVENTS, FRAMES, MESSAGES, MESSAGES_ADVANCED
 from tests.conftest import read_topic
 
 pytestmark = pytest.mark.integration

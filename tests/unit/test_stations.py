@@ -7,8 +7,9 @@ from types import SimpleNamespace
 import orjson
 from aiokafka import TopicPartition
 
+from backhaul.topics import topic
 from ingest.stations import StationsStage
-from schemas.topics import DOWNLINKS, MESSAGES, topic
+from schemas.topics import DOWNLINKS, MESSAGES
 
 
 def stage() -> StationsStage:
