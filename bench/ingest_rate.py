@@ -32,6 +32,7 @@ from backhaul.topics import topic
 from bench.ceilings import CEILING_TOPIC, create_ceiling_topic
 from bench.sandbox import sandbox
 from ingest.simulator import build_network, message_frames
+from schemas.frames import encode_frame
 from schemas.topics import FRAMES, INGEST_STATE, MESSAGES
 
 
@@ -108,7 +109,7 @@ async def run(devices: int, messages: int) -> dict:
     keys: list[bytes] = []
     for i in range(messages):
         for f in message_frames(network.devices[i % devices], rng, max_stations=3):
-            frames.append(orjson.dumps(f))
+            frames.append(encode_frame(f))
             keys.append(f["device"].encode())
     async with sandbox() as box:
         conn = await db.connect()
