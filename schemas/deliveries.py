@@ -117,7 +117,7 @@ def replayed(delivery: Delivery, now_ms: int) -> Delivery:
     return {**delivery, "id": f"{original}#r{n}", "webhookId": original, "scheduleFrom": now_ms}
 
 
-def delivery_key(delivery: dict[str, Any]) -> bytes | None:
+def delivery_key(delivery: Mapping[str, object]) -> bytes | None:
     """The record key: the callback for BATCH_URL (one worker batches a callback), else the device.
     None when the record lacks it (a broken record being dead-lettered)."""
     key = delivery.get("callbackId") if delivery.get("channel") == "BATCH_URL" else delivery.get("device")
@@ -168,7 +168,7 @@ def delivery_problem(obj: Any) -> str | None:
     channel = obj.get("channel")
     if channel not in CHANNELS:
         return f"channel: must be one of {', '.join(CHANNELS)}"
-    checks = [("id", (str,), False), ("device", (str,), False), ("kind", (str,), False),
+    checks: list[tuple[str, tuple[type, ...], bool]] = [("id", (str,), False), ("device", (str,), False), ("kind", (str,), False),
               ("origin", (int, float), False), ("createdAt", (int, float), False),
               ("callbackId", (str,), channel == "DIRECT"), ("recordId", (str,), False),
               ("variables", (dict,), False),

@@ -105,7 +105,7 @@ class Frame:
         return encode_frame(self.to_dict())
 
 
-def _hex(obj: dict, field: str, min_len: int, max_len: int) -> str:
+def _hex(obj: dict[str, Any], field: str, min_len: int, max_len: int) -> str:
     value = obj.get(field)
     if value is None:
         raise FrameError(field, "missing")
@@ -120,7 +120,7 @@ def _hex(obj: dict, field: str, min_len: int, max_len: int) -> str:
     return value.upper()
 
 
-def _int(obj: dict, field: str, lo: int, hi: int, *, default: int | None = None) -> int:
+def _int(obj: dict[str, Any], field: str, lo: int, hi: int, *, default: int | None = None) -> int:
     value = obj.get(field, default)
     if value is None:
         raise FrameError(field, "missing")
@@ -131,7 +131,7 @@ def _int(obj: dict, field: str, lo: int, hi: int, *, default: int | None = None)
     return value
 
 
-def _number(obj: dict, field: str, lo: float, hi: float) -> float:
+def _number(obj: dict[str, Any], field: str, lo: float, hi: float) -> float:
     value = obj.get(field)
     if value is None:
         raise FrameError(field, "missing")
@@ -142,7 +142,7 @@ def _number(obj: dict, field: str, lo: float, hi: float) -> float:
     return float(value)
 
 
-def _bool(obj: dict, field: str) -> bool:
+def _bool(obj: dict[str, Any], field: str) -> bool:
     value = obj.get(field, False)
     if not isinstance(value, bool):
         raise FrameError(field, f"type must be true or false, got {type(value).__name__}")
@@ -176,13 +176,14 @@ def validate_frame(obj: Any) -> Frame:
 class _DuplicateKey(ValueError):
     pass
 
-
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     obj = dict(pairs)
     if len(obj) != len(pairs):
         seen: set[str] = set()
-        twice = next(k for k, _ in pairs if k in seen or seen.add(k))
-        raise _DuplicateKey(twice)
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
     return obj
 
 

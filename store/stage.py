@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 from aiokafka import TopicPartition
@@ -211,7 +211,7 @@ class StoreStage(Stage):
         if r.get("errorClass") == "ok":
             rows.succeeded[r["callbackId"]] = max(rows.succeeded.get(r["callbackId"], 0), r["time"])
         if r.get("dead"):
-            d = r.get("delivery") or {}
+            d = r.get("delivery") or cast(Delivery, {})
             rows.given_up.append((r["callbackId"], int(schedule_start_ms(d) if d.get("createdAt") else r["time"])))
             callback = undelivered_callback(d)
             rows.undelivered.append((
