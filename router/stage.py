@@ -35,9 +35,9 @@ from router import bindings
 from router.compiled import CompiledCallbacks
 from router.templates import TemplateError, render_email, render_request
 from schemas import delivery_results as results
-from schemas.delivery_results import encode_delivery_result
 from schemas.advanced_messages import decode_advanced_message
 from schemas.deliveries import Delivery, delivery_key, email, encode_delivery, http_request, new_delivery
+from schemas.delivery_results import encode_delivery_result
 from schemas.device_events import decode_device_event, encode_device_event
 from schemas.messages import decode_message
 from schemas.topics import DELIVERIES, DELIVERY_RESULTS, DEVICE_EVENTS, MESSAGES, MESSAGES_ADVANCED

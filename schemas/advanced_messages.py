@@ -24,7 +24,7 @@ from typing import Any, NotRequired, TypedDict, cast
 
 import orjson
 
-from schemas.fields import NUMBER, Fields, NoneType, checked
+from schemas.fields import Fields, NoneType, checked
 
 
 class Duplicate(TypedDict):
@@ -76,9 +76,7 @@ REQUIRED: Fields = (("id", (str,)), ("messageId", (str,)), ("device", (str,)), (
                     ("lqi", (str,)), ("linkQuality", (int,)), ("computedLocation", (dict,)),
                     ("rinfos", (list,)), ("deadline", (int,)))
 OPTIONAL: Fields = (("deviceTypeId", (str, NoneType)), ("groupId", (str, NoneType)),
-                    ("registrationId", (int, NoneType)), ("ack", (bool,)), ("nbStations", (int,)),
-                    ("operatorName", (str, NoneType)), ("countryCode", (str, NoneType)),
-                    ("fixedLat", NUMBER), ("fixedLng", NUMBER))
+                    ("registrationId", (int, NoneType)), ("ack", (bool,)))
 
 
 def advanced_message(message_id: str, device: str, *, device_type_id: str | None, group_id: str | None,

@@ -73,11 +73,8 @@ class DeliveryResult(TypedDict):
 
 REQUIRED: Fields = (("deliveryId", (str,)), ("callbackId", (str,)), ("device", (str,)), ("attempt", (int,)),
                     ("time", (int,)))
-OPTIONAL: Fields = (("messageId", (str, NoneType)), ("deviceTypeId", (str, NoneType)), ("groupId", (str, NoneType)),
-                    ("registrationId", (int, NoneType)), ("kind", (str,)), ("channel", (str,)), ("sendId", (str,)),
-                    ("state", (str,)), ("sentAt", (int,)), ("errorClass", (str, NoneType)),
-                    ("info", (str, NoneType)), ("latencyMs", (*NUMBER, NoneType)), ("answer", (str, NoneType)),
-                    ("final", (bool,)), ("dead", (bool,)), ("nextAttemptAt", (int,)), ("delivery", (dict,)))
+OPTIONAL: Fields = (("sendId", (str,)), ("state", (str,)), ("sentAt", (int,)), ("registrationId", (int, NoneType)),
+                    ("latencyMs", (*NUMBER, NoneType)), ("dead", (bool,)), ("delivery", (dict,)))
 # What the store needs of a completed send.
 REQUIRED_WHEN_DONE: Fields = (("status", (int,)),)
 

@@ -25,7 +25,7 @@ from typing import Any, NotRequired, TypedDict, cast
 
 import orjson
 
-from schemas.fields import NUMBER, Fields, NoneType, checked
+from schemas.fields import Fields, NoneType, checked
 
 
 class DeviceEvent(TypedDict):
@@ -70,12 +70,8 @@ REQUIRED_BY_TYPE: dict[str, Fields] = {
     "RESTORED": (("info", (str,)), ("severity", (str,)), ("lastErrorTime", (int,))),
 }
 OPTIONAL_BY_TYPE: dict[str, Fields] = {
-    "SEQUENCE_BREAK": (("deviceLastSeqnumber", (int,)), ("deviceMessageSeqnumber", (int,))),
-    "OUT_OF_SEQUENCE": (("deviceLastSeqnumber", (int,)),),
-    "STATUS": (("frameTime", (int,)), ("station", (str, NoneType)), ("rssi", NUMBER), ("snr", NUMBER)),
-    "REPEATER": (("frameTime", (int,)), ("station", (str, NoneType)), ("rssi", NUMBER), ("snr", NUMBER)),
-    "ACKNOWLEDGE": (("infoCode", (int,)), ("infoMessage", (str,)), ("downlinkAck", (bool,)),
-                    ("downlinkOverusage", (bool,))),
+    "STATUS": (("frameTime", (int,)), ("station", (str, NoneType))),
+    "REPEATER": (("frameTime", (int,)), ("station", (str, NoneType))),
 }
 
 

@@ -35,8 +35,7 @@ class DownlinkReport(TypedDict):
 
 
 REQUIRED: Fields = (("id", (str,)), ("device", (str,)), ("transmitted", (bool,)), ("time", (int,)))
-OPTIONAL: Fields = (("messageId", (str, NoneType)), ("station", (str, NoneType)), ("data", (str,)),
-                    ("reason", (str, NoneType)), ("deviceTypeId", (str, NoneType)), ("groupId", (str, NoneType)),
+OPTIONAL: Fields = (("reason", (str, NoneType)), ("deviceTypeId", (str, NoneType)),
                     ("registrationId", (int, NoneType)))
 
 

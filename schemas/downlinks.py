@@ -36,9 +36,7 @@ class Downlink(TypedDict):
 
 
 REQUIRED: Fields = (("id", (str,)), ("device", (str,)), ("data", (str,)), ("transmitBy", (int,)))
-OPTIONAL: Fields = (("messageId", (str, NoneType)), ("station", (str, NoneType)), ("source", (str,)),
-                    ("deviceTypeId", (str, NoneType)), ("groupId", (str, NoneType)),
-                    ("registrationId", (int, NoneType)), ("createdAt", (int,)))
+OPTIONAL: Fields = (("messageId", (str, NoneType)), ("station", (str, NoneType)))
 
 
 def granted(delivery: Delivery, data_hex: str, *, created_ms: int, transmit_by_ms: int) -> Downlink:

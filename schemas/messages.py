@@ -53,9 +53,8 @@ class Message(TypedDict):
 REQUIRED: Fields = (("id", (str,)), ("device", (str,)), ("seqNumber", (int,)), ("time", (int,)),
                     ("data", (str,)), ("station", (str,)), ("rssi", NUMBER), ("snr", NUMBER), ("freq", (int,)))
 OPTIONAL: Fields = (("messageId", (str,)), ("deviceTypeId", (str, NoneType)), ("groupId", (str, NoneType)),
-                    ("registrationId", (int, NoneType)), ("rep", (int,)), ("ack", (bool,)),
-                    ("duplicate", (bool,)), ("avgSnr", (float, int, str)), ("overQuota", (bool,)),
-                    ("ingestedAt", (int,)), ("lat", NUMBER), ("lng", NUMBER))
+                    ("registrationId", (int, NoneType)), ("ack", (bool,)), ("duplicate", (bool,)),
+                    ("overQuota", (bool,)))
 
 
 def first_reception(message_id: str, frame: Frame, *, device_type_id: str | None, group_id: str | None,

@@ -44,8 +44,8 @@ from backhaul.stage import Batch, Stage
 from backhaul.topics import topic
 from schemas import delivery_results as results
 from schemas.advanced_messages import AdvancedMessage, decode_advanced_message
-from schemas.device_events import DeviceEvent, decode_device_event
 from schemas.deliveries import Delivery, message_time_ms, schedule_start_ms
+from schemas.device_events import DeviceEvent, decode_device_event
 from schemas.messages import Message, decode_message
 from schemas.topics import DELIVERY_RESULTS, DEVICE_EVENTS, MESSAGES, MESSAGES_ADVANCED
 
