@@ -37,7 +37,7 @@ from typing import Any, Literal, NotRequired, TypedDict, cast
 import orjson
 
 from schemas.deliveries import Delivery
-from schemas.fields import NUMBER, Fields, NoneType, checked
+from schemas.fields import Fields, NoneType, checked, wrong_type
 
 SENDING = "sending"
 DONE = "done"
@@ -73,10 +73,8 @@ class DeliveryResult(TypedDict):
 
 REQUIRED: Fields = (("deliveryId", (str,)), ("callbackId", (str,)), ("device", (str,)), ("attempt", (int,)),
                     ("time", (int,)))
-OPTIONAL: Fields = (("sendId", (str,)), ("state", (str,)), ("sentAt", (int,)), ("registrationId", (int, NoneType)),
-                    ("latencyMs", (*NUMBER, NoneType)), ("dead", (bool,)), ("delivery", (dict,)))
-# What the store needs of a completed send.
-REQUIRED_WHEN_DONE: Fields = (("status", (int,)),)
+OPTIONAL: Fields = (("sendId", (str,)), ("state", (str,)), ("registrationId", (int, NoneType)),
+                    ("delivery", (dict,)))
 
 
 def new_send_id() -> str:
@@ -140,6 +138,6 @@ def encode_delivery_result(result: DeliveryResult) -> bytes:
 def decode_delivery_result(raw: bytes) -> DeliveryResult:
     """The result in a record's value; raises naming the field it cannot use (see `schemas.fields`)."""
     result = checked(orjson.loads(raw), "delivery result", REQUIRED, OPTIONAL)
-    if result.get("state") != SENDING:
-        checked(result, "delivery result", REQUIRED_WHEN_DONE)
+    if result.get("state") != SENDING and type(result["status"]) is not int:  # a completed send has a status
+        raise wrong_type("delivery result", "status", (int,), result["status"])
     return cast(DeliveryResult, result)

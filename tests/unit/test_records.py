@@ -190,6 +190,8 @@ def test_an_announcement_round_trips_without_a_status():
 def test_a_completed_send_without_its_status_is_refused():
     r = dict(delivery_results.done(delivery(), send_id="s", attempt=1, sent_at_ms=1, now_ms=1, status=200,
                                    error_class="ok", info=None, latency_ms=1.0))
+    with pytest.raises(TypeError, match=r"^delivery result\.status: type must be int, got str$"):
+        delivery_results.decode_delivery_result(orjson.dumps({**r, "status": "200"}))
     del r["status"]
     with pytest.raises(KeyError, match="'status'"):
         delivery_results.decode_delivery_result(orjson.dumps(r))
