@@ -20,6 +20,7 @@ the delivery's origin) and the store.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NotRequired, TypedDict, cast
 
 import orjson
@@ -99,8 +100,8 @@ def advanced_message(message_id: str, device: str, *, device_type_id: str | None
     return record
 
 
-def encode_advanced_message(record: AdvancedMessage) -> bytes:
-    return orjson.dumps(record)
+# The record as JSON; orjson's own function, so that the hot path adds no Python call.
+encode_advanced_message: Callable[[AdvancedMessage], bytes] = orjson.dumps
 
 
 def decode_advanced_message(raw: bytes) -> AdvancedMessage:

@@ -28,7 +28,7 @@ dead-letters it instead of failing on it at send time.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal, NotRequired, TypedDict, cast
 
 import orjson
@@ -124,8 +124,8 @@ def delivery_key(delivery: Mapping[str, object]) -> bytes | None:
     return key.encode() if isinstance(key, str) else None
 
 
-def encode_delivery(delivery: Delivery) -> bytes:
-    return orjson.dumps(delivery)
+# The record as JSON; orjson's own function, so that the hot path adds no Python call.
+encode_delivery: Callable[[Delivery], bytes] = orjson.dumps
 
 
 def decode_delivery(raw: bytes | None) -> Delivery:

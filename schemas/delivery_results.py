@@ -32,6 +32,7 @@ callback's health); keyed by device id.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any, Literal, NotRequired, TypedDict, cast
 
 import orjson
@@ -131,8 +132,8 @@ def send_key(record: DeliveryResult) -> str:
     return record.get("sendId") or f"{record['deliveryId']}#{record['attempt']}"
 
 
-def encode_delivery_result(result: DeliveryResult) -> bytes:
-    return orjson.dumps(result)
+# The record as JSON; orjson's own function, so that the hot path adds no Python call.
+encode_delivery_result: Callable[[DeliveryResult], bytes] = orjson.dumps
 
 
 def decode_delivery_result(raw: bytes) -> DeliveryResult:

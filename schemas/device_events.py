@@ -20,8 +20,8 @@ Read by the router (callbacks of each type) and the store.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
-from typing import Any, NotRequired, TypedDict, cast
+from collections.abc import Callable
+from typing import Any, NamedTuple, NotRequired, TypedDict, cast
 
 import orjson
 
@@ -75,8 +75,7 @@ OPTIONAL_BY_TYPE: dict[str, Fields] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Subject:
+class Subject(NamedTuple):
     """Whom an event is about: the device, its type, its group and its registration."""
 
     device: str
@@ -159,8 +158,8 @@ def acknowledge(subject: Subject, time_ms: int, *, message_id: str, info_code: i
     return event
 
 
-def encode_device_event(event: DeviceEvent) -> bytes:
-    return orjson.dumps(event)
+# The record as JSON; orjson's own function, so that the hot path adds no Python call.
+encode_device_event: Callable[[DeviceEvent], bytes] = orjson.dumps
 
 
 def decode_device_event(raw: bytes) -> DeviceEvent:

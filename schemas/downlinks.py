@@ -13,6 +13,7 @@ stations do not know which of them heard it best. Read by the stations.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal, NotRequired, TypedDict, cast
 
 import orjson
@@ -48,8 +49,8 @@ def granted(delivery: Delivery, data_hex: str, *, created_ms: int, transmit_by_m
             "registrationId": delivery.get("registrationId"), "createdAt": created_ms, "transmitBy": transmit_by_ms}
 
 
-def encode_downlink(downlink: Downlink) -> bytes:
-    return orjson.dumps(downlink)
+# The record as JSON; orjson's own function, so that the hot path adds no Python call.
+encode_downlink: Callable[[Downlink], bytes] = orjson.dumps
 
 
 def decode_downlink(raw: bytes) -> Downlink:
