@@ -26,7 +26,9 @@ from backhaul import metrics
 from backhaul.failures import dependency_of, is_infrastructure
 from backhaul.kafka import Out, make_producer, send_all
 from backhaul.settings import settings
-from schemas.topics import CONFIG, topic
+from backhaul.topics import topic
+from schemas.config_records import config_key, encode_config_row
+from schemas.topics import CONFIG
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +68,12 @@ async def publish_pending(conn: asyncpg.Connection, producer, *, limit: int = 50
                                       list(changed))
         }
         for ident, changed_at in changed.items():
-            key = f"{entity}:{ident}".encode()
+            key = config_key(entity, ident)
             row = found.get(ident)
             if row is None:
                 records.append(Out(topic(CONFIG), key, None))
             else:
-                value = orjson.loads(row)
-                value["_changed_at"] = changed_at
-                records.append(Out(topic(CONFIG), key, orjson.dumps(value)))
+                records.append(Out(topic(CONFIG), key, encode_config_row(orjson.loads(row), changed_at)))
     await send_all(producer, records)
     await conn.execute("DELETE FROM config_outbox WHERE seq <= $1", rows[-1]["seq"])
     return len(rows)

@@ -15,17 +15,17 @@ import time
 from collections import defaultdict
 from typing import Any
 
-import orjson
 from aiokafka import TopicPartition
 
 from backhaul import metrics
 from backhaul.failures import is_infrastructure
 from backhaul.kafka import make_consumer
-from schemas.topics import CONFIG, topic
+from backhaul.topics import topic
+from schemas.config_records import ConfigRow, decode_config_row, split_config_key
+from schemas.topics import CONFIG
 
 log = logging.getLogger(__name__)
 
-ENTITIES = ("device", "deviceType", "callback", "station", "group", "contract")
 FOLLOW_PAUSE_FIRST_S = 0.5
 FOLLOW_PAUSE_MAX_S = 10.0
 
@@ -55,19 +55,16 @@ class ConfigView:
             "station": self.stations, "group": self.groups, "contract": self.contracts,
         }.get(entity)
 
-    def apply(self, key: bytes | str, value: bytes | dict | None) -> None:
-        """Apply one config record (used by the follower task and by tests)."""
-        key = key.decode() if isinstance(key, bytes) else key
-        entity, _, ident = key.partition(":")
+    def apply(self, key: bytes | str, value: bytes | ConfigRow | None) -> None:
+        """Apply one config record (`schemas.config_records`; used by the follower task and by tests)."""
+        entity, ident = split_config_key(key)
         table = self._table(entity)
         if table is None:
             return
         if value is None:
             table.pop(ident, None)
         else:
-            row = orjson.loads(value) if isinstance(value, bytes) else value
-            if not isinstance(row, dict):
-                raise ValueError(f"config record {key[:100]!r}: the value must be a JSON object")
+            row = decode_config_row(f"{entity}:{ident}", value)
             table[ident] = row
             changed_at = row.get("_changed_at")
             if changed_at:

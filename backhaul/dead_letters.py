@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 from backhaul import metrics
 from backhaul.kafka import Out
+from backhaul.topics import topic
 from schemas.dead_letters import DeadLetter
-from schemas.topics import DEAD_LETTERS, topic
+from schemas.topics import DEAD_LETTERS
 
 log = logging.getLogger(__name__)
 

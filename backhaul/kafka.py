@@ -14,7 +14,7 @@ from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 from backhaul import metrics
 from backhaul.group_leave import leave_group
 from backhaul.settings import settings
-from schemas.topics import ALL_TOPICS, topic
+from schemas.topics import ALL_TOPICS, topic_name
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,7 @@ async def ensure_topics(*, bootstrap: str | None = None, partitions: int | None 
     s = settings()
     bootstrap = bootstrap or s.kafka_bootstrap
     partitions = partitions or s.kafka_partitions
+    prefix = s.topic_prefix if prefix is None else prefix
     deadline = time.monotonic() + wait_s
     while True:
         admin = make_admin(bootstrap_servers=bootstrap)
@@ -68,7 +69,7 @@ async def ensure_topics(*, bootstrap: str | None = None, partitions: int | None 
             existing = set(await admin.list_topics())
             missing = []
             for spec in ALL_TOPICS:
-                name = topic(spec.name, prefix)
+                name = topic_name(spec.name, prefix)
                 if name in existing:
                     continue
                 configs = {"cleanup.policy": "compact"} if spec.compacted else {}

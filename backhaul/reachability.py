@@ -21,7 +21,8 @@ import asyncpg
 from backhaul import metrics
 from backhaul.kafka import make_admin
 from backhaul.settings import settings
-from schemas.topics import FRAMES, topic
+from backhaul.topics import topic
+from schemas.topics import FRAMES
 
 log = logging.getLogger(__name__)
 

@@ -46,7 +46,7 @@ from backhaul.dead_letters import Pending, announce, dead_letter
 from backhaul.failures import dependency_of, is_infrastructure
 from backhaul.kafka import GroupConsumer, Out, make_producer, send_all
 from backhaul.settings import settings
-from schemas.topics import topic
+from backhaul.topics import topic
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from aiokafka.admin import NewTopic
 
 from backhaul.kafka import make_admin, make_consumer, make_producer
 from backhaul.settings import settings
-from schemas.topics import topic
+from backhaul.topics import topic
 
 CEILING_TOPIC = "bench.ceiling"
 

@@ -27,11 +27,13 @@ from backhaul import db
 from program.demo.seed import seed_network
 from backhaul.kafka import make_consumer, make_producer
 from backhaul.settings import settings
-from program.supervised import WorkerProcess
+from backhaul.topics import topic
 from bench.ceilings import CEILING_TOPIC, create_ceiling_topic
 from bench.sandbox import sandbox
+from program.supervised import WorkerProcess
+from schemas.frames import encode_frame
+from schemas.topics import FRAMES, INGEST_STATE, MESSAGES
 from simulator.network import build_network, message_frames
-from schemas.topics import FRAMES, INGEST_STATE, MESSAGES, topic
 
 
 async def publish_backlog(frames: list[bytes], keys: list[bytes]) -> float:
@@ -107,7 +109,7 @@ async def run(devices: int, messages: int) -> dict:
     keys: list[bytes] = []
     for i in range(messages):
         for f in message_frames(network.devices[i % devices], rng, max_stations=3):
-            frames.append(orjson.dumps(f))
+            frames.append(encode_frame(f))
             keys.append(f["device"].encode())
     async with sandbox() as box:
         conn = await db.connect()

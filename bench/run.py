@@ -19,8 +19,6 @@ import shlex
 import time
 from pathlib import Path
 
-import orjson
-
 from backhaul import db
 from program.demo.seed import seed_network
 from backhaul.kafka import make_producer
@@ -36,6 +34,7 @@ from bench.progress import Progress
 from bench.receiver import make_receiver
 from bench.report import format_table, write_json
 from bench.step import Rig, run_step
+from schemas.frames import encode_frame
 
 ADVANCED_BODY = ('{"device":"{device}","seqNumber":{seqNumber},"lqi":"{lqi}",'
                  '"duplicates":{duplicates},"computedLocation":{computedLocation}}')
@@ -198,7 +197,7 @@ async def bench(args: argparse.Namespace, argv: list[str]) -> dict:
 
 
 async def _ceilings(rig: Rig, receiver_url: str, progress: Progress) -> dict:
-    frames = [(f["device"].encode(), orjson.dumps(f)) for f in rig.last_record[:KAFKA_CEILING_MAX_FRAMES]]
+    frames = [(f["device"].encode(), encode_frame(f)) for f in rig.last_record[:KAFKA_CEILING_MAX_FRAMES]]
     progress.done(f"ceilings: raw aiokafka produce->consume of {len(frames):,} frames ...")
     kafka = await kafka_ceiling(frames)
     n = max(2000, min(30000, len(rig.last_record) // 2))

@@ -28,7 +28,7 @@ TARGETS = {
 EVENT_SEVERITY = {"SEQUENCE_BREAK": "WARN", "OUT_OF_SEQUENCE": "WARN"}
 
 
-def data_variables(m: dict[str, Any]) -> dict[str, Any]:
+def data_variables(m: Mapping[str, Any]) -> dict[str, Any]:
     """DATA UPLINK / BIDIR variables of a message record."""
     v = {
         "time": m["time"] // 1000, "device": m["device"], "deviceTypeId": m.get("deviceTypeId"),
@@ -41,7 +41,7 @@ def data_variables(m: dict[str, Any]) -> dict[str, Any]:
     return v
 
 
-def advanced_variables(a: dict[str, Any]) -> dict[str, Any]:
+def advanced_variables(a: Mapping[str, Any]) -> dict[str, Any]:
     """SERVICE DATA_ADVANCED variables of an aggregate record."""
     v = {
         "device": a["device"], "time": a["time"] // 1000, "data": a["data"], "seqNumber": a["seqNumber"],
@@ -54,7 +54,7 @@ def advanced_variables(a: dict[str, Any]) -> dict[str, Any]:
     return v
 
 
-def event_variables(e: dict[str, Any], stations: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+def event_variables(e: Mapping[str, Any], stations: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
     """Variables of a device event (STATUS, REPEATER, ACKNOWLEDGE, ERROR, RESTORED, EVENT).
 
     STATUS and REPEATER take the time of the service frame; STATUS adds the

@@ -20,6 +20,9 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Literal
 
+from schemas import device_events
+from schemas.device_events import NOT_REPORTED, DeviceEvent, Subject
+
 DOWNLINK_BYTES = 8
 DOWNLINK_HEX = 2 * DOWNLINK_BYTES
 
@@ -170,13 +173,15 @@ def downlink_route(device_type: dict | None, callbacks: list[dict]) -> DownlinkR
 
 def ack_event(device: str, record_id: str, code: InfoCode, *, device_type_id: str | None,
               group_id: str | None, now_ms: int, reason: str | None = None,
-              downlink_ack: bool = False, registration_id: int | None = None) -> dict:
-    """The ACKNOWLEDGE device event for the downlink an uplink (`record_id`) asked for.
+              downlink_ack: bool = False, registration_id: int | None = None,
+              station: str | None | device_events.Absent = NOT_REPORTED) -> DeviceEvent:
+    """The ACKNOWLEDGE device event for the downlink an uplink (`record_id`) asked for, with the
+    infoMessage of `code` unless `reason` says more (`schemas.device_events.acknowledge`; `station`:
+    the station that reported the transmission).
 
     One per uplink: its id is stable, so a replayed decision is stored once.
     """
-    return {"id": f"{device}:ACKNOWLEDGE:{record_id}", "type": "ACKNOWLEDGE", "device": device,
-            "deviceTypeId": device_type_id, "groupId": group_id, "registrationId": registration_id,
-            "time": now_ms, "messageId": record_id,
-            "infoCode": int(code), "infoMessage": reason or info_message(code), "downlinkAck": downlink_ack,
-            "downlinkOverusage": code == InfoCode.OVERRUN_ERROR}
+    return device_events.acknowledge(
+        Subject(device, device_type_id, group_id, registration_id), now_ms, message_id=record_id,
+        info_code=int(code), info_message=reason or info_message(code), downlink_ack=downlink_ack,
+        downlink_overusage=code == InfoCode.OVERRUN_ERROR, station=station)

@@ -47,7 +47,12 @@ from typing import Any, Callable, Protocol
 
 from ingest import aggregate
 from ingest.oob import OobError, decode_oob
+from schemas import device_events as events
+from schemas.advanced_messages import AdvancedMessage, Duplicate, Rinfo, advanced_message
+from schemas.device_events import DeviceEvent, Subject
+from schemas.device_state import DeviceStateRecord, WindowRecord
 from schemas.frames import SEQ_MODULO, Frame
+from schemas.messages import Message, duplicate_reception, first_reception
 
 CLOSED_MEMORY = 16
 SNR_HISTORY = 25
@@ -80,12 +85,12 @@ class Window:
     # the device registration the message belongs to (see DeviceState.registration)
     registration: int | None = None
 
-    def to_json(self) -> list:
+    def to_json(self) -> WindowRecord:
         return [self.message_id, self.seq, self.time, self.opened_at, self.deadline, self.data,
                 self.ack, self.oob, self.stations, self.registration]
 
     @classmethod
-    def from_json(cls, v: list) -> "Window":
+    def from_json(cls, v: WindowRecord) -> "Window":
         return cls(*v)
 
 
@@ -111,7 +116,8 @@ class DeviceState:
     day_count: int = 0
     snrs: deque = field(default_factory=lambda: deque(maxlen=SNR_HISTORY))
 
-    def to_json(self) -> dict:
+    def to_json(self) -> DeviceStateRecord:
+        """The device's `ingest.state` record (`schemas.device_state`)."""
         return {
             "d": self.device, "ls": self.last_seq, "lt": self.last_time, "ts": self.trash_seq,
             "w": [w.to_json() for w in self.windows.values()],
@@ -122,7 +128,7 @@ class DeviceState:
         }
 
     @classmethod
-    def from_json(cls, v: dict, partition: int) -> "DeviceState":
+    def from_json(cls, v: DeviceStateRecord, partition: int) -> "DeviceState":
         st = cls(device=v["d"], partition=partition, last_seq=v["ls"], last_time=v["lt"], trash_seq=v["ts"],
                  disengage_seen=v["ds"], last_seen=v["seen"], keepalive_deadline=v["ka"],
                  breached_at=v["br"], day=v["day"], day_count=v["dc"], registration=v.get("rg"))
@@ -137,9 +143,9 @@ class DeviceState:
 class Outputs:
     """What one call to the engine produced, by destination."""
 
-    messages: list[dict] = field(default_factory=list)      # DATA messages and duplicate receptions
-    advanced: list[dict] = field(default_factory=list)      # DATA_ADVANCED aggregates
-    events: list[dict] = field(default_factory=list)        # device events
+    messages: list[Message] = field(default_factory=list)          # DATA messages and duplicate receptions
+    advanced: list[AdvancedMessage] = field(default_factory=list)  # DATA_ADVANCED aggregates
+    events: list[DeviceEvent] = field(default_factory=list)        # device events
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (reason code, message) per frame
     touched: set[str] = field(default_factory=set)          # devices whose state changed
 
@@ -278,9 +284,8 @@ class IngestEngine:
             self.counters.trashed += 1
             st.trash_seq = frame.seqNumber
             out.touched.add(st.device)
-            out.events.append(self._event(st, device, "OUT_OF_SEQUENCE", now, key=f"{frame.seqNumber}:{frame.time}",
-                                          deviceLastSeqnumber=st.last_seq,
-                                          deviceMessageSeqnumber=frame.seqNumber))
+            out.events.append(events.out_of_sequence(_subject(st, device), _ms(now), seq=frame.seqNumber,
+                                                     frame_time=frame.time, last_seq=st.last_seq))
             return
         if disengaged:
             st.disengage_seen = disengaged_at
@@ -289,10 +294,9 @@ class IngestEngine:
     def _open_message(self, st: DeviceState, frame: Frame, device: dict, now: float, out: Outputs) -> None:
         message_id = f"{frame.device}-{frame.seqNumber}-{frame.time}"
         if st.last_seq is not None and (frame.seqNumber - st.last_seq) % SEQ_MODULO > 1:
-            out.events.append(self._event(st, device, "SEQUENCE_BREAK", now, key=message_id,
-                                          deviceLastSeqnumber=st.last_seq,
-                                          deviceMessageSeqnumber=frame.seqNumber,
-                                          missing=(frame.seqNumber - st.last_seq) % SEQ_MODULO - 1))
+            out.events.append(events.sequence_break(_subject(st, device), _ms(now), message_id=message_id,
+                                                    last_seq=st.last_seq, seq=frame.seqNumber,
+                                                    missing=(frame.seqNumber - st.last_seq) % SEQ_MODULO - 1))
         st.last_seq = frame.seqNumber
         st.last_time = frame.time
         day = int(now // 86400)
@@ -314,17 +318,10 @@ class IngestEngine:
         self.counters.messages += 1
         out.touched.add(st.device)
         station = self.config.stations.get(frame.station) or {}
-        message = {
-            "id": message_id, "device": frame.device, "deviceTypeId": device.get("device_type_id"),
-            "groupId": device.get("group_id"), "registrationId": st.registration,
-            "seqNumber": frame.seqNumber, "time": frame.time,
-            "data": frame.data, "station": frame.station, "rssi": frame.rssi, "snr": frame.snr,
-            "freq": frame.freq, "rep": frame.rep, "ack": frame.ack, "duplicate": False,
-            "avgSnr": avg_snr, "overQuota": over_quota, "ingestedAt": _ms(now),
-        }
-        if station.get("lat") is not None:
-            message["lat"], message["lng"] = round(station["lat"]), round(station["lng"])
-        out.messages.append(message)
+        out.messages.append(first_reception(
+            message_id, frame, device_type_id=device.get("device_type_id"), group_id=device.get("group_id"),
+            registration_id=st.registration, avg_snr=avg_snr, over_quota=over_quota, ingested_at_ms=_ms(now),
+            station_position=(station["lat"], station["lng"]) if station.get("lat") is not None else None))
 
     def _open_oob(self, st: DeviceState, frame: Frame, device: dict, now: float, out: Outputs) -> None:
         try:
@@ -342,9 +339,10 @@ class IngestEngine:
         self._seen(st, device, now, out, cause=message_id)
         out.touched.add(st.device)
         kind = decoded.pop("type")
-        out.events.append(self._event(st, device, kind, now, key=message_id, seqNumber=frame.seqNumber,
-                                      station=frame.station, rssi=frame.rssi, snr=frame.snr, avgSnr=_avg_snr(st),
-                                      frameTime=frame.time, **decoded))
+        out.events.append(events.service_frame(kind, _subject(st, device), _ms(now), message_id=message_id,
+                                               seq=frame.seqNumber, station=frame.station, rssi=frame.rssi,
+                                               snr=frame.snr, avg_snr=_avg_snr(st), frame_time=frame.time,
+                                               decoded=decoded))
 
     def _merge(self, w: Window, frame: Frame, device: dict, out: Outputs) -> None:
         rec = w.stations.get(frame.station)
@@ -352,14 +350,9 @@ class IngestEngine:
             w.stations[frame.station] = [frame.rssi, frame.snr, 1 << frame.rep, frame.freq]
             self.counters.duplicates += 1
             if not w.oob:
-                out.messages.append({
-                    "id": f"{w.message_id}:{frame.station}", "messageId": w.message_id,
-                    "device": frame.device, "deviceTypeId": device.get("device_type_id"),
-                    "groupId": device.get("group_id"), "registrationId": w.registration,
-                    "seqNumber": frame.seqNumber, "time": frame.time,
-                    "data": frame.data, "station": frame.station, "rssi": frame.rssi, "snr": frame.snr,
-                    "freq": frame.freq, "rep": frame.rep, "ack": frame.ack, "duplicate": True,
-                })
+                out.messages.append(duplicate_reception(
+                    w.message_id, frame, device_type_id=device.get("device_type_id"),
+                    group_id=device.get("group_id"), registration_id=w.registration))
             return
         self.counters.repetitions += 1
         rec[0] = max(rec[0], frame.rssi)
@@ -370,9 +363,9 @@ class IngestEngine:
     def _seen(self, st: DeviceState, device: dict, now: float, out: Outputs, *, cause: str) -> None:
         st.last_seen = now
         if st.breached_at is not None:
-            out.events.append(self._event(st, device, "RESTORED", now, key=cause,
-                                          info=f"Messages received again after {_fmt(st.breached_at)}",
-                                          lastErrorTime=_ms(st.breached_at), severity="INFO"))
+            out.events.append(events.restored(_subject(st, device), _ms(now), message_id=cause,
+                                              info=f"Messages received again after {_fmt(st.breached_at)}",
+                                              last_error_time_ms=_ms(st.breached_at)))
             st.breached_at = None
         keep_alive = self._keep_alive(device)
         if keep_alive:
@@ -480,43 +473,28 @@ class IngestEngine:
         st.breached_at = deadline
         out.touched.add(st.device)
         # The key truncates (not _ms) as earlier versions did: a breach raised again keeps its id.
-        out.events.append(self._event(st, device, "ERROR", deadline, key=str(int(deadline * 1000)),
-                                      info=f"No message received since {_fmt(st.last_seen)}",
-                                      severity="ERROR", lastSeen=_ms(st.last_seen or 0)))
+        out.events.append(events.keep_alive_error(_subject(st, device), _ms(deadline),
+                                                  deadline_key_ms=int(deadline * 1000),
+                                                  info=f"No message received since {_fmt(st.last_seen)}",
+                                                  last_seen_ms=_ms(st.last_seen or 0)))
 
-    def _advanced(self, st: DeviceState, w: Window) -> dict:
+    def _advanced(self, st: DeviceState, w: Window) -> AdvancedMessage:
         device = self.config.devices.get(st.device) or {}
-        duplicates = [{"bsId": bs, "rssi": r[0], "snr": r[1], "nbRep": bin(r[2]).count("1")}
-                      for bs, r in w.stations.items()]
+        duplicates: list[Duplicate] = [{"bsId": bs, "rssi": r[0], "snr": r[1], "nbRep": bin(r[2]).count("1")}
+                                       for bs, r in w.stations.items()]
         best_rssi = max(d["rssi"] for d in duplicates)
         quality = aggregate.link_quality(best_rssi, len(duplicates))
         location = aggregate.computed_location([(d["bsId"], d["rssi"]) for d in duplicates],
                                                self.config.stations)
-        record = {
-            "id": f"{w.message_id}:advanced", "messageId": w.message_id, "device": st.device,
-            "deviceTypeId": device.get("device_type_id"), "groupId": device.get("group_id"),
-            "registrationId": w.registration, "seqNumber": w.seq, "time": w.time, "data": w.data, "ack": w.ack,
-            "duplicates": duplicates, "nbStations": len(duplicates),
-            "nbFrames": sum(d["nbRep"] for d in duplicates),
-            "lqi": aggregate.LQI_NAMES[quality], "linkQuality": quality, "computedLocation": location,
-            "rinfos": [{"baseStation": bs, "rssi": r[0], "snr": r[1], "freq": r[3],
-                        "rep": bin(r[2]).count("1")} for bs, r in w.stations.items()],
-            "operatorName": "Backhaul", "countryCode": device.get("country_code") or "000",
-            "deadline": _ms(w.deadline),
-        }
-        if device.get("lat") is not None:
-            record["fixedLat"], record["fixedLng"] = device["lat"], device["lng"]
-        return record
-
-    # Events ------------------------------------------------------------
-    def _event(self, st: DeviceState, device: dict, kind: str, now: float, *, key: str, **body) -> dict:
-        event = {
-            "id": f"{st.device}:{kind}:{key}", "type": kind, "device": st.device,
-            "deviceTypeId": device.get("device_type_id"), "groupId": device.get("group_id"),
-            "registrationId": st.registration, "time": _ms(now),
-        }
-        event.update(body)
-        return event
+        rinfos: list[Rinfo] = [{"baseStation": bs, "rssi": r[0], "snr": r[1], "freq": r[3],
+                                "rep": bin(r[2]).count("1")} for bs, r in w.stations.items()]
+        return advanced_message(
+            w.message_id, st.device, device_type_id=device.get("device_type_id"), group_id=device.get("group_id"),
+            registration_id=w.registration, seq_number=w.seq, time_ms=w.time, data=w.data, ack=w.ack,
+            duplicates=duplicates, rinfos=rinfos, lqi=aggregate.LQI_NAMES[quality], link_quality=quality,
+            computed_location=location, operator_name="Backhaul", country_code=device.get("country_code") or "000",
+            deadline_ms=_ms(w.deadline),
+            fixed_position=(device["lat"], device["lng"]) if device.get("lat") is not None else None)
 
     def com_state(self, device: str, now: float | None = None) -> tuple[int, int]:
         """Communication status (Sigfox comState code, missed keep-alive periods)."""
@@ -533,6 +511,11 @@ class IngestEngine:
         if st.breached_at is None:
             return 1, 0                                  # OK
         return 3, int((now - st.last_seen) // keep_alive)  # KO, periods missed
+
+
+def _subject(st: DeviceState, device: dict) -> Subject:
+    """Whom the device's events are about: the device, its configuration and its current registration."""
+    return Subject(st.device, device.get("device_type_id"), device.get("group_id"), st.registration)
 
 
 def _ms(epoch_s: float) -> int:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import time
 
-import orjson
 from aiokafka import TopicPartition
 
 from backhaul import metrics
@@ -21,10 +20,14 @@ from backhaul.configview import ConfigView
 from backhaul.kafka import Out, make_consumer, send_all
 from backhaul.settings import settings
 from backhaul.stage import Batch, Stage
+from backhaul.topics import topic
 from ingest.engine import DeviceState, IngestEngine, Outputs
+from schemas.advanced_messages import encode_advanced_message
+from schemas.device_events import encode_device_event
+from schemas.device_state import DeviceStateRecord, decode_device_state, encode_device_state
 from schemas.frames import FrameError, decode_frame, rejection
-from schemas.topics import (DEVICE_EVENTS, FRAMES, FRAMES_REJECTED, INGEST_STATE, MESSAGES,
-                            MESSAGES_ADVANCED, topic)
+from schemas.messages import encode_message
+from schemas.topics import DEVICE_EVENTS, FRAMES, FRAMES_REJECTED, INGEST_STATE, MESSAGES, MESSAGES_ADVANCED
 
 log = logging.getLogger(__name__)
 
@@ -122,13 +125,13 @@ class IngestStage(Stage):
     def _outputs(self, out: Outputs) -> list[Out]:
         records = []
         for m in out.messages:
-            records.append(Out(self._t_messages, m["device"].encode(), orjson.dumps(m)))
+            records.append(Out(self._t_messages, m["device"].encode(), encode_message(m)))
         now = time.time()
         for a in out.advanced:
-            records.append(Out(self._t_advanced, a["device"].encode(), orjson.dumps(a)))
+            records.append(Out(self._t_advanced, a["device"].encode(), encode_advanced_message(a)))
             metrics.ADVANCED_LATENESS.observe(max(0.0, now - a["deadline"] / 1000))
         for e in out.events:
-            records.append(Out(self._t_events, e["device"].encode(), orjson.dumps(e)))
+            records.append(Out(self._t_events, e["device"].encode(), encode_device_event(e)))
             metrics.DEVICE_EVENTS.labels(e["type"]).inc()
         self._dirty |= out.touched
         return records
@@ -147,7 +150,7 @@ class IngestStage(Stage):
         for device in self._dirty:
             st = states.get(device)
             if st is not None:
-                records.append(Out(self._t_state, device.encode(), orjson.dumps(st.to_json()), st.partition))
+                records.append(Out(self._t_state, device.encode(), encode_device_state(st.to_json()), st.partition))
         await send_all(self.producer, records)
         self._dirty.clear()  # only now: a failed send is tried again with the same devices
 
@@ -197,8 +200,8 @@ class IngestStage(Stage):
         self._last_counts = {k: v for k, v in c.__dict__.items() if k != "late_lateness"}
 
 
-async def read_changelog(name: str, partitions: set[int]) -> dict[str, tuple[int, dict]]:
-    """The latest value of every key in some partitions of a compacted changelog."""
+async def read_changelog(name: str, partitions: set[int]) -> dict[str, tuple[int, DeviceStateRecord]]:
+    """The latest device state of every key in some partitions of the compacted `ingest.state`."""
     consumer = make_consumer(group=None)
     await consumer.start()
     try:
@@ -207,16 +210,16 @@ async def read_changelog(name: str, partitions: set[int]) -> dict[str, tuple[int
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
         pending = {tp for tp in tps if ends[tp] > 0}
-        latest: dict[str, tuple[int, dict | None]] = {}
+        latest: dict[str, tuple[int, DeviceStateRecord | None]] = {}
         while pending:
             batch = await consumer.getmany(*pending, timeout_ms=500, max_records=20000)
             for tp, records in batch.items():
                 for rec in records:
                     key = rec.key.decode()
-                    latest[key] = (tp.partition, orjson.loads(rec.value) if rec.value else None)
+                    latest[key] = (tp.partition, decode_device_state(rec.value) if rec.value else None)
             for tp in list(pending):
                 if await consumer.position(tp) >= ends[tp]:
                     pending.discard(tp)
-        return {k: v for k, v in latest.items() if v[1] is not None}
+        return {k: (p, v) for k, (p, v) in latest.items() if v is not None}
     finally:
         await consumer.stop()

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
-import orjson
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
@@ -30,13 +30,19 @@ from backhaul import metrics
 from backhaul.configview import ConfigView
 from backhaul.kafka import Out
 from backhaul.stage import Batch, Stage
+from backhaul.topics import topic
 from callback_language import bindings
 from callback_language import downlink as dl
 from callback_language.compiled import CompiledCallbacks
 from callback_language.status import NON_HTTP_STATUS
 from callback_language.templates import TemplateError, render_email, render_request
 from schemas import delivery_results as results
-from schemas.topics import DELIVERIES, DELIVERY_RESULTS, DEVICE_EVENTS, MESSAGES, MESSAGES_ADVANCED, topic
+from schemas.advanced_messages import decode_advanced_message
+from schemas.deliveries import Delivery, delivery_key, email, encode_delivery, http_request, new_delivery
+from schemas.delivery_results import encode_delivery_result
+from schemas.device_events import decode_device_event, encode_device_event
+from schemas.messages import decode_message
+from schemas.topics import DELIVERIES, DELIVERY_RESULTS, DEVICE_EVENTS, MESSAGES, MESSAGES_ADVANCED
 
 log = logging.getLogger(__name__)
 
@@ -61,17 +67,19 @@ class RouterStage(Stage):
         return self.each_record(batch, self._route_record)
 
     def _route_record(self, tp: TopicPartition, rec: ConsumerRecord, outputs: list[Out]) -> None:
-        record = orjson.loads(rec.value)
         if tp.topic == self._t_messages:
-            if record.get("duplicate"):
+            message = decode_message(rec.value)
+            if message.get("duplicate"):
                 return
-            self._route(record, "DATA", record["time"], outputs)
+            self._route(message, "DATA", message["time"], outputs)
         elif tp.topic == self._t_advanced:
-            self._route(record, "DATA_ADVANCED", record["deadline"], outputs)
+            advanced = decode_advanced_message(rec.value)
+            self._route(advanced, "DATA_ADVANCED", advanced["deadline"], outputs)
         else:
-            self._route(record, record["type"], record["time"], outputs)
+            event = decode_device_event(rec.value)
+            self._route(event, event["type"], event["time"], outputs)
 
-    def _route(self, record: dict[str, Any], kind: str, origin_ms: int, outputs: list[Out]) -> None:
+    def _route(self, record: Mapping[str, Any], kind: str, origin_ms: int, outputs: list[Out]) -> None:
         subtypes = bindings.TARGETS.get(kind)
         if not subtypes:
             return
@@ -104,47 +112,30 @@ class RouterStage(Stage):
                 custom = self.compiled.custom_data(cb, device_type_id, record["data"])
                 if custom:
                     cb_vars = {**variables, **custom}
-            delivery = self._delivery(record, cb["id"], cb_kind, cb["channel"], device_type_id, message_id,
-                                      origin_ms, now_ms)
-            delivery.update(variables=cb_vars, downlink=cb["id"] == downlink_callback)
+            delivery = new_delivery(record, callback_id=cb["id"], kind=cb_kind, channel=cb["channel"],
+                                    device_type_id=device_type_id, message_id=message_id, origin_ms=origin_ms,
+                                    created_ms=now_ms, variables=cb_vars, downlink=cb["id"] == downlink_callback)
             try:
                 if compiled is None:
                     raise TemplateError("callback", None, "callback could not be compiled")
                 if cb["channel"] == "URL":
                     req = render_request(compiled, cb_vars)
                     # No secret here: the configuration holds them sealed; the delivery worker adds them.
-                    delivery["request"] = {
-                        "method": req.method, "url": req.url, "headers": req.headers,
-                        "body": req.body.decode() if req.body is not None else None,
-                        "contentType": req.content_type,
-                    }
+                    delivery["request"] = http_request(req.method, req.url, req.headers, req.body, req.content_type)
                 elif cb["channel"] == "EMAIL":
-                    recipient, subject, body = render_email(compiled, cb_vars)
-                    delivery["email"] = {"recipient": recipient, "subject": subject, "body": body}
+                    delivery["email"] = email(*render_email(compiled, cb_vars))
             except TemplateError as exc:
                 metrics.ROUTE_ERRORS.labels("render").inc()
-                outputs.append(Out(self._t_results, record["device"].encode(), orjson.dumps(
+                outputs.append(Out(self._t_results, record["device"].encode(), encode_delivery_result(
                     render_failure(delivery, str(exc)))))
                 if delivery["downlink"]:
                     outputs.append(self._ack(record, device_type_id, dl.InfoCode.NO_ANSWER, now_ms,
                                              f"No answer: the downlink callback could not be rendered: {exc}"))
                 continue
             metrics.ROUTED.labels(cb_kind, cb["channel"]).inc()
-            key = cb["id"] if cb["channel"] == "BATCH_URL" else record["device"]
-            outputs.append(Out(self._t_deliveries, key.encode(), orjson.dumps(delivery)))
+            outputs.append(Out(self._t_deliveries, delivery_key(delivery), encode_delivery(delivery)))
 
-    @staticmethod
-    def _delivery(record: dict[str, Any], callback_id: str | None, kind: str, channel: str, device_type_id: str,
-                  message_id: str | None, origin_ms: int, now_ms: int) -> dict[str, Any]:
-        return {
-            "id": f"{record['id']}/{callback_id or channel.lower()}", "callbackId": callback_id, "kind": kind,
-            "channel": channel, "recordId": record["id"], "messageId": message_id,
-            "device": record["device"], "deviceTypeId": device_type_id, "groupId": record.get("groupId"),
-            "registrationId": record.get("registrationId"), "origin": origin_ms, "createdAt": now_ms,
-            "messageTime": record["time"], "data": record.get("data"), "snr": record.get("snr"),
-        }
-
-    def _downlink(self, record: dict[str, Any], device_type_id: str, callbacks: list[dict[str, Any]],
+    def _downlink(self, record: Mapping[str, Any], device_type_id: str, callbacks: list[dict[str, Any]],
                   origin_ms: int, now_ms: int, outputs: list[Out]) -> str | None:
         """Start the downlink an uplink asks for; returns the id of the callback that answers it, if any."""
         dtype = self.view.device_types.get(device_type_id)
@@ -159,29 +150,27 @@ class RouterStage(Stage):
                 outputs.append(self._ack(record, device_type_id, dl.InfoCode.INVALID_CONFIGURATION, now_ms,
                                          f"Invalid configuration: {exc}"))
                 return None
-            delivery = self._delivery(record, None, "DOWNLINK", "DIRECT", device_type_id, record["id"],
-                                      origin_ms, now_ms)
-            delivery.update(downlinkData=data, variables={"station": record["station"]})
-            outputs.append(Out(self._t_deliveries, record["device"].encode(), orjson.dumps(delivery)))
+            delivery = new_delivery(record, callback_id=None, kind="DOWNLINK", channel="DIRECT",
+                                    device_type_id=device_type_id, message_id=record["id"], origin_ms=origin_ms,
+                                    created_ms=now_ms, variables={"station": record["station"]})
+            delivery["downlinkData"] = data
+            outputs.append(Out(self._t_deliveries, delivery_key(delivery), encode_delivery(delivery)))
             return None
         outputs.append(self._ack(record, device_type_id, route.code, now_ms, route.reason))
         return None
 
-    def _ack(self, record: dict[str, Any], device_type_id: str, code: dl.InfoCode, now_ms: int,
+    def _ack(self, record: Mapping[str, Any], device_type_id: str, code: dl.InfoCode, now_ms: int,
              reason: str | None = None) -> Out:
         metrics.DOWNLINKS.labels(str(int(code))).inc()
         event = dl.ack_event(record["device"], record["id"], code, device_type_id=device_type_id,
                              group_id=record.get("groupId"), now_ms=now_ms, reason=reason,
                              registration_id=record.get("registrationId"))
-        return Out(self._t_events, record["device"].encode(), orjson.dumps(event))
+        return Out(self._t_events, record["device"].encode(), encode_device_event(event))
 
 
-def render_failure(delivery: dict[str, Any], reason: str) -> dict[str, Any]:
+def render_failure(delivery: Delivery, reason: str) -> results.DeliveryResult:
     """A final failed attempt for a delivery that could not even be rendered (no request was sent)."""
     now_ms = int(time.time() * 1000)
-    return {
-        **results.about(delivery), "sendId": results.not_sent_id(delivery["id"]), "attempt": 1,
-        "state": results.DONE, "sentAt": now_ms, "time": now_ms, "final": True, "dead": True,
-        "status": NON_HTTP_STATUS, "errorClass": "render", "info": reason, "latencyMs": 0.0,
-        "delivery": delivery,
-    }
+    return results.done(delivery, send_id=results.not_sent_id(delivery["id"]), attempt=1, sent_at_ms=now_ms,
+                        now_ms=now_ms, status=NON_HTTP_STATUS, error_class="render", info=reason, latency_ms=0.0,
+                        dead_delivery=delivery)

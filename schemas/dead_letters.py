@@ -21,9 +21,13 @@ from typing import Any
 import orjson
 
 from schemas.excerpt import bounded_text, excerpt, tail_text
+from schemas.fields import Fields, NoneType, checked
 
 ERROR_CHARS = 1000
 TRACEBACK_CHARS = 4000
+FIELDS: Fields = (("stage", (str,)), ("topic", (str,)), ("partition", (int,)), ("offset", (int,)),
+                  ("key", (dict, NoneType)), ("value", (dict, NoneType)), ("errorType", (str,)), ("error", (str,)),
+                  ("traceback", (str,)), ("attempts", (int,)), ("time", (int,)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +66,7 @@ class DeadLetter:
 
     @classmethod
     def decode(cls, raw: bytes) -> "DeadLetter":
-        v = orjson.loads(raw)
+        """The dead letter in a record's value; raises naming the field it cannot use (`schemas.fields`)."""
+        v = checked(orjson.loads(raw), "dead letter", FIELDS)
         return cls(v["stage"], v["topic"], v["partition"], v["offset"], v["key"], v["value"], v["errorType"],
                    v["error"], v["traceback"], v["attempts"], v["time"])

@@ -16,22 +16,136 @@ schedule of its own), else from `createdAt` (`workers.retry.give_up_at`).
 `messageTime` is the time the undelivered list shows (older deliveries
 without it: `origin`).
 
-`delivery_problem` names what makes a record unusable by the delivery worker
-(which dead-letters it instead of failing on it at send time).
+`data` and `snr` are the message's, kept for the undelivered list. A replay
+(`replayed`) is the same delivery under the id `<first id>#r<n>`, with
+`webhookId` (the first id: receivers de-duplicate on it) and `scheduleFrom`.
+Key: the callback id for BATCH_URL (the worker batches a callback's
+deliveries), else the device id (`delivery_key`).
+
+`decode_delivery` refuses a record the delivery worker cannot use with
+`InvalidDelivery` naming the field (`delivery_problem`): the worker
+dead-letters it instead of failing on it at send time.
 """
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, NotRequired, TypedDict, cast
+
+import orjson
 
 CHANNELS = ("URL", "BATCH_URL", "EMAIL", "DIRECT")
+Channel = Literal["URL", "BATCH_URL", "EMAIL", "DIRECT"]
 
 
-def schedule_start_ms(delivery: dict[str, Any]) -> float:
+class Request(TypedDict):
+    """A rendered HTTP request, without any secret (the worker adds them at send time)."""
+
+    method: str
+    url: str
+    headers: NotRequired[dict[str, str]]
+    body: NotRequired[str | None]
+    contentType: NotRequired[str | None]
+    auth: NotRequired[list[str] | None]  # only in deliveries written before secrets were sealed
+
+
+class Email(TypedDict):
+    recipient: str
+    subject: str
+    body: str
+
+
+class Delivery(TypedDict):
+    id: str
+    channel: Channel
+    kind: str                  # DATA, DATA_ADVANCED, an event type, or DOWNLINK (DIRECT)
+    device: str
+    recordId: str
+    origin: int                # the record's first frame (or the event's time), ms
+    createdAt: int             # routed, ms
+    variables: dict[str, Any]
+    callbackId: str | None     # None for DIRECT
+    messageId: NotRequired[str | None]
+    deviceTypeId: NotRequired[str | None]
+    groupId: NotRequired[str | None]
+    registrationId: NotRequired[int | None]
+    messageTime: NotRequired[int]
+    data: NotRequired[str | None]
+    snr: NotRequired[float | None]
+    downlink: NotRequired[bool]  # this callback answers the uplink's downlink request
+    webhookId: NotRequired[str]  # a replay: the id of the first delivery
+    scheduleFrom: NotRequired[int]  # a replay: when its retry schedule starts, ms
+    request: NotRequired[Request]  # URL; a dead BATCH_URL delivery: the batch's request
+    email: NotRequired[Email]      # EMAIL
+    downlinkData: NotRequired[str]  # DIRECT: the rendered downlink, 16 hex characters
+
+
+class InvalidDelivery(ValueError):
+    """A `deliveries` record the worker cannot use; the message names the field and why."""
+
+
+def new_delivery(record: Mapping[str, Any], *, callback_id: str | None, kind: str, channel: Channel, device_type_id: str,
+                 message_id: str | None, origin_ms: int, created_ms: int, variables: dict[str, Any],
+                 downlink: bool = False) -> Delivery:
+    """The delivery of `record` (a message, DATA_ADVANCED or device event) to one callback, or, with
+    no callback, to the DIRECT downlink. Its id is stable: `<record id>/<callback id or channel>`."""
+    return {
+        "id": f"{record['id']}/{callback_id or channel.lower()}", "callbackId": callback_id, "kind": kind,
+        "channel": channel, "recordId": record["id"], "messageId": message_id,
+        "device": record["device"], "deviceTypeId": device_type_id, "groupId": record.get("groupId"),
+        "registrationId": record.get("registrationId"), "origin": origin_ms, "createdAt": created_ms,
+        "messageTime": record["time"], "data": record.get("data"), "snr": record.get("snr"),
+        "variables": variables, "downlink": downlink,
+    }
+
+
+def http_request(method: str, url: str, headers: dict[str, str], body: bytes | None,
+                 content_type: str | None) -> Request:
+    """A rendered request as a delivery carries it (the body as text)."""
+    return {"method": method, "url": url, "headers": headers,
+            "body": body.decode() if body is not None else None, "contentType": content_type}
+
+
+def email(recipient: str, subject: str, body: str) -> Email:
+    return {"recipient": recipient, "subject": subject, "body": body}
+
+
+def replayed(delivery: Delivery, now_ms: int) -> Delivery:
+    """The delivery sent again from the undelivered list: id `<first id>#r<n>`, the first id as
+    `webhookId`, a retry schedule from `now_ms`."""
+    original = delivery.get("webhookId") or delivery["id"].split("#r")[0]
+    n = int(delivery["id"].split("#r")[1]) + 1 if "#r" in delivery["id"] else 1
+    return {**delivery, "id": f"{original}#r{n}", "webhookId": original, "scheduleFrom": now_ms}
+
+
+def delivery_key(delivery: Mapping[str, object]) -> bytes | None:
+    """The record key: the callback for BATCH_URL (one worker batches a callback), else the device.
+    None when the record lacks it (a broken record being dead-lettered)."""
+    key = delivery.get("callbackId") if delivery.get("channel") == "BATCH_URL" else delivery.get("device")
+    return key.encode() if isinstance(key, str) else None
+
+
+# The record as JSON; orjson's own function, so that the hot path adds no Python call.
+encode_delivery: Callable[[Delivery], bytes] = orjson.dumps
+
+
+def decode_delivery(raw: bytes | None) -> Delivery:
+    """The delivery in a record's value, or `InvalidDelivery` naming what makes it unusable."""
+    try:
+        obj = orjson.loads(raw or b"")
+    except orjson.JSONDecodeError as exc:
+        raise InvalidDelivery(f"delivery: not JSON: {exc}") from None
+    problem = delivery_problem(obj)
+    if problem is not None:
+        raise InvalidDelivery(problem)
+    return cast(Delivery, obj)
+
+
+def schedule_start_ms(delivery: Delivery) -> float:
     """When a delivery's retry schedule started: a replay's own start, else when it was routed."""
     return delivery.get("scheduleFrom") or delivery["createdAt"]
 
 
-def message_time_ms(delivery: dict[str, Any]) -> float | None:
+def message_time_ms(delivery: Delivery) -> float | None:
     """The time of the message (or event) a delivery is about."""
     return delivery.get("messageTime") or delivery.get("origin")
 
@@ -54,7 +168,7 @@ def delivery_problem(obj: Any) -> str | None:
     channel = obj.get("channel")
     if channel not in CHANNELS:
         return f"channel: must be one of {', '.join(CHANNELS)}"
-    checks = [("id", (str,), False), ("device", (str,), False), ("kind", (str,), False),
+    checks: list[tuple[str, tuple[type, ...], bool]] = [("id", (str,), False), ("device", (str,), False), ("kind", (str,), False),
               ("origin", (int, float), False), ("createdAt", (int, float), False),
               ("callbackId", (str,), channel == "DIRECT"), ("recordId", (str,), False),
               ("variables", (dict,), False),

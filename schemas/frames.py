@@ -21,18 +21,21 @@ than the parser's 1024 levels (`frame.depth`), a key given twice
 (`frame.duplicate`: parsers disagree on which copy wins), any other invalid
 JSON (`frame.format`), JSON that is not an object (`frame.type`), then each
 field's own checks (`station.format`, `seqNumber.range`, `rssi.type`, ...).
-A refused frame is described by `rejection()`, never copied.
+A refused frame is described by `rejection()`, never copied: that is the
+`frames.rejected` record (`Rejection`, `decode_rejection`).
 """
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict, cast
 
 import orjson
 
 from schemas.excerpt import bounded_text, excerpt
+from schemas.fields import Fields, NoneType, checked
 
 MAX_PAYLOAD_BYTES = 12
 SEQ_MODULO = 4096
@@ -58,6 +61,26 @@ class FrameError(ValueError):
         return f"{self.field}.{self.reason.split(' ', 1)[0]}" if self.field else self.reason
 
 
+class FrameRecord(TypedDict):
+    """A frame as a station publishes it (`validate_frame` makes a `Frame` of it)."""
+
+    station: str
+    device: str
+    seqNumber: int
+    time: int
+    data: str
+    rssi: float
+    snr: float
+    freq: int
+    rep: int
+    ack: bool
+    oob: bool
+
+
+# The record as JSON; orjson's own function, so that the hot path adds no Python call.
+encode_frame: Callable[[FrameRecord], bytes] = orjson.dumps
+
+
 @dataclass(slots=True)
 class Frame:
     station: str
@@ -72,7 +95,7 @@ class Frame:
     ack: bool
     oob: bool
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> FrameRecord:
         return {
             "station": self.station, "device": self.device, "seqNumber": self.seqNumber,
             "time": self.time, "data": self.data, "rssi": self.rssi, "snr": self.snr,
@@ -80,10 +103,10 @@ class Frame:
         }
 
     def encode(self) -> bytes:
-        return orjson.dumps(self.to_dict())
+        return encode_frame(self.to_dict())
 
 
-def _hex(obj: dict, field: str, min_len: int, max_len: int) -> str:
+def _hex(obj: dict[str, Any], field: str, min_len: int, max_len: int) -> str:
     value = obj.get(field)
     if value is None:
         raise FrameError(field, "missing")
@@ -98,7 +121,7 @@ def _hex(obj: dict, field: str, min_len: int, max_len: int) -> str:
     return value.upper()
 
 
-def _int(obj: dict, field: str, lo: int, hi: int, *, default: int | None = None) -> int:
+def _int(obj: dict[str, Any], field: str, lo: int, hi: int, *, default: int | None = None) -> int:
     value = obj.get(field, default)
     if value is None:
         raise FrameError(field, "missing")
@@ -109,7 +132,7 @@ def _int(obj: dict, field: str, lo: int, hi: int, *, default: int | None = None)
     return value
 
 
-def _number(obj: dict, field: str, lo: float, hi: float) -> float:
+def _number(obj: dict[str, Any], field: str, lo: float, hi: float) -> float:
     value = obj.get(field)
     if value is None:
         raise FrameError(field, "missing")
@@ -120,7 +143,7 @@ def _number(obj: dict, field: str, lo: float, hi: float) -> float:
     return float(value)
 
 
-def _bool(obj: dict, field: str) -> bool:
+def _bool(obj: dict[str, Any], field: str) -> bool:
     value = obj.get(field, False)
     if not isinstance(value, bool):
         raise FrameError(field, f"type must be true or false, got {type(value).__name__}")
@@ -154,13 +177,14 @@ def validate_frame(obj: Any) -> Frame:
 class _DuplicateKey(ValueError):
     pass
 
-
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     obj = dict(pairs)
     if len(obj) != len(pairs):
         seen: set[str] = set()
-        twice = next(k for k, _ in pairs if k in seen or seen.add(k))
-        raise _DuplicateKey(twice)
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
     return obj
 
 
@@ -222,6 +246,24 @@ def decode_frame(raw: bytes | None, max_bytes: int | None = None, key: bytes | N
     return validate_frame(obj)
 
 
+class Rejection(TypedDict):
+    """The `frames.rejected` record (see `rejection`)."""
+
+    reason: str
+    message: str
+    raw: dict[str, Any] | None
+    key: dict[str, Any] | None
+    topic: str
+    partition: int
+    offset: int
+    rejectedAt: int
+
+
+REJECTION_FIELDS: Fields = (("reason", (str,)), ("message", (str,)), ("raw", (dict, NoneType)),
+                            ("key", (dict, NoneType)), ("topic", (str,)), ("partition", (int,)),
+                            ("offset", (int,)), ("rejectedAt", (int,)))
+
+
 def rejection(reason: str, message: str, *, key: bytes | None, value: bytes | None, topic: str,
               partition: int, offset: int, time_ms: int) -> tuple[bytes | None, bytes]:
     """The `frames.rejected` record (key, value) for a refused frame.
@@ -235,7 +277,12 @@ def rejection(reason: str, message: str, *, key: bytes | None, value: bytes | No
          "key": {"prefix": "MDBBQjEyQ0Q=", "length": 8, "sha256": "..."},
          "topic": "frames", "partition": 1, "offset": 42, "rejectedAt": 1764165600000}
     """
-    body = {"reason": bounded_text(reason, 100), "message": bounded_text(message, MESSAGE_CHARS),
-            "raw": excerpt(value), "key": excerpt(key), "topic": topic, "partition": partition,
-            "offset": offset, "rejectedAt": time_ms}
+    body: Rejection = {"reason": bounded_text(reason, 100), "message": bounded_text(message, MESSAGE_CHARS),
+                       "raw": excerpt(value), "key": excerpt(key), "topic": topic, "partition": partition,
+                       "offset": offset, "rejectedAt": time_ms}
     return (key[:KEY_BYTES] if key is not None else None), orjson.dumps(body)
+
+
+def decode_rejection(raw: bytes) -> Rejection:
+    """The `frames.rejected` record in a record's value; raises naming the field it cannot use."""
+    return cast(Rejection, checked(orjson.loads(raw), "rejection", REJECTION_FIELDS))

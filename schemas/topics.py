@@ -1,13 +1,13 @@
 """Every Kafka topic name, in one place.
 
-Names can be prefixed (BACKHAUL_TOPIC_PREFIX) so that tests and benchmarks
-run side by side on one broker without seeing each other's records.
+Names can be prefixed so that tests and benchmarks run side by side on one
+broker without seeing each other's records: `topic_name(name, prefix)`. The
+runtime applies the configured prefix (BACKHAUL_TOPIC_PREFIX) with
+`backhaul.topics.topic`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from backhaul.settings import settings
 
 FRAMES = "frames"
 FRAMES_REJECTED = "frames.rejected"
@@ -48,7 +48,6 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
 )
 
 
-def topic(name: str, prefix: str | None = None) -> str:
-    """The full topic name for `name`, with the configured prefix."""
-    p = settings().topic_prefix if prefix is None else prefix
-    return f"{p}{name}"
+def topic_name(name: str, prefix: str) -> str:
+    """The full name of topic `name` under `prefix`."""
+    return f"{prefix}{name}"

@@ -21,7 +21,9 @@ import orjson
 
 from backhaul.geo import distance_m
 from backhaul.kafka import make_producer
-from schemas.topics import FRAMES, topic
+from backhaul.topics import topic
+from schemas.frames import FrameRecord, encode_frame
+from schemas.topics import FRAMES
 
 log = logging.getLogger(__name__)
 
@@ -97,14 +99,14 @@ def rssi_at(distance: float, rng: random.Random) -> float:
 
 
 def message_frames(device: Device, rng: random.Random, *, max_stations: int, data: str | None = None,
-                   ack: bool = False, now_ms: int | None = None, oob: bool = False) -> list[dict]:
+                   ack: bool = False, now_ms: int | None = None, oob: bool = False) -> list[FrameRecord]:
     """The frames of one transmission: 1..max_stations stations, 1..3 repetitions each, shuffled."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     seq = device.seq
     device.seq = (device.seq + 1) % 4096
     payload = data if data is not None else rng.randbytes(rng.randint(0, 12)).hex()
     n = rng.randint(1, max(1, min(max_stations, len(device.nearest))))
-    frames = []
+    frames: list[FrameRecord] = []
     for dist, st in device.nearest[:n]:
         rssi = rssi_at(dist, rng)
         for rep in range(1, rng.choice((1, 3)) + 1):
@@ -157,7 +159,7 @@ async def simulate(network: Network, *, messages_per_device: int | None, rate: f
                         futures.append(await producer.send(name, f["__raw__"], key=b"malformed"))
                         sent["malformed"] += 1
                     else:
-                        futures.append(await producer.send(name, orjson.dumps(f), key=f["device"].encode()))
+                        futures.append(await producer.send(name, encode_frame(f), key=f["device"].encode()))
                         sent["frames"] += 1
                         if record is not None:
                             record.append(f)

@@ -16,14 +16,17 @@ import logging
 import time
 from collections import OrderedDict
 
-import orjson
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from backhaul.configview import ConfigView
 from backhaul.kafka import Out
 from backhaul.stage import Batch, Stage
-from schemas.topics import DOWNLINK_REPORTS, DOWNLINKS, MESSAGES, topic
+from backhaul.topics import topic
+from schemas.downlink_reports import encode_downlink_report, report
+from schemas.downlinks import decode_downlink
+from schemas.messages import decode_message
+from schemas.topics import DOWNLINK_REPORTS, DOWNLINKS, MESSAGES
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +53,7 @@ class StationsStage(Stage):
         return self.each_record({tp: r for tp, r in batch.items() if tp not in heard}, self._transmit)
 
     def _heard(self, tp: TopicPartition, rec: ConsumerRecord, outputs: list[Out]) -> None:
-        m = orjson.loads(rec.value)
+        m = decode_message(rec.value)
         message_id = m.get("messageId") or m["id"]
         best = self._best.get(message_id)
         if best is None or m["rssi"] > best[0]:
@@ -60,7 +63,7 @@ class StationsStage(Stage):
                 self._best.popitem(last=False)
 
     def _transmit(self, tp: TopicPartition, rec: ConsumerRecord, outputs: list[Out]) -> None:
-        d = orjson.loads(rec.value)
+        d = decode_downlink(rec.value)
         now_ms = int(time.time() * 1000)
         heard = self._best.get(d.get("messageId") or "")
         station = heard[1] if heard else d.get("station")
@@ -70,10 +73,7 @@ class StationsStage(Stage):
                      "after the device stopped listening"
         elif not station or station not in self.view.stations:
             reason = f"Network error: no registered station to transmit from ({station})"
-        report = {"id": d["id"], "device": d["device"], "messageId": d.get("messageId"), "station": station,
-                  "data": d["data"], "transmitted": reason is None, "reason": reason, "time": now_ms,
-                  "deviceTypeId": d.get("deviceTypeId"), "groupId": d.get("groupId"),
-                  "registrationId": d.get("registrationId")}
-        outputs.append(Out(self._t_reports, d["device"].encode(), orjson.dumps(report)))
+        outputs.append(Out(self._t_reports, d["device"].encode(),
+                           encode_downlink_report(report(d, station=station, reason=reason, now_ms=now_ms))))
         log.info("downlink transmitted" if reason is None else "downlink not transmitted",
                  extra={"downlink": d["id"], "station": station, "reason": reason})

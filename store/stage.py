@@ -31,10 +31,9 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
-import orjson
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
@@ -42,9 +41,13 @@ from backhaul import metrics
 from backhaul.failures import POSTGRES_REFUSED
 from backhaul.kafka import Out
 from backhaul.stage import Batch, Stage
+from backhaul.topics import topic
 from schemas import delivery_results as results
-from schemas.deliveries import message_time_ms, schedule_start_ms
-from schemas.topics import DELIVERY_RESULTS, DEVICE_EVENTS, MESSAGES, MESSAGES_ADVANCED, topic
+from schemas.advanced_messages import AdvancedMessage, decode_advanced_message
+from schemas.deliveries import Delivery, message_time_ms, schedule_start_ms
+from schemas.device_events import DeviceEvent, decode_device_event
+from schemas.messages import Message, decode_message
+from schemas.topics import DELIVERY_RESULTS, DEVICE_EVENTS, MESSAGES, MESSAGES_ADVANCED
 
 log = logging.getLogger(__name__)
 
@@ -156,21 +159,21 @@ class StoreStage(Stage):
         return self.each_record(batch, self._read)
 
     def _read(self, tp: TopicPartition, rec: ConsumerRecord, outputs: list[Out]) -> None:
-        r = orjson.loads(rec.value)
         rows = Rows()
         if tp.topic == self._t_messages:
-            if not r.get("duplicate"):
-                self._message(r, rows)
+            message = decode_message(rec.value)
+            if not message.get("duplicate"):
+                self._message(message, rows)
         elif tp.topic == self._t_advanced:
-            self._advanced(r, rows)
+            self._advanced(decode_advanced_message(rec.value), rows)
         elif tp.topic == self._t_events:
-            self._event(r, rows)
+            self._event(decode_device_event(rec.value), rows)
         else:
-            self._result(r, rows)
+            self._result(results.decode_delivery_result(rec.value), rows)
         if rows:
             self._pending.append((rec, rows))
 
-    def _message(self, m: dict, rows: Rows) -> None:
+    def _message(self, m: Message, rows: Rows) -> None:
         rinfo = {"baseStation": m["station"], "rssi": m["rssi"], "snr": m["snr"], "freq": m["freq"],
                  "rep": 1}
         rows.messages.append((m["id"], m["device"], m.get("deviceTypeId"), m["time"], m["seqNumber"],
@@ -180,7 +183,7 @@ class StoreStage(Stage):
         st["seq"] = m["seqNumber"]
         st["last_com"] = m["time"]
 
-    def _advanced(self, a: dict, rows: Rows) -> None:
+    def _advanced(self, a: AdvancedMessage, rows: Rows) -> None:
         rows.advanced.append((a["messageId"], a["device"], a.get("deviceTypeId"), a["time"], a["seqNumber"],
                               a["data"], a.get("ack", False), a["rinfos"], a["nbFrames"], a["linkQuality"],
                               a["computedLocation"], a.get("registrationId")))
@@ -189,7 +192,7 @@ class StoreStage(Stage):
         if a["computedLocation"].get("status") == 1:
             st["location"] = a["computedLocation"]
 
-    def _event(self, e: dict, rows: Rows) -> None:
+    def _event(self, e: DeviceEvent, rows: Rows) -> None:
         registration = e.get("registrationId")
         rows.events.append((e["id"], e["device"], e["type"], e["time"], e, registration))
         if e["type"] in COM_STATE:
@@ -197,7 +200,7 @@ class StoreStage(Stage):
         elif e["type"] == "OUT_OF_SEQUENCE":
             rows.device(e["device"], registration)["trash"] = e["deviceMessageSeqnumber"]
 
-    def _result(self, r: dict, rows: Rows) -> None:
+    def _result(self, r: results.DeliveryResult, rows: Rows) -> None:
         sending = results.is_sending(r)
         rows.attempts.append((results.send_key(r), r["deliveryId"], r.get("messageId"), r["device"],
                               r["callbackId"], r.get("sentAt") or r["time"], None if sending else r["status"],
@@ -208,7 +211,7 @@ class StoreStage(Stage):
         if r.get("errorClass") == "ok":
             rows.succeeded[r["callbackId"]] = max(rows.succeeded.get(r["callbackId"], 0), r["time"])
         if r.get("dead"):
-            d = r.get("delivery") or {}
+            d = r.get("delivery") or cast(Delivery, {})
             rows.given_up.append((r["callbackId"], int(schedule_start_ms(d) if d.get("createdAt") else r["time"])))
             callback = undelivered_callback(d)
             rows.undelivered.append((
@@ -304,7 +307,7 @@ def merged_sends(attempts: list[tuple]) -> list[tuple]:
     return list(by_send.values())
 
 
-def undelivered_callback(delivery: dict[str, Any]) -> dict[str, Any]:
+def undelivered_callback(delivery: Delivery) -> dict[str, Any]:
     """The `callback` of an undelivered record, in the Sigfox shape, never with credentials:
     url, method, headers, body, contentType for HTTP; recipient, subject, message for e-mail."""
     if "email" in delivery:

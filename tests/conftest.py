@@ -316,7 +316,8 @@ async def publish_frames(frames: list[dict]) -> None:
     import orjson
 
     from backhaul.kafka import Out, make_producer, send_all
-    from schemas.topics import FRAMES, topic
+    from backhaul.topics import topic
+    from schemas.topics import FRAMES
 
     producer = make_producer()
     await producer.start()

@@ -6,15 +6,17 @@ reason. The router then delivers the event to the ACKNOWLEDGE callbacks.
 """
 from __future__ import annotations
 
-import orjson
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from backhaul import metrics
 from backhaul.kafka import Out
 from backhaul.stage import Batch, Stage
-from schemas.topics import DEVICE_EVENTS, DOWNLINK_REPORTS, topic
+from backhaul.topics import topic
 from callback_language.downlink import InfoCode, ack_event
+from schemas.device_events import encode_device_event
+from schemas.downlink_reports import decode_downlink_report
+from schemas.topics import DEVICE_EVENTS, DOWNLINK_REPORTS
 
 
 class AcksStage(Stage):
@@ -30,11 +32,11 @@ class AcksStage(Stage):
         return self.each_record(batch, self._acknowledge)
 
     def _acknowledge(self, tp: TopicPartition, rec: ConsumerRecord, outputs: list[Out]) -> None:
-        report = orjson.loads(rec.value)
+        report = decode_downlink_report(rec.value)
         code = InfoCode.ACKED if report["transmitted"] else InfoCode.NETWORK_ERROR
         event = ack_event(report["device"], report["id"], code, reason=report.get("reason"),
                           device_type_id=report.get("deviceTypeId"), group_id=report.get("groupId"),
-                          registration_id=report.get("registrationId"), now_ms=report["time"], downlink_ack=bool(report["transmitted"]))
-        event["station"] = report.get("station")
-        outputs.append(Out(self._t_events, report["device"].encode(), orjson.dumps(event)))
+                          registration_id=report.get("registrationId"), now_ms=report["time"],
+                          downlink_ack=bool(report["transmitted"]), station=report.get("station"))
+        outputs.append(Out(self._t_events, report["device"].encode(), encode_device_event(event)))
         metrics.DOWNLINKS.labels(str(int(code))).inc()

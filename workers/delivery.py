@@ -116,7 +116,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
-import orjson
 from aiokafka import TopicPartition
 
 from backhaul import metrics
@@ -126,12 +125,17 @@ from backhaul.failures import dependency_of, is_infrastructure
 from backhaul.kafka import GroupConsumer, Out, make_producer, send_all
 from backhaul.outbound import callback_session
 from backhaul.settings import settings
+from backhaul.topics import topic
 from callback_language import downlink as dl
 from callback_language.compiled import CompiledCallbacks
 from callback_language.status import NON_HTTP_STATUS
 from schemas import delivery_results as results
-from schemas.deliveries import delivery_problem, schedule_start_ms
-from schemas.topics import DELIVERIES, DELIVERY_RESULTS, DEVICE_EVENTS, DOWNLINKS, topic
+from schemas.deliveries import (Delivery, InvalidDelivery, decode_delivery, delivery_key, encode_delivery,
+                                schedule_start_ms)
+from schemas.delivery_results import encode_delivery_result
+from schemas.device_events import encode_device_event
+from schemas.downlinks import encode_downlink, granted
+from schemas.topics import DELIVERIES, DELIVERY_RESULTS, DEVICE_EVENTS, DOWNLINKS
 from workers import waiting
 from workers.attempt import Outcome
 from workers.bulkhead import CLOSED, HALF_OPEN, OPEN, Endpoint, EndpointRegistry
@@ -424,8 +428,8 @@ class DeliveryWorker:
                             extra={"delivery": delivery.get("id"), "failures": failures})
                 self._spawn(self._deliver_later(delivery, attempts, origin, failures))
             else:
-                self._spawn(self._set_aside(_key(delivery), orjson.dumps(delivery), exc, failures, origin,
-                                            delivery=delivery))
+                self._spawn(self._set_aside(delivery_key(delivery), encode_delivery(delivery), exc, failures,
+                                            origin, delivery=delivery))
             holder, origin = None, None
         finally:
             self._release(holder, origin)
@@ -476,7 +480,7 @@ class DeliveryWorker:
         for delivery, attempts, sent in sends:
             sent.at_ms = now_ms
             records.append(Out(self._t_results, delivery["device"].encode(),
-                               orjson.dumps(results.sending(delivery, sent.id, attempts + 1, now_ms))))
+                               encode_delivery_result(results.sending(delivery, sent.id, attempts + 1, now_ms))))
         await self._until_reachable("announce a send", lambda: send_all(self.producer, records))
 
     # Backlogs ------------------------------------------------------------
@@ -709,7 +713,8 @@ class DeliveryWorker:
                 self._spawn(self._send_batch_later(callback_id, members, failures))
             else:
                 for d, attempts, origin in members:
-                    self._spawn(self._set_aside(_key(d), orjson.dumps(d), exc, failures, origin, delivery=d))
+                    self._spawn(self._set_aside(delivery_key(d), encode_delivery(d), exc, failures, origin,
+                                                delivery=d))
             members = []  # held until then
         finally:
             for d, _, origin in members:
@@ -738,16 +743,11 @@ class DeliveryWorker:
         channel = delivery["channel"]
         now = time.time()
         now_ms = int(now * 1000)
-        result: dict[str, Any] = {
-            **results.about(delivery), "sendId": sent.id if sent else results.not_sent_id(delivery["id"]),
-            "attempt": attempts, "state": results.DONE, "sentAt": (sent and sent.at_ms) or now_ms, "time": now_ms,
-            "status": outcome.status, "errorClass": outcome.error_class, "info": outcome.info,
-            "latencyMs": round(outcome.latency_ms, 3), "answer": outcome.answer, "final": True, "dead": False,
-        }
         metrics.DELIVERIES.labels(channel, outcome.error_class).inc()
         if sent is not None:
             metrics.DELIVERY_LATENCY.labels(channel).observe(outcome.latency_ms / 1000)
         due, wait = None, None
+        dead = False
         if outcome.ok:
             self._last_success[delivery["callbackId"]] = now
             metrics.E2E_LATENCY.labels(delivery["kind"]).observe(max(0.0, now_ms - delivery["origin"]) / 1000)
@@ -763,16 +763,19 @@ class DeliveryWorker:
                     wait = waiting.circuit_open(self._failing_since.get(self._endpoint_of(delivery, request) or ""),
                                                 due, deadline)
             if due is None:
-                result["dead"] = True
-                result["delivery"] = {**delivery, "request": request} if request else delivery
+                dead = True
                 metrics.DELIVERY_DEAD.labels(channel).inc()
             else:
-                result["final"] = False
-                result["nextAttemptAt"] = int(due * 1000)
                 metrics.DELIVERY_RETRIES.labels(channel).inc()
+        result = results.done(
+            delivery, send_id=sent.id if sent else results.not_sent_id(delivery["id"]), attempt=attempts,
+            sent_at_ms=(sent and sent.at_ms) or now_ms, now_ms=now_ms, status=outcome.status,
+            error_class=outcome.error_class, info=outcome.info, latency_ms=round(outcome.latency_ms, 3),
+            answer=outcome.answer, next_attempt_at_ms=int(due * 1000) if due is not None else None,
+            dead_delivery=(({**delivery, "request": request} if request else delivery) if dead else None))
 
         async def record() -> None:  # idempotent: tried again as a whole while Kafka or PostgreSQL is away
-            records = [Out(self._t_results, delivery["device"].encode(), orjson.dumps(result))]
+            records = [Out(self._t_results, delivery["device"].encode(), encode_delivery_result(result))]
             if sent is not None:
                 records.extend(await CHANNELS[channel].answered(delivery, attempts, outcome, now_ms, self.context))
             await send_all(self.producer, records)
@@ -783,7 +786,7 @@ class DeliveryWorker:
                 await self.store.finish(delivery["id"])
 
         await self._until_reachable("record an attempt", record)
-        if result["dead"]:
+        if dead:
             self._spawn(self._alert(delivery, outcome))
 
     def _endpoint_of(self, delivery: dict, request: dict | None) -> str | None:
@@ -796,7 +799,7 @@ class DeliveryWorker:
         event = dl.ack_event(delivery["device"], delivery["recordId"], code, reason=reason,
                              device_type_id=delivery.get("deviceTypeId"), group_id=delivery.get("groupId"),
                              now_ms=int(time.time() * 1000), registration_id=delivery.get("registrationId"))
-        return Out(topic(DEVICE_EVENTS), delivery["device"].encode(), orjson.dumps(event))
+        return Out(topic(DEVICE_EVENTS), delivery["device"].encode(), encode_device_event(event))
 
     async def _grant(self, delivery: dict, data_hex: str) -> list[Out]:
         """The downlink record for the stations, or the ACKNOWLEDGE saying why not."""
@@ -804,13 +807,9 @@ class DeliveryWorker:
         refusal = await self.gate.admit(delivery["recordId"], delivery["device"], utc_day(now))
         if refusal is not None:
             return [self._ack(delivery, refusal)]
-        record = {"id": delivery["recordId"], "device": delivery["device"], "messageId": delivery.get("messageId"),
-                  "data": data_hex, "station": delivery["variables"].get("station"),
-                  "source": "DIRECT" if delivery["channel"] == "DIRECT" else "CALLBACK",
-                  "deviceTypeId": delivery.get("deviceTypeId"), "groupId": delivery.get("groupId"),
-                  "registrationId": delivery.get("registrationId"), "createdAt": int(now * 1000),
-                  "transmitBy": int(delivery["createdAt"] + self.settings.downlink_transmit_s * 1000)}
-        return [Out(topic(DOWNLINKS), delivery["device"].encode(), orjson.dumps(record))]
+        record = granted(delivery, data_hex, created_ms=int(now * 1000),
+                         transmit_by_ms=int(delivery["createdAt"] + self.settings.downlink_transmit_s * 1000))
+        return [Out(topic(DOWNLINKS), delivery["device"].encode(), encode_downlink(record))]
 
     async def _alert(self, delivery: dict, outcome: Outcome) -> None:
         """Tell the device type's alertEmail that the callback is dead: this delivery was given up and
@@ -851,22 +850,9 @@ class DeliveryWorker:
         self.tracker.forget(tps)
 
 
-class InvalidDelivery(ValueError):
-    """A `deliveries` record the worker cannot use (schemas.deliveries names why)."""
-
-
-def read_delivery(value: bytes | None) -> tuple[dict, None] | tuple[None, InvalidDelivery]:
+def read_delivery(value: bytes | None) -> tuple[Delivery, None] | tuple[None, InvalidDelivery]:
     """The delivery in a record's value, or why there is none."""
     try:
-        delivery = orjson.loads(value or b"")
-    except orjson.JSONDecodeError as exc:
-        return None, InvalidDelivery(f"delivery: not JSON: {exc}")
-    problem = delivery_problem(delivery)
-    if problem is not None:
-        return None, InvalidDelivery(problem)
-    return delivery, None
-
-
-def _key(delivery: dict) -> bytes | None:
-    key = delivery.get("callbackId") if delivery.get("channel") == "BATCH_URL" else delivery.get("device")
-    return key.encode() if isinstance(key, str) else None
+        return decode_delivery(value), None
+    except InvalidDelivery as exc:
+        return None, exc

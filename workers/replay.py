@@ -13,11 +13,11 @@ from __future__ import annotations
 import logging
 import time
 
-import orjson
-
 from backhaul import db
 from backhaul.kafka import Out, make_producer, send_all
-from schemas.topics import DELIVERIES, topic
+from backhaul.topics import topic
+from schemas.deliveries import delivery_key, encode_delivery, replayed
+from schemas.topics import DELIVERIES
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +41,8 @@ async def replay_undelivered(*, device: str | None = None, callback: str | None 
         records = []
         now_ms = int(time.time() * 1000)
         for r in rows:
-            d = dict(r["delivery"])
-            original = d.get("webhookId") or d["id"].split("#r")[0]
-            n = int(d["id"].split("#r")[1]) + 1 if "#r" in d["id"] else 1
-            d.update(id=f"{original}#r{n}", webhookId=original, scheduleFrom=now_ms)
-            key = d["callbackId"] if d["channel"] == "BATCH_URL" else d["device"]
-            records.append(Out(topic(DELIVERIES), key.encode(), orjson.dumps(d)))
+            d = replayed(r["delivery"], now_ms)
+            records.append(Out(topic(DELIVERIES), delivery_key(d), encode_delivery(d)))
         await send_all(producer, records)
         await pool.execute("UPDATE undelivered_callbacks SET replayed_at = now() WHERE delivery_id = ANY($1)",
                            [r["delivery_id"] for r in rows])

@@ -42,7 +42,8 @@ import aiohttp
 import orjson
 
 from backhaul.kafka import Out, make_producer, send_all
-from schemas.topics import DELIVERY_RESULTS, DEVICE_EVENTS, FRAMES, MESSAGES, MESSAGES_ADVANCED, topic
+from backhaul.topics import topic
+from schemas.topics import DELIVERY_RESULTS, DEVICE_EVENTS, FRAMES, MESSAGES, MESSAGES_ADVANCED
 from tests.conftest import (
     ROOT, Isolated, Receiver, consumer_group_caught_up, free_port, read_topic, wait_until,
 )

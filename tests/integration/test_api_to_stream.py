@@ -10,7 +10,8 @@ import pytest
 
 from backhaul import db
 from backhaul.kafka import make_producer
-from schemas.topics import DELIVERIES, FRAMES, topic
+from backhaul.topics import topic
+from schemas.topics import DELIVERIES, FRAMES
 from tests.api_support import check, running_api
 from tests.conftest import read_topic
 

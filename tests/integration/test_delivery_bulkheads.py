@@ -10,7 +10,8 @@ import pytest
 from aiohttp import web
 
 from backhaul.kafka import Out, make_producer, send_all
-from schemas.topics import FRAMES, topic
+from backhaul.topics import topic
+from schemas.topics import FRAMES
 from tests.conftest import frame, publish_frames, wait_until
 
 pytestmark = pytest.mark.integration

@@ -10,9 +10,8 @@ import pytest
 from aiohttp import web
 
 from backhaul.kafka import make_admin
-
+from backhaul.topics import topic
 from simulator.network import simulate
-from schemas.topics import topic
 from tests.conftest import at_least, frame, publish_frames, wait_until
 
 pytestmark = pytest.mark.integration

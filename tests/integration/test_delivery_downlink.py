@@ -10,7 +10,8 @@ import orjson
 import pytest
 from aiohttp import web
 
-from schemas.topics import DOWNLINK_REPORTS, DOWNLINKS, topic
+from backhaul.topics import topic
+from schemas.topics import DOWNLINK_REPORTS, DOWNLINKS
 from tests.conftest import PIPELINE_ROLES, frame, publish_frames, read_topic, wait_until
 from callback_language.downlink import render_direct
 

@@ -5,7 +5,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from backhaul.settings import settings
-from schemas.topics import DELIVERIES, topic
+from backhaul.topics import topic
+from schemas.topics import DELIVERIES
 from tests.conftest import wait_until
 from workers.delivery import GROUP
 

@@ -18,7 +18,8 @@ import pytest
 from aiohttp import web
 
 from backhaul.kafka import Out, make_producer, send_all
-from schemas.topics import DELIVERIES, DELIVERY_RESULTS, FRAMES, topic
+from backhaul.topics import topic
+from schemas.topics import DELIVERIES, DELIVERY_RESULTS, FRAMES
 from tests.api_support import check, running_api
 from tests.conftest import frame, publish_frames, read_topic, wait_until
 

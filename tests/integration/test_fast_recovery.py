@@ -15,7 +15,8 @@ import orjson
 import pytest
 
 from backhaul.kafka import make_admin
-from schemas.topics import MESSAGES, MESSAGES_ADVANCED, topic
+from backhaul.topics import topic
+from schemas.topics import MESSAGES, MESSAGES_ADVANCED
 from tests.conftest import frame, publish_frames, read_topic, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]

@@ -9,8 +9,9 @@ import pytest
 
 from backhaul import db
 from program.demo.seed import seed_network
+from backhaul.topics import topic
 from simulator.network import build_network, simulate
-from schemas.topics import FRAMES_REJECTED, topic
+from schemas.topics import FRAMES_REJECTED
 from tests.conftest import read_topic
 
 pytestmark = pytest.mark.integration

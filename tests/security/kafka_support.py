@@ -7,8 +7,9 @@ import orjson
 from aiokafka import TopicPartition
 
 from backhaul.kafka import make_admin, make_producer
+from backhaul.topics import topic
 from schemas.dead_letters import DeadLetter
-from schemas.topics import DEAD_LETTERS, topic
+from schemas.topics import DEAD_LETTERS
 from tests.conftest import read_topic, wait_until
 
 Raw = tuple[bytes | None, bytes | None]

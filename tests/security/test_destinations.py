@@ -23,8 +23,9 @@ from backhaul import settings as settings_module
 from backhaul.destinations import DestinationPolicy, DestinationRefused, parse_ipv4, refusal_of
 from backhaul.kafka import Out, make_producer, send_all
 from backhaul.outbound import callback_session
+from backhaul.topics import topic
 from oss.app import bootstrap_root, create_app
-from schemas.topics import FRAMES, topic
+from schemas.topics import FRAMES
 from tests.api_support import Client, api, check, make_device_type, make_tenant  # noqa: F401  (fixture)
 from tests.conftest import frame, publish_frames, wait_until
 from workers.attempt import http_attempt

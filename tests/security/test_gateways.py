@@ -11,7 +11,8 @@ from aiokafka.errors import KafkaError
 from backhaul import db
 from backhaul.kafka import Out, make_consumer, make_gateway_producer, make_producer, send_all
 from backhaul.settings import PROJECT_ROOT, settings
-from schemas.topics import FRAMES, FRAMES_REJECTED, MESSAGES, topic
+from backhaul.topics import topic
+from schemas.topics import FRAMES, FRAMES_REJECTED, MESSAGES
 from tests.conftest import frame, read_topic
 
 pytestmark = pytest.mark.integration

@@ -21,8 +21,9 @@ import time
 import orjson
 import pytest
 
+from backhaul.topics import topic
 from schemas.frames import FrameError, decode_frame
-from schemas.topics import DEAD_LETTERS, FRAMES, FRAMES_REJECTED, topic
+from schemas.topics import DEAD_LETTERS, FRAMES, FRAMES_REJECTED
 from tests.conftest import frame, read_topic, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]

@@ -18,8 +18,9 @@ import pytest
 from aiohttp import web
 
 from backhaul import db
+from backhaul.topics import topic
 from tests.api_support import Client, check, running_api
-from schemas.topics import DELIVERY_RESULTS, topic
+from schemas.topics import DELIVERY_RESULTS
 from tests.conftest import consumer_group_caught_up, frame, publish_frames, read_topic, wait_until
 
 pytestmark = pytest.mark.integration
@@ -194,7 +195,8 @@ async def _config_records() -> int:
     from aiokafka import TopicPartition
 
     from backhaul.kafka import make_consumer
-    from schemas.topics import CONFIG, topic
+    from backhaul.topics import topic
+    from schemas.topics import CONFIG
 
     consumer = make_consumer(group=None)
     await consumer.start()

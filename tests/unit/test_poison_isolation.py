@@ -9,9 +9,10 @@ from aiokafka import TopicPartition
 from backhaul.failures import is_infrastructure
 from backhaul.kafka import Out
 from backhaul.stage import Stage
+from backhaul.topics import topic
 from schemas.dead_letters import DeadLetter
 from schemas.deliveries import delivery_problem
-from schemas.topics import DEAD_LETTERS, topic
+from schemas.topics import DEAD_LETTERS
 
 
 class Doubler(Stage):

@@ -7,8 +7,11 @@ from types import SimpleNamespace
 import orjson
 from aiokafka import TopicPartition
 
+from backhaul.topics import topic
+from schemas.frames import Frame
+from schemas.messages import Message, duplicate_reception, first_reception
+from schemas.topics import DOWNLINKS, MESSAGES
 from simulator.stations import StationsStage
-from schemas.topics import DOWNLINKS, MESSAGES, topic
 
 
 def stage() -> StationsStage:
@@ -27,15 +30,22 @@ def downlink(**fields) -> dict:
             "transmitBy": int(time.time() * 1000) + 20_000, **fields}
 
 
+def reception(station: str, rssi: float, *, first: bool = False) -> Message:
+    """Message m1 as `station` heard it (its first reception, or a duplicate)."""
+    frame = Frame(station, "AB", 1, 1764165600000, "", rssi, 10.0, 868_130_000, 1, True, False)
+    if first:
+        return first_reception("m1", frame, device_type_id=None, group_id=None, registration_id=None,
+                               avg_snr="N/A", over_quota=False, ingested_at_ms=1764165600000)
+    return duplicate_reception("m1", frame, device_type_id=None, group_id=None, registration_id=None)
+
+
 def reports(out) -> list[dict]:
     return [orjson.loads(o.value) for o in out]
 
 
 def test_the_station_that_heard_best_transmits():
     s = stage()
-    heard = [{"id": "m1", "station": "A001", "rssi": -120.0},
-             {"id": "m1:A002", "messageId": "m1", "station": "A002", "rssi": -90.0},
-             {"id": "m1:A003", "messageId": "m1", "station": "A003", "rssi": -100.0}]
+    heard = [reception("A001", -120.0, first=True), reception("A002", -90.0), reception("A003", -100.0)]
     [report] = reports(s.process(batch(heard, [downlink()])))
     assert (report["transmitted"], report["station"], report["reason"]) == (True, "A002", None)
     assert report["id"] == "m1" and report["data"] == "00" * 8

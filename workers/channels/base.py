@@ -30,10 +30,9 @@ from backhaul.kafka import Out
 from backhaul.settings import Settings
 from callback_language.compiled import CompiledCallbacks
 from callback_language.downlink import InfoCode
+from schemas.deliveries import Delivery
 from workers.attempt import Outcome
 from workers.credentials import CallbackCredentials
-
-Delivery = dict[str, Any]
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import hashlib
 from typing import Any
 
 from callback_language.templates import TemplateError, render_batch
+from schemas.deliveries import http_request
 from workers.attempt import Outcome, failed
 from workers.bulkhead import endpoint_key
 from workers.channels.base import BatchRequest, Context, Delivery
@@ -43,9 +44,7 @@ class BatchUrl(HttpChannel):
         if isinstance(opened, Outcome):
             return BatchRequest(batch_id, opened)
         secrets, secret_headers = opened
-        request = {"method": req.method, "url": req.url, "headers": req.headers,
-                   "contentType": req.content_type,
-                   "body": req.body.decode() if req.body is not None else None}
+        request = http_request(req.method, req.url, req.headers, req.body, req.content_type)
         downlink = any(d.get("downlink") and a == 0 for d, a in members)
         timeout = min(answer_timeout(d, a, context.settings) for d, a in members)
         return BatchRequest(batch_id, request=request, endpoint=endpoint_key(req.url), send=lambda: send_request(
