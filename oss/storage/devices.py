@@ -128,7 +128,9 @@ async def delete(db: Executor, ids: list[str]) -> None:
 
 async def ids_of(db: Executor, root: str, *, device_type_id: str | None = None,
                  contract_id: str | None = None) -> list[str]:
-    """The ids of the devices of `root`'s subtree of a device type, or on a contract, in order."""
+    """The ids of the devices of `root`'s subtree of a device type, or on a contract (give one), in order."""
+    if (device_type_id is None) == (contract_id is None):
+        raise ValueError("ids_of takes a device type or a contract")
     column, owner = ("device_type_id", device_type_id) if device_type_id else ("contract_id", contract_id)
     rows = await db.fetch(f"SELECT id FROM devices WHERE {column} = $2 AND {in_subtree('group_id', '$1')} "
                           "ORDER BY id", root, owner)
