@@ -77,7 +77,8 @@ def checked(request: web.Request, row: dict[str, Any], parts: SecretParts) -> di
 
 async def scoped_callback(conn: asyncpg.Connection, who: Caller, request: web.Request) -> asyncpg.Record:
     """The callback the path names, on a device type of the caller's groups."""
-    return await callbacks.scoped(conn, who.group_id, oid(request), oid(request, "callbackId"))
+    device_type = await device_types.scoped(conn, who.group_id, oid(request))
+    return await callbacks.of_scoped_device_type(conn, device_type["id"], oid(request, "callbackId"))
 
 
 @routes.get("/v2/device-types/{id}/callbacks")

@@ -65,7 +65,8 @@ async def for_callback(request: web.Request) -> web.Response:
     who = caller(request)
     who.require("callbacks")
     async with pool(request).acquire() as conn:
-        callback = await callbacks.scoped(conn, who.group_id, oid(request), oid(request, "callbackId"))
+        device_type = await device_types.scoped(conn, who.group_id, oid(request))
+        callback = await callbacks.of_scoped_device_type(conn, device_type["id"], oid(request, "callbackId"))
         return await _list(request, conn, undelivered.of_callback, callback["id"])
 
 

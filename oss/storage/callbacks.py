@@ -5,16 +5,14 @@ from typing import Any
 
 import asyncpg
 
-from oss.storage import device_types
 from oss.storage.scope import fetch_scoped
 from oss.storage.sql import Executor, insert, update
 
 
-async def scoped(db: Executor, root: str, device_type_id: str, ident: str) -> asyncpg.Record:
-    """The callback of a device type of `root`'s subtree, else 404 (for the device type, then the callback)."""
-    device_type = await device_types.scoped(db, root, device_type_id)
+async def of_scoped_device_type(db: Executor, device_type_id: str, ident: str) -> asyncpg.Record:
+    """The callback of a device type found by `device_types.scoped` (so in the caller's subtree), else 404."""
     return await fetch_scoped(db, "SELECT * FROM callbacks WHERE id = $1 AND device_type_id = $2", ident,
-                              device_type["id"], what="callback")
+                              device_type_id, what="callback")
 
 
 async def of_device_type(db: Executor, device_type_id: str) -> list[asyncpg.Record]:
