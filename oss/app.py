@@ -15,8 +15,7 @@ from backhaul.failures import dependency_of, is_infrastructure
 from backhaul.destinations import DestinationPolicy
 from backhaul.secretbox import keyring
 from backhaul.settings import settings
-from oss import (api_users, bulk, callbacks, contracts, device_types, devices, groups, messages, openapi,
-                 profiles_api, undelivered, users)
+from oss.api import RESOURCES
 from oss.auth import CALLER, CredentialCache, authenticate, hash_secret, new_secret, unknown_login_hash
 from oss.bulk_jobs import JobRunner
 from oss.params import BODY_LIMITS, BodyLimits
@@ -29,12 +28,11 @@ from oss.login_throttle import LoginPolicy, LoginThrottle
 from oss.profiles import ADMIN
 from oss.ratelimit import RateLimiter, limit_name, parse_limits, request_key
 from oss.retention import retention_loop
+from oss.storage import api_users, groups
 
 log = logging.getLogger(__name__)
 
 PUBLIC = ("/v2/openapi.json",)
-RESOURCES = (bulk, groups, profiles_api, users, api_users, contracts, device_types, callbacks, devices,
-             messages, undelivered, openapi)
 
 
 def route_of(request: web.Request) -> str:
@@ -144,10 +142,9 @@ async def bootstrap_root(pool: asyncpg.Pool, name: str) -> tuple[str, str, str]:
     group_id, api_user_id, secret = new_id(), new_id(), new_secret()
     hashed = await asyncio.to_thread(hash_secret, secret)
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("INSERT INTO groups(id, name, type, parent_id, path) VALUES ($1, $2, 0, NULL, '{}')",
-                           group_id, name)
-        await conn.execute("INSERT INTO api_users(id, name, group_id, profile_ids, secret_hash) "
-                           "VALUES ($1, $2, $3, $4, $5)", api_user_id, f"{name} admin", group_id, [ADMIN], hashed)
+        await groups.create(conn, None, {"id": group_id, "name": name, "type": 0})
+        await api_users.create(conn, {"id": api_user_id, "name": f"{name} admin", "group_id": group_id,
+                                      "profile_ids": [ADMIN], "secret_hash": hashed})
     return group_id, api_user_id, secret
 
 

@@ -28,6 +28,7 @@ from oss.errors import Forbidden, TooManyRequests, Unauthorized
 from oss.login_throttle import LoginThrottle, address_key
 from oss.params import OID
 from oss.profiles import perms_of
+from oss.storage import api_users
 
 _N, _R, _P = 2**14, 8, 1
 CALLER = web.RequestKey("caller", object)
@@ -135,7 +136,7 @@ async def authenticate(pool: asyncpg.Pool, cache: CredentialCache, throttle: Log
     caller = cache.get(key)
     if caller is not None:
         return caller
-    row = await pool.fetchrow("SELECT group_id, profile_ids, secret_hash FROM api_users WHERE id = $1", login)
+    row = await api_users.credentials(pool, login)
     stored = row["secret_hash"] if row is not None else unknown_login_hash()
     if not await asyncio.to_thread(verify_secret, secret, stored) or row is None:
         throttle.failed(login, address)

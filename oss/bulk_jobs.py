@@ -14,10 +14,11 @@ from typing import Any
 import asyncpg
 import orjson
 
-from oss import device_store
+from oss import device_operations
 from oss.auth import Caller
 from oss.clock import new_id, now_ms
-from oss.device_store import Row, RowError
+from oss.device_operations import Row, RowError
+from oss.storage import device_types, jobs
 
 log = logging.getLogger(__name__)
 STALE_S = 30
@@ -32,22 +33,23 @@ async def apply(conn: asyncpg.Connection, who: Caller, kind: str, params: dict[s
     """Run one operation on some rows inside the current transaction."""
     now = now_ms()
     if kind in ("create", "transfer"):
-        device_type = await conn.fetchrow("SELECT * FROM device_types WHERE id = $1", params["deviceTypeId"])
+        device_type = await device_types.get(conn, params["deviceTypeId"])
         if device_type is None:
             return 0, [RowError(n, r.get("id"), "deviceTypeId", "device type not found") for n, r in rows]
         if kind == "create":
-            return await device_store.create(conn, who, device_type, rows, now, prototype=params.get("prototype", False),
-                                             certificate=params.get("certificate"), prefix=params.get("prefix", ""))
+            return await device_operations.create(
+                conn, who, device_type, rows, now, prototype=params.get("prototype", False),
+                certificate=params.get("certificate"), prefix=params.get("prefix", ""))
         defaults = {k: params[k] for k in ("keepHistory", "activable") if k in params}
-        return await device_store.transfer(conn, who, device_type, [(n, {**defaults, **r}) for n, r in rows], now)
+        return await device_operations.transfer(conn, who, device_type, [(n, {**defaults, **r}) for n, r in rows], now)
     if kind == "edit":
-        return await device_store.edit(conn, who, rows)
+        return await device_operations.edit(conn, who, rows)
     if kind in ("suspend", "resume"):
-        return await device_store.set_suspended(conn, who, rows, kind == "suspend")
+        return await device_operations.set_suspended(conn, who, rows, kind == "suspend")
     if kind in ("restart", "unsubscribe", "replace"):
-        return await getattr(device_store, kind)(conn, who, rows, now)
+        return await getattr(device_operations, kind)(conn, who, rows, now)
     if kind == "delete":
-        return await device_store.delete(conn, who, rows)
+        return await device_operations.delete(conn, who, rows)
     raise ValueError(f"unknown bulk operation {kind}")
 
 
@@ -64,17 +66,6 @@ async def dry_run(pool: asyncpg.Pool, who: Caller, kind: str, params: dict[str, 
     return result
 
 
-def _text(value: str | None) -> str | None:
-    return None if value is None else value.replace("\x00", "\\u0000")[:500]
-
-
-async def save_errors(conn: asyncpg.Connection, job_id: str, errors: list[RowError]) -> None:
-    await conn.executemany(
-        "INSERT INTO bulk_job_errors(job_id, row, entity, field, message, type) VALUES ($1, $2, $3, $4, $5, 0) "
-        "ON CONFLICT DO NOTHING",
-        [(job_id, e.row, _text(e.entity), _text(e.field), _text(e.message)) for e in errors])
-
-
 class JobRunner:
     """Runs this process's bulk jobs as tasks."""
 
@@ -88,11 +79,9 @@ class JobRunner:
         """Store a job (rows already found bad are recorded now) and start it."""
         job_id, total = new_id(), len(rows) + len(errors)
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "INSERT INTO bulk_jobs(id, kind, group_id, api_user_id, params, rows, total, heartbeat) "
-                "VALUES ($1, $2, $3, $4, $5, $6::text::jsonb, $7, now())", job_id, kind, who.group_id,
-                who.api_user_id, params, orjson.dumps(rows).decode(), total)
-            await save_errors(conn, job_id, errors)
+            await jobs.create(conn, job_id, kind, who.group_id, who.api_user_id, params, orjson.dumps(rows).decode(),
+                              total)
+            await jobs.save_errors(conn, job_id, errors)
         self._start(job_id)
         return job_id, total
 
@@ -103,8 +92,7 @@ class JobRunner:
 
     async def run(self, job_id: str) -> None:
         try:
-            job = await self.pool.fetchrow("SELECT kind, group_id, api_user_id, params, rows::text AS rows "
-                                           "FROM bulk_jobs WHERE id = $1", job_id)
+            job = await jobs.load(self.pool, job_id)
             rows = [(n, r) for n, r in orjson.loads(job["rows"])]
             who = Caller(job["api_user_id"], job["group_id"], frozenset())
             while await self._chunk(job_id, who, job["kind"], job["params"], rows):
@@ -114,32 +102,25 @@ class JobRunner:
         except Exception:
             log.exception("bulk job failed", extra={"job": job_id})
             async with self.pool.acquire() as conn, conn.transaction():
-                await conn.execute("INSERT INTO bulk_job_errors(job_id, row, message, type) VALUES ($1, 0, $2, 1) "
-                                   "ON CONFLICT DO NOTHING", job_id, "internal error; the job stopped")
-                await conn.execute("UPDATE bulk_jobs SET job_done = true, finished_at = now() WHERE id = $1", job_id)
+                await jobs.stop(conn, job_id, "internal error; the job stopped")
 
     async def _chunk(self, job_id: str, who: Caller, kind: str, params: dict[str, Any], rows: list[Row]) -> bool:
         """Process the next chunk; False once the job is done."""
         async with self.pool.acquire() as conn, conn.transaction():
-            processed = await conn.fetchval("SELECT processed FROM bulk_jobs WHERE id = $1 AND NOT job_done "
-                                            "FOR UPDATE", job_id)
+            processed = await jobs.lock_progress(conn, job_id)
             if processed is None:
                 return False
             part = rows[processed: processed + self.chunk]
             success, errors = await apply(conn, who, kind, params, part) if part else (0, [])
-            await save_errors(conn, job_id, errors)
+            await jobs.save_errors(conn, job_id, errors)
             done = processed + len(part) >= len(rows)
-            await conn.execute("UPDATE bulk_jobs SET processed = processed + $2, success = success + $3, "
-                               "heartbeat = now(), job_done = $4, finished_at = CASE WHEN $4 THEN now() END "
-                               "WHERE id = $1", job_id, len(part), success, done)
+            await jobs.advance(conn, job_id, len(part), success, done)
             return not done
 
     async def resume(self) -> None:
         """Take over jobs left unfinished by a stopped process."""
-        for row in await self.pool.fetch(
-                "UPDATE bulk_jobs SET heartbeat = now() WHERE NOT job_done AND "
-                f"(heartbeat IS NULL OR heartbeat < now() - interval '{STALE_S} seconds') RETURNING id"):
-            self._start(row["id"])
+        for job_id in await jobs.take_over_stale(self.pool, STALE_S):
+            self._start(job_id)
 
     async def close(self) -> None:
         for task in list(self._tasks):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from oss.device_store import Row, RowError
+from oss.device_operations import Row, RowError
 from oss.errors import BadRequest, FieldError
 from oss.validate import field_errors, known
 

@@ -1,25 +1,14 @@
-"""Lists: `limit`/`offset` in, `{data, paging: {next}}` out."""
+"""Lists: `limit`/`offset` (and `since`/`before`) in, `{data, paging: {next}}` out."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from oss.params import INT32, q_int
+from oss.storage.sql import Page, Window
 
 MAX_LIMIT = 100
-
-
-@dataclass(frozen=True)
-class Page:
-    limit: int
-    offset: int
-
-    @property
-    def fetch(self) -> int:
-        """Rows to ask for: one more than the page, to know whether another follows."""
-        return self.limit + 1
 
 
 def page(request: web.Request) -> Page:
@@ -27,9 +16,9 @@ def page(request: web.Request) -> Page:
                 offset=q_int(request, "offset", default=0, lo=0, hi=INT32))
 
 
-def window(request: web.Request) -> tuple[int | None, int | None]:
+def window(request: web.Request) -> Window:
     """The `since` and `before` filters (epoch ms)."""
-    return (q_int(request, "since", lo=0, hi=2**53), q_int(request, "before", lo=0, hi=2**53))
+    return Window(since=q_int(request, "since", lo=0, hi=2**53), before=q_int(request, "before", lo=0, hi=2**53))
 
 
 def listing(request: web.Request, pg: Page, items: list[Any], **extra: Any) -> dict[str, Any]:

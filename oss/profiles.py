@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from oss.errors import BadRequest, FieldError, Forbidden
+
 RESOURCES = ("groups", "users", "api-users", "contracts", "device-types", "devices", "callbacks", "messages")
 PERM_CODES = {f"{r}:{a}": 10 * i + (1 if a == "read" else 2)
               for i, r in enumerate(RESOURCES, start=1) for a in ("read", "write")}
@@ -74,6 +76,16 @@ ADMIN = "5a0000000000000000000007"
 
 def perms_of(profile_ids: list[str] | tuple[str, ...]) -> frozenset[str]:
     return frozenset().union(*(PROFILES[p].perms for p in profile_ids if p in PROFILES))
+
+
+def grantable(held: frozenset[str], profile_ids: list[str], field: str) -> list[str]:
+    """Known profiles whose rights are all `held` by the caller (no escalation), each once."""
+    for i, pid in enumerate(profile_ids):
+        if pid not in PROFILES:
+            raise BadRequest(FieldError(f"{field}[{i}]", f"profile {pid} does not exist"))
+    if not perms_of(profile_ids) <= held:
+        raise Forbidden("You cannot grant rights you do not hold.")
+    return list(dict.fromkeys(profile_ids))
 
 
 def profile_body(profile: Profile, group: dict | None, expand: dict) -> dict:

@@ -7,31 +7,17 @@ import logging
 import asyncpg
 
 from backhaul.failures import is_infrastructure
-from oss import registrations
 from oss.clock import now_ms
+from oss.storage import messages, registrations
 
 log = logging.getLogger(__name__)
 
-_TABLES = ("messages", "callback_attempts", "undelivered_callbacks", "device_events")
-_BATCH = 10_000
 DAY_MS = 86_400_000
 
 
 async def purge_old_messages(pool: asyncpg.Pool, days: int) -> dict[str, int]:
     """Delete history older than `days` days, in batches; returns rows deleted per table."""
-    cutoff = now_ms() - days * DAY_MS
-    deleted = dict.fromkeys(_TABLES, 0)
-    for table in _TABLES:
-        key = "ctid"
-        while True:
-            status = await pool.execute(
-                f"DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} WHERE time < $1 LIMIT {_BATCH})",
-                cutoff)
-            count = int(status.rsplit(" ", 1)[1])
-            deleted[table] += count
-            if count < _BATCH:
-                break
-    return deleted
+    return await messages.delete_older_than(pool, now_ms() - days * DAY_MS)
 
 
 async def retention_loop(pool: asyncpg.Pool, days: int, every_s: float = 3600.0) -> None:

@@ -6,6 +6,10 @@ from typing import Any, Iterable
 import asyncpg
 
 from oss.fields import Fields
+from oss.storage import contracts, device_types, groups
+
+# The kinds of linked objects a `fields=` expansion can show, and where their minimal views come from.
+SUMMARIES = {"group": groups.summaries, "deviceType": device_types.summaries, "contract": contracts.summaries}
 
 
 def compact(body: dict[str, Any]) -> dict[str, Any]:
@@ -23,12 +27,7 @@ async def linked(conn: asyncpg.Connection, kind: str, ids: Iterable[str | None])
     wanted = sorted({i for i in ids if i})
     if not wanted:
         return {}
-    sql = {
-        "group": "SELECT id, name, type, cardinality(path) AS level FROM groups WHERE id = ANY($1)",
-        "deviceType": "SELECT id, name FROM device_types WHERE id = ANY($1)",
-        "contract": "SELECT id, name FROM contract_infos WHERE id = ANY($1)",
-    }[kind]
-    return {r["id"]: dict(r) for r in await conn.fetch(sql, wanted)}
+    return await SUMMARIES[kind](conn, wanted)
 
 
 async def expand_links(conn: asyncpg.Connection, items: list[dict[str, Any]], expand: Fields,

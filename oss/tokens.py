@@ -17,14 +17,16 @@ from typing import Any
 
 import asyncpg
 
+from oss.storage import contracts, devices
+
 NO_TOKEN = -1
 OK, OFF_CONTRACT = 0, 1
 DEVICE_OK, DEVICE_OFF_CONTRACT, DEVICE_NOT_ACTIVABLE = 0, 2, 7
 
 
-def in_use(alias: str = "d", now: str = "$now") -> str:
-    """SQL: the device holds a live token."""
-    return f"({alias}.token_state = 0 AND ({alias}.token_end IS NULL OR {alias}.token_end > {now}))"
+def holds_live_token(device: asyncpg.Record | dict[str, Any], now: int) -> bool:
+    """The device holds a token that has not ended at `now` (`oss.storage.devices.live_token` in SQL)."""
+    return device["token_state"] == OK and (device["token_end"] is None or device["token_end"] > now)
 
 
 def token_end(start_ms: int, months: int) -> int | None:
@@ -62,7 +64,7 @@ async def take_tokens(conn: asyncpg.Connection, contract_id: str, wanted: int, n
 
     Returns how many were granted and, when fewer than asked, why.
     """
-    contract = await conn.fetchrow("SELECT * FROM contract_infos WHERE id = $1 FOR UPDATE", contract_id)
+    contract = await contracts.get(conn, contract_id, lock=True)
     if contract is None:
         return 0, f"contract {contract_id} does not exist"
     if contract["start_time"] > now:
@@ -71,25 +73,13 @@ async def take_tokens(conn: asyncpg.Connection, contract_id: str, wanted: int, n
         return 0, "the contract's activation period has ended"
     granted = wanted
     if contract["max_tokens"] > 0:
-        used = await conn.fetchval(f"SELECT count(*) FROM devices d WHERE d.contract_id = $1 AND "
-                                   f"{in_use(now='$2')}", contract_id, now)
+        used = await devices.count_live_tokens(conn, contract_id, now)
         granted = max(0, min(wanted, contract["max_tokens"] - used))
     if granted:
-        await conn.execute("UPDATE contract_infos SET tokens_used = tokens_used + $2 WHERE id = $1",
-                           contract_id, granted)
+        await contracts.count_taken(conn, contract_id, granted)
     reason = None if granted == wanted else f"no token left on contract {contract['name']} (maxTokens " \
                                             f"{contract['max_tokens']})"
     return granted, reason
-
-
-async def new_token(conn: asyncpg.Connection, contract_id: str, now: int) -> dict[str, Any] | str:
-    """Columns of a fresh token on the contract, or the reason there is none."""
-    granted, reason = await take_tokens(conn, contract_id, 1, now)
-    if not granted:
-        return reason or "no token"
-    months = await conn.fetchval("SELECT token_duration FROM contract_infos WHERE id = $1", contract_id)
-    return {"contract_id": contract_id, "token_state": OK, "token_end": token_end(now, months),
-            "activation_time": now, "state": DEVICE_OK}
 
 
 def transfer_kind(old: asyncpg.Record | None, new: asyncpg.Record) -> str:

@@ -119,7 +119,7 @@ class Rows:
     TABLES = ("messages", "advanced", "events", "attempts", "undelivered")
 
     def device(self, device: str, registration: int | None) -> dict[str, Any]:
-        """The status fields of a device's registration (see oss.registrations)."""
+        """The status fields of a device's registration (see oss.storage.registrations)."""
         return self.status.setdefault((device, registration), {})
 
     def add(self, other: "Rows") -> None:

@@ -34,7 +34,7 @@ async def replay_undelivered(*, device: str | None = None, callback: str | None 
             "SELECT delivery_id, delivery FROM undelivered_callbacks WHERE replayed_at IS NULL "
             "AND ($1::text IS NULL OR device_id = $1) AND ($2::text IS NULL OR callback_id = $2) "
             "AND ($3::bigint IS NULL OR time >= $3) AND ($4::bigint IS NULL OR time < $4) "
-            # never the history of a deleted device (see oss.registrations)
+            # never the history of a deleted device (see oss.storage.registrations)
             "AND NOT EXISTS (SELECT 1 FROM device_registrations r WHERE r.id = registration_id AND r.purged) "
             "ORDER BY time",
             device.upper() if device else None, callback, since, before)

@@ -121,7 +121,7 @@ async def test_history_stays_with_its_registration(isolated, workers, make_recei
         assert "OUT_OF_SEQUENCE" not in {e["type"] for e in events}
         # Rows that reached B's purged registration late (DATA_ADVANCED, last attempts) are hidden,
         # and the retention loop deletes them.
-        from oss.registrations import purge_late_rows
+        from oss.storage.registrations import purge_late_rows
         assert await purge_late_rows(conn) >= late
         others = await conn.fetchval("SELECT count(*) FROM messages WHERE device_id = $1 AND registration_id <> $2",
                                      DEVICE, registration)

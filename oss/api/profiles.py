@@ -10,7 +10,7 @@ from oss.fields import fields
 from oss.paging import listing, page
 from oss.params import oid, q_oid
 from oss.profiles import PROFILES, profile_body
-from oss.scope import group_in_scope
+from oss.storage import groups
 from oss.shape import expand_links
 
 routes = web.RouteTableDef()
@@ -24,7 +24,7 @@ async def list_profiles(request: web.Request) -> web.Response:
     expand = fields(request, ("group", "roles"))
     group_id = q_oid(request, "groupId", required=True)
     async with pool(request).acquire() as conn:
-        await group_in_scope(conn, who.group_id, group_id)
+        await groups.scoped(conn, who.group_id, group_id)
         items = [profile_body(p, {"id": group_id}, expand)
                  for p in list(PROFILES.values())[pg.offset: pg.offset + pg.fetch]]
         await expand_links(conn, items, expand, {"group": "group"})

@@ -27,14 +27,12 @@ from aiohttp import web
 from oss.auth import caller
 from oss.clock import now_ms
 from oss.context import pool
-from oss.device_types import scoped_device_type
-from oss.devices import scoped_device
 from oss.errors import json_response
 from oss.fields import Fields, fields
-from oss.paging import Page, listing, page, window
+from oss.paging import listing, page, window
 from oss.params import device_id, oid, q_bool
-from oss.registrations import visible
 from oss.shape import compact
+from oss.storage import base_stations, device_types, devices, messages
 
 routes = web.RouteTableDef()
 EXPANDABLE = ("oob", "ackRequired", "device", "rinfos", "downlinkAnswerStatus")
@@ -59,26 +57,19 @@ def _rinfo(raw: dict[str, Any], wanted: Fields, stations: dict[str, dict]) -> di
 
 
 async def message_bodies(conn: asyncpg.Connection, rows: list[asyncpg.Record], expand: Fields) -> list[dict]:
+    message_ids, registration_ids = [r["id"] for r in rows], list({r["registration_id"] for r in rows})
     attempts: dict[str, list[dict[str, Any]]] = {}
-    for a in await conn.fetch("SELECT message_id, callback_id, status, info, time FROM callback_attempts "
-                              "WHERE message_id = ANY($1) AND registration_id = ANY($2) ORDER BY time, attempt",
-                              [r["id"] for r in rows], list({r["registration_id"] for r in rows})):
+    for a in await messages.attempts(conn, message_ids, registration_ids):
         attempts.setdefault(a["message_id"], []).append(compact(
             {"status": a["status"], "info": a["info"], "cbDef": a["callback_id"], "time": a["time"]}))
-    for w in await conn.fetch("SELECT message_id, callback_id, info, waiting_since FROM delivery_retries "
-                              "WHERE message_id = ANY($1) AND registration_id = ANY($2) AND info IS NOT NULL "
-                              "ORDER BY waiting_since, delivery_id",
-                              [r["id"] for r in rows], list({r["registration_id"] for r in rows})):
+    for w in await messages.waiting(conn, message_ids, registration_ids):
         attempts.setdefault(w["message_id"], []).append(compact(
             {"info": w["info"], "cbDef": w["callback_id"], "time": w["waiting_since"]}))
     station_ids = {(ri.get("baseStation") or ri.get("station")) for r in rows for ri in r["rinfos"]}
-    stations = {s["id"]: dict(s) for s in await conn.fetch(
-        "SELECT id, name, lat, lng FROM base_stations WHERE id = ANY($1)",
-        [s for s in station_ids if isinstance(s, str)])}
+    stations = await base_stations.by_ids(conn, [s for s in station_ids if isinstance(s, str)])
     names = {}
     if "name" in expand.get("device", {}):
-        names = {d["id"]: d["name"] for d in await conn.fetch(
-            "SELECT id, name FROM devices WHERE id = ANY($1)", list({r["device_id"] for r in rows}))}
+        names = await devices.names(conn, list({r["device_id"] for r in rows}))
     wanted = expand.get("rinfos", {})
     out = []
     for r in rows:
@@ -95,25 +86,15 @@ async def message_bodies(conn: asyncpg.Connection, rows: list[asyncpg.Record], e
     return out
 
 
-async def _messages(request: web.Request, conn: asyncpg.Connection, where: str, value: Any, pg: Page,
-                    expand: Fields) -> dict[str, Any]:
-    since, before = window(request)
-    rows = await conn.fetch(
-        f"SELECT * FROM messages WHERE {where} AND ($2::bigint IS NULL OR time >= $2) "
-        f"AND ($3::bigint IS NULL OR time < $3) ORDER BY time DESC, id LIMIT {pg.fetch} OFFSET {pg.offset}",
-        value, since, before)
-    return listing(request, pg, await message_bodies(conn, rows, expand))
-
-
 @routes.get("/v2/devices/{id}/messages")
 async def device_messages(request: web.Request) -> web.Response:
     who = caller(request)
     who.require("messages")
     pg, expand = page(request), fields(request, EXPANDABLE)
     async with pool(request).acquire() as conn:
-        device = await scoped_device(conn, who, device_id(request))
-        return json_response(await _messages(request, conn, "registration_id = $1", device["registration_id"],
-                                             pg, expand))
+        device = await devices.scoped(conn, who.group_id, device_id(request))
+        rows = await messages.page_of_registration(conn, device["registration_id"], pg, window(request))
+        return json_response(listing(request, pg, await message_bodies(conn, rows, expand)))
 
 
 @routes.get("/v2/device-types/{id}/messages")
@@ -122,9 +103,9 @@ async def device_type_messages(request: web.Request) -> web.Response:
     who.require("messages")
     pg, expand = page(request), fields(request, EXPANDABLE)
     async with pool(request).acquire() as conn:
-        device_type = await scoped_device_type(conn, who, oid(request))
-        return json_response(await _messages(request, conn, f"device_type_id = $1 AND {visible()}",
-                                             device_type["id"], pg, expand))
+        device_type = await device_types.scoped(conn, who.group_id, oid(request))
+        rows = await messages.page_of_device_type(conn, device_type["id"], pg, window(request))
+        return json_response(listing(request, pg, await message_bodies(conn, rows, expand)))
 
 
 @routes.get("/v2/devices/{id}/messages/metric")
@@ -133,11 +114,9 @@ async def message_metric(request: web.Request) -> web.Response:
     who.require("messages")
     now = now_ms()
     async with pool(request).acquire() as conn:
-        device = await scoped_device(conn, who, device_id(request))
-        row = await conn.fetchrow(
-            "SELECT count(*) FILTER (WHERE time >= $2) AS day, count(*) FILTER (WHERE time >= $3) AS week, "
-            "count(*) AS month FROM messages WHERE registration_id = $1 AND time >= $4",
-            device["registration_id"], now - DAY, now - 7 * DAY, now - 30 * DAY)
+        device = await devices.scoped(conn, who.group_id, device_id(request))
+        row = await messages.counts(conn, device["registration_id"], day=now - DAY, week=now - 7 * DAY,
+                                    month=now - 30 * DAY)
     return json_response({"lastDay": row["day"], "lastWeek": row["week"], "lastMonth": row["month"]})
 
 
@@ -147,15 +126,11 @@ async def device_locations(request: web.Request) -> web.Response:
     who = caller(request)
     who.require("messages")
     pg = page(request)
-    since, before = window(request)
+    during = window(request)
     with_oob = q_bool(request, "oob", default=False)
     async with pool(request).acquire() as conn:
-        device = await scoped_device(conn, who, device_id(request))
-        rows = await conn.fetch(
-            "SELECT time, computed_location FROM messages WHERE registration_id = $1 AND computed_location IS NOT NULL "
-            "AND ($2::bigint IS NULL OR time >= $2) AND ($3::bigint IS NULL OR time < $3) AND ($4 OR NOT oob) "
-            f"ORDER BY time DESC, id LIMIT {pg.fetch} OFFSET {pg.offset}", device["registration_id"], since, before,
-            with_oob)
+        device = await devices.scoped(conn, who.group_id, device_id(request))
+        rows = await messages.locations(conn, device["registration_id"], pg, during, with_oob=with_oob)
     items = []
     for r in rows:
         loc = r["computed_location"]

@@ -1,4 +1,7 @@
-"""/devices: create, read, update, delete, disengage, unsubscribe; radio state from device_status."""
+"""/devices: create, read, update, delete, disengage, unsubscribe; radio state from device_status.
+
+Also the devices holding a token of a contract (`/contract-infos/{id}/devices`).
+"""
 from __future__ import annotations
 
 from typing import Any
@@ -6,27 +9,21 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from oss import device_store
-from oss.auth import Caller, caller
+from oss import device_operations
+from oss.auth import caller
 from oss.clock import ms, now_ms
 from oss.context import pool
 from oss.errors import BadRequest, Conflict, FieldError, NotFound, json_response
 from oss.fields import Fields, fields
 from oss.paging import listing, page
-from oss.params import DEVICE_ID, device_id, json_body, q_bool, q_choice, q_oid, q_oids, q_str
-from oss.scope import fetch_scoped, in_subtree
+from oss.params import DEVICE_ID, device_id, json_body, oid, q_bool, q_choice, q_oid, q_oids, q_str
 from oss.shape import compact, expand_links
+from oss.storage import contracts, device_types, devices
 from oss.tokens import device_state, token_body
 from oss.validate import validated
 
 routes = web.RouteTableDef()
-DEVICE_EXPANDABLE = ("deviceType", "group", "contract", "productCertificate", "modemCertificate")
-DEVICE_SELECT = """SELECT d.*, s.sequence_number, s.trash_sequence_number, s.last_com, s.com_state, s.lqi,
-    s.last_computed_location, t.keep_alive FROM devices d
-    LEFT JOIN device_status s ON s.device_id = d.id AND s.registration_id = d.registration_id
-    LEFT JOIN device_types t ON t.id = d.device_type_id"""
-SORTS = {"id": "d.id", "-id": "d.id DESC", "name": "d.name, d.id", "-name": "d.name DESC, d.id",
-         "lastCom": "s.last_com NULLS FIRST, d.id", "-lastCom": "s.last_com DESC NULLS LAST, d.id"}
+EXPANDABLE = ("deviceType", "group", "contract", "productCertificate", "modemCertificate")
 NO, OK, KO, NA, NOT_SEEN = 0, 1, 3, 4, 5
 
 
@@ -62,12 +59,7 @@ async def device_bodies(conn: asyncpg.Connection, rows: list[asyncpg.Record], ex
     return items
 
 
-async def scoped_device(conn: asyncpg.Connection, who: Caller, ident: str) -> asyncpg.Record:
-    return await fetch_scoped(conn, f"{DEVICE_SELECT} WHERE d.id = $2 AND {in_subtree('d.group_id', '$1')}",
-                              who.group_id, ident, what="device")
-
-
-def raise_row_errors(errors: list[device_store.RowError]) -> None:
+def raise_row_errors(errors: list[device_operations.RowError]) -> None:
     """A single-device operation's row error as the HTTP answer."""
     if not errors:
         return
@@ -79,51 +71,43 @@ def raise_row_errors(errors: list[device_store.RowError]) -> None:
     raise BadRequest(FieldError(error.field or "id", error.message))
 
 
+def hex_id(request: web.Request, name: str) -> str | None:
+    """A device id (or bound) from the query, upper case."""
+    value = q_str(request, name)
+    if value is None:
+        return None
+    if not DEVICE_ID.fullmatch(value):
+        raise BadRequest(FieldError(name, "must be 1 to 8 hexadecimal characters", "query"))
+    return value.upper()
+
+
 @routes.get("/v2/devices/")
 async def list_devices(request: web.Request) -> web.Response:
     who = caller(request)
     who.require("devices")
     pg = page(request)
-    expand = fields(request, DEVICE_EXPANDABLE)
-    args: list[Any] = [who.group_id]
-    where = [in_subtree("d.group_id", "$1")]
-    if ident := q_str(request, "id"):
-        if not DEVICE_ID.fullmatch(ident):
-            raise BadRequest(FieldError("id", "must be 1 to 8 hexadecimal characters", "query"))
-        args.append(ident.upper())
-        where.append(f"d.id = ${len(args)}")
-    if group_ids := q_oids(request, "groupIds"):
-        args.append(group_ids)
-        n = len(args)
-        where.append(f"(d.group_id = ANY(${n}) OR d.group_id IN (SELECT id FROM groups WHERE path && ${n}::text[]))"
-                     if q_bool(request, "deep", default=False) else f"d.group_id = ANY(${n})")
-    if device_type_id := q_oid(request, "deviceTypeId"):
-        args.append(device_type_id)
-        where.append(f"d.device_type_id = ${len(args)}")
-    sort = q_choice(request, "sort", tuple(SORTS), "name")
-    for param, op in (("minId", ">="), ("maxId", "<=")):
-        if bound := q_str(request, param):
-            if not DEVICE_ID.fullmatch(bound):
-                raise BadRequest(FieldError(param, "must be 1 to 8 hexadecimal characters", "query"))
-            args.append(bound.upper().zfill(8))
-            where.append(f"lpad(d.id, 8, '0') {op} ${len(args)}")
+    expand = fields(request, EXPANDABLE)
+    ident, group_ids = hex_id(request, "id"), q_oids(request, "groupIds")
+    deep = bool(group_ids) and q_bool(request, "deep", default=False)
+    device_type_id = q_oid(request, "deviceTypeId")
+    sort = q_choice(request, "sort", tuple(devices.SORTS), "name")
+    wanted = devices.Filter(ident=ident, group_ids=group_ids, deep=deep, device_type_id=device_type_id,
+                            min_id=hex_id(request, "minId"), max_id=hex_id(request, "maxId"))
     now = now_ms()
     async with pool(request).acquire() as conn:
-        rows = await conn.fetch(f"{DEVICE_SELECT} WHERE {' AND '.join(where)} ORDER BY {SORTS[sort]} "
-                                f"LIMIT {pg.fetch} OFFSET {pg.offset}", *args)
+        rows = await devices.page(conn, who.group_id, pg, wanted, sort)
         return json_response(listing(request, pg, await device_bodies(conn, rows, expand, now)))
 
 
 @routes.post("/v2/devices/")
 async def create_device(request: web.Request) -> web.Response:
-    from oss.device_types import scoped_device_type
     who = caller(request)
     who.require("devices", write=True)
     body = validated(await json_body(request), "deviceCreationJob")
     body["id"] = body["id"].upper()
     async with pool(request).acquire() as conn, conn.transaction():
-        device_type = await scoped_device_type(conn, who, body["deviceTypeId"], field="deviceTypeId")
-        _, errors = await device_store.create(conn, who, device_type, [(1, body)], now_ms())
+        device_type = await device_types.scoped(conn, who.group_id, body["deviceTypeId"], field="deviceTypeId")
+        _, errors = await device_operations.create(conn, who, device_type, [(1, body)], now_ms())
         raise_row_errors(errors)
     return json_response({"id": body["id"]}, 201)
 
@@ -132,9 +116,9 @@ async def create_device(request: web.Request) -> web.Response:
 async def get_device(request: web.Request) -> web.Response:
     who = caller(request)
     who.require("devices")
-    expand = fields(request, DEVICE_EXPANDABLE)
+    expand = fields(request, EXPANDABLE)
     async with pool(request).acquire() as conn:
-        row = await scoped_device(conn, who, device_id(request))
+        row = await devices.scoped(conn, who.group_id, device_id(request))
         return json_response((await device_bodies(conn, [row], expand, now_ms()))[0])
 
 
@@ -144,7 +128,7 @@ async def update_device(request: web.Request) -> web.Response:
     who.require("devices", write=True)
     body = validated(await json_body(request), "deviceUpdateJob")
     async with pool(request).acquire() as conn, conn.transaction():
-        _, errors = await device_store.edit(conn, who, [(1, {**body, "id": device_id(request)})])
+        _, errors = await device_operations.edit(conn, who, [(1, {**body, "id": device_id(request)})])
         raise_row_errors(errors)
     return web.Response(status=204)
 
@@ -154,7 +138,7 @@ async def delete_device(request: web.Request) -> web.Response:
     who = caller(request)
     who.require("devices", write=True)
     async with pool(request).acquire() as conn, conn.transaction():
-        _, errors = await device_store.delete(conn, who, [(1, {"id": device_id(request)})])
+        _, errors = await device_operations.delete(conn, who, [(1, {"id": device_id(request)})])
         raise_row_errors(errors)
     return web.Response(status=204)
 
@@ -165,9 +149,8 @@ async def disengage_device(request: web.Request) -> web.Response:
     who = caller(request)
     who.require("devices", write=True)
     async with pool(request).acquire() as conn:
-        row = await scoped_device(conn, who, device_id(request))
-        await conn.execute("UPDATE devices SET disengaged_at = $2, updated_at = now() WHERE id = $1",
-                           row["id"], now_ms())
+        row = await devices.scoped(conn, who.group_id, device_id(request))
+        await devices.edit(conn, row["id"], {"disengaged_at": now_ms()})
     return web.Response(status=204)
 
 
@@ -177,6 +160,22 @@ async def unsubscribe_device(request: web.Request) -> web.Response:
     who.require("devices", write=True)
     body = validated(await json_body(request), "tokenUnsubscribe")
     async with pool(request).acquire() as conn, conn.transaction():
-        _, errors = await device_store.unsubscribe(conn, who, [(1, {**body, "id": device_id(request)})], now_ms())
+        _, errors = await device_operations.unsubscribe(conn, who, [(1, {**body, "id": device_id(request)})],
+                                                        now_ms())
         raise_row_errors(errors)
     return web.Response(status=204)
+
+
+@routes.get("/v2/contract-infos/{id}/devices")
+async def contract_devices(request: web.Request) -> web.Response:
+    """The devices of the caller's groups holding a live token of a contract it may see."""
+    who = caller(request)
+    who.require("devices")
+    pg = page(request)
+    expand = fields(request, EXPANDABLE)
+    now = now_ms()
+    contract_id, device_type_id = oid(request), q_oid(request, "deviceTypeId")
+    async with pool(request).acquire() as conn:
+        await contracts.visible_to(conn, who.group_id, contract_id, now_ms())
+        rows = await devices.page_on_contract(conn, who.group_id, pg, contract_id, now, device_type_id=device_type_id)
+        return json_response(listing(request, pg, await device_bodies(conn, rows, expand, now)))

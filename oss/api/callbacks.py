@@ -21,11 +21,11 @@ from oss import checks
 from oss.auth import Caller, caller
 from oss.clock import new_id
 from oss.context import DESTINATIONS, pool
-from oss.device_types import scoped_device_type
-from oss.errors import BadRequest, FieldError, NotFound, json_response
+from oss.errors import BadRequest, FieldError, json_response
 from oss.params import json_body, oid, q_bool
 from oss.secret_fields import SecretParts, parts_for_create, parts_for_update, shown
 from oss.shape import compact
+from oss.storage import callbacks, device_types
 from oss.validate import validated
 
 routes = web.RouteTableDef()
@@ -76,12 +76,9 @@ def checked(request: web.Request, row: dict[str, Any], parts: SecretParts) -> di
 
 
 async def scoped_callback(conn: asyncpg.Connection, who: Caller, request: web.Request) -> asyncpg.Record:
-    device_type = await scoped_device_type(conn, who, oid(request))
-    row = await conn.fetchrow("SELECT * FROM callbacks WHERE id = $1 AND device_type_id = $2",
-                              oid(request, "callbackId"), device_type["id"])
-    if row is None:
-        raise NotFound("The requested callback was not found.")
-    return row
+    """The callback the path names, on a device type of the caller's groups."""
+    device_type = await device_types.scoped(conn, who.group_id, oid(request))
+    return await callbacks.of_scoped_device_type(conn, device_type["id"], oid(request, "callbackId"))
 
 
 @routes.get("/v2/device-types/{id}/callbacks")
@@ -89,9 +86,8 @@ async def list_callbacks(request: web.Request) -> web.Response:
     who = caller(request)
     who.require("callbacks")
     async with pool(request).acquire() as conn:
-        device_type = await scoped_device_type(conn, who, oid(request))
-        rows = await conn.fetch("SELECT * FROM callbacks WHERE device_type_id = $1 ORDER BY created_at, id",
-                                device_type["id"])
+        device_type = await device_types.scoped(conn, who.group_id, oid(request))
+        rows = await callbacks.of_device_type(conn, device_type["id"])
     return json_response({"data": [callback_body(r, writer=who.can("callbacks", write=True)) for r in rows]})
 
 
@@ -107,10 +103,9 @@ async def create_callback(request: web.Request) -> web.Response:
     parts = parts_for_create(body, row)
     row = checked(request, row, parts)
     async with pool(request).acquire() as conn:
-        device_type = await scoped_device_type(conn, who, oid(request))
+        device_type = await device_types.scoped(conn, who.group_id, oid(request))
         row["device_type_id"] = device_type["id"]
-        await conn.execute(f"INSERT INTO callbacks({', '.join(row)}) "
-                           f"VALUES ({', '.join(f'${i}' for i in range(1, len(row) + 1))})", *row.values())
+        await callbacks.create(conn, row)
     answer = {"id": row["id"]}
     if parts.generated:
         answer["signingSecret"] = parts.generated  # shown this once
@@ -133,9 +128,7 @@ async def update_callback(request: web.Request) -> web.Response:
         parts = parts_for_update(body, changes, current)
         merged = checked(request, {**dict(current), **changes}, parts)
         changes.update({column: merged[column] for column in ("url_credentials", "secret_headers", "signing_secret")})
-        sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(changes, start=2))
-        await conn.execute(f"UPDATE callbacks SET {sets}, updated_at = now() WHERE id = $1",
-                           current["id"], *changes.values())
+        await callbacks.edit(conn, current["id"], changes)
     if parts.generated:
         return json_response({"signingSecret": parts.generated})  # shown this once
     return web.Response(status=204)
@@ -147,7 +140,7 @@ async def delete_callback(request: web.Request) -> web.Response:
     who.require("callbacks", write=True)
     async with pool(request).acquire() as conn:
         current = await scoped_callback(conn, who, request)
-        await conn.execute("DELETE FROM callbacks WHERE id = $1", current["id"])
+        await callbacks.delete(conn, current["id"])
     return web.Response(status=204)
 
 
@@ -161,8 +154,7 @@ async def enable_callback(request: web.Request) -> web.Response:
         raise BadRequest(FieldError("enabled", "is required", "query"))
     async with pool(request).acquire() as conn:
         current = await scoped_callback(conn, who, request)
-        await conn.execute("UPDATE callbacks SET enabled = $2, dead = dead AND NOT $2, updated_at = now() "
-                           "WHERE id = $1", current["id"], enabled)
+        await callbacks.set_enabled(conn, current["id"], enabled)
     return web.Response(status=204)
 
 
@@ -176,7 +168,5 @@ async def choose_downlink_callback(request: web.Request) -> web.Response:
         if current["callback_subtype"] != BIDIR or current["channel"] == "EMAIL":
             raise BadRequest(FieldError("callbackId", "only a DATA/BIDIR URL or BATCH_URL callback can be the "
                                                       "downlink callback", "path"))
-        await conn.execute("UPDATE callbacks SET downlink_hook = (id = $2), updated_at = now() "
-                           "WHERE device_type_id = $1 AND (downlink_hook OR id = $2)",
-                           current["device_type_id"], current["id"])
+        await callbacks.make_downlink_hook(conn, current["device_type_id"], current["id"])
     return web.Response(status=204)

@@ -16,13 +16,13 @@ from aiohttp import web
 from oss import bulk_jobs
 from oss.auth import Caller, caller
 from oss.bulk_rows import ACTIONS, checked_rows, csv_rows, json_rows
+from oss.clock import now_ms
 from oss.context import JOBS, pool
-from oss.device_store import RowError
-from oss.device_types import scoped_device_type
-from oss.errors import NotFound, json_response
+from oss.device_operations import RowError
+from oss.errors import json_response
 from oss.params import INT32, is_csv, json_body, oid, q_bool, q_oid, q_str, read_body
-from oss.scope import in_subtree
 from oss.shape import compact
+from oss.storage import contracts, device_types, devices, jobs
 from oss.validate import validated
 
 routes = web.RouteTableDef()
@@ -66,7 +66,7 @@ async def _operation(request: web.Request, kind: str) -> web.Response:
     params, rows, errors = await _read(request, kind)
     if "deviceTypeId" in params:
         async with pool(request).acquire() as conn:
-            await scoped_device_type(conn, who, params["deviceTypeId"], field="deviceTypeId")
+            await device_types.scoped(conn, who.group_id, params["deviceTypeId"], field="deviceTypeId")
     if kind == "replace" or q_bool(request, "dryRun", default=False):
         return await _synchronous(request, who, kind, params, rows, errors)
     job_id, total = await request.app[JOBS].submit(who, kind, params, rows, errors)
@@ -100,15 +100,8 @@ async def _job(request: web.Request, kinds: tuple[str, ...] | None) -> tuple[dic
     who = caller(request)
     who.require("devices")
     async with pool(request).acquire() as conn:
-        job = await conn.fetchrow(f"SELECT id, kind, total, success, job_done, "
-                                  f"total - jsonb_array_length(rows) + processed AS processed, "
-                                  f"(SELECT count(*) FROM bulk_job_errors e WHERE e.job_id = j.id) AS nb_errors "
-                                  f"FROM bulk_jobs j WHERE id = $2 AND {in_subtree('group_id', '$1')}",
-                                  who.group_id, oid(request, "jobId"))
-        if job is None or (kinds and job["kind"] not in kinds):
-            raise NotFound("The requested job was not found.")
-        errors = await conn.fetch("SELECT row, entity, field, message, type FROM bulk_job_errors "
-                                  "WHERE job_id = $1 ORDER BY row LIMIT $2", job["id"], INT32)
+        job = await jobs.scoped(conn, who.group_id, oid(request, "jobId"), kinds)
+        errors = await jobs.errors(conn, job["id"], INT32)
     return dict(job), [compact({"entity": e["entity"], "row": e["row"] or None, "field": e["field"],
                                 "message": e["message"], "type": e["type"]}) for e in errors]
 
@@ -131,31 +124,31 @@ def _action_status(kind: str):
     return handler
 
 
-async def _restart_all(request: web.Request, column: str) -> web.Response:
-    """Restart every device of a device type or of a contract, in the caller's groups."""
-    who = caller(request)
-    who.require("devices", write=True)
-    async with pool(request).acquire() as conn:
-        if column == "device_type_id":
-            owner = (await scoped_device_type(conn, who, oid(request)))["id"]
-        else:
-            from oss.contracts import visible_contract
-            owner = (await visible_contract(conn, who, oid(request)))["id"]
-        ids = await conn.fetch(f"SELECT id FROM devices WHERE {column} = $2 AND {in_subtree('group_id', '$1')} "
-                               "ORDER BY id", who.group_id, owner)
-    rows = [(n, {"id": r["id"]}) for n, r in enumerate(ids, start=1)]
-    job_id, total = await request.app[JOBS].submit(who, "restart", {}, rows, [])
+async def _restart_all(request: web.Request, ids: list[str]) -> web.Response:
+    """Restart these devices (all those of a device type or of a contract, in the caller's groups)."""
+    rows = [(n, {"id": ident}) for n, ident in enumerate(ids, start=1)]
+    job_id, total = await request.app[JOBS].submit(caller(request), "restart", {}, rows, [])
     return json_response({"total": total, "jobId": job_id}, 201)
 
 
 @routes.post("/v2/device-types/{id}/bulk/restart")
 async def restart_device_type(request: web.Request) -> web.Response:
-    return await _restart_all(request, "device_type_id")
+    who = caller(request)
+    who.require("devices", write=True)
+    async with pool(request).acquire() as conn:
+        device_type = await device_types.scoped(conn, who.group_id, oid(request))
+        ids = await devices.ids_of(conn, who.group_id, device_type_id=device_type["id"])
+    return await _restart_all(request, ids)
 
 
 @routes.post("/v2/contract-infos/{id}/bulk/restart")
 async def restart_contract(request: web.Request) -> web.Response:
-    return await _restart_all(request, "contract_id")
+    who = caller(request)
+    who.require("devices", write=True)
+    async with pool(request).acquire() as conn:
+        contract = await contracts.visible_to(conn, who.group_id, oid(request), now_ms())
+        ids = await devices.ids_of(conn, who.group_id, contract_id=contract["id"])
+    return await _restart_all(request, ids)
 
 
 routes.get("/v2/device-types/bulk/restart/{jobId}")(_action_status("restart"))

@@ -10,7 +10,7 @@ only when the operator asks for it (`keepHistory`).
 """
 from __future__ import annotations
 
-import asyncpg
+from oss.storage.sql import Executor
 
 HISTORY_TABLES = ("messages", "callback_attempts", "undelivered_callbacks", "device_events", "device_status")
 
@@ -22,40 +22,39 @@ def visible(alias: str = "") -> str:
             f"(SELECT 1 FROM device_registrations purged_r WHERE purged_r.id = {column} AND purged_r.purged)")
 
 
-async def purge(conn: asyncpg.Connection, registration_ids: list[int]) -> None:
+async def purge(db: Executor, registration_ids: list[int]) -> None:
     """Mark registrations purged and delete their history rows (rows still in flight stay hidden)."""
     if not registration_ids:
         return
-    await conn.execute("UPDATE device_registrations SET purged = true, ended_at = COALESCE(ended_at, now()) "
-                       "WHERE id = ANY($1)", registration_ids)
+    await db.execute("UPDATE device_registrations SET purged = true, ended_at = COALESCE(ended_at, now()) "
+                     "WHERE id = ANY($1)", registration_ids)
     for table in HISTORY_TABLES:
-        await conn.execute(f"DELETE FROM {table} WHERE registration_id = ANY($1)", registration_ids)
+        await db.execute(f"DELETE FROM {table} WHERE registration_id = ANY($1)", registration_ids)
 
 
-async def register_again(conn: asyncpg.Connection, device_id: str, old_registration: int,
-                         keep_history: bool) -> int:
+async def register_again(db: Executor, device_id: str, old_registration: int, keep_history: bool) -> int:
     """Give a device a new registration (it moved to another group); returns its number.
 
     With `keep_history` the old registration's rows move to the new one (the new owner sees
     them); without, they are purged.
     """
-    new = await conn.fetchval("UPDATE devices SET registration_id = nextval('device_registration_seq') "
-                              "WHERE id = $1 RETURNING registration_id", device_id)
+    new = await db.fetchval("UPDATE devices SET registration_id = nextval('device_registration_seq') "
+                            "WHERE id = $1 RETURNING registration_id", device_id)
     if keep_history:
-        await conn.execute("UPDATE device_registrations SET moved_to = $2 WHERE id = $1", old_registration, new)
+        await db.execute("UPDATE device_registrations SET moved_to = $2 WHERE id = $1", old_registration, new)
         for table in HISTORY_TABLES:
-            await conn.execute(f"UPDATE {table} SET registration_id = $2 WHERE registration_id = $1",
-                               old_registration, new)
+            await db.execute(f"UPDATE {table} SET registration_id = $2 WHERE registration_id = $1",
+                             old_registration, new)
     else:
-        await purge(conn, [old_registration])
+        await purge(db, [old_registration])
     return new
 
 
-async def purge_late_rows(conn: asyncpg.Connection) -> int:
+async def purge_late_rows(db: Executor) -> int:
     """Delete rows that reached purged registrations after the purge (records that were in flight)."""
     deleted = 0
     for table in HISTORY_TABLES:
-        status = await conn.execute(
+        status = await db.execute(
             f"DELETE FROM {table} t USING device_registrations r WHERE r.id = t.registration_id AND r.purged")
         deleted += int(status.rsplit(" ", 1)[1])
     return deleted

@@ -1,4 +1,4 @@
-"""Scoping: a caller sees its own group and the groups below it, nothing else.
+"""The scope rule in SQL: a caller sees its own group and the groups below it, nothing else.
 
 Anything outside that subtree answers 404, exactly as if it did not exist.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncpg
 
 from oss.errors import NotFound
+from oss.storage.sql import Executor
 
 
 def subtree(param: str) -> str:
@@ -18,15 +19,16 @@ def in_subtree(column: str, param: str) -> str:
     return f"{column} IN {subtree(param)}"
 
 
-async def fetch_scoped(conn: asyncpg.Connection, sql: str, *args: object, what: str = "resource") -> asyncpg.Record:
+def in_groups(column: str, param: str, *, deep: bool) -> str:
+    """SQL: `column` is one of the groups of the array `param`, or (`deep`) below one of them."""
+    if not deep:
+        return f"{column} = ANY({param})"
+    return f"({column} = ANY({param}) OR {column} IN (SELECT id FROM groups WHERE path && {param}::text[]))"
+
+
+async def fetch_scoped(db: Executor, sql: str, *args: object, what: str = "resource") -> asyncpg.Record:
     """Run a query already restricted to the caller's subtree; 404 when it finds nothing."""
-    row = await conn.fetchrow(sql, *args)
+    row = await db.fetchrow(sql, *args)
     if row is None:
         raise NotFound(f"The requested {what} was not found.")
     return row
-
-
-async def group_in_scope(conn: asyncpg.Connection, root: str, group_id: str) -> asyncpg.Record:
-    """The group row if it lies in `root`'s subtree, else 404."""
-    return await fetch_scoped(
-        conn, f"SELECT * FROM groups WHERE id = $2 AND {in_subtree('id', '$1')}", root, group_id, what="group")

@@ -7,21 +7,19 @@ import asyncpg
 from aiohttp import web
 
 from oss import checks
-from oss.auth import Caller, caller
+from oss.auth import caller
 from oss.clock import ms, new_id, now_ms
 from oss.context import KEEPALIVE_MIN, pool
-from oss.contracts import visible as contract_visible
-from oss.errors import BadRequest, Conflict, FieldError, NotFound, json_response
+from oss.errors import BadRequest, Conflict, FieldError, json_response
 from oss.fields import Fields, fields
 from oss.paging import listing, page
 from oss.params import INT32, json_body, oid, q_bool, q_choice, q_int, q_oid, q_oids, q_str
-from oss.scope import group_in_scope, in_subtree
 from oss.shape import compact, expand_links
+from oss.storage import contracts, device_types, devices, groups
 from oss.validate import validated
 
 routes = web.RouteTableDef()
 EXPANDABLE = ("group", "contract", "geolocPayloadConfig")
-SORTS = {"id": "t.id", "-id": "t.id DESC", "name": "lower(t.name), t.id", "-name": "lower(t.name) DESC, t.id"}
 COLUMNS = {"name": "name", "description": "description", "keepAlive": "keep_alive", "alertEmail": "alert_email",
            "downlinkMode": "downlink_mode", "downlinkDataString": "downlink_data_string",
            "payloadType": "payload_type", "payloadConfig": "payload_config", "automaticRenewal": "automatic_renewal"}
@@ -47,16 +45,6 @@ async def device_type_bodies(conn: asyncpg.Connection, rows: list[asyncpg.Record
     return items
 
 
-async def scoped_device_type(conn: asyncpg.Connection, who: Caller, ident: str, *,
-                             field: str | None = None) -> asyncpg.Record:
-    row = await conn.fetchrow(f"SELECT * FROM device_types WHERE id = $2 AND {in_subtree('group_id', '$1')}",
-                              who.group_id, ident)
-    if row is None:
-        raise NotFound(f"{field}: device type {ident} was not found." if field
-                       else "The requested device type was not found.")
-    return row
-
-
 def semantic_errors(merged: dict[str, Any], keepalive_min: int) -> list[FieldError]:
     """Rules across fields, checked on the device type as it will be after the change."""
     errors = checks.keepalive_errors(merged.get("keep_alive"), keepalive_min)
@@ -70,8 +58,8 @@ def semantic_errors(merged: dict[str, Any], keepalive_min: int) -> list[FieldErr
 def contract_of(body: dict[str, Any]) -> str | None:
     if body.get("contractId"):
         return body["contractId"]
-    contracts = body.get("contracts") or []
-    return contracts[0]["id"] if contracts else None
+    contract_list = body.get("contracts") or []
+    return contract_list[0]["id"] if contract_list else None
 
 
 @routes.get("/v2/device-types/")
@@ -80,26 +68,14 @@ async def list_device_types(request: web.Request) -> web.Response:
     who.require("device-types")
     pg = page(request)
     expand = fields(request, EXPANDABLE)
-    args: list[Any] = [who.group_id]
-    where = [in_subtree("t.group_id", "$1")]
-    if name := q_str(request, "name"):
-        args.append(f"%{name.lower()}%")
-        where.append(f"lower(t.name) LIKE ${len(args)}")
-    if group_ids := q_oids(request, "groupIds"):
-        args.append(group_ids)
-        n = len(args)
-        where.append(f"(t.group_id = ANY(${n}) OR t.group_id IN (SELECT id FROM groups WHERE path && ${n}::text[]))"
-                     if q_bool(request, "deep", default=False) else f"t.group_id = ANY(${n})")
-    if contract_id := q_oid(request, "contractId"):
-        args.append(contract_id)
-        where.append(f"t.contract_id = ${len(args)}")
-    if (payload_type := q_int(request, "payloadType", lo=-INT32, hi=INT32)) is not None:
-        args.append(payload_type)
-        where.append(f"t.payload_type = ${len(args)}")
-    order = SORTS[q_choice(request, "sort", tuple(SORTS), "id")]
+    name, group_ids = q_str(request, "name"), q_oids(request, "groupIds")
+    wanted = device_types.Filter(name=name, group_ids=group_ids,
+                                 deep=bool(group_ids) and q_bool(request, "deep", default=False),
+                                 contract_id=q_oid(request, "contractId"),
+                                 payload_type=q_int(request, "payloadType", lo=-INT32, hi=INT32))
+    sort = q_choice(request, "sort", tuple(device_types.SORTS), "id")
     async with pool(request).acquire() as conn:
-        rows = await conn.fetch(f"SELECT t.* FROM device_types t WHERE {' AND '.join(where)} ORDER BY {order} "
-                                f"LIMIT {pg.fetch} OFFSET {pg.offset}", *args)
+        rows = await device_types.page(conn, who.group_id, pg, wanted, sort)
         return json_response(listing(request, pg, await device_type_bodies(conn, rows, expand)))
 
 
@@ -124,12 +100,10 @@ async def create_device_type(request: web.Request) -> web.Response:
     values.update(id=ident, group_id=body["groupId"], contract_id=contract_id, created_by=who.api_user_id,
                   last_edited_by=who.api_user_id)
     async with pool(request).acquire() as conn:
-        await group_in_scope(conn, who.group_id, body["groupId"])
-        if not await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM contract_infos c WHERE c.id = $2 "
-                                   f"AND {contract_visible()})", who.group_id, contract_id):
+        await groups.scoped(conn, who.group_id, body["groupId"])
+        if not await contracts.is_visible(conn, who.group_id, contract_id):
             raise BadRequest(FieldError("contractId", f"contract {contract_id} was not found"))
-        await conn.execute(f"INSERT INTO device_types({', '.join(values)}) "
-                           f"VALUES ({', '.join(f'${i}' for i in range(1, len(values) + 1))})", *values.values())
+        await device_types.create(conn, values)
     return json_response({"id": ident}, 201)
 
 
@@ -139,7 +113,7 @@ async def get_device_type(request: web.Request) -> web.Response:
     who.require("device-types")
     expand = fields(request, EXPANDABLE)
     async with pool(request).acquire() as conn:
-        row = await scoped_device_type(conn, who, oid(request))
+        row = await device_types.scoped(conn, who.group_id, oid(request))
         return json_response((await device_type_bodies(conn, [row], expand))[0])
 
 
@@ -150,7 +124,7 @@ async def update_device_type(request: web.Request) -> web.Response:
     body = validated(await json_body(request), "deviceTypeUpdate")
     changes = {COLUMNS[k]: v for k, v in body.items() if k in COLUMNS}
     async with pool(request).acquire() as conn, conn.transaction():
-        row = await scoped_device_type(conn, who, oid(request))
+        row = await device_types.scoped(conn, who.group_id, oid(request))
         errors = semantic_errors({**dict(row), **changes}, request.app[KEEPALIVE_MIN])
         contract_id = contract_of(body)
         if contract_id is not None and contract_id != row["contract_id"]:
@@ -158,10 +132,7 @@ async def update_device_type(request: web.Request) -> web.Response:
             errors.append(FieldError(field, "the contract of a device type cannot change once it is created"))
         if errors:
             raise BadRequest(errors)
-        if changes:
-            sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(changes, start=3))
-            await conn.execute(f"UPDATE device_types SET {sets}, last_edited_by = $2, updated_at = now() "
-                               f"WHERE id = $1", row["id"], who.api_user_id, *changes.values())
+        await device_types.edit(conn, row["id"], changes, edited_by=who.api_user_id)
     return web.Response(status=204)
 
 
@@ -170,10 +141,10 @@ async def delete_device_type(request: web.Request) -> web.Response:
     who = caller(request)
     who.require("device-types", write=True)
     async with pool(request).acquire() as conn, conn.transaction():
-        row = await scoped_device_type(conn, who, oid(request))
-        if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM devices WHERE device_type_id = $1)", row["id"]):
+        row = await device_types.scoped(conn, who.group_id, oid(request))
+        if await device_types.has_devices(conn, row["id"]):
             raise Conflict("The device type still has devices; transfer or delete them first.")
-        await conn.execute("DELETE FROM device_types WHERE id = $1", row["id"])
+        await device_types.delete(conn, row["id"])
     return web.Response(status=204)
 
 
@@ -183,7 +154,6 @@ async def disengage_device_type(request: web.Request) -> web.Response:
     who = caller(request)
     who.require("devices", write=True)
     async with pool(request).acquire() as conn:
-        row = await scoped_device_type(conn, who, oid(request))
-        await conn.execute("UPDATE devices SET disengaged_at = $2, updated_at = now() WHERE device_type_id = $1",
-                           row["id"], now_ms())
+        row = await device_types.scoped(conn, who.group_id, oid(request))
+        await devices.disengage_type(conn, row["id"], now_ms())
     return web.Response(status=204)
