@@ -85,7 +85,6 @@ class Stage:
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
         self.ready = asyncio.Event()
-        self.batches = 0
         # Partitions whose `on_assigned` has finished; records of others are not processed yet.
         self._restored: set[TopicPartition] = set()
         self.dead_letter_attempts = settings().dead_letter_attempts
@@ -243,7 +242,6 @@ class Stage:
         await self._publish_dead()  # records `persist` could not write
         if batch:
             await self._commit({tp: OffsetAndMetadata(records[-1].offset + 1, "") for tp, records in batch.items()})
-        self.batches += 1
 
     def _tick(self) -> list[Out]:
         try:

@@ -26,13 +26,13 @@ import aiohttp
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from backhaul import db
-from program.demo.seed import seed_network
 from backhaul.kafka import make_consumer
 from backhaul.topics import topic
 from bench.ceilings import http_ceiling
 from bench.pipeline import Pipeline, WorkerProcess
 from bench.receiver import SubprocessReceiver
 from bench.sandbox import sandbox
+from program.demo.seed import seed_network
 from schemas.topics import DELIVERIES
 from simulator.network import Device, build_network, simulate
 

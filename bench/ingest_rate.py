@@ -24,12 +24,12 @@ import orjson
 from aiokafka import TopicPartition
 
 from backhaul import db
-from program.demo.seed import seed_network
 from backhaul.kafka import make_consumer, make_producer
 from backhaul.settings import settings
 from backhaul.topics import topic
 from bench.ceilings import CEILING_TOPIC, create_ceiling_topic
 from bench.sandbox import sandbox
+from program.demo.seed import seed_network
 from program.supervised import WorkerProcess
 from schemas.frames import encode_frame
 from schemas.topics import FRAMES, INGEST_STATE, MESSAGES
@@ -41,7 +41,7 @@ async def publish_backlog(frames: list[bytes], keys: list[bytes]) -> float:
     await producer.start()
     try:
         started = time.monotonic()
-        futures = [await producer.send(topic(FRAMES), v, key=k) for k, v in zip(keys, frames)]
+        futures = [await producer.send(topic(FRAMES), v, key=k) for k, v in zip(keys, frames, strict=False)]
         await asyncio.gather(*futures)
         return len(frames) / (time.monotonic() - started)
     finally:

@@ -33,15 +33,15 @@ from pathlib import Path
 import orjson
 
 from backhaul import db
-from program.demo.seed import seed_network
 from backhaul.kafka import make_producer
 from backhaul.settings import PROJECT_ROOT, settings
-from program.supervised import WorkerProcess
 from bench.accounting import nearest_rank
 from bench.load import Key, build_networks, drive, first_frames
 from bench.pipeline import LAYOUTS, Pipeline
 from bench.receiver import DATA, make_receiver
 from bench.sandbox import sandbox
+from program.demo.seed import seed_network
+from program.supervised import WorkerProcess
 
 MODES = {
     "old": {"BACKHAUL_STATIC_MEMBERSHIP": "0", "BACKHAUL_KAFKA_HEARTBEAT_MS": "2000",
@@ -84,7 +84,7 @@ def kill_figures(killed_at: float, until: float, first_s: dict[Key, float], done
     sent_after = sorted((t, key) for key, t in first_s.items() if killed_at <= t < until)
     first = next(((t, key) for t, key in sent_after if key in done_s), None)
     arrivals = sorted(at for at in done_s.values() if killed_at <= at < until)
-    gap = max((b - a for a, b in zip([killed_at, *arrivals], arrivals)), default=until - killed_at)
+    gap = max((b - a for a, b in zip([killed_at, *arrivals], arrivals, strict=False)), default=until - killed_at)
     around = [(t, done_s[key] - t) for t, key in sent_after if t < killed_at + AROUND_S and key in done_s]
     return {
         "outageS": None if first is None else round(done_s[first[1]] - first[0], 3),

@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 from backhaul import db
-from program.demo.seed import seed_network
 from backhaul.kafka import make_producer
 from backhaul.settings import PROJECT_ROOT, settings
 from bench.ceilings import create_ceiling_topic, http_ceiling, kafka_ceiling
@@ -34,6 +33,7 @@ from bench.progress import Progress
 from bench.receiver import make_receiver
 from bench.report import format_table, write_json
 from bench.step import Rig, run_step
+from program.demo.seed import seed_network
 from schemas.frames import encode_frame
 
 ADVANCED_BODY = ('{"device":"{device}","seqNumber":{seqNumber},"lqi":"{lqi}",'

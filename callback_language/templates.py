@@ -35,14 +35,15 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass, field as dc_field
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from typing import Any, Callable, Mapping
 from urllib.parse import quote, quote_plus, urlsplit
 
 import orjson
 
 from backhaul.callback_secrets import authority_span, basic_auth, redact_url
-from callback_language.variables import CUSTOM_DATA_KINDS, CUSTOM_DATA_PREFIX, VARIABLES, allowed, sample
+from callback_language.variables import CUSTOM_DATA_PREFIX, VARIABLES, allowed, sample
 
 CHANNELS = ("URL", "BATCH_URL", "EMAIL")
 METHODS = ("GET", "POST", "PUT")
@@ -264,7 +265,7 @@ def compile_template(text: str, *, kind: str, field: str, json_body: bool = Fals
 
 def _check_standalone(template: Template) -> None:
     text = template.text
-    for (literal, name, in_string), offset in zip(template.segments, template.offsets):
+    for (literal, name, in_string), offset in zip(template.segments, template.offsets, strict=False):
         if name is None or in_string:
             continue
         begin = offset + len(literal)
@@ -288,7 +289,7 @@ def validate_json_body(text: str, kind: str) -> Template:
     pieces: list[tuple[int, int, bool]] = []
     out: list[str] = []
     size = 0
-    for (literal, name, in_string), offset in zip(template.segments, template.offsets):
+    for (literal, name, in_string), offset in zip(template.segments, template.offsets, strict=False):
         pieces.append((size, offset, False))
         out.append(literal)
         size += len(literal)
@@ -407,7 +408,7 @@ def _split_url(text: str | None) -> tuple[str, tuple[str, str] | None]:
     try:
         parts = urlsplit(f"{scheme}://{hostport}")
         host = parts.hostname
-        parts.port
+        _ = parts.port  # reading it validates the port (ValueError when out of range)
     except ValueError:
         raise TemplateError("url", host_at, "invalid host or port") from None
     if not host:
@@ -439,7 +440,7 @@ def _header_templates(spec: CallbackSpec, batch: bool) -> tuple[tuple[str, Templ
             raise TemplateError(field, bad.start(), "CR, LF and NUL are not allowed in header values")
         template = compile_template(value, kind=spec.kind, field=field)
         if batch and template.variables:
-            at = next(o + len(lit) for (lit, n, _), o in zip(template.segments, template.offsets) if n)
+            at = next(o + len(lit) for (lit, n, _), o in zip(template.segments, template.offsets, strict=False) if n)
             raise TemplateError(field, at, "BATCH_URL header values cannot contain variables "
                                            "(one request carries many messages)")
         out.append((name, template))
@@ -499,7 +500,7 @@ def compile_callback(spec: CallbackSpec) -> CompiledCallback:
     extra = frozenset({BATCH_VARIABLE}) if batch else frozenset()
     url = compile_template(spec.url or "", kind=spec.kind, field="url", extra=extra)
     if batch:
-        for (literal, name, _), offset in zip(url.segments, url.offsets):
+        for (literal, name, _), offset in zip(url.segments, url.offsets, strict=False):
             if name is not None and name != BATCH_VARIABLE:
                 raise TemplateError("url", offset + len(literal), f"a BATCH_URL URL may only contain {{batch}}, "
                                                                   f"not {{{name}}}")

@@ -38,7 +38,7 @@ def decode_oob(data_hex: str) -> dict:
         if any(c > 15 for c in codes):
             raise OobError("REPEATER range codes must be 0..15")
         body = {"type": "REPEATER", "batt": int.from_bytes(raw[1:3], "big") / 1000}
-        body.update(zip(REPEATER_FIELDS, codes))
+        body.update(zip(REPEATER_FIELDS, codes, strict=False))
         return body
     if kind == 0x03:
         return {"type": "KEEPALIVE"}

@@ -160,7 +160,7 @@ class IngestStage(Stage):
             return
         started = time.monotonic()
         restored = await read_changelog(self._t_state, numbers)
-        for device, (partition, value) in restored.items():
+        for partition, value in restored.values():
             self.engine.restore(DeviceState.from_json(value, partition))
         metrics.STATE_RESTORED.inc(len(restored))
         self._gauges_due = 0.0  # report the restored windows at once

@@ -11,20 +11,27 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 
 from backhaul import metrics, reachability
 from backhaul.db import create_pool, migrate
-from backhaul.failures import dependency_of, is_infrastructure
 from backhaul.destinations import DestinationPolicy
+from backhaul.failures import dependency_of, is_infrastructure
 from backhaul.secretbox import keyring
 from backhaul.settings import settings
 from oss.api import RESOURCES
 from oss.auth import CALLER, CredentialCache, authenticate, hash_secret, new_secret, unknown_login_hash
 from oss.bulk_jobs import JobRunner
-from oss.params import BODY_LIMITS, BodyLimits
 from oss.clock import new_id
 from oss.context import CREDENTIALS, DESTINATIONS, JOBS, KEEPALIVE_MIN, LOGINS, POOL
-from oss.errors import (ApiError, MethodNotAllowed, NotFound, PayloadTooLarge, ServiceUnavailable, TooManyRequests,
-                        json_response)
+from oss.errors import (
+    ApiError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    TooManyRequests,
+    json_response,
+)
 from oss.http_server import ApiRunner
 from oss.login_throttle import LoginPolicy, LoginThrottle
+from oss.params import BODY_LIMITS, BodyLimits
 from oss.profiles import ADMIN
 from oss.ratelimit import RateLimiter, limit_name, parse_limits, request_key
 from oss.retention import retention_loop

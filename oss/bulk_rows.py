@@ -55,7 +55,7 @@ def csv_rows(kind: str, text: str) -> tuple[list[Row], list[RowError]]:
                                    f"{';'.join(name for name, _ in columns)}"))
             continue
         row: dict[str, Any] = {}
-        for (name, convert), cell in zip(columns, cells):
+        for (name, convert), cell in zip(columns, cells, strict=False):
             if cell == "":
                 continue
             try:

@@ -12,8 +12,16 @@ import asyncpg
 
 from oss.auth import Caller
 from oss.storage import contracts, device_types, devices, registrations
-from oss.tokens import (DEVICE_NOT_ACTIVABLE, DEVICE_OFF_CONTRACT, DEVICE_OK, NO_TOKEN, holds_live_token,
-                        take_tokens, token_end, transfer_kind)
+from oss.tokens import (
+    DEVICE_NOT_ACTIVABLE,
+    DEVICE_OFF_CONTRACT,
+    DEVICE_OK,
+    NO_TOKEN,
+    holds_live_token,
+    take_tokens,
+    token_end,
+    transfer_kind,
+)
 
 SUSPENDED = 6
 Row = tuple[int, dict[str, Any]]

@@ -71,7 +71,6 @@ EMAIL = S(3, 250, format="email")
 LAT, LNG = N(-90, 90), N(-180, 180)
 GROUP_TYPES = E(0, 2, 5, 6, 7, 8, 9, 10, 11, description="0 SO, 2 Basic, 5 SVNO, 6 Partners, 7 NIP, 8 DIST, "
                                                       "9 Channel, 10 Starter, 11 Partner")
-REF = O(id=S())
 MIN_GROUP = O(id=S(), name=S(), type=I(), level=I())
 PROFILE_ID = S(enum=sorted(PROFILES), description="; ".join(f"{p.id} {p.name}" for p in PROFILES.values()))
 USER_ROLE_REF = O(("groupId", "profileId"), groupId=OID, profileId=PROFILE_ID)

@@ -34,8 +34,15 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from backhaul.callback_secrets import (MASK, SIGNING_PREFIX, authority_span, signing_key, split_headers,
-                                       split_userinfo, with_userinfo)
+from backhaul.callback_secrets import (
+    MASK,
+    SIGNING_PREFIX,
+    authority_span,
+    signing_key,
+    split_headers,
+    split_userinfo,
+    with_userinfo,
+)
 from backhaul.secretbox import Keyring
 from oss.errors import FieldError
 

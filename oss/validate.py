@@ -59,34 +59,47 @@ def _check(value: Any, schema: dict[str, Any], path: str, errors: list[FieldErro
         errors.append(FieldError(name, f"must be one of {', '.join(map(str, schema['enum']))}"))
         return
     if kind == "object":
-        for key in schema.get("required", ()):
-            if key not in value:
-                errors.append(FieldError(f"{path}.{key}" if path else key, "is required"))
-        for key, sub in schema.get("properties", {}).items():
-            if key in value:
-                _check(value[key], sub, f"{path}.{key}" if path else key, errors)
-        extra = schema.get("additionalProperties")
-        if isinstance(extra, dict):
-            for key, item in value.items():
-                _check(item, extra, f"{path}.{key}" if path else key, errors)
-                if len(errors) > 100:
-                    return
+        _check_object(value, schema, path, errors)
     elif kind == "array":
-        if len(value) < schema.get("minItems", 0):
-            errors.append(FieldError(name, f"must have at least {schema['minItems']} items"))
-        if "maxItems" in schema and len(value) > schema["maxItems"]:
-            errors.append(FieldError(name, f"must have at most {schema['maxItems']} items"))
-        for i, item in enumerate(value):
-            _check(item, schema.get("items", {}), f"{path}[{i}]", errors)
-            if len(errors) > 100:
-                return
+        _check_array(value, schema, path, errors)
     elif kind == "string":
         _check_string(value, schema, name, errors)
     elif kind in ("integer", "number"):
-        if "minimum" in schema and value < schema["minimum"]:
-            errors.append(FieldError(name, f"must be at least {schema['minimum']}"))
-        if "maximum" in schema and value > schema["maximum"]:
-            errors.append(FieldError(name, f"must be at most {schema['maximum']}"))
+        _check_number(value, schema, name, errors)
+
+
+def _check_object(value: dict[str, Any], schema: dict[str, Any], path: str, errors: list[FieldError]) -> None:
+    for key in schema.get("required", ()):
+        if key not in value:
+            errors.append(FieldError(f"{path}.{key}" if path else key, "is required"))
+    for key, sub in schema.get("properties", {}).items():
+        if key in value:
+            _check(value[key], sub, f"{path}.{key}" if path else key, errors)
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        for key, item in value.items():
+            _check(item, extra, f"{path}.{key}" if path else key, errors)
+            if len(errors) > 100:
+                return
+
+
+def _check_array(value: list[Any], schema: dict[str, Any], path: str, errors: list[FieldError]) -> None:
+    name = path or "body"
+    if len(value) < schema.get("minItems", 0):
+        errors.append(FieldError(name, f"must have at least {schema['minItems']} items"))
+    if "maxItems" in schema and len(value) > schema["maxItems"]:
+        errors.append(FieldError(name, f"must have at most {schema['maxItems']} items"))
+    for i, item in enumerate(value):
+        _check(item, schema.get("items", {}), f"{path}[{i}]", errors)
+        if len(errors) > 100:
+            return
+
+
+def _check_number(value: float, schema: dict[str, Any], name: str, errors: list[FieldError]) -> None:
+    if "minimum" in schema and value < schema["minimum"]:
+        errors.append(FieldError(name, f"must be at least {schema['minimum']}"))
+    if "maximum" in schema and value > schema["maximum"]:
+        errors.append(FieldError(name, f"must be at most {schema['maximum']}"))
 
 
 def _check_string(value: str, schema: dict[str, Any], name: str, errors: list[FieldError]) -> None:

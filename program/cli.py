@@ -179,8 +179,8 @@ def _wait_http(url: str, timeout: float) -> bool:
 
 async def _prepare_demo(args: argparse.Namespace) -> dict:
     from backhaul import db
-    from program.demo.seed import seed_network
     from backhaul.kafka import ensure_topics
+    from program.demo.seed import seed_network
     from simulator.network import build_network
 
     s = settings()

@@ -29,8 +29,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from program.processes import lock_file, run_dir, start_time
 from backhaul.settings import settings
+from program.processes import lock_file, run_dir, start_time
 
 # Kafka accepts these in a group.instance.id, up to 249 characters.
 INSTANCE_ID = re.compile(r"[A-Za-z0-9._-]{1,249}")

@@ -79,7 +79,7 @@ def table(rows: list[Row], by_hand: list[Row], now: float | None = None) -> str:
     widths = [max(len(line[i]) for line in [header, *lines]) for i in range(len(header) - 1)]
     out = []
     for line in [header, *lines]:
-        out.append("  ".join(cell.ljust(w) for cell, w in zip(line, widths)) + "  " + line[-1])
+        out.append("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=False)) + "  " + line[-1])
     for row in rows:
         if row.state == "crash-loop" and row.log:
             out.append(f"-- last lines of {row.name}'s log:")

@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from backhaul.settings import settings
 from program import control, processes
 from program.restart_policy import RestartPolicy, RestartTracker, describe_exit, is_failure
-from backhaul.settings import settings
 
 log = logging.getLogger(__name__)
 

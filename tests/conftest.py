@@ -393,7 +393,7 @@ class Pipeline:
         without a view, relay or store alone, has nothing to wait for)."""
         async with aiohttp.ClientSession() as session:
             for w in self.workers:
-                async def applied() -> bool:
+                async def applied(w=w) -> bool:
                     async with session.get(f"http://127.0.0.1:{w.port}/status") as resp:
                         status = await resp.json()
                     return "config" in status and (status["config"] is None or status["config"] >= records)
@@ -461,6 +461,7 @@ async def read_topic(name: str, *, timeout: float = 10.0, expect: int | None = N
 async def consumer_group_caught_up(group: str, topics: list[str]) -> bool:
     """True when the consumer group has committed every record of the topics (a stage is idle)."""
     from aiokafka import TopicPartition
+
     from backhaul.kafka import make_admin, make_consumer
 
     admin = make_admin()

@@ -130,8 +130,14 @@ from callback_language import downlink as dl
 from callback_language.compiled import CompiledCallbacks
 from callback_language.status import NON_HTTP_STATUS
 from schemas import delivery_results as results
-from schemas.deliveries import (Delivery, InvalidDelivery, decode_delivery, delivery_key, encode_delivery,
-                                schedule_start_ms)
+from schemas.deliveries import (
+    Delivery,
+    InvalidDelivery,
+    decode_delivery,
+    delivery_key,
+    encode_delivery,
+    schedule_start_ms,
+)
 from schemas.delivery_results import encode_delivery_result
 from schemas.device_events import encode_device_event
 from schemas.downlinks import encode_downlink, granted
@@ -701,7 +707,7 @@ class DeliveryWorker:
                     return
             await asyncio.gather(*(self._settle(d, attempts + 1, outcome, sent, from_store=origin is None,
                                                 rng=random.Random(f"{batch.id}:{attempts}"), request=batch.request)
-                                   for (d, attempts, origin), (_, _, sent) in zip(members, sends)))
+                                   for (d, attempts, origin), (_, _, sent) in zip(members, sends, strict=False)))
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -712,7 +718,7 @@ class DeliveryWorker:
                             extra={"callback": callback_id, "failures": failures})
                 self._spawn(self._send_batch_later(callback_id, members, failures))
             else:
-                for d, attempts, origin in members:
+                for d, _, origin in members:
                     self._spawn(self._set_aside(delivery_key(d), encode_delivery(d), exc, failures, origin,
                                                 delivery=d))
             members = []  # held until then

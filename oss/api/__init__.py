@@ -4,8 +4,19 @@ Each module reads and checks its requests, calls `oss.storage` (the only
 place with SQL) and answers in the v2 body shapes.
 """
 from oss import openapi
-from oss.api import (api_users, bulk, callbacks, contracts, device_types, devices, groups, messages, profiles,
-                     undelivered, users)
+from oss.api import (
+                     api_users,
+                     bulk,
+                     callbacks,
+                     contracts,
+                     device_types,
+                     devices,
+                     groups,
+                     messages,
+                     profiles,
+                     undelivered,
+                     users,
+)
 
 # In the order their routes are added: the bulk paths before /devices/{id}, which would take them.
 RESOURCES = (bulk, groups, profiles, users, api_users, contracts, device_types, callbacks, devices, messages,

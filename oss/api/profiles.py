@@ -10,8 +10,8 @@ from oss.fields import fields
 from oss.paging import listing, page
 from oss.params import oid, q_oid
 from oss.profiles import PROFILES, profile_body
-from oss.storage import groups
 from oss.shape import expand_links
+from oss.storage import groups
 
 routes = web.RouteTableDef()
 

@@ -45,7 +45,13 @@ from backhaul.kafka import Out, make_producer, send_all
 from backhaul.topics import topic
 from schemas.topics import DELIVERY_RESULTS, DEVICE_EVENTS, FRAMES, MESSAGES, MESSAGES_ADVANCED
 from tests.conftest import (
-    ROOT, Isolated, Receiver, consumer_group_caught_up, free_port, read_topic, wait_until,
+    ROOT,
+    Isolated,
+    Receiver,
+    consumer_group_caught_up,
+    free_port,
+    read_topic,
+    wait_until,
 )
 
 WINDOW_S = 6.0

@@ -20,8 +20,17 @@ import pytest
 from aiohttp import web
 
 from tests.chaos.harness import (
-    ADVANCED_CALLBACK, DATA_CALLBACK, ROLES, Traffic, callbacks, cb_statuses, check_outcome, delays_around,
-    percentiles, stack_script, wait_delivered,
+    ADVANCED_CALLBACK,
+    DATA_CALLBACK,
+    ROLES,
+    Traffic,
+    callbacks,
+    cb_statuses,
+    check_outcome,
+    delays_around,
+    percentiles,
+    stack_script,
+    wait_delivered,
 )
 from tests.conftest import wait_until
 

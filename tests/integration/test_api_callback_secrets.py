@@ -42,7 +42,7 @@ async def stored(api, callback_id: str) -> dict:
 
 def url_callback(**extra) -> dict:
     return {"channel": "URL", "callbackType": 0, "callbackSubtype": 2, "enabled": True, "httpMethod": "POST",
-            "url": f"http://alice:p%40ss-Wd-4417@127.0.0.1:9/in?d={{device}}",
+            "url": "http://alice:p%40ss-Wd-4417@127.0.0.1:9/in?d={device}",
             "headers": {"X-Api-Key": API_KEY, "X-Tenant": "{device}"}, "signingSecret": SIGNING, **extra}
 
 

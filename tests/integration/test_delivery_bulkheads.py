@@ -56,7 +56,7 @@ async def test_concurrency_cap_and_token_bucket_per_endpoint(pipeline, make_rece
                         "BACKHAUL_ENDPOINT_BURST": "1"})
     await publish_frames([frame(d, 1, station=pipe.stations[0]) for d in pipe.devices])
     for r in receivers:
-        await wait_until(lambda: len(r.requests) >= 12, 20, f"12 requests at {r.url}")
+        await wait_until(lambda r=r: len(r.requests) >= 12, 20, f"12 requests at {r.url}")
     assert (slow_default.peak, slow_own.peak) == (4, 2), "concurrency caps: 4 by default, 2 for the callback"
     spans = []
     for r, rate in ((receivers[2], 10), (receivers[3], 4)):
@@ -149,8 +149,8 @@ async def test_an_endpoint_answering_after_30_s_does_not_slow_a_healthy_one(pipe
         for phase, seq in (("warm-up", 10), ("without", 100), ("with", 1000)):
             slow = phase == "with"
             sent = await paced(pipe, rate=40, seconds=2 if phase == "warm-up" else 12, seq=seq)
-            await wait_until(lambda: len([r for r in healthy.requests
-                                          if (r.query["device"], r.query["seq"]) in sent]) >= len(sent),
+            await wait_until(lambda sent=sent: len([r for r in healthy.requests
+                                                    if (r.query["device"], r.query["seq"]) in sent]) >= len(sent),
                              15, f"every healthy callback {phase} the slow endpoint")
             latencies = [r.at - sent[(r.query["device"], r.query["seq"])] for r in healthy.requests
                          if (r.query["device"], r.query["seq"]) in sent]

@@ -10,7 +10,7 @@ import orjson
 import pytest
 from aiohttp import web
 
-from tests.conftest import at_least, free_port, frame, publish_frames, wait_until
+from tests.conftest import at_least, frame, free_port, publish_frames, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -11,9 +11,9 @@ import pytest
 from aiohttp import web
 
 from backhaul.topics import topic
+from callback_language.downlink import render_direct
 from schemas.topics import DOWNLINK_REPORTS, DOWNLINKS
 from tests.conftest import PIPELINE_ROLES, frame, publish_frames, read_topic, wait_until
-from callback_language.downlink import render_direct
 
 pytestmark = pytest.mark.integration
 
@@ -75,7 +75,7 @@ async def test_callback_downlinks_and_their_acknowledgements(pipeline, receiver)
     pipe = await pipeline([bidir(receiver.url), acknowledge(receiver.url)], roles=ROLES, env=ENV, devices=8,
                           device_type={"downlink_mode": 1})
     kinds = ("data", "no-data", "204", "invalid", "late", "error-then-data", "quota", "no-ack")
-    roles_of = dict(zip(pipe.devices, kinds))
+    roles_of = dict(zip(pipe.devices, kinds, strict=False))
     device = {kind: d for d, kind in roles_of.items()}
     weak, strong = pipe.stations
     frames = [frame(device["data"], 1, station=weak, rssi=-125.0, ack=True),

@@ -15,12 +15,12 @@ import pytest
 from aiohttp import web
 
 from backhaul import db
-from program.demo.seed import seed_network
 from backhaul.kafka import Out, make_producer, send_all
 from backhaul.topics import topic
-from simulator.network import build_network
+from program.demo.seed import seed_network
 from schemas import delivery_results as results
 from schemas.topics import DELIVERY_RESULTS
+from simulator.network import build_network
 from tests.api_support import check, running_api
 from tests.conftest import frame, publish_frames, wait_until
 

@@ -12,9 +12,9 @@ import orjson
 import pytest
 from aiohttp import web
 
+from callback_language.variables import VARIABLES
 from ingest import aggregate
 from ingest.oob import encode_status
-from callback_language.variables import VARIABLES
 from tests.conftest import PIPELINE_ROLES, at_least, frame, publish_frames, wait_until
 
 pytestmark = pytest.mark.integration

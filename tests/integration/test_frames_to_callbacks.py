@@ -8,10 +8,10 @@ import orjson
 import pytest
 
 from backhaul import db
-from program.demo.seed import seed_network
 from backhaul.topics import topic
-from simulator.network import build_network, simulate
+from program.demo.seed import seed_network
 from schemas.topics import FRAMES_REJECTED
+from simulator.network import build_network, simulate
 from tests.conftest import read_topic
 
 pytestmark = pytest.mark.integration

@@ -28,12 +28,12 @@ import orjson
 import pytest
 
 from backhaul import db
-from program.demo.seed import seed_network
 from backhaul.kafka import Out, make_producer, send_all
 from backhaul.topics import topic
-from simulator.network import Device, Network
 from oss.app import bootstrap_root
+from program.demo.seed import seed_network
 from schemas.topics import FRAMES
+from simulator.network import Device, Network
 from tests.conftest import ROOT, frame, free_port, wait_until
 
 pytestmark = pytest.mark.integration

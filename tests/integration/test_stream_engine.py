@@ -10,11 +10,11 @@ import orjson
 import pytest
 
 from backhaul import db
-from program.demo.seed import seed_network
 from backhaul.kafka import make_producer
 from backhaul.topics import topic
-from simulator.network import Device, Network, Station, build_network, message_frames
+from program.demo.seed import seed_network
 from schemas.topics import DEVICE_EVENTS, FRAMES, MESSAGES, MESSAGES_ADVANCED
+from simulator.network import Device, Network, Station, build_network, message_frames
 from tests.conftest import read_topic
 
 pytestmark = pytest.mark.integration

@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from program import processes
 from backhaul import settings as settings_module
+from program import processes
 from program.supervised import WorkerProcess, free_port
 from tests.conftest import wait_until
 

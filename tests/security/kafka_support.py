@@ -4,7 +4,6 @@ from __future__ import annotations
 import asyncio
 
 import orjson
-from aiokafka import TopicPartition
 
 from backhaul.kafka import make_admin, make_producer
 from backhaul.topics import topic

@@ -17,7 +17,9 @@ import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from backhaul import settings as settings_module
 from backhaul.destinations import DestinationPolicy, DestinationRefused, parse_ipv4, refusal_of

@@ -24,7 +24,7 @@ import pytest
 from backhaul.topics import topic
 from schemas.frames import FrameError, decode_frame
 from schemas.topics import DEAD_LETTERS, FRAMES, FRAMES_REJECTED
-from tests.conftest import frame, read_topic, wait_until
+from tests.conftest import frame, read_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -160,7 +160,7 @@ async def test_hostile_frames_are_rejected_with_a_reason_and_ingest_goes_on(pipe
     # Interleave: the valid frames keep their order, the bad ones fall between them.
     slots = sorted(rng.sample(range(len(bad) + len(valid)), len(valid)))
     stream: list[tuple[str, bytes | None, bytes | None, str | None]] = list(bad)
-    for slot, f in zip(slots, valid):
+    for slot, f in zip(slots, valid, strict=False):
         stream.insert(slot, ("valid", f["device"].encode(), orjson.dumps(f), None))
     expected = {i: expected_reason(key, value, frozenset(p.stations)) for i, (what, key, value, _) in enumerate(stream)
                 if what != "valid"}

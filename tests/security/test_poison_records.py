@@ -16,11 +16,20 @@ import urllib.parse
 
 import pytest
 
-from program.supervised import free_port
 from backhaul.topics import topic
+from program.supervised import free_port
+from schemas.topics import (
+    CONFIG,
+    DEAD_LETTERS,
+    DELIVERIES,
+    DELIVERY_RESULTS,
+    DEVICE_EVENTS,
+    DOWNLINK_REPORTS,
+    DOWNLINKS,
+    FRAMES,
+    MESSAGES,
+)
 from simulator.network import device_id
-from schemas.topics import (CONFIG, DEAD_LETTERS, DELIVERIES, DELIVERY_RESULTS, DEVICE_EVENTS, DOWNLINK_REPORTS,
-                            DOWNLINKS, FRAMES, MESSAGES)
 from tests.conftest import frame, read_topic, wait_until
 from tests.security.kafka_support import at, dead_letters, publish_raw, raw, wait_committed_past
 

@@ -19,8 +19,8 @@ from aiohttp import web
 
 from backhaul import db
 from backhaul.topics import topic
-from tests.api_support import Client, check, running_api
 from schemas.topics import DELIVERY_RESULTS
+from tests.api_support import Client, check, running_api
 from tests.conftest import consumer_group_caught_up, frame, publish_frames, read_topic, wait_until
 
 pytestmark = pytest.mark.integration

@@ -32,9 +32,9 @@ from aiokafka import TopicPartition
 from backhaul import db
 from backhaul.callback_secrets import MASK
 from backhaul.kafka import make_admin, make_consumer
-from program.supervised import free_port
 from oss.app import bootstrap_root, create_app
 from oss.profiles import ADMIN, PROFILES
+from program.supervised import free_port
 from tests.api_support import Client, check
 from tests.conftest import ROOT, frame, publish_frames, wait_until
 from workers.signing import verify
@@ -232,7 +232,7 @@ async def test_no_secret_in_clear_anywhere(isolated, workers, make_receiver, tmp
             assert verify(generated_c, r.headers, r.body)
 
         undelivered = "SELECT * FROM undelivered_callbacks WHERE callback_id = $1"
-        dead = await wait_until(lambda: pool_rows(pool, undelivered, cb_d["id"], messages), 30, "cb D undelivered")
+        await wait_until(lambda: pool_rows(pool, undelivered, cb_d["id"], messages), 30, "cb D undelivered")
         first_tries = list(down_rx.requests)
         assert len(first_tries) == 3 * messages, "three attempts each before giving up"
         for r in first_tries:

@@ -6,8 +6,15 @@ import base64
 
 import pytest
 
-from backhaul.callback_secrets import (CallbackSecrets, is_secret_header, open_callback, redact_url, seal_callback,
-                                       split_userinfo, with_userinfo)
+from backhaul.callback_secrets import (
+    CallbackSecrets,
+    is_secret_header,
+    open_callback,
+    redact_url,
+    seal_callback,
+    split_userinfo,
+    with_userinfo,
+)
 from backhaul.secretbox import Keyring, new_key
 from oss.secret_fields import generate_signing_secret, signing_secret_error
 

@@ -12,8 +12,8 @@ import orjson
 import pytest
 
 from backhaul.logs import JsonFormatter, setup_logging
-from program.roles import RoleCrashed, until_stopped
 from backhaul.settings import PROJECT_ROOT
+from program.roles import RoleCrashed, until_stopped
 from program.supervised import free_port
 
 

@@ -241,7 +241,7 @@ def test_engine_matches_reference_model(evs):
         after = (e.counters.messages, e.counters.duplicates, e.counters.repetitions, e.counters.late,
                  e.counters.trashed)
         kind = ["message", "duplicate", "repetition", "late", "trashed"][
-            [a - b for a, b in zip(after, before)].index(1)]
+            [a - b for a, b in zip(after, before, strict=False)].index(1)]
         assert kind == model.classify(seq, station, now, seen), (seq, station, now)
     advanced.extend(e.tick(now + WINDOW + 1).advanced)
     assert len(advanced) == e.counters.messages == len(model.accepted)

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from oss.auth import CredentialCache, Caller, hash_secret, verify_secret
+from oss.auth import Caller, CredentialCache, hash_secret, verify_secret
 from oss.bulk_rows import checked_rows, csv_rows
 from oss.fields import parse_fields
 from oss.ratelimit import RateLimiter, limit_name, parse_limits

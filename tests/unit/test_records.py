@@ -11,8 +11,18 @@ from hypothesis import strategies as st
 
 from backhaul import settings as settings_module
 from backhaul.topics import topic
-from schemas import (advanced_messages, config_records, deliveries, delivery_results, device_events, device_state,
-                     downlink_reports, downlinks, frames, messages)
+from schemas import (
+    advanced_messages,
+    config_records,
+    deliveries,
+    delivery_results,
+    device_events,
+    device_state,
+    downlink_reports,
+    downlinks,
+    frames,
+    messages,
+)
 from schemas.dead_letters import DeadLetter
 from schemas.fields import Fields
 from schemas.topics import ALL_TOPICS, FRAMES, topic_name

@@ -5,8 +5,8 @@ import asyncio
 import random
 import socket
 import ssl
-from email.utils import format_datetime
 from datetime import datetime, timezone
+from email.utils import format_datetime
 from types import SimpleNamespace
 
 import aiohttp

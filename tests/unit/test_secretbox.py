@@ -8,8 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from backhaul.secretbox import (Keyring, SealedSecretError, SecretKeyError, ensure_dev_key_file, load_keyring,
-                                new_key, parse_key_file)
+from backhaul.secretbox import (
+    Keyring,
+    SealedSecretError,
+    SecretKeyError,
+    ensure_dev_key_file,
+    load_keyring,
+    new_key,
+    parse_key_file,
+)
 from backhaul.settings import Settings
 
 OLD, NEW, OTHER = new_key(), new_key(), new_key()

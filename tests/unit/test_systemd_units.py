@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from program.cli import DEMO_PROCESSES
 from backhaul.settings import PROJECT_ROOT
+from program.cli import DEMO_PROCESSES
 
 UNITS = PROJECT_ROOT / "deploy" / "systemd"
 INSTALLED_AT = "/opt/backhaul"

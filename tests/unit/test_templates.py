@@ -5,11 +5,20 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from callback_language.templates import (
-    CallbackSpec, TemplateError, compile_callback, compile_template, redact_url, render_batch,
-    render_email, render_request, validate_callback, validate_json_body,
+    CallbackSpec,
+    TemplateError,
+    compile_callback,
+    compile_template,
+    redact_url,
+    render_batch,
+    render_email,
+    render_request,
+    validate_callback,
+    validate_json_body,
 )
 from callback_language.variables import OBJECT_VARIABLES, SAMPLES, VARIABLES, allowed, sample
 

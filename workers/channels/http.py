@@ -18,8 +18,8 @@ from backhaul.secretbox import SealedSecretError
 from backhaul.settings import Settings
 from callback_language.templates import TemplateError
 from workers.attempt import DOWNLINK_ANSWER_BYTES, Outcome, failed, http_attempt
-from workers.channels.bidir import downlink_records
 from workers.channels.base import Channel, Context, Delivery
+from workers.channels.bidir import downlink_records
 from workers.credentials import CallbackCredentials, SendSecrets
 from workers.signing import signature_headers
 
