@@ -21,6 +21,7 @@ from collections import defaultdict
 
 import asyncpg
 import orjson
+from aiokafka import AIOKafkaProducer
 
 from backhaul import metrics
 from backhaul.failures import dependency_of, is_infrastructure
@@ -46,7 +47,7 @@ RETRY_MAX_S = 30.0
 PRODUCER_STOP_S = 5.0
 
 
-async def publish_pending(conn: asyncpg.Connection, producer, *, limit: int = 5000) -> int:
+async def publish_pending(conn: asyncpg.Connection, producer: AIOKafkaProducer, *, limit: int = 5000) -> int:
     """Publish up to `limit` outbox rows; returns how many were handled."""
     rows = await conn.fetch(
         "SELECT seq, key, (extract(epoch from created_at) * 1000)::bigint AS changed_at "
@@ -117,7 +118,7 @@ async def run_relay(stop: asyncio.Event | None = None, *, dsn: str | None = None
             await producer.stop()
 
 
-async def _relay_session(producer, stop: asyncio.Event, dsn: str) -> None:
+async def _relay_session(producer: AIOKafkaProducer, stop: asyncio.Event, dsn: str) -> None:
     """Relay on one connection until `stop` is set or something fails (raised)."""
     conn = await asyncpg.connect(dsn)
     wake = asyncio.Event()

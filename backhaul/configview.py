@@ -13,9 +13,10 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from backhaul import metrics
 from backhaul.failures import is_infrastructure
@@ -25,6 +26,9 @@ from schemas.config_records import ConfigRow, decode_config_row, split_config_ke
 from schemas.topics import CONFIG
 
 log = logging.getLogger(__name__)
+
+# listener(entity, id, row_or_None)
+Listener = Callable[[str, str, dict[str, Any] | None], object]
 
 FOLLOW_PAUSE_FIRST_S = 0.5
 FOLLOW_PAUSE_MAX_S = 10.0
@@ -44,10 +48,10 @@ class ConfigView:
         self._callbacks_by_type: dict[str, list[dict[str, Any]]] | None = None
         self.records_applied = 0
         self.version = 0
-        self._task: asyncio.Task | None = None
-        self._consumer = None
+        self._task: asyncio.Task[None] | None = None
+        self._consumer: AIOKafkaConsumer | None = None
         self.caught_up = asyncio.Event()
-        self._listeners: list = []
+        self._listeners: list[Listener] = []
 
     def _table(self, entity: str) -> dict[str, dict[str, Any]] | None:
         return {
@@ -77,7 +81,7 @@ class ConfigView:
         for listener in self._listeners:
             listener(entity, ident, table.get(ident))
 
-    def on_change(self, listener) -> None:
+    def on_change(self, listener: Listener) -> None:
         """Call `listener(entity, id, row_or_None)` after each applied change."""
         self._listeners.append(listener)
 
@@ -139,6 +143,7 @@ class ConfigView:
 
     async def _read(self, pending: set[TopicPartition], ends: dict[TopicPartition, int]) -> set[TopicPartition]:
         """Apply one batch of the config topic; returns the partitions still being loaded."""
+        assert self._consumer is not None  # set in start(), before the follower task
         batch = await self._consumer.getmany(timeout_ms=200, max_records=10000)
         for tp, records in batch.items():
             for rec in records:

@@ -23,7 +23,7 @@ DATA_STEPS: dict[str, Callable[[asyncpg.Connection], Awaitable[None]]] = {
 def migration_files() -> list[tuple[str, str]]:
     """(name, sql) of every migration in schemas/sql, in order."""
     folder = resources.files("schemas") / "sql"
-    files = sorted(p for p in folder.iterdir() if p.name.endswith(".sql"))
+    files = sorted((p for p in folder.iterdir() if p.name.endswith(".sql")), key=lambda p: p.name)
     return [(p.name, p.read_text()) for p in files]
 
 

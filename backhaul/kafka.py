@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -30,25 +31,25 @@ class Out:
 
 
 def connection_options(*, bootstrap: str | None = None, username: str | None = None,
-                       password: str | None = None) -> dict:
+                       password: str | None = None) -> dict[str, Any]:
     """Where and as whom a client connects: Backhaul's own user on the internal listener unless
     told otherwise (SASL/SCRAM-SHA-512 when there is a password, plaintext without)."""
     s = settings()
     username = username or s.kafka_username
     password = s.kafka_password if password is None else password
-    options: dict = {"bootstrap_servers": bootstrap or s.kafka_bootstrap}
+    options: dict[str, Any] = {"bootstrap_servers": bootstrap or s.kafka_bootstrap}
     if password:
         options.update(security_protocol="SASL_PLAINTEXT", sasl_mechanism="SCRAM-SHA-512",
                        sasl_plain_username=username, sasl_plain_password=password)
     return options
 
 
-def make_admin(**overrides) -> AIOKafkaAdminClient:
+def make_admin(**overrides: Any) -> AIOKafkaAdminClient:
     """An admin client as Backhaul's own user."""
     return AIOKafkaAdminClient(**{**connection_options(), "request_timeout_ms": 10000, **overrides})
 
 
-def make_gateway_producer(username: str, password: str, **overrides) -> AIOKafkaProducer:
+def make_gateway_producer(username: str, password: str, **overrides: Any) -> AIOKafkaProducer:
     """A producer as a base-station gateway: its own credentials, on the gateway listener."""
     return make_producer(**connection_options(bootstrap=settings().kafka_gateway, username=username,
                                               password=password), **overrides)
@@ -93,7 +94,7 @@ async def ensure_topics(*, bootstrap: str | None = None, partitions: int | None 
             await admin.close()
 
 
-def make_producer(**overrides) -> AIOKafkaProducer:
+def make_producer(**overrides: Any) -> AIOKafkaProducer:
     """An idempotent producer that waits for the broker's acknowledgement."""
     options = dict(
         **connection_options(),
@@ -109,7 +110,7 @@ def make_producer(**overrides) -> AIOKafkaProducer:
 
 
 def make_consumer(*topics: str, group: str | None, instance_id: str | None = None,
-                  **overrides) -> AIOKafkaConsumer:
+                  **overrides: Any) -> AIOKafkaConsumer:
     """A consumer that never commits by itself: stages commit after their outputs are durable.
 
     With `instance_id` (and a group) it is a static member of the group (KIP-345): restarted within
@@ -152,13 +153,13 @@ class GroupConsumer:
 
     def __init__(self, group: str, topics: Sequence[str], *, instance_id: str | None,
                  revoked: Callable[[Partitions], Awaitable[None]],
-                 assigned: Callable[[Partitions], Awaitable[None]] | None = None, **options) -> None:
+                 assigned: Callable[[Partitions], Awaitable[None]] | None = None, **options: Any) -> None:
         self.group = group
         self.topics = list(topics)
         self.instance_id = instance_id
         self.consumer = make_consumer(group=group, instance_id=instance_id, **options)
         self._listener = _Rebalance(revoked, assigned)
-        self._lag: asyncio.Task | None = None
+        self._lag: asyncio.Task[None] | None = None
 
     async def start(self) -> AIOKafkaConsumer:
         """Subscribe, join the group and start reporting the lag; returns the consumer."""
@@ -173,7 +174,7 @@ class GroupConsumer:
         await stop_consumer(self.consumer, self.group, self.instance_id)
 
 
-class _Rebalance(ConsumerRebalanceListener):
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no types: its base is Any
     """Calls the owner's hooks: `revoked` before partitions go, `assigned` once new ones came."""
 
     def __init__(self, revoked: Callable[[Partitions], Awaitable[None]],
@@ -181,10 +182,10 @@ class _Rebalance(ConsumerRebalanceListener):
         self.revoked = revoked
         self.assigned = assigned
 
-    async def on_partitions_revoked(self, revoked) -> None:
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         await self.revoked(set(revoked))
 
-    async def on_partitions_assigned(self, assigned) -> None:
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         if self.assigned is not None:
             await self.assigned(set(assigned))
 

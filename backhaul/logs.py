@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TextIO
 
 import orjson
 
@@ -37,10 +38,12 @@ def _message(record: logging.LogRecord) -> str:
 
 
 def _exception(formatter: logging.Formatter, record: logging.LogRecord) -> str:
+    exc_info = record.exc_info
+    assert exc_info is not None  # called only for a record that has one
     try:
-        text = formatter.formatException(record.exc_info)
+        text = formatter.formatException(exc_info)
     except Exception:  # noqa: BLE001
-        text = f"{_repr(record.exc_info[1])} (its traceback could not be formatted)"
+        text = f"{_repr(exc_info[1])} (its traceback could not be formatted)"
     return text if len(text) <= EXC_CHARS else f"...{text[-EXC_CHARS:]}"
 
 
@@ -93,12 +96,12 @@ class RepeatFilter(logging.Filter):
     MAX_KEYS = 1000
 
     def __init__(self, prefixes: tuple[str, ...] = ("aiokafka",), every_s: float = 10.0,
-                 clock=time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
         self.prefixes = prefixes
         self.every_s = every_s
         self.clock = clock
-        self._seen: dict[tuple[str, int, str], list] = {}  # key -> [when it last passed, left out since]
+        self._seen: dict[tuple[str, int, str], list[float]] = {}  # key -> [when it last passed, left out since]
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not any(record.name == p or record.name.startswith(p + ".") for p in self.prefixes):
@@ -117,7 +120,7 @@ class RepeatFilter(logging.Filter):
         return True
 
 
-def setup_logging(level: str = "INFO", role: str | None = None, stream=None) -> None:
+def setup_logging(level: str = "INFO", role: str | None = None, stream: TextIO | None = None) -> None:
     """Send JSON logs to stderr (or `stream`); `role` is added to every line, and the Kafka
     client's repeated lines are thinned out (RepeatFilter)."""
     handler = logging.StreamHandler(stream or sys.stderr)

@@ -109,10 +109,11 @@ class GuardedResolver(AbstractResolver):
         await self.inner.close()
 
 
-def destination_middleware(policy: DestinationPolicy):
+def destination_middleware(policy: DestinationPolicy) -> aiohttp.ClientMiddlewareType:
     """A client middleware refusing a request whose URL the policy refuses (before connecting)."""
 
-    async def middleware(request: aiohttp.ClientRequest, handler):
+    async def middleware(request: aiohttp.ClientRequest,
+                         handler: aiohttp.ClientHandlerType) -> aiohttp.ClientResponse:
         refusal = policy.check_url(request.url)
         if refusal is not None:
             raise DestinationRefused(refusal)
@@ -140,7 +141,9 @@ def callback_session(policy: DestinationPolicy | None = None, *,
         inner = HostsFileResolver(Path(s.callback_hosts_file), inner)
     ttl = s.callback_dns_cache_s
     connector = aiohttp.TCPConnector(limit=0, resolver=GuardedResolver(policy, inner),
-                                     use_dns_cache=ttl > 0, ttl_dns_cache=ttl if ttl > 0 else None,
+                                     use_dns_cache=ttl > 0,
+                                     # aiohttp annotates an int but keeps float seconds (its _DNSCacheTable)
+                                     ttl_dns_cache=ttl if ttl > 0 else None,  # type: ignore[arg-type]
                                      socket_factory=socket_factory)
     return aiohttp.ClientSession(connector=connector, auto_decompress=True, raise_for_status=False,
                                  middlewares=(destination_middleware(policy),))

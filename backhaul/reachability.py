@@ -14,9 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Mapping
+from typing import Protocol
 
 import asyncpg
+from aiokafka.admin import AIOKafkaAdminClient
 
 from backhaul import metrics
 from backhaul.kafka import make_admin
@@ -30,11 +32,19 @@ CHECK_EVERY_S = 2.0
 CHECK_TIMEOUT_S = 3.0
 
 
+class Check(Protocol):
+    """Raises when the dependency is not reached; `close` lets go of what it holds."""
+
+    async def __call__(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
 class KafkaCheck:
     """Asks the broker for one topic's metadata, on one admin client kept between checks."""
 
     def __init__(self) -> None:
-        self._admin = None
+        self._admin: AIOKafkaAdminClient | None = None
 
     async def __call__(self) -> None:
         if self._admin is None:
@@ -72,7 +82,7 @@ class PostgresCheck:
             self._conn.terminate()
 
 
-async def watch(checks: dict[str, Callable[[], Awaitable[None]]], every_s: float = CHECK_EVERY_S) -> None:
+async def watch(checks: Mapping[str, Check], every_s: float = CHECK_EVERY_S) -> None:
     """Run every check every `every_s` and keep `backhaul_infrastructure_up` current (until cancelled)."""
     up: dict[str, bool] = {}
     try:

@@ -315,8 +315,10 @@ class Stage:
                 pause = await self._wait_out("start producer", exc, pause)
 
     async def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        consumer = self.consumer
+        assert consumer is not None  # set in run()
         try:
-            await self._io("commit offsets", lambda: self.consumer.commit(offsets))
+            await self._io("commit offsets", lambda: consumer.commit(offsets))
         except (CommitFailedError, IllegalStateError, RebalanceInProgressError) as exc:
             # The group rebalanced while the batch was in hand: the partitions' owner reads it again
             # from the last commit (outputs have stable ids), and a later commit covers this one.
@@ -331,6 +333,7 @@ class Stage:
     async def _rewind(self, batch: Batch) -> None:
         """Read `batch` again from its first records, on the state of its partitions as last committed."""
         self._dead.clear()
+        assert self.consumer is not None  # set in run()
         assigned = self.consumer.assignment()
         for tp, records in batch.items():
             if tp in assigned:
@@ -347,6 +350,7 @@ class Stage:
     def _hold_back_unrestored(self, batch: Batch) -> None:
         # aiokafka may fetch a newly assigned partition while its state is still
         # being restored: rewind such records and read them again afterwards.
+        assert self.consumer is not None  # set in run()
         for tp in [tp for tp in batch if tp not in self._restored]:
             self.consumer.seek(tp, batch.pop(tp)[0].offset)
 

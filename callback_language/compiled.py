@@ -10,8 +10,8 @@ from typing import Any
 
 from backhaul.configview import ConfigView
 from callback_language.bindings import SUBTYPE_KIND
-from callback_language.grammar import GrammarError, custom_data_variables, parse_grammar
-from callback_language.templates import CallbackSpec, TemplateError, compile_callback
+from callback_language.grammar import FieldSpec, GrammarError, custom_data_variables, parse_grammar
+from callback_language.templates import CallbackSpec, CompiledCallback, TemplateError, compile_callback
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +31,10 @@ def callback_spec(cb: dict[str, Any], kind: str) -> CallbackSpec:
 class CompiledCallbacks:
     def __init__(self, view: ConfigView) -> None:
         self.view = view
-        self._callbacks: dict[str, tuple[Any, Any]] = {}
-        self._grammars: dict[tuple[str, str], tuple | None] = {}
+        self._callbacks: dict[str, tuple[Any, CompiledCallback | None]] = {}
+        self._grammars: dict[tuple[str, str], tuple[FieldSpec, ...] | None] = {}
 
-    def get(self, cb: dict[str, Any], kind: str | None = None):
+    def get(self, cb: dict[str, Any], kind: str | None = None) -> CompiledCallback | None:
         """The compiled form of a callbacks row, or None if it cannot compile."""
         version = (cb.get("updated_at"), kind)
         hit = self._callbacks.get(cb["id"])

@@ -18,7 +18,7 @@ import math
 import re
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Literal
+from typing import Any, Literal
 
 from schemas import device_events
 from schemas.device_events import NOT_REPORTED, DeviceEvent, Subject
@@ -146,7 +146,7 @@ class DownlinkRoute:
     reason: str | None = None
 
 
-def downlink_route(device_type: dict | None, callbacks: list[dict]) -> DownlinkRoute:
+def downlink_route(device_type: dict[str, Any] | None, callbacks: list[dict[str, Any]]) -> DownlinkRoute:
     """Decide for a device type (a row) and its callbacks (rows).
 
     CALLBACK mode needs exactly one enabled BIDIR (subtype 1) URL or BATCH_URL

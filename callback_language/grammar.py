@@ -284,7 +284,8 @@ def _from_raw(spec: FieldSpec, raw: int) -> bool | int | float | str:
     if spec.type == "int":
         return raw - (1 << spec.bits) if raw >> (spec.bits - 1) else raw
     if spec.type == "float":
-        return struct.unpack(_float_format(spec), raw.to_bytes(spec.bits // 8, "big"))[0]
+        value: float = struct.unpack(_float_format(spec), raw.to_bytes(spec.bits // 8, "big"))[0]
+        return value
     return raw.to_bytes(spec.length, "big").decode("latin-1")
 
 
