@@ -68,7 +68,8 @@ class CallbackCredentials:
             secrets = NO_SECRETS
         else:
             opened = open_callback(cb, self._box or keyring())
-            kind = SUBTYPE_KIND.get(cb.get("callback_subtype"), "DATA_UPLINK")
+            subtype = cb.get("callback_subtype")
+            kind = SUBTYPE_KIND.get(subtype, "DATA_UPLINK") if subtype is not None else "DATA_UPLINK"
             templates = tuple((name, compile_template(value, kind=kind, field=f"headers.{name}"))
                               for name, value in opened.headers.items())
             secrets = SendSecrets(opened, templates)

@@ -112,11 +112,11 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import aiohttp
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from backhaul import metrics
 from backhaul.configview import ConfigView
@@ -133,6 +133,7 @@ from schemas import delivery_results as results
 from schemas.deliveries import (
     Delivery,
     InvalidDelivery,
+    Request,
     decode_delivery,
     delivery_key,
     encode_delivery,
@@ -173,7 +174,7 @@ DRAIN_BATCH = 500
 # Endpoints whose failing streak is remembered (for "endpoint failing since" in cbStatus).
 MAX_FAILING = 10_000
 Origin = tuple[TopicPartition, int] | None
-Member = tuple[dict, int, Origin]
+Member = tuple[Delivery, int, Origin]
 
 
 class Send:
@@ -215,14 +216,14 @@ class DeliveryWorker:
         self._parking: dict[str, int] = {}  # endpoint -> deliveries being parked for it right now
         self._failing_since: dict[str, float] = {}  # endpoint -> first failure of its current streak
         self._last_success: dict[str, float] = {}   # callback -> last success seen here (epoch s)
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._alerts = AlertLimiter(per_hours=s.alert_every_s / 3600)
         self._stop = asyncio.Event()
         self.ready = asyncio.Event()
         self.session: aiohttp.ClientSession | None = None
-        self.producer = None
+        self.producer: AIOKafkaProducer | None = None
         self._producer_lock = asyncio.Lock()
-        self.consumer = None
+        self.consumer: AIOKafkaConsumer | None = None
         self.context: Context | None = None  # what the channels are lent, once the session is open
         self._t_results = topic(DELIVERY_RESULTS)
         # The worker's stable identity in its consumer group (program.instances); None = a dynamic member.
@@ -258,6 +259,7 @@ class DeliveryWorker:
                         if problem is not None:
                             self._spawn(self._set_aside(rec.key, rec.value, problem, 1, (tp, rec.offset)))
                             continue
+                        assert delivery is not None  # read_delivery gives the delivery or the problem
                         first = self._taken.take(delivery["id"])
                         if first is not None:  # read again: released once its first copy is settled
                             self._spawn(self._release_copy(first, (tp, rec.offset)))
@@ -273,7 +275,7 @@ class DeliveryWorker:
             await self.session.close()
             log.info("delivery worker stopped")
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -283,7 +285,7 @@ class DeliveryWorker:
         metrics.DELIVERY_COPIES.inc()
         self._release(None, origin)
 
-    def _release(self, delivery: dict | None, origin: Origin) -> None:
+    def _release(self, delivery: Delivery | None, origin: Origin) -> None:
         """The delivery is settled (or given up for a later replay): free what it held."""
         if origin is not None:
             if delivery is not None:
@@ -302,6 +304,7 @@ class DeliveryWorker:
         offsets = self.tracker.committable()
         if not offsets:
             return
+        assert self.consumer is not None  # offsets are of records it read: set in run()
         assigned = self.consumer.assignment()
         offsets = {tp: o for tp, o in offsets.items() if tp in assigned}
         if offsets:
@@ -376,7 +379,7 @@ class DeliveryWorker:
                     with contextlib.suppress(Exception):  # still away: the next try fails and waits again
                         await self._replace_producer(producer)
 
-    async def _replace_producer(self, failed) -> None:
+    async def _replace_producer(self, failed: AIOKafkaProducer) -> None:
         """Send on a new producer from now on, unless another task has replaced `failed` already.
         A producer that failed may be out of sequence for good, and aiokafka's asks for metadata
         without a pause while the broker is away. Raises (to wait again) if Kafka is still away."""
@@ -391,31 +394,37 @@ class DeliveryWorker:
                     await asyncio.wait_for(producer.stop(), PRODUCER_STOP_S)
                 raise
             self.producer = producer
+        assert failed is not None  # it was self.producer, set in run() before anything is sent
         with contextlib.suppress(Exception):
             await asyncio.wait_for(failed.stop(), PRODUCER_STOP_S)
 
     # One delivery --------------------------------------------------------
-    async def _deliver(self, delivery: dict, attempts: int, origin: Origin, failures: int = 0, *,
+    async def _deliver(self, delivery: Delivery, attempts: int, origin: Origin, failures: int = 0, *,
                        drained: bool = False) -> None:
         """Send one delivery (attempt `attempts + 1`), or park it; always settles it.
 
         `drained`: it comes from its endpoint's backlog, in order (see _drain_backlog)."""
-        holder: dict | None = delivery
+        holder: Delivery | None = delivery
         try:
+            context = self.context
+            assert context is not None  # set in run(), before any delivery is read
             channel = CHANNELS[delivery["channel"]]
             if channel.batched:
                 self._add_to_batch(delivery, attempts, origin)
                 holder, origin = None, None  # the batch settles it
                 return
             if not channel.calls:
-                records = await channel.publish(delivery, self.context)
+                records = await channel.publish(delivery, context)
                 await self._until_reachable("publish a downlink", lambda: send_all(self.producer, records))
                 return
-            cb = self.view.callbacks.get(delivery["callbackId"]) or {}
-            endpoint = self.registry.get(channel.endpoint(delivery, None, self.context),
+            callback_id = delivery["callbackId"]
+            assert callback_id is not None  # only DIRECT has none (schemas.deliveries), and it calls nothing
+            cb = self.view.callbacks.get(callback_id) or {}
+            # The URL channel's key is None only for a request URL of "" (never rendered so: a hand-made record)
+            endpoint = self.registry.get(channel.endpoint(delivery, None, context),  # type: ignore[arg-type]
                                          concurrency=cb.get("concurrency"), rate=cb.get("rate_per_s"))
             sent = Send()
-            outcome = await self._call(endpoint, lambda: channel.send(delivery, attempts, cb, self.context),
+            outcome = await self._call(endpoint, lambda: channel.send(delivery, attempts, cb, context),
                                        lambda: self._announce([(delivery, attempts, sent)]), drained=drained)
             if isinstance(outcome, str):
                 await self._hold(delivery, attempts, endpoint, outcome, from_store=origin is None)
@@ -440,18 +449,20 @@ class DeliveryWorker:
         finally:
             self._release(holder, origin)
 
-    async def _deliver_later(self, delivery: dict, attempts: int, origin: Origin, failures: int) -> None:
+    async def _deliver_later(self, delivery: Delivery, attempts: int, origin: Origin, failures: int) -> None:
         await asyncio.sleep(min(30.0, 0.5 * 2 ** failures))
         await self._deliver(delivery, attempts, origin, failures)
 
-    async def _hold(self, delivery: dict, attempts: int, endpoint: Endpoint, reason: str, *, from_store: bool,
-                    request: dict | None = None) -> None:
+    async def _hold(self, delivery: Delivery, attempts: int, endpoint: Endpoint, reason: str, *, from_store: bool,
+                    request: Request | None = None) -> None:
         """Park a delivery its endpoint cannot take now, saying why; or give it up, when an open
         circuit holds it past the end of its retry schedule."""
         now = time.time()
         key = endpoint.key
         if reason == waiting.CIRCUIT_OPEN:
-            deadline = give_up_at(self._policy(delivery["callbackId"]), delivery)
+            callback_id = delivery["callbackId"]
+            assert callback_id is not None  # only DIRECT has none, and it is never held
+            deadline = give_up_at(self._policy(callback_id), delivery)
             failing_since = self._failing_since.get(key)
             if now >= deadline:
                 wait = waiting.circuit_open(failing_since, now, deadline)
@@ -478,7 +489,7 @@ class DeliveryWorker:
             else:
                 self._parking.pop(key, None)
 
-    async def _announce(self, sends: list[tuple[dict, int, Send]]) -> None:
+    async def _announce(self, sends: list[tuple[Delivery, int, Send]]) -> None:
         """Put the requests about to go on the record (`state: sending`), and wait for the broker:
         a request is never sent before its announcement is durable."""
         now_ms = int(time.time() * 1000)
@@ -540,7 +551,7 @@ class DeliveryWorker:
                         continue
                     self._holding.discard(key)
                     break
-                lanes: dict[str, list[tuple[dict, int]]] = {}
+                lanes: dict[str, list[tuple[Delivery, int]]] = {}
                 for delivery, attempts in claimed:
                     self._active.add(delivery["id"])
                     lanes.setdefault(delivery["device"], []).append((delivery, attempts))
@@ -555,12 +566,12 @@ class DeliveryWorker:
             self._draining.discard(key)
         log.info("endpoint backlog sent", extra={"endpoint": key, "deliveries": drained})
 
-    async def _send_in_order(self, lane: list[tuple[dict, int]]) -> None:
+    async def _send_in_order(self, lane: list[tuple[Delivery, int]]) -> None:
         for delivery, attempts in lane:
             await self._deliver(delivery, attempts, None, drained=True)
 
     async def _set_aside(self, key: bytes | None, value: bytes | None, error: Exception, attempts: int,
-                         origin: Origin, *, delivery: dict | None = None) -> None:
+                         origin: Origin, *, delivery: Delivery | None = None) -> None:
         """Move a delivery this worker cannot handle to dead-letters, then release it: its offset
         (or its retry row, for one claimed from the store) is done with."""
         tp, offset = origin if origin is not None else (None, -1)
@@ -672,8 +683,9 @@ class DeliveryWorker:
                                "failingSince": waiting.iso(self._failing_since[key])})
 
     # Batches -------------------------------------------------------------
-    def _add_to_batch(self, delivery: dict, attempts: int, origin: Origin) -> None:
+    def _add_to_batch(self, delivery: Delivery, attempts: int, origin: Origin) -> None:
         key = delivery["callbackId"]
+        assert key is not None  # only DIRECT has none, and it is not batched
         self._batches.setdefault(key, []).append((delivery, attempts, origin))
         self._batch_started.setdefault(key, time.monotonic())
 
@@ -691,20 +703,23 @@ class DeliveryWorker:
         """Send the members gathered for a callback of a batched channel as the one request the channel
         makes of them; members that fail together are retried together (one rng per batch)."""
         try:
+            assert self.context is not None  # set in run(), before any delivery is read
             channel = CHANNELS[members[0][0]["channel"]]
             sends = [(d, attempts, Send()) for d, attempts, _ in members]
             batch = channel.batch(callback_id, [(d, attempts) for d, attempts, _ in members], self.context)
-            outcome: Outcome | str | None = batch.failure
+            outcome = batch.failure
             if outcome is None:
+                assert batch.endpoint is not None and batch.send is not None  # set unless there is a failure
                 cb = self.view.callbacks.get(callback_id) or {}
                 endpoint = self.registry.get(batch.endpoint, concurrency=cb.get("concurrency"),
                                              rate=cb.get("rate_per_s"))
-                outcome = await self._call(endpoint, batch.send, lambda: self._announce(sends), keeps_order=False)
-                if isinstance(outcome, str):
+                called = await self._call(endpoint, batch.send, lambda: self._announce(sends), keeps_order=False)
+                if isinstance(called, str):
                     for d, attempts, origin in members:
-                        await self._hold(d, attempts, endpoint, outcome, from_store=origin is None,
+                        await self._hold(d, attempts, endpoint, called, from_store=origin is None,
                                          request=batch.request)
                     return
+                outcome = called
             await asyncio.gather(*(self._settle(d, attempts + 1, outcome, sent, from_store=origin is None,
                                                 rng=random.Random(f"{batch.id}:{attempts}"), request=batch.request)
                                    for (d, attempts, origin), (_, _, sent) in zip(members, sends, strict=False)))
@@ -736,8 +751,8 @@ class DeliveryWorker:
         schedule = cb.get("retry_schedule") or self.settings.retry_schedule_s
         return RetryPolicy(tuple(schedule), self.settings.retry_jitter, self.settings.callback_timeout_s)
 
-    async def _settle(self, delivery: dict, attempts: int, outcome: Outcome, sent: Send | None, *,
-                      from_store: bool, rng: random.Random | None = None, request: dict | None = None,
+    async def _settle(self, delivery: Delivery, attempts: int, outcome: Outcome, sent: Send | None, *,
+                      from_store: bool, rng: random.Random | None = None, request: Request | None = None,
                       give_up: bool = False, early: bool = False) -> None:
         """Publish the attempt (and any downlink outcome), then finish, retry or give up.
 
@@ -747,6 +762,8 @@ class DeliveryWorker:
         or the drain), before its scheduled time.
         """
         channel = delivery["channel"]
+        callback_id = delivery["callbackId"]
+        assert callback_id is not None  # only DIRECT has none, and it calls nothing: no attempt to settle
         now = time.time()
         now_ms = int(now * 1000)
         metrics.DELIVERIES.labels(channel, outcome.error_class).inc()
@@ -755,10 +772,10 @@ class DeliveryWorker:
         due, wait = None, None
         dead = False
         if outcome.ok:
-            self._last_success[delivery["callbackId"]] = now
+            self._last_success[callback_id] = now
             metrics.E2E_LATENCY.labels(delivery["kind"]).observe(max(0.0, now_ms - delivery["origin"]) / 1000)
         else:
-            policy = self._policy(delivery["callbackId"])
+            policy = self._policy(callback_id)
             if not give_up:
                 deadline = give_up_at(policy, delivery)
                 due = next_try_at(policy, attempts, outcome.retry_after, now, deadline, rng)
@@ -783,6 +800,7 @@ class DeliveryWorker:
         async def record() -> None:  # idempotent: tried again as a whole while Kafka or PostgreSQL is away
             records = [Out(self._t_results, delivery["device"].encode(), encode_delivery_result(result))]
             if sent is not None:
+                assert self.context is not None  # set in run(), before any delivery is read
                 records.extend(await CHANNELS[channel].answered(delivery, attempts, outcome, now_ms, self.context))
             await send_all(self.producer, records)
             if due is not None:
@@ -795,19 +813,20 @@ class DeliveryWorker:
         if dead:
             self._spawn(self._alert(delivery, outcome))
 
-    def _endpoint_of(self, delivery: dict, request: dict | None) -> str | None:
+    def _endpoint_of(self, delivery: Delivery, request: Request | None) -> str | None:
         """The bulkhead key of the endpoint a delivery goes to (None: DIRECT, or a batch not rendered)."""
+        assert self.context is not None  # set in run(), before any delivery is read
         return CHANNELS[delivery["channel"]].endpoint(delivery, request, self.context)
 
     # Downlinks -----------------------------------------------------------
-    def _ack(self, delivery: dict, code: dl.InfoCode, reason: str | None = None) -> Out:
+    def _ack(self, delivery: Delivery, code: dl.InfoCode, reason: str | None = None) -> Out:
         metrics.DOWNLINKS.labels(str(int(code))).inc()
         event = dl.ack_event(delivery["device"], delivery["recordId"], code, reason=reason,
                              device_type_id=delivery.get("deviceTypeId"), group_id=delivery.get("groupId"),
                              now_ms=int(time.time() * 1000), registration_id=delivery.get("registrationId"))
         return Out(topic(DEVICE_EVENTS), delivery["device"].encode(), encode_device_event(event))
 
-    async def _grant(self, delivery: dict, data_hex: str) -> list[Out]:
+    async def _grant(self, delivery: Delivery, data_hex: str) -> list[Out]:
         """The downlink record for the stations, or the ACKNOWLEDGE saying why not."""
         now = time.time()
         refusal = await self.gate.admit(delivery["recordId"], delivery["device"], utc_day(now))
@@ -817,12 +836,13 @@ class DeliveryWorker:
                          transmit_by_ms=int(delivery["createdAt"] + self.settings.downlink_transmit_s * 1000))
         return [Out(topic(DOWNLINKS), delivery["device"].encode(), encode_downlink(record))]
 
-    async def _alert(self, delivery: dict, outcome: Outcome) -> None:
+    async def _alert(self, delivery: Delivery, outcome: Outcome) -> None:
         """Tell the device type's alertEmail that the callback is dead: this delivery was given up and
         no delivery of the callback has succeeded since it started (the store's rule for `dead`, from
         what this worker saw and what the store recorded). At most one per `alert_every_s` per device
         type and callback."""
         callback_id = delivery["callbackId"]
+        assert callback_id is not None  # only DIRECT has none, and it is never given up
         dtype = self.view.device_types.get(delivery.get("deviceTypeId") or "") or {}
         to = dtype.get("alert_email")
         if not to:

@@ -38,7 +38,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from backhaul.destinations import refusal_of
 from callback_language.status import NON_HTTP_STATUS
-from schemas.deliveries import schedule_start_ms
+from schemas.deliveries import Delivery, schedule_start_ms
 
 MAX_RETRY_AFTER_S = 3600.0
 
@@ -78,7 +78,7 @@ class RetryPolicy:
         return sum(self.schedule) + self.max_attempts * self.timeout_s
 
 
-def give_up_at(policy: RetryPolicy, delivery: dict) -> float:
+def give_up_at(policy: RetryPolicy, delivery: Delivery) -> float:
     """Epoch seconds after which the delivery is no longer tried (see the module docstring)."""
     return schedule_start_ms(delivery) / 1000 + policy.give_up_after_s
 

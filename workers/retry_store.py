@@ -14,14 +14,15 @@ at once, oldest message first (`claim_backlog`).
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Sequence
 
 import asyncpg
 
-from schemas.deliveries import message_time_ms
+from schemas.deliveries import Delivery, message_time_ms
 from workers.waiting import Wait
 
-Claimed = list[tuple[dict[str, Any], int]]
+# (delivery, attempts made); the delivery column is the record as JSON, decoded by the pool's codec
+Claimed = list[tuple[Delivery, int]]
 
 
 class RetryStore:
@@ -29,7 +30,7 @@ class RetryStore:
         self.pool = pool
         self.claim_s = claim_s
 
-    async def schedule(self, delivery: dict[str, Any], attempts: int, due_s: float, *, endpoint: str | None,
+    async def schedule(self, delivery: Delivery, attempts: int, due_s: float, *, endpoint: str | None,
                        wait: Wait) -> None:
         """Keep `delivery` until `due_s` (epoch seconds); `attempts` tries already made; `wait` says why.
 
@@ -49,7 +50,7 @@ class RetryStore:
             delivery.get("messageId"), delivery.get("registrationId"),
             None if message_time is None else int(message_time), wait.reason, wait.info, now_ms)
 
-    async def claim_due(self, limit: int = 500, *, skip_endpoints: list[str] = ()) -> Claimed:
+    async def claim_due(self, limit: int = 500, *, skip_endpoints: Sequence[str] = ()) -> Claimed:
         """Due deliveries, claimed for `claim_s`: (delivery, attempts made). Rows of `skip_endpoints`
         (backlogs being drained) are left to their drain."""
         rows = await self.pool.fetch(

@@ -30,7 +30,7 @@ from backhaul.kafka import Out
 from backhaul.settings import Settings
 from callback_language.compiled import CompiledCallbacks
 from callback_language.downlink import InfoCode
-from schemas.deliveries import Delivery
+from schemas.deliveries import Delivery, Request
 from workers.attempt import Outcome
 from workers.credentials import CallbackCredentials
 
@@ -57,7 +57,7 @@ class BatchRequest:
 
     id: str  # its webhook-id, derived from the members: the same on every retry of the batch
     failure: Outcome | None = None
-    request: dict[str, Any] | None = None  # what is kept with a member given up
+    request: Request | None = None  # what is kept with a member given up
     endpoint: str | None = None  # the bulkhead key
     send: Callable[[], Awaitable[Outcome]] | None = None
 
@@ -69,7 +69,7 @@ class Channel:
     batched: ClassVar[bool] = False
     calls: ClassVar[bool] = True
 
-    def endpoint(self, delivery: Delivery, request: dict[str, Any] | None, context: Context) -> str | None:
+    def endpoint(self, delivery: Delivery, request: Request | None, context: Context) -> str | None:
         """The bulkhead key of where the delivery goes (`request`: the batch request it went in, if any);
         None when it is not known."""
         return None

@@ -11,13 +11,12 @@ are in the order the batch got its members.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 
 from callback_language.templates import TemplateError, render_batch
 from schemas.deliveries import http_request
 from workers.attempt import Outcome, failed
 from workers.bulkhead import endpoint_key
-from workers.channels.base import BatchRequest, Context, Delivery
+from workers.channels.base import BatchRequest, Context, Delivery, Request
 from workers.channels.http import HttpChannel, answer_timeout, open_secrets, send_request
 
 
@@ -25,8 +24,8 @@ class BatchUrl(HttpChannel):
     name = "BATCH_URL"
     batched = True
 
-    def endpoint(self, delivery: Delivery, request: dict[str, Any] | None, context: Context) -> str | None:
-        url = (request or {}).get("url")
+    def endpoint(self, delivery: Delivery, request: Request | None, context: Context) -> str | None:
+        url = request.get("url") if request else None
         return endpoint_key(url) if url else None
 
     def batch(self, callback_id: str, members: list[tuple[Delivery, int]], context: Context) -> BatchRequest:

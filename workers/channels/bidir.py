@@ -93,4 +93,5 @@ async def downlink_records(delivery: Delivery, outcome: Outcome, answered_ms: in
         return []
     if answer.kind == "invalid":
         return [context.ack(delivery, InfoCode.INVALID_PAYLOAD, f"Invalid payload: {answer.reason}")]
+    assert answer.data_hex is not None  # an answer of kind "data" carries it
     return await context.grant(delivery, answer.data_hex)

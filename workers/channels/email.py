@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from workers.attempt import Outcome, email_attempt
-from workers.channels.base import Channel, Context, Delivery
+from workers.channels.base import Channel, Context, Delivery, Request
 
 
 class Email(Channel):
     name = "EMAIL"
 
-    def endpoint(self, delivery: Delivery, request: dict[str, Any] | None, context: Context) -> str | None:
+    def endpoint(self, delivery: Delivery, request: Request | None, context: Context) -> str | None:
         return f"smtp://{context.settings.smtp_host}:{context.settings.smtp_port}"
 
     async def send(self, delivery: Delivery, attempts: int, callback: dict[str, Any], context: Context) -> Outcome:

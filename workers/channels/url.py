@@ -10,14 +10,14 @@ from typing import Any
 
 from workers.attempt import Outcome
 from workers.bulkhead import endpoint_key
-from workers.channels.base import Context, Delivery
+from workers.channels.base import Context, Delivery, Request
 from workers.channels.http import HttpChannel, answer_timeout, open_secrets, send_request
 
 
 class Url(HttpChannel):
     name = "URL"
 
-    def endpoint(self, delivery: Delivery, request: dict[str, Any] | None, context: Context) -> str | None:
+    def endpoint(self, delivery: Delivery, request: Request | None, context: Context) -> str | None:
         url = delivery["request"]["url"]
         return endpoint_key(url) if url else None
 
@@ -27,7 +27,8 @@ class Url(HttpChannel):
         if isinstance(opened, Outcome):
             return opened
         secrets, secret_headers = opened
-        body = req["body"].encode() if req.get("body") is not None else None
+        text = req.get("body")
+        body = text.encode() if text is not None else None
         return await send_request(context, req["method"], req["url"],
                                   {**(req.get("headers") or {}), **secret_headers}, body, req.get("contentType"),
                                   secrets, delivery.get("webhookId") or delivery["id"],
