@@ -43,7 +43,7 @@ import heapq
 import time as _time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, cast
 
 from ingest import aggregate
 from ingest.oob import OobError, decode_oob
@@ -134,7 +134,7 @@ class DeviceState:
                  breached_at=v["br"], day=v["day"], day_count=v["dc"], registration=v.get("rg"))
         st.windows = {w[1]: Window.from_json(w) for w in v["w"]}
         st.oob_windows = {w[1]: Window.from_json(w) for w in v["ow"]}
-        st.closed = {k: t for k, t in v["c"]}
+        st.closed = {cast(int, k): t for k, t in v["c"]}  # [seq (an int), closed at] pairs
         st.snrs.extend(v["snr"])
         return st
 
@@ -417,7 +417,7 @@ class IngestEngine:
         """
         now = self.clock() if now is None else now
         out = Outputs()
-        held: list = []
+        held: list[tuple[float, str, int, bool]] = []
         heap = self._window_heap
         while heap and heap[0][0] <= now:
             entry = heapq.heappop(heap)
@@ -434,20 +434,20 @@ class IngestEngine:
             self._close(st, w, oob, out)
         for entry in held:
             heapq.heappush(heap, entry)
-        held = []
+        kheld: list[tuple[float, str]] = []
         kheap = self._keepalive_heap
         while kheap and kheap[0][0] <= now:
-            entry = heapq.heappop(kheap)
-            deadline, device_id = entry
+            kentry = heapq.heappop(kheap)
+            deadline, device_id = kentry
             st = self.states.get(device_id)
             if st is None or st.keepalive_deadline != deadline or st.breached_at is not None:
                 continue
             if watermark is not None and not _reached(watermark(st.partition), deadline):
-                held.append(entry)
+                kheld.append(kentry)
                 continue
             self._breach(st, out)
-        for entry in held:
-            heapq.heappush(kheap, entry)
+        for kentry in kheld:
+            heapq.heappush(kheap, kentry)
         return out
 
     def _close(self, st: DeviceState, w: Window, oob: bool, out: Outputs) -> None:
@@ -470,6 +470,7 @@ class IngestEngine:
         if device.get("registration_id") not in (None, st.registration):
             return  # registered again since: the old registration's keep-alive is over
         deadline = st.keepalive_deadline
+        assert deadline is not None  # both callers checked it is set (and due)
         st.breached_at = deadline
         out.touched.add(st.device)
         # The key truncates (not _ms) as earlier versions did: a breach raised again keeps its id.

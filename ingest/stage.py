@@ -99,6 +99,7 @@ class IngestStage(Stage):
         return self._outputs(out) + rejected
 
     async def before_tick(self) -> None:
+        assert self.consumer is not None  # set in run()
         for tp in self.consumer.assignment():
             if tp.partition not in self._next_offset:
                 self._next_offset[tp.partition] = await self.consumer.position(tp)
@@ -110,6 +111,7 @@ class IngestStage(Stage):
         with the end the broker reported in its last fetch answer: the time that answer
         came, less `append_visible_s` (a frame appended just before may not have been
         readable yet: clock skew, replication)."""
+        assert self.consumer is not None  # set in run()
         tp = TopicPartition(self._t_frames, partition)
         highwater = self.consumer.highwater(tp)
         polled = self.consumer.last_poll_timestamp(tp)

@@ -95,7 +95,7 @@ def spawn(name: str, args: list[str], env: dict[str, str] | None = None) -> int:
     return launch(name, args, env).pid
 
 
-def launch(name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+def launch(name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """Start `backhaul <args>` in a session of its own, its output appended to logs/NAME.log,
     and record it in run/NAME.pid."""
     with open(log_dir() / f"{name}.log", "ab") as log:

@@ -116,9 +116,11 @@ async def _run(roles: list[str], port: int, member: str | None, stop: asyncio.Ev
     status: dict[str, Any] = {"roles": roles, "instance": member}
     if "ingest" in roles:
         from ingest.stage import IngestStage
+        assert view is not None  # started above for this role
         runners.append(IngestStage(view))
     if "router" in roles:
         from router.stage import RouterStage
+        assert view is not None  # started above for this role
         runners.append(RouterStage(view))
     if "store" in roles:
         from store.stage import StoreStage
@@ -126,9 +128,11 @@ async def _run(roles: list[str], port: int, member: str | None, stop: asyncio.Ev
     if "delivery" in roles:
         from workers.delivery import DeliveryWorker
         from workers.retry_store import RetryStore
+        assert view is not None  # started above for this role
         runners.append(DeliveryWorker(view, RetryStore(pool, claim_s=settings().retry_claim_s)))
     if "stations" in roles:
         from simulator.stations import StationsStage
+        assert view is not None  # started above for this role
         runners.append(StationsStage(view))
     if "acks" in roles:
         from workers.acks import AcksStage
@@ -139,7 +143,7 @@ async def _run(roles: list[str], port: int, member: str | None, stop: asyncio.Ev
     relay_stop = asyncio.Event()
     if "relay" in roles:
         tasks.append(asyncio.create_task(run_relay(relay_stop), name="relay"))
-    checks = {"kafka": reachability.KafkaCheck()}
+    checks: dict[str, reachability.Check] = {"kafka": reachability.KafkaCheck()}
     if POSTGRES_ROLES & set(roles):
         checks["postgresql"] = reachability.PostgresCheck(pool)
     watcher = asyncio.create_task(reachability.watch(checks), name="reachability")

@@ -34,7 +34,7 @@ class WorkerProcess:
         self.env = env
         self.port = free_port()
         self.log_path = log_path
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> "WorkerProcess":
         log = open(self.log_path, "ab")
@@ -46,6 +46,7 @@ class WorkerProcess:
 
     async def status(self, session: aiohttp.ClientSession) -> dict | None:
         """The worker's /status, None while it does not answer; raises if it exited."""
+        assert self.proc is not None, "start() first"
         if self.proc.poll() is not None:
             raise RuntimeError(f"worker {self.roles} exited with {self.proc.returncode}:\n{self.log_tail()}")
         with contextlib.suppress(aiohttp.ClientError, OSError, ValueError):

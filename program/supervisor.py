@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import signal
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,7 +141,7 @@ class Child:
     def __init__(self, planned: Planned, policy: RestartPolicy) -> None:
         self.planned = planned
         self.tracker = RestartTracker(policy)
-        self.proc = None  # our subprocess.Popen; None for an adopted process
+        self.proc: subprocess.Popen[bytes] | None = None  # ours; None for an adopted process
         self.pid: int | None = None
         self.since: float | None = None
         self.state = STOPPED
@@ -252,6 +253,7 @@ class Supervisor:
                 if code is None:
                     continue
                 child.ended(code, requested=False)
+                assert child.last_exit is not None  # ended() sets it
                 self._changed = True
                 level = logging.WARNING if child.state == BACKOFF else logging.ERROR
                 log.log(level, "process ended", extra={"child": child.name, "state": child.state,

@@ -143,6 +143,7 @@ class RouterStage(Stage):
         if route.mode == "callback":
             return route.callback_id
         if route.mode == "direct":
+            assert dtype is not None  # only a known device type routes "direct"
             try:
                 data = dl.render_direct(dtype.get("downlink_data_string") or "", tap_id=record["station"],
                                         rssi=record["rssi"], time_s=record["time"] // 1000)
@@ -156,6 +157,7 @@ class RouterStage(Stage):
             delivery["downlinkData"] = data
             outputs.append(Out(self._t_deliveries, delivery_key(delivery), encode_delivery(delivery)))
             return None
+        assert route.code is not None  # a "refused" route always says why
         outputs.append(self._ack(record, device_type_id, route.code, now_ms, route.reason))
         return None
 

@@ -146,17 +146,17 @@ async def simulate(network: Network, *, messages_per_device: int | None, rate: f
             # Interleave the copies of a few messages at a time: shuffled arrival across stations.
             for chunk_start in range(0, len(order), 8):
                 chunk = order[chunk_start:chunk_start + 8]
-                pending = []
+                pending: list[FrameRecord | bytes] = []  # bytes: a malformed record, sent as it is
                 for dev in chunk:
                     pending.extend(message_frames(dev, rng, max_stations=max_stations,
                                                   ack=rng.random() < ack_ratio))
                 rng.shuffle(pending)
                 if malformed_left and rng.random() < 0.5:
-                    pending.insert(rng.randrange(len(pending) + 1), {"__raw__": MALFORMED_SAMPLES[malformed_left % len(MALFORMED_SAMPLES)]})
+                    pending.insert(rng.randrange(len(pending) + 1), MALFORMED_SAMPLES[malformed_left % len(MALFORMED_SAMPLES)])
                     malformed_left -= 1
                 for f in pending:
-                    if "__raw__" in f:
-                        futures.append(await producer.send(name, f["__raw__"], key=b"malformed"))
+                    if isinstance(f, bytes):
+                        futures.append(await producer.send(name, f, key=b"malformed"))
                         sent["malformed"] += 1
                     else:
                         futures.append(await producer.send(name, encode_frame(f), key=f["device"].encode()))

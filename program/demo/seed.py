@@ -6,6 +6,7 @@ every row to the stream workers.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -32,7 +33,7 @@ def _insert(table: str, row: dict[str, Any], jsonb: tuple[str, ...] = ()) -> tup
 
 
 async def seed_network(conn: asyncpg.Connection, network: Network, *, name: str = "demo",
-                       callbacks: list[dict[str, Any]] = (), keep_alive: int = 0,
+                       callbacks: Sequence[dict[str, Any]] = (), keep_alive: int = 0,
                        payload_config: str | None = None, parent_group: str | None = None,
                        device_type: dict[str, Any] | None = None) -> dict[str, str]:
     """Create or update the rows of a simulated network; returns the ids it used.
