@@ -108,7 +108,11 @@ class CpuMeter:
 
 
 def pid_sources(pids: dict[str, int]) -> dict[str, PidSource]:
-    return {name: (lambda pid=pid: [pid]) for name, pid in pids.items()}
+    return {name: _one_pid(pid) for name, pid in pids.items()}
+
+
+def _one_pid(pid: int) -> PidSource:
+    return lambda: [pid]
 
 
 async def background_load(seconds: float = 2.0) -> float | None:

@@ -67,6 +67,7 @@ async def timed_delivery(env: dict[str, str], log: Path, receiver: SubprocessRec
         ready = time.time()
 
         async def arrived() -> int:
+            assert worker.proc is not None  # started above
             if worker.proc.poll() is not None:
                 raise RuntimeError(f"delivery worker exited:\n{worker.log_tail()}")
             return (await receiver.counts())["data"] - since

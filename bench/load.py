@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from schemas.frames import FrameRecord
 from simulator.network import Network, build_network, simulate
 
 Key = tuple[str, int]  # (device, seqNumber)
@@ -34,7 +35,7 @@ def check_capacity(devices: int, messages: float) -> None:
                          f"({per_device:.0f} per device >= {SEQ_MODULO}): use more --devices")
 
 
-def first_frames(record: list[dict]) -> dict[Key, int]:
+def first_frames(record: list[FrameRecord]) -> dict[Key, int]:
     """The earliest frame `time` (epoch ms) of every message in the published frames."""
     first: dict[Key, int] = {}
     for f in record:
@@ -46,7 +47,7 @@ def first_frames(record: list[dict]) -> dict[Key, int]:
 
 
 async def drive(network: Network, *, rate: float, duration: float, max_stations: int, seed: int,
-                producer, record: list[dict]) -> dict:
+                producer, record: list[FrameRecord]) -> dict:
     """Publish the network's traffic at `rate` messages/s for `duration` s; every frame lands in `record`."""
     return await simulate(network, messages_per_device=None, rate=rate, duration=duration,
                           max_stations=max_stations, seed=seed, progress=False, producer=producer,

@@ -18,7 +18,7 @@ def plot(result: dict, path: Path) -> Path | None:
     origin = steps[0]["startedAt"]
     fig, (top, bottom, lag) = plt.subplots(3, 1, figsize=(11, 9), sharex=True,
                                            gridspec_kw={"height_ratios": [3, 3, 2]})
-    colors = {}
+    colors: dict[str, str] = {}  # consumer group -> line color
     for i, s in enumerate(steps):
         series = s["series"]
         x = [s["startedAt"] - origin + sec for sec in series["second"]]

@@ -136,7 +136,7 @@ class SubprocessReceiver:
 
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self._session: aiohttp.ClientSession | None = None
 
     @property
@@ -169,15 +169,18 @@ class SubprocessReceiver:
                 self.proc.wait()
 
     async def counts(self) -> dict[str, int]:
+        assert self._session is not None, "start() first"
         async with self._session.get(f"{self.url}/stats") as resp:
             return await resp.json()
 
     async def arrivals(self, since: int = 0) -> list[Arrival]:
+        assert self._session is not None, "start() first"
         async with self._session.get(f"{self.url}/arrivals", params={"since": str(since)}) as resp:
             return [tuple(a) for a in orjson.loads(await resp.read())]
 
     @property
     def pid(self) -> int:
+        assert self.proc is not None, "start() first"
         return self.proc.pid
 
 

@@ -42,6 +42,7 @@ from bench.receiver import DATA, make_receiver
 from bench.sandbox import sandbox
 from program.demo.seed import seed_network
 from program.supervised import WorkerProcess
+from schemas.frames import FrameRecord
 
 MODES = {
     "old": {"BACKHAUL_STATIC_MEMBERSHIP": "0", "BACKHAUL_KAFKA_HEARTBEAT_MS": "2000",
@@ -132,7 +133,7 @@ async def run_mode(mode: str, args: argparse.Namespace, roles: list[str], stamp:
             pipeline.start()
             await pipeline.wait_ready(config_records)
             await producer.start()
-            record: list[dict] = []
+            record: list[FrameRecord] = []
             traffic = asyncio.create_task(drive(networks.registered, rate=args.rate, duration=duration,
                                                 max_stations=2, seed=7, producer=producer, record=record))
             await asyncio.sleep(WARMUP_S)

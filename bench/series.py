@@ -5,14 +5,15 @@ from collections import defaultdict
 
 from bench.accounting import Ledger, nearest_rank
 from bench.receiver import ADVANCED, DATA
+from schemas.frames import FrameRecord
 
 
-def per_second(record: list[dict], ledger: Ledger, t0: float) -> dict[str, list]:
+def per_second(record: list[FrameRecord], ledger: Ledger, t0: float) -> dict[str, list]:
     """Frames sent, callbacks received and DATA latency (p50, p99) per second since `t0` (epoch s)."""
     frames: dict[int, int] = defaultdict(int)
     for f in record:
         frames[int(f["time"] / 1000 - t0)] += 1
-    received = {DATA: defaultdict(int), ADVANCED: defaultdict(int)}
+    received: dict[str, dict[int, int]] = {DATA: defaultdict(int), ADVANCED: defaultdict(int)}
     latency: dict[int, list[float]] = defaultdict(list)
     first = ledger.first_ms
     for kind in (DATA, ADVANCED):

@@ -16,8 +16,9 @@ from bench.cpu import CpuMeter, PidSource
 from bench.lag import LagProbe
 from bench.load import Networks, drive, first_frames
 from bench.progress import Progress
-from bench.receiver import ADVANCED, DATA, Arrival
+from bench.receiver import ADVANCED, DATA, Arrival, InProcessReceiver, SubprocessReceiver
 from bench.series import per_second
+from schemas.frames import FrameRecord
 
 POLL_S = 0.5
 LAG_EVERY_S = 2.0
@@ -29,7 +30,7 @@ class Rig:
 
     networks: Networks
     producer: object
-    receiver: object
+    receiver: InProcessReceiver | SubprocessReceiver
     cpu_sources: dict[str, PidSource]
     window_s: float
     grace_s: float
@@ -38,7 +39,7 @@ class Rig:
     lag: LagProbe | None = None
     arrivals_seen: int = 0
     steps: int = 0
-    last_record: list[dict] = field(default_factory=list)
+    last_record: list[FrameRecord] = field(default_factory=list)
 
     async def new_arrivals(self) -> list[Arrival]:
         arrivals = await self.receiver.arrivals(self.arrivals_seen)
@@ -85,7 +86,7 @@ async def run_step(rig: Rig, *, rate: float, duration: float, label: str = "run"
     """
     duration = warmup + duration
     rig.steps += 1
-    record: list[dict] = []
+    record: list[FrameRecord] = []
     early: list[Arrival] = []
     meter = CpuMeter(rig.cpu_sources)
     t0 = time.time()
@@ -137,7 +138,7 @@ async def run_step(rig: Rig, *, rate: float, duration: float, label: str = "run"
     return result
 
 
-def _result(label: str, rate: float, duration: float, sent: dict, record: list[dict], ledger: Ledger,
+def _result(label: str, rate: float, duration: float, sent: dict, record: list[FrameRecord], ledger: Ledger,
             summary: dict, cpu: dict, t0: float, t_sent: float, rig: Rig) -> dict:
     n_messages, n_frames = len(ledger.first_ms), len(record)
     unregistered = sum(1 for device, _ in ledger.first_ms if device in rig.networks.unregistered)

@@ -121,7 +121,7 @@ def message_frames(device: Device, rng: random.Random, *, max_stations: int, dat
 
 async def simulate(network: Network, *, messages_per_device: int | None, rate: float, duration: float | None,
                    max_stations: int = 3, malformed: int = 0, seed: int = 2, ack_ratio: float = 0.0,
-                   progress: bool = True, producer=None, record: list | None = None) -> dict:
+                   progress: bool = True, producer=None, record: list[FrameRecord] | None = None) -> dict:
     """Publish traffic at `rate` messages/s; returns counts of what was sent."""
     rng = random.Random(seed)
     own = producer is None
