@@ -31,7 +31,6 @@ from oss.profiles import perms_of
 from oss.storage import api_users
 
 _N, _R, _P = 2**14, 8, 1
-CALLER = web.RequestKey("caller", object)
 
 
 @dataclass(frozen=True)
@@ -49,6 +48,9 @@ class Caller:
         if not self.can(resource, write):
             action = "write" if write else "read"
             raise Forbidden(f"You are not allowed to {action} {resource}.")
+
+
+CALLER = web.RequestKey("caller", Caller)
 
 
 def new_secret() -> str:

@@ -40,7 +40,7 @@ async def apply(conn: asyncpg.Connection, who: Caller, kind: str, params: dict[s
             return await device_operations.create(
                 conn, who, device_type, rows, now, prototype=params.get("prototype", False),
                 certificate=params.get("certificate"), prefix=params.get("prefix", ""))
-        defaults = {k: params[k] for k in ("keepHistory", "activable") if k in params}
+        defaults: dict[str, Any] = {k: params[k] for k in ("keepHistory", "activable") if k in params}
         return await device_operations.transfer(conn, who, device_type, [(n, {**defaults, **r}) for n, r in rows], now)
     if kind == "edit":
         return await device_operations.edit(conn, who, rows)

@@ -55,7 +55,7 @@ def template_size_errors(row: dict[str, Any], limit: int | None = None) -> list[
     total = sum(sizes.values())
     if total <= limit:
         return []
-    largest = max(sizes, key=sizes.get)
+    largest = max(sizes, key=sizes.__getitem__)
     return [FieldError(largest, f"a callback's templates must total at most {limit} bytes (UTF-8) over "
                                 f"{', '.join(TEMPLATE_FIELDS.values())}; these total {total}, "
                                 f"{largest} alone {sizes[largest]}")]

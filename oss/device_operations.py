@@ -102,6 +102,7 @@ async def transfer(conn: asyncpg.Connection, who: Caller, device_type: asyncpg.R
         values: dict[str, Any] = {"device_type_id": device_type["id"], "group_id": device_type["group_id"]}
         kind = transfer_kind(old_contracts.get(device["contract_id"]), new) if new else "none"
         if kind == "move" and holds_live_token(device, now):
+            assert new is not None  # without a new contract the kind is "none"
             granted, reason = await take_tokens(conn, new["id"], 1, now)
             if not granted:
                 errors.append(RowError(n, r["id"], None, reason or "no token"))
@@ -200,6 +201,7 @@ async def replace(conn: asyncpg.Connection, who: Caller, rows: list[Row], now: i
         if problem:
             errors.append(RowError(n, r["deviceId"], *problem))
             continue
+        assert source is not None and target is not None  # else there was a problem
         await devices.edit(conn, target["id"], {
             "contract_id": source["contract_id"], "token_state": 0, "token_end": source["token_end"],
             "activation_time": now, "state": DEVICE_OK, "activable": True}, edited_by=who.api_user_id)

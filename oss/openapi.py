@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
@@ -28,6 +29,12 @@ def S(lo: int = 0, hi: int | None = None, **kw: Any) -> dict[str, Any]:
     if hi is not None:
         out["maxLength"] = hi
     return out
+
+
+def patterned(regex: str, message: str) -> dict[str, Any]:
+    """A string matching `regex`; `message` is what oss.validate answers when it does not."""
+    extra: dict[str, Any] = {"x-pattern-message": message}
+    return S(pattern=regex, **extra)
 
 
 def I(lo: int = -INT32 - 1, hi: int = INT32, **kw: Any) -> dict[str, Any]:
@@ -63,9 +70,9 @@ def nullable(schema: dict[str, Any]) -> dict[str, Any]:
 
 B = {"type": "boolean"}
 MS = I(0, MAX_MS, description="epoch milliseconds")
-OID = S(pattern="^[0-9a-f]{24}$", **{"x-pattern-message": "must be 24 hexadecimal characters"})
-DEVICE_ID = S(pattern="^[0-9A-Fa-f]{1,8}$", **{"x-pattern-message": "must be 1 to 8 hexadecimal characters"})
-PAC = S(pattern="^[0-9A-Fa-f]{16}$", **{"x-pattern-message": "must be 16 hexadecimal characters"})
+OID = patterned("^[0-9a-f]{24}$", "must be 24 hexadecimal characters")
+DEVICE_ID = patterned("^[0-9A-Fa-f]{1,8}$", "must be 1 to 8 hexadecimal characters")
+PAC = patterned("^[0-9A-Fa-f]{16}$", "must be 16 hexadecimal characters")
 TZ = S(1, 64, format="timezone")
 EMAIL = S(3, 250, format="email")
 LAT, LNG = N(-90, 90), N(-180, 180)
@@ -75,7 +82,7 @@ MIN_GROUP = O(id=S(), name=S(), type=I(), level=I())
 PROFILE_ID = S(enum=sorted(PROFILES), description="; ".join(f"{p.id} {p.name}" for p in PROFILES.values()))
 USER_ROLE_REF = O(("groupId", "profileId"), groupId=OID, profileId=PROFILE_ID)
 CERT = O(key=S(0, 100))
-CALLBACK_COMMON = dict(channel=S(enum=["URL", "BATCH_URL", "EMAIL"]),
+CALLBACK_COMMON: dict[str, Any] = dict(channel=S(enum=["URL", "BATCH_URL", "EMAIL"]),
                        callbackType=E(0, 1, 2, 3, description="0 DATA, 1 SERVICE, 2 ERROR, 3 EVENT (Backhaul)"),
                        callbackSubtype=E(0, 1, 2, 3, 4, 5, 6, description=(
                            "DATA: 2 UPLINK, 3 BIDIR; SERVICE: 0 STATUS, 4 ACKNOWLEDGE, 5 REPEATER, "
@@ -91,7 +98,7 @@ HTTP = dict(url=S(1, 2000, description="may carry user:password@ (sent as Basic 
             httpMethod=S(enum=["GET", "PUT", "POST"]),
             headers=O(**{}) | {"additionalProperties": S(0, 1000), "description": SECRETS_NOTE},
             signingSecret=SIGNING)
-DEVICE_EDIT = dict(name=S(1, 100), activable=B, automaticRenewal=B, lat=nullable(LAT), lng=nullable(LNG),
+DEVICE_EDIT: dict[str, Any] = dict(name=S(1, 100), activable=B, automaticRenewal=B, lat=nullable(LAT), lng=nullable(LNG),
                    productCertificate=nullable(CERT), prototype=B)
 JOB_ERROR = O(entity=S(), row=I(description="line (CSV) or 1-based index (JSON) of the row"), field=S(),
               message=S(), type=I(description="0 ENTITY, 1 SYSTEM"))
@@ -286,7 +293,7 @@ def listing(item: str) -> dict[str, Any]:
     return ok(200, O(data=A(R(item)), paging=R("paging")))
 
 
-def op(summary: str, responses: dict[str, Any], params: list[dict[str, Any]] = (), body: str | None = None,
+def op(summary: str, responses: dict[str, Any], params: Sequence[dict[str, Any]] = (), body: str | None = None,
        csv: str | None = None, tag: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {"summary": summary, "tags": [tag] if tag else [], "parameters": list(params),
                            "responses": {**responses, **ERRORS}}

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 
 import orjson
 from aiohttp import web
@@ -95,6 +95,10 @@ def q_str(request: web.Request, name: str, *, max_length: int = 1000) -> str | N
     return value
 
 
+@overload
+def q_int(request: web.Request, name: str, *, default: int, lo: int = ..., hi: int = ...) -> int: ...
+@overload
+def q_int(request: web.Request, name: str, *, default: None = None, lo: int = ..., hi: int = ...) -> int | None: ...
 def q_int(request: web.Request, name: str, *, default: int | None = None,
           lo: int = -INT64, hi: int = INT64) -> int | None:
     value = _raw(request, name)
@@ -109,6 +113,10 @@ def q_int(request: web.Request, name: str, *, default: int | None = None,
     return number
 
 
+@overload
+def q_bool(request: web.Request, name: str, *, default: bool) -> bool: ...
+@overload
+def q_bool(request: web.Request, name: str, *, default: None = None) -> bool | None: ...
 def q_bool(request: web.Request, name: str, *, default: bool | None = None) -> bool | None:
     value = _raw(request, name)
     if value is None:
@@ -146,6 +154,10 @@ def q_oids(request: web.Request, name: str) -> list[str]:
     return values
 
 
+@overload
+def q_oid(request: web.Request, name: str, *, required: Literal[True]) -> str: ...
+@overload
+def q_oid(request: web.Request, name: str, *, required: bool = False) -> str | None: ...
 def q_oid(request: web.Request, name: str, *, required: bool = False) -> str | None:
     value = _raw(request, name)
     if value is None:

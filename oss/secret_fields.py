@@ -82,7 +82,8 @@ class Secret:
         """The value template checks see: the new value, or the mask for a kept one."""
         return MASK if self.clear is None else self.clear
 
-    def stored(self, box: Keyring) -> str:
+    def stored(self, box: Keyring) -> str | None:
+        """The sealed value to store (None only for a stored secret that held none)."""
         return self.sealed if self.clear is None else box.seal(self.clear)
 
 

@@ -29,7 +29,7 @@ from oss.storage import callbacks, device_types
 from oss.validate import validated
 
 routes = web.RouteTableDef()
-TO_DB = {(0, 2): 0, (0, 3): 1, (1, 0): 2, (1, 4): 3, (1, 5): 4, (1, 6): 5}
+TO_DB: dict[tuple[int, int | None], int] = {(0, 2): 0, (0, 3): 1, (1, 0): 2, (1, 4): 3, (1, 5): 4, (1, 6): 5}
 FROM_DB = {db: api for api, db in TO_DB.items()} | {6: (2, None), 7: (3, None)}
 TYPE_ONLY = {2: 6, 3: 7}
 BIDIR = 1
@@ -121,7 +121,8 @@ async def update_callback(request: web.Request) -> web.Response:
     async with pool(request).acquire() as conn, conn.transaction():
         current = await scoped_callback(conn, who, request)
         if "callbackType" in body or "callbackSubtype" in body:
-            old_type, old_subtype = FROM_DB.get(current["callback_subtype"], (current["callback_type"], None))
+            old: tuple[int, int | None] = FROM_DB.get(current["callback_subtype"], (current["callback_type"], None))
+            old_type, old_subtype = old
             new_type = body.get("callbackType", old_type)
             changes["callback_type"] = new_type
             changes["callback_subtype"] = db_subtype(new_type, body.get("callbackSubtype", old_subtype))

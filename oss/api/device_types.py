@@ -94,6 +94,7 @@ async def create_device_type(request: web.Request) -> web.Response:
         errors.append(FieldError("contractId", "is required (or contracts[0].id)"))
     if errors:
         raise BadRequest(errors)
+    assert contract_id is not None  # else it was an error above
     if values["payload_type"] != CUSTOM_GRAMMAR:
         values["payload_config"] = None
     ident = new_id()

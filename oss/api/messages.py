@@ -40,7 +40,7 @@ DAY = 86_400_000
 
 
 def _rinfo(raw: dict[str, Any], wanted: Fields, stations: dict[str, dict]) -> dict[str, Any]:
-    station = raw.get("baseStation") or raw.get("station")
+    station: Any = raw.get("baseStation") or raw.get("station")  # an id, a {"id": ...} or nothing (JSON)
     if isinstance(station, dict):
         station = station.get("id")
     base = {"id": station}
