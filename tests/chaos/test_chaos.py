@@ -130,14 +130,14 @@ async def test_b_kafka_stopped_and_started_again_mid_traffic(chaos, receiver):
     stack = await chaos(callbacks(receiver.url))
     # The outage shows in every worker's backhaul_infrastructure_up (checked in `outage`). Counted waits are
     # reported, not asserted: a worker that had nothing to publish while Kafka was away only waited in its fetch.
-    _, figures = await outage(stack, receiver, "kafka.sh", "kafka", tuple(ROLES), stopped_s=30)
+    _, figures = await outage(stack, receiver, "kafka.sh", "kafka", tuple(ROLES), stopped_s=20)
     report("kafka stopped", figures)
 
 
 @pytest.mark.timeout(420)
 async def test_c_postgresql_stopped_and_started_again_mid_traffic(chaos, receiver):
     stack = await chaos(callbacks(receiver.url))
-    sent, figures = await outage(stack, receiver, "postgres.sh", "postgresql", ("delivery", "store"), stopped_s=60)
+    sent, figures = await outage(stack, receiver, "postgres.sh", "postgresql", ("delivery", "store"), stopped_s=30)
     assert all(n > 0 for n in figures["waitsCounted"].values()), figures
     stored = await stack.fetch("SELECT device_id, seq_number FROM messages WHERE id NOT LIKE '%:%'")
     assert {(r["device_id"], r["seq_number"]) for r in stored} == set(sent), "every message stored once"
@@ -186,7 +186,7 @@ class Phases:
 async def test_d_an_endpoint_failing_2_minutes_then_hanging_then_healthy(chaos, receiver, second_receiver):
     doomed_receiver = second_receiver
     doomed_receiver.behaviour = _always_500
-    phases = Phases(seconds(120), seconds(60))
+    phases = Phases(seconds(120), seconds(30))
     receiver.behaviour = phases
     doomed = {"id": "chaos-doomed", "url": f"{doomed_receiver.url}/doomed?seq={{seqNumber}}", "http_method": "GET",
               "retry_schedule": DOOMED_SCHEDULE}
@@ -210,7 +210,7 @@ async def test_d_an_endpoint_failing_2_minutes_then_hanging_then_healthy(chaos, 
         held = [s["info"] for found in waiting.values() for s in found
                 if "status" not in s and s.get("cbDef") == DATA_CALLBACK]
         assert any("circuit open" in info for info in held), f"no held message says why: {held[:5]}"
-        await asyncio.sleep(max(0.0, phases.started + seconds(200) - time.time()))
+        await asyncio.sleep(max(0.0, phases.started + seconds(170) - time.time()))
     finally:
         sent = await traffic.stop()
 

@@ -54,8 +54,10 @@ def test_the_units_pass_systemd_analyze_verify(tmp_path):
         if unit.suffix not in (".service", ".target"):
             continue
         text = unit.read_text().replace(f"ExecStart={INSTALLED_AT}/.venv/bin/backhaul", f'ExecStart="{executable}"')
-        # Documentation= takes URLs: a path with a space or a non-ASCII letter is percent-encoded there.
-        text = text.replace(f"file:{INSTALLED_AT}", f"file:{urllib.parse.quote(str(PROJECT_ROOT))}")
+        # Documentation= takes URLs: a path with a space or a non-ASCII letter is percent-encoded there,
+        # and a unit file writes a literal % as %% (a single one starts a specifier such as %i).
+        url = urllib.parse.quote(str(PROJECT_ROOT)).replace("%", "%%")
+        text = text.replace(f"file:{INSTALLED_AT}", f"file:{url}")
         copy = tmp_path / unit.name
         copy.write_text(text.replace(INSTALLED_AT, str(PROJECT_ROOT)))
         copies.append(str(copy))
