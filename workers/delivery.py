@@ -169,6 +169,8 @@ WAIT_MAX_S = 30.0
 # How long a producer being replaced may take to stop, and the longest pause between commits.
 PRODUCER_STOP_S = 5.0
 COMMIT_PAUSE_MAX_S = 5.0
+# How long a drain waits at most, before its first round, for the deliveries the due-time loop took to come back.
+CLAIMS_SETTLE_S = 2.0
 # Deliveries an endpoint's backlog is claimed by at a time, when it recovers.
 DRAIN_BATCH = 500
 # Endpoints whose failing streak is remembered (for "endpoint failing since" in cbStatus).
@@ -544,6 +546,8 @@ class DeliveryWorker:
                 if endpoint is None or endpoint.breaker.state != CLOSED:
                     break  # failing again: what is left waits for the next recovery
                 await self._parked(key)
+                if not drained:
+                    await self._claims_settled(key)
                 claimed = [(d, a) for d, a in await self.store.claim_backlog(key, DRAIN_BATCH)
                            if d["id"] not in self._active]
                 if not claimed:
@@ -565,6 +569,20 @@ class DeliveryWorker:
         finally:
             self._draining.discard(key)
         log.info("endpoint backlog sent", extra={"endpoint": key, "deliveries": drained})
+
+    async def _claims_settled(self, key: str) -> None:
+        """Wait while the endpoint's deliveries claimed elsewhere are coming back to its backlog: when
+        the circuit half-opens, the due-time loop takes every held delivery that fell due, and parks
+        each behind the drain again; a drain round that claimed past them would send a device's later
+        messages first. Before the first round only, and only while their number falls (a request
+        still out, on a hanging endpoint, is not waited for), `CLAIMS_SETTLE_S` at most."""
+        deadline = time.monotonic() + CLAIMS_SETTLE_S
+        last, still = await self.store.claimed(key), 0
+        while last and still < 4 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            now = await self.store.claimed(key)
+            still = still + 1 if now >= last else 0
+            last = now
 
     async def _send_in_order(self, lane: list[tuple[Delivery, int]]) -> None:
         for delivery, attempts in lane:

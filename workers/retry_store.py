@@ -74,6 +74,11 @@ class RetryStore:
         rows = sorted(rows, key=lambda r: (r["message_time"] or 0, r["delivery"]["id"]))
         return [(r["delivery"], r["attempts"]) for r in rows]
 
+    async def claimed(self, endpoint: str) -> int:
+        """How many of an endpoint's waiting deliveries are claimed (being handled) right now."""
+        return await self.pool.fetchval(
+            "SELECT count(*) FROM delivery_retries WHERE endpoint = $1 AND claimed_until >= now()", endpoint)
+
     async def finish(self, delivery_id: str) -> None:
         await self.pool.execute("DELETE FROM delivery_retries WHERE delivery_id = $1", delivery_id)
 
