@@ -151,3 +151,27 @@ async def attempts_of(pool: asyncpg.Pool, delivery_id: str) -> list[tuple[int, s
                             "ORDER BY attempt", delivery_id)
     return [(r["attempt"], r["send_id"], r["status"]) for r in rows]
 
+
+async def test_an_answer_recorded_after_its_send_was_closed_as_interrupted_replaces_the_guess(isolated, pool):
+    """After a rebalance, the worker that lost the partition may still be waiting for its request
+    while the new owner sends the delivery again: the new send closes the first as interrupted (its
+    answer unknown), then the first one's answer arrives. The answer replaces the guess: both
+    requests reached the endpoint and both are listed with what it answered."""
+    async with configured([D1]) as conf:
+        d = delivery_of(conf, message(conf, D1, 1))
+        async with running(StoreStage(pool)):
+            await publish_results([results.sending(d, "old-owner", 1, T0)])
+            await publish_results([results.sending(d, "new-owner", 1, T0 + 20_000)])
+            await wait_all_committed(GROUP, [DELIVERY_RESULTS])
+            assert await attempts_of(pool, d["id"]) == [(1, "old-owner", 600), (2, "new-owner", None)]
+            await publish_results([answered(d, "new-owner", 1, T0 + 20_000, 200)])
+            await publish_results([answered(d, "old-owner", 1, T0, 200)])
+            await wait_all_committed(GROUP, [DELIVERY_RESULTS])
+            rows = await pool.fetch("SELECT attempt, status, error_class, info, latency_ms FROM callback_attempts "
+                                    "WHERE delivery_id = $1 ORDER BY attempt", d["id"])
+            assert [tuple(r) for r in rows] == [(1, 200, "ok", None, 20.0), (2, 200, "ok", None, 20.0)]
+            await publish_results([results.sending(d, "old-owner", 1, T0)])  # and a copy changes nothing
+            await wait_all_committed(GROUP, [DELIVERY_RESULTS])
+            assert [tuple(r) for r in await pool.fetch(
+                "SELECT attempt, status, error_class, info, latency_ms FROM callback_attempts WHERE delivery_id = $1 "
+                "ORDER BY attempt", d["id"])] == [tuple(r) for r in rows]
