@@ -76,12 +76,14 @@ CLOSE_INTERRUPTED = (
 
 # A device's radio status belongs to its registration: a later registration replaces the row
 # (a device registered again starts NOT_SEEN), an earlier one (records still in flight after a
-# delete or a transfer) never touches it, and the same one merges into it.
+# delete or a transfer) never touches it, and the same one merges into it. A row made by a
+# message starts OK (the device was heard), one made by an event alone NOT_SEEN unless the event
+# says otherwise.
 _FRESH = "EXCLUDED.registration_id > device_status.registration_id"
 STATUS_UPSERT = (
     "INSERT INTO device_status(device_id, sequence_number, last_com, lqi, last_computed_location, com_state, "
     "trash_sequence_number, registration_id, updated_at) "
-    "VALUES ($1,$2,$3,COALESCE($4,4),$5,COALESCE($6,5),$7,$8,now()) "
+    "VALUES ($1,$2,$3,COALESCE($4,4),$5,COALESCE($6,CASE WHEN $3::bigint IS NULL THEN 5 ELSE 1 END),$7,$8,now()) "
     "ON CONFLICT (device_id) DO UPDATE SET "
     f"sequence_number = CASE WHEN {_FRESH} THEN EXCLUDED.sequence_number "
     "ELSE COALESCE(EXCLUDED.sequence_number, device_status.sequence_number) END, "
