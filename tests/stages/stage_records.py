@@ -2,19 +2,40 @@
 encoder, as the stage upstream publishes it (never a hand-made dict)."""
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from schemas.advanced_messages import AdvancedMessage, Duplicate, Rinfo, advanced_message, encode_advanced_message
 from schemas.device_events import DeviceEvent, Subject, encode_device_event, keep_alive_error, out_of_sequence, restored
 from schemas.frames import Frame
 from schemas.messages import Message, duplicate_reception, encode_message, first_reception
-from tests.stages.stage_support import Configured
+
+
+class Owner(Protocol):
+    """Whose devices the records are about: a `stage_support.Configured`, or an `Owned` made through the API."""
+
+    @property
+    def device_type(self) -> str: ...
+
+    @property
+    def group(self) -> str: ...
+
+    @property
+    def registrations(self) -> dict[str, int]: ...
+
+
+@dataclass
+class Owned:
+    device_type: str
+    group: str
+    registrations: dict[str, int]  # device -> its registration
+
 
 T0 = 1_764_165_600_000  # the stations' time of the first message, ms
 FREQ = 868_130_000
 
 
-def subject(conf: Configured, device: str) -> Subject:
+def subject(conf: Owner, device: str) -> Subject:
     return Subject(device, conf.device_type, conf.group, conf.registrations[device])
 
 
@@ -27,7 +48,7 @@ def frame(device: str, seq: int, *, station: str = "5A01", time_ms: int = T0, da
     return Frame(station, device, seq, time_ms, data, rssi, snr, FREQ, rep, ack, False)
 
 
-def message(conf: Configured, device: str, seq: int, *, time_ms: int = T0, **frame_fields: Any) -> Message:
+def message(conf: Owner, device: str, seq: int, *, time_ms: int = T0, **frame_fields: Any) -> Message:
     """The first reception of message `seq` of `device`, as ingest publishes it."""
     f = frame(device, seq, time_ms=time_ms, **frame_fields)
     s = subject(conf, device)
@@ -36,7 +57,7 @@ def message(conf: Configured, device: str, seq: int, *, time_ms: int = T0, **fra
                            ingested_at_ms=time_ms + 40)
 
 
-def duplicate(conf: Configured, first: Message, station: str, *, rssi: float, rep: int = 1) -> Message:
+def duplicate(conf: Owner, first: Message, station: str, *, rssi: float, rep: int = 1) -> Message:
     """Another station's reception of message `first`."""
     f = frame(first["device"], first["seqNumber"], station=station, time_ms=first["time"], data=first["data"],
               rssi=rssi, rep=rep)
@@ -50,7 +71,7 @@ HEARD = (("5A01", -100.0, 12.5, 3), ("5A02", -110.5, 8.25, 2), ("5A03", -121.0, 
 LOCATION = {"lat": 43.61234, "lng": 1.44321, "radius": 1500, "source": 2, "status": 1}
 
 
-def advanced(conf: Configured, first: Message, heard: tuple[tuple[str, float, float, int], ...] = HEARD, *,
+def advanced(conf: Owner, first: Message, heard: tuple[tuple[str, float, float, int], ...] = HEARD, *,
              location: dict[str, Any] | None = None, lqi: tuple[str, int] = ("Excellent", 3)) -> AdvancedMessage:
     """The DATA_ADVANCED record of message `first`, heard by the stations of `heard`."""
     s = subject(conf, first["device"])
@@ -65,19 +86,19 @@ def advanced(conf: Configured, first: Message, heard: tuple[tuple[str, float, fl
                             operator_name="Backhaul", country_code="250", deadline_ms=first["time"] + 25_000)
 
 
-def error_event(conf: Configured, device: str, *, deadline_ms: int, last_seen_ms: int) -> DeviceEvent:
+def error_event(conf: Owner, device: str, *, deadline_ms: int, last_seen_ms: int) -> DeviceEvent:
     """The keep-alive ERROR of `device` whose deadline passed at `deadline_ms`."""
     return keep_alive_error(subject(conf, device), deadline_ms, deadline_key_ms=deadline_ms,
                             info=f"No message received since {last_seen_ms}", last_seen_ms=last_seen_ms)
 
 
-def restored_event(conf: Configured, device: str, first: Message, *, error_time_ms: int) -> DeviceEvent:
+def restored_event(conf: Owner, device: str, first: Message, *, error_time_ms: int) -> DeviceEvent:
     """`device`, in ERROR since `error_time_ms`, heard again with message `first`."""
     return restored(subject(conf, device), first["time"], message_id=first["id"], info="Communication restored",
                     last_error_time_ms=error_time_ms)
 
 
-def trashed_event(conf: Configured, device: str, *, seq: int, last_seq: int, time_ms: int) -> DeviceEvent:
+def trashed_event(conf: Owner, device: str, *, seq: int, last_seq: int, time_ms: int) -> DeviceEvent:
     """A frame of `device` with the old seqNumber `seq` (the last accepted being `last_seq`) trashed."""
     return out_of_sequence(subject(conf, device), time_ms, seq=seq, frame_time=time_ms, last_seq=last_seq)
 
