@@ -20,10 +20,11 @@ import pytest
 
 from backhaul import db
 from schemas import delivery_results as results
+from schemas.dead_letters import DeadLetter
 from schemas.deliveries import Delivery, http_request, new_delivery
 from schemas.delivery_results import DeliveryResult, encode_delivery_result
 from schemas.messages import Message
-from schemas.topics import DELIVERY_RESULTS, DEVICE_EVENTS, MESSAGES, MESSAGES_ADVANCED
+from schemas.topics import DEAD_LETTERS, DELIVERY_RESULTS, DEVICE_EVENTS, MESSAGES, MESSAGES_ADVANCED
 from store.stage import StoreStage
 from tests.api_support import ApiEnv, Client, check, make_device_type, make_tenant, running_api
 from tests.stages.stage_records import (
@@ -42,7 +43,7 @@ from tests.stages.stage_records import (
     restored_event,
     trashed_event,
 )
-from tests.stages.stage_support import publish, running, wait_all_committed
+from tests.stages.stage_support import publish, records_of, running, wait_all_committed
 
 pytestmark = pytest.mark.integration
 
@@ -111,11 +112,13 @@ async def network(name: str) -> AsyncIterator[Network]:
 
 
 async def store(records: dict[str, list[tuple[bytes, bytes]]]) -> None:
-    """Publish records (topic -> keyed records, in order) and wait until the store has written them."""
+    """Publish records (topic -> keyed records, in order) and wait until the store has written them,
+    every one of them (none set aside in dead-letters)."""
     for name, keyed in records.items():
         if keyed:
             await publish(name, keyed)
     await wait_all_committed(GROUP, INPUTS)
+    assert await records_of(DEAD_LETTERS, DeadLetter.decode) == []
 
 
 def reception(station: str, rssi: float, snr: float, rep: int, cb_status: list | None = None) -> dict[str, Any]:
