@@ -14,7 +14,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from aiokafka import TopicPartition
 from aiokafka.errors import GroupCoordinatorNotAvailableError
@@ -84,13 +84,26 @@ async def configured(devices: Sequence[str], callbacks: Sequence[dict[str, Any]]
         await view.stop()
 
 
+class Runnable(Protocol):
+    """A stage (`backhaul.stage.Stage`) or the delivery worker: run until stopped, ready once in its group."""
+
+    ready: asyncio.Event
+
+    async def run(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+R = TypeVar("R", bound=Runnable)
+
+
 @contextlib.asynccontextmanager
-async def running(stage: T, timeout: float = 30.0) -> AsyncIterator[T]:
-    """Run `stage` (a `backhaul.stage.Stage` or the delivery worker) in this process until the end
-    of the block, once it has joined its consumer group; its failure, if any, is raised."""
-    task = asyncio.create_task(stage.run())  # type: ignore[attr-defined]
+async def running(stage: R, timeout: float = 30.0) -> AsyncIterator[R]:
+    """Run `stage` in this process until the end of the block, once it has joined its consumer
+    group; its failure, if any, is raised."""
+    task = asyncio.create_task(stage.run())
     try:
-        await wait_until(lambda: stage.ready.is_set() or task.done(), timeout,  # type: ignore[attr-defined]
+        await wait_until(lambda: stage.ready.is_set() or task.done(), timeout,
                          f"{type(stage).__name__} to join its group")
         if task.done():
             task.result()
@@ -98,7 +111,7 @@ async def running(stage: T, timeout: float = 30.0) -> AsyncIterator[T]:
         if task.done():
             task.result()
     finally:
-        stage.stop()  # type: ignore[attr-defined]
+        stage.stop()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(task, 30)
 
