@@ -14,7 +14,10 @@ yet) inserts it, numbered after the delivery's earlier sends, and the
 completion fills it in; both in one batch make one row. A send that is still
 open when a later send of the same delivery is written was cut short by a
 crash of the delivery worker: it is closed as `interrupted` (status 600, its
-answer unknown).
+answer unknown). Should its answer be recorded after all (the worker that
+sent it lost the partition in a rebalance while waiting for the answer, and
+the new owner sent the delivery again meanwhile), the answer replaces that
+guess: both requests reached the endpoint.
 
 A callback is marked `dead` when one of its deliveries is given up and no
 delivery of that callback has succeeded since that delivery's retry
@@ -54,7 +57,8 @@ log = logging.getLogger(__name__)
 COM_STATE = {"ERROR": 3, "RESTORED": 1}
 INTERRUPTED_INFO = "no answer recorded: the delivery worker stopped during this request; it was sent again"
 
-# One row per send, numbered after the delivery's earlier sends; its completion fills it in.
+# One row per send, numbered after the delivery's earlier sends; its completion fills it in (or replaces
+# an `interrupted` closure: the answer of a send another one had been taken to have cut short).
 ATTEMPT_UPSERT = (
     "INSERT INTO callback_attempts(send_id, delivery_id, attempt, message_id, device_id, callback_id, time, "
     "status, info, latency_ms, error_class, answer, registration_id) "
@@ -62,7 +66,8 @@ ATTEMPT_UPSERT = (
     "$3, $4, $5, $6, $7, $8, $9, $10, $11, $12 "
     "ON CONFLICT (send_id) DO UPDATE SET status = EXCLUDED.status, info = EXCLUDED.info, "
     "latency_ms = EXCLUDED.latency_ms, error_class = EXCLUDED.error_class, answer = EXCLUDED.answer "
-    "WHERE callback_attempts.status IS NULL AND EXCLUDED.status IS NOT NULL")
+    "WHERE EXCLUDED.status IS NOT NULL "
+    "AND (callback_attempts.status IS NULL OR callback_attempts.error_class = 'interrupted')")
 # Sends of the same delivery announced before one of these and still open were cut short.
 CLOSE_INTERRUPTED = (
     "UPDATE callback_attempts a SET status = 600, error_class = 'interrupted', info = $2 "
@@ -71,12 +76,14 @@ CLOSE_INTERRUPTED = (
 
 # A device's radio status belongs to its registration: a later registration replaces the row
 # (a device registered again starts NOT_SEEN), an earlier one (records still in flight after a
-# delete or a transfer) never touches it, and the same one merges into it.
+# delete or a transfer) never touches it, and the same one merges into it. A row made by a
+# message starts OK (the device was heard), one made by an event alone NOT_SEEN unless the event
+# says otherwise.
 _FRESH = "EXCLUDED.registration_id > device_status.registration_id"
 STATUS_UPSERT = (
     "INSERT INTO device_status(device_id, sequence_number, last_com, lqi, last_computed_location, com_state, "
     "trash_sequence_number, registration_id, updated_at) "
-    "VALUES ($1,$2,$3,COALESCE($4,4),$5,COALESCE($6,5),$7,$8,now()) "
+    "VALUES ($1,$2,$3,COALESCE($4,4),$5,COALESCE($6,CASE WHEN $3::bigint IS NULL THEN 5 ELSE 1 END),$7,$8,now()) "
     "ON CONFLICT (device_id) DO UPDATE SET "
     f"sequence_number = CASE WHEN {_FRESH} THEN EXCLUDED.sequence_number "
     "ELSE COALESCE(EXCLUDED.sequence_number, device_status.sequence_number) END, "

@@ -1,10 +1,12 @@
 """kill -9 of the delivery worker with 1,000 deliveries in flight: after a restart every
 delivery reaches the receiver, and any repeat carries the same webhook-id. A retry waiting
-in PostgreSQL survives the kill too."""
+in PostgreSQL survives the kill too. After the crash every sink is checked, not only the
+receiver: the store's rows (messages, callback_attempts, undelivered_callbacks) and each
+message's cbStatus through the API, which lists every request the receiver saw."""
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import pytest
 from aiohttp import web
@@ -12,7 +14,8 @@ from aiohttp import web
 from backhaul.kafka import make_admin
 from backhaul.topics import topic
 from simulator.network import simulate
-from tests.conftest import at_least, frame, publish_frames, wait_until
+from tests.api_support import ApiEnv, check, running_api
+from tests.conftest import Pipeline, Received, at_least, frame, publish_frames, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -24,9 +27,16 @@ async def test_kill_9_with_1000_deliveries_in_flight(pipeline, receiver, isolate
 
     receiver.behaviour = slowly
     env = {"BACKHAUL_ENDPOINT_CONCURRENCY": "100", "BACKHAUL_ENDPOINT_QUEUE": "1000", "BACKHAUL_RETRY_CLAIM_S": "3"}
-    pipe = await pipeline([{"id": "cb", "url": receiver.url + "/in?device={device}&seq={seqNumber}",
-                            "http_method": "GET", "signing_secret": "whsec_a2lsbC1uaW5lLXNlY3JldA=="}],
-                          roles=("relay,ingest,router,store", "delivery"), env=env, stations=3, devices=200)
+    async with running_api() as (api, root):
+        pipe = await pipeline([{"id": "cb", "url": receiver.url + "/in?device={device}&seq={seqNumber}",
+                                "http_method": "GET", "signing_secret": "whsec_a2lsbC1uaW5lLXNlY3JldA=="}],
+                              roles=("relay,ingest,router,store", "delivery"), env=env, stations=3, devices=200,
+                              parent_group=root)
+        await _crash_and_recover(pipe, receiver, isolated, workers, env)
+        await _every_sink_lists_every_request(pipe, api, receiver.requests, messages=1000)
+
+
+async def _crash_and_recover(pipe: Pipeline, receiver, isolated, workers, env: dict[str, str]) -> None:
     delivery = pipe.workers[1]
     sent = await simulate(pipe.network, messages_per_device=5, rate=0, duration=None, max_stations=3,
                           progress=False)
@@ -57,14 +67,50 @@ async def test_kill_9_with_1000_deliveries_in_flight(pipeline, receiver, isolate
     assert len({next(iter(v)) for v in ids.values()}) == 1000
 
 
+async def _every_sink_lists_every_request(pipe: Pipeline, api: ApiEnv, requests: list[Received], *,
+                                          messages: int) -> None:
+    """The store has every message and every attempt (none left open, none undelivered), and each
+    message's cbStatus lists every request the receiver saw for it (plus at most the one the crash
+    announced but never sent), the cut-short ones as interrupted, the last one answered 200."""
+    async def settled() -> bool:
+        [row] = await pipe.fetch("SELECT count(*) FILTER (WHERE status IS NULL) AS open, "
+                                 "count(DISTINCT delivery_id) FILTER (WHERE status = 200) AS ok FROM callback_attempts")
+        return row["open"] == 0 and row["ok"] == messages
+    await wait_until(settled, 30, "every attempt on the record, none left open")
+    assert (await pipe.fetch("SELECT count(*) AS n FROM messages"))[0]["n"] == messages
+    assert (await pipe.fetch("SELECT count(*) AS n FROM undelivered_callbacks"))[0]["n"] == 0
+    seen = Counter((r.query["device"], r.query["seq"]) for r in requests)
+    listed = 0
+    for device in pipe.devices:
+        for m in check(await api.root.get(f"/devices/{device}/messages"), 200)["data"]:
+            statuses = m["rinfos"][0]["cbStatus"]
+            requested = seen[(device, str(m["seqNumber"]))]
+            assert requested <= len(statuses) <= requested + 1, (device, m["seqNumber"], requested, statuses)
+            assert statuses[-1]["status"] == 200 and all(s["cbDef"] == "cb" for s in statuses)
+            assert all(s["status"] == 200 or (s["status"] == 600 and "stopped during this request" in s["info"])
+                       for s in statuses), statuses
+            listed += 1
+    assert listed == messages, "every message through the API"
+
+
 async def test_a_waiting_retry_survives_kill_9(pipeline, receiver, isolated, workers):
     async def fail_once(request, rec):
         return web.Response(status=500 if len(receiver.requests) == 1 else 200)
 
     receiver.behaviour = fail_once
     env = {"BACKHAUL_RETRY_SCHEDULE_S": "4", "BACKHAUL_RETRY_JITTER": "0"}
-    pipe = await pipeline([{"id": "cb", "url": receiver.url + "/in", "http_method": "GET"}],
-                          roles=("relay,ingest,router,store", "delivery"), env=env)
+    async with running_api() as (api, root):
+        pipe = await pipeline([{"id": "cb", "url": receiver.url + "/in", "http_method": "GET"}],
+                              roles=("relay,ingest,router,store", "delivery"), env=env, parent_group=root)
+        await _retry_across_kill_9(pipe, receiver, isolated, workers, env)
+        device = pipe.devices[0]
+        [m] = check(await api.root.get(f"/devices/{device}/messages"), 200)["data"]
+        assert [(s.get("status"), s["cbDef"]) for s in m["rinfos"][0]["cbStatus"]] == [(500, "cb"), (200, "cb")], \
+            "both tries listed, no 'waiting' entry left"
+        assert check(await api.root.get(f"/devices/{device}/callbacks-not-delivered"), 200)["data"] == []
+
+
+async def _retry_across_kill_9(pipe: Pipeline, receiver, isolated, workers, env: dict[str, str]) -> None:
     await publish_frames([frame(pipe.devices[0], 1, station=pipe.stations[0])])
     await pipe.wait_rows("SELECT * FROM delivery_retries", 1)
     await wait_until(lambda: committed(topic("backhaul-delivery")), 5, "the delivery's offset committed")

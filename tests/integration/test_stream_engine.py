@@ -1,4 +1,10 @@
-"""The stream engine on the real Kafka: dedup, late frames, replays, wrap, DATA_ADVANCED, crash safety."""
+"""The stream engine on the real Kafka: dedup, late frames, replays, wrap, DATA_ADVANCED, crash safety.
+
+The kill -9 tests also check every sink after the crash, not only the engine's topics: with the
+store, router and delivery running beside the killed ingest worker, the messages and their
+receptions, the devices' radio fields, the events and each callback attempt (cbStatus) as the API
+shows them, and the requests the receiver got (an aggregate or event published again after the
+crash is not delivered twice)."""
 from __future__ import annotations
 
 import asyncio
@@ -15,19 +21,39 @@ from backhaul.topics import topic
 from program.demo.seed import seed_network
 from schemas.topics import DEVICE_EVENTS, FRAMES, MESSAGES, MESSAGES_ADVANCED
 from simulator.network import Device, Network, Station, build_network, message_frames
-from tests.conftest import read_topic
+from tests.api_support import Client, check, running_api
+from tests.conftest import read_topic, wait_until
 
 pytestmark = pytest.mark.integration
 
 STATIONS = [Station("0A01", 43.60, 1.40), Station("0A02", 43.60, 1.50), Station("0A03", 43.70, 1.45)]
 
 
-async def seed(network: Network, **kw) -> None:
+async def seed(network: Network, **kw) -> dict[str, str]:
     conn = await db.connect()
     try:
-        await seed_network(conn, network, name="engine", **kw)
+        return await seed_network(conn, network, name="engine", **kw)
     finally:
         await conn.close()
+
+
+async def fetch(sql: str, *args) -> list:
+    conn = await db.connect()
+    try:
+        return await conn.fetch(sql, *args)
+    finally:
+        await conn.close()
+
+
+async def api_list(client: Client, path: str, **params: str) -> list[dict]:
+    """Every item of an API list, page after page."""
+    items: list[dict] = []
+    while True:
+        page = check(await client.get(path, params={**params, "limit": "100", "offset": str(len(items))}),
+                     200)["data"]
+        items.extend(page)
+        if len(page) < 100:
+            return items
 
 
 async def publish(frames: list[dict]) -> None:
@@ -109,68 +135,131 @@ async def test_unknown_device_is_rejected_with_a_reason(isolated, workers):
     assert await values(MESSAGES, expect=1, timeout=2) == []
 
 
-async def test_500_open_windows_survive_kill_9(isolated, workers):
-    network = build_network(3, 500, seed=11)
-    await seed(network)
-    env = {"BACKHAUL_ADVANCED_WINDOW_S": "15"}
-    worker = workers("relay,ingest", isolated, **env)
-    await worker.wait_ready()
-    await asyncio.sleep(1.5)
-    rng = random.Random(5)
-    frames = [f for d in network.devices for f in message_frames(d, rng, max_stations=3)]
-    half = len(frames) // 2
-    await publish(frames[:half])
-    await asyncio.sleep(0.3)
-    worker.kill9()                                  # mid-stream, windows open
-    await publish(frames[half:])
-    worker = workers("relay,ingest", isolated, **env)
-    await worker.wait_ready(timeout=60)
+async def test_500_open_windows_survive_kill_9(isolated, workers, receiver):
+    async with running_api() as (api, root):
+        network = build_network(3, 500, seed=11)
+        advanced_cb = {"id": "adv", "callback_type": 1, "callback_subtype": 5, "http_method": "GET",
+                       "url": receiver.url + "/adv?d={device}&s={seqNumber}"}
+        ids = await seed(network, callbacks=[advanced_cb], parent_group=root)
+        env = {"BACKHAUL_ADVANCED_WINDOW_S": "15"}
+        sinks = workers("router,delivery,store", isolated)
+        worker = workers("relay,ingest", isolated, **env)
+        await worker.wait_ready()
+        await sinks.wait_ready()
+        await asyncio.sleep(1.5)
+        rng = random.Random(5)
+        frames = [f for d in network.devices for f in message_frames(d, rng, max_stations=3)]
+        half = len(frames) // 2
+        await publish(frames[:half])
+        await asyncio.sleep(0.3)
+        worker.kill9()                                  # mid-stream, windows open
+        await publish(frames[half:])
+        worker = workers("relay,ingest", isolated, **env)
+        await worker.wait_ready(timeout=60)
 
-    advanced = await values(MESSAGES_ADVANCED, expect=500, timeout=90)
-    by_message: dict[str, set[str]] = {}
-    copies: dict[str, set[bytes]] = {}
-    for a in advanced:
-        by_message.setdefault(a["messageId"], set()).add(a["id"])
-        copies.setdefault(a["id"], set()).add(orjson.dumps(a, option=orjson.OPT_SORT_KEYS))
-    # One published before the kill and again after it (its changelog not yet written) is the same record.
-    assert all(len(c) == 1 for c in copies.values())
-    assert len(by_message) == 500, f"{len(by_message)} of 500 DATA_ADVANCED\n{worker.log_tail()}"
-    assert all(ids == {m + ":advanced"} for m, ids in by_message.items())
-    expected = {(f["device"], f["seqNumber"]) for f in frames}
-    assert {(a["device"], a["seqNumber"]) for a in advanced} == expected
-    for a in advanced:
-        heard = {f["station"] for f in frames if (f["device"], f["seqNumber"]) == (a["device"], a["seqNumber"])}
-        assert {d["bsId"] for d in a["duplicates"]} == heard, (a["device"], a["seqNumber"])
+        advanced = await values(MESSAGES_ADVANCED, expect=500, timeout=90)
+        by_message: dict[str, set[str]] = {}
+        copies: dict[str, set[bytes]] = {}
+        for a in advanced:
+            by_message.setdefault(a["messageId"], set()).add(a["id"])
+            copies.setdefault(a["id"], set()).add(orjson.dumps(a, option=orjson.OPT_SORT_KEYS))
+        # One published before the kill and again after it (its changelog not yet written) is the same record.
+        assert all(len(c) == 1 for c in copies.values())
+        assert len(by_message) == 500, f"{len(by_message)} of 500 DATA_ADVANCED\n{worker.log_tail()}"
+        assert all(ids == {m + ":advanced"} for m, ids in by_message.items())
+        expected = {(f["device"], f["seqNumber"]) for f in frames}
+        assert {(a["device"], a["seqNumber"]) for a in advanced} == expected
+        for a in advanced:
+            heard = {f["station"] for f in frames if (f["device"], f["seqNumber"]) == (a["device"], a["seqNumber"])}
+            assert {d["bsId"] for d in a["duplicates"]} == heard, (a["device"], a["seqNumber"])
+        await _every_sink_has_each_aggregate_once(api.root, ids["deviceType"], {a["device"]: a for a in advanced},
+                                                  receiver)
 
 
-async def test_keep_alive_error_and_restored_exactly_once_across_restart(isolated, workers):
+async def _every_sink_has_each_aggregate_once(client: Client, device_type: str, aggregates: dict[str, dict],
+                                              receiver) -> None:
+    """After the crash, the store and the API have each message with its aggregate's receptions, each
+    device's radio fields, and one DATA_ADVANCED attempt per message; the receiver one request each."""
+    await wait_until(lambda: len(receiver.requests) >= len(aggregates), 30, "a DATA_ADVANCED callback per message")
+
+    async def attempts() -> list | None:
+        rows = await fetch("SELECT delivery_id, status FROM callback_attempts")
+        return rows if len(rows) >= len(aggregates) and all(r["status"] == 200 for r in rows) else None
+    rows = await wait_until(attempts, 30, "every DATA_ADVANCED attempt recorded")
+    assert sorted(r["delivery_id"] for r in rows) == sorted(f"{a['id']}/adv" for a in aggregates.values())
+    assert len({r.headers["webhook-id"] for r in receiver.requests}) == len(receiver.requests) == len(aggregates), \
+        "an aggregate published twice is delivered once"
+
+    async def stored() -> list | None:
+        found = await api_list(client, f"/device-types/{device_type}/messages")
+        return found if len(found) == len(aggregates) and all(m.get("nbFrames") for m in found) else None
+    messages = await wait_until(stored, 30, "every message with its aggregate")
+    for m in messages:
+        a = aggregates[m["device"]["id"]]
+        assert (m["seqNumber"], m["time"], m["data"], m["nbFrames"], m["lqi"]) == (
+            a["seqNumber"], a["time"], a["data"], a["nbFrames"], a["linkQuality"])
+        assert [(r["baseStation"]["id"], r["rssi"], r["snr"]) for r in m["rinfos"]] == \
+            [(r["baseStation"], r["rssi"], r["snr"]) for r in a["rinfos"]], "every reception of the aggregate"
+        assert [(s["status"], s["cbDef"]) for s in m["rinfos"][0]["cbStatus"]] == [(200, "adv")]
+    devices = {d["id"]: d for d in await api_list(client, "/devices/", deviceTypeId=device_type)}
+    assert {d: (v["sequenceNumber"], v["lastCom"]) for d, v in devices.items()} == \
+        {d: (a["seqNumber"], a["time"]) for d, a in aggregates.items()}
+
+
+async def test_keep_alive_error_and_restored_exactly_once_across_restart(isolated, workers, receiver):
     network = Network(STATIONS, [Device("B00003", 43.6, 1.4)])
-    await seed(network, keep_alive=4)
-    worker = workers("relay,ingest", isolated, BACKHAUL_ADVANCED_WINDOW_S="2")
-    await worker.wait_ready()
-    await asyncio.sleep(1.5)
-    await publish([frame("B00003", 1, "0A01", -100.0)])
-    await values(MESSAGES, expect=1, timeout=10)
-    await asyncio.sleep(1.0)
-    worker.kill9()                                  # the deadline is pending when the worker dies
-    worker = workers("relay,ingest", isolated, BACKHAUL_ADVANCED_WINDOW_S="2")
-    await worker.wait_ready(timeout=60)
-    events = await values(DEVICE_EVENTS, expect=1, timeout=20)
-    assert [e["type"] for e in events] == ["ERROR"]
-    assert events[0]["info"].startswith("No message received since ")
+    error_cb = {"id": "err", "callback_type": 2, "callback_subtype": 6, "http_method": "GET",
+                "url": receiver.url + "/err?d={device}"}
+    async with running_api() as (api, root):
+        await seed(network, keep_alive=4, callbacks=[error_cb], parent_group=root)
+        sinks = workers("router,delivery,store", isolated)
+        worker = workers("relay,ingest", isolated, BACKHAUL_ADVANCED_WINDOW_S="2")
+        await worker.wait_ready()
+        await sinks.wait_ready()
+        await asyncio.sleep(1.5)
+        await publish([frame("B00003", 1, "0A01", -100.0)])
+        await values(MESSAGES, expect=1, timeout=10)
+        await asyncio.sleep(1.0)
+        worker.kill9()                                  # the deadline is pending when the worker dies
+        worker = workers("relay,ingest", isolated, BACKHAUL_ADVANCED_WINDOW_S="2")
+        await worker.wait_ready(timeout=60)
+        events = await values(DEVICE_EVENTS, expect=1, timeout=20)
+        assert [e["type"] for e in events] == ["ERROR"]
+        assert events[0]["info"].startswith("No message received since ")
 
-    await publish([frame("B00003", 2, "0A02", -100.0)])
-    events = await values(DEVICE_EVENTS, expect=2, timeout=15)
-    assert [e["type"] for e in events] == ["ERROR", "RESTORED"]
-    await asyncio.sleep(1.5)                         # let the batch commit
-    worker.kill9()
-    worker = workers("relay,ingest", isolated, BACKHAUL_ADVANCED_WINDOW_S="2")
-    await worker.wait_ready(timeout=60)
-    events = await values(DEVICE_EVENTS, expect=3, timeout=25)   # the next breach
-    await asyncio.sleep(2.0)
-    events = await values(DEVICE_EVENTS, expect=10, timeout=3)
-    assert [e["type"] for e in events] == ["ERROR", "RESTORED", "ERROR"], worker.log_tail()
-    assert len({e["id"] for e in events}) == 3
+        heard_again = frame("B00003", 2, "0A02", -100.0)
+        await publish([heard_again])
+        events = await values(DEVICE_EVENTS, expect=2, timeout=15)
+        assert [e["type"] for e in events] == ["ERROR", "RESTORED"]
+        await asyncio.sleep(1.5)                         # let the batch commit
+        worker.kill9()
+        worker = workers("relay,ingest", isolated, BACKHAUL_ADVANCED_WINDOW_S="2")
+        await worker.wait_ready(timeout=60)
+        events = await values(DEVICE_EVENTS, expect=3, timeout=25)   # the next breach
+        await asyncio.sleep(2.0)
+        events = await values(DEVICE_EVENTS, expect=10, timeout=3)
+        assert [e["type"] for e in events] == ["ERROR", "RESTORED", "ERROR"], worker.log_tail()
+        assert len({e["id"] for e in events}) == 3
+
+        # Every sink: each event stored once, the device's state, one ERROR callback per event.
+        stored = await wait_until(lambda: _rows_when(3, "SELECT id FROM device_events ORDER BY time"), 15,
+                                  "the three events stored")
+        assert [r["id"] for r in stored] == [e["id"] for e in events]
+        [status] = await fetch("SELECT sequence_number, last_com, com_state FROM device_status")
+        assert tuple(status) == (2, heard_again["time"], 3), "in ERROR again, after message 2"
+        device = check(await api.root.get("/devices/B00003"), 200)
+        assert (device["sequenceNumber"], device["lastCom"]) == (2, heard_again["time"])
+        attempts = await wait_until(lambda: _rows_when(3, "SELECT delivery_id, status FROM callback_attempts "
+                                                          "ORDER BY time"), 20, "an ERROR callback per event")
+        assert [(r["delivery_id"], r["status"]) for r in attempts] == [(f"{e['id']}/err", 200) for e in events]
+        assert len(receiver.requests) == 3, "an event decided again after a crash is delivered once"
+        messages = check(await api.root.get("/devices/B00003/messages"), 200)["data"]
+        assert [m["seqNumber"] for m in messages] == [2, 1]
+
+
+async def _rows_when(n: int, sql: str) -> list | None:
+    rows = await fetch(sql)
+    return rows if len(rows) >= n else None
 
 
 async def _sleep_until(epoch_s: float) -> None:
@@ -186,7 +275,7 @@ async def test_a_late_copy_is_late_across_a_kill_9_as_live(isolated, workers):
     (no duplicate reception, DATA_ADVANCED with A only, under the message's id)."""
     network = Network(STATIONS, [Device("B00004", 43.62, 1.45)])
     await seed(network)
-    relay = workers("relay", isolated)
+    relay = workers("relay,store", isolated)                 # the store is not killed: it sees it all
     ingest = workers("ingest", isolated)
     await relay.wait_ready()
     await ingest.wait_ready()
@@ -214,3 +303,8 @@ async def test_a_late_copy_is_late_across_a_kill_9_as_live(isolated, workers):
     messages = await values(MESSAGES, expect=2, timeout=3)
     assert [(m["station"], m["duplicate"]) for m in messages] == [("0A01", False)]   # B: no duplicate
     assert "backhaul_late_frames_total 1.0" in await ingest.metrics()
+    # The store: one message, the aggregate's one reception (A), B's copy nowhere.
+    await wait_until(lambda: _rows_when(1, "SELECT 1 FROM messages WHERE lqi IS NOT NULL"), 15, "the aggregate stored")
+    [row] = await fetch("SELECT id, rinfos, nb_frames FROM messages")
+    assert row["id"] == first["id"] and row["nb_frames"] == 1
+    assert [r["baseStation"] for r in orjson.loads(row["rinfos"])] == ["0A01"]
