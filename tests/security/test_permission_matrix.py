@@ -556,3 +556,28 @@ async def test_every_route_for_every_caller(world: World, record_property):
     size = f"{len(table)} routes x {len(CALLERS)} callers = {len(table) * len(CALLERS)} cells"
     record_property("permission_matrix", size)
     print(f"permission matrix: {size}, in {time.monotonic() - started:.1f} s")
+
+
+# Every write on an existing API user, with what it sends (path after /api-users/{id}, body).
+API_USER_WRITES = (("PUT", "", {"name": "renamed"}), ("PUT", "/profiles", {"profileId": [USER_R]}),
+                   ("DELETE", f"/profiles/{ADMIN}", None), ("PUT", "/renew-credential", None), ("DELETE", "", None))
+
+
+async def test_no_caller_manages_an_api_user_holding_rights_it_lacks(world: World):
+    """Holding `api-users:write` is not enough to act on an API user with more rights than the caller:
+    renewing its credential would hand the caller that user's rights (and editing or deleting it would
+    take them from someone who holds them). The grant rule says the same: no one grants what it lacks."""
+    for caller in ("USER MANAGER [W]", "CUSTOMER [W]"):
+        for method, tail, body in API_USER_WRITES:
+            target = (await world.new_api_user(ADMIN))["api-users"]
+            before = await row(world, "api_users", target)
+            reply = await world.callers[caller].call(method, f"/api-users/{target}{tail}", body)
+            where = f"{caller} {method} /api-users/{{ADMIN [W] user}}{tail}"
+            assert reply.status == 403 and set(reply.body) == {"message"}, (where, reply.status, reply.body)
+            assert await row(world, "api_users", target) == before, f"{where}: refused, yet the API user changed"
+    for method, tail, body in API_USER_WRITES:  # control: the same requests by a caller holding every right
+        target = (await world.new_api_user(ADMIN))["api-users"]
+        before = await row(world, "api_users", target)
+        reply = await world.callers["ADMIN [W]"].call(method, f"/api-users/{target}{tail}", body)
+        assert 200 <= reply.status < 300, (f"ADMIN [W] {method} /api-users/{{id}}{tail}", reply.status, reply.body)
+        assert await row(world, "api_users", target) != before
