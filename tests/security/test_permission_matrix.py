@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import asyncpg
 import orjson
 import pytest
 import pytest_asyncio
@@ -61,7 +62,7 @@ USER_R, USER_W, ADMIN = PROFILE_ID["USER MANAGER [R]"], PROFILE_ID["USER MANAGER
 PAC = "0" * 16
 FAR_FUTURE = 4_102_444_800_000  # 2100-01-01, in ms
 
-Target = dict[str, str]
+Target = dict[str, str]  # a path parameter ("devices", "callbackId"...) -> the id of one of T's objects
 
 
 @dataclass
@@ -76,7 +77,7 @@ class World:
     numbers: Any = field(default_factory=itertools.count)
 
     @property
-    def pool(self):
+    def pool(self) -> asyncpg.Pool:
         return self.env.pool
 
     @property
@@ -90,8 +91,8 @@ class World:
         return f"{0x5E000000 + next(self.numbers):08X}"
 
     def foreign_ids(self, target: Target) -> set[str]:
-        return {v for k, v in {**self.ids, **target}.items() if k != "profiles" and k != "profileId"} | \
-            set(self.jobs.values())
+        """Every id of T's objects (the predefined profiles are everyone's)."""
+        return {v for k, v in {**self.ids, **target}.items() if k != "profiles"} | set(self.jobs.values())
 
     # Objects of T, made by its administrator.
     async def new_group(self) -> Target:
@@ -118,7 +119,7 @@ class World:
 
     async def new_callback(self, subtype: int = 2) -> Target:
         body = {"channel": "URL", "callbackType": 0, "callbackSubtype": subtype, "enabled": True,
-                "url": f"http://127.0.0.1:9/{self.marker()}", "httpMethod": "GET"}
+                "url": callback_url(self.marker()), "httpMethod": "GET"}
         path = f"/device-types/{self.ids['device-types']}/callbacks"
         return {"callbackId": check(await self.owner.post(path, body), 201)["id"]}
 
@@ -131,6 +132,10 @@ class World:
 
     async def wait_jobs(self) -> None:
         await self.env.app[JOBS].wait()
+
+
+def callback_url(m: str) -> str:
+    return f"http://127.0.0.1:9/{m}"  # loopback is allowed in tests (LOOPBACK_RECEIVERS); nothing is sent
 
 
 # What a write changes, read in SQL: a row as JSON (None once gone), or a count.
@@ -189,15 +194,15 @@ def changed(before: Any, after: Any, m: str) -> bool:
     return after is not None and after != before
 
 
+MARKER = object()  # stands for the cell's marker in an expected value
+
+
 def column_is(name: str, value: Any) -> Done:
     return lambda before, after, m: after is not None and after[name] == (m if value is MARKER else value)
 
 
 def column_set(name: str) -> Done:
-    return lambda before, after, m: after is not None and before[name] is None and after[name] is not None
-
-
-MARKER = object()
+    return lambda before, after, m: None not in (before, after) and before[name] is None and after[name] is not None
 
 
 async def suspended_device(w: World) -> Target:
@@ -216,10 +221,6 @@ async def type_with_device(w: World, *, activable: bool = True) -> Target:
 async def replaceable_pair(w: World) -> Target:
     source, spare = await w.new_device(), await w.new_device(activable=False)
     return {"devices": source["devices"], "spare": spare["devices"]}
-
-
-def callback_url(m: str) -> str:
-    return f"http://127.0.0.1:9/{m}"
 
 
 WRITES: dict[tuple[str, str], Write] = {
@@ -548,6 +549,8 @@ async def test_every_route_for_every_caller(world: World, record_property):
     assert not stale, f"rows of permission_table.NEEDS for routes the API no longer has: {stale}"
     unwritten = [f"{m} {p}" for m, p in NEEDS if m != "GET" and (m, p) not in WRITES]
     assert not unwritten, f"write routes without a valid request in WRITES: {unwritten}"
+    unplaced = [f"{m} {p}" for (m, p), write in WRITES.items() if "{" not in p and write.foreign == "path"]
+    assert not unplaced, f"writes without a path parameter must say where they name T (foreign=): {unplaced}"
     started = time.monotonic()
     for route in table:
         cells = Cells(world, route, row_key(route))
