@@ -88,6 +88,13 @@ def grantable(held: frozenset[str], profile_ids: list[str], field: str) -> list[
     return list(dict.fromkeys(profile_ids))
 
 
+def require_manageable(held: frozenset[str], profile_ids: list[str] | tuple[str, ...]) -> None:
+    """Refuse to act on an API user holding rights the caller does not hold (no escalation): renewing
+    its credential would hand them over, and editing or deleting it would take them from their holder."""
+    if not perms_of(profile_ids) <= held:
+        raise Forbidden("You cannot manage an API user holding rights you do not hold.")
+
+
 def profile_body(profile: Profile, group: dict | None, expand: dict) -> dict:
     """The v2 `profile` shape; `roles` names and paths come with `fields=roles(...)`."""
     out: dict = {"id": profile.id, "name": profile.name}

@@ -14,7 +14,7 @@ from oss.errors import Forbidden, json_response
 from oss.fields import Fields, fields
 from oss.paging import listing, page
 from oss.params import json_body, oid, q_oid, q_oids
-from oss.profiles import PROFILES, grantable
+from oss.profiles import PROFILES, grantable, require_manageable
 from oss.shape import compact, expand_links
 from oss.storage import api_users, groups
 from oss.validate import validated
@@ -78,13 +78,15 @@ async def get_api_user(request: web.Request) -> web.Response:
 
 
 async def _set_profiles(request: web.Request, change, *, on_self: bool = True) -> web.Response:
-    """Apply `change` to an API user of the caller's groups; `on_self` False refuses the caller itself."""
+    """Apply `change` to an API user of the caller's groups holding no right the caller lacks; `on_self`
+    False refuses the caller itself."""
     who = caller(request)
     who.require("api-users", write=True)
     async with pool(request).acquire() as conn:
         row = await api_users.scoped(conn, who.group_id, oid(request))
         if row["id"] == who.api_user_id and not on_self:
             raise Forbidden("An API user cannot delete itself or change its own profiles.")
+        require_manageable(who.perms, row["profile_ids"])
         await change(conn, who, row)
     request.app[CREDENTIALS].forget(row["id"])
     return web.Response(status=204)
@@ -137,10 +139,11 @@ async def delete_api_user(request: web.Request) -> web.Response:
 async def renew_credential(request: web.Request) -> web.Response:
     who = caller(request)
     who.require("api-users", write=True)
-    secret = new_secret()
-    hashed = await asyncio.to_thread(hash_secret, secret)
     async with pool(request).acquire() as conn:
         row = await api_users.scoped(conn, who.group_id, oid(request))
+        require_manageable(who.perms, row["profile_ids"])
+        secret = new_secret()
+        hashed = await asyncio.to_thread(hash_secret, secret)
         await api_users.edit(conn, row["id"], {"secret_hash": hashed})
     request.app[CREDENTIALS].forget(row["id"])
     return json_response({"accessToken": secret})
