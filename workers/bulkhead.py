@@ -101,6 +101,10 @@ class TokenBucket:
         self._refill()
         return self._tokens
 
+    def wait_s(self) -> float:
+        """Seconds until a token is free at the rate (0 when one is free now)."""
+        return max(0.0, 1.0 - self.tokens) / self.rate
+
     def try_acquire(self) -> bool:
         """Take a token if one is free and nobody is queued for one."""
         if self._lock.locked():
@@ -111,7 +115,7 @@ class TokenBucket:
         """Wait (sleeping, never spinning) until a token is free, then take it."""
         async with self._lock:
             while not self._take():
-                await asyncio.sleep(max(0.0, 1.0 - self._tokens) / self.rate)
+                await asyncio.sleep(self.wait_s())
 
 
 class CircuitBreaker:

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from tests.clock import FakeClock
 from workers.bulkhead import (
     PROBE_RETRY_S,
     CircuitBreaker,
@@ -14,17 +15,6 @@ from workers.bulkhead import (
     TokenBucket,
     endpoint_key,
 )
-
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 # endpoint_key
