@@ -113,6 +113,52 @@ async def test_bucket_waiters_served_in_order_and_try_acquire_does_not_jump_the_
     assert order == [0, 1, 2, 3]
 
 
+def test_bucket_says_how_long_until_the_next_token_to_the_millisecond():
+    clock = FakeClock()
+    bucket = TokenBucket(rate_per_s=10, burst=1, clock=clock)
+    assert bucket.wait_s() == 0.0
+    assert bucket.try_acquire()
+    assert bucket.wait_s() == pytest.approx(0.1)
+    clock.advance(0.099)
+    assert bucket.wait_s() == pytest.approx(0.001) and not bucket.try_acquire()
+    clock.advance(0.001)
+    assert bucket.wait_s() == pytest.approx(0.0, abs=1e-9) and bucket.try_acquire()
+    clock.advance(10)
+    assert bucket.tokens == 1.0  # never more than the burst, however long it was idle
+
+
+def test_bucket_under_steady_demand_gives_the_burst_then_exactly_the_rate():
+    clock = FakeClock()
+    bucket = TokenBucket(rate_per_s=8, burst=4, clock=clock)
+    taken = 0
+    for _ in range(10 * 64):  # someone asks every 1/64 s for 10 s
+        taken += bucket.try_acquire()
+        clock.advance(1 / 64)
+    assert taken == 4 + 8 * 10 - 1  # the burst, then one every 1/8 s (the 80th is due at the very end)
+
+
+async def test_bucket_acquire_waits_exactly_until_the_next_token_on_the_injected_clock(monkeypatch):
+    clock = FakeClock()
+    bucket = TokenBucket(rate_per_s=4, burst=2, clock=clock)
+    acquiring = asyncio.current_task()
+    real_sleep = asyncio.sleep
+    slept = []
+
+    async def clock_sleep(delay, *args):
+        if asyncio.current_task() is not acquiring:
+            return await real_sleep(delay, *args)
+        slept.append(delay)
+        clock.advance(delay)  # time passes only on the fake clock: no real waiting
+
+    monkeypatch.setattr(asyncio, "sleep", clock_sleep)
+    start = clock.now
+    for _ in range(6):
+        await bucket.acquire()
+    monkeypatch.undo()
+    assert slept == pytest.approx([0.25] * 4)  # the burst of 2, then one token every 1/4 s
+    assert clock.now - start == pytest.approx(1.0)
+
+
 # CircuitBreaker
 
 def test_breaker_closed_to_open_to_half_open_to_closed():

@@ -11,6 +11,7 @@ from ingest import aggregate
 from ingest.engine import DeviceState, IngestEngine, Outputs, is_newer
 from ingest.oob import encode_status
 from schemas.frames import Frame
+from tests.clock import FakeClock
 
 WINDOW = 25.0
 
@@ -474,3 +475,120 @@ def _contents(records: list[dict]) -> dict[str, set[bytes]]:
     for r in records:
         by_id.setdefault(r["id"], set()).add(orjson.dumps(r, option=orjson.OPT_SORT_KEYS))
     return by_id
+
+
+# Deadlines under an injected clock, at their boundaries (issue 18) ------------------------------
+
+def test_the_advanced_window_closes_exactly_at_its_deadline_not_a_millisecond_before():
+    e = IngestEngine(config(), window_s=WINDOW)
+    run(e, frame(10), 100.0)
+    assert e.tick(100.0 + WINDOW - 0.001).advanced == []
+    closed = e.tick(100.0 + WINDOW).advanced
+    assert [(a["seqNumber"], a["deadline"]) for a in closed] == [(10, round((100.0 + WINDOW) * 1000))]
+    assert e.tick(100.0 + WINDOW + 0.001).advanced == []  # once
+    assert e.open_windows == 0
+
+
+def test_a_copy_one_millisecond_after_the_deadline_is_late_by_that_millisecond():
+    e = IngestEngine(config(), window_s=WINDOW)
+    run(e, frame(10, "0001"), 100.0)
+    out = run(e, frame(10, "0002"), 100.0 + WINDOW + 0.001)
+    assert out.messages == [] and [a["nbStations"] for a in out.advanced] == [1]
+    assert e.counters.late == 1 and abs(e.counters.late_lateness[0] - 0.001) < 1e-9
+
+
+def test_the_engine_reads_its_injected_clock_when_no_time_is_given():
+    clock = FakeClock(100.0)
+    e = IngestEngine(config(keep_alive=60), window_s=WINDOW, clock=clock)
+    out = Outputs()
+    e.handle(frame(10), 0, out)  # appended "now": 100.0 by the clock
+    assert out.messages[0]["ingestedAt"] == 100_000
+    clock.advance(WINDOW - 0.001)
+    assert e.tick().advanced == []
+    clock.advance(0.001)
+    assert len(e.tick().advanced) == 1
+    clock.now = 160.0 - 0.001
+    assert e.tick().events == []
+    clock.now = 160.0
+    assert [ev["type"] for ev in e.tick().events] == ["ERROR"]
+    assert e.com_state("AB") == (3, 1)
+    clock.now = 100.0 + 3 * 60 - 0.001
+    assert e.com_state("AB") == (3, 2)
+    clock.now = 100.0 + 3 * 60
+    assert e.com_state("AB") == (3, 3)  # whole keep-alive periods missed since last seen
+
+
+def test_keep_alive_error_exactly_at_the_deadline_not_a_millisecond_before():
+    e = IngestEngine(config(keep_alive=60), window_s=WINDOW)
+    run(e, frame(1), 100.0)
+    assert e.tick(159.999).events == []
+    (error,) = e.tick(160.0).events
+    assert error["type"] == "ERROR" and error["time"] == 160_000 and error["lastSeen"] == 100_000
+    assert error["id"] == "AB:ERROR:160000"
+    assert error["info"] == "No message received since 1970-01-01 00:01:40 UTC"
+    assert e.com_state("AB", 160.0) == (3, 1)
+
+
+def test_a_frame_one_millisecond_before_the_keep_alive_deadline_keeps_the_device_ok():
+    e = IngestEngine(config(keep_alive=60), window_s=WINDOW)
+    run(e, frame(1), 100.0)
+    out = run(e, frame(2), 159.999)
+    assert out.events == []
+    assert e.tick(160.0).events == []  # the deadline moved to 219.999
+    assert e.tick(219.998).events == []
+    assert [ev["time"] for ev in e.tick(219.999).events] == [219_999]
+
+
+def test_a_frame_at_the_keep_alive_deadline_is_too_late_to_prevent_the_error():
+    e = IngestEngine(config(keep_alive=60), window_s=WINDOW)
+    run(e, frame(1), 100.0)
+    out = run(e, frame(2), 160.0)
+    assert [ev["type"] for ev in out.events] == ["ERROR", "RESTORED"]
+    restored = out.events[1]
+    assert restored["lastErrorTime"] == 160_000 and restored["id"] == f"AB:RESTORED:{out.messages[0]['id']}"
+    assert restored["info"] == "Messages received again after 1970-01-01 00:02:40 UTC"
+
+
+def test_keep_alive_event_ids_are_stable_and_each_breach_has_its_own():
+    def breaches(e: IngestEngine) -> list[str]:
+        run(e, frame(1), 100.0)
+        ids = [ev["id"] for ev in e.tick(160.0).events]
+        ids += [ev["id"] for ev in run(e, frame(2), 200.0).events]
+        ids += [ev["id"] for ev in e.tick(260.0).events]
+        return ids
+
+    first = breaches(IngestEngine(config(keep_alive=60), window_s=WINDOW))
+    assert first == breaches(IngestEngine(config(keep_alive=60), window_s=WINDOW))  # same input, same ids
+    assert first[0] == "AB:ERROR:160000" and first[2] == "AB:ERROR:260000"
+    assert first[1].startswith("AB:RESTORED:AB-2-")
+    assert len(set(first)) == 3
+
+
+def test_a_breach_raised_again_after_a_restart_keeps_its_id():
+    e = IngestEngine(config(keep_alive=60), window_s=WINDOW)
+    run(e, frame(1), 100.0)
+    saved = orjson.loads(orjson.dumps(e.states["AB"].to_json()))  # the changelog, before the breach
+    live = e.tick(160.0).events
+    again = IngestEngine(config(keep_alive=60), window_s=WINDOW)
+    again.restore(DeviceState.from_json(saved, 0))
+    assert again.tick(160.0).events == live
+
+
+def test_a_device_without_keep_alive_never_breaches_and_reports_no_keep_alive():
+    e = IngestEngine(config(keep_alive=0), window_s=WINDOW)
+    run(e, frame(1), 100.0)
+    assert e.tick(10_000_000.0).events == []
+    assert e.com_state("AB", 10_000_000.0) == (0, 0) and e.keepalive_count == 0
+    assert e.com_state("CD", 1.0) == (5, 0)  # never seen
+
+
+def test_the_watermark_holds_a_due_window_and_breach_until_the_partition_has_caught_up():
+    e = IngestEngine(config(keep_alive=60), window_s=WINDOW)
+    run(e, frame(10), 100.0)
+    read_up_to = {0: 100.0 + WINDOW - 0.001}
+    assert e.tick(1000.0, lambda p: read_up_to[p]).advanced == []  # a copy appended before may be unread
+    read_up_to[0] = 100.0 + WINDOW
+    out = e.tick(1000.0, lambda p: read_up_to[p])
+    assert len(out.advanced) == 1 and out.events == []  # the breach (at 160) is not caught up to yet
+    read_up_to[0] = 160.0
+    assert [ev["type"] for ev in e.tick(1000.0, lambda p: read_up_to[p]).events] == ["ERROR"]
