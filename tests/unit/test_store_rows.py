@@ -96,8 +96,8 @@ def test_events_set_the_com_state_and_the_trashed_sequence_number():
     assert [(r[0], r[2], r[3], r[5]) for r in rows.events] == [(e["id"], e["type"], e["time"], 3) for e in events]
     assert rows.events[1][4] == events[1]
     assert rows.status == {(DEVICE, 3): {"trash": 3, "com_state": 3}}
-    restored = {**events[0], "type": "RESTORED", "id": "x"}
-    _, rows = store_rows(records(DEVICE_EVENTS, [encode_device_event(restored)]))
+    restored = [e for e in ingest(seqs=(7, 8), stations=("0001",)).events if e["type"] == "RESTORED"]
+    _, rows = store_rows(records(DEVICE_EVENTS, [encode_device_event(e) for e in restored]))
     assert rows.status == {(DEVICE, 3): {"com_state": 1}}
 
 
