@@ -131,7 +131,7 @@ def credentials_of(header: str) -> tuple[str, str]:
 
 
 async def authenticate(pool: asyncpg.Pool, cache: CredentialCache, throttle: LoginThrottle,
-                       request: web.Request) -> Caller:
+                       request: web.Request) -> Caller:  # pragma: no mutate block (PostgreSQL)
     """The Caller behind the request's Basic credentials; 401, or 429 while its login or address is locked."""
     login, secret = credentials_of(request.headers.get("Authorization", ""))
     address = address_key(request.remote)

@@ -188,7 +188,7 @@ class Send:
         self.at_ms = 0
 
 
-class DeliveryWorker:
+class DeliveryWorker:  # pragma: no mutate block (the Kafka loop: README "Testing", mutation)
     """Consumes `deliveries`, sends them, records every attempt."""
 
     def __init__(self, view: ConfigView, store: RetryStore, *, max_in_flight: int | None = None) -> None:

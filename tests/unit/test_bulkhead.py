@@ -16,7 +16,6 @@ from workers.bulkhead import (
     endpoint_key,
 )
 
-
 # endpoint_key
 
 @pytest.mark.parametrize("url, key", [

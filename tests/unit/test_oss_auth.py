@@ -10,7 +10,7 @@ import pytest
 from oss import auth
 from oss.auth import Caller, CredentialCache, credentials_of, hash_secret, unknown_login_hash, verify_secret
 from oss.errors import BadRequest, Forbidden, Unauthorized
-from oss.profiles import ADMIN, PERM_CODES, PROFILES, ROLES, RESOURCES, grantable, perms_of, profile_body
+from oss.profiles import ADMIN, PERM_CODES, PROFILES, RESOURCES, ROLES, grantable, perms_of, profile_body
 from oss.storage.scope import in_groups, in_subtree, subtree
 from tests.clock import FakeClock
 
