@@ -154,7 +154,7 @@ class CircuitBreaker:
 
     def _open(self) -> None:
         self._opened_at = self._clock()
-        self._probe_since = None
+        self._probe_since = None  # pragma: no mutate (equivalent: reset again when it turns half-open)
         self._set(OPEN)
 
     @property
@@ -186,7 +186,7 @@ class CircuitBreaker:
             self._failures = 0
         elif state == HALF_OPEN:
             self._failures = 0
-            self._probe_since = None
+            self._probe_since = None  # pragma: no mutate (equivalent: only read while half-open)
             self._set(CLOSED)
 
     def record_failure(self) -> None:
@@ -285,7 +285,7 @@ class EndpointRegistry:
         endpoint = Endpoint(key, concurrency, bucket, breaker)
         self._endpoints[key] = endpoint
         while len(self._endpoints) > self.max_endpoints:
-            self._endpoints.popitem(last=False)
+            self._endpoints.popitem(last=False)  # pragma: no mutate (last=None is the same)
         return endpoint
 
     def peek(self, key: str) -> Endpoint | None:

@@ -311,3 +311,54 @@ def test_registry_reports_breaker_changes():
                                 on_change=lambda old, new: changes.append((old, new)))
     registry.get("http://a:80").breaker.record_failure()
     assert changes == [("closed", "open")]
+
+
+def test_after_recovery_the_breaker_counts_failures_from_zero_again():
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=3, open_seconds=10, clock=clock)
+    for _ in range(3):
+        breaker.record_failure()
+    assert breaker.state == "open" and breaker.failures == 0
+    clock.advance(10)
+    assert breaker.allow()
+    breaker.record_success()
+    breaker.record_failure()
+    breaker.record_failure()
+    assert breaker.state == "closed" and breaker.failures == 2  # a third is needed to open it again
+    breaker.record_failure()
+    assert breaker.state == "open"
+
+
+def test_an_open_breaker_says_zero_seconds_exactly_at_the_end_of_its_pause():
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=1, open_seconds=10, clock=clock)
+    breaker.record_failure()
+    clock.advance(9.999)
+    assert breaker.state == "open" and breaker.retry_in() == pytest.approx(0.001)
+    clock.advance(0.001)
+    assert breaker.retry_in() == 0.0 and breaker.state == "half_open"
+
+
+def test_registry_with_room_for_one_endpoint_and_nonsense_refused():
+    registry = EndpointRegistry(1, 1.0, 1, 1, 1.0, max_endpoints=1)
+    a = registry.get("http://a:80")
+    assert a.key == "http://a:80" and registry.peek("http://a:80") is a
+    registry.get("http://b:80")
+    assert len(registry) == 1 and "http://a:80" not in registry and registry.peek("http://a:80") is None
+    with pytest.raises(ValueError, match="max_endpoints=0: must be >= 1"):
+        EndpointRegistry(1, 1.0, 1, 1, 1.0, max_endpoints=0)
+
+
+def test_registry_replaces_the_limits_when_only_the_rate_changes_and_counts_states():
+    clock = FakeClock()
+    registry = EndpointRegistry(4, 10.0, 20, failure_threshold=1, open_seconds=30, clock=clock)
+    first = registry.get("https://a:443")
+    faster = registry.get("https://a:443", concurrency=4, rate=20.0)
+    assert faster is not first and faster.bucket.rate == 20.0 and faster.breaker is first.breaker
+    for name in "bcd":
+        registry.get(f"https://{name}:443").breaker.record_failure()
+    assert registry.states() == {"closed": 1, "open": 3, "half_open": 0}
+    for _ in range(faster.bucket.burst):
+        assert faster.bucket.try_acquire()
+    clock.advance(0.05)  # the registry's clock paces the new bucket: one token at 20/s
+    assert faster.bucket.try_acquire() and not faster.bucket.try_acquire()

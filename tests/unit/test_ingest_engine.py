@@ -592,3 +592,19 @@ def test_the_watermark_holds_a_due_window_and_breach_until_the_partition_has_cau
     assert len(out.advanced) == 1 and out.events == []  # the breach (at 160) is not caught up to yet
     read_up_to[0] = 160.0
     assert [ev["type"] for ev in e.tick(1000.0, lambda p: read_up_to[p]).events] == ["ERROR"]
+
+
+def test_communication_status_codes():
+    cfg = config(keep_alive=60, devices=("AB", "CD", "EF"))
+    cfg.devices["EF"]["token_state"] = 1
+    cfg.device_types["N"] = {"id": "N", "keep_alive": 0}
+    e = IngestEngine(cfg, window_s=WINDOW, clock=FakeClock(130.0))
+    assert e.com_state("AB") == (5, 0)  # never seen
+    run(e, frame(1), 100.0)
+    assert e.com_state("AB") == (1, 0)  # OK: heard within its keep-alive
+    assert e.com_state("EF") == (4, 0)  # no valid token
+    cfg.devices["CD"]["device_type_id"] = "N"
+    run(e, frame(1, device="CD"), 100.0)
+    assert e.com_state("CD", 10_000.0) == (0, 0)  # no keep-alive: never KO
+    e.tick(160.0)
+    assert e.com_state("AB", 219.999) == (3, 1) and e.com_state("AB", 220.0) == (3, 2)

@@ -291,3 +291,22 @@ def test_a_retry_is_never_before_now_nor_after_the_deadline(attempt, retry_after
     assert due >= min(now + scheduled * (1 - policy.jitter), DEADLINE) - 1e-9
     if retry_after is not None:
         assert due >= min(now + min(retry_after, MAX_RETRY_AFTER_S), DEADLINE) - 1e-9
+
+
+def test_policy_limits_at_their_boundaries():
+    assert RetryPolicy(schedule=(0.0, 0.5), jitter=0.0, timeout_s=0.5).schedule == (0.0, 0.5)  # 0 s: at once
+    assert next_delay(RetryPolicy(schedule=(0.0,), jitter=0.0), 1, None) == 0.0
+    with pytest.raises(ValueError, match=r"jitter=1\.0: must be in \[0, 1\)"):
+        RetryPolicy(jitter=1.0)
+    with pytest.raises(ValueError, match=r"schedule=\(60\.0, inf\): delays must be finite and >= 0"):
+        RetryPolicy(schedule=(60.0, float("inf")))
+    with pytest.raises(ValueError, match="timeout_s=-1: must be > 0"):
+        RetryPolicy(timeout_s=-1)
+
+
+def test_jitter_is_drawn_from_the_rng_given_and_centred_on_the_schedule():
+    policy = RetryPolicy(jitter=0.1)
+    draw = random.Random(5).uniform(-0.1, 0.1)
+    assert next_delay(policy, 2, None, random.Random(5)) == pytest.approx(120.0 * (1.0 + draw))
+    assert next_try_at(policy, 2, None, START, DEADLINE, random.Random(5)) == pytest.approx(
+        START + 120.0 * (1.0 + draw))
