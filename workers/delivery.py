@@ -78,8 +78,8 @@ Channels. How a delivery goes out is its channel's business
 by the delivery's `channel`): URL and BATCH_URL call HTTP endpoints, opening
 the callback's sealed secrets at send time (deliveries carry none), with
 `webhook-id` on every request and signatures (`workers/channels/http.py`);
-BATCH_URL deliveries are gathered here per callback for `batch_window_s`
-and go as the one request the channel makes of them, members that fail
+BATCH_URL deliveries are gathered per callback (`workers.batches`) for
+`batch_window_s` from the first, or until `batch_max_lines` of them, and go as the one request the channel makes of them, members that fail
 together retried together (one jittered delay per batch); EMAIL goes to the
 SMTP relay; DIRECT calls nothing and publishes the rendered downlink through
 `DownlinkGate` (contract and daily quota); the first answer of a BIDIR
