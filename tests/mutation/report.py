@@ -77,9 +77,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("tests/mutation/report.md"))
     parser.add_argument("--seconds", type=int, default=None, help="how long the run took")
+    parser.add_argument("--alive", action="store_true", help="only print the names of the mutants not killed")
     args = parser.parse_args()
     config()  # reads [tool.mutmut] from pyproject.toml in the working directory
     results = module_results()
+    if args.alive:
+        print("\n".join(n for by_name in results.values() for n, s in by_name.items()
+                        if s not in KILLED | NOT_COUNTED and s != "not checked"))
+        return
     args.out.write_text(render(results, args.seconds))
     print(render(results, args.seconds).split("\n## ")[0])
 
