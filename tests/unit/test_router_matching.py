@@ -9,6 +9,7 @@ import orjson
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
+from prometheus_client import REGISTRY
 
 from backhaul.configview import ConfigView
 from backhaul.topics import topic
@@ -234,3 +235,19 @@ def test_a_record_that_cannot_be_read_is_set_aside_and_the_others_are_routed():
     outputs = stage.process(batch)
     assert [decode_delivery(o.value)["callbackId"] for o in outputs] == ["up"]
     assert len(stage._dead) == 1
+
+
+def test_routing_is_counted_by_kind_and_channel_and_failures_by_reason():
+    def count(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    v = view(callback("up"), callback("bad", payload_config="c::char:1", headers={"X-First": "{customData#c}"}),
+             dtype={"downlink_mode": 2})
+    before = (count("backhaul_routed_deliveries_total", type="DATA_UPLINK", channel="URL"),
+              count("backhaul_route_errors_total", reason="render"),
+              count("backhaul_downlinks_total", info_code="8"))
+    route(v, engine_records(v, ack=True))
+    after = (count("backhaul_routed_deliveries_total", type="DATA_UPLINK", channel="URL"),
+             count("backhaul_route_errors_total", reason="render"),
+             count("backhaul_downlinks_total", info_code="8"))
+    assert [a - b for a, b in zip(after, before, strict=True)] == [1.0, 1.0, 1.0]
