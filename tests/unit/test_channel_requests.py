@@ -240,3 +240,34 @@ async def test_a_direct_downlink_goes_through_the_gate(context):
     d = delivery("DIRECT")
     d["downlinkData"] = "0011223344556677"
     assert [o.value for o in await CHANNELS["DIRECT"].publish(d, context)] == [b"0011223344556677"]
+
+
+async def test_an_email_delivery_is_handed_to_the_smtp_relay(smtp, acks):
+    view = ConfigView()
+    settings = dataclasses.replace(SETTINGS, smtp_host=smtp.host, smtp_port=smtp.port)
+    async with aiohttp.ClientSession() as session:
+        context = Context(settings, view, session, CallbackCredentials(), CompiledCallbacks(view), None, None)
+        d = delivery("EMAIL")
+        d["email"] = {"recipient": "ops@example.com", "subject": "seq 1", "body": "data 01"}
+        assert CHANNELS["EMAIL"].endpoint(d, None, context) == f"smtp://{smtp.host}:{smtp.port}"
+        outcome = await CHANNELS["EMAIL"].send(d, 0, {}, context)
+        assert (outcome.status, outcome.error_class) == (250, "ok")
+        (mail,) = smtp.to("ops@example.com")
+        assert mail["Subject"] == "seq 1" and mail.get_content().strip() == "data 01"
+        d["email"]["recipient"] = "nobody@example.com"
+        refused = await CHANNELS["EMAIL"].send(d, 0, {}, context)
+        assert (refused.status, refused.error_class) == (600, "other") and "nobody@example.com" in refused.info
+
+
+async def test_the_base_channel_refuses_what_its_kind_does_not_do(context):
+    from workers.channels.base import Channel
+
+    class Bare(Channel):
+        name = "BARE"
+
+    with pytest.raises(NotImplementedError, match="BARE makes no single request"):
+        await Bare().send(delivery(), 0, {}, context)
+    with pytest.raises(NotImplementedError, match="BARE is not batched"):
+        Bare().batch("cb", [], context)
+    with pytest.raises(NotImplementedError, match="BARE calls an endpoint"):
+        await Bare().publish(delivery(), context)
