@@ -608,3 +608,34 @@ def test_communication_status_codes():
     assert e.com_state("CD", 10_000.0) == (0, 0)  # no keep-alive: never KO
     e.tick(160.0)
     assert e.com_state("AB", 219.999) == (3, 1) and e.com_state("AB", 220.0) == (3, 2)
+
+
+def test_outputs_of_a_frame_that_failed_half_way_are_dropped_to_the_mark():
+    out = Outputs()
+    out.messages.append("m1"), out.advanced.append("a1"), out.events.append("e1"), out.rejected.append(("r", "1"))
+    mark = out.mark()
+    assert mark == (1, 1, 1, 1)
+    out.messages += ["m2", "m3"]
+    out.advanced.append("a2")
+    out.events += ["e2", "e3", "e4"]
+    out.rejected.append(("r", "2"))
+    out.truncate(mark)
+    assert (out.messages, out.advanced, out.events, out.rejected) == (["m1"], ["a1"], ["e1"], [("r", "1")])
+    other = Outputs(["m9"], ["a9"], ["e9"], [("r", "9")], {"XY"})
+    out.extend(other)
+    assert (out.messages, out.advanced, out.events, out.rejected) == (
+        ["m1", "m9"], ["a1", "a9"], ["e1", "e9"], [("r", "1"), ("r", "9")])
+    assert out.touched == {"XY"}
+
+
+def test_partitions_moved_away_take_their_devices_windows_and_keep_alives_with_them():
+    e = IngestEngine(config(keep_alive=60, devices=("AB", "CD")), window_s=WINDOW)
+    e.handle(frame(1, device="AB"), 0, Outputs(), 100.0)
+    e.handle(frame(1, device="CD"), 1, Outputs(), 100.0)
+    assert e.open_windows == 2 and e.keepalive_count == 2
+    e.forget_partitions({1})
+    assert set(e.states) == {"AB"} and e.open_windows == 1 and e.keepalive_count == 1
+    out = e.tick(1000.0)
+    assert [a["device"] for a in out.advanced] == ["AB"] and [ev["device"] for ev in out.events] == ["AB"]
+    e.forget_partitions({0})
+    assert e.states == {} and e.tick(2000.0).advanced == []

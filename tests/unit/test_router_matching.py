@@ -37,7 +37,7 @@ def callback(cid: str, subtype: int = 0, *, channel: str = "URL", enabled: bool 
 
 def view(*callbacks: dict, dtype: dict | None = None, keep_alive: int = 0) -> ConfigView:
     v = ConfigView()
-    v.devices[DEVICE] = {"id": DEVICE, "device_type_id": DTYPE, "group_id": GROUP, "state": 0}
+    v.devices[DEVICE] = {"id": DEVICE, "device_type_id": DTYPE, "group_id": GROUP, "state": 0, "registration_id": 5}
     v.device_types[DTYPE] = {"id": DTYPE, "group_id": GROUP, "keep_alive": keep_alive, "downlink_mode": 2,
                              **(dtype or {})}
     v.stations["0001"] = {"id": "0001", "lat": 43.0, "lng": 1.0}
@@ -163,10 +163,14 @@ def test_a_callback_that_cannot_be_rendered_is_a_failed_attempt_not_a_delivery()
 def test_a_render_failure_is_final_dead_and_keeps_its_delivery():
     v = view(callback("up"))
     (d,) = route(v, engine_records(v))[DELIVERIES]
+    before = int(time.time() * 1000)
     result = render_failure(d, "the body is not JSON")
-    assert (result["status"], result["errorClass"], result["info"], result["attempt"]) == (
-        600, "render", "the body is not JSON", 1)
-    assert result["dead"] is True and result["delivery"]["id"] == d["id"]
+    after = int(time.time() * 1000)
+    assert (result["status"], result["errorClass"], result["info"], result["attempt"], result["latencyMs"]) == (
+        600, "render", "the body is not JSON", 1, 0.0)
+    assert result["dead"] is True and result["final"] is True and result["delivery"] == d
+    assert result["sendId"] == f"{d['id']}:not-sent" and result["deliveryId"] == d["id"]
+    assert before <= result["sentAt"] == result["time"] <= after
 
 
 def test_records_of_a_device_without_a_known_type_go_nowhere():
@@ -188,12 +192,29 @@ def test_an_uplink_asking_for_a_downlink_marks_the_one_bidir_callback_that_answe
 
 
 def test_a_direct_downlink_is_rendered_by_the_router_for_the_worker():
-    v = view(dtype={"downlink_mode": 0, "downlink_data_string": "{tapId}000000000000"})
-    routed = route(v, engine_records(v, ack=True))
+    v = view(dtype={"downlink_mode": 0, "downlink_data_string": "{tapId}{rssi}{time}"})
+    records = engine_records(v, ack=True)
+    stage = RouterStage(v)
+    routed = route(v, records)
     (d,) = routed[DELIVERIES]
+    message = records.messages[0]
     assert (d["channel"], d["kind"], d["callbackId"]) == ("DIRECT", "DOWNLINK", None)
-    assert d["downlinkData"] == "0001000000000000" and d["id"].endswith("/direct")
+    assert d["id"] == f"{message['id']}/direct" and d["messageId"] == message["id"]
+    assert d["deviceTypeId"] == DTYPE and d["variables"] == {"station": "0001"}
+    # {tapId} the station heard first, {rssi} -120 dBm as 2 signed bytes, {time} the frame's epoch seconds
+    assert d["downlinkData"] == "0001" + "ff88" + f"{1_700_000_000:08x}"
     assert routed[DEVICE_EVENTS] == []
+    tp = TopicPartition(topic(MESSAGES), 0)
+    (out,) = stage.process({tp: [ConsumerRecord(tp.topic, 0, 0, 0, 0, b"k", encode_message(message), None, 0, 0,
+                                                [])]})
+    assert out.key == DEVICE.encode()  # keyed by device: a device's downlinks stay in order
+
+
+REASONS = {
+    (None, 2): "Invalid configuration: the device type's downlinkMode 2 sends no downlink",
+    ("zz", 0): "Invalid configuration: downlinkDataString 'zz' gives 'zz', which is not hexadecimal",
+    (None, 1): "Invalid configuration: callback downlink mode but no downlink BIDIR callback",
+}
 
 
 @pytest.mark.parametrize("dtype, code", [({"downlink_mode": 2}, InfoCode.INVALID_CONFIGURATION),
@@ -207,6 +228,8 @@ def test_a_downlink_that_cannot_be_made_is_acknowledged_with_why(dtype, code):
     (ack,) = routed[DEVICE_EVENTS]
     assert ack["type"] == "ACKNOWLEDGE" and ack["infoCode"] == int(code)
     assert ack["device"] == DEVICE and ack["deviceTypeId"] == DTYPE and ack["groupId"] == GROUP
+    assert ack["registrationId"] == 5 and ack["id"].startswith(f"{DEVICE}:ACKNOWLEDGE:{records.messages[0]['id']}")
+    assert ack["infoMessage"] == REASONS[dtype.get("downlink_data_string"), dtype["downlink_mode"]]
     assert [d["callbackId"] for d in routed[DELIVERIES]] == ["up"]  # the uplink itself is still delivered
 
 

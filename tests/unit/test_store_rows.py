@@ -74,11 +74,21 @@ def test_data_advanced_keeps_every_station_its_quality_and_location():
     _, rows = store_rows(records(MESSAGES_ADVANCED, [encode_advanced_message(a) for a in out.advanced]))
     (row,) = rows.advanced
     a = out.advanced[0]
-    assert row[0] == a["messageId"] and row[1] == DEVICE and row[4] == 7 and row[5] == "beef"
+    assert row == (a["messageId"], DEVICE, "dt", a["time"], 7, "beef", False, a["rinfos"], a["nbFrames"],
+                   a["linkQuality"], a["computedLocation"], 3)
     assert [r["baseStation"] for r in row[7]] == ["0001", "0002", "0003"]
-    assert (row[8], row[9], row[10], row[11]) == (a["nbFrames"], a["linkQuality"], a["computedLocation"], 3)
     assert a["computedLocation"]["status"] == 1
     assert rows.status == {(DEVICE, 3): {"lqi": a["linkQuality"], "location": a["computedLocation"]}}
+
+
+def test_an_uplink_asking_for_a_downlink_and_one_over_its_quota_are_stored_as_such():
+    m = ingest().messages[0]
+    flagged = {**m, "ack": True, "overQuota": True}
+    _, rows = store_rows(records(MESSAGES, [encode_message(flagged)]))
+    assert rows.messages[0][6] is True and rows.messages[0][8] is True
+    a = {**ingest().advanced[0], "ack": True}
+    _, rows = store_rows(records(MESSAGES_ADVANCED, [encode_advanced_message(a)]))
+    assert rows.advanced[0][6] is True
 
 
 def test_a_location_that_could_not_be_computed_does_not_replace_the_last_one():
