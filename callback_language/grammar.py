@@ -360,7 +360,7 @@ def _float_text(value: float, size: int) -> str:
         return repr(value)
     if size == 32:
         packed = struct.pack(">f", value)
-        for digits in range(1, 10):
+        for digits in range(1, 10):  # pragma: no mutate (.0g is .1g, and 9 digits always read back)
             shorter = float(f"{value:.{digits}g}")
             try:
                 if struct.pack(">f", shorter) == packed:

@@ -548,7 +548,7 @@ def render_request(compiled: CompiledCallback, variables: Mapping[str, Any]) -> 
     """The HTTP request of a URL callback for one message."""
     if compiled.channel != "URL":
         raise ValueError(f"render_request is for URL callbacks, not {compiled.channel}")
-    assert compiled.url is not None and compiled.method is not None
+    assert compiled.url is not None and compiled.method is not None  # pragma: no mutate (narrows types)
     headers = {name: template.render_header(variables) for name, template in compiled.headers}
     body = None
     if compiled.body is not None:
@@ -588,7 +588,7 @@ def render_email(compiled: CompiledCallback, variables: Mapping[str, Any]) -> tu
     no address, or a subject with CR/LF, raises TemplateError."""
     if compiled.channel != "EMAIL":
         raise ValueError(f"render_email is for EMAIL callbacks, not {compiled.channel}")
-    assert compiled.recipient is not None and compiled.subject is not None and compiled.message is not None
+    assert compiled.recipient is not None and compiled.subject is not None and compiled.message is not None  # pragma: no mutate
     recipient = compiled.recipient.render_text(variables).strip()
     if not _EMAIL.fullmatch(recipient):
         raise TemplateError("recipient", None, "rendered recipient is not an e-mail address")

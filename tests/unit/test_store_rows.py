@@ -209,3 +209,32 @@ def test_a_record_that_cannot_be_read_leaves_no_row_and_the_batch_goes_on():
     out = ingest()
     stage, rows = store_rows(records(MESSAGES, [b"{broken", encode_message(out.messages[0])]))
     assert len(rows.messages) == 1 and len(stage._pending) == 1 and len(stage._dead) == 1
+
+
+def test_records_from_before_send_ids_and_announcements_are_still_stored_whole():
+    """A result written by an earlier version: no sendId, no sentAt, no state, a dead one without its delivery."""
+    old_done = {"deliveryId": "m1/cb", "callbackId": "cb", "device": DEVICE, "attempt": 2, "time": 1_700_000_005_000,
+                "status": 200, "errorClass": "ok", "info": None, "latencyMs": 12.0, "answer": "thanks",
+                "messageId": "m1", "registrationId": 3}
+    old_dead = {**old_done, "deliveryId": "m2/cb", "attempt": 4, "time": 1_700_000_009_000, "status": 500,
+                "errorClass": "http_5xx", "info": "HTTP 500", "answer": None, "dead": True, "messageId": "m2"}
+    _, rows = store_rows(records(DELIVERY_RESULTS, [encode_delivery_result(old_done), encode_delivery_result(old_dead)]))
+    assert rows.attempts[0] == ("m1/cb#2", "m1/cb", "m1", DEVICE, "cb", 1_700_000_005_000, 200, None, 12.0, "ok",
+                                "thanks", 3)
+    assert rows.succeeded == {"cb": 1_700_000_005_000}
+    assert rows.given_up == [("cb", 1_700_000_009_000)]  # no delivery: its schedule's start is unknown
+    (undelivered,) = rows.undelivered
+    assert undelivered[:11] == ("m2/cb", DEVICE, None, None, "cb", "m2", 1_700_000_009_000, None, None, 500,
+                                "HTTP 500")
+    assert undelivered[11:] == ({}, {}, {}, 3)
+
+
+def test_a_success_older_than_one_already_in_the_batch_does_not_move_it_back():
+    d = delivery()
+    ok = [results.done(d, send_id=f"s{t}", attempt=1, sent_at_ms=t, now_ms=t, status=200, error_class="ok",
+                       info=None, latency_ms=1.0) for t in (9_000, 3_000)]
+    stage, _ = store_rows(records(DELIVERY_RESULTS, [encode_delivery_result(r) for r in ok]))
+    one_record = Rows()
+    stage._result(ok[0], one_record)
+    stage._result(ok[1], one_record)
+    assert one_record.succeeded == {"cb": 9_000}
