@@ -1,6 +1,6 @@
 """The router's matching and rendering (router/stage.py), fed the records the ingest engine makes, without
 Kafka: which callbacks a record goes to, what each delivery carries, and what a downlink request becomes.
-The stage's loop (reading, committing) is tested on the real stack in tests/stages and tests/integration."""
+The stage's loop (reading, committing) is tested on the real stack (tests/integration)."""
 from __future__ import annotations
 
 import time

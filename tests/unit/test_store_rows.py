@@ -1,7 +1,7 @@
 """What the store writes for each record (store/stage.py), read before any SQL runs: the rows a batch
 makes per table, how a batch's device status merges, and which sends and undelivered records it keeps.
 Writing them to PostgreSQL (the SQL, its idempotence, reading back) is tested on the real database in
-tests/integration and tests/stages."""
+tests/integration."""
 from __future__ import annotations
 
 from aiokafka import TopicPartition
