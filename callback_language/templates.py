@@ -104,11 +104,11 @@ def _text(value: Any) -> str:
 
 
 def _url(value: Any) -> str:
-    return quote(_text(value), safe="")
+    return quote(_text(value), safe="")  # pragma: no mutate (safe="XXXX": X is never quoted)
 
 
 def _form(value: Any) -> str:
-    return quote_plus(_text(value), safe="")
+    return quote_plus(_text(value), safe="")  # pragma: no mutate (safe="" is quote_plus's default)
 
 
 def _line(value: Any) -> str:
@@ -204,7 +204,7 @@ def _check_name(name: str, kind: str, field: str, position: int, extra: frozense
         raise TemplateError(field, position, f"customData variables exist only for DATA_UPLINK, DATA_BIDIR "
                                              f"and DATA_ADVANCED callbacks, not {kind}")
     reason = f"unknown variable {name!r} for {kind} callbacks"
-    close = difflib.get_close_matches(name, sorted(VARIABLES[kind] | extra), n=1)
+    close = difflib.get_close_matches(name, sorted(VARIABLES[kind] | extra), n=1)  # pragma: no mutate (one read)
     if close:
         reason += f" (did you mean {close[0]!r}?)"
     raise TemplateError(field, position, reason)

@@ -685,3 +685,46 @@ def test_rendering_for_the_wrong_channel_names_the_channel():
     with pytest.raises(TemplateError, match="recipient: rendered recipient is not an e-mail address"):
         render_email(compile_callback(url_spec(channel="EMAIL", recipient="{device}@b.example", subject="s",
                                                message="m")), {"device": "a b"})
+
+
+@pytest.mark.parametrize("text, kind, json_body, position, reason", [
+    ("a}b", "DATA_UPLINK", False, 1, "unbalanced '}' (literal braces are only allowed in application/json bodies)"),
+    ("a { b", "DATA_UPLINK", False, 2,
+     "unbalanced '{' (a variable is written {name}) (literal braces are only allowed in application/json bodies)"),
+    ("a{b", "DATA_UPLINK", False, 1, "variable '{b' is not closed with '}'"),
+    ("{}", "DATA_UPLINK", False, 0, "empty variable name"),
+    ("{dev ice}", "DATA_UPLINK", False, 4, "unexpected ' ' in variable name"),
+    ("{devcie}", "DATA_UPLINK", False, 0, "unknown variable 'devcie' for DATA_UPLINK callbacks (did you mean 'device'?)"),
+    ("{customData#x}", "STATUS", False, 0,
+     "customData variables exist only for DATA_UPLINK, DATA_BIDIR and DATA_ADVANCED callbacks, not STATUS"),
+    ('"\\{device}"', "DATA_UPLINK", True, 2, "a variable cannot follow a backslash inside a JSON string"),
+])
+def test_a_refused_template_says_where_and_why(text, kind, json_body, position, reason):
+    e = error(tpl, text, kind=kind, json_body=json_body)
+    assert (e.field, e.position, e.reason) == ("bodyTemplate", position, reason)
+
+
+def test_a_line_pattern_is_one_line_and_a_batch_holds_a_message():
+    spec = url_spec(channel="BATCH_URL", http_method="POST", line_pattern="a\nb")
+    e = error(compile_callback, spec)
+    assert (e.field, e.position, e.reason) == ("linePattern", 1, "a line pattern is one line; CR and LF are not allowed")
+    batch = compile_callback(url_spec(channel="BATCH_URL", http_method="POST", line_pattern="{device}"))
+    with pytest.raises(ValueError) as empty:
+        render_batch(batch, [])
+    assert str(empty.value) == "a batch holds at least one message"
+
+
+def test_a_header_that_would_inject_says_so():
+    e = error(tpl("x: {device}", field="headers.X").render_header, {"device": "a\nb"})
+    assert (e.field, e.position, e.reason) == ("headers.X", None,
+                                               "rendered value contains CR, LF or NUL; header injection refused")
+
+
+def test_values_of_any_type_render_as_text_or_json():
+    from decimal import Decimal
+
+    body = tpl('{"v": {data}, "s": "{data}"}', json_body=True)
+    assert body.render_json({"data": Decimal("1.5")}) == '{"v": "1.5", "s": "1.5"}'
+    assert body.render_json({"data": {1: Decimal("2.5")}}) == '{"v": {"1":"2.5"}, "s": "{\\"1\\":\\"2.5\\"}"}'
+    assert body.render_json({"data": [True, None]}) == '{"v": [true,null], "s": "[true,null]"}'
+    assert tpl("{data}").render_text({"data": {2: Decimal("3")}}) == '{"2":"3"}'
