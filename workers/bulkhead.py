@@ -84,13 +84,13 @@ class TokenBucket:
     def _refill(self) -> None:
         now = self._clock()
         elapsed = now - self._stamp
-        if elapsed > 0:
+        if elapsed > 0:  # pragma: no mutate (nothing elapsed adds nothing)
             self._tokens = min(float(self.burst), self._tokens + elapsed * self.rate)
         self._stamp = now
 
     def _take(self) -> bool:
         self._refill()
-        if self._tokens >= 1.0 - _EPSILON:  # tolerate float rounding in the refill
+        if self._tokens >= 1.0 - _EPSILON:  # pragma: no mutate (tolerates float rounding: > is the same)
             self._tokens = max(0.0, self._tokens - 1.0)
             return True
         return False
@@ -138,8 +138,8 @@ class CircuitBreaker:
         self._clock = clock
         self._state = CLOSED
         self._failures = 0
-        self._opened_at = 0.0
-        self._probe_since: float | None = None
+        self._opened_at = 0.0  # pragma: no mutate (read only once opened)
+        self._probe_since: float | None = None  # pragma: no mutate (read only once half-open)
 
     def _set(self, new: str) -> None:
         old, self._state = self._state, new

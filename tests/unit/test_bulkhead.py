@@ -362,3 +362,19 @@ def test_registry_replaces_the_limits_when_only_the_rate_changes_and_counts_stat
         assert faster.bucket.try_acquire()
     clock.advance(0.05)  # the registry's clock paces the new bucket: one token at 20/s
     assert faster.bucket.try_acquire() and not faster.bucket.try_acquire()
+
+
+def test_limits_are_refused_by_name_and_a_zero_pause_is_allowed():
+    with pytest.raises(ValueError) as e:
+        CircuitBreaker(failure_threshold=0, open_seconds=1)
+    assert str(e.value) == "failure_threshold=0: must be >= 1"
+    with pytest.raises(ValueError) as e:
+        CircuitBreaker(failure_threshold=1, open_seconds=-1)
+    assert str(e.value) == "open_seconds=-1: must be >= 0"
+    with pytest.raises(ValueError) as e:
+        Endpoint("http://a:80", 0, TokenBucket(1, 1), CircuitBreaker(1, 1))
+    assert str(e.value) == "concurrency=0: must be >= 1"
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=1, open_seconds=0, clock=clock)
+    breaker.record_failure()
+    assert breaker.state == "half_open" and breaker.allow()  # no pause: the next request probes

@@ -179,7 +179,7 @@ async def test_a_batch_waits_for_its_answer_as_long_as_its_shortest_member(conte
     (200, b'{"AB12": {"downlinkData": "0123456789ABCDEF"}}', "data", None),
     (200, b'\xef\xbb\xbf{"ab12": {"downlinkData": "0123456789abcdef"}}', "data", None),
     (500, b"", "invalid", "HTTP status 500"),
-    (200, b"  ", "invalid", "empty body"),
+    (200, b"  ", "invalid", "HTTP 200 with an empty body: answer 204 for no downlink"),
     (200, b"not json", "invalid", "not JSON"),
     (200, b"[1]", "invalid", "got list"),
     (200, b'{"FFFF": {"noData": true}}', "invalid", "no entry for device 00AB12"),
@@ -196,6 +196,8 @@ def test_a_bidir_answer_is_read_for_its_device(status, body, kind, reason):
         assert answer.data_hex == "0123456789abcdef"
     if reason:
         assert reason in answer.reason
+    if reason and reason.startswith("HTTP 200"):
+        assert answer.reason == reason
     if kind == "invalid":
         assert answer.reason
 

@@ -16,6 +16,7 @@ from aiohttp.http_exceptions import BadHttpMessage
 from hypothesis import given
 from hypothesis import strategies as st
 
+from backhaul.destinations import DestinationRefused
 from callback_language.status import NON_HTTP_STATUS
 from workers.retry import (
     ERROR_CLASSES,
@@ -159,6 +160,10 @@ def _malformed_answer() -> aiohttp.ClientResponseError:
     (aiohttp.ClientResponseError(_request_info(), (), status=429), "http_429"),
     (aiohttp.InvalidURL("nope"), "other"),
     (RuntimeError("boom"), "other"),
+    (aiohttp.TooManyRedirects(_request_info(), ()), "invalid_answer"),
+    (BadHttpMessage("garbage"), "invalid_answer"),
+    (DestinationRefused("127.0.0.1 is loopback"), "destination"),
+    (aiohttp.ClientConnectorError(_key(), DestinationRefused("10.0.0.1 is private")), "destination"),
 ])
 def test_classify_exception(exc, expected):
     assert classify(None, exc) == expected
