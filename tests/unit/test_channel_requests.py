@@ -4,6 +4,7 @@ batch send, the answer timeout, and what a BIDIR answer gives, at its deadline a
 The loop around the channels (Kafka, retries, the retry store) is tested on the real stack."""
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 
@@ -11,8 +12,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from backhaul.callback_secrets import seal_callback
 from backhaul.configview import ConfigView
 from backhaul.kafka import Out
+from backhaul.secretbox import Keyring, new_key
 from backhaul.settings import Settings
 from callback_language.compiled import CompiledCallbacks
 from callback_language.downlink import InfoCode
@@ -22,6 +25,7 @@ from workers.channels import CHANNELS, Context
 from workers.channels.bidir import downlink_records, parse_bidir_answer
 from workers.channels.http import answer_timeout
 from workers.credentials import CallbackCredentials
+from workers.signing import signature_headers
 
 SETTINGS = Settings()
 
@@ -273,3 +277,75 @@ async def test_the_base_channel_refuses_what_its_kind_does_not_do(context):
         Bare().batch("cb", [], context)
     with pytest.raises(NotImplementedError, match="BARE calls an endpoint"):
         await Bare().publish(delivery(), context)
+
+
+SIGNING = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+def sealed_callback(url: str, box: Keyring, **extra) -> dict:
+    return seal_callback({"id": "cb", "callback_subtype": 0, "url": url.replace("http://", "http://bob:hunter2x@"),
+                          "headers": {"X-Api-Key": "key-{device}-9876"}, "signing_secret": SIGNING, **extra}, box)
+
+
+async def test_secrets_are_opened_at_send_time_signed_and_never_in_the_outcome(receiver, acks):
+    box = Keyring([new_key()], "test")
+    view = ConfigView()
+    async with aiohttp.ClientSession() as session:
+        context = Context(SETTINGS, view, session, CallbackCredentials(box), CompiledCallbacks(view), None, None)
+        cb = sealed_callback(receiver.url + "/cb", box)
+        d = delivery(url=receiver.url + "/cb")
+        receiver.status, receiver.body = 500, b"no hunter2x here"
+        outcome = await CHANNELS["URL"].send(d, 0, cb, context)
+        (_, _, headers, body) = receiver.got[0]
+        assert headers["Authorization"] == "Basic " + base64.b64encode(b"bob:hunter2x").decode()
+        assert headers["X-Api-Key"] == "key-00AB12-9876"  # a secret header renders the delivery's variables
+        assert headers["webhook-id"] == d["id"] and headers["webhook-signature"].startswith("v1,")
+        expected = signature_headers(SIGNING, d["id"], body, now=int(headers["webhook-timestamp"]))
+        assert headers["webhook-signature"] == expected["webhook-signature"]
+        assert outcome.status == 500 and "hunter2x" not in (outcome.info or "")
+
+        view.callbacks["cb"] = sealed_callback(receiver.url + "/b", box, channel="BATCH_URL", http_method="POST",
+                                               line_pattern="{device}", headers={"X-Api-Key": "batch-key-9876"},
+                                               updated_at=1)
+        batch = CHANNELS["BATCH_URL"].batch("cb", [(delivery("BATCH_URL"), 0)], context)
+        assert "hunter2x" not in repr(batch.request) and batch.request["contentType"] == "text/plain"
+        await batch.send()
+        (_, _, headers, body) = receiver.got[1]
+        assert headers["Authorization"] == "Basic " + base64.b64encode(b"bob:hunter2x").decode()
+        assert headers["X-Api-Key"] == "batch-key-9876" and headers["webhook-id"] == batch.id
+        assert headers["Content-Type"] == "text/plain" and body == b"00AB12"
+
+        other_box = Keyring([new_key()], "other")
+        stranger = Context(SETTINGS, view, session, CallbackCredentials(other_box), CompiledCallbacks(view), None,
+                           None)
+        refused = await CHANNELS["URL"].send(d, 0, cb, stranger)
+        assert refused.status == 600 and refused.info.startswith("callback secrets: ")
+        assert len(receiver.got) == 2  # nothing sent without its secrets
+
+
+async def test_a_secret_header_that_would_inject_fails_the_attempt_without_a_request(receiver, acks):
+    box = Keyring([new_key()], "test")
+    view = ConfigView()
+    async with aiohttp.ClientSession() as session:
+        context = Context(SETTINGS, view, session, CallbackCredentials(box), CompiledCallbacks(view), None, None)
+        cb = sealed_callback(receiver.url + "/cb", box, headers={"X-Api-Key": "k-{data}"})
+        d = delivery(url=receiver.url + "/cb")
+        d["variables"]["data"] = "a\r\nX-Evil: 1"
+        outcome = await CHANNELS["URL"].send(d, 0, cb, context)
+        assert (outcome.status, outcome.error_class) == (600, "render")
+        assert outcome.info == "headers.X-Api-Key: rendered value contains CR, LF or NUL; header injection refused"
+        assert receiver.got == []
+
+
+async def test_a_downlink_callbacks_first_answer_is_read_whole_and_others_only_their_start(receiver, context):
+    receiver.body = b"x" * 5000
+    first = await CHANNELS["URL"].send(delivery(url=receiver.url, downlink=True), 0, {"id": "cb"}, context)
+    assert len(first.body) == 5000 and len(first.answer) == 1024
+    later = await CHANNELS["URL"].send(delivery(url=receiver.url), 0, {"id": "cb"}, context)
+    assert len(later.body) == 1024
+    receiver.status = 204
+    d = delivery(url=receiver.url)
+    d["request"]["body"] = None
+    d["request"]["contentType"] = "text/plain"
+    await CHANNELS["URL"].send(d, 0, {"id": "cb"}, context)
+    assert receiver.got[-1][2].get("Content-Type") != "text/plain", receiver.got[-1][2]  # no body: not ours

@@ -15,6 +15,7 @@ from backhaul.configview import ConfigView
 from backhaul.topics import topic
 from callback_language.downlink import InfoCode
 from ingest.engine import IngestEngine, Outputs
+from ingest.oob import encode_status
 from router.stage import RouterStage, render_failure
 from schemas.advanced_messages import encode_advanced_message
 from schemas.deliveries import decode_delivery
@@ -274,3 +275,60 @@ def test_routing_is_counted_by_kind_and_channel_and_failures_by_reason():
              count("backhaul_route_errors_total", reason="render"),
              count("backhaul_downlinks_total", info_code="8"))
     assert [a - b for a, b in zip(after, before, strict=True)] == [1.0, 1.0, 1.0]
+
+
+def test_the_router_reads_messages_aggregates_and_events():
+    assert RouterStage(view()).topics == (topic(MESSAGES), topic(MESSAGES_ADVANCED), topic(DEVICE_EVENTS))
+
+
+def test_a_record_without_its_type_is_routed_by_the_devices_type_in_the_view():
+    v = view(callback("up"))
+    records = engine_records(v)
+    for m in records.messages:
+        m["deviceTypeId"] = None
+    assert [d["deviceTypeId"] for d in route(v, records)[DELIVERIES]] == [DTYPE]
+
+
+def test_restored_goes_to_the_error_callbacks_as_restored_and_status_with_its_stations_position():
+    v = view(callback("err", 6), callback("status", 2), keep_alive=60)
+    engine = IngestEngine(v, window_s=25.0)
+    out = Outputs()
+    for n, at in ((1, 1_700_000_000.0), (2, 1_700_000_100.0)):  # silent 100 s with a 60 s keep-alive
+        out.extend(engine.tick(at))
+        engine.handle(Frame(station="0002", device=DEVICE, seqNumber=n, time=int(at * 1000), data="00", rssi=-100.0,
+                            snr=10.0, freq=868_100_000, rep=0, ack=False, oob=False), 0, out, at)
+    engine.handle(Frame(station="0002", device=DEVICE, seqNumber=3, time=1_700_000_101_000,
+                        data=encode_status(3.3, 21.0), rssi=-100.0, snr=10.0, freq=868_100_000, rep=0, ack=False,
+                        oob=True), 0, out, 1_700_000_101.0)
+    out.messages.clear()
+    out.advanced.clear()
+    deliveries = route(v, out)[DELIVERIES]
+    assert [(d["callbackId"], d["kind"]) for d in deliveries] == [("err", "ERROR"), ("err", "RESTORED"),
+                                                                  ("status", "STATUS")]
+    status = deliveries[2]["variables"]
+    assert (status["batt"], status["temp"], status["lat"], status["lng"]) == (3.3, 21.0, 43, 1)
+
+
+def test_custom_data_reaches_data_advanced_callbacks_too():
+    v = view(callback("adv", 5, payload_config="level::uint:16"))
+    (d,) = route(v, engine_records(v))[DELIVERIES]
+    assert d["variables"]["customData#level"] == str(0x0A0B)
+
+
+def test_a_callback_that_does_not_compile_fails_its_delivery_saying_so_keyed_by_device():
+    v = view(callback("broken", url="https://receiver.example/{nope}"), callback("hook", 1, downlink_hook=True,
+                                                                                 url="https://r.example/{nope}"),
+             dtype={"downlink_mode": 1})
+    stage = RouterStage(v)
+    records = engine_records(v, ack=True)
+    tp = TopicPartition(topic(MESSAGES), 0)
+    outputs = stage.process({tp: [ConsumerRecord(tp.topic, 0, 0, 0, 0, b"k", encode_message(records.messages[0]),
+                                                 None, 0, 0, [])]})
+    results = [decode_delivery_result(o.value) for o in outputs if o.topic == topic(DELIVERY_RESULTS)]
+    assert sorted(r["callbackId"] for r in results) == ["broken", "hook"]
+    assert {r["info"] for r in results} == {"callback: callback could not be compiled"}
+    assert {o.key for o in outputs} == {DEVICE.encode()}
+    (ack,) = [decode_device_event(o.value) for o in outputs if o.topic == topic(DEVICE_EVENTS)]
+    assert ack["deviceTypeId"] == DTYPE and ack["infoCode"] == int(InfoCode.NO_ANSWER)
+    assert ack["infoMessage"] == "No answer: the downlink callback could not be rendered: " \
+                                 "callback: callback could not be compiled"

@@ -238,3 +238,9 @@ def test_a_success_older_than_one_already_in_the_batch_does_not_move_it_back():
     stage._result(ok[0], one_record)
     stage._result(ok[1], one_record)
     assert one_record.succeeded == {"cb": 9_000}
+
+
+def test_the_store_reads_every_record_it_writes_and_keeps_its_pool():
+    stage = StoreStage(pool="the pool")
+    assert stage.pool == "the pool" and stage._pending == []
+    assert stage.topics == (topic(MESSAGES), topic(MESSAGES_ADVANCED), topic(DEVICE_EVENTS), topic(DELIVERY_RESULTS))
