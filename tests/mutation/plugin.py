@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import Phase, settings
 
-MAX_EXAMPLES = 20
+MAX_EXAMPLES = 10
 
 settings.register_profile("mutation", max_examples=MAX_EXAMPLES, derandomize=True, deadline=None, database=None,
                           phases=(Phase.explicit, Phase.reuse, Phase.generate))
