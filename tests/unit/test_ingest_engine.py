@@ -639,3 +639,31 @@ def test_partitions_moved_away_take_their_devices_windows_and_keep_alives_with_t
     assert [a["device"] for a in out.advanced] == ["AB"] and [ev["device"] for ev in out.events] == ["AB"]
     e.forget_partitions({0})
     assert e.states == {} and e.tick(2000.0).advanced == []
+
+
+def test_a_service_frame_is_one_status_event_and_its_copies_merge_into_its_window():
+    e = IngestEngine(config(keep_alive=60), window_s=WINDOW)
+    out = run(e, frame(7, oob=True, data=encode_status(3.3, 21.0)), 100.0)
+    assert out.events == [{"id": "AB:STATUS:AB-7-1000000-oob", "type": "STATUS", "device": "AB", "deviceTypeId": "T",
+                           "groupId": "G", "registrationId": None, "time": 100_000, "seqNumber": 7, "station": "0001",
+                           "rssi": -120.0, "snr": 10.0, "avgSnr": "N/A", "frameTime": 1_000_000, "batt": 3.3,
+                           "temp": 21.0}]
+    assert e.counters.oob == 1 and e.states["AB"].oob_windows[7].oob is True
+    copy = run(e, frame(7, "0002", oob=True, data=encode_status(3.3, 21.0)), 100.0 + WINDOW - 0.001)
+    assert copy.events == [] and copy.messages == [] and e.counters.duplicates == 1 and e.counters.oob == 1
+    assert e.tick(100.0 + WINDOW - 0.001).advanced == []
+    closed = e.tick(100.0 + WINDOW)
+    assert closed.advanced == [] and e.open_windows == 0  # a service frame has no DATA_ADVANCED
+    late = run(e, frame(7, "0003", oob=True, data=encode_status(3.3, 21.0)), 100.0 + WINDOW + 1)
+    assert late.events == [] and e.counters.late == 1
+
+
+def test_a_service_frame_is_a_sign_of_life_and_an_unreadable_one_is_rejected():
+    e = IngestEngine(config(keep_alive=60), window_s=WINDOW)
+    run(e, frame(1), 100.0)
+    e.tick(160.0)
+    out = run(e, frame(7, oob=True, data=encode_status(3.3, 21.0)), 170.0)
+    assert [ev["type"] for ev in out.events] == ["RESTORED", "STATUS"]
+    assert out.events[0]["id"] == "AB:RESTORED:AB-7-1000000-oob"
+    bad = run(e, frame(8, oob=True, data="ff"), 171.0)
+    assert bad.rejected == [("data.oob", "data: unknown out-of-band type 0xff")] and bad.events == []

@@ -315,3 +315,15 @@ def test_jitter_is_drawn_from_the_rng_given_and_centred_on_the_schedule():
     assert next_delay(policy, 2, None, random.Random(5)) == pytest.approx(120.0 * (1.0 + draw))
     assert next_try_at(policy, 2, None, START, DEADLINE, random.Random(5)) == pytest.approx(
         START + 120.0 * (1.0 + draw))
+
+
+def test_a_minus_zero_date_is_utc_whatever_the_machines_zone(monkeypatch):
+    import time
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        assert parse_retry_after("Fri, 31 Jan 2025 10:01:00 -0000", START) == 60.0
+    finally:
+        monkeypatch.undo()
+        time.tzset()
