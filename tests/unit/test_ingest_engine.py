@@ -1,12 +1,15 @@
 """The ingest state machine: examples, and hypothesis against a simple reference model."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from backhaul.geo import distance_m
 from ingest import aggregate
 from ingest.engine import DeviceState, IngestEngine, Outputs, is_newer
 from ingest.oob import encode_status
@@ -667,3 +670,33 @@ def test_a_service_frame_is_a_sign_of_life_and_an_unreadable_one_is_rejected():
     assert out.events[0]["id"] == "AB:RESTORED:AB-7-1000000-oob"
     bad = run(e, frame(8, oob=True, data="ff"), 171.0)
     assert bad.rejected == [("data.oob", "data: unknown out-of-band type 0xff")] and bad.events == []
+
+
+@pytest.mark.parametrize("rssi, stations, quality", [
+    (-109.9, 2, 3), (-110.0, 2, 2), (-124.9, 2, 2), (-125.0, 2, 1), (-134.9, 2, 1), (-135.0, 2, 0),
+    (-110.0, 3, 3), (-109.0, 3, 3), (-135.0, 3, 1), (-125.0, 4, 2),  # three stations or more: one level up
+    (-109.9, 1, 2), (-135.0, 1, 0), (-125.0, 1, 0), (-110.0, 0, 1),  # one station (or none): one level down
+])
+def test_link_quality_at_each_threshold(rssi, stations, quality):
+    assert aggregate.link_quality(rssi, stations) == quality
+
+
+def test_computed_location_one_station_two_stations_and_unknown_ones():
+    stations = {"A": {"lat": 43.1234567, "lng": 1.7654321}, "B": {"lat": 43.2, "lng": 1.8},
+                "C": {"lat": 43.0, "lng": None}, "D": {"lat": None, "lng": 1.0}}
+    assert aggregate.computed_location([("A", -100.0), ("C", -90.0), ("D", -90.0), ("Z", -80.0)], stations) == {
+        "lat": 43.123457, "lng": 1.765432, "radius": 10_000, "source": 2, "status": 1}
+    assert aggregate.computed_location([("C", -90.0)], stations) == {"source": 2, "status": 20}
+    # B is heard 10 dB louder than A: ten times the weight (milliwatts)
+    located = aggregate.computed_location([("A", -110.0), ("B", -100.0)], stations)
+    w_a, w_b = 10 ** -11.0, 10 ** -10.0
+    lat = (43.1234567 * w_a + 43.2 * w_b) / (w_a + w_b)
+    lng = (1.7654321 * w_a + 1.8 * w_b) / (w_a + w_b)
+    spread = math.sqrt((w_a * distance_m(lat, lng, 43.1234567, 1.7654321) ** 2
+                        + w_b * distance_m(lat, lng, 43.2, 1.8) ** 2) / (w_a + w_b))
+    assert located == {"lat": round(lat, 6), "lng": round(lng, 6), "radius": int(round(spread)), "source": 2,
+                       "status": 1}
+    assert located["radius"] > aggregate.MIN_RADIUS_M
+    close = aggregate.computed_location([("A", -100.0), ("B", -100.0)],
+                                        {"A": {"lat": 43.0, "lng": 1.0}, "B": {"lat": 43.0001, "lng": 1.0}})
+    assert close == {"lat": 43.00005, "lng": 1.0, "radius": 1_000, "source": 2, "status": 1}  # at least 1 km
