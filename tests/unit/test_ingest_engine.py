@@ -700,3 +700,76 @@ def test_computed_location_one_station_two_stations_and_unknown_ones():
     close = aggregate.computed_location([("A", -100.0), ("B", -100.0)],
                                         {"A": {"lat": 43.0, "lng": 1.0}, "B": {"lat": 43.0001, "lng": 1.0}})
     assert close == {"lat": 43.00005, "lng": 1.0, "radius": 1_000, "source": 2, "status": 1}  # at least 1 km
+
+
+def test_the_records_of_one_message_read_whole():
+    """DATA at once, DATA_ADVANCED with every station's best values, and the sequence events, field by field."""
+    cfg = config()
+    cfg.devices["AB"].update(lat=43.5, lng=1.5, country_code="250", registration_id=9)
+    e = IngestEngine(cfg, window_s=WINDOW)
+
+    def heard(station, rssi, snr, freq, rep, t=1_000_000):
+        return Frame(station=station, device="AB", seqNumber=10, time=t, data="0a0b", rssi=rssi, snr=snr, freq=freq,
+                     rep=rep, ack=True, oob=False)
+
+    (message,) = run(e, heard("0001", -120.0, 7.5, 868_130_000, 0), 100.0).messages
+    assert message == {"id": "AB-10-1000000", "device": "AB", "deviceTypeId": "T", "groupId": "G",
+                       "registrationId": 9, "seqNumber": 10, "time": 1_000_000, "data": "0a0b", "station": "0001",
+                       "rssi": -120.0, "snr": 7.5, "freq": 868_130_000, "rep": 0, "ack": True, "duplicate": False,
+                       "avgSnr": "N/A", "overQuota": False, "ingestedAt": 100_000, "lat": 43, "lng": 1}
+    run(e, heard("0002", -101.5, 12.25, 868_140_000, 2, t=1_000_100), 101.0)
+    run(e, heard("0002", -99.0, 11.0, 868_140_000, 1, t=1_000_100), 101.5)  # a repetition: best values kept
+    (advanced,) = e.tick(200.0).advanced
+    assert advanced == {
+        "id": "AB-10-1000000:advanced", "messageId": "AB-10-1000000", "device": "AB", "deviceTypeId": "T",
+        "groupId": "G", "registrationId": 9, "seqNumber": 10, "time": 1_000_000, "data": "0a0b", "ack": True,
+        "duplicates": [{"bsId": "0001", "rssi": -120.0, "snr": 7.5, "nbRep": 1},
+                       {"bsId": "0002", "rssi": -99.0, "snr": 12.25, "nbRep": 2}],
+        "nbStations": 2, "nbFrames": 3, "lqi": "Excellent", "linkQuality": 3,
+        "computedLocation": {"lat": 43.099212, "lng": 1.0, "radius": 1000, "source": 2, "status": 1},
+        "rinfos": [{"baseStation": "0001", "rssi": -120.0, "snr": 7.5, "freq": 868_130_000, "rep": 1},
+                   {"baseStation": "0002", "rssi": -99.0, "snr": 12.25, "freq": 868_140_000, "rep": 2}],
+        "operatorName": "Backhaul", "countryCode": "250", "deadline": 125_000, "fixedLat": 43.5, "fixedLng": 1.5}
+    (gap,) = run(e, frame(14, t=2_000_000), 300.0).events
+    assert gap == {"id": "AB:SEQUENCE_BREAK:AB-14-2000000", "type": "SEQUENCE_BREAK", "device": "AB",
+                   "deviceTypeId": "T", "groupId": "G", "registrationId": 9, "time": 300_000,
+                   "deviceLastSeqnumber": 10, "deviceMessageSeqnumber": 14, "missing": 3}
+    (back,) = run(e, frame(12, t=3_000_000), 400.0).events
+    assert back == {"id": "AB:OUT_OF_SEQUENCE:12:3000000", "type": "OUT_OF_SEQUENCE", "device": "AB",
+                    "deviceTypeId": "T", "groupId": "G", "registrationId": 9, "time": 400_000,
+                    "deviceLastSeqnumber": 14, "deviceMessageSeqnumber": 12}
+    assert run(e, frame(15, t=4_000_000), 500.0).events == []  # the next number: no gap
+    del cfg.devices["AB"]["country_code"], cfg.devices["AB"]["lat"]
+    run(e, frame(16, t=5_000_000), 600.0)
+    (plain,) = e.tick(700.0).advanced[-1:]
+    assert plain["countryCode"] == "000" and "fixedLat" not in plain
+
+
+def test_avg_snr_is_the_mean_of_the_last_25_from_the_15th_message():
+    e = IngestEngine(config(), window_s=WINDOW)
+    snrs = [float(n % 7) + 0.125 for n in range(30)]
+    seen = [run(e, Frame(station="0001", device="AB", seqNumber=n + 1, time=n, data="00", rssi=-100.0, snr=snr,
+                         freq=868_100_000, rep=0, ack=False, oob=False), 100.0 + n).messages[0]["avgSnr"]
+            for n, snr in enumerate(snrs)]
+    assert seen[:14] == ["N/A"] * 14
+    assert seen[14] == round(sum(snrs[:15]) / 15, 2) and seen[29] == round(sum(snrs[5:30]) / 25, 2)
+    assert seen[29] != round(sum(snrs[:30]) / 30, 2)
+
+
+def test_rejections_name_their_reason():
+    cfg = config(devices=("AB", "CD", "EF", "GH"))
+    cfg.devices["CD"]["state"] = 5   # deleted
+    cfg.devices["EF"]["state"] = 6   # suspended
+    cfg.devices["GH"]["token_end"] = 100_000
+    cfg.stations["0004"] = {"lat": 0.0, "lng": 0.0, "state": "planned"}
+    e = IngestEngine(cfg, window_s=WINDOW)
+    assert run(e, frame(1, station="0004"), 1.0).rejected == [("station.disabled",
+                                                               "station 0004 is planned, not enabled")]
+    assert run(e, frame(1, device="CD"), 1.0).rejected == [("unknown-device", "device CD is not registered")]
+    assert run(e, frame(1, device="EF"), 1.0).rejected == [("device-suspended", "device EF is suspended")]
+    assert run(e, frame(1, device="GH"), 100.0).messages  # the token ends at 100 s: still good at it
+    assert run(e, frame(2, device="GH"), 100.001).rejected == [("off-contract", "device GH has no valid token")]
+    for token_state, ok in ((0, True), (2, True), (1, False), (3, False), (-1, False)):
+        cfg.devices["AB"]["token_state"] = token_state
+        out = run(e, frame(10 + token_state, t=token_state + 10), 5.0)
+        assert bool(out.messages) == ok, token_state
