@@ -773,3 +773,100 @@ def test_rejections_name_their_reason():
         cfg.devices["AB"]["token_state"] = token_state
         out = run(e, frame(10 + token_state, t=token_state + 10), 5.0)
         assert bool(out.messages) == ok, token_state
+
+
+def test_newer_is_up_to_half_the_counter_ahead():
+    assert is_newer(2047, 0) and not is_newer(2048, 0) and not is_newer(0, 0)
+    assert is_newer(1365, 0) and is_newer(1366, 0)  # a third of the counter is still newer
+
+
+def test_a_device_state_survives_the_changelog_whole_on_its_new_partition():
+    cfg = config(keep_alive=60)
+    cfg.devices["AB"]["registration_id"] = 4
+    e = IngestEngine(cfg, window_s=WINDOW)
+    run(e, frame(10, t=1), 100.0)
+    run(e, frame(10, "0002", t=1), 101.0)
+    run(e, frame(7, t=2), 102.0)  # trashed
+    e.tick(100.0 + WINDOW)
+    run(e, frame(11, oob=True, data=encode_status(3.3, 20.0), t=3), 190.0)
+    run(e, frame(12, t=4), 200.0)
+    st = e.states["AB"]
+    record = orjson.loads(orjson.dumps(st.to_json()))
+    assert record["rg"] == 4 and record["lt"] == 4 and record["ts"] == 7 and record["c"] == [[10, 125.0]]
+    back = DeviceState.from_json(record, 3)
+    assert back.partition == 3
+    for name in ("device", "registration", "last_seq", "last_time", "trash_seq", "closed", "disengage_seen",
+                 "last_seen", "keepalive_deadline", "breached_at", "day", "day_count"):
+        assert getattr(back, name) == getattr(st, name), name
+    assert list(back.snrs) == list(st.snrs) and set(back.windows) == {12} and set(back.oob_windows) == {11}
+    assert back.oob_windows[11].oob is True and back.windows[12].to_json() == st.windows[12].to_json()
+    restored = IngestEngine(cfg, window_s=WINDOW)
+    restored.restore(back)
+    late = run(restored, frame(10, "0003", t=1), 300.0)
+    assert late.messages == [] and restored.counters.late == 1  # it remembers the closed window
+    out = restored.tick(1000.0)
+    assert [a["seqNumber"] for a in late.advanced + out.advanced] == [12]
+    assert restored.open_windows == 0  # the service frame's window closed too
+    assert [ev["type"] for ev in late.events + out.events] == ["ERROR"]
+
+
+def test_a_state_without_keep_alive_restores_beside_one_with():
+    cfg = config(keep_alive=60, devices=("AB", "CD"))
+    cfg.device_types["N"] = {"id": "N", "keep_alive": 0}
+    cfg.devices["CD"]["device_type_id"] = "N"
+    e = IngestEngine(cfg, window_s=WINDOW)
+    run(e, frame(1), 100.0)
+    run(e, frame(1, device="CD"), 100.0)
+    again = IngestEngine(cfg, window_s=WINDOW)
+    for device in ("CD", "AB"):
+        again.restore(DeviceState.from_json(orjson.loads(orjson.dumps(e.states[device].to_json())), 0))
+    assert [ev["device"] for ev in again.tick(1000.0).events] == ["AB"]
+
+
+def test_a_device_registered_again_keeps_its_partition_and_drops_the_old_keep_alive():
+    cfg = config(keep_alive=60)
+    cfg.devices["AB"]["registration_id"] = 1
+    e = IngestEngine(cfg, window_s=WINDOW)
+    e.handle(frame(1), 2, Outputs(), 100.0)
+    cfg.devices["AB"]["registration_id"] = 2  # registered again, nothing heard since
+    assert e.tick(160.0).events == []  # the old registration's keep-alive is over
+    e.handle(frame(5, t=2), 2, Outputs(), 170.0)
+    assert e.states["AB"].partition == 2 and e.states["AB"].registration == 2
+    e.forget_partitions({2})
+    assert e.states == {}
+
+
+def test_a_device_without_a_known_type_has_no_keep_alive_and_the_default_quota():
+    cfg = config(keep_alive=60)
+    cfg.devices["AB"]["device_type_id"] = "gone"
+    cfg.contracts = {"K": {"max_uplink_frames": 1}}
+    cfg.devices["CD"] = {**cfg.devices["AB"], "id": "CD", "device_type_id": "T", "contract_id": "K"}
+    e = IngestEngine(cfg, window_s=WINDOW, daily_quota=2)
+    assert [run(e, frame(n, t=n), 100.0 + n).messages[0]["overQuota"] for n in (1, 2, 3)] == [False, False, True]
+    assert e.tick(10_000.0).events == [] and e.keepalive_count == 0
+    flags = [run(e, frame(n, device="CD", t=n), 100.0 + n).messages[0]["overQuota"] for n in (1, 2)]
+    assert flags == [False, True]  # the device's own contract
+    assert (IngestEngine(cfg).window_s, IngestEngine(cfg).daily_quota) == (25.0, 140)
+
+
+def test_one_tick_closes_every_due_deadline_past_stale_ones():
+    cfg = config(keep_alive=60, devices=("AB", "CD"))
+    e = IngestEngine(cfg, window_s=WINDOW)
+    run(e, frame(1), 100.0)
+    run(e, frame(1, device="CD"), 100.0)
+    run(e, frame(1, "0002"), 100.0 + WINDOW)  # AB's window closed by its late copy: a stale heap entry
+    run(e, frame(2, t=2), 150.0)              # AB's keep-alive moved on: another stale entry
+    out = e.tick(165.0)
+    assert [a["device"] for a in out.advanced] == ["CD"]
+    assert [ev["device"] for ev in out.events] == ["CD"]
+    assert e.counters.advanced == 2
+
+
+def test_the_last_16_closed_windows_are_remembered_and_older_copies_are_out_of_sequence():
+    e = IngestEngine(config(), window_s=1.0)
+    for seq in range(1, 18):
+        run(e, frame(seq, t=seq), 10.0 * seq)
+    e.tick(1000.0)
+    assert len(e.states["AB"].closed) == 16
+    assert run(e, frame(2, "0002", t=2), 1001.0).events == [] and e.counters.late == 1
+    assert [ev["type"] for ev in run(e, frame(1, "0002", t=1), 1002.0).events] == ["OUT_OF_SEQUENCE"]
