@@ -78,7 +78,7 @@ async def context(acks):
     view = ConfigView()
 
     async def grant(d, data_hex):
-        return [Out("downlinks", b"k", data_hex.encode())]
+        return [Out("downlinks", d["id"].encode(), data_hex.encode())]
 
     def ack(d, code, reason=None):
         acks.append((int(code), reason))
@@ -245,7 +245,8 @@ async def test_only_the_first_answer_of_a_downlink_callback_is_read(context):
 async def test_a_direct_downlink_goes_through_the_gate(context):
     d = delivery("DIRECT")
     d["downlinkData"] = "0011223344556677"
-    assert [o.value for o in await CHANNELS["DIRECT"].publish(d, context)] == [b"0011223344556677"]
+    assert [(o.key, o.value) for o in await CHANNELS["DIRECT"].publish(d, context)] == [
+        (d["id"].encode(), b"0011223344556677")]
 
 
 async def test_an_email_delivery_is_handed_to_the_smtp_relay(smtp, acks):
@@ -349,3 +350,29 @@ async def test_a_downlink_callbacks_first_answer_is_read_whole_and_others_only_t
     d["request"]["contentType"] = "text/plain"
     await CHANNELS["URL"].send(d, 0, {"id": "cb"}, context)
     assert receiver.got[-1][2].get("Content-Type") != "text/plain", receiver.got[-1][2]  # no body: not ours
+
+
+async def test_a_batch_of_replays_keeps_their_first_ids_and_a_failed_batch_keeps_its_id(receiver, context):
+    import hashlib
+
+    context.view.callbacks["cb"] = batch_callback(receiver.url + "/batch", headers={"X-Tenant": "t1"})
+    members = [({**delivery("BATCH_URL", n=n), "id": f"m{n}/cb#r2", "webhookId": f"m{n}/cb"}, 3) for n in (2, 1)]
+    batch = CHANNELS["BATCH_URL"].batch("cb", members, context)
+    assert batch.id == "batch:" + hashlib.sha256(b"m1/cb\nm2/cb").hexdigest()[:32]
+    assert batch.request["url"] == receiver.url + "/batch" and batch.request["headers"] == {"X-Tenant": "t1"}
+    receiver.body = b"x" * 5000
+    assert len((await batch.send()).body) == 1024  # nobody asked for a downlink on a first attempt
+    asking = [(delivery("BATCH_URL", n=1, downlink=True), 0), (delivery("BATCH_URL", n=2), 2)]
+    assert len((await CHANNELS["BATCH_URL"].batch("cb", asking, context).send()).body) == 5000
+
+    context.view.callbacks["cb"] = batch_callback(receiver.url + "/b", line_pattern="{nope", updated_at=5)
+    broken = CHANNELS["BATCH_URL"].batch("cb", members, context)
+    assert broken.id == batch.id and broken.failure is not None
+    assert broken.failure.info == "callback no longer exists or does not compile"
+    box = Keyring([new_key()], "sealed elsewhere")
+    context.view.callbacks["cb"] = sealed_callback(receiver.url + "/b", box, channel="BATCH_URL", http_method="POST",
+                                                   line_pattern="{device}", headers={"X-Api-Key": "k-9876"},
+                                                   updated_at=2)
+    unopened = CHANNELS["BATCH_URL"].batch("cb", members, context)
+    assert unopened.id == batch.id and unopened.failure.info.startswith("callback secrets: ")
+    assert unopened.send is None
