@@ -111,6 +111,9 @@ class Settings:
     retry_schedule_s: tuple[float, ...] = (60.0, 120.0, 240.0)
     retry_jitter: float = 0.1
     batch_window_s: float = 1.0
+    # A BATCH_URL batch goes at once when it holds this many lines (workers.batches): a busy callback's
+    # request stays bounded (~100 KB with a typical linePattern; a given-up member's record carries it).
+    batch_max_lines: int = 1000
     endpoint_concurrency: int = 16
     endpoint_rate_per_s: float = 200.0
     endpoint_burst: int = 400
@@ -216,6 +219,7 @@ class Settings:
             retry_schedule_s=_env_list_float("BACKHAUL_RETRY_SCHEDULE_S", "60,120,240"),
             retry_jitter=_env_float("BACKHAUL_RETRY_JITTER", 0.1),
             batch_window_s=_env_float("BACKHAUL_BATCH_WINDOW_S", 1.0),
+            batch_max_lines=max(1, _env_int("BACKHAUL_BATCH_MAX_LINES", 1000)),
             endpoint_concurrency=_env_int("BACKHAUL_ENDPOINT_CONCURRENCY", 16),
             endpoint_rate_per_s=_env_float("BACKHAUL_ENDPOINT_RATE_PER_S", 200.0),
             endpoint_burst=_env_int("BACKHAUL_ENDPOINT_BURST", 400),

@@ -71,7 +71,7 @@ def event_variables(e: Mapping[str, Any], stations: Mapping[str, Mapping[str, An
         if kind == "STATUS":
             v["duplicate"] = False
             v["avgSnr"] = e.get("avgSnr", "N/A")
-            station = (stations or {}).get(e.get("station") or "") or {}
+            station = (stations or {}).get(e.get("station") or "") or {}  # pragma: no mutate (no station is "XXXX")
             if station.get("lat") is not None:
                 v["lat"], v["lng"] = round(station["lat"]), round(station["lng"])
     elif kind == "ACKNOWLEDGE":

@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import asyncpg
@@ -31,6 +32,8 @@ from oss.profiles import perms_of
 from oss.storage import api_users
 
 _N, _R, _P = 2**14, 8, 1
+# Verified credentials kept at most (past it, expired ones are dropped when one is added).
+MAX_CACHED = 10_000
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,7 @@ def verify_secret(secret: str, stored: str) -> bool:
         if scheme != "scrypt":
             return False
         computed = hashlib.scrypt(secret.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p),
-                                  dklen=len(digest) // 2, maxmem=2**26)
+                                  dklen=len(digest) // 2, maxmem=2**26)  # pragma: no mutate (room to spare)
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(computed.hex(), digest)
@@ -82,10 +85,11 @@ def unknown_login_hash() -> str:
 
 
 class CredentialCache:
-    """Recently verified credentials -> Caller, for `ttl` seconds."""
+    """Recently verified credentials -> Caller, for `ttl` seconds (of `clock`, monotonic)."""
 
-    def __init__(self, ttl: float) -> None:
+    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl
+        self._clock = clock
         self._entries: dict[str, tuple[Caller, float]] = {}
 
     @staticmethod
@@ -96,24 +100,24 @@ class CredentialCache:
         entry = self._entries.get(key)
         if entry is None:
             return None
-        if entry[1] < time.monotonic():
+        if entry[1] < self._clock():
             del self._entries[key]
             return None
         return entry[0]
 
     def put(self, key: str, caller: Caller) -> None:
-        if len(self._entries) > 10_000:
-            now = time.monotonic()
+        now = self._clock()
+        if len(self._entries) > MAX_CACHED:
             self._entries = {k: v for k, v in self._entries.items() if v[1] >= now}
-        self._entries[key] = (caller, time.monotonic() + self.ttl)
+        self._entries[key] = (caller, now + self.ttl)
 
     def forget(self, api_user_id: str) -> None:
         """Drop every entry of one API user (after renew-credential, edit or delete)."""
         self._entries = {k: v for k, v in self._entries.items() if v[0].api_user_id != api_user_id}
 
 
-def _credentials(request: web.Request) -> tuple[str, str]:
-    header = request.headers.get("Authorization", "")
+def credentials_of(header: str) -> tuple[str, str]:
+    """(login, secret) of an Authorization header's Basic credentials; 401 saying why not."""
     scheme, _, encoded = header.partition(" ")
     if scheme.lower() != "basic" or not encoded:
         raise Unauthorized()
@@ -127,9 +131,9 @@ def _credentials(request: web.Request) -> tuple[str, str]:
 
 
 async def authenticate(pool: asyncpg.Pool, cache: CredentialCache, throttle: LoginThrottle,
-                       request: web.Request) -> Caller:
+                       request: web.Request) -> Caller:  # pragma: no mutate block (PostgreSQL)
     """The Caller behind the request's Basic credentials; 401, or 429 while its login or address is locked."""
-    login, secret = _credentials(request)
+    login, secret = credentials_of(request.headers.get("Authorization", ""))
     address = address_key(request.remote)
     wait = throttle.retry_after(login, address)
     if wait is not None:

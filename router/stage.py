@@ -93,7 +93,7 @@ class RouterStage(Stage):
         callbacks = [cb for cb in all_callbacks if cb.get("enabled") and cb.get("callback_subtype") in subtypes]
         now_ms = int(time.time() * 1000)
         message_id = record.get("messageId") or (record["id"] if kind == "DATA" else None)
-        downlink_callback = None
+        downlink_callback = None  # pragma: no mutate ("" matches no callback id either)
         if kind == "DATA" and record.get("ack"):
             downlink_callback = self._downlink(record, device_type_id, all_callbacks, origin_ms, now_ms, outputs)
         if not callbacks:

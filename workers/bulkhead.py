@@ -84,13 +84,13 @@ class TokenBucket:
     def _refill(self) -> None:
         now = self._clock()
         elapsed = now - self._stamp
-        if elapsed > 0:
+        if elapsed > 0:  # pragma: no mutate (nothing elapsed adds nothing)
             self._tokens = min(float(self.burst), self._tokens + elapsed * self.rate)
         self._stamp = now
 
     def _take(self) -> bool:
         self._refill()
-        if self._tokens >= 1.0 - _EPSILON:  # tolerate float rounding in the refill
+        if self._tokens >= 1.0 - _EPSILON:  # pragma: no mutate (tolerates float rounding: > is the same)
             self._tokens = max(0.0, self._tokens - 1.0)
             return True
         return False
@@ -100,6 +100,10 @@ class TokenBucket:
         """Tokens available now (fractional)."""
         self._refill()
         return self._tokens
+
+    def wait_s(self) -> float:
+        """Seconds until a token is free at the rate (0 when one is free now)."""
+        return max(0.0, 1.0 - self.tokens) / self.rate
 
     def try_acquire(self) -> bool:
         """Take a token if one is free and nobody is queued for one."""
@@ -111,7 +115,7 @@ class TokenBucket:
         """Wait (sleeping, never spinning) until a token is free, then take it."""
         async with self._lock:
             while not self._take():
-                await asyncio.sleep(max(0.0, 1.0 - self._tokens) / self.rate)
+                await asyncio.sleep(self.wait_s())
 
 
 class CircuitBreaker:
@@ -134,8 +138,8 @@ class CircuitBreaker:
         self._clock = clock
         self._state = CLOSED
         self._failures = 0
-        self._opened_at = 0.0
-        self._probe_since: float | None = None
+        self._opened_at = 0.0  # pragma: no mutate (read only once opened)
+        self._probe_since: float | None = None  # pragma: no mutate (read only once half-open)
 
     def _set(self, new: str) -> None:
         old, self._state = self._state, new
@@ -150,7 +154,7 @@ class CircuitBreaker:
 
     def _open(self) -> None:
         self._opened_at = self._clock()
-        self._probe_since = None
+        self._probe_since = None  # pragma: no mutate (equivalent: reset again when it turns half-open)
         self._set(OPEN)
 
     @property
@@ -182,7 +186,7 @@ class CircuitBreaker:
             self._failures = 0
         elif state == HALF_OPEN:
             self._failures = 0
-            self._probe_since = None
+            self._probe_since = None  # pragma: no mutate (equivalent: only read while half-open)
             self._set(CLOSED)
 
     def record_failure(self) -> None:
@@ -281,7 +285,7 @@ class EndpointRegistry:
         endpoint = Endpoint(key, concurrency, bucket, breaker)
         self._endpoints[key] = endpoint
         while len(self._endpoints) > self.max_endpoints:
-            self._endpoints.popitem(last=False)
+            self._endpoints.popitem(last=False)  # pragma: no mutate (last=None is the same)
         return endpoint
 
     def peek(self, key: str) -> Endpoint | None:

@@ -78,8 +78,8 @@ Channels. How a delivery goes out is its channel's business
 by the delivery's `channel`): URL and BATCH_URL call HTTP endpoints, opening
 the callback's sealed secrets at send time (deliveries carry none), with
 `webhook-id` on every request and signatures (`workers/channels/http.py`);
-BATCH_URL deliveries are gathered here per callback for `batch_window_s`
-and go as the one request the channel makes of them, members that fail
+BATCH_URL deliveries are gathered per callback (`workers.batches`) for
+`batch_window_s` from the first, or until `batch_max_lines` of them, and go as the one request the channel makes of them, members that fail
 together retried together (one jittered delay per batch); EMAIL goes to the
 SMTP relay; DIRECT calls nothing and publishes the rendered downlink through
 `DownlinkGate` (contract and daily quota); the first answer of a BIDIR
@@ -145,6 +145,7 @@ from schemas.downlinks import encode_downlink, granted
 from schemas.topics import DELIVERIES, DELIVERY_RESULTS, DEVICE_EVENTS, DOWNLINKS
 from workers import waiting
 from workers.attempt import Outcome
+from workers.batches import Batches
 from workers.bulkhead import CLOSED, HALF_OPEN, OPEN, Endpoint, EndpointRegistry
 from workers.channels import CHANNELS, Context
 from workers.credentials import CallbackCredentials
@@ -189,7 +190,7 @@ class Send:
         self.at_ms = 0
 
 
-class DeliveryWorker:
+class DeliveryWorker:  # pragma: no mutate block (the Kafka loop: README "Testing", mutation)
     """Consumes `deliveries`, sends them, records every attempt."""
 
     def __init__(self, view: ConfigView, store: RetryStore, *, max_in_flight: int | None = None) -> None:
@@ -210,8 +211,7 @@ class DeliveryWorker:
         self._queued: dict[str, int] = {}
         self._latency: dict[str, float] = {}
         self._active: set[str] = set()
-        self._batches: dict[str, list[Member]] = {}
-        self._batch_started: dict[str, float] = {}
+        self._batches: Batches[Member] = Batches(s.batch_window_s, s.batch_max_lines)
         self._holding: set[str] = set()     # endpoints an open circuit made this worker park deliveries for
         self._probing: set[str] = set()     # endpoints whose oldest held delivery is being sent as the probe
         self._draining: set[str] = set()    # endpoints whose backlog is being sent in order
@@ -704,17 +704,15 @@ class DeliveryWorker:
     def _add_to_batch(self, delivery: Delivery, attempts: int, origin: Origin) -> None:
         key = delivery["callbackId"]
         assert key is not None  # only DIRECT has none, and it is not batched
-        self._batches.setdefault(key, []).append((delivery, attempts, origin))
-        self._batch_started.setdefault(key, time.monotonic())
+        full = self._batches.add(key, (delivery, attempts, origin))
+        if full is not None:
+            self._spawn(self._send_batch(key, full))
 
     async def _flush_batches(self) -> None:
-        window = self.settings.batch_window_s
+        """Send every batch whose window has passed (`workers.batches`)."""
         while True:
-            await asyncio.sleep(min(0.05, window / 4))
-            now = time.monotonic()
-            for key in [k for k, t in self._batch_started.items() if now - t >= window]:
-                members = self._batches.pop(key)
-                del self._batch_started[key]
+            await asyncio.sleep(min(0.05, self._batches.window_s / 4))
+            for key, members in self._batches.due():
                 self._spawn(self._send_batch(key, members))
 
     async def _send_batch(self, callback_id: str, members: list[Member], failures: int = 0) -> None:

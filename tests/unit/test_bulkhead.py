@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from tests.clock import FakeClock
 from workers.bulkhead import (
     PROBE_RETRY_S,
     CircuitBreaker,
@@ -14,18 +15,6 @@ from workers.bulkhead import (
     TokenBucket,
     endpoint_key,
 )
-
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
 
 # endpoint_key
 
@@ -121,6 +110,52 @@ async def test_bucket_waiters_served_in_order_and_try_acquire_does_not_jump_the_
     assert not bucket.try_acquire()  # others are queued
     await asyncio.gather(*tasks)
     assert order == [0, 1, 2, 3]
+
+
+def test_bucket_says_how_long_until_the_next_token_to_the_millisecond():
+    clock = FakeClock()
+    bucket = TokenBucket(rate_per_s=10, burst=1, clock=clock)
+    assert bucket.wait_s() == 0.0
+    assert bucket.try_acquire()
+    assert bucket.wait_s() == pytest.approx(0.1)
+    clock.advance(0.099)
+    assert bucket.wait_s() == pytest.approx(0.001) and not bucket.try_acquire()
+    clock.advance(0.001)
+    assert bucket.wait_s() == pytest.approx(0.0, abs=1e-9) and bucket.try_acquire()
+    clock.advance(10)
+    assert bucket.tokens == 1.0  # never more than the burst, however long it was idle
+
+
+def test_bucket_under_steady_demand_gives_the_burst_then_exactly_the_rate():
+    clock = FakeClock()
+    bucket = TokenBucket(rate_per_s=8, burst=4, clock=clock)
+    taken = 0
+    for _ in range(10 * 64):  # someone asks every 1/64 s for 10 s
+        taken += bucket.try_acquire()
+        clock.advance(1 / 64)
+    assert taken == 4 + 8 * 10 - 1  # the burst, then one every 1/8 s (the 80th is due at the very end)
+
+
+async def test_bucket_acquire_waits_exactly_until_the_next_token_on_the_injected_clock(monkeypatch):
+    clock = FakeClock()
+    bucket = TokenBucket(rate_per_s=4, burst=2, clock=clock)
+    acquiring = asyncio.current_task()
+    real_sleep = asyncio.sleep
+    slept = []
+
+    async def clock_sleep(delay, *args):
+        if asyncio.current_task() is not acquiring:
+            return await real_sleep(delay, *args)
+        slept.append(delay)
+        clock.advance(delay)  # time passes only on the fake clock: no real waiting
+
+    monkeypatch.setattr(asyncio, "sleep", clock_sleep)
+    start = clock.now
+    for _ in range(6):
+        await bucket.acquire()
+    monkeypatch.undo()
+    assert slept == pytest.approx([0.25] * 4)  # the burst of 2, then one token every 1/4 s
+    assert clock.now - start == pytest.approx(1.0)
 
 
 # CircuitBreaker
@@ -276,3 +311,70 @@ def test_registry_reports_breaker_changes():
                                 on_change=lambda old, new: changes.append((old, new)))
     registry.get("http://a:80").breaker.record_failure()
     assert changes == [("closed", "open")]
+
+
+def test_after_recovery_the_breaker_counts_failures_from_zero_again():
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=3, open_seconds=10, clock=clock)
+    for _ in range(3):
+        breaker.record_failure()
+    assert breaker.state == "open" and breaker.failures == 0
+    clock.advance(10)
+    assert breaker.allow()
+    breaker.record_success()
+    breaker.record_failure()
+    breaker.record_failure()
+    assert breaker.state == "closed" and breaker.failures == 2  # a third is needed to open it again
+    breaker.record_failure()
+    assert breaker.state == "open"
+
+
+def test_an_open_breaker_says_zero_seconds_exactly_at_the_end_of_its_pause():
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=1, open_seconds=10, clock=clock)
+    breaker.record_failure()
+    clock.advance(9.999)
+    assert breaker.state == "open" and breaker.retry_in() == pytest.approx(0.001)
+    clock.advance(0.001)
+    assert breaker.retry_in() == 0.0 and breaker.state == "half_open"
+
+
+def test_registry_with_room_for_one_endpoint_and_nonsense_refused():
+    registry = EndpointRegistry(1, 1.0, 1, 1, 1.0, max_endpoints=1)
+    a = registry.get("http://a:80")
+    assert a.key == "http://a:80" and registry.peek("http://a:80") is a
+    registry.get("http://b:80")
+    assert len(registry) == 1 and "http://a:80" not in registry and registry.peek("http://a:80") is None
+    with pytest.raises(ValueError, match="max_endpoints=0: must be >= 1"):
+        EndpointRegistry(1, 1.0, 1, 1, 1.0, max_endpoints=0)
+
+
+def test_registry_replaces_the_limits_when_only_the_rate_changes_and_counts_states():
+    clock = FakeClock()
+    registry = EndpointRegistry(4, 10.0, 20, failure_threshold=1, open_seconds=30, clock=clock)
+    first = registry.get("https://a:443")
+    faster = registry.get("https://a:443", concurrency=4, rate=20.0)
+    assert faster is not first and faster.bucket.rate == 20.0 and faster.breaker is first.breaker
+    for name in "bcd":
+        registry.get(f"https://{name}:443").breaker.record_failure()
+    assert registry.states() == {"closed": 1, "open": 3, "half_open": 0}
+    for _ in range(faster.bucket.burst):
+        assert faster.bucket.try_acquire()
+    clock.advance(0.05)  # the registry's clock paces the new bucket: one token at 20/s
+    assert faster.bucket.try_acquire() and not faster.bucket.try_acquire()
+
+
+def test_limits_are_refused_by_name_and_a_zero_pause_is_allowed():
+    with pytest.raises(ValueError) as e:
+        CircuitBreaker(failure_threshold=0, open_seconds=1)
+    assert str(e.value) == "failure_threshold=0: must be >= 1"
+    with pytest.raises(ValueError) as e:
+        CircuitBreaker(failure_threshold=1, open_seconds=-1)
+    assert str(e.value) == "open_seconds=-1: must be >= 0"
+    with pytest.raises(ValueError) as e:
+        Endpoint("http://a:80", 0, TokenBucket(1, 1), CircuitBreaker(1, 1))
+    assert str(e.value) == "concurrency=0: must be >= 1"
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=1, open_seconds=0, clock=clock)
+    breaker.record_failure()
+    assert breaker.state == "half_open" and breaker.allow()  # no pause: the next request probes

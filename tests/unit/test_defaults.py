@@ -51,6 +51,7 @@ DEFAULTS = (
     Default("retry_schedule_s", "BACKHAUL_RETRY_SCHEDULE_S", (60.0, 120.0, 240.0), "60,120,240"),
     Default("retry_jitter", "BACKHAUL_RETRY_JITTER", 0.1, "0.1"),
     Default("batch_window_s", "BACKHAUL_BATCH_WINDOW_S", 1.0, "1"),
+    Default("batch_max_lines", "BACKHAUL_BATCH_MAX_LINES", 1000, "1000"),
     Default("endpoint_concurrency", "BACKHAUL_ENDPOINT_CONCURRENCY", 16, "16"),
     Default("endpoint_rate_per_s", "BACKHAUL_ENDPOINT_RATE_PER_S", 200.0, "200"),
     Default("endpoint_burst", "BACKHAUL_ENDPOINT_BURST", 400, "400"),

@@ -412,3 +412,49 @@ GRAMMAR_PIECES = st.sampled_from((
 @settings(max_examples=500)
 def test_parse_raises_only_grammar_error_on_grammar_like_text(text: str) -> None:
     check_parse(text)
+
+
+# Limits and texts at their edges (issue 18) ----------------------------------------------------
+
+@pytest.mark.parametrize(("text", "position", "field", "reason"), [
+    ("a::uint:9:little-endian", 10, "a",
+     "little-endian needs a byte-aligned field: bit offset 7 and a size that is a multiple of 8"),
+    ("a:00001:uint:8", 2, "a", "byte index must be 0..255, got 00001"),
+    ("a::uint:00008", 8, "a", "uint size must be 1..64 bits, got 00008"),
+    ("a::bool:1:x:y", 9, "a", "unexpected ':x:y' after the bool definition"),
+    ("a::uint:8:big-endian:7:x:y", 22, "a", "unexpected ':x:y' after the uint definition"),
+])
+def test_limits_refused_at_their_edges(text: str, position: int, field: str, reason: str) -> None:
+    with pytest.raises(GrammarError) as caught:
+        parse_grammar(text)
+    assert (caught.value.position, caught.value.field, caught.value.reason) == (position, field, reason)
+
+
+def test_four_written_digits_are_still_a_number() -> None:
+    assert parse_grammar("a:0001:uint:0008") == (FieldSpec("a", 1, "uint", 8),)
+    assert decode_payload(parse_grammar("a::uint:16:little-endian b::uint:8:little-endian"),
+                          bytes.fromhex("3412ab")) == {"a": 0x1234, "b": 0xAB}
+
+
+def test_an_error_reads_the_same_in_a_log():
+    assert repr(GrammarError(3, "a", "missing type")) == "GrammarError(3, 'a', 'missing type')"
+
+
+@pytest.mark.parametrize(("grammar", "value", "message"), [
+    ("f::float:32", 1e39, "field 'f': float:32 cannot hold 1e+39"),
+    ("f::float:32", "1.0", "field 'f': float:32 cannot hold '1.0'"),
+    ("b::bool:0", 1, "field 'b': bool:1 cannot hold 1"),
+    ("s::char:2", "abc", "field 's': char:2 cannot hold 'abc'"),
+    ("s::char:2", "\u20ac1", "field 's': char:2 cannot hold '\u20ac1'"),
+    ("s::char:1", 65, "field 's': char:1 cannot hold 65"),
+])
+def test_encode_says_which_field_cannot_hold_what(grammar: str, value: object, message: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        encode_payload(parse_grammar(grammar), {grammar.split(":")[0]: value})
+    assert str(caught.value) == message
+
+
+def test_encode_starts_from_zero_bits() -> None:
+    assert encode_payload((), {}) == b""
+    assert encode_payload(parse_grammar("a::uint:4"), {"a": 0}) == b"\x00"
+    assert encode_payload(parse_grammar("a::uint:16:little-endian"), {"a": 0x1234}) == bytes.fromhex("3412")

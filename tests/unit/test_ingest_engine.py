@@ -1,16 +1,20 @@
 """The ingest state machine: examples, and hypothesis against a simple reference model."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from backhaul.geo import distance_m
 from ingest import aggregate
 from ingest.engine import DeviceState, IngestEngine, Outputs, is_newer
 from ingest.oob import encode_status
 from schemas.frames import Frame
+from tests.clock import FakeClock
 
 WINDOW = 25.0
 
@@ -474,3 +478,395 @@ def _contents(records: list[dict]) -> dict[str, set[bytes]]:
     for r in records:
         by_id.setdefault(r["id"], set()).add(orjson.dumps(r, option=orjson.OPT_SORT_KEYS))
     return by_id
+
+
+# Deadlines under an injected clock, at their boundaries (issue 18) ------------------------------
+
+def test_the_advanced_window_closes_exactly_at_its_deadline_not_a_millisecond_before():
+    e = IngestEngine(config(), window_s=WINDOW)
+    run(e, frame(10), 100.0)
+    assert e.tick(100.0 + WINDOW - 0.001).advanced == []
+    closed = e.tick(100.0 + WINDOW).advanced
+    assert [(a["seqNumber"], a["deadline"]) for a in closed] == [(10, round((100.0 + WINDOW) * 1000))]
+    assert e.tick(100.0 + WINDOW + 0.001).advanced == []  # once
+    assert e.open_windows == 0
+
+
+def test_a_copy_one_millisecond_after_the_deadline_is_late_by_that_millisecond():
+    e = IngestEngine(config(), window_s=WINDOW)
+    run(e, frame(10, "0001"), 100.0)
+    out = run(e, frame(10, "0002"), 100.0 + WINDOW + 0.001)
+    assert out.messages == [] and [a["nbStations"] for a in out.advanced] == [1]
+    assert e.counters.late == 1 and abs(e.counters.late_lateness[0] - 0.001) < 1e-9
+
+
+def test_the_engine_reads_its_injected_clock_when_no_time_is_given():
+    clock = FakeClock(100.0)
+    e = IngestEngine(config(keep_alive=60), window_s=WINDOW, clock=clock)
+    out = Outputs()
+    e.handle(frame(10), 0, out)  # appended "now": 100.0 by the clock
+    assert out.messages[0]["ingestedAt"] == 100_000
+    clock.advance(WINDOW - 0.001)
+    assert e.tick().advanced == []
+    clock.advance(0.001)
+    assert len(e.tick().advanced) == 1
+    clock.now = 160.0 - 0.001
+    assert e.tick().events == []
+    clock.now = 160.0
+    assert [ev["type"] for ev in e.tick().events] == ["ERROR"]
+    assert e.com_state("AB") == (3, 1)
+    clock.now = 100.0 + 3 * 60 - 0.001
+    assert e.com_state("AB") == (3, 2)
+    clock.now = 100.0 + 3 * 60
+    assert e.com_state("AB") == (3, 3)  # whole keep-alive periods missed since last seen
+
+
+def test_keep_alive_error_exactly_at_the_deadline_not_a_millisecond_before():
+    e = IngestEngine(config(keep_alive=60), window_s=WINDOW)
+    run(e, frame(1), 100.0)
+    assert e.tick(159.999).events == []
+    (error,) = e.tick(160.0).events
+    assert error["type"] == "ERROR" and error["time"] == 160_000 and error["lastSeen"] == 100_000
+    assert error["id"] == "AB:ERROR:160000"
+    assert error["info"] == "No message received since 1970-01-01 00:01:40 UTC"
+    assert e.com_state("AB", 160.0) == (3, 1)
+
+
+def test_a_frame_one_millisecond_before_the_keep_alive_deadline_keeps_the_device_ok():
+    e = IngestEngine(config(keep_alive=60), window_s=WINDOW)
+    run(e, frame(1), 100.0)
+    out = run(e, frame(2), 159.999)
+    assert out.events == []
+    assert e.tick(160.0).events == []  # the deadline moved to 219.999
+    assert e.tick(219.998).events == []
+    assert [ev["time"] for ev in e.tick(219.999).events] == [219_999]
+
+
+def test_a_frame_at_the_keep_alive_deadline_is_too_late_to_prevent_the_error():
+    e = IngestEngine(config(keep_alive=60), window_s=WINDOW)
+    run(e, frame(1), 100.0)
+    out = run(e, frame(2), 160.0)
+    assert [ev["type"] for ev in out.events] == ["ERROR", "RESTORED"]
+    restored = out.events[1]
+    assert restored["lastErrorTime"] == 160_000 and restored["id"] == f"AB:RESTORED:{out.messages[0]['id']}"
+    assert restored["info"] == "Messages received again after 1970-01-01 00:02:40 UTC"
+
+
+def test_keep_alive_event_ids_are_stable_and_each_breach_has_its_own():
+    def breaches(e: IngestEngine) -> list[str]:
+        run(e, frame(1), 100.0)
+        ids = [ev["id"] for ev in e.tick(160.0).events]
+        ids += [ev["id"] for ev in run(e, frame(2), 200.0).events]
+        ids += [ev["id"] for ev in e.tick(260.0).events]
+        return ids
+
+    first = breaches(IngestEngine(config(keep_alive=60), window_s=WINDOW))
+    assert first == breaches(IngestEngine(config(keep_alive=60), window_s=WINDOW))  # same input, same ids
+    assert first[0] == "AB:ERROR:160000" and first[2] == "AB:ERROR:260000"
+    assert first[1].startswith("AB:RESTORED:AB-2-")
+    assert len(set(first)) == 3
+
+
+def test_a_breach_raised_again_after_a_restart_keeps_its_id():
+    e = IngestEngine(config(keep_alive=60), window_s=WINDOW)
+    run(e, frame(1), 100.0)
+    saved = orjson.loads(orjson.dumps(e.states["AB"].to_json()))  # the changelog, before the breach
+    live = e.tick(160.0).events
+    again = IngestEngine(config(keep_alive=60), window_s=WINDOW)
+    again.restore(DeviceState.from_json(saved, 0))
+    assert again.tick(160.0).events == live
+
+
+def test_a_device_without_keep_alive_never_breaches_and_reports_no_keep_alive():
+    e = IngestEngine(config(keep_alive=0), window_s=WINDOW)
+    run(e, frame(1), 100.0)
+    assert e.tick(10_000_000.0).events == []
+    assert e.com_state("AB", 10_000_000.0) == (0, 0) and e.keepalive_count == 0
+    assert e.com_state("CD", 1.0) == (5, 0)  # never seen
+
+
+def test_the_watermark_holds_a_due_window_and_breach_until_the_partition_has_caught_up():
+    e = IngestEngine(config(keep_alive=60), window_s=WINDOW)
+    run(e, frame(10), 100.0)
+    read_up_to = {0: 100.0 + WINDOW - 0.001}
+    assert e.tick(1000.0, lambda p: read_up_to[p]).advanced == []  # a copy appended before may be unread
+    read_up_to[0] = 100.0 + WINDOW
+    out = e.tick(1000.0, lambda p: read_up_to[p])
+    assert len(out.advanced) == 1 and out.events == []  # the breach (at 160) is not caught up to yet
+    read_up_to[0] = 160.0
+    assert [ev["type"] for ev in e.tick(1000.0, lambda p: read_up_to[p]).events] == ["ERROR"]
+
+
+def test_communication_status_codes():
+    cfg = config(keep_alive=60, devices=("AB", "CD", "EF"))
+    cfg.devices["EF"]["token_state"] = 1
+    cfg.device_types["N"] = {"id": "N", "keep_alive": 0}
+    e = IngestEngine(cfg, window_s=WINDOW, clock=FakeClock(130.0))
+    assert e.com_state("AB") == (5, 0)  # never seen
+    run(e, frame(1), 100.0)
+    assert e.com_state("AB") == (1, 0)  # OK: heard within its keep-alive
+    assert e.com_state("EF") == (4, 0)  # no valid token
+    cfg.devices["CD"]["device_type_id"] = "N"
+    run(e, frame(1, device="CD"), 100.0)
+    assert e.com_state("CD", 10_000.0) == (0, 0)  # no keep-alive: never KO
+    e.tick(160.0)
+    assert e.com_state("AB", 219.999) == (3, 1) and e.com_state("AB", 220.0) == (3, 2)
+
+
+def test_outputs_of_a_frame_that_failed_half_way_are_dropped_to_the_mark():
+    out = Outputs()
+    out.messages.append("m1"), out.advanced.append("a1"), out.events.append("e1"), out.rejected.append(("r", "1"))
+    mark = out.mark()
+    assert mark == (1, 1, 1, 1)
+    out.messages += ["m2", "m3"]
+    out.advanced.append("a2")
+    out.events += ["e2", "e3", "e4"]
+    out.rejected.append(("r", "2"))
+    out.truncate(mark)
+    assert (out.messages, out.advanced, out.events, out.rejected) == (["m1"], ["a1"], ["e1"], [("r", "1")])
+    other = Outputs(["m9"], ["a9"], ["e9"], [("r", "9")], {"XY"})
+    out.extend(other)
+    assert (out.messages, out.advanced, out.events, out.rejected) == (
+        ["m1", "m9"], ["a1", "a9"], ["e1", "e9"], [("r", "1"), ("r", "9")])
+    assert out.touched == {"XY"}
+
+
+def test_partitions_moved_away_take_their_devices_windows_and_keep_alives_with_them():
+    e = IngestEngine(config(keep_alive=60, devices=("AB", "CD")), window_s=WINDOW)
+    e.handle(frame(1, device="AB"), 0, Outputs(), 100.0)
+    e.handle(frame(1, device="CD"), 1, Outputs(), 100.0)
+    assert e.open_windows == 2 and e.keepalive_count == 2
+    e.forget_partitions({1})
+    assert set(e.states) == {"AB"} and e.open_windows == 1 and e.keepalive_count == 1
+    out = e.tick(1000.0)
+    assert [a["device"] for a in out.advanced] == ["AB"] and [ev["device"] for ev in out.events] == ["AB"]
+    e.forget_partitions({0})
+    assert e.states == {} and e.tick(2000.0).advanced == []
+
+
+def test_a_service_frame_is_one_status_event_and_its_copies_merge_into_its_window():
+    e = IngestEngine(config(keep_alive=60), window_s=WINDOW)
+    out = run(e, frame(7, oob=True, data=encode_status(3.3, 21.0)), 100.0)
+    assert out.events == [{"id": "AB:STATUS:AB-7-1000000-oob", "type": "STATUS", "device": "AB", "deviceTypeId": "T",
+                           "groupId": "G", "registrationId": None, "time": 100_000, "seqNumber": 7, "station": "0001",
+                           "rssi": -120.0, "snr": 10.0, "avgSnr": "N/A", "frameTime": 1_000_000, "batt": 3.3,
+                           "temp": 21.0}]
+    assert e.counters.oob == 1 and e.states["AB"].oob_windows[7].oob is True
+    copy = run(e, frame(7, "0002", oob=True, data=encode_status(3.3, 21.0)), 100.0 + WINDOW - 0.001)
+    assert copy.events == [] and copy.messages == [] and e.counters.duplicates == 1 and e.counters.oob == 1
+    assert e.tick(100.0 + WINDOW - 0.001).advanced == []
+    closed = e.tick(100.0 + WINDOW)
+    assert closed.advanced == [] and e.open_windows == 0  # a service frame has no DATA_ADVANCED
+    late = run(e, frame(7, "0003", oob=True, data=encode_status(3.3, 21.0)), 100.0 + WINDOW + 1)
+    assert late.events == [] and e.counters.late == 1
+
+
+def test_a_service_frame_is_a_sign_of_life_and_an_unreadable_one_is_rejected():
+    e = IngestEngine(config(keep_alive=60), window_s=WINDOW)
+    run(e, frame(1), 100.0)
+    e.tick(160.0)
+    out = run(e, frame(7, oob=True, data=encode_status(3.3, 21.0)), 170.0)
+    assert [ev["type"] for ev in out.events] == ["RESTORED", "STATUS"]
+    assert out.events[0]["id"] == "AB:RESTORED:AB-7-1000000-oob"
+    bad = run(e, frame(8, oob=True, data="ff"), 171.0)
+    assert bad.rejected == [("data.oob", "data: unknown out-of-band type 0xff")] and bad.events == []
+
+
+@pytest.mark.parametrize("rssi, stations, quality", [
+    (-109.9, 2, 3), (-110.0, 2, 2), (-124.9, 2, 2), (-125.0, 2, 1), (-134.9, 2, 1), (-135.0, 2, 0),
+    (-110.0, 3, 3), (-109.0, 3, 3), (-135.0, 3, 1), (-125.0, 4, 2),  # three stations or more: one level up
+    (-109.9, 1, 2), (-135.0, 1, 0), (-125.0, 1, 0), (-110.0, 0, 1),  # one station (or none): one level down
+])
+def test_link_quality_at_each_threshold(rssi, stations, quality):
+    assert aggregate.link_quality(rssi, stations) == quality
+
+
+def test_computed_location_one_station_two_stations_and_unknown_ones():
+    stations = {"A": {"lat": 43.1234567, "lng": 1.7654321}, "B": {"lat": 43.2, "lng": 1.8},
+                "C": {"lat": 43.0, "lng": None}, "D": {"lat": None, "lng": 1.0}}
+    assert aggregate.computed_location([("A", -100.0), ("C", -90.0), ("D", -90.0), ("Z", -80.0)], stations) == {
+        "lat": 43.123457, "lng": 1.765432, "radius": 10_000, "source": 2, "status": 1}
+    assert aggregate.computed_location([("C", -90.0)], stations) == {"source": 2, "status": 20}
+    # B is heard 10 dB louder than A: ten times the weight (milliwatts)
+    located = aggregate.computed_location([("A", -110.0), ("B", -100.0)], stations)
+    w_a, w_b = 10 ** -11.0, 10 ** -10.0
+    lat = (43.1234567 * w_a + 43.2 * w_b) / (w_a + w_b)
+    lng = (1.7654321 * w_a + 1.8 * w_b) / (w_a + w_b)
+    spread = math.sqrt((w_a * distance_m(lat, lng, 43.1234567, 1.7654321) ** 2
+                        + w_b * distance_m(lat, lng, 43.2, 1.8) ** 2) / (w_a + w_b))
+    assert located == {"lat": round(lat, 6), "lng": round(lng, 6), "radius": int(round(spread)), "source": 2,
+                       "status": 1}
+    assert located["radius"] > aggregate.MIN_RADIUS_M
+    close = aggregate.computed_location([("A", -100.0), ("B", -100.0)],
+                                        {"A": {"lat": 43.0, "lng": 1.0}, "B": {"lat": 43.0001, "lng": 1.0}})
+    assert close == {"lat": 43.00005, "lng": 1.0, "radius": 1_000, "source": 2, "status": 1}  # at least 1 km
+
+
+def test_the_records_of_one_message_read_whole():
+    """DATA at once, DATA_ADVANCED with every station's best values, and the sequence events, field by field."""
+    cfg = config()
+    cfg.devices["AB"].update(lat=43.5, lng=1.5, country_code="250", registration_id=9)
+    e = IngestEngine(cfg, window_s=WINDOW)
+
+    def heard(station, rssi, snr, freq, rep, t=1_000_000):
+        return Frame(station=station, device="AB", seqNumber=10, time=t, data="0a0b", rssi=rssi, snr=snr, freq=freq,
+                     rep=rep, ack=True, oob=False)
+
+    (message,) = run(e, heard("0001", -120.0, 7.5, 868_130_000, 0), 100.0).messages
+    assert message == {"id": "AB-10-1000000", "device": "AB", "deviceTypeId": "T", "groupId": "G",
+                       "registrationId": 9, "seqNumber": 10, "time": 1_000_000, "data": "0a0b", "station": "0001",
+                       "rssi": -120.0, "snr": 7.5, "freq": 868_130_000, "rep": 0, "ack": True, "duplicate": False,
+                       "avgSnr": "N/A", "overQuota": False, "ingestedAt": 100_000, "lat": 43, "lng": 1}
+    run(e, heard("0002", -101.5, 12.25, 868_140_000, 2, t=1_000_100), 101.0)
+    run(e, heard("0002", -99.0, 11.0, 868_140_000, 1, t=1_000_100), 101.5)  # a repetition: best values kept
+    (advanced,) = e.tick(200.0).advanced
+    assert advanced == {
+        "id": "AB-10-1000000:advanced", "messageId": "AB-10-1000000", "device": "AB", "deviceTypeId": "T",
+        "groupId": "G", "registrationId": 9, "seqNumber": 10, "time": 1_000_000, "data": "0a0b", "ack": True,
+        "duplicates": [{"bsId": "0001", "rssi": -120.0, "snr": 7.5, "nbRep": 1},
+                       {"bsId": "0002", "rssi": -99.0, "snr": 12.25, "nbRep": 2}],
+        "nbStations": 2, "nbFrames": 3, "lqi": "Excellent", "linkQuality": 3,
+        "computedLocation": {"lat": 43.099212, "lng": 1.0, "radius": 1000, "source": 2, "status": 1},
+        "rinfos": [{"baseStation": "0001", "rssi": -120.0, "snr": 7.5, "freq": 868_130_000, "rep": 1},
+                   {"baseStation": "0002", "rssi": -99.0, "snr": 12.25, "freq": 868_140_000, "rep": 2}],
+        "operatorName": "Backhaul", "countryCode": "250", "deadline": 125_000, "fixedLat": 43.5, "fixedLng": 1.5}
+    (gap,) = run(e, frame(14, t=2_000_000), 300.0).events
+    assert gap == {"id": "AB:SEQUENCE_BREAK:AB-14-2000000", "type": "SEQUENCE_BREAK", "device": "AB",
+                   "deviceTypeId": "T", "groupId": "G", "registrationId": 9, "time": 300_000,
+                   "deviceLastSeqnumber": 10, "deviceMessageSeqnumber": 14, "missing": 3}
+    (back,) = run(e, frame(12, t=3_000_000), 400.0).events
+    assert back == {"id": "AB:OUT_OF_SEQUENCE:12:3000000", "type": "OUT_OF_SEQUENCE", "device": "AB",
+                    "deviceTypeId": "T", "groupId": "G", "registrationId": 9, "time": 400_000,
+                    "deviceLastSeqnumber": 14, "deviceMessageSeqnumber": 12}
+    assert run(e, frame(15, t=4_000_000), 500.0).events == []  # the next number: no gap
+    del cfg.devices["AB"]["country_code"], cfg.devices["AB"]["lat"]
+    run(e, frame(16, t=5_000_000), 600.0)
+    (plain,) = e.tick(700.0).advanced[-1:]
+    assert plain["countryCode"] == "000" and "fixedLat" not in plain
+
+
+def test_avg_snr_is_the_mean_of_the_last_25_from_the_15th_message():
+    e = IngestEngine(config(), window_s=WINDOW)
+    snrs = [float(n % 7) + 0.125 for n in range(30)]
+    seen = [run(e, Frame(station="0001", device="AB", seqNumber=n + 1, time=n, data="00", rssi=-100.0, snr=snr,
+                         freq=868_100_000, rep=0, ack=False, oob=False), 100.0 + n).messages[0]["avgSnr"]
+            for n, snr in enumerate(snrs)]
+    assert seen[:14] == ["N/A"] * 14
+    assert seen[14] == round(sum(snrs[:15]) / 15, 2) and seen[29] == round(sum(snrs[5:30]) / 25, 2)
+    assert seen[29] != round(sum(snrs[:30]) / 30, 2)
+
+
+def test_rejections_name_their_reason():
+    cfg = config(devices=("AB", "CD", "EF", "GH"))
+    cfg.devices["CD"]["state"] = 5   # deleted
+    cfg.devices["EF"]["state"] = 6   # suspended
+    cfg.devices["GH"]["token_end"] = 100_000
+    cfg.stations["0004"] = {"lat": 0.0, "lng": 0.0, "state": "planned"}
+    e = IngestEngine(cfg, window_s=WINDOW)
+    assert run(e, frame(1, station="0004"), 1.0).rejected == [("station.disabled",
+                                                               "station 0004 is planned, not enabled")]
+    assert run(e, frame(1, device="CD"), 1.0).rejected == [("unknown-device", "device CD is not registered")]
+    assert run(e, frame(1, device="EF"), 1.0).rejected == [("device-suspended", "device EF is suspended")]
+    assert run(e, frame(1, device="GH"), 100.0).messages  # the token ends at 100 s: still good at it
+    assert run(e, frame(2, device="GH"), 100.001).rejected == [("off-contract", "device GH has no valid token")]
+    for token_state, ok in ((0, True), (2, True), (1, False), (3, False), (-1, False)):
+        cfg.devices["AB"]["token_state"] = token_state
+        out = run(e, frame(10 + token_state, t=token_state + 10), 5.0)
+        assert bool(out.messages) == ok, token_state
+
+
+def test_newer_is_up_to_half_the_counter_ahead():
+    assert is_newer(2047, 0) and not is_newer(2048, 0) and not is_newer(0, 0)
+    assert is_newer(1365, 0) and is_newer(1366, 0)  # a third of the counter is still newer
+
+
+def test_a_device_state_survives_the_changelog_whole_on_its_new_partition():
+    cfg = config(keep_alive=60)
+    cfg.devices["AB"]["registration_id"] = 4
+    e = IngestEngine(cfg, window_s=WINDOW)
+    run(e, frame(10, t=1), 100.0)
+    run(e, frame(10, "0002", t=1), 101.0)
+    run(e, frame(7, t=2), 102.0)  # trashed
+    e.tick(100.0 + WINDOW)
+    run(e, frame(11, oob=True, data=encode_status(3.3, 20.0), t=3), 190.0)
+    run(e, frame(12, t=4), 200.0)
+    st = e.states["AB"]
+    record = orjson.loads(orjson.dumps(st.to_json()))
+    assert record["rg"] == 4 and record["lt"] == 4 and record["ts"] == 7 and record["c"] == [[10, 125.0]]
+    back = DeviceState.from_json(record, 3)
+    assert back.partition == 3
+    for name in ("device", "registration", "last_seq", "last_time", "trash_seq", "closed", "disengage_seen",
+                 "last_seen", "keepalive_deadline", "breached_at", "day", "day_count"):
+        assert getattr(back, name) == getattr(st, name), name
+    assert list(back.snrs) == list(st.snrs) and set(back.windows) == {12} and set(back.oob_windows) == {11}
+    assert back.oob_windows[11].oob is True and back.windows[12].to_json() == st.windows[12].to_json()
+    restored = IngestEngine(cfg, window_s=WINDOW)
+    restored.restore(back)
+    late = run(restored, frame(10, "0003", t=1), 300.0)
+    assert late.messages == [] and restored.counters.late == 1  # it remembers the closed window
+    out = restored.tick(1000.0)
+    assert [a["seqNumber"] for a in late.advanced + out.advanced] == [12]
+    assert restored.open_windows == 0  # the service frame's window closed too
+    assert [ev["type"] for ev in late.events + out.events] == ["ERROR"]
+
+
+def test_a_state_without_keep_alive_restores_beside_one_with():
+    cfg = config(keep_alive=60, devices=("AB", "CD"))
+    cfg.device_types["N"] = {"id": "N", "keep_alive": 0}
+    cfg.devices["CD"]["device_type_id"] = "N"
+    e = IngestEngine(cfg, window_s=WINDOW)
+    run(e, frame(1), 100.0)
+    run(e, frame(1, device="CD"), 100.0)
+    again = IngestEngine(cfg, window_s=WINDOW)
+    for device in ("CD", "AB"):
+        again.restore(DeviceState.from_json(orjson.loads(orjson.dumps(e.states[device].to_json())), 0))
+    assert [ev["device"] for ev in again.tick(1000.0).events] == ["AB"]
+
+
+def test_a_device_registered_again_keeps_its_partition_and_drops_the_old_keep_alive():
+    cfg = config(keep_alive=60)
+    cfg.devices["AB"]["registration_id"] = 1
+    e = IngestEngine(cfg, window_s=WINDOW)
+    e.handle(frame(1), 2, Outputs(), 100.0)
+    cfg.devices["AB"]["registration_id"] = 2  # registered again, nothing heard since
+    assert e.tick(160.0).events == []  # the old registration's keep-alive is over
+    e.handle(frame(5, t=2), 2, Outputs(), 170.0)
+    assert e.states["AB"].partition == 2 and e.states["AB"].registration == 2
+    e.forget_partitions({2})
+    assert e.states == {}
+
+
+def test_a_device_without_a_known_type_has_no_keep_alive_and_the_default_quota():
+    cfg = config(keep_alive=60)
+    cfg.devices["AB"]["device_type_id"] = "gone"
+    cfg.contracts = {"K": {"max_uplink_frames": 1}}
+    cfg.devices["CD"] = {**cfg.devices["AB"], "id": "CD", "device_type_id": "T", "contract_id": "K"}
+    e = IngestEngine(cfg, window_s=WINDOW, daily_quota=2)
+    assert [run(e, frame(n, t=n), 100.0 + n).messages[0]["overQuota"] for n in (1, 2, 3)] == [False, False, True]
+    assert e.tick(10_000.0).events == [] and e.keepalive_count == 0
+    flags = [run(e, frame(n, device="CD", t=n), 100.0 + n).messages[0]["overQuota"] for n in (1, 2)]
+    assert flags == [False, True]  # the device's own contract
+    assert (IngestEngine(cfg).window_s, IngestEngine(cfg).daily_quota) == (25.0, 140)
+
+
+def test_one_tick_closes_every_due_deadline_past_stale_ones():
+    cfg = config(keep_alive=60, devices=("AB", "CD"))
+    e = IngestEngine(cfg, window_s=WINDOW)
+    run(e, frame(1), 100.0)
+    run(e, frame(1, device="CD"), 100.0)
+    run(e, frame(1, "0002"), 100.0 + WINDOW)  # AB's window closed by its late copy: a stale heap entry
+    run(e, frame(2, t=2), 150.0)              # AB's keep-alive moved on: another stale entry
+    out = e.tick(165.0)
+    assert [a["device"] for a in out.advanced] == ["CD"]
+    assert [ev["device"] for ev in out.events] == ["CD"]
+    assert e.counters.advanced == 2
+
+
+def test_the_last_16_closed_windows_are_remembered_and_older_copies_are_out_of_sequence():
+    e = IngestEngine(config(), window_s=1.0)
+    for seq in range(1, 18):
+        run(e, frame(seq, t=seq), 10.0 * seq)
+    e.tick(1000.0)
+    assert len(e.states["AB"].closed) == 16
+    assert run(e, frame(2, "0002", t=2), 1001.0).events == [] and e.counters.late == 1
+    assert [ev["type"] for ev in run(e, frame(1, "0002", t=1), 1002.0).events] == ["OUT_OF_SEQUENCE"]

@@ -13,7 +13,10 @@ import aiohttp
 import pytest
 from aiohttp.client_reqrep import ConnectionKey
 from aiohttp.http_exceptions import BadHttpMessage
+from hypothesis import given
+from hypothesis import strategies as st
 
+from backhaul.destinations import DestinationRefused
 from callback_language.status import NON_HTTP_STATUS
 from workers.retry import (
     ERROR_CLASSES,
@@ -157,6 +160,10 @@ def _malformed_answer() -> aiohttp.ClientResponseError:
     (aiohttp.ClientResponseError(_request_info(), (), status=429), "http_429"),
     (aiohttp.InvalidURL("nope"), "other"),
     (RuntimeError("boom"), "other"),
+    (aiohttp.TooManyRedirects(_request_info(), ()), "invalid_answer"),
+    (BadHttpMessage("garbage"), "invalid_answer"),
+    (DestinationRefused("127.0.0.1 is loopback"), "destination"),
+    (aiohttp.ClientConnectorError(_key(), DestinationRefused("10.0.0.1 is private")), "destination"),
 ])
 def test_classify_exception(exc, expected):
     assert classify(None, exc) == expected
@@ -221,3 +228,102 @@ def test_a_try_late_on_its_schedule_is_made_at_the_deadline_at_the_latest():
 def test_nothing_is_tried_once_the_deadline_has_passed():
     assert next_try_at(NO_JITTER, 1, None, 1_460.0, 1_460.0) is None
     assert next_try_at(NO_JITTER, 2, None, 1_500.0, 1_460.0) is None
+
+
+# Retry-After against the schedule's deadline, at the boundaries (issue 18) ------------------------
+
+START = datetime(2025, 1, 31, 10, 0, 0, tzinfo=timezone.utc).timestamp()
+DEADLINE = START + NO_JITTER.give_up_after_s  # 10:07:40
+
+
+def test_retry_after_as_an_http_date_is_counted_from_now_and_kept_to_the_deadline():
+    failed_at = START + 10
+    wait = parse_retry_after("Fri, 31 Jan 2025 10:05:00 GMT", failed_at)
+    assert wait == 290.0
+    assert next_try_at(NO_JITTER, 1, wait, failed_at, DEADLINE) == START + 300  # longer than +1 min: it wins
+    later = parse_retry_after("Fri, 31 Jan 2025 10:09:00 GMT", failed_at)
+    assert next_try_at(NO_JITTER, 1, later, failed_at, DEADLINE) == DEADLINE  # past the deadline: at it
+
+
+def test_retry_after_in_seconds_one_second_either_side_of_the_deadline():
+    failed_at = START + 100
+    room = DEADLINE - failed_at  # 360 s left
+    assert next_try_at(NO_JITTER, 1, room - 1, failed_at, DEADLINE) == DEADLINE - 1
+    assert next_try_at(NO_JITTER, 1, room, failed_at, DEADLINE) == DEADLINE
+    assert next_try_at(NO_JITTER, 1, room + 1, failed_at, DEADLINE) == DEADLINE
+
+
+def test_a_failure_a_millisecond_before_the_deadline_is_tried_at_it_and_one_at_it_is_given_up():
+    assert next_try_at(NO_JITTER, 1, None, DEADLINE - 0.001, DEADLINE) == DEADLINE
+    assert next_try_at(NO_JITTER, 1, 30.0, DEADLINE - 0.001, DEADLINE) == DEADLINE
+    assert next_try_at(NO_JITTER, 1, None, DEADLINE, DEADLINE) is None
+    assert next_try_at(NO_JITTER, 1, None, DEADLINE + 0.001, DEADLINE) is None
+
+
+def test_an_http_date_without_zone_or_with_minus_zero_is_utc():
+    now = START
+    assert parse_retry_after("Fri, 31 Jan 2025 10:01:00 -0000", now) == 60.0
+    assert parse_retry_after("Fri, 31 Jan 2025 11:01:00 +0100", now) == 60.0
+    assert parse_retry_after("Fri, 31 Jan 2025 10:00:00 GMT", now) == 0.0  # exactly now
+    assert parse_retry_after("Fri, 31 Jan 2025 09:59:59 GMT", now) == 0.0  # a second ago
+
+
+def test_retry_after_is_not_jittered_and_a_shorter_one_keeps_the_jittered_delay():
+    policy = RetryPolicy(jitter=0.1)
+    assert next_delay(policy, 1, 500.0, random.Random(3)) == 500.0
+    jittered = next_delay(policy, 1, None, random.Random(3))
+    assert next_delay(policy, 1, 1.0, random.Random(3)) == jittered != 60.0
+    assert next_delay(NO_JITTER, 1, float("nan"), None) == 60.0  # an unreadable value changes nothing
+
+
+def test_the_retry_after_cap_is_one_hour_to_the_second():
+    assert MAX_RETRY_AFTER_S == 3600.0
+    assert next_delay(NO_JITTER, 1, 3599.0) == 3599.0
+    assert next_delay(NO_JITTER, 1, 3601.0) == 3600.0
+
+
+@given(attempt=st.integers(1, 5), retry_after=st.one_of(st.none(), st.floats(0, 10 * 3600)),
+       elapsed=st.floats(0, 600), seed=st.integers(0, 2**32))
+def test_a_retry_is_never_before_now_nor_after_the_deadline(attempt, retry_after, elapsed, seed):
+    policy = RetryPolicy()
+    now = START + elapsed
+    due = next_try_at(policy, attempt, retry_after, now, DEADLINE, random.Random(seed))
+    if attempt > len(policy.schedule) or now >= DEADLINE:
+        assert due is None
+        return
+    assert due is not None and now < due <= DEADLINE
+    scheduled = policy.schedule[attempt - 1]
+    assert due >= min(now + scheduled * (1 - policy.jitter), DEADLINE) - 1e-9
+    if retry_after is not None:
+        assert due >= min(now + min(retry_after, MAX_RETRY_AFTER_S), DEADLINE) - 1e-9
+
+
+def test_policy_limits_at_their_boundaries():
+    assert RetryPolicy(schedule=(0.0, 0.5), jitter=0.0, timeout_s=0.5).schedule == (0.0, 0.5)  # 0 s: at once
+    assert next_delay(RetryPolicy(schedule=(0.0,), jitter=0.0), 1, None) == 0.0
+    with pytest.raises(ValueError, match=r"jitter=1\.0: must be in \[0, 1\)"):
+        RetryPolicy(jitter=1.0)
+    with pytest.raises(ValueError, match=r"schedule=\(60\.0, inf\): delays must be finite and >= 0"):
+        RetryPolicy(schedule=(60.0, float("inf")))
+    with pytest.raises(ValueError, match="timeout_s=-1: must be > 0"):
+        RetryPolicy(timeout_s=-1)
+
+
+def test_jitter_is_drawn_from_the_rng_given_and_centred_on_the_schedule():
+    policy = RetryPolicy(jitter=0.1)
+    draw = random.Random(5).uniform(-0.1, 0.1)
+    assert next_delay(policy, 2, None, random.Random(5)) == pytest.approx(120.0 * (1.0 + draw))
+    assert next_try_at(policy, 2, None, START, DEADLINE, random.Random(5)) == pytest.approx(
+        START + 120.0 * (1.0 + draw))
+
+
+def test_a_minus_zero_date_is_utc_whatever_the_machines_zone(monkeypatch):
+    import time
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        assert parse_retry_after("Fri, 31 Jan 2025 10:01:00 -0000", START) == 60.0
+    finally:
+        monkeypatch.undo()
+        time.tzset()

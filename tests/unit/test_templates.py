@@ -605,3 +605,126 @@ def test_batch_one_line_per_message(messages):
     lines = req.body.decode().split("\n")
     assert len(lines) == len(messages)
     assert unquote(urlsplit(req.url).query[2:]) == req.body.decode()
+
+
+# Every refusal reads whole: the field, the position and the reason a user is shown (issue 18) -----
+
+@pytest.mark.parametrize("spec, field, position, reason", [
+    (url_spec(url=""), "url", None, "required"),
+    (url_spec(url="https://example.com/a b"), "url", 21, "whitespace and control characters are not allowed in a URL"),
+    (url_spec(url="example.com/cb"), "url", 0, "must be an absolute http:// or https:// URL"),
+    (url_spec(url="//example.com/cb"), "url", 0, "must be an absolute http:// or https:// URL"),
+    (url_spec(url="h://x"), "url", 0, "scheme must be http or https, got 'h'"),
+    (url_spec(url="ftp://example.com/"), "url", 0, "scheme must be http or https, got 'ftp'"),
+    (url_spec(url="https://{device}.example.com/"), "url", 8, "variables are not allowed in the credentials or host"),
+    (url_spec(url="https://example.com:99999/"), "url", 8, "invalid host or port"),
+    (url_spec(url="https://:80/"), "url", 8, "host missing"),
+    (url_spec(http_method="DELETE"), "httpMethod", None, "must be one of GET, POST, PUT, got 'DELETE'"),
+    (url_spec(channel="MQTT"), "channel", None, "must be one of URL, BATCH_URL, EMAIL, got 'MQTT'"),
+    (url_spec(kind="NOPE"), "kind", None, "unknown callback kind 'NOPE'; expected one of DATA_UPLINK, DATA_BIDIR, "
+                                          "DATA_ADVANCED, STATUS, ACKNOWLEDGE, REPEATER, ERROR, EVENT, RESTORED"),
+    (url_spec(headers={"X-{device}": "1"}), "headers", None, "header names cannot contain variables: 'X-{device}'"),
+    (url_spec(headers={"X-}": "1"}), "headers", None, "header names cannot contain variables: 'X-}'"),
+    (url_spec(headers={"X A": "1"}), "headers", None, "invalid header name 'X A'"),
+    (url_spec(headers={"Host": "x"}), "headers.Host", None, "Host is a standard header and cannot be set by a callback"),
+    (url_spec(headers={"X-A": "1", "x-a": "2"}), "headers.x-a", None, "duplicate header (names are case-insensitive)"),
+    (url_spec(headers={"X-A": 1}), "headers.X-A", None, "value must be a string"),
+    (url_spec(headers={"X-A": "a\r\nb"}), "headers.X-A", 1, "CR, LF and NUL are not allowed in header values"),
+    (url_spec(channel="BATCH_URL", http_method="POST", line_pattern="{device}", headers={"X-A": "ab{device}"}),
+     "headers.X-A", 2, "BATCH_URL header values cannot contain variables (one request carries many messages)"),
+    (url_spec(channel="BATCH_URL", http_method="POST", line_pattern="{device}", url="https://example.com/{device}"),
+     "url", 20, "a BATCH_URL URL may only contain {batch}, not {device}"),
+    (url_spec(channel="BATCH_URL", http_method="POST", line_pattern="{device}", body_template="x"),
+     "bodyTemplate", None, "BATCH_URL callbacks send their lines as the body; use linePattern"),
+    (url_spec(channel="BATCH_URL", http_method="POST"), "linePattern", None, "required for BATCH_URL callbacks"),
+    (url_spec(channel="BATCH_URL", http_method="GET", line_pattern="{device}"), "url", None,
+     "a GET BATCH_URL callback must carry {batch} in its URL"),
+    (url_spec(http_method="GET", body_template="x"), "bodyTemplate", None, "GET requests have no body; use POST or PUT"),
+    (url_spec(http_method="POST", content_type="text/html"), "contentType", None,
+     "must be one of application/x-www-form-urlencoded, application/json, text/plain, got 'text/html'"),
+    (url_spec(channel="EMAIL", subject="s", message="m"), "recipient", None, "required for EMAIL callbacks"),
+    (url_spec(channel="EMAIL", recipient="nobody", subject="s", message="m"), "recipient", None,
+     "not an e-mail address: 'nobody'"),
+    (url_spec(channel="EMAIL", recipient="{nope}", subject="s", message="m"), "recipient", 0,
+     "unknown variable 'nope' for DATA_UPLINK callbacks"),
+    (url_spec(channel="EMAIL", recipient="a@b.example", message="m"), "subject", None, "required for EMAIL callbacks"),
+    (url_spec(channel="EMAIL", recipient="a@b.example", subject="a\rb", message="m"), "subject", 1,
+     "CR, LF and NUL are not allowed in a subject"),
+    (url_spec(channel="EMAIL", recipient="a@b.example", subject="s"), "message", None, "required for EMAIL callbacks"),
+    (url_spec(http_method="POST", content_type="application/json", body_template='{"a": }'), "bodyTemplate", 6,
+     "body is not valid JSON after substitution: unexpected character, expected a JSON value"),
+    (url_spec(http_method="POST", content_type="application/json", body_template='{"a": x{device}}'),
+     "bodyTemplate", 7, "variable {device} outside a JSON string must stand alone as a JSON value"),
+])
+def test_a_refused_callback_says_which_field_where_and_why(spec, field, position, reason):
+    e = error(compile_callback, spec)
+    assert (e.field, e.position) == (field, position)
+    assert e.reason == reason
+    assert str(e) == (field if position is None else f"{field} at {position}") + ": " + e.reason
+
+
+def test_reprs_for_logs_hold_no_credentials_nor_bodies():
+    spec = url_spec(url="https://user:pw@example.com/cb?d={device}", http_method="POST", body_template="d={device}",
+                    content_type="text/plain", headers={"X-B": "1", "X-A": "2"})
+    assert repr(spec) == ("CallbackSpec(id='cb1', kind='DATA_UPLINK', channel='URL', "
+                          "url='https://example.com/cb?d={device}', http_method='POST', headers=['X-A', 'X-B'])")
+    assert "url=None" in repr(url_spec(url=""))
+    request = render_request(compile_callback(spec), {"device": "AB"})
+    assert repr(request) == ("RenderedRequest(method='POST', url='https://example.com/cb?d=AB', headers=['X-A', 'X-B'], "
+                             "body_bytes=4, content_type='text/plain', basic_auth=set)")
+    plain = render_request(compile_callback(url_spec(http_method="GET")), {})
+    assert repr(plain).endswith("headers=[], body_bytes=None, content_type=None, basic_auth=None)")
+
+
+def test_rendering_for_the_wrong_channel_names_the_channel():
+    email = compile_callback(url_spec(channel="EMAIL", recipient="a@b.example", subject="s", message="m"))
+    with pytest.raises(ValueError, match="render_request is for URL callbacks, not EMAIL"):
+        render_request(email, {})
+    with pytest.raises(ValueError, match="render_email is for EMAIL callbacks, not URL"):
+        render_email(compile_callback(url_spec()), {})
+    with pytest.raises(TemplateError, match="recipient: rendered recipient is not an e-mail address"):
+        render_email(compile_callback(url_spec(channel="EMAIL", recipient="{device}@b.example", subject="s",
+                                               message="m")), {"device": "a b"})
+
+
+@pytest.mark.parametrize("text, kind, json_body, position, reason", [
+    ("a}b", "DATA_UPLINK", False, 1, "unbalanced '}' (literal braces are only allowed in application/json bodies)"),
+    ("a { b", "DATA_UPLINK", False, 2,
+     "unbalanced '{' (a variable is written {name}) (literal braces are only allowed in application/json bodies)"),
+    ("a{b", "DATA_UPLINK", False, 1, "variable '{b' is not closed with '}'"),
+    ("{}", "DATA_UPLINK", False, 0, "empty variable name"),
+    ("{dev ice}", "DATA_UPLINK", False, 4, "unexpected ' ' in variable name"),
+    ("{devcie}", "DATA_UPLINK", False, 0, "unknown variable 'devcie' for DATA_UPLINK callbacks (did you mean 'device'?)"),
+    ("{customData#x}", "STATUS", False, 0,
+     "customData variables exist only for DATA_UPLINK, DATA_BIDIR and DATA_ADVANCED callbacks, not STATUS"),
+    ('"\\{device}"', "DATA_UPLINK", True, 2, "a variable cannot follow a backslash inside a JSON string"),
+])
+def test_a_refused_template_says_where_and_why(text, kind, json_body, position, reason):
+    e = error(tpl, text, kind=kind, json_body=json_body)
+    assert (e.field, e.position, e.reason) == ("bodyTemplate", position, reason)
+
+
+def test_a_line_pattern_is_one_line_and_a_batch_holds_a_message():
+    spec = url_spec(channel="BATCH_URL", http_method="POST", line_pattern="a\nb")
+    e = error(compile_callback, spec)
+    assert (e.field, e.position, e.reason) == ("linePattern", 1, "a line pattern is one line; CR and LF are not allowed")
+    batch = compile_callback(url_spec(channel="BATCH_URL", http_method="POST", line_pattern="{device}"))
+    with pytest.raises(ValueError) as empty:
+        render_batch(batch, [])
+    assert str(empty.value) == "a batch holds at least one message"
+
+
+def test_a_header_that_would_inject_says_so():
+    e = error(tpl("x: {device}", field="headers.X").render_header, {"device": "a\nb"})
+    assert (e.field, e.position, e.reason) == ("headers.X", None,
+                                               "rendered value contains CR, LF or NUL; header injection refused")
+
+
+def test_values_of_any_type_render_as_text_or_json():
+    from decimal import Decimal
+
+    body = tpl('{"v": {data}, "s": "{data}"}', json_body=True)
+    assert body.render_json({"data": Decimal("1.5")}) == '{"v": "1.5", "s": "1.5"}'
+    assert body.render_json({"data": {1: Decimal("2.5")}}) == '{"v": {"1":"2.5"}, "s": "{\\"1\\":\\"2.5\\"}"}'
+    assert body.render_json({"data": [True, None]}) == '{"v": [true,null], "s": "[true,null]"}'
+    assert tpl("{data}").render_text({"data": {2: Decimal("3")}}) == '{"2":"3"}'
