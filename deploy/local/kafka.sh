@@ -221,8 +221,14 @@ remove_gateway() {
   name=$(gateway_name "${1:-}")
   admin_tool org.apache.kafka.tools.AclCommand --remove --force --allow-principal "User:$name" \
     --operation Write --operation Describe --topic "${BACKHAUL_TOPIC_PREFIX:-}frames" >/dev/null || true
+  # The credential is overwritten with a password nobody knows rather than deleted. Kafka 4.4.0, restarted
+  # after a REMOVE_USER_SCRAM_CREDENTIAL_RECORD, has been seen rejecting the `backhaul` user's own password
+  # (reproduced: the 7,000-record metadata log of a test run, cut just before such a removal, then
+  # remove-gateway, stop, start: the backhaul user is refused; the same with this overwrite: accepted;
+  # a short log does not show it). The gateway is locked out all the same.
   admin_tool org.apache.kafka.tools.ConfigCommand --alter --entity-type users --entity-name "$name" \
-    --delete-config SCRAM-SHA-512 >/dev/null || die "could not remove gateway $name"
+    --add-config "SCRAM-SHA-512=[password=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')]" >/dev/null \
+    || die "could not remove gateway $name"
   say "gateway $name removed"
 }
 
