@@ -180,7 +180,7 @@ def _wait_http(url: str, timeout: float) -> bool:
 async def _prepare_demo(args: argparse.Namespace) -> dict:
     from backhaul import db
     from backhaul.kafka import ensure_topics
-    from program.demo.seed import seed_network
+    from program.demo.seed import DEMO_CONTRACT, seed_network
     from simulator.network import build_network
 
     s = settings()
@@ -214,9 +214,8 @@ async def _prepare_demo(args: argparse.Namespace) -> dict:
              "body_template": '{"device":"{device}","info":"{info}","severity":"{severity}"}'},
         ]
         async with pool.acquire() as conn:
-            # Contracts come from orders, outside API v2: the demo's customer gets one, with downlinks allowed.
             await seed_network(conn, network, callbacks=callbacks, parent_group=creds["group"],
-                               contract={"bidir": True})
+                               contract=DEMO_CONTRACT)
         return creds
     finally:
         await pool.close()

@@ -23,6 +23,10 @@ def stable_id(*parts: str) -> str:
     return hashlib.sha1("/".join(parts).encode()).hexdigest()[:24]
 
 
+# The contract `backhaul up` gives its customer (contracts come from orders, outside API v2): the columns'
+# defaults (unlimited tokens and duration, 140 uplinks and 4 downlinks a day) with downlinks allowed.
+DEMO_CONTRACT: dict[str, Any] = {"bidir": True}
+
 CALLBACK_DEFAULTS: dict[str, Any] = {"callback_type": 0, "callback_subtype": 0, "channel": "URL", "enabled": True,
                                      "downlink_hook": False}
 

@@ -266,3 +266,30 @@ async def test_operators_are_groups_of_type_so_read_and_updated_through_them(api
                  200)["actions"] == ["read"]
     assert (await devices_only.put(f"/operators/{operator}", {"maxDb": -10})).status == 403, "needs groups:write"
     assert check(await c.get(f"/operators/{operator}"), 200) == partly
+
+
+async def test_backhaul_up_seeds_the_contract_its_devices_hold(isolated):
+    """How contracts come to exist without orders: `backhaul up`'s seeding makes one, read back through the API."""
+    from backhaul import db
+    from program.demo.seed import DEMO_CONTRACT, seed_network
+    from simulator.network import build_network
+
+    async with running_api() as (env, root):
+        network = build_network(1, 3, seed=5)
+        for _ in range(2):  # `up` run again updates, never duplicates
+            conn = await db.connect()
+            try:
+                ids = await seed_network(conn, network, name="demo", parent_group=root, contract=DEMO_CONTRACT)
+            finally:
+                await conn.close()
+        [contract] = check(await env.root.get("/contract-infos/"), 200)["data"]
+        assert contract["id"] == ids["contract"] and contract["name"] == "demo contract"
+        assert contract["group"] == {"id": ids["group"]} and contract["order"]["name"] == "demo order"
+        assert (contract["bidir"], contract["maxTokens"], contract["tokenDuration"], contract["tokensInUse"],
+                contract["maxUplinkFrames"], contract["maxDownlinkFrames"]) == (True, 0, 0, 3, 140, 4)
+        held = check(await env.root.get(f"/contract-infos/{contract['id']}/devices"), 200)["data"]
+        assert sorted(d["id"] for d in held) == sorted(d.id for d in network.devices)
+        assert {d["token"]["state"] for d in held} == {0}, "each device holds a token of it"
+        assert check(await env.root.get(f"/device-types/{ids['deviceType']}"), 200)["contract"] == {"id": contract["id"]}
+        assert [o["id"] for o in check(await env.root.get("/operators/"), 200)["data"]] == [root], \
+            "the root group (type 0, SO) is the network's operator"
