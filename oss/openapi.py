@@ -265,7 +265,7 @@ SCHEMAS: dict[str, Any] = {
                   networkType=I(description="0 SNO_PUBLIC, 1 SNO_PRIVATE, 2 PILOT_PUBLIC, 3 PILOT_PRIVATE"),
                   actions=A(S(), description="with authorizations=true: read, and update for callers that may "
                                              "write groups")),
-    "operatorUpdate": O(**{k: nullable(v) for k, v in OPERATOR_SETTINGS.items()}),
+    "operatorUpdate": O((), **{k: nullable(v) for k, v in OPERATOR_SETTINGS.items()}),
     "errorMessages": O(deviceId=S(), deviceTypeId=S(), device=S(), deviceType=S(), time=MS, data=S(), snr=S(),
                        status=S(), message=S(), callbackId=S(), callback=O(), parameters=O()),
     "bulkCreateRow": O(("id", "pac"), id=DEVICE_ID, pac=PAC, name=S(1, 100), lat=LAT, lng=LNG,
