@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from oss.errors import JSON
+from oss.params import FIRST_YEAR, LAST_YEAR
 from oss.profiles import PROFILES
 
 routes = web.RouteTableDef()
@@ -100,6 +101,17 @@ HTTP = dict(url=S(1, 2000, description="may carry user:password@ (sent as Basic 
             signingSecret=SIGNING)
 DEVICE_EDIT: dict[str, Any] = dict(name=S(1, 100), activable=B, automaticRenewal=B, lat=nullable(LAT), lng=nullable(LNG),
                    productCertificate=nullable(CERT), prototype=B)
+RADIO_CONFIGURATION = I(0, 7, description="0 RC1, 1 RC2, 2 RC3, 3 RC101, 4 RC4, 5 RC5, 6 RC6, 7 RC7")
+# The registry's certificates (oss.registry), as the API shows them.
+CERTIFICATE: dict[str, Any] = dict(
+    id=S(), name=S(), status=I(description="0 ongoing, 1 finalized"), key=S(),
+    manufacturer=O(id=S(), name=S(description="with fields=manufacturer(name)")), version=S(), description=S(),
+    modes=A(I(), description="0 uplink only, 1 uplink and downlink"), inputSensitivity=I())
+OPERATOR_SETTINGS: dict[str, Any] = dict(
+    transmitterPower=I(0, 1000, description="mW"), minDb=I(-170, 0, description="dBm, at most maxDb"),
+    maxDb=I(-170, 0, description="dBm"), alertTime=I(300, 86400, description="seconds"),
+    requestTrackerBaseUrl=patterned("^https?://[^\\s]{1,2000}$", "must be an http or https URL"),
+    telecommunicationStandard=O(("id",), id=S(1, 100), name=S(0, 100)), antenna=O(model=S(0, 100)))
 JOB_ERROR = O(entity=S(), row=I(description="line (CSV) or 1-based index (JSON) of the row"), field=S(),
               message=S(), type=I(description="0 ENTITY, 1 SYSTEM"))
 
@@ -224,6 +236,36 @@ SCHEMAS: dict[str, Any] = {
                            repetitions=A(O()), cbStatus=A(O(status=I(), info=S(), cbDef=S(), time=MS))))),
     "messageMetric": O(lastDay=I(), lastWeek=I(), lastMonth=I()),
     "deviceLocation": O(lat={"type": "number"}, lng={"type": "number"}, radius=I(), source=I(), time=MS, valid=B),
+    "deviceConsumption": O(
+        id=S(description="<device>_<year>, or <device>_<year>_<month>: a string, as the reference's example and the "
+                         "live service have it (its schema says integer)"),
+        deviceConsumptions=A(O(frameCount=I(description="uplink messages that UTC day"),
+                               downlinkFrameCount=I(description="downlinks a station transmitted that UTC day"),
+                               roamingFrameCount=I(description="always 0: Backhaul has no roaming"),
+                               roamingDownlinkFrameCount=I(description="always 0"),
+                               roamingDetails=A(O(territory=S(), operator=S(), territoryRoamingFrameCount=I(),
+                                                  territoryRoamingDownlinkFrameCount=I()),
+                                                description="always empty")),
+                             description="one entry per day of the year or month, the first day first")),
+    "modemCertificate": O(("name",), **CERTIFICATE, repeaterFunction=B,
+                          radioConfigurations=A(O(("id",), id=RADIO_CONFIGURATION, outputPower={"type": "number"},
+                                                  balancedLinkBudget=B))),
+    "productCertificate": O(("name",), **CERTIFICATE, devKit=B,
+                            radioConfigurations=A(R("productCertificateRadioConfiguration"))),
+    "productCertificateRadioConfiguration": O(("id",), id=RADIO_CONFIGURATION, uplinkClass=I(),
+                                              maxEirp={"type": "number"}),
+    "productCertificateWithPacResponse": O(
+        ("name",), **{k: v for k, v in CERTIFICATE.items() if k != "modes"}, externalId=S(), certificateCode=I(),
+        certificateIndex=I(), qualificationTime=MS, reportNumber=S(), encryptionPayload=B, devKit=B,
+        modes=A(I(), description="[1] (DOWNLINK) for a certificate with downlink, else []"),
+        standards=A(O(("id",), id=RADIO_CONFIGURATION)), standardCfgs=A(R("productCertificateRadioConfiguration"))),
+    "geolocPayload": O(id=S(), name=S()),
+    "operator": O(id=S(description="the id of the operator's group (a group of type 0, SO)"), autoCloseCampaign=B,
+                  **OPERATOR_SETTINGS, warrantyMode=I(description="0 MANUFACTURER, 1 PROVISIONING"),
+                  networkType=I(description="0 SNO_PUBLIC, 1 SNO_PRIVATE, 2 PILOT_PUBLIC, 3 PILOT_PRIVATE"),
+                  actions=A(S(), description="with authorizations=true: read, and update for callers that may "
+                                             "write groups")),
+    "operatorUpdate": O((), **{k: nullable(v) for k, v in OPERATOR_SETTINGS.items()}),
     "errorMessages": O(deviceId=S(), deviceTypeId=S(), device=S(), deviceType=S(), time=MS, data=S(), snr=S(),
                        status=S(), message=S(), callbackId=S(), callback=O(), parameters=O()),
     "bulkCreateRow": O(("id", "pac"), id=DEVICE_ID, pac=PAC, name=S(1, 100), lat=LAT, lng=LNG,
@@ -279,6 +321,10 @@ def fields_param(*allowed: str) -> dict[str, Any]:
 PAGE = [q("limit", I(1, 100), "1..100, default 100"), q("offset", I(0, INT32))]
 WINDOW = [q("since", MS, "from this time (ms), inclusive"), q("before", MS, "until this time (ms), exclusive")]
 ID, DEV = path("id"), path("id", DEVICE_ID)
+YEAR = I(FIRST_YEAR, LAST_YEAR)
+OPERATOR_QUERY = [fields_param("telecommunicationStandard(name)", "hardwareConfigurations(hardware(name))",
+                               "currentRuntimes(hardware(name),runtime(name))", "upgradeStatus(runtime(name))"),
+                  q("authorizations", B, "true: list the actions the caller may take (actions)")]
 CSV_NOTE = ("JSON, or a CSV upload (Content-Type text/csv; `;`-separated, one device per line) in the format: ")
 
 
@@ -339,6 +385,16 @@ def paths() -> dict[str, Any]:
                          [ID], tag=g)},
         "/groups/{id}/callbacks-not-delivered": {"get": op(
             "Undelivered callbacks of the group and its sub-groups", undelivered, [ID, *WINDOW, *PAGE], tag=g)},
+        "/groups/{id}/geoloc-payloads": {"get": op(
+            "Geolocation payload formats the group may use (from the operator's registry)", listing("geolocPayload"),
+            [ID, *PAGE], tag=g)},
+        "/operators/": {"get": op("List the operators of the caller's groups (Backhaul): groups of type 0 (SO)",
+                                  listing("operator"), [*OPERATOR_QUERY, *PAGE], tag="operators")},
+        "/operators/{id}": {
+            "get": op("An operator (a group of type 0, SO) and its settings", ok(200, R("operator")),
+                      [ID, *OPERATOR_QUERY], tag="operators"),
+            "put": op("Update an operator's settings (null unsets one)", no, [ID], "operatorUpdate",
+                      tag="operators")},
         "/profiles/": {"get": op("Predefined profiles available on a group", listing("profile"), [
             q("groupId", OID, required=True), q("inherit", B), fields_param("group(name,type,level)", "roles(name)"),
             *PAGE], tag="profiles")},
@@ -450,6 +506,23 @@ def paths() -> dict[str, Any]:
         "/devices/{id}/disengage": {"post": op("Accept the next sequence number whatever it is", no, [DEV], tag=d)},
         "/devices/{id}/unsubscribe": {"put": op("End the device's token at a time (default now)", no, [DEV],
                                                 "tokenUnsubscribe", tag=d)},
+        "/devices/{id}/certificate/product": {"get": op(
+            "The device's product certificate (the one its productCertificate.key names, else the one declared for "
+            "its id and PAC in the operator's registry)", ok(200, R("productCertificate")),
+            [DEV, fields_param("manufacturer(name)")], tag=d)},
+        "/devices/{id}/certificate/modem": {"get": op(
+            "The modem certificate of the device's product certificate", ok(200, R("modemCertificate")),
+            [DEV, fields_param("manufacturer(name)")], tag=d)},
+        "/devices/{id}/product-certificate": {"get": op(
+            "The product certificate declared for a device id and PAC, before the device is registered "
+            "(a device registered in another group is not found)", ok(200, R("productCertificateWithPacResponse")),
+            [DEV, q("pac", PAC, "the device's PAC", required=True)], tag=d)},
+        "/devices/{id}/consumption/{year}": {"get": op(
+            "Uplinks and transmitted downlinks per UTC day of a year", ok(200, R("deviceConsumption")),
+            [DEV, path("year", YEAR)], tag=d)},
+        "/devices/{id}/consumption/{year}/{month}": {"get": op(
+            "Uplinks and transmitted downlinks per UTC day of a month", ok(200, R("deviceConsumption")),
+            [DEV, path("year", YEAR), path("month", I(1, 12))], tag=d)},
         "/devices/bulk": {
             "post": op("Bulk create (5 requests / 10 min)", {**ok(200, R("jobStarted")),
                                                             **ok(200, R("bulkReport"), "Dry run report")},

@@ -12,8 +12,11 @@ from oss.errors import BadRequest, FieldError, PayloadTooLarge, UnsupportedMedia
 
 OID = re.compile(r"[0-9a-f]{24}")
 DEVICE_ID = re.compile(r"[0-9A-Fa-f]{1,8}")
+PAC = re.compile(r"[0-9A-Fa-f]{16}")
 INT32 = 2**31 - 1
 INT64 = 2**63 - 1
+# The years a path may name (consumption).
+FIRST_YEAR, LAST_YEAR = 1970, 9999
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,14 @@ def device_id(request: web.Request, name: str = "id") -> str:
     if not DEVICE_ID.fullmatch(value):
         raise BadRequest(FieldError(name, "must be 1 to 8 hexadecimal characters", "path"))
     return value.upper()
+
+
+def path_int(request: web.Request, name: str, *, lo: int, hi: int) -> int:
+    """An integer from the path, from `lo` to `hi`."""
+    value = request.match_info[name]
+    if not value.isascii() or not value.isdigit() or not lo <= int(value) <= hi:
+        raise BadRequest(FieldError(name, f"must be an integer from {lo} to {hi}", "path"))
+    return int(value)
 
 
 def _raw(request: web.Request, name: str) -> str | None:

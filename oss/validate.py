@@ -169,6 +169,15 @@ def field_errors(value: Any, schema_name: str, *, rows: str | None = None) -> li
     return errors
 
 
+def schema_errors(value: Any, schema: dict[str, Any]) -> list[FieldError]:
+    """Every bad field of `value` against an inline schema (not one of the document's; its `$ref`s may name them)."""
+    errors: list[FieldError] = []
+    _nul_errors(value, "", errors)
+    if not errors:
+        _check(value, schema, "", errors)
+    return errors
+
+
 def validated(value: Any, schema_name: str, *, rows: str | None = None) -> dict[str, Any]:
     """`value` if it fits the named schema, else 400 listing every bad field."""
     errors = field_errors(value, schema_name, rows=rows)

@@ -1,5 +1,5 @@
 """The `backhaul` command: up, down, status, start, stop, restart, supervise, worker, api, simulate,
-demo-receiver, migrate, replay, bench, secret-key, rotate-secrets."""
+demo-receiver, migrate, replay, registry, bench, secret-key, rotate-secrets."""
 from __future__ import annotations
 
 import argparse
@@ -180,7 +180,7 @@ def _wait_http(url: str, timeout: float) -> bool:
 async def _prepare_demo(args: argparse.Namespace) -> dict:
     from backhaul import db
     from backhaul.kafka import ensure_topics
-    from program.demo.seed import seed_network
+    from program.demo.seed import DEMO_CONTRACT, seed_network
     from simulator.network import build_network
 
     s = settings()
@@ -214,7 +214,8 @@ async def _prepare_demo(args: argparse.Namespace) -> dict:
              "body_template": '{"device":"{device}","info":"{info}","severity":"{severity}"}'},
         ]
         async with pool.acquire() as conn:
-            await seed_network(conn, network, callbacks=callbacks, parent_group=creds["group"])
+            await seed_network(conn, network, callbacks=callbacks, parent_group=creds["group"],
+                               contract=DEMO_CONTRACT)
         return creds
     finally:
         await pool.close()
@@ -375,6 +376,44 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_registry_load(args: argparse.Namespace) -> int:
+    """Load the operator's registry file (certificates, declared devices, geolocation payload formats)."""
+    import orjson
+
+    from backhaul import db
+    from oss.registry import RegistryError, load_registry, parse_registry
+
+    try:
+        registry = parse_registry(orjson.loads(Path(args.file).read_bytes()))
+    except (OSError, orjson.JSONDecodeError) as exc:
+        print(f"backhaul registry load: cannot read {args.file}: {exc}", file=sys.stderr)
+        return 1
+    except RegistryError as exc:
+        for problem in exc.problems:
+            print(f"{args.file}: {problem}", file=sys.stderr)
+        return 1
+
+    async def main() -> dict[str, int]:
+        pool = await db.create_pool(min_size=1, max_size=1)
+        try:
+            async with pool.acquire() as conn:
+                await db.migrate(conn)
+                return await load_registry(conn, registry)
+        finally:
+            await pool.close()
+
+    try:
+        counts = _asyncio_run(main())
+    except RegistryError as exc:
+        for problem in exc.problems:
+            print(f"{args.file}: {problem}", file=sys.stderr)
+        return 1
+    if counts is None:  # interrupted
+        return 130
+    print("registry loaded (created or updated): " + ", ".join(f"{n} {section}" for section, n in counts.items()))
+    return 0
+
+
 def cmd_secret_key(args: argparse.Namespace) -> int:
     from backhaul.secretbox import new_key
 
@@ -479,6 +518,14 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--since", type=int, help="epoch ms")
     rp.add_argument("--before", type=int, help="epoch ms")
     rp.set_defaults(func=cmd_replay)
+
+    reg = sub.add_parser("registry", help="the operator's registry: certificates, declared devices, geolocation "
+                                          "payload formats (README: The operator's registry)")
+    reg_sub = reg.add_subparsers(dest="action", required=True)
+    load = reg_sub.add_parser("load", help="create or update the entries of a JSON file "
+                                           "(deploy/registry.example.json), in one transaction")
+    load.add_argument("file")
+    load.set_defaults(func=cmd_registry_load)
 
     sub.add_parser("secret-key", help="print a new random key for BACKHAUL_SECRET_KEYS or a key file"
                    ).set_defaults(func=cmd_secret_key)

@@ -8,11 +8,15 @@ from oss.api import (
                      api_users,
                      bulk,
                      callbacks,
+                     certificates,
+                     consumption,
                      contracts,
                      device_types,
                      devices,
+                     geoloc_payloads,
                      groups,
                      messages,
+                     operators,
                      profiles,
                      undelivered,
                      users,
@@ -20,4 +24,4 @@ from oss.api import (
 
 # In the order their routes are added: the bulk paths before /devices/{id}, which would take them.
 RESOURCES = (bulk, groups, profiles, users, api_users, contracts, device_types, callbacks, devices, messages,
-             undelivered, openapi)
+             undelivered, certificates, consumption, geoloc_payloads, operators, openapi)

@@ -3,6 +3,7 @@
 - `Where`: conditions joined by AND, each value passed as a numbered argument;
 - `select_page`: a SELECT of one page (`limit` + 1 rows, to know whether another follows);
 - `insert`: an INSERT of the given columns;
+- `upsert`: an INSERT of the given columns that updates the row whose key is taken;
 - `update`: an UPDATE of the changed columns of one row.
 
 Table and column names come from our code, never from a request; every value
@@ -76,6 +77,18 @@ async def insert(db: Executor, table: str, values: dict[str, Any]) -> None:
     """INSERT one row of the given columns."""
     placeholders = ", ".join(f"${i}" for i in range(1, len(values) + 1))
     await db.execute(f"INSERT INTO {table}({', '.join(values)}) VALUES ({placeholders})", *values.values())
+
+
+async def upsert(db: Executor, table: str, key: tuple[str, ...], values: dict[str, Any], *,
+                 stamped: bool = False) -> None:
+    """INSERT one row of the given columns; where a row with the same `key` columns exists, update the others
+    (and `updated_at`, when `stamped`)."""
+    placeholders = ", ".join(f"${i}" for i in range(1, len(values) + 1))
+    sets = [f"{c} = EXCLUDED.{c}" for c in values if c not in key] or [f"{key[0]} = EXCLUDED.{key[0]}"]
+    if stamped:
+        sets.append("updated_at = now()")
+    await db.execute(f"INSERT INTO {table}({', '.join(values)}) VALUES ({placeholders}) "
+                     f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {', '.join(sets)}", *values.values())
 
 
 async def update(db: Executor, table: str, ident: Any, changes: dict[str, Any], *, edited_by: str | None = None,

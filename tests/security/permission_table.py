@@ -6,7 +6,10 @@
   resource than its path's first word, the row says so: a device type's or a contract's devices
   (disengage, bulk restart, the contract's device list) are `devices`; message history is
   `messages`; undelivered callbacks are `callbacks`; the profiles a group offers are `groups`
-  (every profile can read its groups). A slash-less alias of a collection route
+  (every profile can read its groups), and so are the geolocation payload formats it offers; an
+  operator is a group of type 0 (SO), read and updated as that group (`groups`); a device's
+  certificates are `devices`, its consumption (counts of its messages and downlinks) `messages`,
+  as its message metric is. A slash-less alias of a collection route
   (`/v2/devices` for `/v2/devices/`) needs what the collection route needs.
 - `PROFILE_RIGHTS`: what each predefined profile grants (README, "Profiles and rights").
 - `SUCCESS`: the status an allowed request answers: the reference's OpenAPI document (the 2xx of each
@@ -28,6 +31,10 @@ NEEDS: dict[tuple[str, str], str] = {
     ("PUT", "/v2/groups/{id}"): "groups:write",
     ("DELETE", "/v2/groups/{id}"): "groups:write",
     ("GET", "/v2/groups/{id}/callbacks-not-delivered"): "callbacks:read",
+    ("GET", "/v2/groups/{id}/geoloc-payloads"): "groups:read",
+    ("GET", "/v2/operators/"): "groups:read",  # ours: the reference cannot list operators
+    ("GET", "/v2/operators/{id}"): "groups:read",
+    ("PUT", "/v2/operators/{id}"): "groups:write",
     ("GET", "/v2/profiles/"): "groups:read",
     ("GET", "/v2/profiles/{id}"): "groups:read",
     # users and API users
@@ -85,6 +92,11 @@ NEEDS: dict[tuple[str, str], str] = {
     ("GET", "/v2/devices/{id}/messages/metric"): "messages:read",
     ("GET", "/v2/devices/{id}/locations"): "messages:read",
     ("GET", "/v2/devices/{id}/callbacks-not-delivered"): "callbacks:read",
+    ("GET", "/v2/devices/{id}/certificate/modem"): "devices:read",
+    ("GET", "/v2/devices/{id}/certificate/product"): "devices:read",
+    ("GET", "/v2/devices/{id}/product-certificate"): "devices:read",
+    ("GET", "/v2/devices/{id}/consumption/{year}"): "messages:read",
+    ("GET", "/v2/devices/{id}/consumption/{year}/{month}"): "messages:read",
     # bulk device operations and their jobs
     ("POST", "/v2/devices/bulk"): "devices:write",
     ("PUT", "/v2/devices/bulk"): "devices:write",
@@ -124,6 +136,7 @@ PROFILE_RIGHTS: dict[str, frozenset[str]] = {
 # The reference's 2xx per operation; the routes it does not have are ours (marked).
 SUCCESS: dict[tuple[str, str], int] = {
     ("POST", "/v2/groups/"): 201, ("PUT", "/v2/groups/{id}"): 204, ("DELETE", "/v2/groups/{id}"): 204,
+    ("PUT", "/v2/operators/{id}"): 204,
     ("POST", "/v2/users/"): 201, ("PUT", "/v2/users/{id}"): 204, ("DELETE", "/v2/users/{id}"): 204,
     ("PUT", "/v2/users/{id}/profiles"): 204, ("DELETE", "/v2/users/{id}/profiles/{profileId}"): 204,
     ("POST", "/v2/api-users/"): 201, ("PUT", "/v2/api-users/{id}"): 204, ("DELETE", "/v2/api-users/{id}"): 204,

@@ -46,6 +46,7 @@ from oss.app import bootstrap_root, create_app
 from oss.context import JOBS
 from oss.login_throttle import LoginPolicy
 from oss.profiles import PROFILES
+from oss.registry import load_registry, parse_registry
 from tests.api_support import TEST_LIMITS, ApiEnv, Client, Reply, check, fresh_database
 from tests.conftest import LOOPBACK_RECEIVERS
 from tests.security.permission_table import NEEDS, PROFILE_RIGHTS, PUBLIC, success
@@ -63,6 +64,7 @@ PAC = "0" * 16
 FAR_FUTURE = 4_102_444_800_000  # 2100-01-01, in ms
 
 Target = dict[str, str]  # a path parameter ("devices", "callbackId"...) -> the id of one of T's objects
+SHARED_IDS = ("profiles", "product-certificate", "modem-certificate")
 
 
 @dataclass
@@ -91,8 +93,8 @@ class World:
         return f"{0x5E000000 + next(self.numbers):08X}"
 
     def foreign_ids(self, target: Target) -> set[str]:
-        """Every id of T's objects (the predefined profiles are everyone's)."""
-        return {v for k, v in {**self.ids, **target}.items() if k != "profiles"} | set(self.jobs.values())
+        """Every id of T's objects (the predefined profiles and the registry's certificates are everyone's)."""
+        return {v for k, v in {**self.ids, **target}.items() if k not in SHARED_IDS} | set(self.jobs.values())
 
     # Objects of T, made by its administrator.
     async def new_group(self) -> Target:
@@ -194,6 +196,16 @@ def changed(before: Any, after: Any, m: str) -> bool:
     return after is not None and after != before
 
 
+async def operator_row(world: World) -> dict[str, Any] | None:
+    """T's operator's settings row (None until its first update)."""
+    return await world.pool.fetchval("SELECT to_jsonb(o) FROM operators o WHERE group_id = $1",
+                                     world.ids["operators"])
+
+
+def tracker_url(m: str) -> str:
+    return f"https://tracker.example.com/{m}"
+
+
 MARKER = object()  # stands for the cell's marker in an expected value
 
 
@@ -229,6 +241,9 @@ WRITES: dict[tuple[str, str], Write] = {
     ("PUT", "/v2/groups/{id}"): Write(row_of("groups", "groups"), column_is("name", MARKER),
                                       fresh=lambda w: w.new_group(), body=lambda w, t, m: {"name": m}),
     ("DELETE", "/v2/groups/{id}"): Write(row_of("groups", "groups"), gone, fresh=lambda w: w.new_group()),
+    ("PUT", "/v2/operators/{id}"): Write(lambda w, t, m: operator_row(w), lambda before, after, m: after is not None
+                                         and after["request_tracker_base_url"] == tracker_url(m),
+                                         body=lambda w, t, m: {"requestTrackerBaseUrl": tracker_url(m)}),
     ("POST", "/v2/users/"): Write(created("users", "last_name"), one_more, foreign="body", body=lambda w, t, m: {
         "firstName": "Matrix", "lastName": m, "email": f"{m}@example.com",
         "userRoles": [{"groupId": w.group, "profileId": USER_R}]}),
@@ -340,11 +355,16 @@ SHOWS: dict[tuple[str, str], str] = {
     ("GET", "/v2/device-types/"): "device-types", ("GET", "/v2/device-types/{id}"): "device-types",
     ("GET", "/v2/device-types/{id}/callbacks"): "callbackId", ("GET", "/v2/devices/"): "devices",
     ("GET", "/v2/devices/{id}"): "devices", ("GET", "/v2/profiles/"): "profiles",
-    ("GET", "/v2/profiles/{id}"): "profiles",
+    ("GET", "/v2/profiles/{id}"): "profiles", ("GET", "/v2/operators/"): "operators",
+    ("GET", "/v2/operators/{id}"): "operators", ("GET", "/v2/groups/{id}/geoloc-payloads"): "geoloc",
+    ("GET", "/v2/devices/{id}/certificate/product"): "product-certificate",
+    ("GET", "/v2/devices/{id}/product-certificate"): "product-certificate",
+    ("GET", "/v2/devices/{id}/certificate/modem"): "modem-certificate",
 }
 # Reads that name T in their query (the profiles a group offers), and what is not T's at all.
 READ_QUERY: dict[tuple[str, str], Callable[[World], dict[str, str]]] = {
     ("GET", "/v2/profiles/"): lambda w: {"groupId": w.group},
+    ("GET", "/v2/devices/{id}/product-certificate"): lambda w: {"pac": PAC},
 }
 SHARED = {("GET", "/v2/profiles/{id}")}
 
@@ -377,6 +397,8 @@ def fill(w: World, template: str, target: Target) -> str:
             part = USER_R
         elif part == "{jobId}":
             part = w.jobs[job_kind(parts[1], parts[i - 1])]
+        elif part in ("{year}", "{month}"):
+            part = {"{year}": "2026", "{month}": "3"}[part]
         out.append(part)
     return "/".join(out)
 
@@ -459,6 +481,9 @@ async def _populate(env: ApiEnv) -> World:
     w.ids["other-type"] = (await w.new_device_type())["device-types"]
     w.ids.update(await w.new_callback())
     w.ids.update(await w.new_device())
+    w.ids["operators"] = check(await owner.post("/groups/", {"name": "T operator", "parentId": t_group, "type": 0}),
+                               201)["id"]
+    w.ids.update(await _registry(env, t_group, w.ids["devices"]))
     w.ids.update(await w.new_api_user())
     w.ids.update(await w.new_user())
     for kind in ("restart", "suspend", "resume", "unsubscribe", "delete"):
@@ -474,6 +499,20 @@ async def _populate(env: ApiEnv) -> World:
     w.callers[NO_CREDENTIALS] = w.callers["ADMIN [W]"]
     w.callers[WRONG_CREDENTIALS] = w.callers["ADMIN [W]"].as_user(w.callers["ADMIN [W]"].login, "0" * 32)
     return w
+
+
+async def _registry(env: ApiEnv, group: str, device: str) -> Target:
+    """A modem and a product certificate, T's device declared under the latter (same id and PAC), and a
+    geolocation payload format offered to T, loaded as the operator loads them."""
+    registry = parse_registry({
+        "modemCertificates": [{"key": "M_MATRIX", "name": "matrix modem"}],
+        "productCertificates": [{"key": "P_MATRIX", "name": "matrix product", "modemCertificateKey": "M_MATRIX"}],
+        "devices": [{"id": device, "pac": PAC, "productCertificateKey": "P_MATRIX"}],
+        "geolocPayloads": [{"name": "matrix format", "groupId": group}]})
+    async with env.pool.acquire() as conn:
+        await load_registry(conn, registry)
+    return {"product-certificate": registry.products[0]["id"], "modem-certificate": registry.modems[0]["id"],
+            "geoloc": registry.geoloc[0][0]}
 
 
 class Cells:

@@ -48,6 +48,7 @@ class Objects:
     spare_device: str = ""
     api_user: str = ""
     user: str = ""
+    operator: str = ""  # a sub-group of type 0 (SO): an operator
     jobs: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -69,6 +70,8 @@ async def _objects(env: ApiEnv, name: str) -> Objects:
     o = Objects(t)
     c = t.client
     o.sub = check(await c.post("/groups/", {"name": f"{name} sub", "parentId": t.group}), 201)["id"]
+    o.operator = check(await c.post("/groups/", {"name": f"{name} operator", "parentId": t.group, "type": 0}),
+                       201)["id"]
     o.device_type = await make_device_type(c, t)
     o.callback = check(await c.post(f"/device-types/{o.device_type}/callbacks", {
         "channel": "URL", "callbackType": 0, "callbackSubtype": 3, "enabled": True,
@@ -105,8 +108,9 @@ def fill(method: str, template: str, o: Objects) -> str:
                 job = o.jobs[kind]
     by_collection = {"groups": o.sub if method == "DELETE" else o.group, "device-types": o.device_type,
                      "devices": o.device, "api-users": o.api_user, "users": o.user, "contract-infos": o.contract,
-                     "profiles": DEVICE_R}
+                     "profiles": DEVICE_R, "operators": o.operator}
     path = re.sub(r"/([a-z-]+)/\{id\}", lambda m: f"/{m.group(1)}/{by_collection[m.group(1)]}", path)
+    path = path.replace("{year}", "2026").replace("{month}", "3")
     return path.replace("{callbackId}", o.callback).replace("{jobId}", job).replace("{profileId}", DEVICE_W)
 
 
@@ -116,6 +120,7 @@ Body = Callable[[Objects, Objects], tuple[Any, dict[str, str] | None]]
 WRITES: dict[tuple[str, str], Body] = {
     ("POST", "/v2/groups/"): lambda t, own: ({"name": "planted group", "parentId": t.group}, None),
     ("PUT", "/v2/groups/{id}"): lambda t, own: ({"name": "renamed group"}, None),
+    ("PUT", "/v2/operators/{id}"): lambda t, own: ({"maxDb": -20, "antenna": {"model": "planted"}}, None),
     ("DELETE", "/v2/groups/{id}"): lambda t, own: (None, None),
     ("POST", "/v2/users/"): lambda t, own: ({"firstName": "Planted", "lastName": "User",
                                             "email": f"planted{own.device.lower()}{t.device.lower()}@example.com",
@@ -167,6 +172,10 @@ WRITES: dict[tuple[str, str], Body] = {
     ("POST", "/v2/device-types/{id}/bulk/restart"): lambda t, own: (None, None),
     ("POST", "/v2/contract-infos/{id}/bulk/restart"): lambda t, own: (None, None),
 }
+# Reads that need a query: (body, query) as for writes.
+READS: dict[tuple[str, str], Body] = {
+    ("GET", "/v2/devices/{id}/product-certificate"): lambda t, own: (None, {"pac": PAC}),
+}
 # Writes that start a job: the job is the caller's own; every row of it must be refused.
 JOB_WRITES = {key for key in WRITES if "/bulk" in key[1] and "{id}" not in key[1]} - {
     ("POST", "/v2/devices/bulk/replace")}
@@ -188,7 +197,8 @@ def routes(env: ApiEnv) -> list[tuple[str, str]]:
 
 async def call(client: Client, method: str, template: str, target: Objects, own: Objects,
                **kw: Any):
-    body, query = WRITES[(method, template)](target, own) if (method, template) in WRITES else (None, None)
+    request = WRITES.get((method, template)) or READS.get((method, template))
+    body, query = request(target, own) if request else (None, None)
     return await client.call(method, fill(method, template, target), body, params=query, **kw)
 
 
@@ -198,12 +208,14 @@ async def snapshot(o: Objects) -> dict[str, Any]:
     paths = [f"/groups/{o.group}", f"/groups/{o.sub}", f"/device-types/{o.device_type}",
              f"/device-types/{o.device_type}/callbacks", f"/devices/{o.device}", f"/devices/{o.spare_device}",
              f"/api-users/{o.api_user}", f"/users/{o.user}", f"/contract-infos/{o.contract}",
-             f"/contract-infos/{o.contract}/devices", "/devices/", "/groups/", "/users/", "/api-users/"]
+             f"/contract-infos/{o.contract}/devices", f"/operators/{o.operator}", "/devices/", "/groups/",
+             "/users/", "/api-users/", "/operators/"]
     return {p: check(await c.get(p), 200) for p in paths}
 
 
 def ids_of(o: Objects) -> set[str]:
-    return {o.group, o.sub, o.device_type, o.callback, o.api_user, o.user, o.contract, *o.jobs.values()}
+    return {o.group, o.sub, o.device_type, o.callback, o.api_user, o.user, o.contract, o.operator,
+            *o.jobs.values()}
 
 
 async def test_every_route_refuses_another_tenants_objects(api):
