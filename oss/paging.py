@@ -5,7 +5,8 @@ Time-ordered lists (messages, locations, undelivered callbacks) page by cursor, 
 service does with `before`: their `next` link holds `before` = the time of the page's last row
 and `pageId`, an opaque token of that row's tie-breaker, so the rows of that very millisecond
 not listed yet come next; nothing written meanwhile moves the pages (`NewestFirst`). A client
-that keeps only `before` from the link gets the reference's behaviour.
+that keeps only `before` from the link gets what `before` alone means (the rest of that
+millisecond is skipped). README "API v2 compatibility" lists `pageId` as our addition.
 """
 from __future__ import annotations
 
