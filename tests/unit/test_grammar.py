@@ -410,6 +410,21 @@ def test_implicit_whole_byte_fields_are_packed_back_to_back(types: list[str]) ->
     assert [spec.byte_index for spec in specs] == starts
 
 
+IMPLICIT_KINDS = st.sampled_from(("uint:8", "uint:4", "uint:12::3", "int:16:big-endian", "char:2", "float:32",
+                                   "uint:8::7", "uint:24:little-endian", "bool:7", "bool:0"))
+
+
+@given(st.lists(IMPLICIT_KINDS, min_size=1, max_size=12))
+def test_implicit_bools_take_no_room(kinds: list[str]) -> None:
+    """Taking the bools out moves no other field; each bool sits where the field before it starts."""
+    specs = parse_grammar(" ".join(f"f{i}::{kind}" for i, kind in enumerate(kinds)))
+    sized = [f"f{i}::{kind}" for i, kind in enumerate(kinds) if not kind.startswith("bool")]
+    without_bools = parse_grammar(" ".join(sized)) if sized else ()
+    assert [spec for spec in specs if spec.type != "bool"] == list(without_bools)
+    assert all(spec.byte_index == (specs[i - 1].byte_index if i else 0)
+               for i, spec in enumerate(specs) if spec.type == "bool")
+
+
 def check_parse(text: str) -> None:
     try:
         fields = parse_grammar(text)
