@@ -131,7 +131,8 @@ async def select_page(db: Executor, select: str, where: Where, order: Order | Ne
                       page: Page) -> list[asyncpg.Record]:
     """`select` (a SELECT ... FROM ...) filtered by `where`, sorted by `order`: one page and one row more.
 
-    A page with a cursor (`page.after`) starts just after it, which only a `NewestFirst` order allows.
+    A page with a cursor (`page.after`) starts just after it (a condition added to `where`), which only a
+    `NewestFirst` order allows.
     """
     if page.after is not None:
         if not isinstance(order, NewestFirst):
