@@ -118,7 +118,7 @@ async def test_2000_messages_listed_while_20_a_second_arrive_each_exactly_once(p
 
 
 async def _store(api, rows: list[tuple]) -> None:
-    """Messages (id, device, device type, time, seq) with a location, written as the store writes them."""
+    """Messages (id, device, device type, time, seq) with a location, written straight into PostgreSQL."""
     await api.pool.executemany(
         "INSERT INTO messages(id, device_id, device_type_id, time, seq_number, data, computed_location, "
         "registration_id) VALUES ($1, $2, $3, $4, $5, '00', $6, (SELECT registration_id FROM devices WHERE id = $2))",
