@@ -30,23 +30,40 @@ Choices where the reference is silent or loose:
   reads `length` bytes as Latin-1, so every byte is one character and nothing
   (NUL included) is dropped.
 
-Empty byte index, per the reference: the first field starts at byte 0; a
-`bool` takes the byte the previous field started on; any other type takes the
-byte after the previous field's last byte, or that last byte itself when the
-previous field was written with an explicit bit offset (a bool's bit is not
-one). "Last byte" is the byte holding the field's last bit. The explicit offset is what
-counts, so `a::uint:8::7 b::uint:8` puts b on byte 0, as the rule says. How the
-reference vectors come out:
+Empty byte index: bools take no room. The first field starts at byte 0; a
+`bool` takes the byte the previous field (of any type) started on; any other
+type ignores the bools before it and takes the byte after the last byte of the
+previous field that is not a bool (byte 0 when there is none), or that last
+byte itself when that field was written with an explicit bit offset (a bool's
+bit is not one). "Last byte" is the byte holding the field's last bit. The
+explicit offset is what counts, so `a::uint:8::7 b::uint:8` puts b on byte 0.
 
+That is the reference's rule ("bool -> the byte the previous field started
+on; other types -> the byte after the previous field") with "previous field"
+read, for the other types, as the previous field that is not a bool: the
+reading a real Sigfox backend shows, and the only one of the two that fits
+both its decoding and the reference's vectors. How they come out:
+
+- A real backend decodes `s1::uint:24 s2::uint:24 s3::uint:16 s4::uint:16
+  b7::bool:7 ... b0::bool:0 c::uint:8 bat::uint:8` (eight bools, bits 7 to 0)
+  on `0000fa000000000000000026` as s1 = 250, the bools false, c = 0 and
+  bat = 38 (0x26, the last byte). s1..s4 cover bytes 0-9; the bools sit on
+  byte 8, where s4 starts; c skips them to byte 10 (after s4) and bat is
+  byte 11. Were the bools the previous field, c would be byte 9 and bat 0.
+- `b1::bool:7 b2::bool:6 i1:1:uint:16` on `C01234`: b1 is byte 0; b2, a bool,
+  stays on byte 0; i1 is explicit. Left implicit it would be byte 0 too,
+  under the bools (no field before them takes room): which is why the
+  reference writes its 1.
 - `Speed::uint:8 Direction::uint:4 Status:1:uint:4::3` on `3C5A`: Speed is
   byte 0 (60). Speed had no bit offset, so Direction takes byte 1 at the
   default bit 7 and reads the high nibble 0x5. Status is explicitly byte 1,
   bit 3: the low nibble 0xA (10). Left implicit, Status would land on byte 2,
   since Direction had no written bit offset either.
-- `b1::bool:7 b2::bool:6 i1:1:uint:16` on `C01234`: b1 is byte 0; b2, a bool,
-  stays on byte 0; i1 is explicit. Left implicit it would also be byte 1.
 - `str::char:6 i1::uint:16 i2::uint:32`: str covers bytes 0-5, so i1 starts on
   6 and i2 on 8.
+
+Bools therefore share a byte with the field they follow or precede: a
+grammar wanting a bool byte of its own writes its index.
 
 A field that runs past the end of the payload is left out of the result; the
 other fields still decode, and its `customData#` variable is absent. (Sigfox's
@@ -130,29 +147,35 @@ def parse_grammar(text: str) -> tuple[FieldSpec, ...]:
     """Parse and validate a payloadConfig; raise GrammarError on any fault."""
     fields: list[FieldSpec] = []
     seen: set[str] = set()
-    previous_had_offset = False  # pragma: no mutate (unread for the first field)
+    # The previous field that is not a bool, and whether it had a written bit offset.
+    sized: FieldSpec | None = None
+    sized_had_offset = False  # pragma: no mutate (unread while `sized` is None)
     for token in _TOKEN.finditer(text):
         spec, explicit_index, has_offset = _parse_field(token.group(), token.start())
         if spec.name in seen:
             raise GrammarError(token.start(), spec.name, f"duplicate field name {spec.name!r}")
         seen.add(spec.name)
         if explicit_index is None:
-            spec = replace(spec, byte_index=_implicit_index(spec, fields[-1] if fields else None, previous_had_offset))
+            spec = replace(spec, byte_index=_implicit_index(spec, fields[-1] if fields else None, sized,
+                                                            sized_had_offset))
         fields.append(spec)
-        previous_had_offset = has_offset
+        if spec.type != "bool":
+            sized, sized_had_offset = spec, has_offset
     if not fields:
         raise GrammarError(0, None, "no fields: expected name:byteIndex:type")
     return tuple(fields)
 
 
-def _implicit_index(spec: FieldSpec, previous: FieldSpec | None, previous_had_offset: bool) -> int:
-    if previous is None:
-        return 0
+def _implicit_index(spec: FieldSpec, previous: FieldSpec | None, sized: FieldSpec | None,
+                    sized_had_offset: bool) -> int:
+    """Where a field without a byte index starts: bools take no room (see the module's docstring)."""
     if spec.type == "bool":
-        return previous.byte_index
-    if previous_had_offset:
-        return previous.last_byte
-    return previous.last_byte + 1
+        return previous.byte_index if previous else 0
+    if sized is None:
+        return 0
+    if sized_had_offset:
+        return sized.last_byte
+    return sized.last_byte + 1
 
 
 def _split(token: str, position: int) -> list[_Part]:

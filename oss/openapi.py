@@ -119,7 +119,12 @@ SCHEMAS: dict[str, Any] = {
     "ErrorContent": O(message=S(), errors=A(O(type=S(enum=["body", "query", "path"]), field=S(), message=S()))),
     "Message": O(message=S()),
     "MethodNotAllowed": O(message=S(), allowedMethods=A(S())),
-    "paging": O(next=S(description="full URL of the next page; absent on the last page")),
+    "paging": O(next=S(description=(
+        "full URL of the next page; absent on the last page. Entity lists: the same query with the next "
+        "offset, on a stable order. Time-ordered lists (messages, locations, undelivered callbacks, newest "
+        "first): before = the time of the page's last item and pageId = an opaque token of its tie-breaker "
+        "(Backhaul; the live service gives before only), so nothing written while a client pages makes an "
+        "item repeat or go missing"))),
     "createResponse": O(id=S()),
     "apiUserCreated": O(id=S(), accessToken=S(description="shown once; stored hashed")),
     "accessToken": O(accessToken=S()),
@@ -318,8 +323,13 @@ def fields_param(*allowed: str) -> dict[str, Any]:
     return q("fields", S(0, 500), "linked objects to expand, e.g. " + ", ".join(allowed))
 
 
-PAGE = [q("limit", I(1, 100), "1..100, default 100"), q("offset", I(0, INT32))]
-WINDOW = [q("since", MS, "from this time (ms), inclusive"), q("before", MS, "until this time (ms), exclusive")]
+PAGE = [q("limit", I(1, 100), "1..100, default 100"), q("offset", I(0, INT32), "items to skip")]
+# The time filter and the cursor of a time-ordered list (oss.paging).
+WINDOW = [q("since", MS, "from this time (ms), inclusive"),
+          q("before", MS, "until this time (ms), exclusive; with pageId, the items of this very time that "
+                          "come after the one pageId names are listed too"),
+          q("pageId", S(1, 200), "opaque token from paging.next (Backhaul): where the page starts among the "
+                                 "items of time `before`; needs `before`")]
 ID, DEV = path("id"), path("id", DEVICE_ID)
 YEAR = I(FIRST_YEAR, LAST_YEAR)
 OPERATOR_QUERY = [fields_param("telecommunicationStandard(name)", "hardwareConfigurations(hardware(name))",

@@ -29,7 +29,7 @@ from oss.clock import now_ms
 from oss.context import pool
 from oss.errors import json_response
 from oss.fields import Fields, fields
-from oss.paging import listing, page, window
+from oss.paging import listing, time_page
 from oss.params import device_id, oid, q_bool
 from oss.shape import compact
 from oss.storage import base_stations, device_types, devices, messages
@@ -90,22 +90,22 @@ async def message_bodies(conn: asyncpg.Connection, rows: list[asyncpg.Record], e
 async def device_messages(request: web.Request) -> web.Response:
     who = caller(request)
     who.require("messages")
-    pg, expand = page(request), fields(request, EXPANDABLE)
+    (pg, during), expand = time_page(request), fields(request, EXPANDABLE)
     async with pool(request).acquire() as conn:
         device = await devices.scoped(conn, who.group_id, device_id(request))
-        rows = await messages.page_of_registration(conn, device["registration_id"], pg, window(request))
-        return json_response(listing(request, pg, await message_bodies(conn, rows, expand)))
+        found = await messages.page_of_registration(conn, device["registration_id"], pg, during)
+        return json_response(listing(request, pg, await message_bodies(conn, found.rows, expand), after=found.after))
 
 
 @routes.get("/v2/device-types/{id}/messages")
 async def device_type_messages(request: web.Request) -> web.Response:
     who = caller(request)
     who.require("messages")
-    pg, expand = page(request), fields(request, EXPANDABLE)
+    (pg, during), expand = time_page(request), fields(request, EXPANDABLE)
     async with pool(request).acquire() as conn:
         device_type = await device_types.scoped(conn, who.group_id, oid(request))
-        rows = await messages.page_of_device_type(conn, device_type["id"], pg, window(request))
-        return json_response(listing(request, pg, await message_bodies(conn, rows, expand)))
+        found = await messages.page_of_device_type(conn, device_type["id"], pg, during)
+        return json_response(listing(request, pg, await message_bodies(conn, found.rows, expand), after=found.after))
 
 
 @routes.get("/v2/devices/{id}/messages/metric")
@@ -125,15 +125,14 @@ async def device_locations(request: web.Request) -> web.Response:
     """Computed locations of the device's messages, newest first (`valid` when status is 1)."""
     who = caller(request)
     who.require("messages")
-    pg = page(request)
-    during = window(request)
+    pg, during = time_page(request)
     with_oob = q_bool(request, "oob", default=False)
     async with pool(request).acquire() as conn:
         device = await devices.scoped(conn, who.group_id, device_id(request))
-        rows = await messages.locations(conn, device["registration_id"], pg, during, with_oob=with_oob)
+        found = await messages.locations(conn, device["registration_id"], pg, during, with_oob=with_oob)
     items = []
-    for r in rows:
+    for r in found.rows:
         loc = r["computed_location"]
         items.append(compact({"lat": loc.get("lat"), "lng": loc.get("lng"), "radius": loc.get("radius"),
                               "source": loc.get("source"), "time": r["time"], "valid": loc.get("status") == 1}))
-    return json_response(listing(request, pg, items))
+    return json_response(listing(request, pg, items, after=found.after))

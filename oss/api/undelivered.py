@@ -10,16 +10,16 @@ from aiohttp import web
 from oss.auth import caller
 from oss.context import pool
 from oss.errors import json_response
-from oss.paging import listing, page, window
+from oss.paging import listing, time_page
 from oss.params import device_id, oid
 from oss.shape import compact
 from oss.storage import callbacks, device_types, devices, groups, undelivered
-from oss.storage.sql import Page, Window
+from oss.storage.sql import CursorPage, Page, Window
 
 routes = web.RouteTableDef()
 MEDIUM = ("url", "method", "headers", "body", "contentType", "subject", "message", "error")
 # One page of a list, as the storage layer gives it for the owner's id.
-Lister = Callable[[asyncpg.Connection, Any, Page, Window], Awaitable[list[asyncpg.Record]]]
+Lister = Callable[[asyncpg.Connection, Any, Page, Window], Awaitable[CursorPage]]
 
 
 def undelivered_body(r: asyncpg.Record, *, group_shape: bool = False) -> dict[str, Any]:
@@ -37,9 +37,10 @@ def undelivered_body(r: asyncpg.Record, *, group_shape: bool = False) -> dict[st
 
 async def _list(request: web.Request, conn: asyncpg.Connection, rows_of: Lister, owner: Any, *,
                 group_shape: bool = False) -> web.Response:
-    pg = page(request)
-    rows = await rows_of(conn, owner, pg, window(request))
-    return json_response(listing(request, pg, [undelivered_body(r, group_shape=group_shape) for r in rows]))
+    pg, during = time_page(request)
+    found = await rows_of(conn, owner, pg, during)
+    return json_response(listing(request, pg, [undelivered_body(r, group_shape=group_shape) for r in found.rows],
+                                 after=found.after))
 
 
 @routes.get("/v2/devices/{id}/callbacks-not-delivered")

@@ -7,7 +7,7 @@ from typing import Any
 import asyncpg
 
 from oss.storage.scope import fetch_scoped, in_subtree
-from oss.storage.sql import Executor, Page, Where, insert, select_page, update
+from oss.storage.sql import Executor, Order, Page, Where, insert, select_page, update
 
 
 async def credentials(db: Executor, login: str) -> asyncpg.Record | None:
@@ -36,7 +36,7 @@ async def page(db: Executor, root: str, pg: Page, wanted: Filter) -> list[asyncp
         where.add(f"{where.param(wanted.profile_id)} = ANY(profile_ids)")
     if wanted.group_ids:
         where.add(f"group_id = ANY({where.param(wanted.group_ids)})")
-    return await select_page(db, "SELECT * FROM api_users", where, "id", pg)
+    return await select_page(db, "SELECT * FROM api_users", where, Order(key="id"), pg)
 
 
 async def create(db: Executor, values: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ import asyncpg
 
 from oss.storage.devices import live_token
 from oss.storage.scope import fetch_scoped, in_subtree
-from oss.storage.sql import Executor, Page, Where, insert, select_page, update
+from oss.storage.sql import Executor, Order, Page, Where, insert, select_page, update
 
 # Every contract column and its tokens in use at $2 (epoch ms).
 VIEW = f"""SELECT c.*, (SELECT count(*) FROM devices d WHERE d.contract_id = c.id AND {live_token(now='$2')})
@@ -80,7 +80,7 @@ async def page(db: Executor, root: str, now: int, pg: Page, wanted: Filter) -> l
                              (wanted.to_time, "c.start_time < "), (wanted.token_duration, "c.token_duration = ")):
         if value is not None:
             where.add(f"{condition}{where.param(value)}")
-    return await select_page(db, VIEW, where, "c.id", pg)
+    return await select_page(db, VIEW, where, Order(key="c.id"), pg)
 
 
 async def create(db: Executor, values: dict[str, Any]) -> None:

@@ -8,9 +8,10 @@ import asyncpg
 
 from oss.errors import NotFound
 from oss.storage.scope import in_groups, in_subtree
-from oss.storage.sql import Executor, Page, Where, insert, select_page, update
+from oss.storage.sql import Executor, Order, Page, Where, insert, select_page, update
 
-SORTS = {"id": "t.id", "-id": "t.id DESC", "name": "lower(t.name), t.id", "-name": "lower(t.name) DESC, t.id"}
+SORTS = {"id": Order(key="t.id"), "-id": Order(key="t.id DESC"),
+         "name": Order(by=("lower(t.name)",), key="t.id"), "-name": Order(by=("lower(t.name) DESC",), key="t.id")}
 
 
 async def scoped(db: Executor, root: str, ident: str, *, field: str | None = None) -> asyncpg.Record:

@@ -7,15 +7,18 @@ from typing import Any
 import asyncpg
 
 from oss.storage.scope import fetch_scoped, in_groups, in_subtree
-from oss.storage.sql import Executor, Page, Where, select_page, update
+from oss.storage.sql import Executor, Order, Page, Where, select_page, update
 
 # A device with its radio state and its type's keep-alive, as the API shows it.
 VIEW = """SELECT d.*, s.sequence_number, s.trash_sequence_number, s.last_com, s.com_state, s.lqi,
     s.last_computed_location, t.keep_alive FROM devices d
     LEFT JOIN device_status s ON s.device_id = d.id AND s.registration_id = d.registration_id
     LEFT JOIN device_types t ON t.id = d.device_type_id"""
-SORTS = {"id": "d.id", "-id": "d.id DESC", "name": "d.name, d.id", "-name": "d.name DESC, d.id",
-         "lastCom": "s.last_com NULLS FIRST, d.id", "-lastCom": "s.last_com DESC NULLS LAST, d.id"}
+BY_ID = Order(key="d.id")
+SORTS = {"id": BY_ID, "-id": Order(key="d.id DESC"), "name": Order(by=("d.name",), key="d.id"),
+         "-name": Order(by=("d.name DESC",), key="d.id"),
+         "lastCom": Order(by=("s.last_com NULLS FIRST",), key="d.id"),
+         "-lastCom": Order(by=("s.last_com DESC NULLS LAST",), key="d.id")}
 # The columns of a new device, with their PostgreSQL types (inserted many at once through unnest).
 NEW_COLUMNS = {"id": "text", "name": "text", "pac": "text", "lat": "float8", "lng": "float8", "prototype": "bool",
                "product_certificate": "text", "automatic_renewal": "bool", "activable": "bool",
@@ -71,7 +74,7 @@ async def page_on_contract(db: Executor, root: str, pg: Page, contract_id: str, 
     where.add(live_token(now="$2"))
     if device_type_id:
         where.add(f"d.device_type_id = {where.param(device_type_id)}")
-    return await select_page(db, VIEW, where, "d.id", pg)
+    return await select_page(db, VIEW, where, BY_ID, pg)
 
 
 async def scoped_rows(db: Executor, root: str, ids: list[str], *, lock: bool = True) -> dict[str, asyncpg.Record]:

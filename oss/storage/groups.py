@@ -7,12 +7,13 @@ from typing import Any
 import asyncpg
 
 from oss.storage.scope import fetch_scoped, in_subtree
-from oss.storage.sql import Executor, Page, Where, insert, select_page, update
+from oss.storage.sql import Executor, Order, Page, Where, insert, select_page, update
 
 # Every group column, with its depth and whether it has sub-groups.
 VIEW = """SELECT g.*, cardinality(g.path) AS level,
     NOT EXISTS (SELECT 1 FROM groups c WHERE c.parent_id = g.id) AS leaf FROM groups g"""
-SORTS = {"id": "g.id", "-id": "g.id DESC", "name": "lower(g.name), g.id", "-name": "lower(g.name) DESC, g.id"}
+SORTS = {"id": Order(key="g.id"), "-id": Order(key="g.id DESC"),
+         "name": Order(by=("lower(g.name)",), key="g.id"), "-name": Order(by=("lower(g.name) DESC",), key="g.id")}
 # What a group may hold that stops its deletion (a name each, as the answer says it).
 HOLDINGS = {"sub_groups": "groups WHERE parent_id", "device_types": "device_types WHERE group_id",
             "devices": "devices WHERE group_id", "contracts": "contract_infos WHERE group_id",

@@ -4,33 +4,33 @@ from __future__ import annotations
 import asyncpg
 
 from oss.storage.registrations import visible
-from oss.storage.sql import Executor, Page, Where, Window, select_page
+from oss.storage.sql import CursorPage, Executor, NewestFirst, Page, Where, Window, select_newest
 
 # What retention deletes once it is older than the kept days (every table has a `time` in epoch ms).
 HISTORY_BY_TIME = ("messages", "callback_attempts", "undelivered_callbacks", "device_events")
 DELETE_BATCH = 10_000
+NEWEST = NewestFirst(key="id")
 
 
-async def page_of_registration(db: Executor, registration_id: int, pg: Page,
-                               window: Window) -> list[asyncpg.Record]:
+async def page_of_registration(db: Executor, registration_id: int, pg: Page, window: Window) -> CursorPage:
     """A device's messages (its current registration), newest first."""
     where = Where(registration_id)
     where.add("registration_id = $1")
     where.within("time", window)
-    return await select_page(db, "SELECT * FROM messages", where, "time DESC, id", pg)
+    return await select_newest(db, "SELECT * FROM messages", where, NEWEST, pg)
 
 
-async def page_of_device_type(db: Executor, device_type_id: str, pg: Page, window: Window) -> list[asyncpg.Record]:
+async def page_of_device_type(db: Executor, device_type_id: str, pg: Page, window: Window) -> CursorPage:
     """The messages of a device type's devices (purged registrations left out), newest first."""
     where = Where(device_type_id)
     where.add("device_type_id = $1")
     where.add(visible())
     where.within("time", window)
-    return await select_page(db, "SELECT * FROM messages", where, "time DESC, id", pg)
+    return await select_newest(db, "SELECT * FROM messages", where, NEWEST, pg)
 
 
 async def locations(db: Executor, registration_id: int, pg: Page, window: Window, *,
-                    with_oob: bool) -> list[asyncpg.Record]:
+                    with_oob: bool) -> CursorPage:
     """`time` and `computed_location` of a device's located messages (`with_oob`: service frames too)."""
     where = Where(registration_id)
     where.add("registration_id = $1")
@@ -38,7 +38,7 @@ async def locations(db: Executor, registration_id: int, pg: Page, window: Window
     where.within("time", window)
     if not with_oob:
         where.add("NOT oob")
-    return await select_page(db, "SELECT time, computed_location FROM messages", where, "time DESC, id", pg)
+    return await select_newest(db, "SELECT id, time, computed_location FROM messages", where, NEWEST, pg)
 
 
 async def counts(db: Executor, registration_id: int, *, day: int, week: int, month: int) -> asyncpg.Record:

@@ -8,11 +8,13 @@ from typing import Any
 import asyncpg
 
 from oss.storage.scope import fetch_scoped, in_groups, subtree
-from oss.storage.sql import Executor, Page, Where, insert, select_page, update
+from oss.storage.sql import Executor, Order, Page, Where, insert, select_page, update
 
-SORTS = {"id": "u.id", "-id": "u.id DESC", "name": "lower(u.last_name), lower(u.first_name), u.id",
-         "-name": "lower(u.last_name) DESC, lower(u.first_name) DESC, u.id",
-         "email": "lower(u.email), u.id", "-email": "lower(u.email) DESC, u.id"}
+SORTS = {"id": Order(key="u.id"), "-id": Order(key="u.id DESC"),
+         "name": Order(by=("lower(u.last_name)", "lower(u.first_name)"), key="u.id"),
+         "-name": Order(by=("lower(u.last_name) DESC", "lower(u.first_name) DESC"), key="u.id"),
+         "email": Order(by=("lower(u.email)",), key="u.id"),
+         "-email": Order(by=("lower(u.email) DESC",), key="u.id")}
 # The user holds a role in the subtree of the group $1.
 VISIBLE = f"EXISTS (SELECT 1 FROM user_roles r WHERE r.user_id = u.id AND r.group_id IN {subtree('$1')})"
 

@@ -126,6 +126,7 @@ LIMITS = (
           {"device-messages": (1, 1.0), "device-list": (50, 10.0), "bulk": (5, 600.0), "default": (0, 0.0)},
           "`device-messages=1/1,device-list=50/10,bulk=5/600`"),
     Limit("oss.paging:MAX_LIMIT", 100, "at most 100 items a page (`limit` 1 to 100, default 100)"),
+    Limit("oss.paging:MAX_PAGE_ID", 200, "`pageId` (at most 200 characters)"),
     Limit("oss.http_server:REQUEST_LINE_LIMIT", 16 * KIB, "a request line over 16 KiB (414)"),
     Limit("oss.http_server:HEADER_FIELD_LIMIT", 8190, "a header over 8190 bytes"),
     Limit("oss.http_server:MAX_HEADERS", 128, "more than 128 headers (431)"),

@@ -18,6 +18,9 @@ from callback_language.grammar import (
     parse_grammar,
 )
 
+BOOLS = [f"b{bit}" for bit in range(7, -1, -1)]
+REAL_BACKEND_GRAMMAR = ("s1::uint:24 s2::uint:24 s3::uint:16 s4::uint:16 "
+                        + " ".join(f"{name}::bool:{name[1]}" for name in BOOLS) + " c::uint:8 bat::uint:8")
 REFERENCE_VECTORS = [
     ("int1::uint:8 int2::uint:8", "1234", {"int1": 0x12, "int2": 0x34}),
     ("b1::bool:7 b2::bool:6 i1:1:uint:16", "C01234", {"b1": True, "b2": True, "i1": 0x1234}),
@@ -28,6 +31,9 @@ REFERENCE_VECTORS = [
     ("Speed::uint:8 Direction::uint:4 Status:1:uint:4::3", "3C5A", {"Speed": 60, "Direction": 5, "Status": 10}),
     ("b1::bool:7 b2::bool:6 i1:1:uint:16:little-endian i2::uint:8", "80123456",
      {"b1": True, "b2": False, "i1": 0x3412, "i2": 0x56}),
+    # As a real Sigfox backend decodes it (issue 16): the bools take no room, so c and bat are bytes 10 and 11.
+    (REAL_BACKEND_GRAMMAR, "0000fa000000000000000026",
+     {"s1": 250, "s2": 0, "s3": 0, "s4": 0, **dict.fromkeys(BOOLS, False), "c": 0, "bat": 38}),
 ]
 
 
@@ -45,6 +51,15 @@ def test_reference_vectors(grammar: str, payload: str, expected: dict) -> None:
 @pytest.mark.parametrize(("grammar", "payload", "expected"), REFERENCE_VECTORS)
 def test_reference_vectors_encode_back(grammar: str, payload: str, expected: dict) -> None:
     assert encode_payload(parse_grammar(grammar), expected) == bytes.fromhex(payload)
+
+
+def test_bools_read_the_byte_where_the_previous_field_starts_and_take_no_room() -> None:
+    payload = "0000fa0000000000a5ff0026"
+    assert decode(REAL_BACKEND_GRAMMAR, payload) == {
+        "s1": 250, "s2": 0, "s3": 0, "s4": 0xA5FF, "b7": True, "b6": False, "b5": True, "b4": False,
+        "b3": False, "b2": True, "b1": False, "b0": True, "c": 0, "bat": 38}
+    assert custom_data_variables(parse_grammar(REAL_BACKEND_GRAMMAR), bytes.fromhex(payload))[
+        "customData#bat"] == "38"
 
 
 def test_resolved_specs_of_the_nibble_vector() -> None:
@@ -65,7 +80,16 @@ def byte_indexes(grammar: str) -> list[int]:
     ("s::char:3 i::int:8", [0, 3]),
     ("i::uint:16 b::bool:7", [0, 0]),
     ("i:4:uint:16 b::bool:7 c::bool:6", [4, 4, 4]),
-    ("b::bool:7 i::uint:8", [0, 1]),
+    ("b::bool:7 i::uint:8", [0, 0]),
+    ("b::bool:7 c::bool:0 i::uint:16 j::uint:8", [0, 0, 0, 2]),
+    ("i::uint:16 b::bool:7 c::uint:8", [0, 0, 2]),
+    ("i::uint:16 b::bool:7 c::bool:6 d::char:2 e::int:8", [0, 0, 0, 2, 4]),
+    ("a::uint:8 b:3:bool:1 c::bool:0 d::uint:8", [0, 3, 3, 1]),
+    ("a:6:uint:8 b:2:bool:1 c::uint:8", [6, 2, 7]),
+    ("a::uint:12::3 b::bool:0 c::uint:8", [0, 0, 1]),
+    ("a::uint:8::3 b::bool:0 c::uint:8", [0, 0, 1]),
+    ("a::uint:8::7 b::bool:0 c::uint:8", [0, 0, 0]),
+    (REAL_BACKEND_GRAMMAR, [0, 3, 6, 8, *[8] * 8, 10, 11]),
     ("a::uint:4 b::uint:4", [0, 1]),
     ("Speed::uint:8 Direction::uint:4 Status::uint:4::3", [0, 1, 2]),
     ("a::uint:4::7 b::uint:4::3 c::uint:8", [0, 0, 0]),
@@ -242,7 +266,7 @@ def test_leading_zeros_and_shorthand_offset() -> None:
 
 
 def test_custom_data_variables_string_forms() -> None:
-    fields = parse_grammar("b::bool:7 c::bool:6 t::int:8 s::char:2 f::float:32 d::float:64")
+    fields = parse_grammar("b::bool:7 c::bool:6 t:1:int:8 s::char:2 f::float:32 d::float:64")
     data = encode_payload(fields, {"b": True, "c": False, "t": -12, "s": "Hi", "f": 0.1, "d": 0.1})
     assert custom_data_variables(fields, data) == {
         "customData#b": "true", "customData#c": "false", "customData#t": "-12", "customData#s": "Hi",
@@ -384,6 +408,21 @@ def test_implicit_whole_byte_fields_are_packed_back_to_back(types: list[str]) ->
     for spec in specs[:-1]:
         starts.append(starts[-1] + spec.bits // 8)
     assert [spec.byte_index for spec in specs] == starts
+
+
+IMPLICIT_KINDS = st.sampled_from(("uint:8", "uint:4", "uint:12::3", "int:16:big-endian", "char:2", "float:32",
+                                   "uint:8::7", "uint:24:little-endian", "bool:7", "bool:0"))
+
+
+@given(st.lists(IMPLICIT_KINDS, min_size=1, max_size=12))
+def test_implicit_bools_take_no_room(kinds: list[str]) -> None:
+    """Taking the bools out moves no other field; each bool sits where the field before it starts."""
+    specs = parse_grammar(" ".join(f"f{i}::{kind}" for i, kind in enumerate(kinds)))
+    sized = [f"f{i}::{kind}" for i, kind in enumerate(kinds) if not kind.startswith("bool")]
+    without_bools = parse_grammar(" ".join(sized)) if sized else ()
+    assert [spec for spec in specs if spec.type != "bool"] == list(without_bools)
+    assert all(spec.byte_index == (specs[i - 1].byte_index if i else 0)
+               for i, spec in enumerate(specs) if spec.type == "bool")
 
 
 def check_parse(text: str) -> None:
