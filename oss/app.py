@@ -6,6 +6,7 @@ import functools
 import logging
 import re
 import time
+from typing import Any
 
 import asyncpg
 from aiohttp import web
@@ -66,7 +67,7 @@ async def merge_slashes(request: web.Request, handler) -> web.StreamResponse:
     match = await request.app.router.resolve(merged)
     match.add_app(request.app)
     merged._match_info = match
-    inner = match.handler
+    inner: Any = match.handler
     for middleware in reversed(request.app.middlewares[1:]):  # the ones after this one, in order
         inner = functools.partial(middleware, handler=inner)
     return await inner(merged)

@@ -123,7 +123,9 @@ CERTIFICATE = O(id=S(), key=S(), description="left empty ({}) when the device ha
 # concept (README "API v2 compatibility").
 DEVICE: dict[str, Any] = dict(
     id=S(), name=S(description="the id when the device has no name"), deviceType=O(id=S(), name=S()),
-    group=MIN_GROUP, contract=O(id=S(), name=S(), description="the device's contract, else its device type's"),
+    group=MIN_GROUP, contract=O(id=S(), name=S(), description=(
+        "the device's contract, else its device type's (absent only for a device registered outside the API "
+        "whose device type has no contract)")),
     pac=S(), satelliteCapable=B | {"description": "always false"}, repeater=B | {"description": "always false"},
     messageModulo=I(description="4096: sequence numbers are 12-bit"), prototype=B,
     productCertificate=CERTIFICATE, modemCertificate=CERTIFICATE,
@@ -142,7 +144,7 @@ DEVICE: dict[str, Any] = dict(
     lastEditionTime=MS, lastEditedBy=S(description="createdBy until the first edition"), automaticRenewal=B,
     automaticRenewalStatus=I(description="0 ALLOWED, 1 NOT_ALLOWED, 3 ENDED (2 RENEWED: never)"), activable=B)
 DEVICE_FIELDS = tuple(k for k in DEVICE if k not in ("lastComputedLocation", "activationTime", "comStateMissedPeriods",
-                                                     "unsubscriptionTime"))
+                                                     "unsubscriptionTime", "contract"))
 LIVE_DECIMAL = patterned(r"^-?[0-9]+\.[0-9]{2}$", "must be a decimal string with two decimals") | {
     "description": 'a decimal string with two decimals, e.g. "-126.00": the live service\'s form (the published '
                    "document says number; README \"API v2 compatibility\")"}
@@ -468,8 +470,9 @@ def paths() -> dict[str, Any]:
         "/device-types/{id}/callbacks/{callbackId}/downlink": {"put": op(
             "Make this BIDIR callback the downlink callback", no, [ID, path("callbackId")], tag=cb)},
         "/device-types/{id}/callbacks/{callbackId}/callbacks-not-delivered": {"get": op(
-            "Undelivered callbacks of one callback", undelivered, [ID, path("callbackId"), *WINDOW, *PAGE],
-            tag=cb)},
+            "Undelivered callbacks of one callback: a list, as the live service answers (the published document "
+            "shows one object; README \"API v2 compatibility\")", undelivered,
+            [ID, path("callbackId"), *WINDOW, *PAGE], tag=cb)},
         "/devices/": {
             "get": op("List devices (50 requests / 10 s)", listing("device"), [
                 q("id", DEVICE_ID), q("groupIds", S(0, 2000)), q("deep", B), q("deviceTypeId", OID),
