@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import re
 import time
+from typing import Any
 
 import asyncpg
 from aiohttp import web
@@ -46,6 +49,28 @@ def route_of(request: web.Request) -> str:
     """The canonical path of the matched route (a bounded metrics label)."""
     resource = request.match_info.route.resource
     return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def merge_slashes(request: web.Request, handler) -> web.StreamResponse:
+    """A path with `//` (a client joining a base URL that ends in / with a path that starts with one) is
+    served as the path with single slashes, as the reference does, without a redirect.
+
+    The route was matched before any middleware ran, so the request is matched again and the other
+    middlewares (errors, then auth: a path is authenticated after it is merged) run on the merged one,
+    as aiohttp's own `normalize_path_middleware` does it."""
+    raw = request.rel_url.raw_path
+    if "//" not in raw:
+        return await handler(request)
+    query = request.rel_url.raw_query_string
+    merged = request.clone(rel_url=re.sub("/{2,}", "/", raw) + (f"?{query}" if query else ""))
+    match = await request.app.router.resolve(merged)
+    match.add_app(request.app)
+    merged._match_info = match
+    inner: Any = match.handler
+    for middleware in reversed(request.app.middlewares[1:]):  # the ones after this one, in order
+        inner = functools.partial(middleware, handler=inner)
+    return await inner(merged)
 
 
 @web.middleware
@@ -110,7 +135,8 @@ def create_app(pool: asyncpg.Pool, *, rate_limits: str | None = None, keepalive_
     limiter = RateLimiter(parse_limits(conf.api_rate_limits if rate_limits is None else rate_limits))
     limits = body_limits or BodyLimits(conf.api_max_body_bytes, conf.api_max_bulk_bytes)
     # Handlers read bodies with oss.params.read_body (a limit per kind); this caps any other read.
-    app = web.Application(middlewares=[observe, guard(limiter)], client_max_size=max(limits.json, limits.bulk))
+    app = web.Application(middlewares=[merge_slashes, observe, guard(limiter)],
+                          client_max_size=max(limits.json, limits.bulk))
     app[BODY_LIMITS] = limits
     app[POOL] = pool
     app[CREDENTIALS] = CredentialCache(conf.api_auth_cache_s if auth_cache_s is None else auth_cache_s)

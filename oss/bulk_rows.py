@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from oss.device_operations import Row, RowError
 from oss.errors import BadRequest, FieldError
-from oss.validate import field_errors, known
+from oss.validate import field_errors, known, unset_nulls
 
 MAX_ROWS = 100_000
 ACTIONS = ("restart", "suspend", "resume", "delete")
@@ -82,6 +82,7 @@ def checked_rows(kind: str, rows: list[Row], errors: list[RowError]) -> tuple[li
     for number, row in rows:
         entity = row.get("id", row.get("deviceId")) if isinstance(row, dict) else None
         entity = entity if isinstance(entity, str) else None
+        row = unset_nulls(row, ROW_SCHEMA[kind])
         problems = field_errors(row, ROW_SCHEMA[kind])
         if problems:
             errors.extend(RowError(number, entity, p.field, p.message) for p in problems)

@@ -36,6 +36,14 @@ class RowError(NamedTuple):
     message: str
 
 
+def certificate_key(certificate: dict[str, Any] | None, default: str | None = None) -> str | None:
+    """The product certificate's key from a request's `productCertificate`; `{"key": null}`, `{"key": ""}`
+    and `null` unset it, a certificate without `key` leaves `default`."""
+    if certificate is None:
+        return None
+    return certificate.get("key", default) or None
+
+
 def _missing(rows: list[Row], found: dict) -> tuple[list[Row], list[RowError]]:
     present = [(n, r) for n, r in rows if r["id"] in found]
     errors = [RowError(n, r["id"], "id", "device not found") for n, r in rows if r["id"] not in found]
@@ -63,7 +71,7 @@ async def create(conn: asyncpg.Connection, who: Caller, device_type: asyncpg.Rec
         new.append({
             "id": r["id"], "name": r.get("name") or f"{prefix}{r['id']}", "pac": r["pac"],
             "lat": r.get("lat"), "lng": r.get("lng"), "prototype": r.get("prototype", prototype),
-            "product_certificate": (r.get("productCertificate", {}) or {}).get("key", certificate),
+            "product_certificate": certificate_key(r.get("productCertificate", {}), certificate),
             "automatic_renewal": r.get("automaticRenewal", True), "activable": takes,
             "token_state": 0 if takes else NO_TOKEN, "token_end": end if takes else None,
             "activation_time": now if takes else None, "state": DEVICE_OK if takes else DEVICE_NOT_ACTIVABLE})
@@ -84,7 +92,7 @@ async def edit(conn: asyncpg.Connection, who: Caller, rows: list[Row]) -> tuple[
     for _, r in rows:
         changes = {EDITABLE[k]: v for k, v in r.items() if k in EDITABLE}
         if "productCertificate" in r:
-            changes["product_certificate"] = (r["productCertificate"] or {}).get("key")
+            changes["product_certificate"] = certificate_key(r["productCertificate"])
         await devices.edit(conn, r["id"], changes, edited_by=who.api_user_id)
     return len(rows), errors
 

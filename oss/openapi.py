@@ -82,7 +82,7 @@ GROUP_TYPES = E(0, 2, 5, 6, 7, 8, 9, 10, 11, description="0 SO, 2 Basic, 5 SVNO,
 MIN_GROUP = O(id=S(), name=S(), type=I(), level=I())
 PROFILE_ID = S(enum=sorted(PROFILES), description="; ".join(f"{p.id} {p.name}" for p in PROFILES.values()))
 USER_ROLE_REF = O(("groupId", "profileId"), groupId=OID, profileId=PROFILE_ID)
-CERT = O(key=S(0, 100))
+CERT = O(key=nullable(S(0, 100, description='null or "" unsets the certificate')))
 CALLBACK_COMMON: dict[str, Any] = dict(channel=S(enum=["URL", "BATCH_URL", "EMAIL"]),
                        callbackType=E(0, 1, 2, 3, description="0 DATA, 1 SERVICE, 2 ERROR, 3 EVENT (Backhaul)"),
                        callbackSubtype=E(0, 1, 2, 3, 4, 5, 6, description=(
@@ -115,6 +115,67 @@ OPERATOR_SETTINGS: dict[str, Any] = dict(
 JOB_ERROR = O(entity=S(), row=I(description="line (CSV) or 1-based index (JSON) of the row"), field=S(),
               message=S(), type=I(description="0 ENTITY, 1 SYSTEM"))
 
+END_MS = I(0, MAX_MS, description="epoch milliseconds; 0 = no limit")
+# Every field of the reference's contract model, always in the answer (README "API v2 compatibility").
+CONTRACT: dict[str, Any] = dict(
+    id=S(), name=S(), group=MIN_GROUP, order=O(id=S(), name=S(description="the contract's name when the order has "
+                                                                         "none")),
+    contractId=S(description="the external id; the contract's id when it has none"),
+    userId=S(description="the BSS user who created it; the creating API user when none was given"),
+    pricingModel=I(), subscriptionPlan=I(), startTime=MS, activationEndTime=END_MS, communicationEndTime=END_MS,
+    timezone=S(), tokenDuration=I(), maxTokens=I(), tokensInUse=I(), tokensUsed=I(), bidir=B, highPriorityDownlink=B,
+    maxUplinkFrames=I(), maxDownlinkFrames=I(), automaticRenewal=B, renewalDuration=I(), options=A(O()),
+    blacklistedTerritories=A(MIN_GROUP), createdBy=S(description='"" when created outside the API'),
+    creationTime=MS, lastEditionTime=MS, lastEditedBy=S(description="createdBy until the first edition"))
+CONTRACT_FIELDS = tuple(CONTRACT)
+
+NAME_ID = O(("id", "name"), id=S(), name=S())
+CERTIFICATE = O(id=S(), key=S(), description="left empty ({}) when the device has no certificate")
+# Every field of the reference's device model, always in the answer; defaults where Backhaul has no
+# concept (README "API v2 compatibility").
+DEVICE: dict[str, Any] = dict(
+    id=S(), name=S(description="the id when the device has no name"), deviceType=O(id=S(), name=S()),
+    group=MIN_GROUP, contract=O(id=S(), name=S(), description=(
+        "the device's contract, else its device type's (absent only for a device registered outside the API "
+        "whose device type has no contract)")),
+    pac=S(), satelliteCapable=B | {"description": "always false"}, repeater=B | {"description": "always false"},
+    messageModulo=I(description="4096: sequence numbers are 12-bit"), prototype=B,
+    productCertificate=CERTIFICATE, modemCertificate=CERTIFICATE,
+    location=O(lat=LAT, lng=LNG, description="the fixed position; lat 0, lng 0 when it has none"),
+    lastComputedLocation=O(lat={"type": "number"}, lng={"type": "number"}, radius=I(), sourceCode=I(),
+                           description="left out until a message was located"),
+    sequenceNumber=I(description="0 until the first message"),
+    trashSequenceNumber=I(description="0 until a message is trashed"), lastCom=I(0, MAX_MS, description=(
+        "epoch milliseconds; 0 until the first message")),
+    lqi=I(description="0 LIMIT, 1 AVERAGE, 2 GOOD, 3 EXCELLENT, 4 NA"),
+    activationTime=MS, creationTime=MS, state=I(description="0 OK, 1 DEAD, 2 OFF_CONTRACT, 3 DISABLED, 4 WARN, "
+                                                            "5 DELETED, 6 SUSPENDED, 7 NOT_ACTIVABLE"),
+    comState=I(description="0 NO, 1 OK, 2 WARN, 3 KO, 4 NA, 5 NOT_SEEN"), comStateMissedPeriods=I(),
+    token=O(state=I(description="0 OK, 1 OFF_CONTRACT (also: no token)"), detailMessage=S(), end=MS),
+    unsubscriptionTime=MS, createdBy=S(description='"" when registered outside the API'),
+    lastEditionTime=MS, lastEditedBy=S(description="createdBy until the first edition"), automaticRenewal=B,
+    automaticRenewalStatus=I(description="0 ALLOWED, 1 NOT_ALLOWED, 3 ENDED (2 RENEWED: never)"), activable=B)
+DEVICE_FIELDS = tuple(k for k in DEVICE if k not in ("lastComputedLocation", "activationTime", "comStateMissedPeriods",
+                                                     "unsubscriptionTime", "contract"))
+LIVE_DECIMAL = patterned(r"^-?[0-9]+\.[0-9]{2}$", "must be a decimal string with two decimals") | {
+    "description": 'a decimal string with two decimals, e.g. "-126.00": the live service\'s form (the published '
+                   "document says number; README \"API v2 compatibility\")"}
+MESSAGE: dict[str, Any] = dict(
+    device=NAME_ID, time=MS, data=S(), seqNumber=I(), nbFrames=I(), lqi=I(description="4 NA until the message's "
+                                                                                       "window closes"),
+    ackRequired=B, oob=B | {"description": "with fields=oob"},
+    computedLocation=A(O(lat={"type": "number"}, lng={"type": "number"}, radius=I(), source=I()),
+                       description="left out when the message could not be located"),
+    rinfos=A(O(baseStation=O(id=S(), name=S()), rssi=LIVE_DECIMAL, snr=LIVE_DECIMAL, freq={"type": "number"},
+               lat=LIVE_DECIMAL, lng=LIVE_DECIMAL, rep=I(),
+               repetitions=A(O(nseq=I(), repeated=B), description="one entry per repetition heard"),
+               cbStatus=A(O(status=I(), info=S(), cbDef=S(description="the callback's id"), time=MS),
+                          description="every attempt of every callback, on the first reception")),
+             description="one entry per receiving station"),
+    downlinkAnswerStatus=O(baseStation=O(id=S(), name=S()), plannedPower={"type": "number"}, data=S(),
+                           description="the downlink sent in answer, when there was one"))
+MESSAGE_FIELDS = ("device", "time", "data", "seqNumber", "nbFrames", "lqi", "ackRequired", "rinfos")
+
 SCHEMAS: dict[str, Any] = {
     "ErrorContent": O(message=S(), errors=A(O(type=S(enum=["body", "query", "path"]), field=S(), message=S()))),
     "Message": O(message=S()),
@@ -137,8 +198,12 @@ SCHEMAS: dict[str, Any] = {
                createdBy=S(), creationTime=MS),
     "apiUserCreation": O(("groupId", "name", "profileIds"), groupId=OID, name=S(1, 100), timezone=TZ,
                          profileIds=A(PROFILE_ID, minItems=1)),
-    "apiUserEdition": O(name=S(1, 100), timezone=TZ, profileId=A(PROFILE_ID)),
-    "profileIds": O(("profileId",), profileId=A(PROFILE_ID, minItems=1)),
+    "apiUserEdition": O(name=S(1, 100), timezone=TZ, profileId=A(PROFILE_ID),
+                        profileIds=A(PROFILE_ID, description="the same as profileId (the reference's examples' "
+                                                             "name); both may be sent")),
+    "profileIds": O(profileId=A(PROFILE_ID, minItems=1), profileIds=A(
+        PROFILE_ID, minItems=1, description="the same as profileId (the reference's examples' name); one of the two "
+                                            "is required, both may be sent")),
     "apiUser": O(id=S(), name=S(), timezone=S(), group=MIN_GROUP, creationTime=MS,
                  profiles=A(O(id=S(), name=S(), roles=A(O())))),
     "userCreation": O(("firstName", "lastName", "email", "userRoles"), firstName=S(1, 100), lastName=S(1, 100),
@@ -152,24 +217,20 @@ SCHEMAS: dict[str, Any] = {
     "contractInfoCreate": O(
         ("name", "groupId"), name=S(1, 100), groupId=OID, orderId=S(1, 100), orderName=S(0, 100),
         contractId=S(0, 100), userId=S(0, 100), pricingModel=E(1, 2, 3), subscriptionPlan=I(0, 10), startTime=MS,
-        activationEndTime=MS, communicationEndTime=MS, timezone=TZ,
+        activationEndTime=END_MS, communicationEndTime=END_MS, timezone=TZ,
         tokenDuration=I(0, 1200, description="months, 0 = unlimited"),
         maxTokens=I(0, INT32, description="0 = unlimited"), bidir=B, highPriorityDownlink=B,
         maxUplinkFrames=I(0, INT32), maxDownlinkFrames=I(0, INT32), automaticRenewal=B,
         renewalDuration=I(0, 1200), options=A(O(("id",), id=S(1, 100), parameters=O() | {
             "additionalProperties": S(0, 1000)})), blacklistedTerritories=A(OID)),
     "contractInfoUpdate": O(
-        name=S(1, 100), orderName=S(0, 100), activationEndTime=nullable(MS), communicationEndTime=nullable(MS),
+        name=S(1, 100), orderName=nullable(S(0, 100)), activationEndTime=nullable(END_MS),
+        communicationEndTime=nullable(END_MS),
         maxTokens=I(0, INT32), bidir=B, highPriorityDownlink=B, maxUplinkFrames=I(0, INT32),
         maxDownlinkFrames=I(0, INT32), automaticRenewal=B, renewalDuration=I(0, 1200),
         options=A(O(("id",), id=S(1, 100), parameters=O() | {"additionalProperties": S(0, 1000)})),
         blacklistedTerritories=A(OID)),
-    "contractInfo": O(id=S(), name=S(), group=MIN_GROUP, order=O(id=S(), name=S()), contractId=S(), userId=S(),
-                      pricingModel=I(), subscriptionPlan=I(), startTime=MS, activationEndTime=MS,
-                      communicationEndTime=MS, timezone=S(), tokenDuration=I(), maxTokens=I(), tokensInUse=I(),
-                      tokensUsed=I(), bidir=B, highPriorityDownlink=B, maxUplinkFrames=I(), maxDownlinkFrames=I(),
-                      automaticRenewal=B, renewalDuration=I(), options=A(O()), blacklistedTerritories=A(MIN_GROUP),
-                      createdBy=S(), creationTime=MS, lastEditionTime=MS),
+    "contractInfo": O(CONTRACT_FIELDS, **CONTRACT),
     "deviceTypeCreate": O(
         ("name", "groupId"), name=S(1, 100), description=S(0, 300), groupId=OID,
         contractId=OID, contracts=A(O(("id",), id=OID), maxItems=1),
@@ -226,19 +287,8 @@ SCHEMAS: dict[str, Any] = {
                            productCertificate=CERT, prototype=B),
     "deviceUpdateJob": O(**DEVICE_EDIT),
     "tokenUnsubscribe": O(unsubscriptionTime=MS),
-    "device": O(id=S(), name=S(), deviceType=O(id=S(), name=S()), group=MIN_GROUP, contract=O(id=S(), name=S()),
-                pac=S(), prototype=B, productCertificate=O(key=S()), location=O(lat=LAT, lng=LNG),
-                lastComputedLocation=O(), sequenceNumber=I(), trashSequenceNumber=I(), lastCom=MS, lqi=I(),
-                activationTime=MS, creationTime=MS, state=I(description="0 OK, 1 DEAD, 2 OFF_CONTRACT, 3 DISABLED, "
-                                                                      "4 WARN, 5 DELETED, 6 SUSPENDED, 7 NOT_ACTIVABLE"),
-                comState=I(), comStateMissedPeriods=I(), token=O(state=I(), end=MS), unsubscriptionTime=MS,
-                createdBy=S(),
-                lastEditionTime=MS, lastEditedBy=S(), automaticRenewal=B, activable=B),
-    "deviceMessage": O(device=O(id=S(), name=S()), time=MS, data=S(), seqNumber=I(), nbFrames=I(), lqi=I(),
-                       ackRequired=B, oob=B, computedLocation=A(O()), rinfos=A(O(
-                           baseStation=O(id=S(), name=S()), rssi={"type": "number"}, snr={"type": "number"},
-                           freq={"type": "number"}, lat={"type": "number"}, lng={"type": "number"}, rep=I(),
-                           repetitions=A(O()), cbStatus=A(O(status=I(), info=S(), cbDef=S(), time=MS))))),
+    "device": O(DEVICE_FIELDS, **DEVICE),
+    "deviceMessage": O(MESSAGE_FIELDS, **MESSAGE),
     "messageMetric": O(lastDay=I(), lastWeek=I(), lastMonth=I()),
     "deviceLocation": O(lat={"type": "number"}, lng={"type": "number"}, radius=I(), source=I(), time=MS, valid=B),
     "deviceConsumption": O(
@@ -486,8 +536,9 @@ def paths() -> dict[str, Any]:
         "/device-types/{id}/callbacks/{callbackId}/downlink": {"put": op(
             "Make this BIDIR callback the downlink callback", no, [ID, path("callbackId")], tag=cb)},
         "/device-types/{id}/callbacks/{callbackId}/callbacks-not-delivered": {"get": op(
-            "Undelivered callbacks of one callback", undelivered, [ID, path("callbackId"), *WINDOW, *PAGE],
-            tag=cb)},
+            "Undelivered callbacks of one callback: a list, as the live service answers (the published document "
+            "shows one object; README \"API v2 compatibility\")", undelivered,
+            [ID, path("callbackId"), *WINDOW, *PAGE], tag=cb)},
         "/devices/": {
             "get": op("List devices (50 requests / 10 s)", listing("device"), [
                 q("id", DEVICE_ID), q("groupIds", S(0, 2000)), q("deep", B), q("deviceTypeId", OID),

@@ -17,6 +17,13 @@ def compact(body: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if v is not None}
 
 
+def decimal_string(value: float | int | None) -> str | None:
+    """A number as the live service writes radio values: a decimal string with two decimals ("-126.00")."""
+    if value is None or isinstance(value, bool):
+        return None
+    return f"{round(float(value), 2) + 0.0:.2f}"  # + 0.0: never "-0.00"
+
+
 def pick(full: dict[str, Any], wanted: Fields) -> dict[str, Any]:
     """`{id}` plus the attributes a `fields=` expansion asked for."""
     return compact({"id": full["id"], **{k: full.get(k) for k in wanted}})

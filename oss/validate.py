@@ -178,8 +178,40 @@ def schema_errors(value: Any, schema: dict[str, Any]) -> list[FieldError]:
     return errors
 
 
+def _unset(value: Any, schema: dict[str, Any]) -> Any:
+    schema = _resolve(schema)
+    if "oneOf" in schema:
+        disc = schema["discriminator"]["propertyName"]
+        chosen = schema["discriminator"]["mapping"].get(value.get(disc)) if isinstance(value, dict) else None
+        return _unset(value, {"$ref": chosen}) if isinstance(chosen, str) else value
+    if isinstance(value, dict) and schema.get("type") == "object":
+        props, extra = schema.get("properties", {}), schema.get("additionalProperties")
+        out = {}
+        for key, item in value.items():
+            sub = props.get(key, extra if isinstance(extra, dict) else None)
+            if item is None and not (sub is not None and _resolve(sub).get("nullable")):
+                continue  # null means "unset": as if the property had not been sent
+            out[key] = item if sub is None else _unset(item, sub)
+        return out
+    if isinstance(value, list) and schema.get("type") == "array":
+        return [_unset(item, schema.get("items", {})) for item in value]
+    return value
+
+
+def unset_nulls(value: Any, schema_name: str) -> Any:
+    """`value` without the `null` properties the schema does not declare nullable.
+
+    The reference's rule: `null` means "unset". A property that can be cleared is declared nullable
+    and its `null` reaches the handler (which clears it); any other `null` (an optional property of a
+    creation, a property that cannot be cleared, an unknown one) is as if it had not been sent, so
+    clients that write every property of their model, unset ones as `null`, are understood."""
+    return _unset(value, {"$ref": f"#/components/schemas/{schema_name}"})
+
+
 def validated(value: Any, schema_name: str, *, rows: str | None = None) -> dict[str, Any]:
-    """`value` if it fits the named schema, else 400 listing every bad field."""
+    """`value` (its `null`s read as "unset": `unset_nulls`) if it fits the named schema, else 400 listing
+    every bad field."""
+    value = unset_nulls(value, schema_name)
     errors = field_errors(value, schema_name, rows=rows)
     if errors:
         raise BadRequest(errors)

@@ -10,7 +10,7 @@ from aiohttp import web
 from oss.auth import Caller, caller, hash_secret, new_secret
 from oss.clock import ms, new_id
 from oss.context import CREDENTIALS, pool
-from oss.errors import Forbidden, json_response
+from oss.errors import BadRequest, FieldError, Forbidden, json_response
 from oss.fields import Fields, fields
 from oss.paging import listing, page
 from oss.params import json_body, oid, q_oid, q_oids
@@ -92,26 +92,37 @@ async def _set_profiles(request: web.Request, change, *, on_self: bool = True) -
     return web.Response(status=204)
 
 
+def profile_ids_of(body: dict[str, Any]) -> tuple[list[str], str] | None:
+    """The profiles a body names and the field that named them: `profileId` (the schema's name) or
+    `profileIds` (the reference's examples' name); both may be sent. None when neither is."""
+    if "profileId" not in body and "profileIds" not in body:
+        return None
+    field = "profileIds" if "profileIds" in body and "profileId" not in body else "profileId"
+    return [*body.get("profileId", []), *body.get("profileIds", [])], field
+
+
 @routes.put("/v2/api-users/{id}")
 async def update_api_user(request: web.Request) -> web.Response:
     body = validated(await json_body(request), "apiUserEdition")
+    named = profile_ids_of(body)
 
     async def change(conn: asyncpg.Connection, who: Caller, row: asyncpg.Record) -> None:
-        profile_ids = (grantable(who.perms, body["profileId"], "profileId") if "profileId" in body
-                       else row["profile_ids"])
+        profile_ids = grantable(who.perms, *named) if named else row["profile_ids"]
         await api_users.edit(conn, row["id"], {"name": body.get("name", row["name"]),
                                                "timezone": body.get("timezone", row["timezone"]),
                                                "profile_ids": profile_ids})
 
-    return await _set_profiles(request, change, on_self="profileId" not in body)
+    return await _set_profiles(request, change, on_self=named is None)
 
 
 @routes.put("/v2/api-users/{id}/profiles")
 async def add_profiles(request: web.Request) -> web.Response:
-    body = validated(await json_body(request), "profileIds")
+    named = profile_ids_of(validated(await json_body(request), "profileIds"))
+    if not named:
+        raise BadRequest(FieldError("profileIds", "is required: the profiles to add (profileId is accepted too)"))
 
     async def change(conn: asyncpg.Connection, who: Caller, row: asyncpg.Record) -> None:
-        added = grantable(who.perms, body["profileId"], "profileId")
+        added = grantable(who.perms, *named)
         await api_users.edit(conn, row["id"], {"profile_ids": list(dict.fromkeys([*row["profile_ids"], *added]))})
 
     return await _set_profiles(request, change)

@@ -18,7 +18,7 @@ from oss.auth import Caller, caller
 from oss.bulk_rows import ACTIONS, checked_rows, csv_rows, json_rows
 from oss.clock import now_ms
 from oss.context import JOBS, pool
-from oss.device_operations import RowError
+from oss.device_operations import RowError, certificate_key
 from oss.errors import json_response
 from oss.params import INT32, is_csv, json_body, oid, q_bool, q_oid, q_str, read_body
 from oss.shape import compact
@@ -54,7 +54,7 @@ async def _read(request: web.Request, kind: str) -> tuple[dict[str, Any], list, 
         body = validated(await json_body(request, bulk=True), ENVELOPE[kind], rows="data")
         params = {k: v for k, v in body.items() if k in ("deviceTypeId", "prefix", "prototype")}
         if "productCertificate" in body and body["productCertificate"]:
-            params["certificate"] = body["productCertificate"].get("key")
+            params["certificate"] = certificate_key(body["productCertificate"])
         rows, errors = json_rows(kind, body.get("data") or []), []
     rows, errors = checked_rows(kind, rows, errors)
     return params, rows, errors

@@ -26,6 +26,7 @@ from oss.validate import validated
 
 routes = web.RouteTableDef()
 EXPANDABLE = ("group", "order", "blacklistedTerritories")
+NO_LIMIT = 0
 COLUMNS = {
     "name": "name", "activationEndTime": "activation_end_time", "communicationEndTime": "communication_end_time",
     "bidir": "bidir", "highPriorityDownlink": "high_priority_downlink", "maxUplinkFrames": "max_uplink_frames",
@@ -38,19 +39,32 @@ COLUMNS = {
 
 
 def contract_body(r: asyncpg.Record) -> dict[str, Any]:
+    """A contract with every field of the reference's model: an end time of 0 is "no limit", a contract
+    without an external id or BSS user shows its own id and its creator (README "API v2 compatibility")."""
+    author = r["created_by"] or ""
     return compact({
         "id": r["id"], "name": r["name"], "group": {"id": r["group_id"]},
-        "order": compact({"id": r["order_id"], "name": r["order_name"]}), "contractId": r["contract_id"],
-        "userId": r["user_id"], "pricingModel": r["pricing_model"], "subscriptionPlan": r["subscription_plan"],
-        "startTime": r["start_time"], "activationEndTime": r["activation_end_time"],
-        "communicationEndTime": r["communication_end_time"], "timezone": r["timezone"],
+        "order": {"id": r["order_id"], "name": r["order_name"] or r["name"]}, "contractId": r["contract_id"] or r["id"],
+        "userId": r["user_id"] or author, "pricingModel": r["pricing_model"],
+        "subscriptionPlan": r["subscription_plan"], "startTime": r["start_time"],
+        "activationEndTime": r["activation_end_time"] or NO_LIMIT,
+        "communicationEndTime": r["communication_end_time"] or NO_LIMIT, "timezone": r["timezone"],
         "tokenDuration": r["token_duration"], "maxTokens": r["max_tokens"], "tokensInUse": r["tokens_in_use"],
         "tokensUsed": r["tokens_used"], "bidir": r["bidir"], "highPriorityDownlink": r["high_priority_downlink"],
         "maxUplinkFrames": r["max_uplink_frames"], "maxDownlinkFrames": r["max_downlink_frames"],
         "automaticRenewal": r["automatic_renewal"], "renewalDuration": r["renewal_duration"],
         "options": r["options"], "blacklistedTerritories": [{"id": g} for g in r["blacklisted_territories"]],
-        "createdBy": r["created_by"], "creationTime": ms(r["created_at"]), "lastEditionTime": ms(r["updated_at"]),
+        "createdBy": author, "creationTime": ms(r["created_at"]), "lastEditionTime": ms(r["updated_at"]),
+        "lastEditedBy": r["last_edited_by"] or author,
     })
+
+
+def end_times(values: dict[str, Any]) -> dict[str, Any]:
+    """An end time of 0 (or null) is "no limit" (the reference's rule), stored as NULL."""
+    for column in ("activation_end_time", "communication_end_time"):
+        if column in values and not values[column]:
+            values[column] = None
+    return values
 
 
 async def contract_bodies(conn: asyncpg.Connection, rows: list[asyncpg.Record], expand: Fields) -> list[dict]:
@@ -104,10 +118,10 @@ async def create_contract(request: web.Request) -> web.Response:
     who.require("contracts", write=True)
     body = validated(await json_body(request), "contractInfoCreate")
     ident = new_id()
-    values = {COLUMNS[k]: v for k, v in body.items() if k in COLUMNS}
+    values = end_times({COLUMNS[k]: v for k, v in body.items() if k in COLUMNS})
     values.setdefault("order_id", ident)
     values.setdefault("start_time", now_ms())
-    values.update(id=ident, group_id=body["groupId"], created_by=who.api_user_id)
+    values.update(id=ident, group_id=body["groupId"], created_by=who.api_user_id, last_edited_by=who.api_user_id)
     async with pool(request).acquire() as conn:
         await groups.scoped(conn, who.group_id, body["groupId"])
         await contracts.create(conn, values)
@@ -121,7 +135,8 @@ async def update_contract(request: web.Request) -> web.Response:
     body = validated(await json_body(request), "contractInfoUpdate")
     async with pool(request).acquire() as conn:
         row = await contracts.scoped(conn, who.group_id, oid(request), now_ms())
-        await contracts.edit(conn, row["id"], {COLUMNS[k]: v for k, v in body.items() if k in COLUMNS})
+        changes = end_times({COLUMNS[k]: v for k, v in body.items() if k in COLUMNS})
+        await contracts.edit(conn, row["id"], changes, edited_by=who.api_user_id)
     return web.Response(status=204)
 
 

@@ -62,6 +62,22 @@ def contract_of(body: dict[str, Any]) -> str | None:
     return contract_list[0]["id"] if contract_list else None
 
 
+def contract_field(body: dict[str, Any]) -> str:
+    """Where the request named the contract (for error messages)."""
+    return "contractId" if body.get("contractId") else "contracts[0].id"
+
+
+async def check_contract_group(conn: asyncpg.Connection, root: str, contract_id: str, group_id: str,
+                               field: str) -> None:
+    """The reference's rule: a device type uses a contract of its own group (one the caller may see)."""
+    owner = await contracts.group_of_visible(conn, root, contract_id)
+    if owner is None:
+        raise BadRequest(FieldError(field, f"contract {contract_id} was not found"))
+    if owner != group_id:
+        raise BadRequest(FieldError(field, f"contract {contract_id} belongs to another group: a device type "
+                                           "uses a contract of its own group"))
+
+
 @routes.get("/v2/device-types/")
 async def list_device_types(request: web.Request) -> web.Response:
     who = caller(request)
@@ -102,8 +118,7 @@ async def create_device_type(request: web.Request) -> web.Response:
                   last_edited_by=who.api_user_id)
     async with pool(request).acquire() as conn:
         await groups.scoped(conn, who.group_id, body["groupId"])
-        if not await contracts.is_visible(conn, who.group_id, contract_id):
-            raise BadRequest(FieldError("contractId", f"contract {contract_id} was not found"))
+        await check_contract_group(conn, who.group_id, contract_id, body["groupId"], contract_field(body))
         await device_types.create(conn, values)
     return json_response({"id": ident}, 201)
 
@@ -129,8 +144,8 @@ async def update_device_type(request: web.Request) -> web.Response:
         errors = semantic_errors({**dict(row), **changes}, request.app[KEEPALIVE_MIN])
         contract_id = contract_of(body)
         if contract_id is not None and contract_id != row["contract_id"]:
-            field = "contractId" if body.get("contractId") else "contracts"
-            errors.append(FieldError(field, "the contract of a device type cannot change once it is created"))
+            errors.append(FieldError(contract_field(body), "the contract of a device type cannot change once it "
+                                                           "is created"))
         if errors:
             raise BadRequest(errors)
         await device_types.edit(conn, row["id"], changes, edited_by=who.api_user_id)

@@ -19,36 +19,68 @@ from oss.paging import listing, page
 from oss.params import DEVICE_ID, device_id, json_body, oid, q_bool, q_choice, q_oid, q_oids, q_str
 from oss.shape import compact, expand_links
 from oss.storage import contracts, device_types, devices
-from oss.tokens import device_state, token_body
+from oss.tokens import OFF_CONTRACT, device_state, token_body
+from oss.tokens import OK as OK_TOKEN
 from oss.validate import validated
 
 routes = web.RouteTableDef()
 EXPANDABLE = ("deviceType", "group", "contract", "productCertificate", "modemCertificate")
 NO, OK, KO, NA, NOT_SEEN = 0, 1, 3, 4, 5
+# Defaults for what Backhaul has no concept of (README "API v2 compatibility").
+MESSAGE_MODULO = 4096  # sequence numbers are 12-bit on the radio
+NOWHERE = {"lat": 0.0, "lng": 0.0}  # no fixed position: the reference's creation default
+ALLOWED, NOT_ALLOWED, ENDED = 0, 1, 3  # automaticRenewalStatus (2 RENEWED: Backhaul renews no token)
+NO_TOKEN = {"state": OFF_CONTRACT, "detailMessage": "Off Contract"}
+TOKEN_TEXT = {OK_TOKEN: "Valid", OFF_CONTRACT: "Off Contract"}
+
+
+def com_state_of(r: asyncpg.Record, token: dict[str, Any] | None, now: int) -> tuple[int, int | None]:
+    """comState, and how many keep-alive periods were missed when it is KO."""
+    com_state = (r["com_state"] if r["com_state"] is not None else NOT_SEEN) if token and token["state"] == 0 else NA
+    if com_state == OK and not r["keep_alive"]:
+        return NO, None  # heard, but its type watches no keep-alive
+    if com_state == KO and r["keep_alive"] and r["last_com"]:
+        return com_state, max(1, (now - r["last_com"]) // (r["keep_alive"] * 1000))
+    return com_state, None
+
+
+def renewal_status(r: asyncpg.Record, token: dict[str, Any] | None) -> int:
+    """automaticRenewalStatus: ENDED once the token is over, else ALLOWED or NOT_ALLOWED."""
+    if token is not None and token["state"] == OFF_CONTRACT:
+        return ENDED
+    return ALLOWED if r["automatic_renewal"] else NOT_ALLOWED
+
+
+def last_computed_location(location: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The reference's `lastComputedLocation` (`sourceCode`) from the stored computed location."""
+    if not location or location.get("lat") is None:
+        return None
+    return compact({"lat": location["lat"], "lng": location.get("lng"), "radius": location.get("radius"),
+                    "sourceCode": location.get("source")})
 
 
 def device_body(r: asyncpg.Record, now: int) -> dict[str, Any]:
+    """A device with every field of the reference's device model (defaults in README "API v2 compatibility")."""
     token = token_body(r, now)
-    com_state = (r["com_state"] if r["com_state"] is not None else NOT_SEEN) if token and token["state"] == 0 else NA
-    missed = None
-    if com_state == OK and not r["keep_alive"]:
-        com_state = NO  # heard, but its type watches no keep-alive
-    elif com_state == KO and r["keep_alive"] and r["last_com"]:
-        missed = max(1, (now - r["last_com"]) // (r["keep_alive"] * 1000))
-    location = compact({"lat": r["lat"], "lng": r["lng"]})
+    com_state, missed = com_state_of(r, token, now)
+    contract = r["contract_id"] or r["type_contract_id"]
+    author = r["created_by"] or ""
     return compact({
-        "id": r["id"], "name": r["name"], "deviceType": {"id": r["device_type_id"]}, "group": {"id": r["group_id"]},
-        "contract": {"id": r["contract_id"]} if r["contract_id"] else None, "pac": r["pac"],
-        "prototype": r["prototype"],
-        "productCertificate": {"key": r["product_certificate"]} if r["product_certificate"] else None,
-        "location": location or None, "lastComputedLocation": r["last_computed_location"],
-        "sequenceNumber": r["sequence_number"], "trashSequenceNumber": r["trash_sequence_number"],
-        "lastCom": r["last_com"], "lqi": r["lqi"] if r["lqi"] is not None else NA,
+        "id": r["id"], "name": r["name"] or r["id"], "deviceType": {"id": r["device_type_id"]},
+        "group": {"id": r["group_id"]}, "contract": {"id": contract} if contract else None, "pac": r["pac"],
+        "satelliteCapable": False, "repeater": False, "messageModulo": MESSAGE_MODULO, "prototype": r["prototype"],
+        "productCertificate": compact({"key": r["product_certificate"]}), "modemCertificate": {},
+        "location": compact({"lat": r["lat"], "lng": r["lng"]}) or dict(NOWHERE),
+        "lastComputedLocation": last_computed_location(r["last_computed_location"]),
+        "sequenceNumber": r["sequence_number"] or 0, "trashSequenceNumber": r["trash_sequence_number"] or 0,
+        "lastCom": r["last_com"] or 0, "lqi": r["lqi"] if r["lqi"] is not None else NA,
         "activationTime": r["activation_time"], "creationTime": ms(r["created_at"]),
-        "state": device_state(r, now), "comState": com_state, "comStateMissedPeriods": missed, "token": token,
-        "unsubscriptionTime": r["unsubscription_time"], "createdBy": r["created_by"],
-        "lastEditionTime": ms(r["updated_at"]), "lastEditedBy": r["last_edited_by"],
-        "automaticRenewal": r["automatic_renewal"], "activable": r["activable"],
+        "state": device_state(r, now), "comState": com_state, "comStateMissedPeriods": missed,
+        "token": {**token, "detailMessage": TOKEN_TEXT.get(token["state"], "Invalid")} if token else dict(NO_TOKEN),
+        "unsubscriptionTime": r["unsubscription_time"], "createdBy": author,
+        "lastEditionTime": ms(r["updated_at"]), "lastEditedBy": r["last_edited_by"] or author,
+        "automaticRenewal": r["automatic_renewal"], "automaticRenewalStatus": renewal_status(r, token),
+        "activable": r["activable"],
     })
 
 

@@ -75,7 +75,9 @@ async def create_group(request: web.Request) -> web.Response:
 async def get_group(request: web.Request) -> web.Response:
     who = caller(request)
     who.require("groups")
-    expand = fields(request, ("path",))
+    expand = fields(request, ("path", "paths"))
+    if "paths" in expand:  # the reference's name for it on this operation
+        expand["path"] = {**expand.pop("paths"), **expand.get("path", {})}
     async with pool(request).acquire() as conn:
         row = await groups.scoped_view(conn, who.group_id, oid(request))
         return json_response((await group_bodies(conn, who, [row], expand))[0])

@@ -1,10 +1,19 @@
 """Message history: device and device-type messages (with per-callback status), metrics, locations.
 
+Every message anywhere in the API is rendered by one function, `message_body`,
+in the shape clients of the live service decode (README "API v2
+compatibility"): `device {id, name}`, `time`, `data`, `seqNumber`, `nbFrames`,
+`lqi`, `ackRequired`, `computedLocation` when the message was located,
+`rinfos[]` (`baseStation {id, name}`, `rssi`, `snr`, `lat`, `lng` as decimal
+strings with two decimals, `freq`, `rep`, `repetitions`), `cbStatus`, and
+`downlinkAnswerStatus` once a downlink was sent in answer.
+
 The pipeline stores one row per message, its receptions in `rinfos` and every
 delivery attempt in `callback_attempts`. Attempts belong to the message, not to
 a station, so they are listed under the first reception's `cbStatus`
 (`cbDef` is the callback id), oldest first: `{status, info, cbDef, time}` as
-the reference has it, `time` being when the request was sent.
+the reference has it, `time` being when the request was sent and `info`
+"success" for a 2xx answer without a text of its own.
 
 Where we extend the reference (its entries all have an HTTP status):
 - a request sent and not answered yet is listed without `status`, with
@@ -19,6 +28,7 @@ Where we extend the reference (its entries all have an HTTP status):
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
@@ -31,59 +41,105 @@ from oss.errors import json_response
 from oss.fields import Fields, fields
 from oss.paging import listing, time_page
 from oss.params import device_id, oid, q_bool
-from oss.shape import compact
+from oss.shape import compact, decimal_string
 from oss.storage import base_stations, device_types, devices, messages
 
 routes = web.RouteTableDef()
 EXPANDABLE = ("oob", "ackRequired", "device", "rinfos", "downlinkAnswerStatus")
 DAY = 86_400_000
+LQI_NA = 4  # until the message's window closes, its link quality is not known
+LOCATION_KEYS = ("lat", "lng", "radius", "source")
 
 
-def _rinfo(raw: dict[str, Any], wanted: Fields, stations: dict[str, dict]) -> dict[str, Any]:
-    station: Any = raw.get("baseStation") or raw.get("station")  # an id, a {"id": ...} or nothing (JSON)
+def station_of(raw: Mapping[str, Any]) -> str | None:
+    """The station id of a stored reception: an id, a `{"id": ...}` or nothing (JSON)."""
+    station: Any = raw.get("baseStation") or raw.get("station")
     if isinstance(station, dict):
         station = station.get("id")
-    base = {"id": station}
-    if "name" in wanted.get("baseStation", {}) and station in stations:
-        base["name"] = stations[station]["name"]
-    known = stations.get(station, {})
-    out = {"baseStation": compact(base), "rssi": raw.get("rssi"), "snr": raw.get("snr"), "freq": raw.get("freq"),
-           "lat": raw.get("lat", known.get("lat")), "lng": raw.get("lng", known.get("lng"))}
-    if "rep" in wanted:
-        out["rep"] = raw.get("rep")
-    if "repetitions" in wanted:
-        out["repetitions"] = raw.get("repetitions")
-    return compact(out)
+    return station if isinstance(station, str) else None
+
+
+def base_station(station: str | None, stations: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """`{id, name}` of a station (the name left out for a station no longer registered)."""
+    return compact({"id": station, "name": stations.get(station or "", {}).get("name")})
+
+
+def rinfo_body(raw: Mapping[str, Any], stations: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """One station's reception. Per-repetition radio values are not kept: `repetitions` has one
+    entry per repetition heard, none of them repeated (Backhaul has no repeaters)."""
+    station = station_of(raw)
+    known = stations.get(station or "", {})
+    rep = raw.get("rep", 1)
+    return compact({
+        "baseStation": base_station(station, stations), "rssi": decimal_string(raw.get("rssi")),
+        "snr": decimal_string(raw.get("snr")), "freq": raw.get("freq"),
+        "lat": decimal_string(raw.get("lat", known.get("lat"))), "lng": decimal_string(raw.get("lng", known.get("lng"))),
+        "rep": rep, "repetitions": [{"repeated": False} for _ in range(rep if isinstance(rep, int) else 0)],
+    })
+
+
+def cb_status_entry(attempt: Mapping[str, Any]) -> dict[str, Any]:
+    """One attempt (or a wait) in `cbStatus`: `{status, info, cbDef, time}`."""
+    status, info = attempt.get("status"), attempt.get("info")
+    if info is None and status is not None and 200 <= status < 300:
+        info = "success"
+    return compact({"status": status, "info": info, "cbDef": attempt["callback_id"], "time": attempt["time"]})
+
+
+def located(location: Mapping[str, Any] | None) -> list[dict[str, Any]] | None:
+    """`computedLocation` when the message was located (`{lat, lng, radius, source}`), else left out."""
+    if not location or location.get("lat") is None or location.get("lng") is None:
+        return None
+    return [{k: location[k] for k in LOCATION_KEYS if location.get(k) is not None}]
+
+
+def downlink_answer_status(downlink: Mapping[str, Any] | None,
+                           stations: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] | None:
+    """The downlink sent in answer to the message: `{baseStation {id, name}, data, plannedPower?}`.
+
+    `downlink` is what the downlink path stored for the message (`{station, data, plannedPower?}`,
+    the row's `downlink_answer`); None (no downlink asked for, or none sent) leaves the field out."""
+    if not downlink or not downlink.get("data"):
+        return None
+    station = downlink.get("station")
+    return compact({"baseStation": base_station(station, stations) if station else None, "data": downlink["data"],
+                    "plannedPower": downlink.get("plannedPower")})
+
+
+def message_body(row: Mapping[str, Any], *, cb_status: list[dict[str, Any]], device_name: str | None,
+                 stations: Mapping[str, Mapping[str, Any]], expand: Fields) -> dict[str, Any]:
+    """A message, as every list of messages shows it (the one serialiser: see the module's docstring).
+
+    `row` is a `messages` row; `cb_status` its attempts (`cb_status_entry`), listed under the first
+    reception; `device_name` the device's (its id when it has none); `stations` the receiving stations
+    by id; `expand` the `fields=` asked for (`oob` shows the out-of-band flag)."""
+    rinfos = [rinfo_body(raw, stations) for raw in row["rinfos"]] or [{}]
+    rinfos[0]["cbStatus"] = cb_status
+    return compact({
+        "device": {"id": row["device_id"], "name": device_name or row["device_id"]},
+        "time": row["time"], "data": row["data"], "seqNumber": row["seq_number"], "nbFrames": row["nb_frames"],
+        "lqi": row["lqi"] if row["lqi"] is not None else LQI_NA, "ackRequired": row["ack_required"],
+        "computedLocation": located(row["computed_location"]), "rinfos": rinfos,
+        "downlinkAnswerStatus": downlink_answer_status(row.get("downlink_answer"), stations),
+        "oob": row["oob"] if "oob" in expand else None,
+    })
 
 
 async def message_bodies(conn: asyncpg.Connection, rows: list[asyncpg.Record], expand: Fields) -> list[dict]:
+    """`message_body` of each row, with what it needs read in one query each."""
     message_ids, registration_ids = [r["id"] for r in rows], list({r["registration_id"] for r in rows})
     attempts: dict[str, list[dict[str, Any]]] = {}
     for a in await messages.attempts(conn, message_ids, registration_ids):
-        attempts.setdefault(a["message_id"], []).append(compact(
-            {"status": a["status"], "info": a["info"], "cbDef": a["callback_id"], "time": a["time"]}))
+        attempts.setdefault(a["message_id"], []).append(cb_status_entry(a))
     for w in await messages.waiting(conn, message_ids, registration_ids):
-        attempts.setdefault(w["message_id"], []).append(compact(
-            {"info": w["info"], "cbDef": w["callback_id"], "time": w["waiting_since"]}))
-    station_ids = {(ri.get("baseStation") or ri.get("station")) for r in rows for ri in r["rinfos"]}
-    stations = await base_stations.by_ids(conn, [s for s in station_ids if isinstance(s, str)])
-    names = {}
-    if "name" in expand.get("device", {}):
-        names = await devices.names(conn, list({r["device_id"] for r in rows}))
-    wanted = expand.get("rinfos", {})
-    out = []
-    for r in rows:
-        rinfos = [_rinfo(ri, wanted, stations) for ri in r["rinfos"]] or [{}]
-        rinfos[0]["cbStatus"] = attempts.get(r["id"], [])
-        location = r["computed_location"]
-        out.append(compact({
-            "device": compact({"id": r["device_id"], "name": names.get(r["device_id"])}),
-            "time": r["time"], "data": r["data"], "seqNumber": r["seq_number"], "nbFrames": r["nb_frames"],
-            "lqi": r["lqi"], "computedLocation": [location] if location else None, "rinfos": rinfos,
-            "ackRequired": r["ack_required"] if "ackRequired" in expand else None,
-            "oob": r["oob"] if "oob" in expand else None,
-        }))
-    return out
+        attempts.setdefault(w["message_id"], []).append(cb_status_entry(
+            {"info": w["info"], "callback_id": w["callback_id"], "time": w["waiting_since"]}))
+    station_ids = {station_of(raw) for r in rows for raw in r["rinfos"]}
+    downlink_stations = {(r.get("downlink_answer") or {}).get("station") for r in rows}
+    stations = await base_stations.by_ids(conn, [s for s in station_ids | downlink_stations if isinstance(s, str)])
+    names = await devices.names(conn, list({r["device_id"] for r in rows}))
+    return [message_body(r, cb_status=attempts.get(r["id"], []), device_name=names.get(r["device_id"]),
+                         stations=stations, expand=expand) for r in rows]
 
 
 @routes.get("/v2/devices/{id}/messages")

@@ -36,9 +36,9 @@ async def scoped(db: Executor, root: str, ident: str, now: int) -> asyncpg.Recor
                               what="contract")
 
 
-async def is_visible(db: Executor, root: str, ident: str) -> bool:
-    return await db.fetchval(f"SELECT EXISTS (SELECT 1 FROM contract_infos c WHERE c.id = $2 AND {visible()})",
-                             root, ident)
+async def group_of_visible(db: Executor, root: str, ident: str) -> str | None:
+    """The group of the contract if `root` may see it, else None."""
+    return await db.fetchval(f"SELECT c.group_id FROM contract_infos c WHERE c.id = $2 AND {visible()}", root, ident)
 
 
 @dataclass(frozen=True)
@@ -87,8 +87,8 @@ async def create(db: Executor, values: dict[str, Any]) -> None:
     await insert(db, "contract_infos", values)
 
 
-async def edit(db: Executor, ident: str, changes: dict[str, Any]) -> None:
-    await update(db, "contract_infos", ident, changes)
+async def edit(db: Executor, ident: str, changes: dict[str, Any], *, edited_by: str) -> None:
+    await update(db, "contract_infos", ident, changes, edited_by=edited_by)
 
 
 async def in_use(db: Executor, ident: str) -> bool:

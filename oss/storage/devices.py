@@ -9,9 +9,9 @@ import asyncpg
 from oss.storage.scope import fetch_scoped, in_groups, in_subtree
 from oss.storage.sql import Executor, Order, Page, Where, select_page, update
 
-# A device with its radio state and its type's keep-alive, as the API shows it.
+# A device with its radio state, its type's keep-alive and contract, as the API shows it.
 VIEW = """SELECT d.*, s.sequence_number, s.trash_sequence_number, s.last_com, s.com_state, s.lqi,
-    s.last_computed_location, t.keep_alive FROM devices d
+    s.last_computed_location, t.keep_alive, t.contract_id AS type_contract_id FROM devices d
     LEFT JOIN device_status s ON s.device_id = d.id AND s.registration_id = d.registration_id
     LEFT JOIN device_types t ON t.id = d.device_type_id"""
 BY_ID = Order(key="d.id")

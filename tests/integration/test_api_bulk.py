@@ -149,7 +149,8 @@ async def test_json_bulk_operations_and_token_rules(api):
         {"deviceId": "C5", "targetDeviceId": "D1"}, {"deviceId": "C3", "targetDeviceId": "C2"}]}), 200)
     assert replaced["status"]["success"] == 1 and replaced["status"]["errors"][0]["field"] == "targetDeviceId"
     assert check(await c.get("/devices/D1"), 200)["token"]["state"] == 0
-    assert "token" not in check(await c.get("/devices/C5"), 200)
+    assert check(await c.get("/devices/C5"), 200)["token"] == {"state": 1, "detailMessage": "Off Contract"}, \
+        "its token moved: no token, shown as off contract without an end"
 
     dry = check(await c.post("/devices/bulk/delete", csv="C0\nC1\n", params={"dryRun": "true"}), 200)
     assert dry["status"]["success"] == 2

@@ -7,6 +7,7 @@ from oss.clock import now_ms
 from tests.api_support import api, check, make_device_type, make_tenant  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.integration
+NO_TOKEN = {"state": 1, "detailMessage": "Off Contract"}
 
 
 async def test_contract_tokens_and_fixed_contract(api):
@@ -25,7 +26,7 @@ async def test_contract_tokens_and_fixed_contract(api):
     held = check(await c.get(f"/contract-infos/{t.contract}/devices"), 200)["data"]
     assert sorted(d["id"] for d in held) == ["A1", "A2"]
     spare = check(await c.get("/devices/A4"), 200)
-    assert spare["state"] == 7 and "token" not in spare
+    assert spare["state"] == 7 and spare["token"] == NO_TOKEN, "no token: shown as off contract, without an end"
     other = check(await api.root.post("/contract-infos/", {"name": "other", "groupId": t.group}), 201)["id"]
     r = await c.put(f"/device-types/{dt}", {"contractId": other})
     assert r.status == 400 and r.body["errors"][0]["field"] == "contractId"
@@ -117,7 +118,7 @@ async def test_device_crud_disengage_unsubscribe(api):
     assert d["location"] == {"lat": 43.6, "lng": 1.44} and d["productCertificate"] == {"key": "P_0001"}
     check(await c.put("/devices/00AB12CD", {"name": "meter 2", "lat": None, "lng": None}), 204)
     d = check(await c.get("/devices/00ab12cd"), 200)
-    assert d["name"] == "meter 2" and "location" not in d
+    assert d["name"] == "meter 2" and d["location"] == {"lat": 0.0, "lng": 0.0}, "no fixed position: 0, 0"
     check(await c.post("/devices/00AB12CD/disengage"), 204)
     assert await api.pool.fetchval("SELECT disengaged_at FROM devices WHERE id = '00AB12CD'") > 0
     check(await c.put(f"/device-types/{dt}/disengage"), 204)
@@ -175,7 +176,7 @@ async def test_messages_paging_to_the_end_and_history(api):
     first = check(await c.get("/devices/BEEF/messages", params={"limit": "1"}), 200)["data"][0]
     assert first["rinfos"][0]["cbStatus"] == [{"status": 200, "info": "OK", "cbDef": "cb1",
                                                "time": first["time"] + 50}]
-    assert first["rinfos"][0]["baseStation"] == {"id": "1A2B"} and first["device"] == {"id": "BEEF"}
+    assert first["rinfos"][0]["baseStation"] == {"id": "1A2B"} and first["device"] == {"id": "BEEF", "name": "b"}
     window = check(await c.get("/devices/BEEF/messages", params={"since": str(first["time"] - 5000)}), 200)
     assert len(window["data"]) == 6
     metric = check(await c.get("/devices/BEEF/messages/metric"), 200)

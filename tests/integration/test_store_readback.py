@@ -52,6 +52,10 @@ INPUTS = (MESSAGES, MESSAGES_ADVANCED, DEVICE_EVENTS, DELIVERY_RESULTS)
 D1 = "5F0001"
 STATIONS = {"5A01": (43.6, 1.4), "5A02": (43.6, 1.5), "5A03": (43.7, 1.45)}
 MESSAGE_FIELDS = {"fields": "rinfos(rep,baseStation(name)),ackRequired"}
+# The located message's computedLocation, and the device's lastComputedLocation (the reference's names).
+MESSAGE_LOCATION = {k: LOCATION[k] for k in ("lat", "lng", "radius", "source")}
+DEVICE_LOCATION = {"lat": LOCATION["lat"], "lng": LOCATION["lng"], "radius": LOCATION["radius"],
+                   "sourceCode": LOCATION["source"]}
 RADIO = ("sequenceNumber", "trashSequenceNumber", "lastCom", "lqi", "lastComputedLocation", "comState")
 NA, OK, KO, NOT_SEEN = 4, 1, 3, 5
 
@@ -122,10 +126,12 @@ async def store(records: dict[str, list[tuple[bytes, bytes]]]) -> None:
 
 
 def reception(station: str, rssi: float, snr: float, rep: int, cb_status: list | None = None) -> dict[str, Any]:
-    """One entry of a message's `rinfos` as the API shows it (cbStatus on the first only)."""
+    """One entry of a message's `rinfos` as the API shows it (cbStatus on the first only): radio values as
+    the live service writes them, decimal strings with two decimals."""
     lat, lng = STATIONS[station]
-    entry = {"baseStation": {"id": station, "name": f"station {station}"}, "rssi": rssi, "snr": snr, "freq": FREQ,
-             "lat": lat, "lng": lng, "rep": rep}
+    entry = {"baseStation": {"id": station, "name": f"station {station}"}, "rssi": f"{rssi:.2f}", "snr": f"{snr:.2f}",
+             "freq": FREQ, "lat": f"{lat:.2f}", "lng": f"{lng:.2f}", "rep": rep,
+             "repetitions": [{"repeated": False}] * rep}
     return entry if cb_status is None else {**entry, "cbStatus": cb_status}
 
 
@@ -135,19 +141,19 @@ async def test_messages_receptions_and_aggregates_read_back_complete_and_survive
         m1 = message(o, D1, 1)
         dups = [duplicate(o, m1, "5A02", rssi=-110.5), duplicate(o, m1, "5A03", rssi=-121.0)]
         await store({MESSAGES: [keyed_message(m) for m in (m1, *dups)]})
-        first_only = {"device": {"id": D1}, "time": T0, "data": "c0ffee", "seqNumber": 1, "nbFrames": 1,
-                      "ackRequired": False,
+        first_only = {"device": {"id": D1, "name": "readback"}, "time": T0, "data": "c0ffee", "seqNumber": 1,
+                      "nbFrames": 1, "lqi": NA, "ackRequired": False,
                       "rinfos": [reception("5A01", -100.0, 12.5, 1, [])]}
         assert await net.messages() == [first_only], "the first reception, until the aggregate comes"
-        assert await net.radio() == {"sequenceNumber": 1, "trashSequenceNumber": None, "lastCom": T0, "lqi": NA,
+        assert await net.radio() == {"sequenceNumber": 1, "trashSequenceNumber": 0, "lastCom": T0, "lqi": NA,
                                      "lastComputedLocation": None, "comState": OK}, "heard once: OK, not NOT_SEEN"
 
         a1 = advanced(o, m1)
         await store({MESSAGES_ADVANCED: [keyed_advanced(a1)]})
-        aggregated = {**first_only, "nbFrames": 6, "lqi": 3, "computedLocation": [LOCATION],
+        aggregated = {**first_only, "nbFrames": 6, "lqi": 3, "computedLocation": [MESSAGE_LOCATION],
                       "rinfos": [reception(s, r, n, rep, [] if i == 0 else None) for i, (s, r, n, rep) in enumerate(HEARD)]}
         assert await net.messages() == [aggregated], "DATA_ADVANCED: every station's reception, frames, lqi, location"
-        assert (await net.radio())["lqi"] == 3 and (await net.radio())["lastComputedLocation"] == LOCATION
+        assert (await net.radio())["lqi"] == 3 and (await net.radio())["lastComputedLocation"] == DEVICE_LOCATION
 
         # Message 2: its aggregate reaches the store before its first reception (another topic).
         m2 = message(o, D1, 2, time_ms=T0 + 60_000, data="beef", ack=True)
@@ -155,13 +161,14 @@ async def test_messages_receptions_and_aggregates_read_back_complete_and_survive
         a2 = advanced(o, m2, HEARD[1:], location=nowhere, lqi=("Good", 2))
         await store({MESSAGES_ADVANCED: [keyed_advanced(a2)]})
         await store({MESSAGES: [keyed_message(m2)]})
-        second = {"device": {"id": D1}, "time": T0 + 60_000, "data": "beef", "seqNumber": 2, "ackRequired": True,
-                  "nbFrames": 3, "lqi": 2, "computedLocation": [nowhere],
+        second = {"device": {"id": D1, "name": "readback"}, "time": T0 + 60_000, "data": "beef", "seqNumber": 2,
+                  "ackRequired": True, "nbFrames": 3, "lqi": 2,
                   "rinfos": [reception(s, r, n, rep, [] if i == 0 else None) for i, (s, r, n, rep) in enumerate(HEARD[1:])]}
         shown = await net.messages()
-        assert shown == [second, aggregated], "the late first reception does not replace the aggregate"
-        radio = {"sequenceNumber": 2, "trashSequenceNumber": None, "lastCom": T0 + 60_000, "lqi": 2,
-                 "lastComputedLocation": LOCATION, "comState": OK}
+        assert shown == [second, aggregated], "the late first reception does not replace the aggregate; " \
+                                              "not located: no computedLocation"
+        radio = {"sequenceNumber": 2, "trashSequenceNumber": 0, "lastCom": T0 + 60_000, "lqi": 2,
+                 "lastComputedLocation": DEVICE_LOCATION, "comState": OK}
         assert await net.radio() == radio, "no location this time: the last one known is kept"
 
         # Everything again, in the order it came (a replay).
@@ -247,8 +254,8 @@ async def test_attempts_undelivered_records_and_dead_read_back_once_and_complete
             return {m["seqNumber"]: m["rinfos"][0]["cbStatus"] for m in messages}
         expected = {
             1: [{"status": 500, "info": "HTTP 500", "cbDef": cb, "time": T0 + 200},
-                {"status": 200, "cbDef": cb_adv, "time": T0 + 25_100},
-                {"status": 200, "cbDef": cb, "time": T0 + 50_200}],
+                {"status": 200, "info": "success", "cbDef": cb_adv, "time": T0 + 25_100},
+                {"status": 200, "info": "success", "cbDef": cb, "time": T0 + 50_200}],
             2: [{"status": 503, "info": "HTTP 503", "cbDef": cb, "time": at}
                 for at in (T0 + 60_200, T0 + 120_200, T0 + 240_200)],
         }

@@ -199,7 +199,8 @@ async def _every_sink_has_each_aggregate_once(client: Client, device_type: str, 
         assert (m["seqNumber"], m["time"], m["data"], m["nbFrames"], m["lqi"]) == (
             a["seqNumber"], a["time"], a["data"], a["nbFrames"], a["linkQuality"])
         assert [(r["baseStation"]["id"], r["rssi"], r["snr"]) for r in m["rinfos"]] == \
-            [(r["baseStation"], r["rssi"], r["snr"]) for r in a["rinfos"]], "every reception of the aggregate"
+            [(r["baseStation"], f"{r['rssi']:.2f}", f"{r['snr']:.2f}") for r in a["rinfos"]], \
+            "every reception of the aggregate (radio values as decimal strings, as the live service writes them)"
         assert [(s["status"], s["cbDef"]) for s in m["rinfos"][0]["cbStatus"]] == [(200, "adv")]
     devices = {d["id"]: d for d in await api_list(client, "/devices/", deviceTypeId=device_type)}
     assert {d: (v["sequenceNumber"], v["lastCom"]) for d, v in devices.items()} == \
