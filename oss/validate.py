@@ -182,7 +182,8 @@ def _unset(value: Any, schema: dict[str, Any]) -> Any:
     schema = _resolve(schema)
     if "oneOf" in schema:
         disc = schema["discriminator"]["propertyName"]
-        chosen = schema["discriminator"]["mapping"].get(value.get(disc)) if isinstance(value, dict) else None
+        kind = value.get(disc) if isinstance(value, dict) else None
+        chosen = schema["discriminator"]["mapping"].get(kind) if isinstance(kind, str) else None
         return _unset(value, {"$ref": chosen}) if isinstance(chosen, str) else value
     if isinstance(value, dict) and schema.get("type") == "object":
         props, extra = schema.get("properties", {}), schema.get("additionalProperties")

@@ -118,3 +118,18 @@ async def test_every_device_has_a_pac_the_seeded_ones_too(api):
         await seed_network(conn, network, name="seeded pac", parent_group=api.root_group)
     seeded = check(await api.root.get("/devices/5EED0001"), 200)
     assert re.fullmatch(r"[0-9A-F]{16}", seeded["pac"]), seeded
+
+
+async def test_unknown_properties_and_parameters_are_ignored(api):
+    t = await make_tenant(api, "Unknown fields")
+    c = t.client
+    group = check(await c.post("/groups/", {"name": "with extras", "parentId": t.group, "type": 8,
+                                            "networkOperatorId": "572f1204017975032d8ec1dd", "billable": True}),
+                  201)["id"]
+    dt = await make_device_type(c, t, geolocPayloadConfigId="5d8cdc8fea06bd5a4f9d0c28")
+    check(await c.post("/devices/", {"id": "5A5A0201", "name": "x", "pac": "0" * 16, "deviceTypeId": dt,
+                                     "payloadEncryption": True, "modemCertificate": {"key": "M_1"}}), 201)
+    check(await c.put("/devices/5A5A0201", {"name": "y", "payloadEncryption": True}), 204)
+    assert check(await c.get("/devices/5A5A0201", params={"authorizations": "true"}), 200)["name"] == "y"
+    assert check(await c.get(f"/groups/{group}", params={"fields": "paths(name)"}), 200)["path"][0]["name"] == \
+        "Unknown fields", "the reference's fields=paths(name) is path(name)"

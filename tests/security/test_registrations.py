@@ -93,8 +93,8 @@ async def test_history_stays_with_its_registration(isolated, workers, make_recei
         check(await b_api.delete(f"/devices/{DEVICE}"), 204)
         check(await a_api.post("/devices/", {"id": DEVICE, "name": "a", "pac": PAC, "deviceTypeId": a["type"]}), 201)
         a_device = check(await a_api.get(f"/devices/{DEVICE}"), 200)
-        assert _radio_status(a_device) == {"sequenceNumber": None, "lastCom": None, "comState": 5,
-                                           "lastComputedLocation": None}
+        assert _radio_status(a_device) == {"sequenceNumber": 0, "lastCom": 0, "comState": 5,
+                                           "lastComputedLocation": None}, "never heard (0: README, API v2 compatibility)"
         assert await _history(a_api, DEVICE) == _empty()
         # Let every retry of B's deliveries end (undelivered records written after the deletion).
         await wait_until(lambda: _dead_results(7), 30, "B's 7 failing deliveries to be given up")

@@ -142,6 +142,8 @@ def test_null_means_unset():
                             "bodyTemplate": None}, "updateCallback")
     assert callback == {"channel": "URL", "headers": {"X-Api-Key": None}, "signingSecret": None,
                         "bodyTemplate": None}, "callbacks: the nulls that remove a secret or a template stay"
+    for channel in ({}, [], None, 3, "FAX"):  # not a kind: left to validation to refuse, nothing removed
+        assert unset_nulls({"channel": channel, "url": None}, "createCallback") == {"channel": channel, "url": None}
     assert [e.field for e in field_errors(unset_nulls({"name": None, "parentId": "a" * 24}, "groupCreate"),
                                           "groupCreate")] == ["name"], "a required property sent as null is missing"
     assert certificate_key({"key": None}) is None and certificate_key({"key": ""}) is None
