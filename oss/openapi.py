@@ -103,6 +103,20 @@ DEVICE_EDIT: dict[str, Any] = dict(name=S(1, 100), activable=B, automaticRenewal
 JOB_ERROR = O(entity=S(), row=I(description="line (CSV) or 1-based index (JSON) of the row"), field=S(),
               message=S(), type=I(description="0 ENTITY, 1 SYSTEM"))
 
+DOWNLINK_ANSWER_STATUS = O(
+    baseStation=O(id=S(), name=S()) | {"description": "the station chosen to transmit the downlink"},
+    data=S(description="the downlink, 8 bytes in hex"),
+    infoCode=E(0, 1, 2, 3, 4, 5, 6, 7, 8, description=(
+        "Backhaul extension: the ACKNOWLEDGE outcome. 0 ACKED, 1 NO_ANSWER, 2 INVALID_PAYLOAD, 3 OVERRUN_ERROR, "
+        "4 NETWORK_ERROR (also: the uplink came too late for a downlink), 5 PENDING (granted, not transmitted "
+        "yet; never sent as an ACKNOWLEDGE), 6 NO_DOWNLINK_CONTRACT, 7 TOO_MANY_REQUESTS (its receive window "
+        "overlaps one of a downlink already granted to the device), 8 INVALID_CONFIGURATION")),
+    infoMessage=S(description="Backhaul extension: the ACKNOWLEDGE infoMessage"),
+    downlinkAck=B, downlinkOverusage=B) | {"description": (
+        "The downlink the uplink received, and (Backhaul extension, as the ACKNOWLEDGE callback carries them) "
+        "infoCode, infoMessage, downlinkAck, downlinkOverusage. Present once the downlink was granted or "
+        "decided; plannedPower, operator and country are not known to Backhaul and left out.")}
+
 SCHEMAS: dict[str, Any] = {
     "ErrorContent": O(message=S(), errors=A(O(type=S(enum=["body", "query", "path"]), field=S(), message=S()))),
     "Message": O(message=S()),
@@ -221,7 +235,8 @@ SCHEMAS: dict[str, Any] = {
                        ackRequired=B, oob=B, computedLocation=A(O()), rinfos=A(O(
                            baseStation=O(id=S(), name=S()), rssi={"type": "number"}, snr={"type": "number"},
                            freq={"type": "number"}, lat={"type": "number"}, lng={"type": "number"}, rep=I(),
-                           repetitions=A(O()), cbStatus=A(O(status=I(), info=S(), cbDef=S(), time=MS))))),
+                           repetitions=A(O()), cbStatus=A(O(status=I(), info=S(), cbDef=S(), time=MS)))),
+                       downlinkAnswerStatus=DOWNLINK_ANSWER_STATUS),
     "messageMetric": O(lastDay=I(), lastWeek=I(), lastMonth=I()),
     "deviceLocation": O(lat={"type": "number"}, lng={"type": "number"}, radius=I(), source=I(), time=MS, valid=B),
     "errorMessages": O(deviceId=S(), deviceTypeId=S(), device=S(), deviceType=S(), time=MS, data=S(), snr=S(),
@@ -401,7 +416,8 @@ def paths() -> dict[str, Any]:
             "delete": op("Delete a device type without devices", {**no, "409": {"description": "Has devices",
                                                                                "content": MESSAGE}}, [ID], tag=t)},
         "/device-types/{id}/messages": {"get": op("Messages of the device type's devices", listing("deviceMessage"),
-                                                  [ID, fields_param("device(name)", "rinfos(rep,baseStation(name))"),
+                                                  [ID, fields_param("device(name)", "rinfos(rep,baseStation(name))",
+                                                                    "downlinkAnswerStatus(baseStation(name))"),
                                                    *WINDOW, *PAGE], tag=t)},
         "/device-types/{id}/callbacks-not-delivered": {"get": op("Undelivered callbacks of the device type",
                                                                  undelivered, [ID, *WINDOW, *PAGE], tag=t)},
@@ -439,7 +455,8 @@ def paths() -> dict[str, Any]:
         "/devices/{id}/messages": {"get": op(
             "Messages of a device, newest first, with each callback attempt in rinfos[0].cbStatus "
             "(1 request / s per device)", listing("deviceMessage"),
-            [DEV, fields_param("oob", "ackRequired", "device(name)", "rinfos(rep,repetitions,baseStation(name))"),
+            [DEV, fields_param("oob", "ackRequired", "device(name)", "rinfos(rep,repetitions,baseStation(name))",
+                               "downlinkAnswerStatus(baseStation(name))"),
              *WINDOW, *PAGE], tag=d)},
         "/devices/{id}/messages/metric": {"get": op("Message counts over the last day, week and month",
                                                     ok(200, R("messageMetric")), [DEV], tag=d)},

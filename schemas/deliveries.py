@@ -9,7 +9,7 @@ One delivery is one callback to call for one record, already rendered:
      "scheduleFrom": <ms, a replay only>, "variables": {...}, "downlink": false,
      "request": {"method", "url", "headers", "body", "contentType", "auth"},   # URL
      "email": {"recipient", "subject", "body"},                               # EMAIL
-     "downlinkData": "0011223344556677"}                                      # DIRECT
+     "downlinkTemplate": "{tapId}{rssi}{time}"}                               # DIRECT
 
 The retry schedule runs from `scheduleFrom` when given (a replay starts a
 schedule of its own), else from `createdAt` (`workers.retry.give_up_at`).
@@ -18,7 +18,11 @@ without it: `origin`).
 
 `data` and `snr` are the message's, kept for the undelivered list. A replay
 (`replayed`) is the same delivery under the id `<first id>#r<n>`, with
-`webhookId` (the first id: receivers de-duplicate on it) and `scheduleFrom`.
+`webhookId` (the first id: receivers de-duplicate on it) and `scheduleFrom`;
+it is never read for a downlink (its uplink's answer deadline is long past).
+A DIRECT delivery carries its device type's `downlinkDataString`, rendered once
+the transmitting station is known (older records carry `downlinkData`, the
+downlink rendered by the router).
 Key: the callback id for BATCH_URL (the worker batches a callback's
 deliveries), else the device id (`delivery_key`).
 
@@ -76,7 +80,8 @@ class Delivery(TypedDict):
     scheduleFrom: NotRequired[int]  # a replay: when its retry schedule starts, ms
     request: NotRequired[Request]  # URL; a dead BATCH_URL delivery: the batch's request
     email: NotRequired[Email]      # EMAIL
-    downlinkData: NotRequired[str]  # DIRECT: the rendered downlink, 16 hex characters
+    downlinkTemplate: NotRequired[str]  # DIRECT: the downlinkDataString, rendered for the transmitting station
+    downlinkData: NotRequired[str]  # DIRECT, written by earlier versions: the rendered downlink
 
 
 class InvalidDelivery(ValueError):
@@ -111,10 +116,11 @@ def email(recipient: str, subject: str, body: str) -> Email:
 
 def replayed(delivery: Delivery, now_ms: int) -> Delivery:
     """The delivery sent again from the undelivered list: id `<first id>#r<n>`, the first id as
-    `webhookId`, a retry schedule from `now_ms`."""
+    `webhookId`, a retry schedule from `now_ms`; not a downlink callback any more (its answer is
+    long past its deadline)."""
     original = delivery.get("webhookId") or delivery["id"].split("#r")[0]
     n = int(delivery["id"].split("#r")[1]) + 1 if "#r" in delivery["id"] else 1
-    return {**delivery, "id": f"{original}#r{n}", "webhookId": original, "scheduleFrom": now_ms}
+    return {**delivery, "id": f"{original}#r{n}", "webhookId": original, "scheduleFrom": now_ms, "downlink": False}
 
 
 def delivery_key(delivery: Mapping[str, object]) -> bytes | None:
@@ -179,7 +185,8 @@ def delivery_problem(obj: Any) -> str | None:
     elif channel == "EMAIL":
         checks.append(("email", (dict,), False))
     elif channel == "DIRECT":
-        checks.append(("downlinkData", (str,), False))
+        checks.append(("downlinkTemplate", (str,), "downlinkData" in obj))
+        checks.append(("downlinkData", (str,), "downlinkTemplate" in obj))
     for field, kinds, optional in checks:
         problem = _wrong(obj, field, kinds, optional=optional)
         if problem:

@@ -27,12 +27,13 @@ from aiohttp import web
 from oss.auth import caller
 from oss.clock import now_ms
 from oss.context import pool
+from oss.downlink_answers import downlink_answer_status
 from oss.errors import json_response
 from oss.fields import Fields, fields
 from oss.paging import listing, page, window
 from oss.params import device_id, oid, q_bool
 from oss.shape import compact
-from oss.storage import base_stations, device_types, devices, messages
+from oss.storage import base_stations, device_types, devices, downlinks, messages
 
 routes = web.RouteTableDef()
 EXPANDABLE = ("oob", "ackRequired", "device", "rinfos", "downlinkAnswerStatus")
@@ -65,7 +66,9 @@ async def message_bodies(conn: asyncpg.Connection, rows: list[asyncpg.Record], e
     for w in await messages.waiting(conn, message_ids, registration_ids):
         attempts.setdefault(w["message_id"], []).append(compact(
             {"info": w["info"], "cbDef": w["callback_id"], "time": w["waiting_since"]}))
+    answers = await downlinks.of_messages(conn, message_ids)
     station_ids = {(ri.get("baseStation") or ri.get("station")) for r in rows for ri in r["rinfos"]}
+    station_ids |= {a["station"] for a in answers.values()}
     stations = await base_stations.by_ids(conn, [s for s in station_ids if isinstance(s, str)])
     names = {}
     if "name" in expand.get("device", {}):
@@ -82,6 +85,8 @@ async def message_bodies(conn: asyncpg.Connection, rows: list[asyncpg.Record], e
             "lqi": r["lqi"], "computedLocation": [location] if location else None, "rinfos": rinfos,
             "ackRequired": r["ack_required"] if "ackRequired" in expand else None,
             "oob": r["oob"] if "oob" in expand else None,
+            "downlinkAnswerStatus": downlink_answer_status(answers.get(r["id"]), stations,
+                                                           expand.get("downlinkAnswerStatus", {})),
         }))
     return out
 
