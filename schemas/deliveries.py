@@ -19,7 +19,7 @@ without it: `origin`).
 `data` and `snr` are the message's, kept for the undelivered list. A replay
 (`replayed`) is the same delivery under the id `<first id>#r<n>`, with
 `webhookId` (the first id: receivers de-duplicate on it) and `scheduleFrom`;
-it is never read for a downlink (its uplink's answer deadline is long past).
+it is never read for a downlink (`workers.channels.http.reads_downlink`).
 A DIRECT delivery carries its device type's `downlinkDataString`, rendered once
 the transmitting station is known (older records carry `downlinkData`, the
 downlink rendered by the router).
@@ -116,11 +116,10 @@ def email(recipient: str, subject: str, body: str) -> Email:
 
 def replayed(delivery: Delivery, now_ms: int) -> Delivery:
     """The delivery sent again from the undelivered list: id `<first id>#r<n>`, the first id as
-    `webhookId`, a retry schedule from `now_ms`; not a downlink callback any more (its answer is
-    long past its deadline)."""
+    `webhookId`, a retry schedule from `now_ms`."""
     original = delivery.get("webhookId") or delivery["id"].split("#r")[0]
     n = int(delivery["id"].split("#r")[1]) + 1 if "#r" in delivery["id"] else 1
-    return {**delivery, "id": f"{original}#r{n}", "webhookId": original, "scheduleFrom": now_ms, "downlink": False}
+    return {**delivery, "id": f"{original}#r{n}", "webhookId": original, "scheduleFrom": now_ms}
 
 
 def delivery_key(delivery: Mapping[str, object]) -> bytes | None:

@@ -90,7 +90,7 @@ CLOSE_INTERRUPTED = (
     "AND a.attempt < n.attempt AND a.status IS NULL")
 
 # The downlink of an uplink, merged from its grant, its transmission and its ACKNOWLEDGE: each sets what it
-# knows and keeps what the others set; the first outcome stays. Columns: message_id, device_id,
+# knows and keeps what the others set (the first value known of each field stays, as the first outcome does). Columns: message_id, device_id,
 # registration_id, time, source, data, station, rssi, granted_at, left_at, info_code, info_message,
 # downlink_ack, downlink_overusage, acknowledged_at.
 _OUTCOME = "message_downlinks.info_code IS NULL"
@@ -102,9 +102,9 @@ DOWNLINK_UPSERT = (
     "registration_id = COALESCE(message_downlinks.registration_id, EXCLUDED.registration_id), "
     "time = LEAST(message_downlinks.time, EXCLUDED.time), "
     "source = COALESCE(message_downlinks.source, EXCLUDED.source), "
-    "data = COALESCE(EXCLUDED.data, message_downlinks.data), "
-    "station = COALESCE(EXCLUDED.station, message_downlinks.station), "
-    "rssi = COALESCE(EXCLUDED.rssi, message_downlinks.rssi), "
+    "data = COALESCE(message_downlinks.data, EXCLUDED.data), "
+    "station = COALESCE(message_downlinks.station, EXCLUDED.station), "
+    "rssi = COALESCE(message_downlinks.rssi, EXCLUDED.rssi), "
     "granted_at = COALESCE(message_downlinks.granted_at, EXCLUDED.granted_at), "
     "left_at = COALESCE(message_downlinks.left_at, EXCLUDED.left_at), "
     f"info_code = CASE WHEN {_OUTCOME} THEN EXCLUDED.info_code ELSE message_downlinks.info_code END, "

@@ -11,9 +11,10 @@ it through.
 The attempt's `info` (the message's cbStatus) says what became of the downlink:
 "downlink failed (NO_ANSWER): ..." for an answer that could not be used (a
 timeout, an error status, too late, not valid), "downlink refused (...)" when the
-gate refused it, "downlink granted", "no downlink (noData)". Later attempts (the
-failed callback retried as a data callback) can give no downlink, and say so,
-so a retry that succeeds after the deadline never reads as a downlink delivered.
+gate refused it, "downlink granted", "no downlink (noData)". Later calls (the
+failed callback retried as a data callback, or replayed from the undelivered
+list) can give no downlink, and say so when they succeed: a call that succeeds
+after the deadline never reads as a downlink delivered.
 
 BIDIR answer (Sigfox contract): HTTP 200 with a JSON object holding, for the
 device, `{"downlinkData": "<16 hex>"}` or `{"noData": true}`; or HTTP 204 for

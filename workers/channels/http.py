@@ -33,16 +33,22 @@ class HttpChannel(Channel):
                        context: Context) -> Answered:
         if not delivery.get("downlink"):
             return Answered()
-        if attempts == 1:
+        if reads_downlink(delivery, attempts - 1):
             return await downlink_records(delivery, outcome, answered_ms, context)
         return later_attempt(outcome)
+
+
+def reads_downlink(delivery: Delivery, attempts: int) -> bool:
+    """Whether attempt `attempts + 1` of a delivery is read for a downlink: the first call of a downlink
+    callback, never a retry or a replay (`webhookId`: sent again from the undelivered list)."""
+    return bool(delivery.get("downlink")) and attempts == 0 and "webhookId" not in delivery
 
 
 def answer_timeout(delivery: Delivery, attempts: int, settings: Settings, now_ms: int | None = None) -> float:
     """How long attempt `attempts + 1` waits for its answer: a downlink callback's first attempt no
     longer than until its answer is due (`downlink_answer_s` after the uplink's own time); once that
     has passed, the answer gives no downlink whatever comes, and the call waits as any other."""
-    if delivery.get("downlink") and attempts == 0:
+    if reads_downlink(delivery, attempts):
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         left_s = (downlink_timing(settings).answer_by(uplink_time_ms(delivery)) - now_ms) / 1000
         if left_s > 0:
