@@ -7,7 +7,9 @@ partitions of the three). `workers.downlink_plan` decides: each grant leaves
 `lead_s` before its uplink's receive window opens, from the station that heard
 the uplink best by then, its DIRECT template rendered for that station. A
 DIRECT template that cannot be rendered for it gives ACKNOWLEDGE
-INVALID_CONFIGURATION instead.
+INVALID_CONFIGURATION instead (the router checked it on the first reception,
+and every station id and rssi ingest lets through renders alike: a guard; the
+event's id is stable, so deciding it again after a restart stores it once).
 
 State is in memory only, so the stage commits its offsets trailing the wall
 clock by `keep_s` (enough to hold every grant and the receptions it chooses
