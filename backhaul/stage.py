@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError, RebalanceInProgressError
@@ -79,7 +79,7 @@ class Stage:
     # The worker's stable identity in its consumer groups (program.instances); None = a dynamic member.
     instance_id: str | None = None
     # More options for the stage's consumer (e.g. an assignor that keeps its topics co-partitioned).
-    consumer_options: dict[str, Any] = {}
+    consumer_options: ClassVar[dict[str, Any]] = {}
 
     def __init__(self) -> None:
         self.consumer: AIOKafkaConsumer | None = None

@@ -29,6 +29,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Any, ClassVar
 
 from aiokafka import TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
@@ -58,7 +59,7 @@ class DownlinkDispatchStage(Stage):
     name = "dispatch"
     group = "backhaul-dispatch"
     tick_interval_s = 0.1
-    consumer_options = {"partition_assignment_strategy": (RangePartitionAssignor,)}
+    consumer_options: ClassVar[dict[str, Any]] = {"partition_assignment_strategy": (RangePartitionAssignor,)}
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         super().__init__()
@@ -143,7 +144,8 @@ class DownlinkDispatchStage(Stage):
     def commit_position(self, tp: TopicPartition, records: list[ConsumerRecord]) -> int:
         """The first offset a restart must read again: that of the mark from which on records may be of
         the last `keep_s` (marks are the first record of each second)."""
-        marks = self._marks[tp]  # process() marked the batch's records
+        # process() marked the batch's records; a record handled alone after a reset may have none yet
+        marks = self._marks.setdefault(tp, deque([(records[0].timestamp, records[0].offset)]))
         horizon = self._now_ms() - self.keep_ms
         while len(marks) > 1 and marks[1][0] <= horizon:
             marks.popleft()
