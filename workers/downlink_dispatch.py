@@ -19,9 +19,9 @@ sent (a batch that failed is read again the same way). It sends nothing of a
 partition until it has read it up to where it stood when it was assigned, so a
 grant sent before a restart is not sent again. A
 grant read more than `keep_s` after it had to be at its station (the stage was
-away longer than that, or reads the topic for the first time) is dropped with a
-warning: no station could transmit it any more, and whether one did is not
-known.
+away longer than that) is dropped with a warning: no station could transmit it
+any more, and whether one did is not known. A partition the stage's group never
+committed (its first start) is read from `keep_s` ago, not from its beginning.
 """
 from __future__ import annotations
 
@@ -153,15 +153,25 @@ class DownlinkDispatchStage(Stage):
 
     async def on_assigned(self, partitions: set[TopicPartition]) -> None:
         """Read each partition again from its committed offset (also after a rewind, which would start at
-        the failed batch), and send nothing of it until it is read up to its present end."""
+        the failed batch; never committed: from `keep_s` ago), and send nothing of it until it is read up
+        to its present end."""
         consumer = self.consumer
         assert consumer is not None  # set in run()
+        fresh = []
         for tp in partitions:
             committed = await consumer.committed(tp)
             if committed is None:
-                await consumer.seek_to_beginning(tp)
+                fresh.append(tp)
             else:
                 consumer.seek(tp, committed)
+        if fresh:
+            since = await consumer.offsets_for_times({tp: self._now_ms() - self.keep_ms for tp in fresh})
+            for tp in fresh:
+                found = since.get(tp)
+                if found is None:
+                    await consumer.seek_to_end(tp)
+                else:
+                    consumer.seek(tp, found.offset)
         ends = await consumer.end_offsets(list(partitions))
         self._catching_up.update({tp: end for tp, end in ends.items() if end > 0})
 
