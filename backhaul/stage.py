@@ -116,7 +116,7 @@ class Stage:
     def commit_position(self, tp: TopicPartition, records: list[ConsumerRecord]) -> int:
         """The offset to commit for `tp` once `records` (its last handled) are done: the next one by
         default; a stage that keeps state only in memory may commit less, to read it again."""
-        return records[-1].offset + 1
+        return int(records[-1].offset) + 1
 
     async def persist(self) -> None:
         """Make the stage's own state durable; called after outputs are acknowledged.

@@ -42,7 +42,7 @@ from backhaul.stage import Batch, Stage
 from backhaul.topics import topic
 from callback_language.downlink import InfoCode, ack_event, downlink_timing
 from schemas.device_events import encode_device_event
-from schemas.downlinks import Downlink, decode_downlink, decode_transmission, encode_downlink, transmission
+from schemas.downlinks import decode_downlink, decode_transmission, encode_downlink, transmission
 from schemas.messages import decode_message
 from schemas.topics import DEVICE_EVENTS, DOWNLINK_TRANSMISSIONS, DOWNLINKS, MESSAGES
 from workers.downlink_plan import Departure, DownlinkPlan
@@ -117,7 +117,7 @@ class DownlinkDispatchStage(Stage):
     def tick(self) -> list[Out]:
         now_ms = self._now_ms()
         waiting = {tp.partition for tp in self._catching_up}  # a grant sent before may not be read back yet
-        outputs = []
+        outputs: list[Out] = []
         for partition, plan in self.plans.items():
             if partition in waiting:
                 continue

@@ -275,7 +275,7 @@ def test_an_uplink_without_ack_starts_no_downlink():
 
 def test_a_record_that_cannot_be_read_is_set_aside_and_the_others_are_routed():
     v = view(callback("up"))
-    stage = RouterStage(v)
+    stage = RouterStage(v, clock=lambda: ROUTED_AT)
     tp = TopicPartition(topic(MESSAGES), 0)
     good = engine_records(v).messages[0]
     batch = {tp: [ConsumerRecord(tp.topic, 0, 0, 0, 0, b"k", b"{not json", None, 0, 0, []),
@@ -343,7 +343,7 @@ def test_a_callback_that_does_not_compile_fails_its_delivery_saying_so_keyed_by_
     v = view(callback("broken", url="https://receiver.example/{nope}"), callback("hook", 1, downlink_hook=True,
                                                                                  url="https://r.example/{nope}"),
              dtype={"downlink_mode": 1})
-    stage = RouterStage(v)
+    stage = RouterStage(v, clock=lambda: ROUTED_AT)
     records = engine_records(v, ack=True)
     tp = TopicPartition(topic(MESSAGES), 0)
     outputs = stage.process({tp: [ConsumerRecord(tp.topic, 0, 0, 0, 0, b"k", encode_message(records.messages[0]),

@@ -252,7 +252,8 @@ def test_a_success_older_than_one_already_in_the_batch_does_not_move_it_back():
 def test_the_store_reads_every_record_it_writes_and_keeps_its_pool():
     stage = StoreStage(pool="the pool")
     assert stage.pool == "the pool" and stage._pending == []
-    assert stage.topics == (topic(MESSAGES), topic(MESSAGES_ADVANCED), topic(DEVICE_EVENTS), topic(DELIVERY_RESULTS))
+    assert stage.topics == (topic(MESSAGES), topic(MESSAGES_ADVANCED), topic(DEVICE_EVENTS), topic(DELIVERY_RESULTS),
+                            topic(DOWNLINKS), topic(DOWNLINK_TRANSMISSIONS))
 
 
 def test_a_downlink_is_one_row_merged_from_its_grant_its_transmission_and_its_acknowledge():

@@ -16,10 +16,10 @@ import aiohttp
 
 from backhaul.secretbox import SealedSecretError
 from backhaul.settings import Settings
-from callback_language.templates import TemplateError
-from workers.attempt import DOWNLINK_ANSWER_BYTES, Outcome, failed, http_attempt
 from callback_language.downlink import downlink_timing
+from callback_language.templates import TemplateError
 from schemas.downlinks import uplink_time_ms
+from workers.attempt import DOWNLINK_ANSWER_BYTES, Outcome, failed, http_attempt
 from workers.channels.base import Answered, Channel, Context, Delivery
 from workers.channels.bidir import downlink_records, later_attempt
 from workers.credentials import CallbackCredentials, SendSecrets
