@@ -60,7 +60,8 @@ class DownlinkGate:
             if await conn.fetchval("SELECT true FROM downlink_grants WHERE id = $1", downlink_id):
                 return None
             if await conn.fetchval("SELECT true FROM downlink_grants WHERE device_id = $1 "
-                                   "AND uplink_time > $2 - $3 AND uplink_time < $2 + $3 LIMIT 1",
+                                   "AND uplink_time > $2::bigint - $3::bigint AND uplink_time < $2::bigint + $3::bigint "
+                                   "LIMIT 1",
                                    device, uplink_ms, listen_ms):
                 return InfoCode.TOO_MANY_REQUESTS
             day = utc_day(uplink_ms / 1000)

@@ -4,8 +4,9 @@ Each test runs the whole pipeline (ingest, router, delivery, store, dispatch, th
 acks) in a worker process, a customer's server, and the API on the same database; it sends frames as
 stations would and checks what the customer's server got, what went to the stations, and what the
 API shows: the message's `downlinkAnswerStatus` and `cbStatus`. Timing is shortened and bounded: the
-BIDIR answer is due 2 s after the uplink, the downlink at its station 5 s after it (it leaves 1 s
-before, from the best station heard by then), the device listens 1 s.
+BIDIR answer is due 5 s after the uplink (time for a loaded machine's pipeline to call it), the
+downlink at its station 8 s after it (it leaves 1 s before, from the best station heard by then), the
+device listens 1 s.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from workers.replay import replay_undelivered
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 ROLES = (f"{PIPELINE_ROLES},stations,acks,dispatch",)
-ENV = {"BACKHAUL_DOWNLINK_ANSWER_S": "2", "BACKHAUL_DOWNLINK_TRANSMIT_S": "5", "BACKHAUL_DOWNLINK_LEAD_S": "1",
+ENV = {"BACKHAUL_DOWNLINK_ANSWER_S": "5", "BACKHAUL_DOWNLINK_TRANSMIT_S": "8", "BACKHAUL_DOWNLINK_LEAD_S": "1",
        "BACKHAUL_DOWNLINK_LISTEN_S": "1", "BACKHAUL_CALLBACK_TIMEOUT_S": "3", "BACKHAUL_RETRY_SCHEDULE_S": "3",
        "BACKHAUL_RETRY_JITTER": "0", "BACKHAUL_BREAKER_FAILURES": "100"}
 DATA = "00112233445566ff"
@@ -107,8 +108,9 @@ async def test_an_ack_uplink_that_arrives_60_s_late_gets_no_downlink(pipeline, r
         what = "BIDIR answer was due" if mode == 1 else "downlink had to leave for a station"
         assert refused["infoCode"] == InfoCode.NETWORK_ERROR and refused["downlinkAck"] is False
         assert refused["infoMessage"].startswith("Network error: the uplink reached Backhaul 6")
-        assert f"after {what}: no downlink" in refused["infoMessage"], refused["infoMessage"]
-        assert events[on_time, uplink_id(on_time, 1, now)]["infoCode"] == InfoCode.ACKED, "the control: in time"
+        assert f"after its {what}: no downlink" in refused["infoMessage"], refused["infoMessage"]
+        control = events[on_time, uplink_id(on_time, 1, now)]
+        assert control["infoCode"] == InfoCode.ACKED, f"the control, in time: {control}"
 
         grants = [orjson.loads(r.value) for r in await read_topic(topic(DOWNLINKS), expect=1, timeout=10)]
         assert [g["device"] for g in grants] == [on_time], "nothing granted for the late uplink"
@@ -137,8 +139,8 @@ async def test_a_slower_better_copy_transmits_and_a_direct_downlink_is_rendered_
     An even better copy after the downlink left is not taken."""
     receiver.behaviour = answering()
     async with running_api() as (api, root):
-        # At the station 8 s after the uplink here (leaving at 7 s): time to see the grant PENDING first.
-        pipe = await pipeline([acknowledge(receiver.url)], roles=ROLES, env={**ENV, "BACKHAUL_DOWNLINK_TRANSMIT_S": "8"},
+        # At the station 12 s after the uplink here (leaving at 11 s): time to see the grant PENDING first.
+        pipe = await pipeline([acknowledge(receiver.url)], roles=ROLES, env={**ENV, "BACKHAUL_DOWNLINK_TRANSMIT_S": "12"},
                               devices=1, stations=3, parent_group=root,
                               device_type={"downlink_mode": 0, "downlink_data_string": DIRECT_TEMPLATE})
         device = pipe.devices[0]
@@ -156,14 +158,13 @@ async def test_a_slower_better_copy_transmits_and_a_direct_downlink_is_rendered_
 
         async def transmitted():
             return [orjson.loads(r.value) for r in await read_topic(topic(DOWNLINK_TRANSMISSIONS), timeout=1)]
-        [sent] = await wait_until(transmitted, 12, "the downlink to leave for its station")
-        assert time.time() * 1000 < now + 8_000 + 1_000, "left in time (the device listens from 8 s)"
+        [sent] = await wait_until(transmitted, 16, "the downlink to leave for its station")
         await publish_frames([frame(device, 1, station=best, rssi=-80.0, ack=True, time_ms=now)])
 
         expected = render_direct(DIRECT_TEMPLATE, tap_id=better, rssi=-95.0, time_s=now // 1000)
         assert (sent["station"], sent["rssi"], sent["data"]) == (better, -95.0, expected)
         assert expected.startswith(better.lower() + "ffa1"), "tapId, then -95 dBm as 2 signed bytes"
-        assert now + 7_000 <= sent["leftAt"], "it left when it had to, not at the first copy"
+        assert now + 11_000 <= sent["leftAt"] < now + 12_000, "it left when it had to, not at the first copy"
         [event] = (await acks(pipe, 1)).values()
         assert (event["infoCode"], event["station"], event["downlinkData"]) == (0, better, expected)
         done = await shown(api, device, 1, lambda m: m["downlinkAnswerStatus"]["infoCode"] == 0, "the ACKNOWLEDGE")
@@ -191,7 +192,7 @@ async def test_a_failed_bidir_shows_as_a_failed_downlink_and_calling_it_again_ne
         calls[device] = calls.get(device, 0) + 1
         kind = kinds[device]
         if calls[device] == 1 and kind == "timeout":
-            await asyncio.sleep(2.5)
+            await asyncio.sleep(6)  # the call waits 3 s (the callback timeout) at most
         elif kind == "error" and calls[device] == 1 or kind == "replayed" and failing["replayed"]:
             return web.Response(status=500)
         return web.json_response({device: {"downlinkData": DATA}})
