@@ -61,7 +61,8 @@ PRODUCER_STOP_S = 5.0
 
 class Stage:
     """Base class of a stream stage. Subclasses implement `process` and may
-    implement `tick`, `persist`, `on_assigned` and `on_revoked`."""
+    implement `tick`, `persist`, `on_assigned`, `on_revoked` and `commit_position`,
+    and set `consumer_options`."""
 
     name: str = "stage"
     group: str = "backhaul-stage"
