@@ -133,9 +133,14 @@ class Settings:
     # How long a resolved callback host is reused (0 = resolve at every connection).
     callback_dns_cache_s: float = 60.0
 
-    # Downlinks
+    # Downlinks, counted from the uplink's own time (callback_language.downlink.DownlinkTiming): the
+    # BIDIR answer is due within answer_s, the downlink at its station within transmit_s; it leaves for
+    # the station lead_s before that, from the best station heard by then. The device listens listen_s
+    # from transmit_s on: two downlinks of a device closer than that cannot both be heard.
     downlink_answer_s: float = 10.0
     downlink_transmit_s: float = 20.0
+    downlink_lead_s: float = 1.0
+    downlink_listen_s: float = 25.0
     daily_downlink_quota: int = 4
 
     # HTTP servers
@@ -234,6 +239,8 @@ class Settings:
             callback_dns_cache_s=_env_float("BACKHAUL_CALLBACK_DNS_CACHE_S", 60.0),
             downlink_answer_s=_env_float("BACKHAUL_DOWNLINK_ANSWER_S", 10.0),
             downlink_transmit_s=_env_float("BACKHAUL_DOWNLINK_TRANSMIT_S", 20.0),
+            downlink_lead_s=_env_float("BACKHAUL_DOWNLINK_LEAD_S", 1.0),
+            downlink_listen_s=_env_float("BACKHAUL_DOWNLINK_LISTEN_S", 25.0),
             daily_downlink_quota=_env_int("BACKHAUL_DAILY_DOWNLINK_QUOTA", 4),
             api_host=_env("BACKHAUL_API_HOST", "127.0.0.1"),
             api_port=_env_int("BACKHAUL_API_PORT", 8080),

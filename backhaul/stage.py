@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError, RebalanceInProgressError
@@ -61,7 +61,8 @@ PRODUCER_STOP_S = 5.0
 
 class Stage:
     """Base class of a stream stage. Subclasses implement `process` and may
-    implement `tick`, `persist`, `on_assigned` and `on_revoked`."""
+    implement `tick`, `persist`, `on_assigned`, `on_revoked` and `commit_position`,
+    and set `consumer_options`."""
 
     name: str = "stage"
     group: str = "backhaul-stage"
@@ -78,6 +79,8 @@ class Stage:
     fetch_max_wait_ms: int = 25
     # The worker's stable identity in its consumer groups (program.instances); None = a dynamic member.
     instance_id: str | None = None
+    # More options for the stage's consumer (e.g. an assignor that keeps its topics co-partitioned).
+    consumer_options: ClassVar[dict[str, Any]] = {}
 
     def __init__(self) -> None:
         self.consumer: AIOKafkaConsumer | None = None
@@ -110,6 +113,11 @@ class Stage:
     def tick(self) -> list[Out]:
         """Outputs due by the wall clock (window deadlines, keep-alive)."""
         return []
+
+    def commit_position(self, tp: TopicPartition, records: list[ConsumerRecord]) -> int:
+        """The offset to commit for `tp` once `records` (its last handled) are done: the next one by
+        default; a stage that keeps state only in memory may commit less, to read it again."""
+        return int(records[-1].offset) + 1
 
     async def persist(self) -> None:
         """Make the stage's own state durable; called after outputs are acknowledged.
@@ -152,7 +160,8 @@ class Stage:
         await self.producer.start()
         member = GroupConsumer(topic(self.group), self.topics, instance_id=self.instance_id,
                                revoked=self._revoke, assigned=self._assign, max_poll_records=self.max_records,
-                               fetch_min_bytes=self.fetch_min_bytes, fetch_max_wait_ms=self.fetch_max_wait_ms)
+                               fetch_min_bytes=self.fetch_min_bytes, fetch_max_wait_ms=self.fetch_max_wait_ms,
+                               **self.consumer_options)
         self.consumer = member.consumer
         await self.start()
         await member.start()
@@ -226,7 +235,7 @@ class Stage:
                 if failure is not None:
                     self.dead_letter(rec, failure, self.dead_letter_attempts)
                     await self._publish_dead()
-                    await self._commit({tp: OffsetAndMetadata(rec.offset + 1, "")})
+                    await self._commit({tp: OffsetAndMetadata(self.commit_position(tp, [rec]), "")})
 
     async def _handle(self, batch: Batch) -> None:
         outputs = self.process(batch) if batch else []
@@ -241,7 +250,8 @@ class Stage:
         await self._io("persist state", self.persist, produces=True)
         await self._publish_dead()  # records `persist` could not write
         if batch:
-            await self._commit({tp: OffsetAndMetadata(records[-1].offset + 1, "") for tp, records in batch.items()})
+            await self._commit({tp: OffsetAndMetadata(self.commit_position(tp, records), "")
+                                for tp, records in batch.items()})
 
     def _tick(self) -> list[Out]:
         try:

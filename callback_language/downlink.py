@@ -10,7 +10,20 @@ DIRECT template (`downlinkDataString`, byte widths unconfirmed in Sigfox):
   2 bytes signed big-endian, two's complement (4 hex; -120 dBm is "ff88");
 - `{time}`: epoch seconds, 4 bytes big-endian unsigned (8 hex).
 Together 8 bytes; the template may also hold literal hex digits, and the
-result must be exactly 16 hex characters.
+result must be exactly 16 hex characters. The station and its rssi are those
+of the station chosen to transmit (the best heard before the downlink leaves,
+`workers.downlink_plan`), `{time}` is the uplink's time.
+
+Timing (`DownlinkTiming`) is counted from the uplink's own time (the station's
+time of its first frame), never from when a stage happened to handle it: an
+uplink that reaches Backhaul after its answer deadline (CALLBACK) or after its
+downlink should have left (DIRECT) gets no downlink, and ACKNOWLEDGE
+NETWORK_ERROR says how late it was (`late_uplink`).
+
+Info codes Backhaul never sends in an ACKNOWLEDGE: PENDING is what the API
+shows while a granted downlink waits for its station's report (the reference:
+"never sent"). TOO_MANY_REQUESTS refuses a downlink whose receive window
+overlaps one already granted to the device (`workers.downlink_gate`).
 """
 from __future__ import annotations
 
@@ -20,6 +33,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Literal
 
+from backhaul.settings import Settings
 from schemas import device_events
 from schemas.device_events import NOT_REPORTED, DeviceEvent, Subject
 
@@ -28,6 +42,52 @@ DOWNLINK_HEX = 2 * DOWNLINK_BYTES
 
 _HEX = re.compile(r"[0-9a-fA-F]*")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+
+
+@dataclass(frozen=True)
+class DownlinkTiming:
+    """When a downlink's steps are due, in epoch ms, from its uplink's time (see the module docstring).
+
+    `answer_s`: the BIDIR answer's deadline; `transmit_s`: the downlink is at its station (the device
+    opens its receive window); `lead_s`: it leaves for the station this long before; `listen_s`: how
+    long the device listens.
+    """
+
+    answer_s: float
+    transmit_s: float
+    lead_s: float
+    listen_s: float
+
+    def answer_by(self, uplink_ms: int) -> int:
+        return uplink_ms + round(self.answer_s * 1000)
+
+    def transmit_by(self, uplink_ms: int) -> int:
+        return uplink_ms + round(self.transmit_s * 1000)
+
+    def leaves_at(self, uplink_ms: int) -> int:
+        """When the downlink leaves for its station (the last reception that can choose it)."""
+        return self.transmit_by(uplink_ms) - round(self.lead_s * 1000)
+
+    def listen_ms(self) -> int:
+        """How long the device listens: uplinks closer than this open overlapping receive windows."""
+        return round(self.listen_s * 1000)
+
+
+def downlink_timing(settings: Settings) -> DownlinkTiming:
+    """The downlink timing the settings give."""
+    return DownlinkTiming(settings.downlink_answer_s, settings.downlink_transmit_s, settings.downlink_lead_s,
+                          settings.downlink_listen_s)
+
+
+def late_uplink(timing: DownlinkTiming, mode: Literal["callback", "direct"], uplink_ms: int,
+                now_ms: int) -> str | None:
+    """Why the uplink came too late for a downlink (the infoMessage of NETWORK_ERROR), or None."""
+    due = timing.answer_by(uplink_ms) if mode == "callback" else timing.leaves_at(uplink_ms)
+    if now_ms < due:
+        return None
+    what = "its BIDIR answer was due" if mode == "callback" else "its downlink had to leave for a station"
+    return (f"Network error: the uplink reached Backhaul {(now_ms - uplink_ms) / 1000:.1f} s after it was sent, "
+            f"{(now_ms - due) / 1000:.1f} s after {what}: no downlink")
 
 
 class InfoCode(IntEnum):
@@ -174,14 +234,15 @@ def downlink_route(device_type: dict[str, Any] | None, callbacks: list[dict[str,
 def ack_event(device: str, record_id: str, code: InfoCode, *, device_type_id: str | None,
               group_id: str | None, now_ms: int, reason: str | None = None,
               downlink_ack: bool = False, registration_id: int | None = None,
-              station: str | None | device_events.Absent = NOT_REPORTED) -> DeviceEvent:
-    """The ACKNOWLEDGE device event for the downlink an uplink (`record_id`) asked for, with the
-    infoMessage of `code` unless `reason` says more (`schemas.device_events.acknowledge`; `station`:
-    the station that reported the transmission).
+              station: str | None | device_events.Absent = NOT_REPORTED, data: str | None = None,
+              uplink_ms: int | None = None) -> DeviceEvent:
+    """The ACKNOWLEDGE device event for the downlink an uplink (`record_id`, sent at `uplink_ms`) asked
+    for, with the infoMessage of `code` unless `reason` says more (`schemas.device_events.acknowledge`;
+    `station`: the station that reported the transmission; `data`: the downlink, when there was one).
 
     One per uplink: its id is stable, so a replayed decision is stored once.
     """
     return device_events.acknowledge(
         Subject(device, device_type_id, group_id, registration_id), now_ms, message_id=record_id,
         info_code=int(code), info_message=reason or info_message(code), downlink_ack=downlink_ack,
-        downlink_overusage=code == InfoCode.OVERRUN_ERROR, station=station)
+        downlink_overusage=code == InfoCode.OVERRUN_ERROR, station=station, data=data, uplink_ms=uplink_ms)

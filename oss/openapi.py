@@ -115,6 +115,20 @@ OPERATOR_SETTINGS: dict[str, Any] = dict(
 JOB_ERROR = O(entity=S(), row=I(description="line (CSV) or 1-based index (JSON) of the row"), field=S(),
               message=S(), type=I(description="0 ENTITY, 1 SYSTEM"))
 
+DOWNLINK_ANSWER_STATUS = O(
+    baseStation=O(id=S(), name=S()) | {"description": "the station chosen to transmit the downlink"},
+    data=S(description="the downlink, 8 bytes in hex"),
+    infoCode=E(0, 1, 2, 3, 4, 5, 6, 7, 8, description=(
+        "Backhaul extension: the ACKNOWLEDGE outcome. 0 ACKED, 1 NO_ANSWER, 2 INVALID_PAYLOAD, 3 OVERRUN_ERROR, "
+        "4 NETWORK_ERROR (also: the uplink came too late for a downlink), 5 PENDING (granted, not transmitted "
+        "yet; never sent as an ACKNOWLEDGE), 6 NO_DOWNLINK_CONTRACT, 7 TOO_MANY_REQUESTS (its receive window "
+        "overlaps one of a downlink already granted to the device), 8 INVALID_CONFIGURATION")),
+    infoMessage=S(description="Backhaul extension: the ACKNOWLEDGE infoMessage"),
+    downlinkAck=B, downlinkOverusage=B) | {"description": (
+        "The downlink the uplink received, and (Backhaul extension, as the ACKNOWLEDGE callback carries them) "
+        "infoCode, infoMessage, downlinkAck, downlinkOverusage. Present once the downlink was granted or "
+        "decided; plannedPower, operator and country are not known to Backhaul and left out.")}
+
 END_MS = I(0, MAX_MS, description="epoch milliseconds; 0 = no limit")
 # Every field of the reference's contract model, always in the answer (README "API v2 compatibility").
 CONTRACT: dict[str, Any] = dict(
@@ -172,8 +186,7 @@ MESSAGE: dict[str, Any] = dict(
                cbStatus=A(O(status=I(), info=S(), cbDef=S(description="the callback's id"), time=MS),
                           description="every attempt of every callback, on the first reception")),
              description="one entry per receiving station"),
-    downlinkAnswerStatus=O(baseStation=O(id=S(), name=S()), plannedPower={"type": "number"}, data=S(),
-                           description="the downlink sent in answer, when there was one"))
+    downlinkAnswerStatus=DOWNLINK_ANSWER_STATUS)
 MESSAGE_FIELDS = ("device", "time", "data", "seqNumber", "nbFrames", "lqi", "ackRequired", "rinfos")
 
 SCHEMAS: dict[str, Any] = {
@@ -517,7 +530,8 @@ def paths() -> dict[str, Any]:
             "delete": op("Delete a device type without devices", {**no, "409": {"description": "Has devices",
                                                                                "content": MESSAGE}}, [ID], tag=t)},
         "/device-types/{id}/messages": {"get": op("Messages of the device type's devices", listing("deviceMessage"),
-                                                  [ID, fields_param("device(name)", "rinfos(rep,baseStation(name))"),
+                                                  [ID, fields_param("device(name)", "rinfos(rep,baseStation(name))",
+                                                                    "downlinkAnswerStatus(baseStation(name))"),
                                                    *WINDOW, *PAGE], tag=t)},
         "/device-types/{id}/callbacks-not-delivered": {"get": op("Undelivered callbacks of the device type",
                                                                  undelivered, [ID, *WINDOW, *PAGE], tag=t)},
@@ -556,7 +570,8 @@ def paths() -> dict[str, Any]:
         "/devices/{id}/messages": {"get": op(
             "Messages of a device, newest first, with each callback attempt in rinfos[0].cbStatus "
             "(1 request / s per device)", listing("deviceMessage"),
-            [DEV, fields_param("oob", "ackRequired", "device(name)", "rinfos(rep,repetitions,baseStation(name))"),
+            [DEV, fields_param("oob", "ackRequired", "device(name)", "rinfos(rep,repetitions,baseStation(name))",
+                               "downlinkAnswerStatus(baseStation(name))"),
              *WINDOW, *PAGE], tag=d)},
         "/devices/{id}/messages/metric": {"get": op("Message counts over the last day, week and month",
                                                     ok(200, R("messageMetric")), [DEV], tag=d)},

@@ -21,7 +21,7 @@ DEMO_PROCESSES = [
     ("router", ["worker", "--roles", "router"]),
     ("delivery", ["worker", "--roles", "delivery"]),
     ("store", ["worker", "--roles", "store,relay"]),
-    ("downlink", ["worker", "--roles", "stations,acks"]),
+    ("downlink", ["worker", "--roles", "stations,acks,dispatch"]),
     ("api", ["api"]),
     ("receiver", ["demo-receiver"]),
 ]
@@ -472,13 +472,13 @@ def build_parser() -> argparse.ArgumentParser:
     for verb in ("start", "stop", "restart"):
         c = sub.add_parser(verb, help=f"{verb} one supervised process (`backhaul up` runs the supervisor)")
         c.add_argument("name", help="a process (ingest, router, delivery, store, downlink, api, receiver, simulate) "
-                                    "or a role it runs (relay, stations, acks)")
+                                    "or a role it runs (relay, stations, acks, dispatch)")
         c.set_defaults(func=cmd_control)
 
     sub.add_parser("supervise", help="run the supervisor of the plan `up` wrote (up starts it)"
                    ).set_defaults(func=cmd_supervise)
 
-    w = sub.add_parser("worker", help="run stream roles: ingest, router, delivery, store, relay, stations, acks")
+    w = sub.add_parser("worker", help="run stream roles: ingest, router, delivery, store, relay, stations, acks, dispatch")
     w.add_argument("--roles", required=True, help="comma-separated roles")
     w.add_argument("--metrics-port", type=int, default=None)
     w.set_defaults(func=cmd_worker)

@@ -1,4 +1,4 @@
-"""Running stream roles in one process: ingest, router, delivery, store, relay, stations, acks.
+"""Running stream roles in one process: ingest, router, delivery, store, relay, stations, acks, dispatch.
 
 Every process serves `/metrics` (Prometheus) and `/status` (what runs, ready
 or not) on 127.0.0.1, on the port of its first role unless told otherwise.
@@ -17,12 +17,12 @@ from backhaul.settings import settings
 
 log = logging.getLogger(__name__)
 
-ROLES = ("ingest", "router", "delivery", "store", "relay", "stations", "acks")
+ROLES = ("ingest", "router", "delivery", "store", "relay", "stations", "acks", "dispatch")
 # Roles that use PostgreSQL (every role uses Kafka): their process checks that it reaches both.
 POSTGRES_ROLES = frozenset({"delivery", "store", "relay"})
 # Each role's metrics port is BACKHAUL_METRICS_PORT_BASE (9100) plus its offset; the simulator takes 8.
 METRICS_PORT_OFFSETS = {"ingest": 1, "router": 2, "delivery": 3, "store": 4, "relay": 5, "stations": 6, "acks": 7,
-                        "simulate": 8}
+                        "simulate": 8, "dispatch": 9}
 METRICS_PORTS = {role: 9100 + offset for role, offset in METRICS_PORT_OFFSETS.items() if role in ROLES}
 
 
@@ -137,6 +137,9 @@ async def _run(roles: list[str], port: int, member: str | None, stop: asyncio.Ev
     if "acks" in roles:
         from workers.acks import AcksStage
         runners.append(AcksStage())
+    if "dispatch" in roles:
+        from workers.downlink_dispatch import DownlinkDispatchStage
+        runners.append(DownlinkDispatchStage())
     for r in runners:
         r.instance_id = member
         tasks.append(asyncio.create_task(r.run(), name=getattr(r, "name", "delivery")))

@@ -13,14 +13,19 @@ the delivery worker adds them at send time, so `deliveries` holds none.
 An uplink that asks for a downlink (`ack`) is routed by its device type
 (`callback_language.downlink.downlink_route`): in CALLBACK mode the downlink
 callback's delivery is marked `downlink`; in DIRECT mode the downlinkDataString is
-rendered here and goes to the delivery worker as a DIRECT delivery (to pass
-the contract and quota gate); otherwise an ACKNOWLEDGE event says why not.
+checked here (rendered for the first reception) and goes to the delivery worker
+as a DIRECT delivery (to pass the contract and quota gate; it is rendered for
+good once the transmitting station is chosen); otherwise an ACKNOWLEDGE event
+says why not. An uplink that reaches the router after its BIDIR answer was due
+(CALLBACK) or after its downlink had to leave (DIRECT), counted from its own
+time, gets ACKNOWLEDGE NETWORK_ERROR instead (`late_uplink`), and its BIDIR
+callback is called as a plain data callback.
 """
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiokafka import TopicPartition
@@ -29,6 +34,7 @@ from aiokafka.structs import ConsumerRecord
 from backhaul import metrics
 from backhaul.configview import ConfigView
 from backhaul.kafka import Out
+from backhaul.settings import settings
 from backhaul.stage import Batch, Stage
 from backhaul.topics import topic
 from callback_language import bindings
@@ -51,10 +57,12 @@ class RouterStage(Stage):
     name = "router"
     group = "backhaul-router"
 
-    def __init__(self, view: ConfigView) -> None:
+    def __init__(self, view: ConfigView, clock: Callable[[], float] = time.time) -> None:
         super().__init__()
         self.view = view
+        self.clock = clock  # epoch s: when a record is routed (a downlink's lateness is counted to it)
         self.compiled = CompiledCallbacks(view)
+        self.timing = dl.downlink_timing(settings())
         self._t_messages = topic(MESSAGES)
         self._t_advanced = topic(MESSAGES_ADVANCED)
         self._t_events = topic(DEVICE_EVENTS)
@@ -91,7 +99,7 @@ class RouterStage(Stage):
             return
         all_callbacks = self.view.callbacks_for(device_type_id)
         callbacks = [cb for cb in all_callbacks if cb.get("enabled") and cb.get("callback_subtype") in subtypes]
-        now_ms = int(time.time() * 1000)
+        now_ms = int(self.clock() * 1000)
         message_id = record.get("messageId") or (record["id"] if kind == "DATA" else None)
         downlink_callback = None  # pragma: no mutate ("" matches no callback id either)
         if kind == "DATA" and record.get("ack"):
@@ -140,25 +148,29 @@ class RouterStage(Stage):
         """Start the downlink an uplink asks for; returns the id of the callback that answers it, if any."""
         dtype = self.view.device_types.get(device_type_id)
         route = dl.downlink_route(dtype, callbacks)
+        if route.mode == "refused":
+            assert route.code is not None  # a "refused" route always says why
+            outputs.append(self._ack(record, device_type_id, route.code, now_ms, route.reason))
+            return None
+        late = dl.late_uplink(self.timing, route.mode, record["time"], now_ms)
+        if late is not None:
+            outputs.append(self._ack(record, device_type_id, dl.InfoCode.NETWORK_ERROR, now_ms, late))
+            return None
         if route.mode == "callback":
             return route.callback_id
-        if route.mode == "direct":
-            assert dtype is not None  # only a known device type routes "direct"
-            try:
-                data = dl.render_direct(dtype.get("downlink_data_string") or "", tap_id=record["station"],
-                                        rssi=record["rssi"], time_s=record["time"] // 1000)
-            except ValueError as exc:
-                outputs.append(self._ack(record, device_type_id, dl.InfoCode.INVALID_CONFIGURATION, now_ms,
-                                         f"Invalid configuration: {exc}"))
-                return None
-            delivery = new_delivery(record, callback_id=None, kind="DOWNLINK", channel="DIRECT",
-                                    device_type_id=device_type_id, message_id=record["id"], origin_ms=origin_ms,
-                                    created_ms=now_ms, variables={"station": record["station"]})
-            delivery["downlinkData"] = data
-            outputs.append(Out(self._t_deliveries, delivery_key(delivery), encode_delivery(delivery)))
+        assert dtype is not None  # only a known device type routes "direct"
+        template = dtype.get("downlink_data_string") or ""
+        try:  # rendered for good from the transmitting station (workers.downlink_dispatch): checked here
+            dl.render_direct(template, tap_id=record["station"], rssi=record["rssi"], time_s=record["time"] // 1000)
+        except ValueError as exc:
+            outputs.append(self._ack(record, device_type_id, dl.InfoCode.INVALID_CONFIGURATION, now_ms,
+                                     f"Invalid configuration: {exc}"))
             return None
-        assert route.code is not None  # a "refused" route always says why
-        outputs.append(self._ack(record, device_type_id, route.code, now_ms, route.reason))
+        delivery = new_delivery(record, callback_id=None, kind="DOWNLINK", channel="DIRECT",
+                                device_type_id=device_type_id, message_id=record["id"], origin_ms=origin_ms,
+                                created_ms=now_ms, variables={"station": record["station"], "rssi": record["rssi"]})
+        delivery["downlinkTemplate"] = template
+        outputs.append(Out(self._t_deliveries, delivery_key(delivery), encode_delivery(delivery)))
         return None
 
     def _ack(self, record: Mapping[str, Any], device_type_id: str, code: dl.InfoCode, now_ms: int,
@@ -166,7 +178,7 @@ class RouterStage(Stage):
         metrics.DOWNLINKS.labels(str(int(code))).inc()
         event = dl.ack_event(record["device"], record["id"], code, device_type_id=device_type_id,
                              group_id=record.get("groupId"), now_ms=now_ms, reason=reason,
-                             registration_id=record.get("registrationId"))
+                             registration_id=record.get("registrationId"), uplink_ms=record["time"])
         return Out(self._t_events, record["device"].encode(), encode_device_event(event))
 
 

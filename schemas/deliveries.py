@@ -9,7 +9,7 @@ One delivery is one callback to call for one record, already rendered:
      "scheduleFrom": <ms, a replay only>, "variables": {...}, "downlink": false,
      "request": {"method", "url", "headers", "body", "contentType", "auth"},   # URL
      "email": {"recipient", "subject", "body"},                               # EMAIL
-     "downlinkData": "0011223344556677"}                                      # DIRECT
+     "downlinkTemplate": "{tapId}{rssi}{time}"}                               # DIRECT
 
 The retry schedule runs from `scheduleFrom` when given (a replay starts a
 schedule of its own), else from `createdAt` (`workers.retry.give_up_at`).
@@ -18,7 +18,11 @@ without it: `origin`).
 
 `data` and `snr` are the message's, kept for the undelivered list. A replay
 (`replayed`) is the same delivery under the id `<first id>#r<n>`, with
-`webhookId` (the first id: receivers de-duplicate on it) and `scheduleFrom`.
+`webhookId` (the first id: receivers de-duplicate on it) and `scheduleFrom`;
+it is never read for a downlink (`workers.channels.http.reads_downlink`).
+A DIRECT delivery carries its device type's `downlinkDataString`, rendered once
+the transmitting station is known (older records carry `downlinkData`, the
+downlink rendered by the router).
 Key: the callback id for BATCH_URL (the worker batches a callback's
 deliveries), else the device id (`delivery_key`).
 
@@ -76,7 +80,8 @@ class Delivery(TypedDict):
     scheduleFrom: NotRequired[int]  # a replay: when its retry schedule starts, ms
     request: NotRequired[Request]  # URL; a dead BATCH_URL delivery: the batch's request
     email: NotRequired[Email]      # EMAIL
-    downlinkData: NotRequired[str]  # DIRECT: the rendered downlink, 16 hex characters
+    downlinkTemplate: NotRequired[str]  # DIRECT: the downlinkDataString, rendered for the transmitting station
+    downlinkData: NotRequired[str]  # DIRECT, written by earlier versions: the rendered downlink
 
 
 class InvalidDelivery(ValueError):
@@ -179,7 +184,8 @@ def delivery_problem(obj: Any) -> str | None:
     elif channel == "EMAIL":
         checks.append(("email", (dict,), False))
     elif channel == "DIRECT":
-        checks.append(("downlinkData", (str,), False))
+        checks.append(("downlinkTemplate", (str,), "downlinkData" in obj))
+        checks.append(("downlinkData", (str,), "downlinkTemplate" in obj))
     for field, kinds, optional in checks:
         problem = _wrong(obj, field, kinds, optional=optional)
         if problem:

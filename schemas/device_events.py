@@ -12,7 +12,7 @@ Every event has the same head, then the fields of its type:
 | ERROR (keep-alive missed) | ingest | info, severity "ERROR", lastSeen | the deadline, ms (truncated) |
 | RESTORED | ingest | info, severity "INFO", lastErrorTime | the message id |
 | STATUS, REPEATER, KEEPALIVE (service frames) | ingest | seqNumber, station, rssi, snr, avgSnr, frameTime, and the frame's decoded fields (batt, temp, whitelistDevices, ...) | the message id |
-| ACKNOWLEDGE | router, delivery, acks | messageId, infoCode, infoMessage, downlinkAck, downlinkOverusage (station: from a station's report) | the uplink's id |
+| ACKNOWLEDGE | router, delivery, acks | messageId, infoCode, infoMessage, downlinkAck, downlinkOverusage, uplinkTime (station, downlinkData: from a station's report) | the uplink's id |
 
 Ids are stable: an event decided again after a crash is the same record.
 Read by the router (callbacks of each type) and the store.
@@ -58,6 +58,8 @@ class DeviceEvent(TypedDict):
     infoMessage: NotRequired[str]
     downlinkAck: NotRequired[bool]
     downlinkOverusage: NotRequired[bool]
+    downlinkData: NotRequired[str]
+    uplinkTime: NotRequired[int]
 
 
 REQUIRED: Fields = (("id", (str,)), ("type", (str,)), ("device", (str,)), ("time", (int,)))
@@ -145,16 +147,22 @@ NOT_REPORTED = Absent.ABSENT
 
 def acknowledge(subject: Subject, time_ms: int, *, message_id: str, info_code: int, info_message: str,
                 downlink_ack: bool, downlink_overusage: bool,
-                station: str | None | Absent = NOT_REPORTED) -> DeviceEvent:
-    """The outcome of the downlink uplink `message_id` asked for (one per uplink: a stable id).
+                station: str | None | Absent = NOT_REPORTED, data: str | None = None,
+                uplink_ms: int | None = None) -> DeviceEvent:
+    """The outcome of the downlink uplink `message_id` (sent at `uplink_ms`) asked for (one per uplink:
+    a stable id).
 
     `station`: for the ACKNOWLEDGE of a station's report, the station that transmitted (or None);
-    an event decided without a report has no `station` field."""
+    an event decided without a report has no `station` field. `data`: the downlink, when there was one."""
     event = _event("ACKNOWLEDGE", subject, message_id, time_ms)
     event["messageId"], event["infoCode"], event["infoMessage"] = message_id, info_code, info_message
     event["downlinkAck"], event["downlinkOverusage"] = downlink_ack, downlink_overusage
     if station is not NOT_REPORTED:
         event["station"] = station
+    if data is not None:
+        event["downlinkData"] = data
+    if uplink_ms is not None:
+        event["uplinkTime"] = uplink_ms
     return event
 
 

@@ -17,6 +17,7 @@ DEVICE_EVENTS = "device-events"
 DELIVERIES = "deliveries"
 DELIVERY_RESULTS = "delivery-results"
 DOWNLINKS = "downlinks"
+DOWNLINK_TRANSMISSIONS = "downlink-transmissions"
 DOWNLINK_REPORTS = "downlink-reports"
 CONFIG = "config"
 INGEST_STATE = "ingest.state"
@@ -41,6 +42,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(DELIVERIES),
     TopicSpec(DELIVERY_RESULTS),
     TopicSpec(DOWNLINKS),
+    TopicSpec(DOWNLINK_TRANSMISSIONS),
     TopicSpec(DOWNLINK_REPORTS),
     TopicSpec(CONFIG, compacted=True),
     TopicSpec(INGEST_STATE, compacted=True),

@@ -1,14 +1,13 @@
-"""Simulated base stations on the downlink side: `downlinks` -> "transmit" -> `downlink-reports`.
+"""Simulated base stations on the downlink side: `downlink-transmissions` -> "transmit" -> `downlink-reports`.
 
-The stations also read `messages` (first and duplicate receptions) to know
-which of them heard each uplink, and the best one (highest RSSI) transmits
-the downlink; the station named in the downlink record is the fallback. A
-downlink that arrives after its `transmitBy` time (the device has stopped
-listening) or names a station that is not registered is reported as not
+Backhaul's dispatcher (`workers.downlink_dispatch`) has chosen the station
+and rendered the data; the station named in the transmission sends it. A
+transmission that arrives after its `transmitBy` time (the device has stopped
+waiting for it) or names a station that is not registered is reported as not
 transmitted. A transmitted downlink is taken as acknowledged by the device.
-
-One stations process serves the whole simulated network: receptions and
-downlinks of a device must reach the same process.
+A transmission read again (the dispatcher sent it twice around a restart, or
+this stage read it again) is transmitted once: the stations remember the last
+ones they handled.
 """
 from __future__ import annotations
 
@@ -24,13 +23,12 @@ from backhaul.kafka import Out
 from backhaul.stage import Batch, Stage
 from backhaul.topics import topic
 from schemas.downlink_reports import encode_downlink_report, report
-from schemas.downlinks import decode_downlink
-from schemas.messages import decode_message
-from schemas.topics import DOWNLINK_REPORTS, DOWNLINKS, MESSAGES
+from schemas.downlinks import decode_transmission
+from schemas.topics import DOWNLINK_REPORTS, DOWNLINK_TRANSMISSIONS
 
 log = logging.getLogger(__name__)
 
-RECEPTIONS_KEPT = 200_000
+TRANSMISSIONS_KEPT = 100_000
 
 
 class StationsStage(Stage):
@@ -40,37 +38,26 @@ class StationsStage(Stage):
     def __init__(self, view: ConfigView) -> None:
         super().__init__()
         self.view = view
-        self._t_messages = topic(MESSAGES)
-        self._t_downlinks = topic(DOWNLINKS)
         self._t_reports = topic(DOWNLINK_REPORTS)
-        self.topics = (self._t_messages, self._t_downlinks)
-        self._best: OrderedDict[str, tuple[float, str]] = OrderedDict()
+        self.topics = (topic(DOWNLINK_TRANSMISSIONS),)
+        self._handled: OrderedDict[str, None] = OrderedDict()
 
     def process(self, batch: Batch) -> list[Out]:
-        # Every reception of the batch first, so a downlink finds the uplink heard in the same batch.
-        heard = {tp: records for tp, records in batch.items() if tp.topic == self._t_messages}
-        self.each_record(heard, self._heard)
-        return self.each_record({tp: r for tp, r in batch.items() if tp not in heard}, self._transmit)
-
-    def _heard(self, tp: TopicPartition, rec: ConsumerRecord, outputs: list[Out]) -> None:
-        m = decode_message(rec.value)
-        message_id = m.get("messageId") or m["id"]
-        best = self._best.get(message_id)
-        if best is None or m["rssi"] > best[0]:
-            self._best[message_id] = (m["rssi"], m["station"])
-            self._best.move_to_end(message_id)
-            while len(self._best) > RECEPTIONS_KEPT:
-                self._best.popitem(last=False)
+        return self.each_record(batch, self._transmit)
 
     def _transmit(self, tp: TopicPartition, rec: ConsumerRecord, outputs: list[Out]) -> None:
-        d = decode_downlink(rec.value)
+        d = decode_transmission(rec.value)
+        if d["id"] in self._handled:
+            return
+        self._handled[d["id"]] = None
+        while len(self._handled) > TRANSMISSIONS_KEPT:
+            self._handled.popitem(last=False)
         now_ms = int(time.time() * 1000)
-        heard = self._best.get(d.get("messageId") or "")
-        station = heard[1] if heard else d.get("station")
+        station = d.get("station")
         reason = None
         if now_ms > d["transmitBy"]:
-            reason = f"Network error: the downlink reached the network {(now_ms - d['transmitBy']) / 1000:.1f} s " \
-                     "after the device stopped listening"
+            reason = f"Network error: the downlink reached its station {(now_ms - d['transmitBy']) / 1000:.1f} s " \
+                     "after it was due there (when the device opens its receive window)"
         elif not station or station not in self.view.stations:
             reason = f"Network error: no registered station to transmit from ({station})"
         outputs.append(Out(self._t_reports, d["device"].encode(),

@@ -28,6 +28,13 @@ refuses. One successful delivery clears it.
 
 An undelivered record's `time` is the time of the message it was for (the
 reference's "timestamp of the message"), not when it was given up.
+
+What became of the downlink an uplink asked for is one `message_downlinks`
+row (the message's downlinkAnswerStatus in the API), merged from three
+records whatever order they come in: the grant (`downlinks`: its data, or a
+DIRECT template), the transmission (`downlink-transmissions`: the station
+chosen, its rssi, the final data) and the ACKNOWLEDGE event (the outcome; the
+first one decided stays, as the event itself does in `device_events`).
 """
 from __future__ import annotations
 
@@ -49,8 +56,16 @@ from schemas import delivery_results as results
 from schemas.advanced_messages import AdvancedMessage, decode_advanced_message
 from schemas.deliveries import Delivery, message_time_ms, schedule_start_ms
 from schemas.device_events import DeviceEvent, decode_device_event
+from schemas.downlinks import Downlink, decode_downlink, decode_transmission
 from schemas.messages import Message, decode_message
-from schemas.topics import DELIVERY_RESULTS, DEVICE_EVENTS, MESSAGES, MESSAGES_ADVANCED
+from schemas.topics import (
+    DELIVERY_RESULTS,
+    DEVICE_EVENTS,
+    DOWNLINK_TRANSMISSIONS,
+    DOWNLINKS,
+    MESSAGES,
+    MESSAGES_ADVANCED,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +88,32 @@ CLOSE_INTERRUPTED = (
     "UPDATE callback_attempts a SET status = 600, error_class = 'interrupted', info = $2 "
     "FROM callback_attempts n WHERE n.send_id = ANY($1::text[]) AND a.delivery_id = n.delivery_id "
     "AND a.attempt < n.attempt AND a.status IS NULL")
+
+# The downlink of an uplink, merged from its grant, its transmission and its ACKNOWLEDGE: each sets what it
+# knows and keeps what the others set (the first value known of each field stays, as the first outcome does). Columns: message_id, device_id,
+# registration_id, time, source, data, station, rssi, granted_at, left_at, info_code, info_message,
+# downlink_ack, downlink_overusage, acknowledged_at.
+_OUTCOME = "message_downlinks.info_code IS NULL"
+DOWNLINK_UPSERT = (
+    "INSERT INTO message_downlinks(message_id, device_id, registration_id, time, source, data, station, rssi, "
+    "granted_at, left_at, info_code, info_message, downlink_ack, downlink_overusage, acknowledged_at) "
+    "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15) "
+    "ON CONFLICT (message_id) DO UPDATE SET "
+    "registration_id = COALESCE(message_downlinks.registration_id, EXCLUDED.registration_id), "
+    "time = LEAST(message_downlinks.time, EXCLUDED.time), "
+    "source = COALESCE(message_downlinks.source, EXCLUDED.source), "
+    "data = COALESCE(message_downlinks.data, EXCLUDED.data), "
+    "station = COALESCE(message_downlinks.station, EXCLUDED.station), "
+    "rssi = COALESCE(message_downlinks.rssi, EXCLUDED.rssi), "
+    "granted_at = COALESCE(message_downlinks.granted_at, EXCLUDED.granted_at), "
+    "left_at = COALESCE(message_downlinks.left_at, EXCLUDED.left_at), "
+    f"info_code = CASE WHEN {_OUTCOME} THEN EXCLUDED.info_code ELSE message_downlinks.info_code END, "
+    f"info_message = CASE WHEN {_OUTCOME} THEN EXCLUDED.info_message ELSE message_downlinks.info_message END, "
+    f"downlink_ack = CASE WHEN {_OUTCOME} THEN EXCLUDED.downlink_ack ELSE message_downlinks.downlink_ack END, "
+    f"downlink_overusage = CASE WHEN {_OUTCOME} THEN EXCLUDED.downlink_overusage "
+    "ELSE message_downlinks.downlink_overusage END, "
+    f"acknowledged_at = CASE WHEN {_OUTCOME} THEN EXCLUDED.acknowledged_at "
+    "ELSE message_downlinks.acknowledged_at END")
 
 # A device's radio status belongs to its registration: a later registration replaces the row
 # (a device registered again starts NOT_SEEN), an earlier one (records still in flight after a
@@ -118,12 +159,13 @@ class Rows:
     events: list[tuple] = field(default_factory=list)
     attempts: list[tuple] = field(default_factory=list)  # send id first
     undelivered: list[tuple] = field(default_factory=list)
+    downlinks: list[tuple] = field(default_factory=list)  # DOWNLINK_UPSERT's columns
     # (device, registration) -> the device_status fields set for that registration
     status: dict[tuple[str, int | None], dict[str, Any]] = field(default_factory=dict)
     succeeded: dict[str, int] = field(default_factory=dict)  # callback -> latest success (ms)
     given_up: list[tuple[str, int]] = field(default_factory=list)  # (callback, its schedule's start, ms)
 
-    TABLES = ("messages", "advanced", "events", "attempts", "undelivered")
+    TABLES = ("messages", "advanced", "events", "attempts", "undelivered", "downlinks")
 
     def device(self, device: str, registration: int | None) -> dict[str, Any]:
         """The status fields of a device's registration (see oss.storage.registrations)."""
@@ -157,7 +199,10 @@ class StoreStage(Stage):
         self._t_advanced = topic(MESSAGES_ADVANCED)
         self._t_events = topic(DEVICE_EVENTS)
         self._t_results = topic(DELIVERY_RESULTS)
-        self.topics = (self._t_messages, self._t_advanced, self._t_events, self._t_results)
+        self._t_downlinks = topic(DOWNLINKS)
+        self._t_transmissions = topic(DOWNLINK_TRANSMISSIONS)
+        self.topics = (self._t_messages, self._t_advanced, self._t_events, self._t_results, self._t_downlinks,
+                       self._t_transmissions)
         # The rows of each record of the batch in hand, kept until they are written.
         self._pending: list[tuple[ConsumerRecord, Rows]] = []
 
@@ -175,6 +220,10 @@ class StoreStage(Stage):
             self._advanced(decode_advanced_message(rec.value), rows)
         elif tp.topic == self._t_events:
             self._event(decode_device_event(rec.value), rows)
+        elif tp.topic == self._t_downlinks:
+            self._downlink(decode_downlink(rec.value), rows, granted=True)
+        elif tp.topic == self._t_transmissions:
+            self._downlink(decode_transmission(rec.value), rows, granted=False)
         else:
             self._result(results.decode_delivery_result(rec.value), rows)
         if rows:
@@ -206,6 +255,19 @@ class StoreStage(Stage):
             rows.device(e["device"], registration)["com_state"] = COM_STATE[e["type"]]
         elif e["type"] == "OUT_OF_SEQUENCE":
             rows.device(e["device"], registration)["trash"] = e["deviceMessageSeqnumber"]
+        elif e["type"] == "ACKNOWLEDGE" and e.get("messageId"):
+            rows.downlinks.append((
+                e["messageId"], e["device"], registration, e.get("uplinkTime") or e["time"], None,
+                e.get("downlinkData"), e.get("station"), None, None, None, e.get("infoCode"), e.get("infoMessage"),
+                e.get("downlinkAck"), e.get("downlinkOverusage"), e["time"]))
+
+    def _downlink(self, d: Downlink, rows: Rows, *, granted: bool) -> None:
+        """A grant (`granted`) or a transmission of the downlink of uplink `d["id"]`."""
+        rows.downlinks.append((
+            d["id"], d["device"], d.get("registrationId"), d.get("uplinkTime") or d.get("createdAt") or d["transmitBy"],
+            d.get("source"), d.get("data"), None if granted else d.get("station"), None if granted else d.get("rssi"),
+            d.get("createdAt") if granted else None, None if granted else d.get("leftAt"),
+            None, None, None, None, None))
 
     def _result(self, r: results.DeliveryResult, rows: Rows) -> None:
         sending = results.is_sending(r)
@@ -281,6 +343,8 @@ class StoreStage(Stage):
                     "registration_id) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15) "
                     "ON CONFLICT (delivery_id) DO NOTHING",
                     rows.undelivered)
+            if rows.downlinks:
+                await conn.executemany(DOWNLINK_UPSERT, rows.downlinks)
             if rows.succeeded:
                 await conn.execute(
                     "INSERT INTO callback_health(callback_id, last_success_at) SELECT * FROM unnest($1::text[], "

@@ -2,7 +2,9 @@
 
 A transmitted downlink gives infoCode 0 (ACKED, downlinkAck true); one the
 stations could not transmit gives infoCode 4 (NETWORK_ERROR) with their
-reason. The router then delivers the event to the ACKNOWLEDGE callbacks.
+reason. Both carry the station and the downlink's data (what the API shows
+as the message's downlinkAnswerStatus). The router then delivers the event to
+the ACKNOWLEDGE callbacks.
 """
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ class AcksStage(Stage):
         event = ack_event(report["device"], report["id"], code, reason=report.get("reason"),
                           device_type_id=report.get("deviceTypeId"), group_id=report.get("groupId"),
                           registration_id=report.get("registrationId"), now_ms=report["time"],
-                          downlink_ack=bool(report["transmitted"]), station=report.get("station"))
+                          downlink_ack=bool(report["transmitted"]), station=report.get("station"),
+                          data=report.get("data"), uplink_ms=report.get("uplinkTime"))
         outputs.append(Out(self._t_events, report["device"].encode(), encode_device_event(event)))
         metrics.DOWNLINKS.labels(str(int(code))).inc()

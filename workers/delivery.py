@@ -141,15 +141,15 @@ from schemas.deliveries import (
 )
 from schemas.delivery_results import encode_delivery_result
 from schemas.device_events import encode_device_event
-from schemas.downlinks import encode_downlink, granted
+from schemas.downlinks import encode_downlink, granted, uplink_time_ms
 from schemas.topics import DELIVERIES, DELIVERY_RESULTS, DEVICE_EVENTS, DOWNLINKS
 from workers import waiting
 from workers.attempt import Outcome
 from workers.batches import Batches
 from workers.bulkhead import CLOSED, HALF_OPEN, OPEN, Endpoint, EndpointRegistry
-from workers.channels import CHANNELS, Context
+from workers.channels import CHANNELS, Answered, Context
 from workers.credentials import CallbackCredentials
-from workers.downlink_gate import DownlinkGate, utc_day
+from workers.downlink_gate import DownlinkGate
 from workers.mail import AlertLimiter, EmailDeliveryError, send_email
 from workers.offsets import OffsetTracker
 from workers.retry import NOT_SENT, RetryPolicy, give_up_at, next_try_at
@@ -198,7 +198,8 @@ class DeliveryWorker:  # pragma: no mutate block (the Kafka loop: README "Testin
         self.settings = s
         self.view = view
         self.store = store
-        self.gate = DownlinkGate(store.pool, view, s.daily_downlink_quota)
+        self.timing = dl.downlink_timing(s)
+        self.gate = DownlinkGate(store.pool, view, self.timing, s.daily_downlink_quota)
         self.compiled = CompiledCallbacks(view)
         self.credentials = CallbackCredentials()
         self.registry = EndpointRegistry(s.endpoint_concurrency, s.endpoint_rate_per_s, s.endpoint_burst,
@@ -814,10 +815,14 @@ class DeliveryWorker:  # pragma: no mutate block (the Kafka loop: README "Testin
             dead_delivery=(({**delivery, "request": request} if request else delivery) if dead else None))
 
         async def record() -> None:  # idempotent: tried again as a whole while Kafka or PostgreSQL is away
-            records = [Out(self._t_results, delivery["device"].encode(), encode_delivery_result(result))]
+            recorded, extra = result, []
             if sent is not None:
                 assert self.context is not None  # set in run(), before any delivery is read
-                records.extend(await CHANNELS[channel].answered(delivery, attempts, outcome, now_ms, self.context))
+                answered = await CHANNELS[channel].answered(delivery, attempts, outcome, now_ms, self.context)
+                extra = answered.records
+                if answered.info is not None:  # what the answer gave for the downlink, in cbStatus
+                    recorded = {**result, "info": answered.info}
+            records = [Out(self._t_results, delivery["device"].encode(), encode_delivery_result(recorded)), *extra]
             await send_all(self.producer, records)
             if due is not None:
                 await self.store.schedule(delivery, attempts, due, endpoint=self._endpoint_of(delivery, request),
@@ -839,18 +844,22 @@ class DeliveryWorker:  # pragma: no mutate block (the Kafka loop: README "Testin
         metrics.DOWNLINKS.labels(str(int(code))).inc()
         event = dl.ack_event(delivery["device"], delivery["recordId"], code, reason=reason,
                              device_type_id=delivery.get("deviceTypeId"), group_id=delivery.get("groupId"),
-                             now_ms=int(time.time() * 1000), registration_id=delivery.get("registrationId"))
+                             now_ms=int(time.time() * 1000), registration_id=delivery.get("registrationId"),
+                             uplink_ms=uplink_time_ms(delivery))
         return Out(topic(DEVICE_EVENTS), delivery["device"].encode(), encode_device_event(event))
 
-    async def _grant(self, delivery: Delivery, data_hex: str) -> list[Out]:
-        """The downlink record for the stations, or the ACKNOWLEDGE saying why not."""
-        now = time.time()
-        refusal = await self.gate.admit(delivery["recordId"], delivery["device"], utc_day(now))
+    async def _grant(self, delivery: Delivery, data_hex: str | None) -> Answered:
+        """The grant of the downlink (for the dispatcher), or the ACKNOWLEDGE saying why not; with the
+        words for the attempt in cbStatus. Its windows are counted from the uplink's own time."""
+        uplink_ms = uplink_time_ms(delivery)
+        refusal = await self.gate.admit(delivery["recordId"], delivery["device"], uplink_ms)
         if refusal is not None:
-            return [self._ack(delivery, refusal)]
-        record = granted(delivery, data_hex, created_ms=int(now * 1000),
-                         transmit_by_ms=int(delivery["createdAt"] + self.settings.downlink_transmit_s * 1000))
-        return [Out(topic(DOWNLINKS), delivery["device"].encode(), encode_downlink(record))]
+            message = dl.info_message(refusal)
+            return Answered([self._ack(delivery, refusal)], f"downlink refused ({refusal.name}): {message}")
+        record = granted(delivery, data_hex, created_ms=int(time.time() * 1000),
+                         transmit_by_ms=self.timing.transmit_by(uplink_ms))
+        return Answered([Out(topic(DOWNLINKS), delivery["device"].encode(), encode_downlink(record))],
+                        "downlink granted")
 
     async def _alert(self, delivery: Delivery, outcome: Outcome) -> None:
         """Tell the device type's alertEmail that the callback is dead: this delivery was given up and

@@ -37,12 +37,13 @@ from aiohttp import web
 from oss.auth import caller
 from oss.clock import now_ms
 from oss.context import pool
+from oss.downlink_answers import downlink_answer_status
 from oss.errors import json_response
 from oss.fields import Fields, fields
 from oss.paging import listing, time_page
 from oss.params import device_id, oid, q_bool
 from oss.shape import compact, decimal_string
-from oss.storage import base_stations, device_types, devices, messages
+from oss.storage import base_stations, device_types, devices, downlinks, messages
 
 routes = web.RouteTableDef()
 EXPANDABLE = ("oob", "ackRequired", "device", "rinfos", "downlinkAnswerStatus")
@@ -93,26 +94,15 @@ def located(location: Mapping[str, Any] | None) -> list[dict[str, Any]] | None:
     return [{k: location[k] for k in LOCATION_KEYS if location.get(k) is not None}]
 
 
-def downlink_answer_status(downlink: Mapping[str, Any] | None,
-                           stations: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] | None:
-    """The downlink sent in answer to the message: `{baseStation {id, name}, data, plannedPower?}`.
-
-    `downlink` is what the downlink path stored for the message (`{station, data, plannedPower?}`,
-    the row's `downlink_answer`); None (no downlink asked for, or none sent) leaves the field out."""
-    if not downlink or not downlink.get("data"):
-        return None
-    station = downlink.get("station")
-    return compact({"baseStation": base_station(station, stations) if station else None, "data": downlink["data"],
-                    "plannedPower": downlink.get("plannedPower")})
-
-
 def message_body(row: Mapping[str, Any], *, cb_status: list[dict[str, Any]], device_name: str | None,
-                 stations: Mapping[str, Mapping[str, Any]], expand: Fields) -> dict[str, Any]:
+                 stations: Mapping[str, Mapping[str, Any]], expand: Fields,
+                 downlink: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A message, as every list of messages shows it (the one serialiser: see the module's docstring).
 
     `row` is a `messages` row; `cb_status` its attempts (`cb_status_entry`), listed under the first
     reception; `device_name` the device's (its id when it has none); `stations` the receiving stations
-    by id; `expand` the `fields=` asked for (`oob` shows the out-of-band flag)."""
+    by id; `expand` the `fields=` asked for (`oob` shows the out-of-band flag); `downlink` the message's
+    `message_downlinks` row, if it has one (`oss.downlink_answers`)."""
     rinfos = [rinfo_body(raw, stations) for raw in row["rinfos"]] or [{}]
     rinfos[0]["cbStatus"] = cb_status
     return compact({
@@ -120,7 +110,7 @@ def message_body(row: Mapping[str, Any], *, cb_status: list[dict[str, Any]], dev
         "time": row["time"], "data": row["data"], "seqNumber": row["seq_number"], "nbFrames": row["nb_frames"],
         "lqi": row["lqi"] if row["lqi"] is not None else LQI_NA, "ackRequired": row["ack_required"],
         "computedLocation": located(row["computed_location"]), "rinfos": rinfos,
-        "downlinkAnswerStatus": downlink_answer_status(row.get("downlink_answer"), stations),
+        "downlinkAnswerStatus": downlink_answer_status(downlink, stations, expand.get("downlinkAnswerStatus", {})),
         "oob": row["oob"] if "oob" in expand else None,
     })
 
@@ -135,11 +125,12 @@ async def message_bodies(conn: asyncpg.Connection, rows: list[asyncpg.Record], e
         attempts.setdefault(w["message_id"], []).append(cb_status_entry(
             {"info": w["info"], "callback_id": w["callback_id"], "time": w["waiting_since"]}))
     station_ids = {station_of(raw) for r in rows for raw in r["rinfos"]}
-    downlink_stations = {(r.get("downlink_answer") or {}).get("station") for r in rows}
+    answers = await downlinks.of_messages(conn, message_ids)
+    downlink_stations = {a["station"] for a in answers.values()}
     stations = await base_stations.by_ids(conn, [s for s in station_ids | downlink_stations if isinstance(s, str)])
     names = await devices.names(conn, list({r["device_id"] for r in rows}))
     return [message_body(r, cb_status=attempts.get(r["id"], []), device_name=names.get(r["device_id"]),
-                         stations=stations, expand=expand) for r in rows]
+                         stations=stations, expand=expand, downlink=answers.get(r["id"])) for r in rows]
 
 
 @routes.get("/v2/devices/{id}/messages")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from oss.storage.sql import Executor, Page, Where, select_page, upsert
+from oss.storage.sql import Executor, Order, Page, Where, select_page, upsert
 
 
 async def save(db: Executor, ident: str, name: str, group_id: str | None) -> None:
@@ -16,4 +16,4 @@ async def page_offered_to(db: Executor, group_id: str, pg: Page) -> list[asyncpg
     where = Where(group_id)
     where.add("(p.group_id IS NULL OR p.group_id = $1 OR "
               "p.group_id IN (SELECT unnest(path) FROM groups WHERE id = $1))")
-    return await select_page(db, "SELECT p.id, p.name FROM geoloc_payloads p", where, "lower(p.name), p.id", pg)
+    return await select_page(db, "SELECT p.id, p.name FROM geoloc_payloads p", where, Order(by=("lower(p.name)",), key="p.id"), pg)

@@ -7,7 +7,7 @@ from oss.storage.registrations import visible
 from oss.storage.sql import CursorPage, Executor, NewestFirst, Page, Where, Window, select_newest
 
 # What retention deletes once it is older than the kept days (every table has a `time` in epoch ms).
-HISTORY_BY_TIME = ("messages", "callback_attempts", "undelivered_callbacks", "device_events")
+HISTORY_BY_TIME = ("messages", "callback_attempts", "undelivered_callbacks", "device_events", "message_downlinks")
 DELETE_BATCH = 10_000
 NEWEST = NewestFirst(key="id")
 

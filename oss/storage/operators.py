@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 
 from oss.storage.scope import fetch_scoped, in_subtree
-from oss.storage.sql import Executor, Page, Where, select_page, upsert
+from oss.storage.sql import Executor, Order, Page, Where, select_page, upsert
 
 OPERATOR_GROUP_TYPE = 0  # SO
 # An operator group with its settings (NULL columns where nothing was set yet).
@@ -32,7 +32,7 @@ async def page(db: Executor, root: str, pg: Page) -> list[asyncpg.Record]:
     where = Where(root)
     where.add(in_subtree("g.id", "$1"))
     where.add(f"g.type = {OPERATOR_GROUP_TYPE}")
-    return await select_page(db, VIEW, where, "g.id", pg)
+    return await select_page(db, VIEW, where, Order(key="g.id"), pg)
 
 
 async def save(db: Executor, group_id: str, changes: dict[str, Any], *, edited_by: str) -> None:

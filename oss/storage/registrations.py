@@ -1,7 +1,7 @@
 """Device registrations: which history rows a caller may see, and what deleting or moving a device does to them.
 
 Every history row (message, callback attempt, undelivered callback, device
-event, radio status) carries the registration of the device it was made for
+event, radio status, downlink) carries the registration of the device it was made for
 (`schemas/sql/005_registrations.sql`). A device's own endpoints read through
 its current registration; lists by device type, callback or group skip the
 registrations that were purged. Deleting a device purges its registration;
@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from oss.storage.sql import Executor
 
-HISTORY_TABLES = ("messages", "callback_attempts", "undelivered_callbacks", "device_events", "device_status")
+HISTORY_TABLES = ("messages", "callback_attempts", "undelivered_callbacks", "device_events", "device_status",
+                  "message_downlinks")
 
 
 def visible(alias: str = "") -> str:

@@ -1,6 +1,9 @@
 """BIDIR downlinks on the real stack: the downlink callback's answer (data, noData, 204, invalid,
-none, late), the `downlinks` record, the simulated stations transmitting from the best station,
-ACKNOWLEDGE with the right infoCode, the daily quota, DIRECT mode, configuration and contract rules."""
+none, late), the `downlinks` grant, its transmission from the best station, ACKNOWLEDGE with the
+right infoCode, the daily quota, DIRECT mode, configuration and contract rules.
+
+The downlink timing is shortened (answer due 4 s after the uplink, at the station 7 s after it,
+leaving 1 s before; the device listens 0.15 s, so uplinks 0.2 s apart have receive windows apart)."""
 from __future__ import annotations
 
 import asyncio
@@ -12,13 +15,14 @@ from aiohttp import web
 
 from backhaul.topics import topic
 from callback_language.downlink import render_direct
-from schemas.topics import DOWNLINK_REPORTS, DOWNLINKS
+from schemas.topics import DOWNLINK_REPORTS, DOWNLINK_TRANSMISSIONS, DOWNLINKS
 from tests.conftest import PIPELINE_ROLES, frame, publish_frames, read_topic, wait_until
 
 pytestmark = pytest.mark.integration
 
-ROLES = (f"{PIPELINE_ROLES},stations,acks",)
-ENV = {"BACKHAUL_DOWNLINK_ANSWER_S": "1", "BACKHAUL_CALLBACK_TIMEOUT_S": "3", "BACKHAUL_RETRY_SCHEDULE_S": "0.3",
+ROLES = (f"{PIPELINE_ROLES},stations,acks,dispatch",)
+ENV = {"BACKHAUL_DOWNLINK_ANSWER_S": "4", "BACKHAUL_DOWNLINK_TRANSMIT_S": "7", "BACKHAUL_DOWNLINK_LEAD_S": "1",
+       "BACKHAUL_DOWNLINK_LISTEN_S": "0.15", "BACKHAUL_CALLBACK_TIMEOUT_S": "3", "BACKHAUL_RETRY_SCHEDULE_S": "0.3",
        "BACKHAUL_RETRY_JITTER": "0", "BACKHAUL_BREAKER_FAILURES": "100"}
 DATA = "00112233445566ff"
 BODY = '{"device": "{device}", "ack": {ack}, "seq": {seqNumber}}'
@@ -65,7 +69,7 @@ async def test_callback_downlinks_and_their_acknowledgements(pipeline, receiver)
         if kind == "invalid":
             return web.json_response({device: {"downlinkData": "00112233445566"}})
         if kind == "late":
-            await asyncio.sleep(2)
+            await asyncio.sleep(3.5)  # the first call waits 3 s (the callback timeout) at most
             return web.json_response({device: {"downlinkData": DATA}})
         if kind == "error-then-data" and attempts[device] == 1:
             return web.Response(status=500)
@@ -81,7 +85,8 @@ async def test_callback_downlinks_and_their_acknowledgements(pipeline, receiver)
     frames = [frame(device["data"], 1, station=weak, rssi=-125.0, ack=True),
               frame(device["data"], 1, station=strong, rssi=-95.0, ack=True)]
     frames += [frame(device[k], 1, station=weak, ack=True) for k in kinds[1:6]]
-    frames += [frame(device["quota"], seq, station=weak, ack=True) for seq in range(1, 6)]
+    now = int(time.time() * 1000)  # the quota's uplinks 0.2 s apart: their receive windows do not overlap
+    frames += [frame(device["quota"], seq, station=weak, ack=True, time_ms=now + 200 * seq) for seq in range(1, 6)]
     frames += [frame(device["no-ack"], 1, station=weak)]
     await publish_frames(frames)
 
@@ -109,6 +114,12 @@ async def test_callback_downlinks_and_their_acknowledgements(pipeline, receiver)
     report = next(r for r in reports if r["device"] == device["data"])
     assert (report["transmitted"], report["station"], report["data"]) == (True, strong, DATA.lower()), \
         "the station that heard the uplink best transmits"
+    sent = [orjson.loads(r.value) for r in await read_topic(topic(DOWNLINK_TRANSMISSIONS), expect=5, timeout=10)]
+    assert len(sent) == 5 and {t["id"] for t in sent} == {d["id"] for d in downlinks}, "each grant sent once"
+    sent_first = next(t for t in sent if t["device"] == device["data"])
+    assert (sent_first["station"], sent_first["rssi"]) == (strong, -95.0)
+    assert first["uplinkTime"] + 6_000 <= sent_first["leftAt"] < first["transmitBy"], \
+        "it left 1 s before it was due at the station, counted from the uplink"
 
     def ack_callbacks():
         got = [orjson.loads(r.body) for r in receiver.requests if r.path == "/ack"]
@@ -145,9 +156,10 @@ async def test_direct_mode_configuration_and_contract_rules(pipeline, receiver):
                                contract_id="c-bidir")
 
     direct = frame(pipe.devices[0], 1, station=station, rssi=-101.4, ack=True)
+    now = direct["time"]
     await publish_frames([direct] + [frame(d, 1, station=station, ack=True) for d in ("A0001", "A0002", "A0003",
                                                                                        "A0004")]
-                         + [frame("A0005", s, station=station, ack=True) for s in (1, 2)])
+                         + [frame("A0005", s, station=station, ack=True, time_ms=now + 200 * s) for s in (1, 2)])
     by_device = await acks(pipe, 7)
     codes = {d: sorted(e["infoCode"] for e in events) for d, events in by_device.items()}
     assert codes == {pipe.devices[0]: [0], "A0001": [8], "A0002": [8], "A0003": [8], "A0004": [6],
@@ -158,7 +170,10 @@ async def test_direct_mode_configuration_and_contract_rules(pipeline, receiver):
 
     downlinks = [orjson.loads(r.value) for r in await read_topic(topic(DOWNLINKS), expect=2, timeout=10)]
     mine = next(d for d in downlinks if d["device"] == pipe.devices[0])
-    assert mine["source"] == "DIRECT"
+    assert (mine["source"], mine["template"], "data" in mine) == ("DIRECT", template, False), \
+        "granted as a template: rendered for the station chosen to transmit it"
+    sent = [orjson.loads(r.value) for r in await read_topic(topic(DOWNLINK_TRANSMISSIONS), expect=2, timeout=10)]
+    mine = next(t for t in sent if t["device"] == pipe.devices[0])
     assert mine["data"] == render_direct(template, tap_id=station, rssi=-101.4, time_s=direct["time"] // 1000)
     assert mine["data"].startswith(station.lower() + "ff9b"), "tapId, then rssi -101 as 2 signed bytes"
     assert [orjson.loads(r.body)["device"] for r in receiver.requests if r.path == "/bidir"] == ["A0002"], \

@@ -53,8 +53,10 @@ async def test_every_callback_type_with_its_variables(pipeline, receiver):
         return web.Response(text="ok")
 
     receiver.behaviour = behave
-    pipe = await pipeline(callbacks(receiver.url), roles=(f"{PIPELINE_ROLES},stations,acks",),
-                          env={"BACKHAUL_ADVANCED_WINDOW_S": "2"}, keep_alive=3, payload_config=GRAMMAR,
+    # The downlink leaves for its station 2 s after the uplink (at the station 3 s after it), not 19 s.
+    pipe = await pipeline(callbacks(receiver.url), roles=(f"{PIPELINE_ROLES},stations,acks,dispatch",),
+                          env={"BACKHAUL_ADVANCED_WINDOW_S": "2", "BACKHAUL_DOWNLINK_TRANSMIT_S": "3"}, keep_alive=3,
+                          payload_config=GRAMMAR,
                           device_type={"downlink_mode": 1})
     device = pipe.devices[0]
     near, far = pipe.network.stations[0], pipe.network.stations[1]

@@ -25,6 +25,7 @@ from schemas.topics import (
     DELIVERY_RESULTS,
     DEVICE_EVENTS,
     DOWNLINK_REPORTS,
+    DOWNLINK_TRANSMISSIONS,
     DOWNLINKS,
     FRAMES,
     MESSAGES,
@@ -113,30 +114,42 @@ async def test_store_isolates_rows_postgresql_refuses(pipeline, isolated, worker
     assert worker.proc.poll() is None
 
 
-async def test_stations_and_acks_dead_letter_broken_records(isolated, workers):
-    worker = workers("stations,acks", isolated)
+async def test_dispatch_stations_and_acks_dead_letter_broken_records(isolated, workers):
+    worker = workers("stations,acks,dispatch", isolated, BACKHAUL_DOWNLINK_TRANSMIT_S="2")
     await worker.wait_ready()
     now_ms = int(time.time() * 1000)
 
-    def downlink(n: int) -> dict:
-        return {"id": f"dl-{n}", "device": "AB", "messageId": f"m-{n}", "data": "00" * 8, "station": "A000",
-                "transmitBy": now_ms + 60_000, "deviceTypeId": "t", "groupId": "g"}
+    def grant(n: int) -> dict:
+        return {"id": f"dl-{n}", "device": "AB", "messageId": f"m-{n}", "uplinkTime": now_ms, "data": "00" * 8,
+                "station": "A000", "transmitBy": now_ms + 2_000, "deviceTypeId": "t", "groupId": "g"}
 
-    downlinks = [raw(downlink(1)), raw({"id": "dl-broken"}), raw(downlink(2)), raw(b"[]")]
+    grants = [raw(grant(1)), raw({"id": "dl-broken"}), raw(grant(2)), raw(b"[]"),
+              raw({k: v for k, v in grant(3).items() if k != "data"})]     # neither data nor a template
+    transmissions = [raw({"id": "sent-broken", "device": "AB", "transmitBy": now_ms})]
     reports = [raw({"id": "report-broken", "device": "AB"})]
-    down_positions = await publish_raw(DOWNLINKS, downlinks, partition=0)
+    grant_positions = await publish_raw(DOWNLINKS, grants, partition=0)
+    sent_positions = await publish_raw(DOWNLINK_TRANSMISSIONS, transmissions, partition=0)
     report_positions = await publish_raw(DOWNLINK_REPORTS, reports, partition=0)
 
-    letters = await dead_letters(expect=3, timeout=30)
-    assert at(letters, DOWNLINKS, down_positions[1]).error_type == "KeyError"
-    assert at(letters, DOWNLINKS, down_positions[3]).error_type == "AttributeError"   # a list, not an object
-    assert {d.stage for d in letters if d.topic == topic(DOWNLINKS)} == {"stations"}
+    letters = await dead_letters(expect=6, timeout=30)
+    assert at(letters, DOWNLINKS, grant_positions[1]).error_type == "KeyError"
+    assert at(letters, DOWNLINKS, grant_positions[3]).error_type == "AttributeError"   # a list, not an object
+    assert (at(letters, DOWNLINKS, grant_positions[4]).error_type,
+            at(letters, DOWNLINKS, grant_positions[4]).error) == ("KeyError", "'data'")
+    assert {d.stage for d in letters if d.topic == topic(DOWNLINKS)} == {"dispatch"}
+    # A broken transmission is set aside by both its readers: the stations, and the dispatcher (which reads
+    # back what it sent).
+    sent_broken = [d for d in letters if (d.topic, d.partition, d.offset) == (topic(DOWNLINK_TRANSMISSIONS),
+                                                                              *sent_positions[0])]
+    assert sorted((d.stage, d.error_type, d.error) for d in sent_broken) == [
+        ("dispatch", "KeyError", "'data'"), ("stations", "KeyError", "'data'")]
     broken = at(letters, DOWNLINK_REPORTS, report_positions[0])
     assert (broken.stage, broken.error_type, broken.error) == ("acks", "KeyError", "'transmitted'")
 
     events = values(await read_topic(topic(DEVICE_EVENTS), expect=2, timeout=30))
-    assert sorted(e["messageId"] for e in events if e["type"] == "ACKNOWLEDGE") == ["dl-1", "dl-2"]
-    await wait_committed_past("backhaul-stations", DOWNLINKS, down_positions)
+    assert sorted(e["messageId"] for e in events if e["type"] == "ACKNOWLEDGE") == ["dl-1", "dl-2"], \
+        "the grants on either side of the broken ones were sent, transmitted (not: A000 is not registered), acked"
+    await wait_committed_past("backhaul-stations", DOWNLINK_TRANSMISSIONS, sent_positions)
     await wait_committed_past("backhaul-acks", DOWNLINK_REPORTS, report_positions)
     assert worker.proc.poll() is None
 

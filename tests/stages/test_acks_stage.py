@@ -2,6 +2,7 @@
 
 Its contract: it reads `downlink-reports` and writes, for each, the uplink's ACKNOWLEDGE event to
 `device-events` (infoCode 0 and downlinkAck when transmitted, 4 with the stations' reason when not;
+the station, the downlink's data and the uplink's time with it;
 the id `<device>:ACKNOWLEDGE:<uplink id>`, so a repeated report gives the same event, which the
 store keeps once); it commits once the events are written.
 """
@@ -53,7 +54,8 @@ def acknowledge(conf: Configured, uplink: Message, *, code: int, info: str, ack:
     return {"id": f"{device}:ACKNOWLEDGE:{uplink['id']}", "type": "ACKNOWLEDGE", "device": device,
             "deviceTypeId": conf.device_type, "groupId": conf.group, "registrationId": conf.registrations[device],
             "time": at_ms, "messageId": uplink["id"], "infoCode": code, "infoMessage": info, "downlinkAck": ack,
-            "downlinkOverusage": False, "station": station}
+            "downlinkOverusage": False, "station": station, "downlinkData": "0011223344556677",
+            "uplinkTime": uplink["time"]}
 
 
 async def test_reports_become_acknowledge_events_once_per_uplink(isolated):

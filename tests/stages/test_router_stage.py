@@ -118,7 +118,7 @@ async def test_a_disabled_callback_is_not_routed_until_it_is_enabled(isolated):
     async with configured([D1], [UP, OFF, BIDIR_OFF], downlink_mode=1) as conf:
         asking = message(conf, D1, 1, ack=True)
         await publish(MESSAGES, [keyed_message(asking)])
-        async with running(RouterStage(conf.view)):
+        async with running(RouterStage(conf.view, clock=lambda: T0 / 1000 + 1.5)):
             await wait_all_committed(GROUP, INPUTS)
             routed = by_id(await records_of(DELIVERIES, decode_delivery))
             assert sorted(routed) == [f"{asking['id']}/up"], "neither the disabled callback nor the disabled BIDIR"

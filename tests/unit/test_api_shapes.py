@@ -49,9 +49,11 @@ def test_a_located_aggregated_message_with_a_downlink():
                       computed_location={"lat": 43.61, "lng": 1.45, "radius": 1000, "source": 2, "status": 1},
                       rinfos=[{"baseStation": "1A2B", "rssi": -101.5, "snr": 12.0, "freq": 1, "rep": 3},
                               {"baseStation": "9999", "rssi": -120.25, "snr": 3.0, "freq": 1, "rep": 1,
-                               "lat": 44.0, "lng": 2.0}],
-                      downlink_answer={"station": "1A2B", "data": "0011223344556677", "plannedPower": 14.0})
-    body = message_body(row, cb_status=[], device_name="meter", stations=STATIONS, expand={"oob": {}})
+                               "lat": 44.0, "lng": 2.0}])
+    downlink = {"station": "1A2B", "data": "0011223344556677", "info_code": 0, "info_message": "Acked",
+                "downlink_ack": True, "downlink_overusage": False}
+    body = message_body(row, cb_status=[], device_name="meter", stations=STATIONS, downlink=downlink,
+                        expand={"oob": {}, "downlinkAnswerStatus": {"baseStation": {"name": {}}}})
     assert body["device"] == {"id": "BEEF", "name": "meter"} and body["lqi"] == 3 and body["oob"] is False
     assert body["computedLocation"] == [{"lat": 43.61, "lng": 1.45, "radius": 1000, "source": 2}]
     first, second = body["rinfos"]
@@ -60,7 +62,8 @@ def test_a_located_aggregated_message_with_a_downlink():
     assert second["baseStation"] == {"id": "9999"} and (second["lat"], second["lng"]) == ("44.00", "2.00"), \
         "a station no longer registered: no name; its position from the reception"
     assert body["downlinkAnswerStatus"] == {"baseStation": {"id": "1A2B", "name": "Roof"},
-                                            "data": "0011223344556677", "plannedPower": 14.0}
+                                            "data": "0011223344556677", "infoCode": 0, "infoMessage": "Acked",
+                                            "downlinkAck": True, "downlinkOverusage": False}
     unlocated = message_body(message_row(computed_location={"source": 2, "status": 20}), cb_status=[],
                              device_name="m", stations=STATIONS, expand={})
     assert "computedLocation" not in unlocated

@@ -19,10 +19,10 @@ from backhaul.secretbox import Keyring, new_key
 from backhaul.settings import Settings
 from callback_language.compiled import CompiledCallbacks
 from callback_language.downlink import InfoCode
-from schemas.deliveries import http_request, new_delivery
+from schemas.deliveries import http_request, new_delivery, replayed
 from workers.attempt import Outcome
-from workers.channels import CHANNELS, Context
-from workers.channels.bidir import downlink_records, parse_bidir_answer
+from workers.channels import CHANNELS, Answered, Context
+from workers.channels.bidir import NOT_A_DOWNLINK, downlink_records, parse_bidir_answer
 from workers.channels.http import answer_timeout
 from workers.credentials import CallbackCredentials
 from workers.signing import signature_headers
@@ -78,7 +78,8 @@ async def context(acks):
     view = ConfigView()
 
     async def grant(d, data_hex):
-        return [Out("downlinks", d["id"].encode(), data_hex.encode())]
+        return Answered([Out("downlinks", d["id"].encode(), (data_hex or d["downlinkTemplate"]).encode())],
+                        "downlink granted")
 
     def ack(d, code, reason=None):
         acks.append((int(code), reason))
@@ -109,12 +110,18 @@ def test_each_channel_counts_against_its_endpoint(context):
     assert [name for name, ch in CHANNELS.items() if not ch.calls] == ["DIRECT"]
 
 
-def test_a_downlink_callbacks_first_attempt_waits_at_most_the_downlink_answer_time():
+def test_a_downlink_callbacks_first_attempt_waits_at_most_until_its_answer_is_due():
+    """Due `downlink_answer_s` after the uplink's own time (here 1_700_000_000_001 ms), whenever it is sent."""
     s = dataclasses.replace(SETTINGS, callback_timeout_s=10.0, downlink_answer_s=4.0)
-    assert answer_timeout(delivery(downlink=True), 0, s) == 4.0
-    assert answer_timeout(delivery(downlink=True), 1, s) == 10.0  # a retry is not read for a downlink
-    assert answer_timeout(delivery(downlink=False), 0, s) == 10.0
-    assert answer_timeout(delivery(downlink=True), 0, dataclasses.replace(s, downlink_answer_s=30.0)) == 10.0
+    uplink = delivery(downlink=True)["messageTime"]
+    assert answer_timeout(delivery(downlink=True), 0, s, now_ms=uplink) == 4.0
+    assert answer_timeout(delivery(downlink=True), 0, s, now_ms=uplink + 2_500) == 1.5, "sent late: less time"
+    assert answer_timeout(delivery(downlink=True), 0, s, now_ms=uplink + 4_000) == 10.0, \
+        "past its deadline: no downlink whatever comes, the call waits as any other"
+    assert answer_timeout(delivery(downlink=True), 1, s, now_ms=uplink) == 10.0  # a retry is not read for one
+    assert answer_timeout(delivery(downlink=False), 0, s, now_ms=uplink) == 10.0
+    assert answer_timeout(delivery(downlink=True), 0, dataclasses.replace(s, downlink_answer_s=30.0),
+                          now_ms=uplink) == 10.0
 
 
 async def test_a_url_delivery_sends_its_rendered_request_with_its_webhook_id(receiver, context):
@@ -207,46 +214,64 @@ def test_a_bidir_answer_is_read_for_its_device(status, body, kind, reason):
 
 
 async def test_a_bidir_answer_at_its_deadline_counts_and_a_millisecond_later_is_no_answer(context, acks):
-    d = delivery(downlink=True)
+    """The deadline is counted from the uplink's own time, not from when the router rendered the delivery
+    (here 5 s after the uplink)."""
+    d = delivery(downlink=True, created_ms=1_700_000_005_000)
     ok = Outcome(200, "ok", None, 5.0, body=b'{"00AB12": {"downlinkData": "0011223344556677"}}')
-    deadline = d["createdAt"] + int(context.settings.downlink_answer_s * 1000)
+    deadline = d["messageTime"] + int(context.settings.downlink_answer_s * 1000)
     granted = await downlink_records(d, ok, deadline, context)
-    assert [o.value for o in granted] == [b"0011223344556677"]
+    assert [o.value for o in granted.records] == [b"0011223344556677"] and granted.info == "downlink granted"
     late = await downlink_records(d, ok, deadline + 1, context)
-    assert acks == [(int(InfoCode.NO_ANSWER), "No answer: the answer came 0.0 s after the deadline")]
-    assert len(late) == 1
+    assert acks == [(int(InfoCode.NO_ANSWER), "No answer: the answer came 0.0 s after its deadline")]
+    assert len(late.records) == 1
+    assert late.info == "downlink failed (NO_ANSWER): the answer came 0.0 s after its deadline"
 
 
 async def test_a_failed_or_invalid_bidir_answer_is_acknowledged_and_no_data_gives_nothing(context, acks):
     d = delivery(downlink=True)
-    failed = Outcome(600, "timeout", None, 4000.0)
-    await downlink_records(d, failed, d["createdAt"] + 100, context)
+    failed = Outcome(600, "timeout", "timeout after 1.0 s", 1000.0)
+    assert (await downlink_records(d, failed, d["createdAt"] + 100, context)).info == \
+        "downlink failed (NO_ANSWER): timeout after 1.0 s"
+    error = Outcome(500, "http_5xx", "HTTP 500", 5.0)
+    assert (await downlink_records(d, error, d["createdAt"] + 100, context)).info == \
+        "downlink failed (NO_ANSWER): HTTP 500"
     invalid = Outcome(200, "ok", None, 5.0, body=b"[]")
-    await downlink_records(d, invalid, d["createdAt"] + 100, context)
+    assert (await downlink_records(d, invalid, d["createdAt"] + 100, context)).info == \
+        "downlink failed (INVALID_PAYLOAD): body must be a JSON object keyed by device id, got list"
     nothing = Outcome(204, "ok", None, 5.0)
-    assert await downlink_records(d, nothing, d["createdAt"] + 100, context) == []
-    assert acks == [(int(InfoCode.NO_ANSWER), "No answer: timeout"),
-                            (int(InfoCode.INVALID_PAYLOAD),
-                             "Invalid payload: body must be a JSON object keyed by device id, got list")]
+    assert await downlink_records(d, nothing, d["createdAt"] + 100, context) == Answered([], "no downlink (noData)")
+    assert acks == [(int(InfoCode.NO_ANSWER), "No answer: timeout after 1.0 s"),
+                    (int(InfoCode.NO_ANSWER), "No answer: HTTP 500"),
+                    (int(InfoCode.INVALID_PAYLOAD),
+                     "Invalid payload: body must be a JSON object keyed by device id, got list")]
 
 
 async def test_only_the_first_answer_of_a_downlink_callback_is_read(context):
     ok = Outcome(204, "ok", None, 5.0)
     d = delivery(downlink=True)
-    assert await CHANNELS["URL"].answered(d, 2, Outcome(200, "ok", None, 1.0, body=b"[]"), 0, context) == []
+    retried = await CHANNELS["URL"].answered(d, 2, Outcome(200, "ok", None, 1.0, body=b"[]"), 0, context)
+    assert retried == Answered([], NOT_A_DOWNLINK), "a retry that succeeds does not read as a downlink"
+    assert await CHANNELS["URL"].answered(d, 3, Outcome(500, "http_5xx", "HTTP 500", 1.0), 0, context) == Answered()
     assert await CHANNELS["URL"].answered(delivery(), 1, Outcome(200, "ok", None, 1.0, body=b"[]"), 0,
-                                          context) == []
-    assert await CHANNELS["URL"].answered(d, 1, ok, d["createdAt"], context) == []
-    assert await CHANNELS["URL"].answered(d, 1, Outcome(200, "ok", None, 1.0, body=b"[]"), d["createdAt"],
-                                          context) != []
-    assert await CHANNELS["EMAIL"].answered(d, 1, ok, 0, context) == []
+                                          context) == Answered()
+    assert (await CHANNELS["URL"].answered(d, 1, ok, d["createdAt"], context)).records == []
+    assert (await CHANNELS["URL"].answered(d, 1, Outcome(200, "ok", None, 1.0, body=b"[]"), d["createdAt"],
+                                           context)).records != []
+    assert await CHANNELS["EMAIL"].answered(d, 1, ok, 0, context) == Answered()
+    replay = replayed(d, d["createdAt"] + 1)  # sent again from the undelivered list: its first call is no answer
+    assert await CHANNELS["URL"].answered(replay, 1, Outcome(200, "ok", None, 1.0, body=b"[]"), replay["createdAt"],
+                                          context) == Answered([], NOT_A_DOWNLINK)
+    assert answer_timeout(replay, 0, context.settings) == context.settings.callback_timeout_s
 
 
-async def test_a_direct_downlink_goes_through_the_gate(context):
+async def test_a_direct_downlink_goes_through_the_gate_with_its_template(context):
     d = delivery("DIRECT")
-    d["downlinkData"] = "0011223344556677"
+    d["downlinkTemplate"] = "{tapId}{rssi}{time}"
     assert [(o.key, o.value) for o in await CHANNELS["DIRECT"].publish(d, context)] == [
-        (d["id"].encode(), b"0011223344556677")]
+        (d["id"].encode(), b"{tapId}{rssi}{time}")]
+    earlier = delivery("DIRECT")
+    earlier["downlinkData"] = "0011223344556677"  # routed by an earlier version: rendered by the router
+    assert [o.value for o in await CHANNELS["DIRECT"].publish(earlier, context)] == [b"0011223344556677"]
 
 
 async def test_an_email_delivery_is_handed_to_the_smtp_relay(smtp, acks):

@@ -64,6 +64,8 @@ DEFAULTS = (
     # Downlinks
     Default("downlink_answer_s", "BACKHAUL_DOWNLINK_ANSWER_S", 10.0, "10"),
     Default("downlink_transmit_s", "BACKHAUL_DOWNLINK_TRANSMIT_S", 20.0, "20"),
+    Default("downlink_lead_s", "BACKHAUL_DOWNLINK_LEAD_S", 1.0, "1"),
+    Default("downlink_listen_s", "BACKHAUL_DOWNLINK_LISTEN_S", 25.0, "25"),
     Default("daily_downlink_quota", "BACKHAUL_DAILY_DOWNLINK_QUOTA", 4, "4"),
     # Callback destinations
     Default("callback_allow_networks", "BACKHAUL_CALLBACK_ALLOW_NETWORKS", "", "empty"),

@@ -85,6 +85,10 @@ def test_a_delivery_record_is_checked_field_by_field():
     assert delivery_problem(valid_delivery(request={"method": "GET", "url": "u", "headers": {"a": 1}})) == \
         "request.headers: every header value must be a string"
     assert delivery_problem(valid_delivery(channel="EMAIL")) == "email: missing"
-    assert delivery_problem(valid_delivery(channel="DIRECT", callbackId=None, downlinkData="00")) is None
+    assert delivery_problem(valid_delivery(channel="DIRECT", callbackId=None, downlinkTemplate="{tapId}")) is None
+    assert delivery_problem(valid_delivery(channel="DIRECT", callbackId=None, downlinkData="00")) is None  # older
+    assert delivery_problem(valid_delivery(channel="DIRECT", callbackId=None)) == "downlinkTemplate: missing"
+    assert delivery_problem(valid_delivery(channel="DIRECT", callbackId=None, downlinkTemplate=7)) == \
+        "downlinkTemplate: type must be str, got int"
     assert delivery_problem(orjson.loads(orjson.dumps(valid_delivery(downlink="yes")))) == \
         "downlink: type must be bool, got str"

@@ -153,7 +153,7 @@ def test_a_delivery_round_trips_with_its_stable_id_and_key():
 def test_a_direct_delivery_is_named_after_its_channel():
     d = deliveries.new_delivery(message(), callback_id=None, kind="DOWNLINK", channel="DIRECT", device_type_id="t",
                                 message_id="m", origin_ms=1, created_ms=2, variables={"station": "1A2B"})
-    d["downlinkData"] = "00" * 8
+    d["downlinkTemplate"] = "{tapId}0000{time}"
     assert d["id"] == "00AB12CD-7-1764165600000/direct"
     assert deliveries.decode_delivery(deliveries.encode_delivery(d)) == d
 
@@ -219,6 +219,25 @@ def test_a_granted_downlink_and_its_report_round_trip():
     for r in (sent, late):
         assert downlink_reports.decode_downlink_report(downlink_reports.encode_downlink_report(r)) == r
     assert (sent["transmitted"], late["transmitted"], late["reason"]) == (True, False, "too late")
+    assert downlink["uplinkTime"] == 1764165600000 and sent["uplinkTime"] == 1764165600000, "the uplink's own time"
+
+
+def test_a_direct_grant_carries_its_template_and_its_transmission_the_data_rendered():
+    d = deliveries.new_delivery(message(), callback_id=None, kind="DOWNLINK", channel="DIRECT", device_type_id="t",
+                                message_id="m", origin_ms=1, created_ms=2, variables={"station": "1A2B", "rssi": -99.0})
+    d["downlinkTemplate"] = "{tapId}{rssi}{time}"
+    grant = downlinks.granted(d, None, created_ms=3000, transmit_by_ms=22000)
+    assert (grant["template"], grant["station"], grant["rssi"], "data" in grant) == (
+        "{tapId}{rssi}{time}", "1A2B", -99.0, False)
+    assert downlinks.decode_downlink(downlinks.encode_downlink(grant)) == grant
+    sent = downlinks.transmission(grant, station="1A2C", rssi=-90.0, data_hex="00" * 8, now_ms=21000)
+    assert "template" not in sent and (sent["station"], sent["rssi"], sent["data"], sent["leftAt"]) == (
+        "1A2C", -90.0, "00" * 8, 21000)
+    assert downlinks.decode_transmission(downlinks.encode_downlink(sent)) == sent
+    with pytest.raises(KeyError, match="'data'"):  # a grant with neither data nor a template
+        downlinks.decode_downlink(orjson.dumps({k: v for k, v in grant.items() if k != "template"}))
+    with pytest.raises(KeyError, match="'data'"):  # a grant is not a transmission
+        downlinks.decode_transmission(downlinks.encode_downlink(grant))
 
 
 # Device state, config, frames, dead letters ---------------------------------------
@@ -273,6 +292,10 @@ SAMPLES: list[tuple[str, object, Fields, bytes]] = [
      delivery_results.encode_delivery_result(delivery_results.sending(delivery(), "s1", 1, 10))),
     ("downlink", downlinks.decode_downlink, downlinks.REQUIRED,
      downlinks.encode_downlink(downlinks.granted(delivery(), "00" * 8, created_ms=1, transmit_by_ms=2))),
+    ("downlink transmission", downlinks.decode_transmission, downlinks.REQUIRED + downlinks.TRANSMISSION,
+     downlinks.encode_downlink(downlinks.transmission(downlinks.granted(delivery(), "00" * 8, created_ms=1,
+                                                                        transmit_by_ms=2),
+                                                      station="1A2B", rssi=-90.0, data_hex="00" * 8, now_ms=2))),
     ("downlink report", downlink_reports.decode_downlink_report, downlink_reports.REQUIRED,
      downlink_reports.encode_downlink_report(downlink_reports.report(
          downlinks.granted(delivery(), "00" * 8, created_ms=1, transmit_by_ms=2), station=None, reason="x",

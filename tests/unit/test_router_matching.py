@@ -61,9 +61,14 @@ def engine_records(v: ConfigView, *, ack: bool = False, data: str = "0a0b") -> O
     return out
 
 
-def route(v: ConfigView, out: Outputs) -> dict[str, list]:
-    """Feed the engine's records to a router stage, in one batch; its outputs by topic, decoded."""
-    stage = RouterStage(v)
+# When the router routes the engine's records (epoch s): 0.5 s after their frames were sent.
+ROUTED_AT = 1_700_000_000.5
+
+
+def route(v: ConfigView, out: Outputs, *, at: float = ROUTED_AT) -> dict[str, list]:
+    """Feed the engine's records to a router stage routing at `at`, in one batch; its outputs by topic,
+    decoded."""
+    stage = RouterStage(v, clock=lambda: at)
     batch: dict[TopicPartition, list[ConsumerRecord]] = {}
     for name, records, encode in ((MESSAGES, out.messages, encode_message),
                                   (MESSAGES_ADVANCED, out.advanced, encode_advanced_message),
@@ -110,15 +115,13 @@ def test_a_delivery_carries_its_rendered_request_its_times_and_its_record():
     v = view(callback("up", url="https://receiver.example/up?d={device}&s={seqNumber}", http_method="POST",
                       body_template='{"d":"{device}","x":"{data}"}',
                       content_type="application/json", headers={"X-Seq": "{seqNumber}"}))
-    before = int(time.time() * 1000)
     (d,) = route(v, engine_records(v))[DELIVERIES]
-    after = int(time.time() * 1000)
     assert d["channel"] == "URL" and d["device"] == DEVICE and d["deviceTypeId"] == DTYPE and d["groupId"] == GROUP
     assert d["request"] == {"method": "POST", "url": f"https://receiver.example/up?d={DEVICE}&s=7",
                             "headers": {"X-Seq": "7"}, "body": '{"d":"1A2B","x":"0a0b"}',
                             "contentType": "application/json"}
     assert d["origin"] == 1_700_000_000_000 and d["messageTime"] == 1_700_000_000_000  # DATA: the frame's time
-    assert before <= d["createdAt"] <= after
+    assert d["createdAt"] == ROUTED_AT * 1000, "routed: the router's clock"
     assert d["variables"]["data"] == "0a0b" and d["variables"]["seqNumber"] == 7 and d["downlink"] is False
     assert "auth" not in d["request"]
 
@@ -192,23 +195,44 @@ def test_an_uplink_asking_for_a_downlink_marks_the_one_bidir_callback_that_answe
     assert deliveries["hook"]["downlink"] is True and deliveries["other"]["downlink"] is False
 
 
-def test_a_direct_downlink_is_rendered_by_the_router_for_the_worker():
-    v = view(dtype={"downlink_mode": 0, "downlink_data_string": "{tapId}{rssi}{time}"})
+def test_a_direct_downlink_is_checked_by_the_router_and_left_for_the_transmitting_station():
+    template = "{tapId}{rssi}{time}"
+    v = view(dtype={"downlink_mode": 0, "downlink_data_string": template})
     records = engine_records(v, ack=True)
-    stage = RouterStage(v)
+    stage = RouterStage(v, clock=lambda: ROUTED_AT)
     routed = route(v, records)
     (d,) = routed[DELIVERIES]
     message = records.messages[0]
     assert (d["channel"], d["kind"], d["callbackId"]) == ("DIRECT", "DOWNLINK", None)
     assert d["id"] == f"{message['id']}/direct" and d["messageId"] == message["id"]
-    assert d["deviceTypeId"] == DTYPE and d["variables"] == {"station": "0001"}
-    # {tapId} the station heard first, {rssi} -120 dBm as 2 signed bytes, {time} the frame's epoch seconds
-    assert d["downlinkData"] == "0001" + "ff88" + f"{1_700_000_000:08x}"
+    # The station that heard first and its rssi: the fallback when the dispatcher knows no better one.
+    assert d["deviceTypeId"] == DTYPE and d["variables"] == {"station": "0001", "rssi": -120.0}
+    assert d["downlinkTemplate"] == template and "downlinkData" not in d
     assert routed[DEVICE_EVENTS] == []
     tp = TopicPartition(topic(MESSAGES), 0)
     (out,) = stage.process({tp: [ConsumerRecord(tp.topic, 0, 0, 0, 0, b"k", encode_message(message), None, 0, 0,
                                                 [])]})
     assert out.key == DEVICE.encode()  # keyed by device: a device's downlinks stay in order
+
+
+@pytest.mark.parametrize("mode, dtype, last_in_time_s", [
+    ("callback", {"downlink_mode": 1}, 9.999), ("direct", {"downlink_mode": 0, "downlink_data_string": "00" * 8},
+                                                18.999)])
+def test_an_uplink_routed_after_its_deadline_gets_no_downlink_but_network_error(mode, dtype, last_in_time_s):
+    """Counted from the uplink's own time (the frame's, 1_700_000_000 s): the BIDIR answer is due 10 s
+    after it, a DIRECT downlink leaves 19 s after it (20 s to the station, less the 1 s lead)."""
+    v = view(callback("hook", 1, downlink_hook=True), dtype=dtype)
+    in_time = route(v, engine_records(v, ack=True), at=1_700_000_000 + last_in_time_s)
+    assert in_time[DEVICE_EVENTS] == []
+    assert any(d["downlink"] for d in in_time[DELIVERIES]) or any(d["channel"] == "DIRECT"
+                                                                   for d in in_time[DELIVERIES])
+    late = route(v, engine_records(v, ack=True), at=1_700_000_060.0)
+    (ack,) = late[DEVICE_EVENTS]
+    assert (ack["type"], ack["infoCode"], ack["downlinkAck"], ack["uplinkTime"]) == (
+        "ACKNOWLEDGE", int(InfoCode.NETWORK_ERROR), False, 1_700_000_000_000)
+    assert ack["infoMessage"].startswith("Network error: the uplink reached Backhaul 60.0 s after it was sent")
+    assert [(d["callbackId"], d["downlink"]) for d in late[DELIVERIES]] == [("hook", False)], \
+        "the BIDIR callback still delivers the data, as a plain data callback"
 
 
 REASONS = {
@@ -251,7 +275,7 @@ def test_an_uplink_without_ack_starts_no_downlink():
 
 def test_a_record_that_cannot_be_read_is_set_aside_and_the_others_are_routed():
     v = view(callback("up"))
-    stage = RouterStage(v)
+    stage = RouterStage(v, clock=lambda: ROUTED_AT)
     tp = TopicPartition(topic(MESSAGES), 0)
     good = engine_records(v).messages[0]
     batch = {tp: [ConsumerRecord(tp.topic, 0, 0, 0, 0, b"k", b"{not json", None, 0, 0, []),
@@ -319,7 +343,7 @@ def test_a_callback_that_does_not_compile_fails_its_delivery_saying_so_keyed_by_
     v = view(callback("broken", url="https://receiver.example/{nope}"), callback("hook", 1, downlink_hook=True,
                                                                                  url="https://r.example/{nope}"),
              dtype={"downlink_mode": 1})
-    stage = RouterStage(v)
+    stage = RouterStage(v, clock=lambda: ROUTED_AT)
     records = engine_records(v, ack=True)
     tp = TopicPartition(topic(MESSAGES), 0)
     outputs = stage.process({tp: [ConsumerRecord(tp.topic, 0, 0, 0, 0, b"k", encode_message(records.messages[0]),

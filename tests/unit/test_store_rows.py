@@ -8,15 +8,24 @@ from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from backhaul.topics import topic
+from callback_language.downlink import InfoCode, ack_event
 from ingest.engine import IngestEngine, Outputs
 from schemas import delivery_results as results
 from schemas.advanced_messages import encode_advanced_message
 from schemas.deliveries import http_request, new_delivery
 from schemas.delivery_results import encode_delivery_result
 from schemas.device_events import encode_device_event
+from schemas.downlinks import encode_downlink, granted, transmission
 from schemas.frames import Frame
 from schemas.messages import encode_message
-from schemas.topics import DELIVERY_RESULTS, DEVICE_EVENTS, MESSAGES, MESSAGES_ADVANCED
+from schemas.topics import (
+    DELIVERY_RESULTS,
+    DEVICE_EVENTS,
+    DOWNLINK_TRANSMISSIONS,
+    DOWNLINKS,
+    MESSAGES,
+    MESSAGES_ADVANCED,
+)
 from store.stage import Rows, StoreStage, merged_sends, undelivered_callback
 
 DEVICE = "1A2B"
@@ -243,4 +252,29 @@ def test_a_success_older_than_one_already_in_the_batch_does_not_move_it_back():
 def test_the_store_reads_every_record_it_writes_and_keeps_its_pool():
     stage = StoreStage(pool="the pool")
     assert stage.pool == "the pool" and stage._pending == []
-    assert stage.topics == (topic(MESSAGES), topic(MESSAGES_ADVANCED), topic(DEVICE_EVENTS), topic(DELIVERY_RESULTS))
+    assert stage.topics == (topic(MESSAGES), topic(MESSAGES_ADVANCED), topic(DEVICE_EVENTS), topic(DELIVERY_RESULTS),
+                            topic(DOWNLINKS), topic(DOWNLINK_TRANSMISSIONS))
+
+
+def test_a_downlink_is_one_row_merged_from_its_grant_its_transmission_and_its_acknowledge():
+    """The columns of `message_downlinks` each record sets (None: left as the others set them)."""
+    m = {**ingest().messages[0], "ack": True}
+    delivery = new_delivery(m, callback_id="bidir", kind="DATA_BIDIR", channel="URL", device_type_id="dt",
+                            message_id=m["id"], origin_ms=m["time"], created_ms=m["time"] + 80,
+                            variables={"station": "0001", "rssi": -110.0}, downlink=True)
+    grant = granted(delivery, "00" * 8, created_ms=m["time"] + 900, transmit_by_ms=m["time"] + 20_000)
+    sent = transmission(grant, station="0002", rssi=-99.5, data_hex="00" * 8, now_ms=m["time"] + 19_000)
+    acked = ack_event(DEVICE, m["id"], InfoCode.ACKED, device_type_id="dt", group_id="g", now_ms=m["time"] + 19_100,
+                      downlink_ack=True, registration_id=3, station="0002", data="00" * 8, uplink_ms=m["time"])
+    _, rows = store_rows({**records(DOWNLINKS, [encode_downlink(grant)]),
+                          **records(DOWNLINK_TRANSMISSIONS, [encode_downlink(sent)]),
+                          **records(DEVICE_EVENTS, [encode_device_event(acked)])})
+    head = (m["id"], DEVICE, 3, m["time"])
+    assert rows.downlinks == [
+        (*head, "CALLBACK", "00" * 8, None, None, m["time"] + 900, None, None, None, None, None, None),
+        (*head, "CALLBACK", "00" * 8, "0002", -99.5, None, m["time"] + 19_000, None, None, None, None, None),
+        (*head, None, "00" * 8, "0002", None, None, None, 0, acked["infoMessage"], True, False, m["time"] + 19_100)]
+    assert [r[0] for r in rows.events] == [acked["id"]], "the event is stored as every event is, too"
+    other = {**acked, "type": "ERROR", "info": "No message", "severity": "ERROR"}
+    _, rows = store_rows(records(DEVICE_EVENTS, [encode_device_event(other)]))
+    assert rows.downlinks == [], "only an ACKNOWLEDGE is a downlink's outcome"

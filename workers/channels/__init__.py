@@ -5,13 +5,13 @@ Adding a channel: a module with a `Channel` subclass, and one `register` line be
 """
 from __future__ import annotations
 
-from workers.channels.base import BatchRequest, Channel, Context
+from workers.channels.base import Answered, BatchRequest, Channel, Context
 from workers.channels.batch_url import BatchUrl
 from workers.channels.direct import Direct
 from workers.channels.email import Email
 from workers.channels.url import Url
 
-__all__ = ["CHANNELS", "BatchRequest", "Channel", "Context", "register"]
+__all__ = ["CHANNELS", "Answered", "BatchRequest", "Channel", "Context", "register"]
 
 CHANNELS: dict[str, Channel] = {}
 

@@ -13,14 +13,15 @@ of channel need a little more from the loop:
   attempt or retry: its deliveries become the records `publish` returns.
 
 After an attempt the loop asks the channel what the answer gives besides the
-attempt's record (`answered`: the BIDIR downlink answer of HTTP channels).
+attempt's record (`answered`: the BIDIR downlink answer of HTTP channels, and
+what the attempt's `info` says of the downlink).
 A new channel is one module with a `Channel` subclass, registered in
 `workers/channels/__init__.py`.
 """
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import aiohttp
@@ -36,6 +37,16 @@ from workers.credentials import CallbackCredentials
 
 
 @dataclass(frozen=True)
+class Answered:
+    """What an answer gives besides its attempt's record: records to publish, and, when it says more
+    than the attempt's own `info`, what the attempt's `info` is to say (a downlink callback's: what
+    became of the downlink, shown in the message's cbStatus)."""
+
+    records: list[Out] = field(default_factory=list)
+    info: str | None = None
+
+
+@dataclass(frozen=True)
 class Context:
     """What the delivery loop lends its channels."""
 
@@ -44,8 +55,9 @@ class Context:
     session: aiohttp.ClientSession
     credentials: CallbackCredentials
     compiled: CompiledCallbacks
-    # The downlink record for the stations (the contract and quota gate passed), or the ACKNOWLEDGE saying why not.
-    grant: Callable[[Delivery, str], Awaitable[list[Out]]]
+    # The grant of a downlink (its data; None: a DIRECT delivery's template) once the contract, the receive
+    # windows and the quota let it through, or the ACKNOWLEDGE saying why not; with the words for cbStatus.
+    grant: Callable[[Delivery, str | None], Awaitable[Answered]]
     # The ACKNOWLEDGE event of the delivery's uplink, with its infoCode and, optionally, why.
     ack: Callable[[Delivery, InfoCode, str | None], Out]
 
@@ -80,9 +92,9 @@ class Channel:
         raise NotImplementedError(f"{self.name} makes no single request")
 
     async def answered(self, delivery: Delivery, attempts: int, outcome: Outcome, answered_ms: int,
-                       context: Context) -> list[Out]:
-        """Records the answer of attempt number `attempts` gives besides the attempt's own record."""
-        return []
+                       context: Context) -> Answered:
+        """What the answer of attempt number `attempts` gives besides the attempt's own record."""
+        return Answered()
 
     def batch(self, callback_id: str, members: list[tuple[Delivery, int]], context: Context) -> BatchRequest:
         """(Batched channels) The request the members, each with its attempts so far, go in."""

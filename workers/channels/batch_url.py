@@ -17,7 +17,7 @@ from schemas.deliveries import http_request
 from workers.attempt import Outcome, failed
 from workers.bulkhead import endpoint_key
 from workers.channels.base import BatchRequest, Context, Delivery, Request
-from workers.channels.http import HttpChannel, answer_timeout, open_secrets, send_request
+from workers.channels.http import HttpChannel, answer_timeout, open_secrets, reads_downlink, send_request
 
 
 class BatchUrl(HttpChannel):
@@ -44,7 +44,7 @@ class BatchUrl(HttpChannel):
             return BatchRequest(batch_id, opened)
         secrets, secret_headers = opened
         request = http_request(req.method, req.url, req.headers, req.body, req.content_type)
-        downlink = any(d.get("downlink") and a == 0 for d, a in members)
+        downlink = any(reads_downlink(d, a) for d, a in members)
         timeout = min(answer_timeout(d, a, context.settings) for d, a in members)
         return BatchRequest(batch_id, request=request, endpoint=endpoint_key(req.url), send=lambda: send_request(
             context, req.method, req.url, {**req.headers, **secret_headers}, req.body, req.content_type,

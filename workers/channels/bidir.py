@@ -2,10 +2,19 @@
 
 A BIDIR callback marked as its device type's downlink callback (`downlink` on
 the delivery, URL or BATCH_URL) is read on its first attempt only, within
-`downlink_answer_s` of the uplink (`workers.channels.http.answer_timeout`);
-an answer after that, or none, gives ACKNOWLEDGE NO_ANSWER, one that is not
-valid INVALID_PAYLOAD, `noData` (or 204) nothing, and downlink data a downlink
-for the stations once the contract and quota gate lets it through.
+`downlink_answer_s` of the uplink's own time (`workers.channels.http.answer_timeout`
+waits no longer); an answer after that, or none, gives ACKNOWLEDGE NO_ANSWER, one
+that is not valid INVALID_PAYLOAD, `noData` (or 204) nothing, and downlink data a
+downlink for the stations once the contract, receive window and quota gate lets
+it through.
+
+The attempt's `info` (the message's cbStatus) says what became of the downlink:
+"downlink failed (NO_ANSWER): ..." for an answer that could not be used (a
+timeout, an error status, too late, not valid), "downlink refused (...)" when the
+gate refused it, "downlink granted", "no downlink (noData)". Later calls (the
+failed callback retried as a data callback, or replayed from the undelivered
+list) can give no downlink, and say so when they succeed: a call that succeeds
+after the deadline never reads as a downlink delivered.
 
 BIDIR answer (Sigfox contract): HTTP 200 with a JSON object holding, for the
 device, `{"downlinkData": "<16 hex>"}` or `{"noData": true}`; or HTTP 204 for
@@ -20,10 +29,13 @@ import json
 from dataclasses import dataclass
 from typing import Literal
 
-from backhaul.kafka import Out
-from callback_language.downlink import InfoCode, check_downlink_hex
+from callback_language.downlink import InfoCode, check_downlink_hex, downlink_timing
+from schemas.downlinks import uplink_time_ms
 from workers.attempt import Outcome
-from workers.channels.base import Context, Delivery
+from workers.channels.base import Answered, Context, Delivery
+
+# What a later attempt of a downlink callback says in cbStatus when it succeeds.
+NOT_A_DOWNLINK = "data delivered; no downlink: only the first call of a downlink callback is read for one"
 
 
 @dataclass(frozen=True)
@@ -79,19 +91,35 @@ def parse_bidir_answer(device_id: str, status: int, content_type: str | None, bo
     return DownlinkAnswer("data", data_hex=entry["downlinkData"].lower())
 
 
-async def downlink_records(delivery: Delivery, outcome: Outcome, answered_ms: int, context: Context) -> list[Out]:
+def failed_downlink(code: InfoCode, reason: str) -> str:
+    """The cbStatus words of a downlink callback's answer that gave no downlink."""
+    return f"downlink failed ({code.name}): {reason}"
+
+
+async def downlink_records(delivery: Delivery, outcome: Outcome, answered_ms: int, context: Context) -> Answered:
     """What the first answer of a downlink callback, received at `answered_ms`, gives: a downlink,
-    nothing, or an ACKNOWLEDGE."""
-    late_ms = answered_ms - delivery["createdAt"] - context.settings.downlink_answer_s * 1000
+    nothing, or an ACKNOWLEDGE; and the words for its attempt in cbStatus."""
+    deadline_ms = downlink_timing(context.settings).answer_by(uplink_time_ms(delivery))
+    late_ms = answered_ms - deadline_ms
     if not outcome.ok:
-        return [context.ack(delivery, InfoCode.NO_ANSWER, f"No answer: {outcome.info or outcome.error_class}")]
+        reason = outcome.info or outcome.error_class
+        return Answered([context.ack(delivery, InfoCode.NO_ANSWER, f"No answer: {reason}")],
+                        failed_downlink(InfoCode.NO_ANSWER, reason))
     if late_ms > 0:
-        return [context.ack(delivery, InfoCode.NO_ANSWER,
-                            f"No answer: the answer came {late_ms / 1000:.1f} s after the deadline")]
+        reason = f"the answer came {late_ms / 1000:.1f} s after its deadline"
+        return Answered([context.ack(delivery, InfoCode.NO_ANSWER, f"No answer: {reason}")],
+                        failed_downlink(InfoCode.NO_ANSWER, reason))
     answer = parse_bidir_answer(delivery["device"], outcome.status, outcome.content_type, outcome.body)
     if answer.kind == "no_data":
-        return []
+        return Answered([], "no downlink (noData)")
     if answer.kind == "invalid":
-        return [context.ack(delivery, InfoCode.INVALID_PAYLOAD, f"Invalid payload: {answer.reason}")]
+        assert answer.reason is not None  # an invalid answer always says why
+        return Answered([context.ack(delivery, InfoCode.INVALID_PAYLOAD, f"Invalid payload: {answer.reason}")],
+                        failed_downlink(InfoCode.INVALID_PAYLOAD, answer.reason))
     assert answer.data_hex is not None  # an answer of kind "data" carries it
     return await context.grant(delivery, answer.data_hex)
+
+
+def later_attempt(outcome: Outcome) -> Answered:
+    """What a downlink callback's later attempt (a retry) says: it gives no downlink."""
+    return Answered([], NOT_A_DOWNLINK if outcome.ok else None)

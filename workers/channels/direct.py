@@ -1,6 +1,7 @@
-"""The DIRECT downlink: the device type's `downlinkDataString`, rendered by the router, goes to the
-stations (`downlinks`) once the device's contract and daily quota allow it (`workers.downlink_gate`),
-else an ACKNOWLEDGE says why. It calls nothing: no attempt, no retry."""
+"""The DIRECT downlink: the device type's `downlinkDataString` is granted (`downlinks`) once the device's
+contract, receive windows and daily quota allow it (`workers.downlink_gate`), else an ACKNOWLEDGE says
+why; it is rendered for the station chosen to transmit it (`workers.downlink_dispatch`). It calls
+nothing: no attempt, no retry."""
 from __future__ import annotations
 
 from backhaul.kafka import Out
@@ -12,4 +13,5 @@ class Direct(Channel):
     calls = False
 
     async def publish(self, delivery: Delivery, context: Context) -> list[Out]:
-        return await context.grant(delivery, delivery["downlinkData"])
+        # A delivery routed by an earlier version carries the downlink it rendered.
+        return (await context.grant(delivery, delivery.get("downlinkData"))).records

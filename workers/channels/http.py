@@ -9,17 +9,19 @@ from exceptions are scrubbed of the callback's secrets. Every request goes throu
 """
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import aiohttp
 
-from backhaul.kafka import Out
 from backhaul.secretbox import SealedSecretError
 from backhaul.settings import Settings
+from callback_language.downlink import downlink_timing
 from callback_language.templates import TemplateError
+from schemas.downlinks import uplink_time_ms
 from workers.attempt import DOWNLINK_ANSWER_BYTES, Outcome, failed, http_attempt
-from workers.channels.base import Channel, Context, Delivery
-from workers.channels.bidir import downlink_records
+from workers.channels.base import Answered, Channel, Context, Delivery
+from workers.channels.bidir import downlink_records, later_attempt
 from workers.credentials import CallbackCredentials, SendSecrets
 from workers.signing import signature_headers
 
@@ -28,17 +30,29 @@ class HttpChannel(Channel):
     """A channel that calls an HTTP endpoint: the first answer of a BIDIR downlink callback is read."""
 
     async def answered(self, delivery: Delivery, attempts: int, outcome: Outcome, answered_ms: int,
-                       context: Context) -> list[Out]:
-        if delivery.get("downlink") and attempts == 1:
+                       context: Context) -> Answered:
+        if not delivery.get("downlink"):
+            return Answered()
+        if reads_downlink(delivery, attempts - 1):
             return await downlink_records(delivery, outcome, answered_ms, context)
-        return []
+        return later_attempt(outcome)
 
 
-def answer_timeout(delivery: Delivery, attempts: int, settings: Settings) -> float:
-    """How long attempt `attempts + 1` waits for its answer: a downlink callback's first attempt at
-    most `downlink_answer_s`."""
-    if delivery.get("downlink") and attempts == 0:
-        return min(settings.callback_timeout_s, settings.downlink_answer_s)
+def reads_downlink(delivery: Delivery, attempts: int) -> bool:
+    """Whether attempt `attempts + 1` of a delivery is read for a downlink: the first call of a downlink
+    callback, never a retry or a replay (`webhookId`: sent again from the undelivered list)."""
+    return bool(delivery.get("downlink")) and attempts == 0 and "webhookId" not in delivery
+
+
+def answer_timeout(delivery: Delivery, attempts: int, settings: Settings, now_ms: int | None = None) -> float:
+    """How long attempt `attempts + 1` waits for its answer: a downlink callback's first attempt no
+    longer than until its answer is due (`downlink_answer_s` after the uplink's own time); once that
+    has passed, the answer gives no downlink whatever comes, and the call waits as any other."""
+    if reads_downlink(delivery, attempts):
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        left_s = (downlink_timing(settings).answer_by(uplink_time_ms(delivery)) - now_ms) / 1000
+        if left_s > 0:
+            return min(settings.callback_timeout_s, left_s)
     return settings.callback_timeout_s
 
 

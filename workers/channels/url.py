@@ -11,7 +11,7 @@ from typing import Any
 from workers.attempt import Outcome
 from workers.bulkhead import endpoint_key
 from workers.channels.base import Context, Delivery, Request
-from workers.channels.http import HttpChannel, answer_timeout, open_secrets, send_request
+from workers.channels.http import HttpChannel, answer_timeout, open_secrets, reads_downlink, send_request
 
 
 class Url(HttpChannel):
@@ -33,4 +33,4 @@ class Url(HttpChannel):
                                   {**(req.get("headers") or {}), **secret_headers}, body, req.get("contentType"),
                                   secrets, delivery.get("webhookId") or delivery["id"],
                                   answer_timeout(delivery, attempts, context.settings),
-                                  downlink=bool(delivery.get("downlink")))
+                                  downlink=reads_downlink(delivery, attempts))
