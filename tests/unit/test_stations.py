@@ -26,7 +26,7 @@ def batch(transmissions: list[dict]) -> dict:
 def transmission(**fields) -> dict:
     now = int(time.time() * 1000)
     return {"id": "m1", "device": "AB", "messageId": "m1", "data": "00" * 8, "station": "A002", "rssi": -95.0,
-            "uplinkTime": now - 19_000, "transmitBy": now + 1_000, "leftAt": now, **fields}
+            "uplinkTime": now - 19_000, "transmitBy": now + 60_000, "leftAt": now, **fields}
 
 
 def reports(out) -> list[dict]:
@@ -34,10 +34,11 @@ def reports(out) -> list[dict]:
 
 
 def test_the_chosen_station_transmits_and_reports_it():
-    [report] = reports(stage().process(batch([transmission()])))
+    sent = transmission()
+    [report] = reports(stage().process(batch([sent])))
     assert (report["transmitted"], report["station"], report["reason"], report["data"]) == (True, "A002", None,
                                                                                            "00" * 8)
-    assert report["id"] == "m1" and report["uplinkTime"] == transmission()["uplinkTime"]
+    assert report["id"] == "m1" and report["uplinkTime"] == sent["uplinkTime"]
 
 
 def test_a_transmission_read_again_is_transmitted_once():
