@@ -102,10 +102,16 @@ def decimal_string(value: Any) -> bool:
     return isinstance(value, str) and DECIMAL_STRING.fullmatch(value) is not None
 
 
+CONSUMPTION_ID = re.compile(r"[0-9A-Fa-f]{1,8}_[0-9]{4}(_[0-9]{2})?")
+
+
 # The allow-list: every difference the conformance test accepts, each a bullet of the README.
 LIVE_DIFFERENCES = (
     Difference(re.compile(r"(^|/)rinfos/[0-9]+/(rssi|snr|lat|lng)$"), decimal_string,
                "`rinfos[].rssi`, `snr`, `lat` and `lng` are decimal strings"),
+    # Only a consumption's id has this form (device id, year, month): an integer id anywhere else stays refused.
+    Difference(re.compile(r"^id$"), lambda v: isinstance(v, str) and CONSUMPTION_ID.fullmatch(v) is not None,
+               "`deviceConsumption.id` (`/devices/{id}/consumption/{year}[/{month}]`) is a"),
 )
 
 
