@@ -55,9 +55,14 @@ def A(items: dict[str, Any], **kw: Any) -> dict[str, Any]:
 
 
 def O(required: tuple[str, ...] = (), **props: Any) -> dict[str, Any]:
+    """An object schema of `props`. A text `description=` describes the object itself; a property
+    named description is given as a schema (a dict), like every other property."""
+    described = props.pop("description") if isinstance(props.get("description"), str) else None
     out: dict[str, Any] = {"type": "object", "properties": props}
     if required:
         out["required"] = list(required)
+    if described is not None:
+        out["description"] = described
     return out
 
 
@@ -144,7 +149,7 @@ CONTRACT: dict[str, Any] = dict(
 CONTRACT_FIELDS = tuple(CONTRACT)
 
 NAME_ID = O(("id", "name"), id=S(), name=S())
-CERTIFICATE = O(id=S(), key=S(), description="left empty ({}) when the device has no certificate")
+DEVICE_CERTIFICATE = O(id=S(), key=S(), description="left empty ({}) when the device has no certificate")
 # Every field of the reference's device model, always in the answer; defaults where Backhaul has no
 # concept (README "API v2 compatibility").
 DEVICE: dict[str, Any] = dict(
@@ -154,7 +159,7 @@ DEVICE: dict[str, Any] = dict(
         "whose device type has no contract)")),
     pac=S(), satelliteCapable=B | {"description": "always false"}, repeater=B | {"description": "always false"},
     messageModulo=I(description="4096: sequence numbers are 12-bit"), prototype=B,
-    productCertificate=CERTIFICATE, modemCertificate=CERTIFICATE,
+    productCertificate=DEVICE_CERTIFICATE, modemCertificate=DEVICE_CERTIFICATE,
     location=O(lat=LAT, lng=LNG, description="the fixed position; lat 0, lng 0 when it has none"),
     lastComputedLocation=O(lat={"type": "number"}, lng={"type": "number"}, radius=I(), sourceCode=I(),
                            description="left out until a message was located"),

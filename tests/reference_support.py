@@ -102,7 +102,7 @@ def decimal_string(value: Any) -> bool:
     return isinstance(value, str) and DECIMAL_STRING.fullmatch(value) is not None
 
 
-CONSUMPTION_ID = re.compile(r"[0-9A-Fa-f]{1,8}_[0-9]{4}(_[0-9]{2})?")
+CONSUMPTION_ID = re.compile(r"[0-9A-Fa-f]{1,8}_[0-9]{4}(_[0-9]{1,2})?")
 
 
 # The allow-list: every difference the conformance test accepts, each a bullet of the README.

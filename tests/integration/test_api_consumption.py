@@ -123,7 +123,7 @@ DIRECT = {"downlink_mode": 0, "downlink_data_string": "{tapId}{rssi}{time}"}
 
 async def test_the_pipeline_counts_uplinks_and_the_downlinks_stations_transmitted(isolated, pipeline):
     async with running_api() as (api, root):
-        pipe = await pipeline([], roles=(f"{PIPELINE_ROLES},stations,acks",), devices=2, device_type=DIRECT,
+        pipe = await pipeline([], roles=(f"{PIPELINE_ROLES},stations,acks,dispatch",), devices=2, device_type=DIRECT,
                               parent_group=root)
         asking, quiet = pipe.devices
         station = pipe.stations[0]
