@@ -192,6 +192,19 @@ class Settings:
     # All of one callback's templates together (URL, headers, body, line, e-mail, grammar), in UTF-8 bytes.
     max_template_bytes: int = 32 * 1024
 
+    # Web console (console/, served by the API process under /console): sessions end after
+    # console_idle_s without a request or console_session_max_s after login; invitation and reset
+    # links last console_link_s. Cookies carry Secure unless console_cookie_secure is off (a plain-HTTP
+    # deployment that is not on loopback: browsers accept Secure cookies from http://127.0.0.1 only).
+    console_enabled: bool = True
+    console_idle_s: float = 1800.0
+    console_session_max_s: float = 12 * 3600.0
+    console_link_s: float = 72 * 3600.0
+    console_cookie_secure: bool = True
+    console_min_password: int = 10
+    # The address people reach the console at, for the invitation and reset links printed or logged.
+    console_public_url: str = ""
+
     @classmethod
     def from_env(cls) -> "Settings":
         """Read every setting from the environment (BACKHAUL_* variables)."""
@@ -270,6 +283,13 @@ class Settings:
             message_retention_days=_env_int("BACKHAUL_MESSAGE_RETENTION_DAYS", 90),
             api_max_body_bytes=_env_int("BACKHAUL_API_MAX_BODY_BYTES", 1024 * 1024),
             api_max_bulk_bytes=_env_int("BACKHAUL_API_MAX_BULK_BYTES", 80 * 1024 * 1024),
+            console_enabled=_env_bool("BACKHAUL_CONSOLE", True),
+            console_idle_s=_env_float("BACKHAUL_CONSOLE_IDLE_S", 1800.0),
+            console_session_max_s=_env_float("BACKHAUL_CONSOLE_SESSION_MAX_S", 12 * 3600.0),
+            console_link_s=_env_float("BACKHAUL_CONSOLE_LINK_S", 72 * 3600.0),
+            console_cookie_secure=_env_bool("BACKHAUL_CONSOLE_COOKIE_SECURE", True),
+            console_min_password=_env_int("BACKHAUL_CONSOLE_MIN_PASSWORD", 10),
+            console_public_url=_env("BACKHAUL_CONSOLE_PUBLIC_URL", ""),
             max_template_bytes=_env_int("BACKHAUL_MAX_TEMPLATE_BYTES", 32 * 1024),
         )
 

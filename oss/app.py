@@ -6,6 +6,7 @@ import functools
 import logging
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -181,8 +182,10 @@ async def bootstrap_root(pool: asyncpg.Pool, name: str) -> tuple[str, str, str]:
     return group_id, api_user_id, secret
 
 
-async def serve_api(host: str, port: int) -> None:
-    """Migrate, then serve the API (and /metrics) until cancelled."""
+async def serve_api(host: str, port: int,
+                    extend: Callable[[web.Application], None] | None = None) -> None:
+    """Migrate, then serve the API (and /metrics) until cancelled; `extend` adds to the application (the
+    program mounts the console with it: the API imports nothing above it)."""
     conf = settings()
     keyring()  # the API seals callback secrets: refuse to start without the key
     pool = await create_pool(conf.database_url)
@@ -191,6 +194,8 @@ async def serve_api(host: str, port: int) -> None:
             await migrate(conn)
         app = create_app(pool)
         app.router.add_get("/metrics", make_aiohttp_handler())
+        if extend is not None:
+            extend(app)
         runner = ApiRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, host, port)

@@ -1,5 +1,5 @@
 """The `backhaul` command: up, down, status, start, stop, restart, supervise, worker, api, simulate,
-demo-receiver, migrate, replay, registry, bench, secret-key, rotate-secrets."""
+demo-receiver, migrate, replay, registry, console, bench, secret-key, rotate-secrets."""
 from __future__ import annotations
 
 import argparse
@@ -283,11 +283,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_api(args: argparse.Namespace) -> int:
+    from console.app import mount
     from oss.app import serve_api
 
     setup_logging(settings().log_level, role="api")
     s = settings()
-    return _run_logged("api", serve_api(s.api_host, args.port or s.api_port))
+    return _run_logged("api", serve_api(s.api_host, args.port or s.api_port, mount if s.console_enabled else None))
 
 
 def cmd_demo_receiver(args: argparse.Namespace) -> int:
@@ -414,6 +415,38 @@ def cmd_registry_load(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_console_invite(args: argparse.Namespace) -> int:
+    """Print a one-use link that sets the console password of the user with this e-mail."""
+    from backhaul import db
+    from console import links
+    from console.context import ConsoleSettings
+    from oss.storage import console_sessions
+
+    conf = settings()
+    base = conf.console_public_url or f"http://{conf.api_host}:{conf.api_port}"
+
+    async def main() -> str | None:
+        pool = await db.create_pool(min_size=1, max_size=1)
+        try:
+            async with pool.acquire() as conn:
+                await db.migrate(conn)
+                user = await console_sessions.user_for_login(conn, args.email)
+                if user is None:
+                    return None
+                purpose = links.INVITE if user["password_hash"] is None else links.RESET
+                return await links.issue(conn, user["id"], purpose, ConsoleSettings.from_settings(conf), base)
+        finally:
+            await pool.close()
+
+    link = _asyncio_run(main())
+    if link is None:
+        print(f"backhaul console invite: no user has the e-mail {args.email!r} (create it with POST /v2/users)",
+              file=sys.stderr)
+        return 1
+    print(link)
+    return 0
+
+
 def cmd_secret_key(args: argparse.Namespace) -> int:
     from backhaul.secretbox import new_key
 
@@ -526,6 +559,12 @@ def build_parser() -> argparse.ArgumentParser:
                                            "(deploy/registry.example.json), in one transaction")
     load.add_argument("file")
     load.set_defaults(func=cmd_registry_load)
+
+    con = sub.add_parser("console", help="the web console's users (README: The web console)")
+    con_sub = con.add_subparsers(dest="console_command", required=True)
+    invite = con_sub.add_parser("invite", help="print a one-use link that sets a user's console password")
+    invite.add_argument("email", help="the user's e-mail (an API v2 user)")
+    invite.set_defaults(func=cmd_console_invite)
 
     sub.add_parser("secret-key", help="print a new random key for BACKHAUL_SECRET_KEYS or a key file"
                    ).set_defaults(func=cmd_secret_key)

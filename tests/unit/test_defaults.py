@@ -90,6 +90,13 @@ DEFAULTS = (
     Default("api_max_body_bytes", "BACKHAUL_API_MAX_BODY_BYTES", 1 * MIB, "1 MiB"),
     Default("api_max_bulk_bytes", "BACKHAUL_API_MAX_BULK_BYTES", 80 * MIB, "80 MiB"),
     Default("max_template_bytes", "BACKHAUL_MAX_TEMPLATE_BYTES", 32 * KIB, "32 KiB"),
+    # Console
+    Default("console_enabled", "BACKHAUL_CONSOLE", True, "1"),
+    Default("console_idle_s", "BACKHAUL_CONSOLE_IDLE_S", 1800.0, "1800"),
+    Default("console_session_max_s", "BACKHAUL_CONSOLE_SESSION_MAX_S", 43200.0, "43200"),
+    Default("console_link_s", "BACKHAUL_CONSOLE_LINK_S", 259200.0, "259200"),
+    Default("console_cookie_secure", "BACKHAUL_CONSOLE_COOKIE_SECURE", True, "1"),
+    Default("console_min_password", "BACKHAUL_CONSOLE_MIN_PASSWORD", 10, "10"),
     # Consumer groups and supervision
     Default("instance_id", "BACKHAUL_INSTANCE_ID", "", "empty"),
     Default("static_membership", "BACKHAUL_STATIC_MEMBERSHIP", True, "1"),
@@ -113,6 +120,7 @@ NOT_BEHAVIOUR = {
     "secret_keys": "a credential", "secret_key_file": "where the credentials are",
     "topic_prefix": "a name (tests isolate their topics with it)",
     "log_level": "how much is logged",
+    "console_public_url": "an address (the links the console prints start with it)",
 }
 
 

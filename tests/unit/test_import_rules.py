@@ -1,6 +1,7 @@
 """Imports point one way (DESIGN.md, "Dependencies point one way"):
 
     program, bench     the shell: starts everything, imported by nothing below it
+    console            the web console: a face of oss, imported only by the program
     oss | ingest | router | workers | store | simulator    stages: never import each other
     callback_language  what callbacks are written in
     backhaul           the runtime every stage uses
@@ -18,7 +19,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 SHELL = {"program", "bench"}
 STAGES = {"oss", "ingest", "router", "workers", "store", "simulator"}
-LEVEL = {"schemas": 0, "backhaul": 1, "callback_language": 2, **{s: 3 for s in STAGES}, **{s: 4 for s in SHELL}}
+# The console is a face of the operations support system: it stands on oss (and below), nothing but the
+# program imports it.
+FACES = {"console"}
+LEVEL = {"schemas": 0, "backhaul": 1, "callback_language": 2, **{s: 3 for s in STAGES}, **{s: 4 for s in FACES},
+         **{s: 5 for s in SHELL}}
 
 
 def modules() -> dict[str, Path]:
@@ -82,8 +87,10 @@ def test_the_rule_catches_each_kind_of_wrong_import():
     assert violations({("ingest", "program")}) == ["ingest -> program: nothing imports the program"]
     assert violations({("backhaul", "callback_language")}) == ["backhaul -> callback_language: imports point down"]
     assert violations({("callback_language", "router")}) == ["callback_language -> router: imports point down"]
+    assert violations({("oss", "console")}) == ["oss -> console: imports point down"]
+    assert violations({("console", "program")}) == ["console -> program: nothing imports the program"]
     assert violations({("router", "callback_language"), ("program", "bench"), ("oss", "aiohttp"),
-                       ("workers", "schemas")}) == []
+                       ("workers", "schemas"), ("console", "oss"), ("program", "console")}) == []
 
 
 def test_imports_point_down():
