@@ -199,6 +199,29 @@ class Browser:
         self.driver.set_window_size(1280, 800)
         return path
 
+    def unlabeled_controls(self) -> list[str]:
+        """Visible form controls without a label (<label for>, a wrapping <label>, aria-label or
+        aria-labelledby): every control must have one."""
+        return list(self.driver.execute_script("""
+            const out = [];
+            for (const el of document.querySelectorAll('input, select, textarea, button')) {
+              if (el.type === 'hidden' || el.offsetParent === null) continue;
+              if (el.tagName === 'BUTTON' || el.type === 'submit' || el.type === 'button') {
+                if (!(el.textContent.trim() || el.getAttribute('aria-label') || el.value)) out.push(el.outerHTML);
+                continue;
+              }
+              const labelled = (el.id && document.querySelector('label[for="' + CSS.escape(el.id) + '"]'))
+                || el.closest('label') || el.getAttribute('aria-label') || el.getAttribute('aria-labelledby');
+              if (!labelled) out.push(el.outerHTML.slice(0, 200));
+            }
+            return out;"""))
+
+    def check_plain(self) -> None:
+        """What every page must be: no horizontal scroll at 1280x800, a label on every control."""
+        assert self.horizontal_overflow() <= 0, f"{self.driver.current_url} scrolls sideways by " \
+                                                f"{self.horizontal_overflow()} px at 1280x800"
+        assert self.unlabeled_controls() == [], f"controls without a label: {self.unlabeled_controls()}"
+
     def horizontal_overflow(self) -> int:
         """How many pixels the page is wider than the window (0: no horizontal scroll)."""
         return int(self.driver.execute_script(
