@@ -1,5 +1,5 @@
 """The `backhaul` command: up, down, status, start, stop, restart, supervise, worker, api, simulate,
-demo-receiver, migrate, replay, registry, console, bench, secret-key, rotate-secrets."""
+demo-receiver, migrate, replay, registry, console, bench, bench-console, secret-key, rotate-secrets."""
 from __future__ import annotations
 
 import argparse
@@ -481,6 +481,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return bench_main(args.rest)
 
 
+def cmd_bench_console(args: argparse.Namespace) -> int:
+    from bench.console_list import main as bench_console_main
+
+    return bench_console_main(args.rest)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="backhaul", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -574,6 +580,10 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="benchmark the whole pipeline (see bench/README)", add_help=False)
     b.add_argument("rest", nargs=argparse.REMAINDER)
     b.set_defaults(func=cmd_bench)
+    bc = sub.add_parser("bench-console", help="time the console's device list on 100,000 devices (see bench/README)",
+                        add_help=False)
+    bc.add_argument("rest", nargs=argparse.REMAINDER)
+    bc.set_defaults(func=cmd_bench_console)
     return p
 
 
@@ -583,6 +593,9 @@ def main(argv: list[str] | None = None) -> int:
         # argparse.REMAINDER does not take options that start with "--": bench parses its own.
         from bench.run import main as bench_main
         return bench_main(argv[1:])
+    if argv[:1] == ["bench-console"]:
+        from bench.console_list import main as bench_console_main
+        return bench_console_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0

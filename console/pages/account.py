@@ -75,6 +75,8 @@ async def login(request: web.Request) -> web.StreamResponse:
     if not groups:
         return login_form(request, error="This account holds no role on any group.", email=email, status=403)
     token, now = new_token(), now_ms()
+    conf = console_settings(request)
+    await console_sessions.purge(pool, now - int(conf.idle_s * 1000), now - int(conf.session_max_s * 1000))
     await console_sessions.create(pool, token_hash(token), user["id"], groups[0]["id"], secrets.token_urlsafe(24), now)
     await console_sessions.logged_in(pool, user["id"], now)
     target = safe_next(str(form.get("next", ""))) if user["terms_accepted_at"] else "/console/terms"
