@@ -18,8 +18,17 @@ from multidict import MultiDictProxy
 from console.api_calls import ApiFailed
 from console.context import api
 from console.render import render
-from console.series_plan import CHOICES, SERIES, Report, Series, filter_text, id_lines, options_of, parse_filter, \
-    report_of
+from console.series_plan import (
+    CHOICES,
+    SERIES,
+    Report,
+    Series,
+    filter_text,
+    id_lines,
+    options_of,
+    parse_filter,
+    report_of,
+)
 
 routes = web.RouteTableDef()
 # The forms here post multipart/form-data: aiohttp cannot clone a request whose body was read whole (an
@@ -130,7 +139,8 @@ async def _upload(request: web.Request, series: Series, form: MultiDictProxy) ->
         except (binascii.Error, ValueError):
             return None, "The series to run was damaged: start again from the dry run."
     if form.get("source") == "filter" and series.from_filter:
-        devices = await api(request).pages("/v2/devices/", **parse_filter(str(form.get("filter", ""))))
+        wanted: dict[str, Any] = parse_filter(str(form.get("filter", "")))  # never "limit": display only
+        devices = await api(request).pages("/v2/devices/", **wanted)
         if not devices:
             return None, "The current filter holds no device."
         return id_lines([str(d["id"]) for d in devices]), ""

@@ -44,8 +44,8 @@ def make_devices(site, client, device_type: str, ids: list[str], **extra) -> Non
 
 def test_a_series_with_bad_lines_is_dry_run_then_run_as_a_job(site, browser, tmp_path):
     tenant = site.tenant("Series Co")
-    device_type = site.run(make_device_type(tenant.client, tenant, name="meters"))
-    good, bad_id_dup, bad_pac, too_many, good2 = fresh_ids(5)
+    site.run(make_device_type(tenant.client, tenant, name="meters"))
+    good, bad_pac, too_many, good2 = fresh_ids(4)
     lines = [b"id;pac;name", f"{good};{PAC};first meter".encode(), f"XYZ;{PAC}".encode(),
              f"{good.lower()};{PAC}".encode(), f"{bad_pac};123".encode(), f"{too_many};{PAC};n;1;2;3".encode(),
              b"\xff\xfe;" + PAC.encode(), f"{good2};{PAC}".encode()]
