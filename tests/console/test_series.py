@@ -190,3 +190,39 @@ def test_new_device_shows_the_apis_errors_beside_their_fields_then_creates_it(si
     Select(browser.find("#deviceTypeId")).select_by_visible_text("valves")
     browser.submit("#create-device")
     assert browser.text("#id-error") == "Device id: already exists"
+
+
+def test_edit_and_transfer_series_from_the_filter_and_too_long_a_file(site, browser, tmp_path):
+    tenant = site.tenant("Edit Co")
+    source_type = site.run(make_device_type(tenant.client, tenant, name="first"))
+    site.run(make_device_type(tenant.client, tenant, name="second"))
+    ids = fresh_ids(3)
+    make_devices(site, tenant.client, source_type, ids)
+    browser.login(site.person([(tenant.group, ADMIN)]))
+
+    browser.open(f"/console/devices/series/edit?deviceTypeId={source_type}")
+    Select(browser.find("#automaticRenewal")).select_by_value("false")
+    Select(browser.find("#prototype")).select_by_value("true")
+    browser.check_plain()
+    browser.submit("#dry-run")
+    assert len(table(browser, "#accepted-rows")) == 3
+    browser.submit("#run")
+    browser.wait(lambda: browser.text("#job-state") == "done", 20, "the edit job")
+    devices = [check(site.run(tenant.client.get(f"/devices/{i}")), 200) for i in ids]
+    assert [(d["name"], d["automaticRenewal"], d["prototype"]) for d in devices] == \
+        [(f"dev {i}", False, True) for i in ids], "names kept, the two flags set on every device"
+
+    browser.open(f"/console/devices/series/transfer?deviceTypeId={source_type}")
+    Select(browser.find("#deviceTypeId")).select_by_visible_text("second")
+    browser.submit("#dry-run")
+    browser.submit("#run")
+    browser.wait(lambda: browser.text("#job-state") == "done", 20, "the transfer job")
+    moved = {check(site.run(tenant.client.get(f"/devices/{i}")), 200)["deviceType"]["id"] for i in ids}
+    assert moved != {source_type} and len(moved) == 1
+
+    browser.open("/console/devices/series/delete")
+    browser.find("#source-file").click()
+    upload(browser, tmp_path / "huge.csv", "".join(f"{n:X}\n" for n in range(100_001)).encode())
+    browser.submit("#dry-run")
+    assert "line 100001: more than 100000 rows" in browser.text("#series-error")
+    browser.check_plain()
