@@ -61,7 +61,7 @@ class Api:
         self.who = who
 
     async def call(self, method: str, path: str, *, query: Mapping[str, Any] | None = None, json: Any = None,
-                   text: str | None = None, content_type: str | None = None) -> Answer:
+                   text: str | bytes | None = None, content_type: str | None = None) -> Answer:
         """Run the API's handler of `method path` (path with its /v2 prefix) and decode its answer."""
         url = URL(path)
         if query:
@@ -71,7 +71,9 @@ class Api:
         if json is not None:
             body, headers["Content-Type"] = orjson.dumps(json), "application/json"
         elif text is not None:
-            body, headers["Content-Type"] = text.encode(), content_type or "text/csv"
+            # bytes go as they are (a CSV upload: the API reports a line that is not UTF-8 by its number)
+            body = text.encode() if isinstance(text, str) else text
+            headers["Content-Type"] = content_type or "text/csv"
         if body is not None:
             headers["Content-Length"] = str(len(body))
         inner = self.request.clone(method=method, rel_url=url, headers=headers)

@@ -22,6 +22,7 @@ from oss.storage import device_types, jobs
 
 log = logging.getLogger(__name__)
 STALE_S = 30
+EDIT_FLAGS = ("activable", "automaticRenewal", "prototype")  # a CSV edit's values for every row (query)
 
 
 class _Rollback(Exception):
@@ -43,7 +44,8 @@ async def apply(conn: asyncpg.Connection, who: Caller, kind: str, params: dict[s
         defaults: dict[str, Any] = {k: params[k] for k in ("keepHistory", "activable") if k in params}
         return await device_operations.transfer(conn, who, device_type, [(n, {**defaults, **r}) for n, r in rows], now)
     if kind == "edit":
-        return await device_operations.edit(conn, who, rows)
+        flags = {k: params[k] for k in EDIT_FLAGS if k in params}
+        return await device_operations.edit(conn, who, [(n, {**flags, **r}) for n, r in rows])
     if kind in ("suspend", "resume"):
         return await device_operations.set_suspended(conn, who, rows, kind == "suspend")
     if kind in ("restart", "unsubscribe", "replace"):

@@ -2,18 +2,21 @@
 
 CSV uploads (Content-Type text/csv or text/plain, UTF-8): one device per line,
 cells separated by `;`, empty lines ignored, an optional first header line
-(starting with `id`, `deviceId` or `oldId`). Empty cells are left out.
-Operation-wide values come as query parameters. Formats:
+(starting with `id`, `deviceId` or `oldId`), an optional UTF-8 byte order mark.
+Empty cells are left out. Operation-wide values come as query parameters. Formats:
 
     create       id;pac[;name[;lat;lng]]      ?deviceTypeId=&prefix=&prototype=
-    edit         id;name[;lat;lng]
+    edit         id;name[;lat;lng]            ?activable=&automaticRenewal=&prototype= (set on every row)
     transfer     id                           ?deviceTypeId=&keepHistory=&activable=
     replace      oldId;newId
     restart, suspend, resume, delete          id
     unsubscribe  id[;unsubscriptionTime]      (epoch ms; default now)
 
-A bad line does not stop the others: it is reported with its line number,
-the field and the reason, and the rest of the file goes on.
+A bad line (not UTF-8, too many cells, a cell that is not a number, and,
+after `checked_rows`, a bad hex id or PAC or a repeated id) does not stop the
+others: it is reported with its line number, the field and the reason, and the
+rest of the file goes on. More than MAX_ROWS lines refuse the whole upload,
+naming the first line over the limit.
 """
 from __future__ import annotations
 
@@ -39,11 +42,18 @@ ROW_SCHEMA = {"create": "bulkCreateRow", "edit": "deviceEditionBulk", "transfer"
 _HEADERS = ("id", "deviceid", "oldid")
 
 
-def csv_rows(kind: str, text: str) -> tuple[list[Row], list[RowError]]:
+def csv_rows(kind: str, data: bytes) -> tuple[list[Row], list[RowError]]:
+    """The rows of a CSV upload (numbered by line from 1) and the lines that could not be read."""
     columns = CSV_COLUMNS[kind]
     rows: list[Row] = []
     errors: list[RowError] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, raw in enumerate(data.removeprefix(b"\xef\xbb\xbf").split(b"\n"), start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            errors.append(RowError(number, None, None, f"not UTF-8 text (byte {exc.start + 1} of the line)"))
+            _too_many(number, len(rows) + len(errors))
+            continue
         cells = [c.strip() for c in line.split(";")]
         if not any(cells):
             continue
@@ -53,25 +63,32 @@ def csv_rows(kind: str, text: str) -> tuple[list[Row], list[RowError]]:
             errors.append(RowError(number, cells[0] or None, None,
                                    f"{len(cells)} cells; this operation takes at most {len(columns)}: "
                                    f"{';'.join(name for name, _ in columns)}"))
-            continue
-        row: dict[str, Any] = {}
-        for (name, convert), cell in zip(columns, cells, strict=False):
-            if cell == "":
-                continue
-            try:
-                row[name] = convert(cell)
-            except ValueError:
-                errors.append(RowError(number, cells[0] or None, name, f"{cell[:40]!r} is not a {convert.__name__}"))
-                break
         else:
-            rows.append((number, row))
-        _too_many(len(rows) + len(errors))
+            row, problem = _cells(number, columns, cells)
+            if problem:
+                errors.append(problem)
+            else:
+                rows.append((number, row))
+        _too_many(number, len(rows) + len(errors))
     return rows, errors
+
+
+def _cells(number: int, columns: tuple[tuple[str, Callable[[str], Any]], ...],
+           cells: list[str]) -> tuple[dict[str, Any], RowError | None]:
+    row: dict[str, Any] = {}
+    for (name, convert), cell in zip(columns, cells, strict=False):
+        if cell == "":
+            continue
+        try:
+            row[name] = convert(cell)
+        except ValueError:
+            return row, RowError(number, cells[0] or None, name, f"{cell[:40]!r} is not a {convert.__name__}")
+    return row, None
 
 
 def json_rows(kind: str, items: list[Any]) -> list[Row]:
     """Rows of a JSON `data` array, numbered from 1; device id lists become `{id}` rows."""
-    _too_many(len(items))
+    _too_many(None, len(items))
     return [(i, {"id": item} if kind in ACTIONS else item) for i, item in enumerate(items, start=1)]
 
 
@@ -101,6 +118,7 @@ def checked_rows(kind: str, rows: list[Row], errors: list[RowError]) -> tuple[li
     return good, errors
 
 
-def _too_many(count: int) -> None:
+def _too_many(line: int | None, count: int) -> None:
     if count > MAX_ROWS:
-        raise BadRequest(FieldError("data", f"at most {MAX_ROWS} rows per operation"))
+        where = f"line {line}: " if line is not None else ""
+        raise BadRequest(FieldError("data", f"{where}more than {MAX_ROWS} rows; at most {MAX_ROWS} rows per operation"))

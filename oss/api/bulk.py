@@ -1,8 +1,9 @@
 """/devices/bulk: create, edit, transfer, replace, restart, suspend, resume, unsubscribe, delete.
 
 Each operation takes a JSON body (Sigfox shapes) or a CSV upload (formats in
-`oss.bulk_rows`). `?dryRun=true` checks every row against the database and
-answers the report at once, writing nothing. Otherwise the job runs in the
+`oss.bulk_rows`). `?dryRun=true` runs the operation in a transaction that is
+rolled back and answers the report at once (the rows that would succeed in
+`accepted`, the others in `status.errors`), writing nothing. Otherwise the job runs in the
 background: `{total, jobId}` now, progress and per-row errors at its status
 URL. Replace is synchronous, as in API v2. Delete is Backhaul's "Delete
 series" (API v2 has none).
@@ -39,8 +40,7 @@ def _error(e: RowError) -> dict[str, Any]:
 async def _read(request: web.Request, kind: str) -> tuple[dict[str, Any], list, list[RowError]]:
     """Operation parameters, rows that passed their own checks, and the rows that did not."""
     if is_csv(request):
-        text = (await read_body(request, bulk=True)).decode("utf-8", errors="replace")
-        rows, errors = csv_rows(kind, text)
+        rows, errors = csv_rows(kind, await read_body(request, bulk=True))
         params: dict[str, Any] = {}
         if kind in ("create", "transfer"):
             params["deviceTypeId"] = q_oid(request, "deviceTypeId", required=True)
@@ -50,6 +50,9 @@ async def _read(request: web.Request, kind: str) -> tuple[dict[str, Any], list, 
         if kind == "transfer":
             params.update(keepHistory=q_bool(request, "keepHistory", default=False),
                           activable=q_bool(request, "activable", default=True))
+        if kind == "edit":  # Backhaul: values set on every row of a CSV edit (a row's own cells win)
+            params.update({name: q_bool(request, name, default=False) for name in bulk_jobs.EDIT_FLAGS
+                           if name in request.query})
     else:
         body = validated(await json_body(request, bulk=True), ENVELOPE[kind], rows="data")
         params = {k: v for k, v in body.items() if k in ("deviceTypeId", "prefix", "prototype")}
@@ -85,7 +88,9 @@ async def _synchronous(request: web.Request, who: Caller, kind: str, params: dic
     body: dict[str, Any] = {"total": len(rows) + len(errors),
                             "status": {"success": success, "errors": [_error(e) for e in all_errors]}}
     if dry:
+        failed = {e.row for e in found}
         body["dryRun"] = True
+        body["accepted"] = [{"row": n, "entity": r.get("id") or r.get("deviceId")} for n, r in rows if n not in failed]
     return json_response(body)
 
 

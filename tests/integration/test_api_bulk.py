@@ -191,3 +191,31 @@ async def test_restart_every_device_of_a_type_or_contract(api):
     job = check(await c.post(f"/contract-infos/{t.contract}/bulk/restart"), 201)
     await api.wait_jobs()
     assert check(await c.get(f"/contract-infos/bulk/restart/{job['jobId']}"), 200)["status"]["nbSuccess"] == 3
+
+
+async def test_dry_run_lists_accepted_rows_and_csv_edit_sets_flags_on_every_row(api):
+    """Backhaul extensions used by the console's series pages: a dry run's `accepted` rows, a CSV line that
+    is not UTF-8 reported by number, a CSV edit's `?activable=&automaticRenewal=&prototype=`."""
+    t = await make_tenant(api, "Bulk extensions")
+    c = t.client
+    dt = await make_device_type(c, t)
+    upload = b"id;pac\n5E1;0000000000000001\n5E\xff2;0000000000000002\n5E3;0000000000000003\n"
+    dry = check(await c.post("/devices/bulk", upload, params={"deviceTypeId": dt, "dryRun": "true"},
+                             headers={"Content-Type": "text/csv"}), 200)
+    assert dry["accepted"] == [{"row": 2, "entity": "5E1"}, {"row": 4, "entity": "5E3"}], dry
+    assert [(e["row"], e["message"]) for e in dry["status"]["errors"]] == [(3, "not UTF-8 text (byte 3 of the line)")]
+    job = check(await c.post("/devices/bulk", upload, params={"deviceTypeId": dt},
+                             headers={"Content-Type": "text/csv"}), 200)
+    await api.wait_jobs()
+    assert check(await c.get(f"/devices/bulk/{job['jobId']}"), 200)["status"]["success"] == 2
+
+    flags = {"automaticRenewal": "false", "prototype": "true"}
+    dry = check(await c.put("/devices/bulk", csv="5E1;renamed\n5E3\n5E9\n", params={**flags, "dryRun": "true"}), 200)
+    assert dry["accepted"] == [{"row": 1, "entity": "5E1"}, {"row": 2, "entity": "5E3"}]
+    assert [(e["row"], e["entity"], e["message"]) for e in dry["status"]["errors"]] == [(3, "5E9", "device not found")]
+    assert check(await c.get("/devices/5E3"), 200)["prototype"] is False, "a dry run changes nothing"
+    check(await c.put("/devices/bulk", csv="5E1;renamed\n5E3\n5E9\n", params=flags), 201)
+    await api.wait_jobs()
+    for ident, name in (("5E1", "renamed"), ("5E3", "5E3")):
+        device = check(await c.get(f"/devices/{ident}"), 200)
+        assert (device["name"], device["automaticRenewal"], device["prototype"]) == (name, False, True)

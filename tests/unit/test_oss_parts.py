@@ -76,7 +76,7 @@ def test_secrets_are_hashed_and_cached_by_digest():
 def test_csv_rows_report_line_field_and_reason():
     text = "id;pac;name;lat;lng\nAB;0000000000000000\n\nZZ;0000000000000000\nAC;1;n\nAD;0000000000000000;n;x\n" \
            "AB;0000000000000000\nAE;0000000000000000;n;1;2;3\n"
-    rows, errors = csv_rows("create", text)
+    rows, errors = csv_rows("create", text.encode())
     rows, errors = checked_rows("create", rows, errors)
     assert [n for n, _ in rows] == [2]
     assert [(e.row, e.field) for e in errors] == [(4, "id"), (5, "pac"), (6, "lat"), (7, "id"), (8, None)]
