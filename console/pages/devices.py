@@ -192,11 +192,11 @@ async def device_page(request: web.Request) -> web.Response:
         nxt = URL(messages.body["paging"]["next"])
         older = with_query(f"/console/devices/{ident}", {k: nxt.query.get(k, "") for k in ("before", "pageId")})
     place = device.get("location") or {}
-    static = (place.get("lat"), place.get("lng")) != NOWHERE and place.get("lat") is not None
+    fixed = (place.get("lat"), place.get("lng")) != NOWHERE and place.get("lat") is not None
     return render(request, "device.html", {
         "d": device, "ident": ident, "when": cols.when, "state": cols.COLUMNS["state"].value(device),
         "com_state": cols.COLUMNS["comState"].value(device), "lqi": cols.COLUMNS["lqi"].value(device),
-        "token": cols.token(device), "location": cols.location(device), "static": static,
+        "token": cols.token(device), "location": cols.location(device), "fixed": fixed,
         "show_pac": who.can("devices", write=True), "lqis": cols.LQIS,
         "messages": listed, "messages_error": "" if messages.ok else messages.message, "older": older,
         "newest": f"/console/devices/{ident}" if page_query else None,
