@@ -14,7 +14,7 @@ from markupsafe import Markup
 
 from console.device_columns import LQIS, when
 
-WIDTH, PANEL, GAP, LEFT, RIGHT = 900, 110, 26, 64, 16
+WIDTH, PANEL, GAP, LEFT, RIGHT = 900, 110, 26, 84, 16
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def radio_chart(samples: Sequence[Sample]) -> Markup:
 
         parts.append(f'<g class="panel {key}"><rect class="frame" x="{LEFT}" y="{top}" '
                      f'width="{WIDTH - LEFT - RIGHT}" height="{PANEL}"/>')
-        parts.append(f'<text class="label" x="4" y="{top + 12}">{escape(label)}</text>')
+        parts.append(f'<text class="label" x="{LEFT + 6}" y="{top + 14}">{escape(label)}</text>')
         ticks = [(v, LQIS[int(v)]) for v in (0, 1, 2, 3)] if key == "lqi" else [(lo, f"{lo:.0f}"), (hi, f"{hi:.0f}")]
         for v, text in ticks:
             parts.append(f'<text class="tick" x="{LEFT - 4}" y="{y(v) + 4:.1f}" text-anchor="end">{escape(text)}</text>')

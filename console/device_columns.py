@@ -61,6 +61,7 @@ class Column:
     label: str
     value: Callable[[Device], str]
     sort: str | None = None  # the API's `sort` value ordering by it, if any
+    free_text: bool = False  # users write it (a name): never let a spreadsheet run it as a formula
 
 
 def plain(key: str) -> Callable[[Device], str]:
@@ -69,15 +70,15 @@ def plain(key: str) -> Callable[[Device], str]:
 
 COLUMNS: dict[str, Column] = {c.key: c for c in (
     Column("id", "Id", plain("id"), "id"),
-    Column("name", "Name", plain("name"), "name"),
-    Column("deviceType", "Device type", lambda d: named(d.get("deviceType"))),
-    Column("group", "Group", lambda d: named(d.get("group"))),
+    Column("name", "Name", plain("name"), "name", free_text=True),
+    Column("deviceType", "Device type", lambda d: named(d.get("deviceType")), free_text=True),
+    Column("group", "Group", lambda d: named(d.get("group")), free_text=True),
     Column("state", "State", state_text(STATES, "state")),
     Column("comState", "Com state", state_text(COM_STATES, "comState")),
     Column("lastCom", "Last seen", lambda d: when(d.get("lastCom")), "lastCom"),
     Column("lqi", "LQI", state_text(LQIS, "lqi")),
     Column("token", "Token", token),
-    Column("contract", "Contract", lambda d: named(d.get("contract"))),
+    Column("contract", "Contract", lambda d: named(d.get("contract")), free_text=True),
     Column("sequenceNumber", "Sequence number", plain("sequenceNumber")),
     Column("activationTime", "Activation time", lambda d: when(d.get("activationTime"))),
     Column("creationTime", "Creation time", lambda d: when(d.get("creationTime")), "creationTime"),
@@ -86,7 +87,7 @@ COLUMNS: dict[str, Column] = {c.key: c for c in (
     Column("automaticRenewal", "Automatic renewal", lambda d: "yes" if d.get("automaticRenewal") else "no"),
     Column("unsubscriptionTime", "Unsubscription time", lambda d: when(d.get("unsubscriptionTime"))),
     Column("lastEditionTime", "Last edition", lambda d: when(d.get("lastEditionTime"))),
-    Column("createdBy", "Created by", plain("createdBy")),
+    Column("createdBy", "Created by", plain("createdBy"), free_text=True),
 )}
 DEFAULT_COLUMNS = ("id", "name", "deviceType", "group", "state", "comState", "lastCom", "lqi")
 # What GET /v2/devices/ must expand for the columns that show a linked object's name.
@@ -121,8 +122,8 @@ def expand_for(columns: Iterable[Column]) -> str:
 
 
 def safe_cell(text: str) -> str:
-    """A CSV cell a spreadsheet will not run as a formula (OWASP CSV injection): a leading = + - @ or
-    control character gets a quote in front, unless the cell is a number."""
+    """A cell of free text a spreadsheet will not run as a formula (OWASP CSV injection): a leading = + - @
+    or control character gets a quote in front, unless the text is a number."""
     if text and text[0] in "=+-@\t\r":
         try:
             float(text)
@@ -134,7 +135,7 @@ def safe_cell(text: str) -> str:
 def csv_line(cells: Iterable[str]) -> str:
     """One CSV line (`CSV_SEPARATOR`, quoted where needed, CRLF)."""
     out = io.StringIO()
-    csv.writer(out, delimiter=CSV_SEPARATOR, lineterminator="\r\n").writerow([safe_cell(c) for c in cells])
+    csv.writer(out, delimiter=CSV_SEPARATOR, lineterminator="\r\n").writerow(list(cells))
     return out.getvalue()
 
 
@@ -143,4 +144,6 @@ def csv_header(columns: Iterable[Column]) -> str:
 
 
 def csv_rows(devices: Iterable[Device], columns: list[Column]) -> str:
-    return "".join(csv_line(c.value(d) for c in columns) for d in devices)
+    """The CSV lines of `devices` in `columns` (free text made safe for spreadsheets)."""
+    return "".join(csv_line(safe_cell(c.value(d)) if c.free_text else c.value(d) for c in columns)
+                   for d in devices)
