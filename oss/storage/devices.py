@@ -101,9 +101,10 @@ async def page(db: Executor, root: str, pg: Page, wanted: Filter, sort: str) -> 
 async def count(db: Executor, root: str, wanted: Filter) -> int:
     """How many devices of `root`'s subtree the filter keeps (what `page` lists over all pages)."""
     where = filtered(root, wanted)
-    value: int = await db.fetchval(
-        "SELECT count(*) FROM devices d LEFT JOIN device_status s ON s.device_id = d.id "
-        f"AND s.registration_id = d.registration_id WHERE {where}", *where.args)
+    status = wanted.last_com_since is not None or wanted.last_com_before is not None
+    joined = ("devices d LEFT JOIN device_status s ON s.device_id = d.id AND s.registration_id = d.registration_id"
+              if status else "devices d")  # the radio state only when the filter reads it
+    value: int = await db.fetchval(f"SELECT count(*) FROM {joined} WHERE {where}", *where.args)
     return value
 
 
