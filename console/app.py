@@ -5,7 +5,8 @@ so they are bound by exactly the API's rights and validation, with no second net
 credential scheme and one process less to supervise. `BACKHAUL_CONSOLE=false` leaves it out.
 
 Every answer: Cache-Control no-store (after logout the back button shows nothing), a strict
-Content-Security-Policy (only our own scripts and styles: nothing external), no framing.
+Content-Security-Policy (only our own scripts and styles: nothing external), no framing, and
+`Server-Timing: app;dur=<ms>` (console/headers.py).
 """
 from __future__ import annotations
 
@@ -21,24 +22,18 @@ from console import pages
 from console.api_calls import API_APP, ApiFailed
 from console.context import CONSOLE_SETTINGS, ConsoleSettings, session_of
 from console.guard import guard
+from console.headers import finish, start
 from console.render import page_error
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
-SECURITY_HEADERS = {
-    "Cache-Control": "no-store",
-    "Pragma": "no-cache",
-    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-                               "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-}
 
 
 @web.middleware
 async def secure_headers(request: web.Request, handler) -> web.StreamResponse:
-    """Security headers on every answer; an API call that failed is shown as an error page."""
+    """Security and timing headers on every answer (console/headers.py); an API call that failed is shown as
+    an error page."""
+    start(request)
     try:
         response = await handler(request)
     except ApiFailed as exc:
@@ -49,8 +44,7 @@ async def secure_headers(request: web.Request, handler) -> web.StreamResponse:
         response = web.Response(status=exc.status, headers=exc.headers)
     except web.HTTPException as exc:
         response = page_error(request, exc.status, exc.reason)
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
+    finish(request, response)
     return response
 
 

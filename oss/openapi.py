@@ -308,6 +308,12 @@ SCHEMAS: dict[str, Any] = {
     "device": O(DEVICE_FIELDS, **DEVICE),
     "deviceMessage": O(MESSAGE_FIELDS, **MESSAGE),
     "messageMetric": O(lastDay=I(), lastWeek=I(), lastMonth=I()),
+    "deviceCount": O(("count",), count=I(0), description="Backhaul extension: devices matching the filters"),
+    "deletedDevice": O(id=S(), group=MIN_GROUP, creationTime=MS, deletionTime=MS,
+                       description="Backhaul extension: a deleted device (its history is purged)"),
+    "deviceEvent": {**O(("id", "type", "time"), id=S(), type=S(), time=MS,
+                        description="Backhaul extension: a device event, with the fields of its type "
+                                    "(schemas/device_events.py)"), "additionalProperties": True},
     "deviceLocation": O(lat={"type": "number"}, lng={"type": "number"}, radius=I(), source=I(), time=MS, valid=B),
     "deviceConsumption": O(
         id=S(description="<device>_<year>, or <device>_<year>_<month>: a string, as the reference's example and the "
@@ -402,6 +408,14 @@ WINDOW = [q("since", MS, "from this time (ms), inclusive"),
           q("pageId", S(1, 200), "opaque token from paging.next (Backhaul): where the page starts among the "
                                  "items of time `before`; needs `before`")]
 ID, DEV = path("id"), path("id", DEVICE_ID)
+DEVICE_SORTS = ("id", "-id", "name", "-name", "lastCom", "-lastCom", "creationTime", "-creationTime")
+DEVICE_FILTER = [
+    q("id", DEVICE_ID), q("groupIds", S(0, 2000)), q("deep", B), q("deviceTypeId", OID),
+    q("minId", DEVICE_ID), q("maxId", DEVICE_ID),
+    q("name", S(0, 100), "Backhaul extension: the name contains this text (case-insensitive)"),
+    q("state", S(0, 100), "Backhaul extension: comma list of device states (0 to 7) to keep"),
+    q("lastComSince", MS, "Backhaul extension: last heard from this time (ms), inclusive"),
+    q("lastComBefore", MS, "Backhaul extension: last heard before this time (ms), exclusive")]
 YEAR = I(FIRST_YEAR, LAST_YEAR)
 OPERATOR_QUERY = [fields_param("telecommunicationStandard(name)", "hardwareConfigurations(hardware(name))",
                                "currentRuntimes(hardware(name),runtime(name))", "upgradeStatus(runtime(name))"),
@@ -563,13 +577,21 @@ def paths() -> dict[str, Any]:
             [ID, path("callbackId"), *WINDOW, *PAGE], tag=cb)},
         "/devices/": {
             "get": op("List devices (50 requests / 10 s)", listing("device"), [
-                q("id", DEVICE_ID), q("groupIds", S(0, 2000)), q("deep", B), q("deviceTypeId", OID),
-                q("sort", S(enum=["id", "-id", "name", "-name", "lastCom", "-lastCom"])),
-                q("minId", DEVICE_ID), q("maxId", DEVICE_ID),
+                *DEVICE_FILTER, q("sort", S(enum=list(DEVICE_SORTS))),
                 fields_param("deviceType(name)", "group(name,type,level)", "contract(name)"), *PAGE], tag=d),
             "post": op("Create a device (it takes a token from its device type's contract when activable)",
                        {**created, "409": {"description": "Exists", "content": MESSAGE}}, body="deviceCreationJob",
                        tag=d)},
+        "/devices/count": {"get": op(
+            "Backhaul extension: how many devices GET /devices/ lists over all its pages with the same filters",
+            ok(200, R("deviceCount")), DEVICE_FILTER, tag=d)},
+        "/deleted-devices/": {"get": op(
+            "Backhaul extension: devices deleted from the caller's groups, the last deleted first",
+            listing("deletedDevice"), [q("id", DEVICE_ID), *PAGE], tag=d)},
+        "/devices/{id}/events": {"get": op(
+            "Backhaul extension: the device's events (keep-alive ERROR and RESTORED, sequence breaks, service "
+            "frames, ACKNOWLEDGE), newest first", listing("deviceEvent"),
+            [DEV, q("type", S(0, 200), "comma list of event types to keep"), *WINDOW, *PAGE], tag=d)},
         "/devices/{id}": {
             "get": op("A device", ok(200, R("device")), [DEV, fields_param("deviceType(name)", "group(name)")],
                       tag=d),

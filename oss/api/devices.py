@@ -16,7 +16,19 @@ from oss.context import pool
 from oss.errors import BadRequest, Conflict, FieldError, NotFound, json_response
 from oss.fields import Fields, fields
 from oss.paging import listing, page
-from oss.params import DEVICE_ID, device_id, json_body, oid, q_bool, q_choice, q_oid, q_oids, q_str
+from oss.params import (
+    DEVICE_ID,
+    device_id,
+    json_body,
+    oid,
+    q_bool,
+    q_choice,
+    q_int,
+    q_ints,
+    q_oid,
+    q_oids,
+    q_str,
+)
 from oss.shape import compact, expand_links
 from oss.storage import contracts, device_types, devices
 from oss.tokens import OFF_CONTRACT, device_state, token_body
@@ -113,22 +125,64 @@ def hex_id(request: web.Request, name: str) -> str | None:
     return value.upper()
 
 
+DEVICE_STATES = range(0, 8)  # OK, DEAD, OFF_CONTRACT, DISABLED, WARN, DELETED, SUSPENDED, NOT_ACTIVABLE
+
+
+def device_filter(request: web.Request, now: int) -> devices.Filter:
+    """The filter of GET /v2/devices/ (and /v2/devices/count) from its query parameters."""
+    group_ids = q_oids(request, "groupIds")
+    states = q_ints(request, "state")
+    for state in states:
+        if state not in DEVICE_STATES:
+            raise BadRequest(FieldError("state", f"{state} is not a device state (0 to 7)", "query"))
+    since = q_int(request, "lastComSince", lo=0, hi=2**53)
+    before = q_int(request, "lastComBefore", lo=0, hi=2**53)
+    if since is not None and before is not None and before <= since:
+        raise BadRequest(FieldError("lastComBefore", "must be after lastComSince", "query"))
+    return devices.Filter(ident=hex_id(request, "id"), group_ids=group_ids,
+                          deep=bool(group_ids) and q_bool(request, "deep", default=False),
+                          device_type_id=q_oid(request, "deviceTypeId"),
+                          min_id=hex_id(request, "minId"), max_id=hex_id(request, "maxId"),
+                          name=q_str(request, "name", max_length=100), states=states,
+                          last_com_since=since, last_com_before=before, now=now)
+
+
 @routes.get("/v2/devices/")
 async def list_devices(request: web.Request) -> web.Response:
     who = caller(request)
     who.require("devices")
     pg = page(request)
     expand = fields(request, EXPANDABLE)
-    ident, group_ids = hex_id(request, "id"), q_oids(request, "groupIds")
-    deep = bool(group_ids) and q_bool(request, "deep", default=False)
-    device_type_id = q_oid(request, "deviceTypeId")
     sort = q_choice(request, "sort", tuple(devices.SORTS), "name")
-    wanted = devices.Filter(ident=ident, group_ids=group_ids, deep=deep, device_type_id=device_type_id,
-                            min_id=hex_id(request, "minId"), max_id=hex_id(request, "maxId"))
     now = now_ms()
+    wanted = device_filter(request, now)
     async with pool(request).acquire() as conn:
         rows = await devices.page(conn, who.group_id, pg, wanted, sort)
         return json_response(listing(request, pg, await device_bodies(conn, rows, expand, now)))
+
+
+@routes.get("/v2/devices/count")
+async def count_devices(request: web.Request) -> web.Response:
+    """Backhaul extension: how many devices GET /v2/devices/ lists over all its pages with the same filters."""
+    who = caller(request)
+    who.require("devices")
+    wanted = device_filter(request, now_ms())
+    async with pool(request).acquire() as conn:
+        return json_response({"count": await devices.count(conn, who.group_id, wanted)})
+
+
+@routes.get("/v2/deleted-devices/")
+async def deleted_devices(request: web.Request) -> web.Response:
+    """Backhaul extension: the devices deleted from the caller's groups, the last deleted first (their
+    history is purged: only the id, the group and the times are kept)."""
+    who = caller(request)
+    who.require("devices")
+    pg = page(request)
+    async with pool(request).acquire() as conn:
+        rows = await devices.page_deleted(conn, who.group_id, pg, ident=hex_id(request, "id"))
+    items = [{"id": r["id"], "group": {"id": r["group_id"]}, "creationTime": r["creation_time"],
+              "deletionTime": r["deletion_time"]} for r in rows]
+    return json_response(listing(request, pg, items))
 
 
 @routes.post("/v2/devices/")

@@ -41,9 +41,9 @@ from oss.downlink_answers import downlink_answer_status
 from oss.errors import json_response
 from oss.fields import Fields, fields
 from oss.paging import listing, time_page
-from oss.params import device_id, oid, q_bool
+from oss.params import device_id, oid, q_bool, q_list
 from oss.shape import compact, decimal_string
-from oss.storage import base_stations, device_types, devices, downlinks, messages
+from oss.storage import base_stations, device_events, device_types, devices, downlinks, messages
 
 routes = web.RouteTableDef()
 EXPANDABLE = ("oob", "ackRequired", "device", "rinfos", "downlinkAnswerStatus")
@@ -183,3 +183,27 @@ async def device_locations(request: web.Request) -> web.Response:
         items.append(compact({"lat": loc.get("lat"), "lng": loc.get("lng"), "radius": loc.get("radius"),
                               "source": loc.get("source"), "time": r["time"], "valid": loc.get("status") == 1}))
     return json_response(listing(request, pg, items, after=found.after))
+
+
+@routes.get("/v2/devices/{id}/events")
+async def device_event_list(request: web.Request) -> web.Response:
+    """Backhaul extension: the device's events, newest first (`type`: a comma list of types to keep).
+    Each is `{id, type, time, ...}` with the fields of its type (schemas/device_events.py)."""
+    who = caller(request)
+    who.require("messages")
+    pg, during = time_page(request)
+    types = [t.upper() for t in q_list(request, "type")]
+    async with pool(request).acquire() as conn:
+        device = await devices.scoped(conn, who.group_id, device_id(request))
+        found = await device_events.page_of_registration(conn, device["registration_id"], pg, during, types)
+    items = [event_body(r) for r in found.rows]
+    return json_response(listing(request, pg, items, after=found.after))
+
+
+HEAD_FIELDS = ("device", "deviceTypeId", "groupId", "registrationId")
+
+
+def event_body(row: Mapping[str, Any]) -> dict[str, Any]:
+    """One device event: `id`, `type`, `time`, then its type's fields (the internal head left out)."""
+    body = {k: v for k, v in dict(row["body"] or {}).items() if k not in HEAD_FIELDS}
+    return {**body, "id": row["id"], "type": row["type"], "time": row["time"]}

@@ -7,7 +7,7 @@ from typing import Any
 import asyncpg
 
 from oss.storage.scope import fetch_scoped, in_groups, in_subtree
-from oss.storage.sql import Executor, Order, Page, Where, select_page, update
+from oss.storage.sql import Executor, Order, Page, Where, Window, select_page, update
 
 # A device with its radio state, its type's keep-alive and contract, as the API shows it.
 VIEW = """SELECT d.*, s.sequence_number, s.trash_sequence_number, s.last_com, s.com_state, s.lqi,
@@ -18,7 +18,10 @@ BY_ID = Order(key="d.id")
 SORTS = {"id": BY_ID, "-id": Order(key="d.id DESC"), "name": Order(by=("d.name",), key="d.id"),
          "-name": Order(by=("d.name DESC",), key="d.id"),
          "lastCom": Order(by=("s.last_com NULLS FIRST",), key="d.id"),
-         "-lastCom": Order(by=("s.last_com DESC NULLS LAST",), key="d.id")}
+         "-lastCom": Order(by=("s.last_com DESC NULLS LAST",), key="d.id"),
+         # Backhaul extensions (README "API v2 compatibility")
+         "creationTime": Order(by=("d.created_at",), key="d.id"),
+         "-creationTime": Order(by=("d.created_at DESC",), key="d.id")}
 # The columns of a new device, with their PostgreSQL types (inserted many at once through unnest).
 NEW_COLUMNS = {"id": "text", "name": "text", "pac": "text", "lat": "float8", "lng": "float8", "prototype": "bool",
                "product_certificate": "text", "automatic_renewal": "bool", "activable": "bool",
@@ -36,10 +39,19 @@ async def scoped(db: Executor, root: str, ident: str) -> asyncpg.Record:
                               what="device")
 
 
+def shown_state(now: str) -> str:
+    """SQL: the device state the API shows (`oss.tokens.device_state`): OK with an ended token reads OFF_CONTRACT."""
+    return (f"(CASE WHEN d.state = 0 AND d.token_state = 0 AND d.token_end IS NOT NULL AND d.token_end <= {now} "
+            "THEN 2 ELSE d.state END)")
+
+
 @dataclass(frozen=True)
 class Filter:
     """Which devices a list shows: the one of id `ident`, those in `group_ids` (`deep`: or below), of
-    `device_type_id`, with ids from `min_id` to `max_id` (compared as 8 hex digits). Empty is no filter."""
+    `device_type_id`, with ids from `min_id` to `max_id` (compared as 8 hex digits). Empty is no filter.
+
+    Backhaul extensions: `name` (contained, case-insensitive), `states` (the state the API shows, at `now`),
+    last heard from `last_com_since` (included) to `last_com_before` (excluded)."""
 
     ident: str | None = None
     group_ids: list[str] = field(default_factory=list)
@@ -47,10 +59,21 @@ class Filter:
     device_type_id: str | None = None
     min_id: str | None = None
     max_id: str | None = None
+    name: str | None = None
+    states: list[int] = field(default_factory=list)
+    last_com_since: int | None = None
+    last_com_before: int | None = None
+    now: int = 0
 
 
-async def page(db: Executor, root: str, pg: Page, wanted: Filter, sort: str) -> list[asyncpg.Record]:
-    """Devices of `root`'s subtree (`VIEW`), filtered, sorted by one of `SORTS`."""
+def like_pattern(text: str) -> str:
+    """A LIKE pattern matching `text` anywhere (its own % _ and \\ taken literally)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def filtered(root: str, wanted: Filter) -> Where:
+    """The conditions of a device list (`VIEW`'s aliases) for `root`'s subtree."""
     where = Where(root)
     where.add(in_subtree("d.group_id", "$1"))
     if wanted.ident:
@@ -62,7 +85,44 @@ async def page(db: Executor, root: str, pg: Page, wanted: Filter, sort: str) -> 
     for bound, op in ((wanted.min_id, ">="), (wanted.max_id, "<=")):
         if bound:
             where.add(f"lpad(d.id, 8, '0') {op} {where.param(bound.zfill(8))}")
-    return await select_page(db, VIEW, where, SORTS[sort], pg)
+    if wanted.name:
+        where.add(f"lower(coalesce(d.name, d.id)) LIKE lower({where.param(like_pattern(wanted.name))})")
+    if wanted.states:
+        where.add(f"{shown_state(where.param(wanted.now))} = ANY({where.param(wanted.states)}::int[])")
+    where.within("s.last_com", Window(since=wanted.last_com_since, before=wanted.last_com_before))
+    return where
+
+
+async def page(db: Executor, root: str, pg: Page, wanted: Filter, sort: str) -> list[asyncpg.Record]:
+    """Devices of `root`'s subtree (`VIEW`), filtered, sorted by one of `SORTS`."""
+    return await select_page(db, VIEW, filtered(root, wanted), SORTS[sort], pg)
+
+
+async def count(db: Executor, root: str, wanted: Filter) -> int:
+    """How many devices of `root`'s subtree the filter keeps (what `page` lists over all pages)."""
+    where = filtered(root, wanted)
+    status = wanted.last_com_since is not None or wanted.last_com_before is not None
+    joined = ("devices d LEFT JOIN device_status s ON s.device_id = d.id AND s.registration_id = d.registration_id"
+              if status else "devices d")  # the radio state only when the filter reads it
+    value: int = await db.fetchval(f"SELECT count(*) FROM {joined} WHERE {where}", *where.args)
+    return value
+
+
+# A deleted device: its registration, ended by the deletion (its history is purged; only this stays).
+DELETED = """SELECT r.device_id AS id, r.group_id, r.id AS registration_id,
+    (extract(epoch FROM r.started_at) * 1000)::bigint AS creation_time,
+    (extract(epoch FROM r.ended_at) * 1000)::bigint AS deletion_time FROM device_registrations r"""
+BY_DELETION = Order(by=("r.ended_at DESC",), key="r.id DESC")
+
+
+async def page_deleted(db: Executor, root: str, pg: Page, *, ident: str | None) -> list[asyncpg.Record]:
+    """The devices deleted from `root`'s subtree (`DELETED`), the last deleted first."""
+    where = Where(root)
+    where.add("r.ended_by = 'deleted'")
+    where.add(in_subtree("r.group_id", "$1"))
+    if ident:
+        where.add(f"r.device_id = {where.param(ident)}")
+    return await select_page(db, DELETED, where, BY_DELETION, pg)
 
 
 async def page_on_contract(db: Executor, root: str, pg: Page, contract_id: str, now: int, *,

@@ -217,3 +217,97 @@ async def test_communication_status_with_missed_keep_alive_periods(api):
     assert check(await c.get("/devices/5EE2"), 200)["comState"] == 0  # heard, no keep-alive: NO
     ok = check(await c.get("/devices/5EE3"), 200)
     assert ok["comState"] == 1 and "comStateMissedPeriods" not in ok
+
+
+async def _heard(api, device: str, last_com: int) -> None:
+    """What the store writes when a device is heard: its radio state of the current registration."""
+    await api.pool.execute(
+        "INSERT INTO device_status(device_id, last_com, com_state, registration_id) "
+        "VALUES ($1, $2, 1, (SELECT registration_id FROM devices WHERE id = $1))", device, last_com)
+
+
+async def test_list_filters_by_name_state_and_last_seen_and_counts(api):
+    """Backhaul extensions of GET /v2/devices/: name, state, lastComSince/Before, and /v2/devices/count."""
+    t = await make_tenant(api, "Filters")
+    c = t.client
+    dt = await make_device_type(c, t)
+    other = await make_tenant(api, "Filters other")
+    check(await other.client.post("/devices/", {"id": "F0F9", "name": "Meter 50%", "pac": "0" * 16,
+                                                "deviceTypeId": await make_device_type(other.client, other)}), 201)
+    now = now_ms()
+    for ident, name, heard in (("F001", "Meter 50% north", now - 3_600_000), ("F002", "meter south", now - 60_000),
+                               ("F003", "Pump", None), ("F004", "Meter_x", now - 86_400_000)):
+        check(await c.post("/devices/", {"id": ident, "name": name, "pac": "0" * 16, "deviceTypeId": dt}), 201)
+        if heard:
+            await _heard(api, ident, heard)
+    check(await c.post("/devices/", {"id": "F005", "name": "spare", "pac": "0" * 16, "deviceTypeId": dt,
+                                     "activable": False}), 201)
+
+    async def ids(**query: str) -> list[str]:
+        listed = check(await c.get("/devices/", params={"sort": "id", **query}), 200)["data"]
+        counted = check(await c.get("/devices/count", params=query), 200)["count"]
+        assert counted == len(listed), query
+        return [d["id"] for d in listed]
+
+    assert await ids() == ["F001", "F002", "F003", "F004", "F005"]
+    assert await ids(name="METER") == ["F001", "F002", "F004"]
+    assert await ids(name="50%") == ["F001"], "% is a character to find, not a wildcard"
+    assert await ids(name="r_") == ["F004"], "_ too"
+    assert await ids(state="7") == ["F005"]
+    assert await ids(state="0,7") == ["F001", "F002", "F003", "F004", "F005"]
+    assert await ids(lastComSince=str(now - 7_200_000)) == ["F001", "F002"]
+    assert await ids(lastComSince=str(now - 7_200_000), lastComBefore=str(now - 600_000)) == ["F001"]
+    assert await ids(lastComBefore=str(now)) == ["F001", "F002", "F004"], "never heard: not in a last-seen window"
+    assert await ids(name="meter", lastComBefore=str(now - 600_000)) == ["F001", "F004"]
+    # Counted over every page, not one.
+    assert check(await c.get("/devices/count", params={"limit": "1"}), 200) == {"count": 5}
+    newest = check(await c.get("/devices/", params={"sort": "-creationTime", "limit": "1"}), 200)["data"]
+    assert newest[0]["id"] == "F005"
+    for query, name in (({"state": "9"}, "state"), ({"state": "x"}, "state"), ({"lastComSince": "-1"}, "lastComSince"),
+                        ({"lastComSince": "10", "lastComBefore": "5"}, "lastComBefore"), ({"name": "n" * 101}, "name")):
+        for path in ("/devices/", "/devices/count"):
+            bad = await c.get(path, params=query)
+            assert bad.status == 400 and bad.body["errors"][0]["field"] == name, (path, query, bad.body)
+
+
+async def test_deleted_devices_are_listed_to_their_group_only(api):
+    t = await make_tenant(api, "Deleting")
+    other = await make_tenant(api, "Deleting other")
+    dt = await make_device_type(t.client, t)
+    for ident in ("DE01", "DE02", "DE03"):
+        check(await t.client.post("/devices/", {"id": ident, "name": ident, "pac": "0" * 16, "deviceTypeId": dt}),
+              201)
+    check(await t.client.delete("/devices/DE01"), 204)
+    check(await t.client.delete("/devices/DE03"), 204)
+    deleted = check(await t.client.get("/deleted-devices/"), 200)["data"]
+    assert [d["id"] for d in deleted] == ["DE03", "DE01"]
+    assert deleted[0]["group"] == {"id": t.group} and deleted[0]["deletionTime"] >= deleted[0]["creationTime"]
+    assert [d["id"] for d in check(await t.client.get("/deleted-devices/", params={"id": "de01"}), 200)["data"]] \
+        == ["DE01"]
+    assert check(await other.client.get("/deleted-devices/"), 200)["data"] == []
+    assert "DE02" not in [d["id"] for d in deleted]
+
+
+async def test_device_events_are_listed_newest_first(api):
+    t = await make_tenant(api, "Events")
+    other = await make_tenant(api, "Events other")
+    dt = await make_device_type(t.client, t, keepAlive=600)
+    check(await t.client.post("/devices/", {"id": "E0E0", "name": "e", "pac": "0" * 16, "deviceTypeId": dt}), 201)
+    now = now_ms()
+    for n, (kind, extra) in enumerate((("ERROR", {"info": "keep-alive missed", "severity": "ERROR"}),
+                                       ("RESTORED", {"info": "heard again", "severity": "INFO"}),
+                                       ("SEQUENCE_BREAK", {"deviceLastSeqnumber": 4, "deviceMessageSeqnumber": 9}))):
+        body = {"id": f"E0E0:{kind}:{n}", "type": kind, "device": "E0E0", "groupId": t.group, "time": now + n,
+                **extra}
+        await api.pool.execute("INSERT INTO device_events(id, device_id, type, time, body, registration_id) "
+                               "VALUES ($1, 'E0E0', $2, $3, $4, (SELECT registration_id FROM devices "
+                               "WHERE id = 'E0E0'))", body["id"], kind, body["time"], body)
+    events = check(await t.client.get("/devices/E0E0/events"), 200)["data"]
+    assert [e["type"] for e in events] == ["SEQUENCE_BREAK", "RESTORED", "ERROR"]
+    assert events[2] == {"id": "E0E0:ERROR:0", "type": "ERROR", "time": now, "info": "keep-alive missed",
+                         "severity": "ERROR"}
+    only = check(await t.client.get("/devices/E0E0/events", params={"type": "error,restored"}), 200)["data"]
+    assert [e["type"] for e in only] == ["RESTORED", "ERROR"]
+    paged = check(await t.client.get("/devices/E0E0/events", params={"limit": "2"}), 200)
+    assert len(paged["data"]) == 2 and "pageId=" in paged["paging"]["next"]
+    assert (await other.client.get("/devices/E0E0/events")).status == 404
