@@ -226,7 +226,9 @@ SCHEMAS: dict[str, Any] = {
                  profiles=A(O(id=S(), name=S(), roles=A(O())))),
     "userCreation": O(("firstName", "lastName", "email", "userRoles"), firstName=S(1, 100), lastName=S(1, 100),
                       email=EMAIL, timezone=TZ, userRoles=A(USER_ROLE_REF, minItems=1)),
-    "userUpdate": O(firstName=S(1, 100), lastName=S(1, 100), timezone=TZ, userRoles=A(USER_ROLE_REF)),
+    "userUpdate": O(firstName=S(1, 100), lastName=S(1, 100), timezone=TZ, userRoles=A(USER_ROLE_REF),
+                    locked=B | {"description": "Backhaul: lock (true) or unlock (false) the user's console login; "
+                                               "a locked user's sessions end at once"}),
     "userRoles": O(("userRoles",), userRoles=A(USER_ROLE_REF, minItems=1)),
     "user": O(id=S(), firstName=S(), lastName=S(), email=S(), timezone=S(), locked=B, creationTime=MS,
               lastLoginTime=MS, userRoles=A(O(group=MIN_GROUP, profile=O(id=S(), name=S())))),
