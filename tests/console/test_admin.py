@@ -68,7 +68,7 @@ def test_a_role_added_on_the_user_page_shows_in_the_api_and_can_be_removed(site,
         return {(r["group"]["id"], r["profile"]["id"]) for r in body["userRoles"]}
 
     assert roles() == {(tenant.group, CUSTOMER_R), (sub, DEVICE_MANAGER_R)}
-    browser.submit(f"button[aria-label='Remove DEVICE MANAGER [R] on Roles Co lab']")
+    browser.submit("button[aria-label='Remove DEVICE MANAGER [R] on Roles Co lab']")
     assert roles() == {(tenant.group, CUSTOMER_R)}
     # Lock then unlock (PUT /v2/users/{id} locked).
     browser.submit("#lock-user")

@@ -106,3 +106,23 @@ async def test_profiles_and_users(api):
     assert len(check(await c.get(f"/users/{uid}"), 200)["userRoles"]) == 1
     check(await c.delete(f"/users/{uid}"), 204)
     assert (await c.get(f"/users/{uid}")).status == 404
+
+
+async def test_a_user_is_locked_and_unlocked_with_put_locked(api):
+    """Backhaul's extension of userUpdate: `locked` (the console's Lock button); a boolean, else 400 naming it."""
+    t = await make_tenant(api, "Locks")
+    c = t.client
+    uid = check(await c.post("/users/", {"firstName": "Lin", "lastName": "Lock", "email": "lin@example.com",
+                                         "userRoles": [{"groupId": t.group, "profileId": DEVICE_R}]}), 201)["id"]
+    assert check(await c.get(f"/users/{uid}"), 200)["locked"] is False
+    check(await c.put(f"/users/{uid}", {"locked": True}), 204)
+    body = check(await c.get(f"/users/{uid}"), 200)
+    assert body["locked"] is True and body["lastName"] == "Lock"
+    check(await c.put(f"/users/{uid}", {"firstName": "Linda"}), 204)  # other edits leave it locked
+    assert check(await c.get(f"/users/{uid}"), 200)["locked"] is True
+    check(await c.put(f"/users/{uid}", {"locked": False}), 204)
+    assert check(await c.get(f"/users/{uid}"), 200)["locked"] is False
+    refused = check(await c.put(f"/users/{uid}", {"locked": "yes"}), 400)
+    assert [e["field"] for e in refused["errors"]] == ["locked"]
+    reader = await make_tenant(api, "Locks reader", parent=t.group, profiles=(DEVICE_R,))
+    assert (await reader.client.put(f"/users/{uid}", {"locked": True}), 403)[0].status == 403
