@@ -210,7 +210,11 @@ SCHEMAS: dict[str, Any] = {
     "jobStarted": O(total=I(), jobId=S()),
     "groupCreate": O(("name", "parentId"), name=S(3, 100), description=S(0, 300), type=GROUP_TYPES, timezone=TZ,
                      parentId=OID),
-    "groupUpdate": O(name=S(3, 100), description=nullable(S(0, 300)), type=GROUP_TYPES, timezone=TZ),
+    "groupUpdate": O(name=S(3, 100), description=nullable(S(0, 300)), type=GROUP_TYPES, timezone=TZ,
+                     parentId=OID | {"description": "Backhaul: move the group and its sub-groups under this group "
+                                                    "of the caller's subtree (not the caller's own group, not under "
+                                                    "itself); 409 when devices would be left on device types of "
+                                                    "groups no longer above them"}),
     "group": O(id=S(), name=S(), nameCI=S(), description=S(), type=I(), timezone=S(), parentId=S(),
                path=A(MIN_GROUP, description="ancestors visible to the caller, nearest first"), level=I(), leaf=B,
                createdBy=S(), creationTime=MS),
