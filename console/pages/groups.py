@@ -1,9 +1,6 @@
-"""Groups: the session's subtree as a nested list, creating a sub-group, renaming and deleting one, and
-a group's page, all through the API as the session's caller.
-
-Moving a group to another parent is not offered: API v2's group update has no `parentId` (README
-"The web console").
-"""
+"""Groups: the session's subtree as a nested list, creating a sub-group, renaming, moving (Backhaul's
+`parentId` on the group update) and deleting one, and a group's page, all through the API as the
+session's caller."""
 from __future__ import annotations
 
 from typing import Any
@@ -27,6 +24,17 @@ def children_of(tree: list[GroupChoice]) -> dict[str | None, list[GroupChoice]]:
     for g in tree:
         out.setdefault(g.parent_id if g.parent_id in known else None, []).append(g)
     return out
+
+
+def move_targets(tree: list[GroupChoice], ident: str) -> list[GroupChoice]:
+    """Where a group may go: any group of the tree but itself and those below it."""
+    below, children = {ident}, children_of(tree)
+    pending = [ident]
+    while pending:
+        for child in children.get(pending.pop(), []):
+            below.add(child.id)
+            pending.append(child.id)
+    return [g for g in tree if g.id not in below]
 
 
 async def _tree_page(request: web.Request, *, values: dict[str, str] | None = None,
@@ -58,11 +66,13 @@ async def _group_page(request: web.Request, ident: str, *, errors: dict[str, str
                       message: str = "", status: int = 200) -> web.Response:
     group = await api(request).get(f"/v2/groups/{ident}", fields="path(name)")
     subs = await api(request).pages("/v2/groups/", parentIds=ident, sort="name")
+    tree = await group_choices(request, api(request))
     return render(request, "group.html", {
         "group": group, "subs": subs, "type_name": TYPES.get(group.get("type", 2), str(group.get("type"))),
         "created": utc_text(group.get("creationTime")), "errors": errors or {}, "message": message,
         "can_write": session_of(request).caller.can("groups", write=True),
-        "is_own": ident == session_of(request).caller.group_id, "done": request.query.get("done", "")},
+        "is_own": ident == session_of(request).caller.group_id, "done": request.query.get("done", ""),
+        "targets": move_targets(tree, ident)},
         status=status)
 
 
@@ -78,6 +88,18 @@ async def edit_group(request: web.Request) -> web.Response:
     answer = await api(request).call("PUT", f"/v2/groups/{ident}", json=body)
     if answer.ok:
         raise web.HTTPSeeOther(f"/console/groups/{ident}?done=saved")
+    if answer.status in (403, 404):
+        return page_error(request, answer.status, answer.message)
+    return await _group_page(request, ident, errors=answer.field_errors(), message=answer.message,
+                             status=answer.status)
+
+
+@routes.post("/groups/{id}/move")
+async def move_group(request: web.Request) -> web.Response:
+    ident, form = request.match_info["id"], await request.post()
+    answer = await api(request).call("PUT", f"/v2/groups/{ident}", json={"parentId": text(form, "parentId")})
+    if answer.ok:
+        raise web.HTTPSeeOther(f"/console/groups/{ident}?done=moved")
     if answer.status in (403, 404):
         return page_error(request, answer.status, answer.message)
     return await _group_page(request, ident, errors=answer.field_errors(), message=answer.message,

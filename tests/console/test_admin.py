@@ -156,7 +156,7 @@ def test_an_api_user_credential_is_shown_once_works_and_renewing_it_ends_the_old
     assert renewed not in browser.driver.page_source
 
 
-def test_the_group_tree_shows_the_subtree_and_creates_renames_and_deletes_groups(site, browser):
+def test_the_group_tree_shows_the_subtree_and_creates_renames_moves_and_deletes_groups(site, browser):
     tenant = site.tenant("Tree Co")
     child = check(site.run(site.env.root.post("/groups/", {"name": "Tree Co north", "parentId": tenant.group})), 201)["id"]
     other = site.tenant("Tree Other")
@@ -181,6 +181,20 @@ def test_the_group_tree_shows_the_subtree_and_creates_renames_and_deletes_groups
     browser.find("#rename").send_keys("Tree Co far west")
     browser.submit("#save-group")
     assert check(site.run(tenant.client.get(f"/groups/{made[0]['id']}")), 200)["name"] == "Tree Co far west"
+    # Move it under the top group, then back under "north" (its sub-groups go with it).
+    browser.find(f"#move-parent option[value='{tenant.group}']").click()
+    browser.submit("#move-button")
+    assert "moved" in browser.text("#done")
+    assert check(site.run(tenant.client.get(f"/groups/{made[0]['id']}")), 200)["parentId"] == tenant.group
+    browser.open(f"/console/groups/{child}")
+    assert browser.finds("#sub-groups") == []  # "north" has no sub-group left
+    options = [o.get_attribute("value") for o in browser.finds("#move-parent option")]
+    assert child not in options and tenant.group in options  # never under itself
+    browser.open(f"/console/groups/{made[0]['id']}")
+    browser.find(f"#move-parent option[value='{child}']").click()
+    browser.submit("#move-button")
+    browser.open("/console/groups")
+    assert browser.find(f"li[data-id='{child}'] li[data-id='{made[0]['id']}']")
     browser.open(f"/console/groups/{child}")
     browser.submit("#delete-group")  # it holds a sub-group: the API's conflict is shown
     assert "still holds" in browser.text("#form-error")
