@@ -47,3 +47,13 @@ def test_the_group_tree_is_depth_first_by_name_from_the_root_only():
     assert [(g.id, g.depth) for g in tree] == [("r", 0), ("a", 1), ("a1", 2), ("b", 1)]
     assert tree[2].label == "\u2003\u2003A one"
     assert tree_order(groups, "missing") == []
+
+
+def test_a_group_may_move_anywhere_but_under_itself_or_below_itself():
+    from console.pages.groups import move_targets
+    groups = [{"id": "r", "name": "Root", "parentId": None}, {"id": "a", "name": "A", "parentId": "r"},
+              {"id": "a1", "name": "A1", "parentId": "a"}, {"id": "a11", "name": "A11", "parentId": "a1"},
+              {"id": "b", "name": "B", "parentId": "r"}]
+    tree = tree_order(groups, "r")
+    assert [g.id for g in move_targets(tree, "a")] == ["r", "b"]
+    assert [g.id for g in move_targets(tree, "a11")] == ["r", "a", "a1", "b"]
