@@ -7,8 +7,10 @@ import uuid
 
 import aiohttp
 
+from console.sessions import new_token, token_hash
 from oss.clock import now_ms
 from oss.profiles import ADMIN, PROFILES
+from oss.storage import console_sessions
 from tests.api_support import check, make_device_type
 from tests.console.harness import Browser
 
@@ -70,9 +72,19 @@ def test_a_role_added_on_the_user_page_shows_in_the_api_and_can_be_removed(site,
     assert roles() == {(tenant.group, CUSTOMER_R), (sub, DEVICE_MANAGER_R)}
     browser.submit("button[aria-label='Remove DEVICE MANAGER [R] on Roles Co lab']")
     assert roles() == {(tenant.group, CUSTOMER_R)}
-    # Lock then unlock (PUT /v2/users/{id} locked).
+    # Lock then unlock (PUT /v2/users/{id} locked): a session the user had ends at once.
+    token = new_token()
+    site.run(console_sessions.create(site.env.pool, token_hash(token), target.id, tenant.group, "csrf", now_ms()))
+
+    async def home_status() -> int:
+        async with aiohttp.ClientSession(cookies={"bh_console": token}) as http:
+            async with http.get(f"{site.base}/console/", allow_redirects=False) as resp:
+                return resp.status
+
+    assert site.run(home_status()) == 200
     browser.submit("#lock-user")
     assert check(site.run(tenant.client.get(f"/users/{target.id}")), 200)["locked"] is True
+    assert site.run(home_status()) == 303
     browser.submit("#lock-user")
     assert check(site.run(tenant.client.get(f"/users/{target.id}")), 200)["locked"] is False
 
