@@ -87,6 +87,8 @@ def test_a_role_added_on_the_user_page_shows_in_the_api_and_can_be_removed(site,
     assert site.run(home_status()) == 303
     browser.submit("#lock-user")
     assert check(site.run(tenant.client.get(f"/users/{target.id}")), 200)["locked"] is False
+    browser.submit("#delete-user")
+    assert site.run(tenant.client.get(f"/users/{target.id}")).status == 404
 
 
 def test_a_new_user_gets_an_invitation_link_shown_once_that_sets_its_password(site, browser):
@@ -166,6 +168,15 @@ def test_an_api_user_credential_is_shown_once_works_and_renewing_it_ends_the_old
     assert site.run(status(login, token)) == 401
     browser.submit("#to-api-user")
     assert renewed not in browser.driver.page_source
+    # Edit its profiles, then delete it.
+    browser.find(f"#edit-api-user input[name=profileIds][value='{DEVICE_MANAGER_R}']").click()
+    browser.find(f"#edit-api-user input[name=profileIds][value='{CUSTOMER_R}']").click()
+    browser.submit("#save-api-user")
+    body = check(site.run(tenant.client.get(f"/api-users/{login}")), 200)
+    assert [p["id"] for p in body["profiles"]] == [CUSTOMER_R]
+    browser.submit("#delete-api-user")
+    assert site.run(tenant.client.get(f"/api-users/{login}")).status == 404
+    assert site.run(status(login, renewed)) == 401
 
 
 def test_the_group_tree_shows_the_subtree_and_creates_renames_moves_and_deletes_groups(site, browser):
@@ -241,6 +252,18 @@ def test_contracts_show_their_tokens_and_the_devices_holding_one(site, browser):
     browser.find("#contract-max").send_keys("40")
     browser.submit("#save-contract")
     assert check(site.run(tenant.client.get(f"/contract-infos/{tenant.contract}")), 200)["maxTokens"] == 40
+    browser.open("/console/contracts/new")
+    browser.check_plain()
+    browser.find(f"#groupId option[value='{tenant.group}']").click()
+    browser.submit("#create-contract")  # no name: the API's reason is shown beside the field
+    assert [e.text for e in browser.finds(".field-error")] == ["must be at least 1 characters"]
+    browser.find("#name").send_keys("Tokens Co extra")
+    browser.find("#maxTokens").clear()
+    browser.find("#maxTokens").send_keys("7")
+    browser.submit("#create-contract")
+    assert "created" in browser.text("#done")
+    made = check(site.run(tenant.client.get("/contract-infos/", params={"name": "Tokens Co extra"})), 200)["data"]
+    assert [(c["name"], c["maxTokens"], c["group"]["id"]) for c in made] == [("Tokens Co extra", 7, tenant.group)]
 
 
 async def _undelivered(pool, device: str, device_type: str, group: str, message: str) -> None:
