@@ -76,7 +76,7 @@ class Api:
             headers["Content-Type"] = content_type or "text/csv"
         if body is not None:
             headers["Content-Length"] = str(len(body))
-        inner = self.request.clone(method=method, rel_url=url, headers=headers)
+        inner = _clone(self.request, method, url, headers)
         api_app = self.request.config_dict[API_APP]
         match = await api_app.router.resolve(inner)
         match.add_app(api_app)
@@ -114,6 +114,18 @@ class Api:
                 return items
             nxt = URL(following)
             answer = await self.get(nxt.path, **dict(nxt.query))
+
+
+def _clone(request: web.Request, method: str, url: URL, headers: dict[str, str]) -> web.Request:
+    """The browser's request as the API's handler gets it. aiohttp refuses to clone a request whose body was
+    read, and a console form's POST was (by the CSRF check and the page): the clone never reads that body
+    (the API's body is GIVEN_BODY), so the refusal is lifted for the copy only."""
+    read = request._read_bytes
+    request._read_bytes = None
+    try:
+        return request.clone(method=method, rel_url=url, headers=headers)
+    finally:
+        request._read_bytes = read
 
 
 def _query_value(value: Any) -> str:

@@ -210,7 +210,11 @@ SCHEMAS: dict[str, Any] = {
     "jobStarted": O(total=I(), jobId=S()),
     "groupCreate": O(("name", "parentId"), name=S(3, 100), description=S(0, 300), type=GROUP_TYPES, timezone=TZ,
                      parentId=OID),
-    "groupUpdate": O(name=S(3, 100), description=nullable(S(0, 300)), type=GROUP_TYPES, timezone=TZ),
+    "groupUpdate": O(name=S(3, 100), description=nullable(S(0, 300)), type=GROUP_TYPES, timezone=TZ,
+                     parentId=OID | {"description": "Backhaul: move the group and its sub-groups under this group "
+                                                    "of the caller's subtree (not the caller's own group, not under "
+                                                    "itself); 409 when devices would be left on device types of "
+                                                    "groups no longer above them"}),
     "group": O(id=S(), name=S(), nameCI=S(), description=S(), type=I(), timezone=S(), parentId=S(),
                path=A(MIN_GROUP, description="ancestors visible to the caller, nearest first"), level=I(), leaf=B,
                createdBy=S(), creationTime=MS),
@@ -226,7 +230,9 @@ SCHEMAS: dict[str, Any] = {
                  profiles=A(O(id=S(), name=S(), roles=A(O())))),
     "userCreation": O(("firstName", "lastName", "email", "userRoles"), firstName=S(1, 100), lastName=S(1, 100),
                       email=EMAIL, timezone=TZ, userRoles=A(USER_ROLE_REF, minItems=1)),
-    "userUpdate": O(firstName=S(1, 100), lastName=S(1, 100), timezone=TZ, userRoles=A(USER_ROLE_REF)),
+    "userUpdate": O(firstName=S(1, 100), lastName=S(1, 100), timezone=TZ, userRoles=A(USER_ROLE_REF),
+                    locked=B | {"description": "Backhaul: lock (true) or unlock (false) the user's console login; "
+                                               "a locked user's sessions end at once"}),
     "userRoles": O(("userRoles",), userRoles=A(USER_ROLE_REF, minItems=1)),
     "user": O(id=S(), firstName=S(), lastName=S(), email=S(), timezone=S(), locked=B, creationTime=MS,
               lastLoginTime=MS, userRoles=A(O(group=MIN_GROUP, profile=O(id=S(), name=S())))),

@@ -9,7 +9,7 @@ from aiohttp import web
 from oss.auth import Caller, caller
 from oss.clock import ms, new_id
 from oss.context import pool
-from oss.errors import Conflict, Forbidden, json_response
+from oss.errors import BadRequest, Conflict, FieldError, Forbidden, json_response
 from oss.fields import Fields, fields
 from oss.paging import listing, page
 from oss.params import json_body, oid, q_bool, q_choice, q_ints, q_oids, q_str
@@ -88,10 +88,27 @@ async def update_group(request: web.Request) -> web.Response:
     who = caller(request)
     who.require("groups", write=True)
     body = validated(await json_body(request), "groupUpdate")
-    async with pool(request).acquire() as conn:
+    async with pool(request).acquire() as conn, conn.transaction():
         group = await groups.scoped(conn, who.group_id, oid(request))
         await groups.edit(conn, group["id"], {COLUMNS[k]: v for k, v in body.items() if k in COLUMNS})
+        if "parentId" in body and body["parentId"] != group["parent_id"]:
+            await _move(conn, who, group, body["parentId"])
     return web.Response(status=204)
+
+
+async def _move(conn: asyncpg.Connection, who: Caller, group: asyncpg.Record, parent_id: str) -> None:
+    """Backhaul's extension: `parentId` puts the group (and its sub-groups) under another group of the
+    caller's subtree; never the caller's own group, never under itself or one of its sub-groups."""
+    if group["id"] == who.group_id:
+        raise Forbidden("An API user cannot move its own group.")
+    parent = await groups.scoped(conn, who.group_id, parent_id)
+    if parent["id"] == group["id"] or group["id"] in parent["path"]:
+        raise BadRequest(FieldError("parentId", "is the group itself or one of its sub-groups"))
+    stranded = await groups.stranded_devices(conn, group["id"], [parent["id"], *parent["path"]])
+    if stranded:
+        raise Conflict(f"Devices of the group ({', '.join(stranded)}) use device types of groups that would no "
+                       "longer be above it; move or change them first.")
+    await groups.move(conn, group["id"], parent)
 
 
 @routes.delete("/v2/groups/{id}")

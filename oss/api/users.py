@@ -98,7 +98,8 @@ async def update_user(request: web.Request) -> web.Response:
         row = await users.scoped(conn, who.group_id, oid(request))
         await users.edit(conn, row["id"], {"first_name": body.get("firstName", row["first_name"]),
                                            "last_name": body.get("lastName", row["last_name"]),
-                                           "timezone": body.get("timezone", row["timezone"])})
+                                           "timezone": body.get("timezone", row["timezone"]),
+                                           "locked": body.get("locked", row["locked"])})
         if "userRoles" in body:
             roles = await checked_roles(conn, who, body["userRoles"])
             await users.remove_roles(conn, who.group_id, row["id"])

@@ -69,6 +69,24 @@ async def edit(db: Executor, ident: str, changes: dict[str, Any]) -> None:
     await update(db, "groups", ident, changes, stamped=False)
 
 
+async def stranded_devices(db: Executor, ident: str, ancestry: list[str], limit: int = 5) -> list[str]:
+    """Devices of `ident`'s subtree whose device type's group would be neither in that subtree nor in
+    `ancestry` (the groups above it after a move): the move would leave them on a type they cannot see."""
+    rows = await db.fetch(
+        f"""SELECT d.id FROM devices d JOIN device_types t ON t.id = d.device_type_id
+            WHERE {in_subtree('d.group_id', '$1')} AND NOT ({in_subtree('t.group_id', '$1')})
+              AND NOT (t.group_id = ANY($2::text[])) ORDER BY d.id LIMIT $3""", ident, ancestry, limit)
+    return [r["id"] for r in rows]
+
+
+async def move(db: Executor, ident: str, parent: asyncpg.Record) -> None:
+    """Put the group under `parent`: its own path and the paths of every group below it change."""
+    ancestry = [parent["id"], *parent["path"]]
+    await db.execute("UPDATE groups SET path = path[1:array_position(path, $1)] || $2::text[] "
+                     "WHERE path @> ARRAY[$1]::text[]", ident, ancestry)
+    await db.execute("UPDATE groups SET parent_id = $2, path = $3::text[] WHERE id = $1", ident, parent["id"], ancestry)
+
+
 async def holdings(db: Executor, ident: str) -> list[str]:
     """What the group still holds (sub groups, devices, ...), named in words."""
     exists = ", ".join(f"EXISTS (SELECT 1 FROM {source} = $1) AS {name}" for name, source in HOLDINGS.items())

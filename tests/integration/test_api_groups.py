@@ -106,3 +106,59 @@ async def test_profiles_and_users(api):
     assert len(check(await c.get(f"/users/{uid}"), 200)["userRoles"]) == 1
     check(await c.delete(f"/users/{uid}"), 204)
     assert (await c.get(f"/users/{uid}")).status == 404
+
+
+async def test_a_user_is_locked_and_unlocked_with_put_locked(api):
+    """Backhaul's extension of userUpdate: `locked` (the console's Lock button); a boolean, else 400 naming it."""
+    t = await make_tenant(api, "Locks")
+    c = t.client
+    uid = check(await c.post("/users/", {"firstName": "Lin", "lastName": "Lock", "email": "lin@example.com",
+                                         "userRoles": [{"groupId": t.group, "profileId": DEVICE_R}]}), 201)["id"]
+    assert check(await c.get(f"/users/{uid}"), 200)["locked"] is False
+    check(await c.put(f"/users/{uid}", {"locked": True}), 204)
+    body = check(await c.get(f"/users/{uid}"), 200)
+    assert body["locked"] is True and body["lastName"] == "Lock"
+    check(await c.put(f"/users/{uid}", {"firstName": "Linda"}), 204)  # other edits leave it locked
+    assert check(await c.get(f"/users/{uid}"), 200)["locked"] is True
+    check(await c.put(f"/users/{uid}", {"locked": False}), 204)
+    assert check(await c.get(f"/users/{uid}"), 200)["locked"] is False
+    refused = check(await c.put(f"/users/{uid}", {"locked": "yes"}), 400)
+    assert [e["field"] for e in refused["errors"]] == ["locked"]
+    reader = await make_tenant(api, "Locks reader", parent=t.group, profiles=(DEVICE_R,))
+    assert (await reader.client.put(f"/users/{uid}", {"locked": True}), 403)[0].status == 403
+
+
+async def test_a_group_moves_under_another_with_its_sub_groups(api):
+    """Backhaul's extension of groupUpdate: `parentId` moves the group and rewrites the paths below it."""
+    from tests.api_support import make_device_type
+    t = await make_tenant(api, "Movers")
+    c = t.client
+
+    async def group(name: str, parent: str) -> str:
+        return check(await c.post("/groups/", {"name": name, "parentId": parent}), 201)["id"]
+
+    west, east = await group("West", t.group), await group("East", t.group)
+    branch = await group("Branch", west)
+    leaf = await group("Leaf", branch)
+    check(await c.put(f"/groups/{branch}", {"parentId": east}), 204)
+    moved = check(await c.get(f"/groups/{branch}"), 200)
+    assert moved["parentId"] == east and [g["id"] for g in moved["path"]] == [east, t.group]
+    assert [g["id"] for g in check(await c.get(f"/groups/{leaf}"), 200)["path"]] == [branch, east, t.group]
+    assert [g["id"] for g in check(await c.get("/groups/", params={"parentIds": west}), 200)["data"]] == []
+    deep = check(await c.get("/groups/", params={"parentIds": east, "deep": "true"}), 200)["data"]
+    assert {g["id"] for g in deep} == {branch, leaf}
+    # Never under itself or below itself, never the caller's own group, never outside the caller's subtree.
+    for target in (branch, leaf):
+        refused = check(await c.put(f"/groups/{branch}", {"parentId": target}), 400)
+        assert [e["field"] for e in refused["errors"]] == ["parentId"]
+    assert (await c.put(f"/groups/{t.group}", {"parentId": east})).status == 403
+    other = await make_tenant(api, "Movers other")
+    assert (await c.put(f"/groups/{branch}", {"parentId": other.group})).status == 404
+    # A device on a device type of a group that would no longer be above it stops the move.
+    contract = check(await api.root.post("/contract-infos/", {"name": "east c", "groupId": east}), 201)["id"]
+    type_id = await make_device_type(c, type("T", (), {"group": east, "contract": contract})())
+    check(await c.post("/devices/", {"id": "CAFE01", "name": "cafe", "pac": "0" * 16, "deviceTypeId": type_id}), 201)
+    await api.pool.execute("UPDATE devices SET group_id = $1 WHERE id = 'CAFE01'", leaf)  # as a transfer leaves it
+    blocked = check(await c.put(f"/groups/{branch}", {"parentId": west}), 409)
+    assert "CAFE01" in blocked["message"]
+    assert check(await c.get(f"/groups/{branch}"), 200)["parentId"] == east
