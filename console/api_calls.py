@@ -74,7 +74,7 @@ class Api:
             body, headers["Content-Type"] = text.encode(), content_type or "text/csv"
         if body is not None:
             headers["Content-Length"] = str(len(body))
-        inner = self.request.clone(method=method, rel_url=url, headers=headers)
+        inner = _clone(self.request, method=method, rel_url=url, headers=headers)
         api_app = self.request.config_dict[API_APP]
         match = await api_app.router.resolve(inner)
         match.add_app(api_app)
@@ -112,6 +112,18 @@ class Api:
                 return items
             nxt = URL(following)
             answer = await self.get(nxt.path, **dict(nxt.query))
+
+
+def _clone(request: web.Request, **changes: Any) -> web.Request:
+    """`request.clone(...)`, also once a page read the browser's form: aiohttp refuses to clone a request whose
+    body was read, but the API's request never reads it (its body is GIVEN_BODY), so the flag is lifted for the
+    copy and put back."""
+    read = request._read_bytes
+    request._read_bytes = None
+    try:
+        return request.clone(**changes)
+    finally:
+        request._read_bytes = read
 
 
 def _query_value(value: Any) -> str:

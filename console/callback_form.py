@@ -31,6 +31,12 @@ BY_CHANNEL = {"URL": ("url", "httpMethod", "headers", "sendSni", "bodyTemplate",
 CONTROL_OF = {"callbackType": "type", "callbackSubtype": "type", "urlCredentials": "url"}
 
 
+def form_texts(data: Mapping[str, Any]) -> dict[str, str]:
+    """A submitted form as texts, line breaks as LF (browsers send a textarea's as CRLF; templates and grammars
+    are stored, checked and placed with LF)."""
+    return {k: str(v).replace("\r\n", "\n") for k, v in data.items() if k != "csrf"}
+
+
 def type_value(callback_type: int, callback_subtype: int | None) -> str:
     return f"{callback_type}/{callback_subtype}" if callback_subtype is not None else str(callback_type)
 

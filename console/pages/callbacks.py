@@ -16,6 +16,7 @@ from console.callback_form import (
     TYPES,
     Problem,
     form_body,
+    form_texts,
     form_values,
     placed,
     type_label,
@@ -87,10 +88,6 @@ async def new_page(request: web.Request) -> web.Response:
     return await _form_page(request, device_type, values, callback=None, problems=[])
 
 
-def _form(data: Any) -> dict[str, str]:
-    return {k: str(v) for k, v in data.items() if k != "csrf"}
-
-
 async def _saved(request: web.Request, device_type: dict[str, Any], form: dict[str, str], answer: Answer,
                  callback: dict[str, Any] | None) -> web.Response:
     """The form again after the API refused it: its errors placed in the text where the checks say."""
@@ -103,7 +100,7 @@ async def _saved(request: web.Request, device_type: dict[str, Any], form: dict[s
 @routes.post("/device-types/{id}/callbacks/new")
 async def create(request: web.Request) -> web.StreamResponse:
     device_type = await _device_type(request)
-    form = _form(await request.post())
+    form = form_texts(await request.post())
     answer = await api(request).call("POST", f"/v2/device-types/{device_type['id']}/callbacks",
                                      json=form_body(form, creating=True))
     if not answer.ok:
@@ -129,7 +126,7 @@ async def edit_page(request: web.Request) -> web.Response:
 async def update(request: web.Request) -> web.StreamResponse:
     device_type = await _device_type(request)
     callback = await _callback(request)
-    form = _form(await request.post())
+    form = form_texts(await request.post())
     form["channel"] = callback["channel"]  # a callback keeps its channel
     answer = await api(request).call("PUT", f"/v2/device-types/{device_type['id']}/callbacks/{callback['id']}",
                                      json=form_body(form, creating=False))
@@ -183,7 +180,7 @@ async def send_test(request: web.Request) -> web.Response:
 @routes.post("/callbacks-check")
 async def check(request: web.Request) -> web.Response:
     """Live validation (htmx, while typing): the API's checks on the form, errors at their position."""
-    form = _form(await request.post())
+    form = form_texts(await request.post())
     return render(request, "fragments/problems.html", {"problems": problems_of(request, form), "checked": True,
                                                        "target": "callback-problems"})
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from console.callback_form import Problem, placed
+from console.callback_form import Problem, form_texts, placed
 from console.context import api
 from console.render import render
 from oss import checks
@@ -100,10 +100,10 @@ async def new_page(request: web.Request) -> web.Response:
 
 @routes.post("/device-types/new")
 async def create(request: web.Request) -> web.StreamResponse:
-    form = await request.post()
+    form = form_texts(await request.post())
     answer = await api(request).call("POST", "/v2/device-types/", json=type_body(form, creating=True))
     if not answer.ok:
-        values = {k: str(v) for k, v in form.items()}
+        values = form
         errors = answer.field_errors() or {"": answer.message}
         return await _form_page(request, values, errors, creating=True, status=answer.status)
     raise web.HTTPSeeOther(f"/console/device-types/{answer.body['id']}?notice=created")
@@ -127,10 +127,10 @@ async def type_page(request: web.Request) -> web.Response:
 async def update(request: web.Request) -> web.StreamResponse:
     ident = request.match_info["id"]
     item = await api(request).get(f"/v2/device-types/{ident}", fields="group(name),contract(name)")
-    form = await request.post()
+    form = form_texts(await request.post())
     answer = await api(request).call("PUT", f"/v2/device-types/{ident}", json=type_body(form, creating=False))
     if not answer.ok:
-        values = {k: str(v) for k, v in form.items()}
+        values = form
         return await _form_page(request, values, answer.field_errors() or {"": answer.message}, creating=False,
                                 device_type=item, status=answer.status)
     raise web.HTTPSeeOther(f"/console/device-types/{ident}?notice=saved")
@@ -150,6 +150,6 @@ async def delete(request: web.Request) -> web.StreamResponse:
 @routes.post("/device-types-check/payload-config")
 async def check_payload_config(request: web.Request) -> web.Response:
     """Live validation of a payloadConfig (htmx): the API's grammar check, its error placed in the text."""
-    form = await request.post()
+    form = form_texts(await request.post())
     return render(request, "fragments/problems.html", {"problems": grammar_problems(form), "checked": True,
                                                        "target": "payload-problems"})
