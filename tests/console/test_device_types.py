@@ -245,6 +245,12 @@ def test_undelivered_callbacks_are_listed_and_replayed_to_the_receiver(site, bro
 
 
 async def _undelivered(site, group: str, type_id: str, cb_id: str, url: str, devices: list[str], now: int) -> None:
+    registrations = {}
+    for device in devices:  # the list shows the history of registered devices only
+        check(await site.env.root.post("/devices/", {"id": device, "name": device, "pac": "0" * 16,
+                                                     "deviceTypeId": type_id}), 201)
+        registrations[device] = await site.env.pool.fetchval("SELECT registration_id FROM devices WHERE id = $1",
+                                                             device)
     rows = []
     for i, device in enumerate(devices):
         record = {"id": f"m{device}", "device": device, "time": now - 1000 * (len(devices) - i), "data": "0102",
@@ -255,8 +261,9 @@ async def _undelivered(site, group: str, type_id: str, cb_id: str, url: str, dev
         delivery["request"] = http_request("POST", f"{url}/up", {}, f"d={device}".encode(),
                                            "application/x-www-form-urlencoded")
         rows.append((delivery["id"], device, type_id, group, cb_id, record["id"], record["time"], "0102", 12.0, 500,
-                     "HTTP 500", {"url": f"{url}/up", "method": "POST", "error": "HTTP 500"}, {}, delivery))
+                     "HTTP 500", {"url": f"{url}/up", "method": "POST", "error": "HTTP 500"}, {}, delivery,
+                     registrations[device]))
     await site.env.pool.executemany(
         "INSERT INTO undelivered_callbacks(delivery_id, device_id, device_type_id, group_id, callback_id, message_id, "
-        "time, data, snr, status, message, callback, parameters, delivery) "
-        "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)", rows)
+        "time, data, snr, status, message, callback, parameters, delivery, registration_id) "
+        "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)", rows)
