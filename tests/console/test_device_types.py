@@ -4,11 +4,11 @@ the API; enable/disable; send test against a local receiver; the undelivered log
 real delivery worker; another tenant's device type and callback are not found."""
 from __future__ import annotations
 
+import os
 import time
 import uuid
 
 import pytest
-from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
@@ -217,7 +217,6 @@ def test_undelivered_callbacks_are_listed_and_replayed_to_the_receiver(site, bro
         site.run(ensure_topics())
         env = {"BACKHAUL_TOPIC_PREFIX": prefix, "BACKHAUL_DATABASE_URL": dsn_for(site.database),
                "BACKHAUL_CALLBACK_ALLOW_NETWORKS": LOOPBACK_RECEIVERS}
-        import os
         worker = WorkerProcess("relay,delivery", {**os.environ, **env}, tmp_path / "worker.log").start()
         site.run(worker.wait_ready())
 
