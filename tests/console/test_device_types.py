@@ -9,6 +9,7 @@ import time
 import uuid
 
 import pytest
+from aiohttp import web
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
@@ -216,7 +217,8 @@ def test_undelivered_callbacks_are_listed_and_replayed_to_the_receiver(site, bro
         site.run(_undelivered(site, tenant.group, type_id, cb_id, receiver.url, devices, now))
         site.run(ensure_topics())
         env = {"BACKHAUL_TOPIC_PREFIX": prefix, "BACKHAUL_DATABASE_URL": dsn_for(site.database),
-               "BACKHAUL_CALLBACK_ALLOW_NETWORKS": LOOPBACK_RECEIVERS}
+               "BACKHAUL_CALLBACK_ALLOW_NETWORKS": LOOPBACK_RECEIVERS, "BACKHAUL_RETRY_SCHEDULE_S": "1,1,1,1,1",
+               "BACKHAUL_RETRY_JITTER": "0"}
         worker = WorkerProcess("relay,delivery", {**os.environ, **env}, tmp_path / "worker.log").start()
         site.run(worker.wait_ready())
 
@@ -226,21 +228,32 @@ def test_undelivered_callbacks_are_listed_and_replayed_to_the_receiver(site, bro
         assert [r.get_attribute("data-device") for r in rows] == list(reversed(devices))  # newest first
         browser.check_plain()
         browser.shot("undelivered")
-        # One entry, then every one shown (the one already replayed is not sent twice).
+        # One entry while the receiver still fails: the replay is a delivery with retries of its own, so once
+        # the receiver works again the entry arrives.
+        receiver.behaviour = failing
         browser.submit(f"#undelivered tr[data-device='{devices[0]}'] button")
         assert browser.text("#replayed") == "1 sent again."
-        got = site.run(receiver.wait_for(1, 30, "/up"))
-        assert [r.body for r in got] == [f"d={devices[0]}".encode()]
+        assert len(site.run(receiver.wait_for(1, 30, "/up"))) >= 1
+        receiver.behaviour = None
+        replayed_ok = site.run(receiver.wait_for(2, 30, "/up"))
+        assert [r.body for r in replayed_ok] == [f"d={devices[0]}".encode()] * len(replayed_ok)
+        assert len(replayed_ok) >= 2
+        # Then every one shown: the one already replayed is not sent twice.
+        before = len(receiver.requests)
         browser.submit("#replay-all")
         assert browser.text("#replayed") == "2 sent again."
-        got = site.run(receiver.wait_for(3, 30, "/up"))
-        assert sorted(r.body for r in got) == sorted(f"d={d}".encode() for d in devices)
-        assert {r.headers["webhook-id"] for r in got} == {f"m{d}/{cb_id}" for d in devices}
+        got = site.run(receiver.wait_for(before + 2, 30, "/up"))[before:]
+        assert sorted(r.body for r in got) == sorted(f"d={d}".encode() for d in devices[1:])
+        assert {r.headers["webhook-id"] for r in receiver.requests} == {f"m{d}/{cb_id}" for d in devices}
     finally:
         if worker is not None:
             worker.stop()
         site.run(receiver.stop())
         settings_module.settings.cache_clear()
+
+
+async def failing(request, received):
+    return web.Response(status=500, text="down")
 
 
 async def _undelivered(site, group: str, type_id: str, cb_id: str, url: str, devices: list[str], now: int) -> None:
