@@ -80,6 +80,9 @@ def test_a_device_type_is_created_with_its_grammar_checked_while_typing(site, br
     browser.submit("#save-type")
     browser.wait(lambda: "Saved." in browser.text())
     assert check(api_get(site, tenant.client, f"/device-types/{ident}"), 200)["description"] == "in the cellar"
+    browser.submit("#delete-type")
+    assert browser.driver.current_url.endswith("/console/device-types")
+    check(api_get(site, tenant.client, f"/device-types/{ident}"), 404)
 
 
 def test_a_callback_template_error_is_shown_at_its_position_then_saved_tested_and_toggled(site, browser):
@@ -175,6 +178,12 @@ def test_every_channel_can_be_created_and_a_bidir_callback_made_the_downlink_one
     assert got[("BATCH_URL", 0, 3)]["downlinkHook"] is True
     assert got[("BATCH_URL", 0, 3)]["linePattern"] == "{device};{data};{ack}"
     assert got[("EMAIL", 1, 0)]["message"] == "temp {temp}, batt {batt}"
+    # Delete the e-mail one from its page: the list and the API no longer have it.
+    browser.open(f"/console/device-types/{type_id}/callbacks/{got[('EMAIL', 1, 0)]['id']}")
+    browser.submit("#delete-callback")
+    assert "Callback deleted." in browser.text()
+    assert [cb["id"] for cb in check(api_get(site, tenant.client, f"/device-types/{type_id}/callbacks"), 200)["data"]] \
+        == [got[("BATCH_URL", 0, 3)]["id"]]
 
 
 def test_another_tenants_device_type_and_callback_are_not_found(site, browser):
