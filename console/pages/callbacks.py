@@ -23,6 +23,7 @@ from console.callback_form import (
 )
 from console.context import api
 from console.render import render
+from console.times import utc_text
 from oss.api.callbacks import callback_problems
 from oss.context import DESTINATIONS
 
@@ -192,7 +193,7 @@ async def undelivered_page(request: web.Request) -> web.Response:
     query = {k: request.query[k] for k in ("before", "pageId") if request.query.get(k)}
     answer = await api(request).get(f"/v2/device-types/{device_type['id']}/callbacks/{callback['id']}"
                                     f"/callbacks-not-delivered", limit=UNDELIVERED_PAGE, **query)
-    items = answer.get("data", [])
+    items = [{**u, "when": utc_text(u.get("time"))} for u in answer.get("data", [])]
     following = (answer.get("paging") or {}).get("next") or ""
     notice = request.query.get("replayed", "")
     return render(request, "undelivered.html", {

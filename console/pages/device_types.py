@@ -9,6 +9,7 @@ from aiohttp import web
 from console.callback_form import Problem, form_texts, placed
 from console.context import api
 from console.render import render
+from console.times import utc_text
 from oss import checks
 
 routes = web.RouteTableDef()
@@ -109,6 +110,10 @@ async def create(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"/console/device-types/{answer.body['id']}?notice=created")
 
 
+def _shown(item: dict[str, Any]) -> dict[str, Any]:
+    return {**item, "created": utc_text(item.get("creationTime")), "edited": utc_text(item.get("lastEditionTime"))}
+
+
 def _values(item: dict[str, Any]) -> dict[str, str]:
     values = {name: "" if item.get(name) is None else str(item[name]) for name in EDITABLE}
     values["automaticRenewal"] = "on" if item.get("automaticRenewal") else ""
@@ -120,7 +125,7 @@ async def type_page(request: web.Request) -> web.Response:
     item = await api(request).get(f"/v2/device-types/{request.match_info['id']}",
                                   fields="group(name),contract(name)")
     notice = {"created": "Device type created.", "saved": "Saved."}.get(request.query.get("notice", ""), "")
-    return await _form_page(request, _values(item), {}, creating=False, device_type=item, notice=notice)
+    return await _form_page(request, _values(item), {}, creating=False, device_type=_shown(item), notice=notice)
 
 
 @routes.post("/device-types/{id}")
@@ -132,7 +137,7 @@ async def update(request: web.Request) -> web.StreamResponse:
     if not answer.ok:
         values = form
         return await _form_page(request, values, answer.field_errors() or {"": answer.message}, creating=False,
-                                device_type=item, status=answer.status)
+                                device_type=_shown(item), status=answer.status)
     raise web.HTTPSeeOther(f"/console/device-types/{ident}?notice=saved")
 
 
@@ -142,8 +147,8 @@ async def delete(request: web.Request) -> web.StreamResponse:
     answer = await api(request).call("DELETE", f"/v2/device-types/{ident}")
     if not answer.ok:
         item = await api(request).get(f"/v2/device-types/{ident}", fields="group(name),contract(name)")
-        return await _form_page(request, _values(item), {"": answer.message}, creating=False, device_type=item,
-                                status=answer.status)
+        return await _form_page(request, _values(item), {"": answer.message}, creating=False,
+                                device_type=_shown(item), status=answer.status)
     raise web.HTTPSeeOther("/console/device-types")
 
 

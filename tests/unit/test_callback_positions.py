@@ -84,3 +84,10 @@ def test_the_form_makes_the_api_body_of_each_channel():
 
 def test_form_texts_turn_crlf_into_lf_and_drop_the_csrf_token():
     assert form_texts({"csrf": "t", "bodyTemplate": "a\r\nb"}) == {"bodyTemplate": "a\nb"}
+
+
+def test_console_times_are_utc_text():
+    from console.times import utc_text
+
+    assert utc_text(1_764_165_600_000) == "2025-11-26 14:00:00 UTC"
+    assert utc_text(None) == ""
