@@ -6,7 +6,8 @@ it, rendered with `callback_language.variables.sample` values (a `customData#` f
 secrets opened as the delivery worker opens them, and sent once through `backhaul.outbound`'s client:
 the destination rule is applied to the URL and again to every address the name resolves to, so a test
 reaches nothing a delivery could not. No redirect is followed, nothing is retried, nothing is stored.
-The request carries `webhook-id: test-<id>` and is not signed. An EMAIL callback is rendered but not
+The request carries `webhook-id: test-<ms>` and, when the callback signs, the Standard Webhooks signature
+(`backhaul.signing`, as the delivery worker signs). An EMAIL callback is rendered but not
 sent (mail goes through the operator's relay, which the API does not hold): the answer says so.
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ from backhaul.callback_secrets import open_callback
 from backhaul.destinations import DestinationPolicy, refusal_of
 from backhaul.outbound import callback_session
 from backhaul.secretbox import keyring
+from backhaul.signing import signature_headers
 from callback_language.bindings import SUBTYPE_KIND
 from callback_language.compiled import callback_spec
 from callback_language.templates import (
@@ -84,7 +86,11 @@ async def send_test(row: Mapping[str, Any], destinations: DestinationPolicy, tim
         headers[name] = compile_template(value, kind=kind, field=f"headers.{name}").render_header(variables)
     if request.body is not None and request.content_type:
         headers.setdefault("Content-Type", request.content_type)
-    headers["webhook-id"] = f"test-{int(time.time() * 1000)}"
+    webhook_id = f"test-{int(time.time() * 1000)}"
+    if secrets.signing_secret:  # signed as the delivery worker signs (a receiver that verifies accepts the test)
+        headers.update(signature_headers(secrets.signing_secret, webhook_id, request.body or b""))
+    else:
+        headers["webhook-id"] = webhook_id
     credentials = secrets.basic_auth or request.basic_auth
     auth = aiohttp.BasicAuth(*credentials) if credentials else None
     shown = f"{request.method} {request.url}"

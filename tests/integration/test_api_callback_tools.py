@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 
+from backhaul.signing import verify
 from backhaul.topics import topic
 from oss.profiles import PROFILES
 from schemas.deliveries import decode_delivery, http_request, new_delivery
@@ -17,6 +18,7 @@ from tests.api_support import api, check, make_device_type, make_tenant  # noqa:
 from tests.conftest import read_topic
 
 pytestmark = pytest.mark.integration
+SIGNING = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 READER = next(p.id for p in PROFILES.values() if p.name == "DEVICE MANAGER [R]")
 
 
@@ -27,6 +29,7 @@ async def test_a_test_send_renders_sample_values_opens_the_secrets_and_shows_the
     cb = check(await tenant.client.post(f"/device-types/{dtype}/callbacks", {
         "channel": "URL", "callbackType": 0, "callbackSubtype": 2, "enabled": True, "httpMethod": "POST",
         "url": f"http://bob:s3cret-pw@127.0.0.1:{port}/t/{{device}}", "headers": {"X-Api-Key": "key-123456"},
+        "signingSecret": SIGNING,
         "contentType": "application/json", "bodyTemplate": '{"seq": {seqNumber}, "data": "{data}"}'}), 201)["id"]
     answer = check(await tenant.client.post(f"/device-types/{dtype}/callbacks/{cb}/test"), 200)
     assert answer["sent"] is True and answer["status"] == 200 and answer["answer"] == "ok"
@@ -37,6 +40,7 @@ async def test_a_test_send_renders_sample_values_opens_the_secrets_and_shows_the
     assert got.headers["X-Api-Key"] == "key-123456"
     assert got.headers["Authorization"] == "Basic " + base64.b64encode(b"bob:s3cret-pw").decode()
     assert got.headers["webhook-id"].startswith("test-")
+    assert verify(SIGNING, got.headers, got.body)  # signed as deliveries are
 
 
 async def test_a_test_send_obeys_the_destination_rule(api, tmp_path, monkeypatch):
