@@ -1,15 +1,14 @@
-"""How the console writes a time: epoch milliseconds as UTC text."""
+"""How the console writes and reads a time: epoch milliseconds as UTC text."""
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 
 
-def utc_text(ms: int | None) -> str:
-    """`2026-12-03 14:05:09 UTC`, or "" for no time."""
-    if ms is None:
+def utc_text(ms: int | float | str | None) -> str:
+    """`2026-12-03 14:05:09 UTC` for epoch milliseconds, or "" for no time."""
+    if ms is None or ms == "":
         return ""
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ms / 1000))
+    return datetime.fromtimestamp(float(ms) / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def parse_utc(value: str) -> int | None:

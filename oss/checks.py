@@ -31,7 +31,7 @@ def grammar_errors(text: str | None, field: str = "payloadConfig") -> list[Field
         parse_grammar(text)
     except GrammarError as exc:
         where = f" (grammar field {exc.field!r})" if exc.field else ""
-        return [FieldError(field, f"at character {exc.position}{where}: {exc.reason}")]
+        return [FieldError(field, f"at character {exc.position}{where}: {exc.reason}", position=exc.position)]
     return []
 
 
@@ -72,7 +72,7 @@ def callback_errors(row: dict[str, Any], destinations: DestinationPolicy) -> lis
     except TemplateError as exc:
         field = "callbackSubtype" if exc.field == "kind" else exc.field
         where = "" if exc.position is None else f"at character {exc.position}: "
-        errors.append(FieldError(field, f"{where}{exc.reason}"))
+        errors.append(FieldError(field, f"{where}{exc.reason}", position=exc.position))
     else:
         errors += destination_errors(row, destinations)
     if row.get("payload_config"):

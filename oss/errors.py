@@ -34,11 +34,12 @@ class ApiError(Exception):
 class FieldError(ValueError):
     """One bad field: where it was (`body`, `query`, `path`), its name and why."""
 
-    def __init__(self, field: str, message: str, type: str = "body") -> None:
+    def __init__(self, field: str, message: str, type: str = "body", *, position: int | None = None) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
         self.type = type
+        self.position = position  # 0-based offset into the field's text (templates, grammars); not answered
 
     def as_dict(self) -> dict[str, str]:
         return {"type": self.type, "field": self.field, "message": self.message}

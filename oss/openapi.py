@@ -273,6 +273,12 @@ SCHEMAS: dict[str, Any] = {
                     contracts=A(O(id=S(), name=S())), keepAlive=I(), alertEmail=S(), downlinkMode=I(),
                     downlinkDataString=S(), payloadType=I(), payloadConfig=S(), automaticRenewal=B,
                     creationTime=MS, createdBy=S(), lastEditionTime=MS, lastEditedBy=S()),
+    "replayUndelivered": O(deviceId=DEVICE_ID, since=MS, before=MS),
+    "replayed": O(("replayed",), replayed=I(0, INT32, description="how many undelivered callbacks were sent again")),
+    "callbackTest": O(("sent", "durationMs", "request"), sent=B, status=I(100, 599, description="the HTTP answer's"),
+                      durationMs=I(0, INT32), request=S(description="method and URL sent, without credentials"),
+                      answer=S(description="the answer's first 200 bytes"),
+                      error=S(description="why no answer came (destination refused, timeout, not sent)")),
     "createUrlCallback": O(("channel", "callbackType", "enabled", "url", "httpMethod"), **CALLBACK_COMMON, **HTTP,
                            sendSni=B, bodyTemplate=S(0, 10000), contentType=S(0, 100)),
     "createBatchUrlCallback": O(("channel", "callbackType", "enabled", "url", "httpMethod"), **CALLBACK_COMMON,
@@ -581,6 +587,13 @@ def paths() -> dict[str, Any]:
             "Undelivered callbacks of one callback: a list, as the live service answers (the published document "
             "shows one object; README \"API v2 compatibility\")", undelivered,
             [ID, path("callbackId"), *WINDOW, *PAGE], tag=cb)},
+        "/device-types/{id}/callbacks/{callbackId}/callbacks-not-delivered/replay": {"post": op(
+            "Backhaul extension: send this callback's undelivered callbacks again (those of deviceId and of since <= "
+            "time < before when given; each once)", ok(200, R("replayed")), [ID, path("callbackId")],
+            "replayUndelivered", tag=cb)},
+        "/device-types/{id}/callbacks/{callbackId}/test": {"post": op(
+            "Backhaul extension: send the callback once now with sample values through the destination rule; "
+            "EMAIL is rendered, not sent", ok(200, R("callbackTest")), [ID, path("callbackId")], tag=cb)},
         "/devices/": {
             "get": op("List devices (50 requests / 10 s)", listing("device"), [
                 *DEVICE_FILTER, q("sort", S(enum=list(DEVICE_SORTS))),

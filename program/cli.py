@@ -368,7 +368,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from workers.replay import replay_undelivered
+    from backhaul.replay import replay_undelivered
 
     setup_logging(settings().log_level, role="replay")
     count = _asyncio_run(replay_undelivered(device=args.device, callback=args.callback,

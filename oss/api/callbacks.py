@@ -16,9 +16,12 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from backhaul.destinations import DestinationPolicy
 from backhaul.secretbox import keyring
+from backhaul.settings import settings
 from oss import checks
 from oss.auth import Caller, caller
+from oss.callback_test_send import send_test
 from oss.clock import new_id
 from oss.context import DESTINATIONS, pool
 from oss.errors import BadRequest, FieldError, json_response
@@ -48,6 +51,26 @@ def db_subtype(callback_type: int, callback_subtype: int | None) -> int:
         valid = ", ".join(str(s) for t, s in TO_DB if t == callback_type)
         raise BadRequest(FieldError("callbackSubtype", f"must be one of {valid} for callbackType {callback_type}"))
     return TO_DB[(callback_type, callback_subtype)]
+
+
+def new_row(body: dict[str, Any]) -> dict[str, Any]:
+    """The callbacks row a (validated) creation body makes, before its secrets are taken apart."""
+    subtype = db_subtype(body["callbackType"], body.get("callbackSubtype"))
+    row = {COLUMNS[k]: v for k, v in body.items() if k in COLUMNS}
+    row.update(id=new_id(), callback_type=body["callbackType"], callback_subtype=subtype)
+    row.setdefault("headers", {})
+    return row
+
+
+def callback_problems(body: Any, destinations: DestinationPolicy) -> list[FieldError]:
+    """Every problem the API would find in `body` as a callback's content (schema, type, templates,
+    grammar, destination), without saving anything: the console's live validation. Secrets are not
+    taken apart (a masked secret of an edit form is a placeholder here)."""
+    try:
+        row = new_row(validated(body, "createCallback"))
+    except BadRequest as exc:
+        return exc.errors
+    return checks.callback_errors(row, destinations)
 
 
 def callback_body(r: asyncpg.Record | dict[str, Any], *, writer: bool) -> dict[str, Any]:
@@ -96,10 +119,7 @@ async def create_callback(request: web.Request) -> web.Response:
     who = caller(request)
     who.require("callbacks", write=True)
     body = validated(await json_body(request), "createCallback")
-    subtype = db_subtype(body["callbackType"], body.get("callbackSubtype"))
-    row = {COLUMNS[k]: v for k, v in body.items() if k in COLUMNS}
-    row.update(id=new_id(), callback_type=body["callbackType"], callback_subtype=subtype)
-    row.setdefault("headers", {})
+    row = new_row(body)
     parts = parts_for_create(body, row)
     row = checked(request, row, parts)
     async with pool(request).acquire() as conn:
@@ -171,3 +191,15 @@ async def choose_downlink_callback(request: web.Request) -> web.Response:
                                                       "downlink callback", "path"))
         await callbacks.make_downlink_hook(conn, current["device_type_id"], current["id"])
     return web.Response(status=204)
+
+
+@routes.post("/v2/device-types/{id}/callbacks/{callbackId}/test")
+async def test_callback(request: web.Request) -> web.Response:
+    """Backhaul extension: send the callback once now with sample values (`oss.callback_test_send`) and
+    answer what came back: `status`, `durationMs`, the answer's first bytes, or `error`."""
+    who = caller(request)
+    who.require("callbacks", write=True)
+    async with pool(request).acquire() as conn:
+        current = await scoped_callback(conn, who, request)
+    outcome = await send_test(current, request.app[DESTINATIONS], settings().callback_timeout_s)
+    return json_response(outcome.body())

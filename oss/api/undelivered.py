@@ -7,14 +7,16 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from backhaul.replay import replay_undelivered
 from oss.auth import caller
 from oss.context import pool
 from oss.errors import json_response
 from oss.paging import listing, time_page
-from oss.params import device_id, oid
+from oss.params import device_id, json_body, oid
 from oss.shape import compact
 from oss.storage import callbacks, device_types, devices, groups, undelivered
 from oss.storage.sql import CursorPage, Page, Window
+from oss.validate import validated
 
 routes = web.RouteTableDef()
 MEDIUM = ("url", "method", "headers", "body", "contentType", "subject", "message", "error")
@@ -79,3 +81,19 @@ async def for_group(request: web.Request) -> web.Response:
     async with pool(request).acquire() as conn:
         group = await groups.scoped(conn, who.group_id, oid(request))
         return await _list(request, conn, undelivered.of_group, group["id"], group_shape=True)
+
+
+@routes.post("/v2/device-types/{id}/callbacks/{callbackId}/callbacks-not-delivered/replay")
+async def replay_for_callback(request: web.Request) -> web.Response:
+    """Backhaul extension: send this callback's undelivered callbacks again (`backhaul.replay`), those of
+    `deviceId` and of `since` <= time < `before` when given; each entry is replayed once. Answers
+    `{"replayed": n}`."""
+    who = caller(request)
+    who.require("callbacks", write=True)
+    body = validated(await json_body(request), "replayUndelivered")
+    async with pool(request).acquire() as conn:
+        device_type = await device_types.scoped(conn, who.group_id, oid(request))
+        callback = await callbacks.of_scoped_device_type(conn, device_type["id"], oid(request, "callbackId"))
+    count = await replay_undelivered(device=body.get("deviceId"), callback=callback["id"], since=body.get("since"),
+                                     before=body.get("before"), pool=pool(request))
+    return json_response({"replayed": count})

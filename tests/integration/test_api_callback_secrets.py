@@ -10,9 +10,9 @@ import pytest
 
 from backhaul.callback_secrets import MASK
 from backhaul.secretbox import keyring
+from backhaul.signing import secret_key
 from oss.profiles import PROFILES
 from tests.api_support import api, check, make_device_type, make_tenant  # noqa: F401  (fixture)
-from workers.signing import secret_key
 
 pytestmark = pytest.mark.integration
 

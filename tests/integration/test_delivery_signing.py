@@ -8,8 +8,8 @@ import time
 import pytest
 from aiohttp import web
 
+from backhaul.signing import verify
 from tests.conftest import at_least, frame, publish_frames, wait_until
-from workers.signing import verify
 
 pytestmark = pytest.mark.integration
 

@@ -18,13 +18,13 @@ import orjson
 import pytest
 from aiohttp import web
 
+from backhaul.replay import replay_undelivered
 from backhaul.topics import topic
 from callback_language.downlink import InfoCode, info_message, render_direct
 from schemas.topics import DOWNLINK_TRANSMISSIONS, DOWNLINKS
 from tests.api_support import ApiEnv, check, running_api
 from tests.conftest import PIPELINE_ROLES, Pipeline, frame, publish_frames, read_topic, wait_until
 from workers.channels.bidir import NOT_A_DOWNLINK
-from workers.replay import replay_undelivered
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

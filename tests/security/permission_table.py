@@ -80,6 +80,8 @@ NEEDS: dict[tuple[str, str], str] = {
     ("PUT", "/v2/device-types/{id}/callbacks/{callbackId}/enable"): "callbacks:write",
     ("PUT", "/v2/device-types/{id}/callbacks/{callbackId}/downlink"): "callbacks:write",
     ("GET", "/v2/device-types/{id}/callbacks/{callbackId}/callbacks-not-delivered"): "callbacks:read",
+    ("POST", "/v2/device-types/{id}/callbacks/{callbackId}/test"): "callbacks:write",
+    ("POST", "/v2/device-types/{id}/callbacks/{callbackId}/callbacks-not-delivered/replay"): "callbacks:write",
     # devices
     ("GET", "/v2/devices/"): "devices:read",
     ("POST", "/v2/devices/"): "devices:write",
@@ -154,6 +156,8 @@ SUCCESS: dict[tuple[str, str], int] = {
     ("DELETE", "/v2/device-types/{id}/callbacks/{callbackId}"): 204,
     ("PUT", "/v2/device-types/{id}/callbacks/{callbackId}/enable"): 204,
     ("PUT", "/v2/device-types/{id}/callbacks/{callbackId}/downlink"): 204,
+    ("POST", "/v2/device-types/{id}/callbacks/{callbackId}/test"): 200,
+    ("POST", "/v2/device-types/{id}/callbacks/{callbackId}/callbacks-not-delivered/replay"): 200,
     ("POST", "/v2/devices/"): 201, ("PUT", "/v2/devices/{id}"): 204, ("DELETE", "/v2/devices/{id}"): 204,
     ("POST", "/v2/devices/{id}/disengage"): 204, ("PUT", "/v2/devices/{id}/unsubscribe"): 204,
     ("POST", "/v2/devices/bulk"): 200, ("PUT", "/v2/devices/bulk"): 201,

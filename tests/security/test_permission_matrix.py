@@ -304,6 +304,12 @@ WRITES: dict[tuple[str, str], Write] = {
         query=lambda w, t, m: {"enabled": "false"}),
     ("PUT", "/v2/device-types/{id}/callbacks/{callbackId}/downlink"): Write(
         row_of("callbacks", "callbackId"), column_is("downlink_hook", True), fresh=lambda w: w.new_callback(3)),
+    # Backhaul's test send and replay store nothing of their own (a test is sent and forgotten; the world holds
+    # no undelivered entry to replay): the matrix holds them to their rights and scope only.
+    ("POST", "/v2/device-types/{id}/callbacks/{callbackId}/test"): Write(
+        row_of("callbacks", "callbackId"), lambda before, after, m: after == before),
+    ("POST", "/v2/device-types/{id}/callbacks/{callbackId}/callbacks-not-delivered/replay"): Write(
+        row_of("callbacks", "callbackId"), lambda before, after, m: after == before, body=lambda w, t, m: {}),
     ("POST", "/v2/devices/"): Write(lambda w, t, m: count(w, "devices", "name", m), one_more, foreign="body",
                                     body=lambda w, t, m: {"id": w.device_id(), "name": m, "pac": PAC,
                                                           "deviceTypeId": w.ids["device-types"]}),

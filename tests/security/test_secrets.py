@@ -32,12 +32,12 @@ from aiokafka import TopicPartition
 from backhaul import db
 from backhaul.callback_secrets import MASK
 from backhaul.kafka import make_admin, make_consumer
+from backhaul.signing import verify
 from oss.app import bootstrap_root, create_app
 from oss.profiles import ADMIN, PROFILES
 from program.supervised import free_port
 from tests.api_support import Client, check
 from tests.conftest import ROOT, frame, publish_frames, wait_until
-from workers.signing import verify
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

@@ -152,6 +152,8 @@ WRITES: dict[tuple[str, str], Body] = {
     ("DELETE", "/v2/device-types/{id}/callbacks/{callbackId}"): lambda t, own: (None, None),
     ("PUT", "/v2/device-types/{id}/callbacks/{callbackId}/enable"): lambda t, own: (None, {"enabled": "false"}),
     ("PUT", "/v2/device-types/{id}/callbacks/{callbackId}/downlink"): lambda t, own: (None, None),
+    ("POST", "/v2/device-types/{id}/callbacks/{callbackId}/test"): lambda t, own: (None, None),
+    ("POST", "/v2/device-types/{id}/callbacks/{callbackId}/callbacks-not-delivered/replay"): lambda t, own: ({}, None),
     ("POST", "/v2/devices/"): lambda t, own: ({"id": f"{own.device}E", "name": "planted", "pac": PAC,
                                               "deviceTypeId": t.device_type}, None),
     ("PUT", "/v2/devices/{id}"): lambda t, own: ({"name": "renamed"}, None),

@@ -17,6 +17,7 @@ from backhaul.configview import ConfigView
 from backhaul.kafka import Out
 from backhaul.secretbox import Keyring, new_key
 from backhaul.settings import Settings
+from backhaul.signing import signature_headers
 from callback_language.compiled import CompiledCallbacks
 from callback_language.downlink import InfoCode
 from schemas.deliveries import http_request, new_delivery, replayed
@@ -25,7 +26,6 @@ from workers.channels import CHANNELS, Answered, Context
 from workers.channels.bidir import NOT_A_DOWNLINK, downlink_records, parse_bidir_answer
 from workers.channels.http import answer_timeout
 from workers.credentials import CallbackCredentials
-from workers.signing import signature_headers
 
 SETTINGS = Settings()
 

@@ -7,7 +7,7 @@ import hmac
 
 import pytest
 
-from workers.signing import secret_key, sign, signature_headers, verify
+from backhaul.signing import secret_key, sign, signature_headers, verify
 
 # The published test vector of the Standard Webhooks reference libraries
 # (standard-webhooks/standard-webhooks, libraries/python/tests/test_webhooks.py,

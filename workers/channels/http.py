@@ -3,7 +3,7 @@ one signed request, and reading a BIDIR answer.
 
 Every request carries `webhook-id` (the delivery id, `webhookId` of a replay, or a batch's id: the
 same on every retry and replay); one whose callback has a signing secret also `webhook-timestamp`
-and `webhook-signature` (`workers.signing`). URL credentials go as Basic auth. Attempt texts built
+and `webhook-signature` (`backhaul.signing`). URL credentials go as Basic auth. Attempt texts built
 from exceptions are scrubbed of the callback's secrets. Every request goes through the loop's
 `backhaul.outbound.callback_session`, so a destination the rule refuses fails before any connection.
 """
@@ -16,6 +16,7 @@ import aiohttp
 
 from backhaul.secretbox import SealedSecretError
 from backhaul.settings import Settings
+from backhaul.signing import signature_headers
 from callback_language.downlink import downlink_timing
 from callback_language.templates import TemplateError
 from schemas.downlinks import uplink_time_ms
@@ -23,7 +24,6 @@ from workers.attempt import DOWNLINK_ANSWER_BYTES, Outcome, failed, http_attempt
 from workers.channels.base import Answered, Channel, Context, Delivery
 from workers.channels.bidir import downlink_records, later_attempt
 from workers.credentials import CallbackCredentials, SendSecrets
-from workers.signing import signature_headers
 
 
 class HttpChannel(Channel):
