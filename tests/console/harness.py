@@ -11,6 +11,7 @@ import contextlib
 import os
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ import aiohttp
 import asyncpg
 from aiohttp import web
 from selenium import webdriver
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -171,8 +172,19 @@ class Browser:
 
     def submit(self, css: str, timeout: float = 15.0) -> None:
         """Click a control that loads a new page, and wait until the new page replaced the old one."""
-        old = self.find("html")
-        self.find(css).click()
+        for attempt in range(3):
+            try:
+                self.wait(lambda: self.driver.execute_script("return document.readyState") == "complete", timeout,
+                          "the page to load")
+                old = self.find("html")
+                self.find(css).click()
+                break
+            except WebDriverException as exc:
+                # A page still being replaced (a redirect landing, an htmx swap) detaches the node clicked: retry.
+                if attempt == 2 or not (isinstance(exc, StaleElementReferenceException)
+                                        or "does not belong to the document" in str(exc)):
+                    raise
+                time.sleep(0.2)
         WebDriverWait(self.driver, timeout, poll_frequency=0.05).until(
             expected_conditions.staleness_of(old), message=f"waiting for the page after clicking {css}")
         self.wait(lambda: self.driver.execute_script("return document.readyState") == "complete", timeout,

@@ -91,6 +91,9 @@ NEEDS: dict[tuple[str, str], str] = {
     ("POST", "/v2/devices/{id}/disengage"): "devices:write",
     ("PUT", "/v2/devices/{id}/unsubscribe"): "devices:write",
     ("GET", "/v2/devices/{id}/messages"): "messages:read",
+    ("GET", "/v2/devices/{id}/events"): "messages:read",  # ours: the device's event history, as messages
+    ("GET", "/v2/devices/count"): "devices:read",  # ours: the console's "shown / total"
+    ("GET", "/v2/deleted-devices/"): "devices:read",  # ours: the console's deleted-devices list
     ("GET", "/v2/devices/{id}/messages/metric"): "messages:read",
     ("GET", "/v2/devices/{id}/locations"): "messages:read",
     ("GET", "/v2/devices/{id}/callbacks-not-delivered"): "callbacks:read",
