@@ -56,8 +56,10 @@ async def connect(dsn: str | None = None) -> asyncpg.Connection:
     return await asyncpg.connect(dsn or settings().database_url)
 
 
-async def create_pool(dsn: str | None = None, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    """A pool whose connections decode jsonb as Python objects."""
+async def create_pool(dsn: str | None = None, *, min_size: int = 1, max_size: int = 10,
+                      server_settings: dict[str, str] | None = None) -> asyncpg.Pool:
+    """A pool whose connections decode jsonb as Python objects (`server_settings`: PostgreSQL settings of
+    its sessions)."""
     import orjson
 
     async def init(conn: asyncpg.Connection) -> None:
@@ -65,4 +67,4 @@ async def create_pool(dsn: str | None = None, *, min_size: int = 1, max_size: in
                                   decoder=orjson.loads, schema="pg_catalog")
 
     return await asyncpg.create_pool(dsn or settings().database_url, min_size=min_size,
-                                     max_size=max_size, init=init)
+                                     max_size=max_size, init=init, server_settings=server_settings)

@@ -25,12 +25,11 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from backhaul import db
 from backhaul.settings import PROJECT_ROOT
 from bench.sandbox import sandbox
 from console.app import mount
 from console.passwords import hash_password
-from oss.app import bootstrap_root, create_app
+from oss.app import bootstrap_root, create_api_pool, create_app
 from oss.context import JOBS
 from oss.login_throttle import LoginPolicy
 from oss.profiles import ADMIN
@@ -60,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--customers", type=int, default=10)
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--out", type=Path, default=PROJECT_ROOT / "bench" / "results")
+    p.add_argument("--keep", action="store_true", help="keep the database afterwards (to EXPLAIN its queries)")
     return p
 
 
@@ -200,8 +200,10 @@ async def measure(http: Http, made: dict, repeats: int, page_size: int) -> list[
 
 
 async def run(args: argparse.Namespace) -> list[Timing]:
-    async with sandbox() as box:
-        pool = await db.create_pool(box.dsn, min_size=2, max_size=10)
+    async with sandbox(keep=args.keep) as box:
+        if args.keep:
+            print(f"database kept: {box.database}")
+        pool = await create_api_pool(box.dsn)
         app = create_app(pool, rate_limits=NO_LIMITS, bulk_chunk=5000,
                          login_policy=LoginPolicy(free_failures=0, address_free_failures=0))
         mount(app)
