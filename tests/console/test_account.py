@@ -6,6 +6,7 @@ import os
 import subprocess
 
 import aiohttp
+from selenium.webdriver.common.keys import Keys
 
 from console.context import ConsoleSettings
 from console.links import INVITE, issue
@@ -162,3 +163,32 @@ def test_the_cli_prints_an_invitation_link_that_works(site, browser):
     unknown = subprocess.run([str(ROOT / ".venv" / "bin" / "backhaul"), "console", "invite", "nobody@example.com"],
                              env=env, capture_output=True, text=True, timeout=60)
     assert unknown.returncode == 1 and "no user has the e-mail" in unknown.stderr
+
+
+def test_the_console_is_usable_with_the_keyboard_alone(site, browser):
+    """Log in, skip to the content, reach the device list's filter and submit it: keys only, no mouse."""
+    tenant = site.tenant("Keys Co")
+    person = site.person([(tenant.group, ADMIN)])
+    browser.open("/console/login")
+    active = browser.driver.switch_to.active_element
+    assert active.get_attribute("id") == "email"  # the form has the focus when the page opens
+    active.send_keys(person.email, Keys.TAB)
+    browser.driver.switch_to.active_element.send_keys(person.password, Keys.ENTER)
+    browser.wait_css("#logout")
+    browser.open("/console/devices")
+    body = browser.find("body")
+    body.send_keys(Keys.TAB)  # the first stop is the skip link
+    skip = browser.driver.switch_to.active_element
+    assert skip.text == "Skip to content"
+    seen = []
+    for _ in range(60):  # tab on until the list's id filter has the focus
+        browser.driver.switch_to.active_element.send_keys(Keys.TAB)
+        focused = browser.driver.switch_to.active_element
+        seen.append(focused.get_attribute("id") or focused.tag_name)
+        if focused.get_attribute("name") == "id":
+            break
+    assert browser.driver.switch_to.active_element.get_attribute("name") == "id", seen
+    # The focused control shows it (the stylesheet's :focus-visible outline).
+    assert browser.driver.execute_script("return getComputedStyle(document.activeElement).outlineStyle") == "solid"
+    browser.driver.switch_to.active_element.send_keys("ABC", Keys.ENTER)
+    browser.wait(lambda: "id=ABC" in browser.driver.current_url, what="the filtered list")
