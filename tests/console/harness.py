@@ -26,7 +26,6 @@ from selenium.common.exceptions import NoSuchElementException, StaleElementRefer
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from backhaul.db import create_pool
@@ -185,8 +184,20 @@ class Browser:
                                         or "does not belong to the document" in str(exc)):
                     raise
                 time.sleep(0.2)
+
+        def replaced() -> bool:
+            try:
+                old.is_enabled()
+                return False
+            except StaleElementReferenceException:
+                return True
+            except WebDriverException as exc:  # chromedriver's other way of saying the node left the document
+                if "does not belong to the document" in str(exc):
+                    return True
+                raise
+
         WebDriverWait(self.driver, timeout, poll_frequency=0.05).until(
-            expected_conditions.staleness_of(old), message=f"waiting for the page after clicking {css}")
+            lambda d: replaced(), message=f"waiting for the page after clicking {css}")
         self.wait(lambda: self.driver.execute_script("return document.readyState") == "complete", timeout,
                   "the new page to load")
 
