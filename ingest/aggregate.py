@@ -1,15 +1,6 @@
 """What DATA_ADVANCED computes from the stations that heard a message.
 
-Link quality (documented rule, Sigfox publishes none exactly): start from the
-best RSSI among the receiving stations,
-
-    best RSSI > -110 dBm  -> 3 (EXCELLENT)
-    best RSSI > -125 dBm  -> 2 (GOOD)
-    best RSSI > -135 dBm  -> 1 (AVERAGE)
-    otherwise             -> 0 (LIMIT)
-
-then add one level for three or more stations and remove one for a single
-station, clamped to 0..3. `linkQuality` is that integer, `lqi` its name.
+Link quality is graded by `radio.quality` (the rule is shared with the coverage prediction).
 
 Computed location (documented estimate): the RSSI-weighted centroid of the
 positions of the receiving stations, each weighted by its received power in
@@ -26,26 +17,8 @@ from collections.abc import Mapping, Sequence
 
 from backhaul.geo import distance_m
 
-LQI_NAMES = ("Limit", "Average", "Good", "Excellent")
 SINGLE_STATION_RADIUS_M = 10_000
 MIN_RADIUS_M = 1_000
-
-
-def link_quality(best_rssi: float, station_count: int) -> int:
-    """The 0..3 link quality of a message (see module docstring)."""
-    if best_rssi > -110:
-        level = 3
-    elif best_rssi > -125:
-        level = 2
-    elif best_rssi > -135:
-        level = 1
-    else:
-        level = 0
-    if station_count >= 3:
-        level += 1
-    elif station_count <= 1:
-        level -= 1
-    return max(0, min(3, level))
 
 
 def computed_location(receptions: Sequence[tuple[str, float]],

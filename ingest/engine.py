@@ -47,6 +47,7 @@ from typing import Any, Callable, Protocol, cast
 
 from ingest import aggregate
 from ingest.oob import OobError, decode_oob
+from radio.quality import LQI_NAMES, link_quality
 from schemas import device_events as events
 from schemas.advanced_messages import AdvancedMessage, Duplicate, Rinfo, advanced_message
 from schemas.device_events import DeviceEvent, Subject
@@ -484,7 +485,7 @@ class IngestEngine:
         duplicates: list[Duplicate] = [{"bsId": bs, "rssi": r[0], "snr": r[1], "nbRep": bin(r[2]).count("1")}
                                        for bs, r in w.stations.items()]
         best_rssi = max(d["rssi"] for d in duplicates)
-        quality = aggregate.link_quality(best_rssi, len(duplicates))
+        quality = link_quality(best_rssi, len(duplicates))
         location = aggregate.computed_location([(d["bsId"], d["rssi"]) for d in duplicates],
                                                self.config.stations)
         rinfos: list[Rinfo] = [{"baseStation": bs, "rssi": r[0], "snr": r[1], "freq": r[3],
@@ -492,7 +493,7 @@ class IngestEngine:
         return advanced_message(
             w.message_id, st.device, device_type_id=device.get("device_type_id"), group_id=device.get("group_id"),
             registration_id=w.registration, seq_number=w.seq, time_ms=w.time, data=w.data, ack=w.ack,
-            duplicates=duplicates, rinfos=rinfos, lqi=aggregate.LQI_NAMES[quality], link_quality=quality,
+            duplicates=duplicates, rinfos=rinfos, lqi=LQI_NAMES[quality], link_quality=quality,
             computed_location=location, operator_name="Backhaul", country_code=device.get("country_code") or "000",
             deadline_ms=_ms(w.deadline),
             fixed_position=(device["lat"], device["lng"]) if device.get("lat") is not None else None)

@@ -3,7 +3,7 @@
     program, bench     the shell: starts everything, imported by nothing below it
     console            the web console: a face of oss, imported only by the program
     oss | ingest | router | workers | store | simulator    stages: never import each other
-    callback_language  what callbacks are written in
+    callback_language | radio    what callbacks are written in; the radio physics (path loss, link budgets)
     backhaul           the runtime every stage uses
     schemas            typed records, topic names, SQL: imports nothing of ours
 
@@ -22,7 +22,10 @@ STAGES = {"oss", "ingest", "router", "workers", "store", "simulator"}
 # The console is a face of the operations support system: it stands on oss (and below), nothing but the
 # program imports it.
 FACES = {"console"}
-LEVEL = {"schemas": 0, "backhaul": 1, "callback_language": 2, **{s: 3 for s in STAGES}, **{s: 4 for s in FACES},
+# The radio physics and the callback language are libraries of the domain: the stages use them, they use
+# only the runtime and the schemas, and never each other.
+LIBRARIES = {"callback_language", "radio"}
+LEVEL = {"schemas": 0, "backhaul": 1, **{s: 2 for s in LIBRARIES}, **{s: 3 for s in STAGES}, **{s: 4 for s in FACES},
          **{s: 5 for s in SHELL}}
 
 
@@ -63,6 +66,8 @@ def violations(edges: set[tuple[str, str]]) -> list[str]:
             continue  # `backhaul bench` is a program command; the bench starts workers as the program does
         if importer in STAGES and target in STAGES:
             broken.append(f"{importer} -> {target}: stages never import each other")
+        elif importer in LIBRARIES and target in LIBRARIES:
+            broken.append(f"{importer} -> {target}: libraries never import each other")
         elif target in SHELL:
             broken.append(f"{importer} -> {target}: nothing imports the program")
         elif importer == "schemas":

@@ -15,6 +15,7 @@ from ingest.engine import DeviceState, IngestEngine, Outputs, is_newer
 from ingest.oob import encode_status
 from schemas.frames import Frame
 from tests.clock import FakeClock
+from radio.quality import link_quality
 
 WINDOW = 25.0
 
@@ -171,9 +172,9 @@ def test_state_survives_serialisation_with_open_windows():
 
 
 def test_link_quality_and_location_follow_the_documented_rule():
-    assert aggregate.link_quality(-100, 3) == 3
-    assert aggregate.link_quality(-120, 1) == 1
-    assert aggregate.link_quality(-140, 1) == 0
+    assert link_quality(-100, 3) == 3
+    assert link_quality(-120, 1) == 1
+    assert link_quality(-140, 1) == 0
     stations = {"A": {"lat": 0.0, "lng": 0.0}, "B": {"lat": 0.0, "lng": 1.0}}
     loc = aggregate.computed_location([("A", -100.0), ("B", -100.0)], stations)
     assert loc["lat"] == 0.0 and abs(loc["lng"] - 0.5) < 1e-9 and loc["status"] == 1
@@ -678,7 +679,7 @@ def test_a_service_frame_is_a_sign_of_life_and_an_unreadable_one_is_rejected():
     (-109.9, 1, 2), (-135.0, 1, 0), (-125.0, 1, 0), (-110.0, 0, 1),  # one station (or none): one level down
 ])
 def test_link_quality_at_each_threshold(rssi, stations, quality):
-    assert aggregate.link_quality(rssi, stations) == quality
+    assert link_quality(rssi, stations) == quality
 
 
 def test_computed_location_one_station_two_stations_and_unknown_ones():
