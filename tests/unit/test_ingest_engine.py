@@ -13,9 +13,9 @@ from backhaul.geo import distance_m
 from ingest import aggregate
 from ingest.engine import DeviceState, IngestEngine, Outputs, is_newer
 from ingest.oob import encode_status
+from radio.quality import link_quality
 from schemas.frames import Frame
 from tests.clock import FakeClock
-from radio.quality import link_quality
 
 WINDOW = 25.0
 
