@@ -420,7 +420,7 @@ class IngestEngine:
         out = Outputs()
         held: list[tuple[float, str, int, bool]] = []
         heap = self._window_heap
-        while heap and heap[0][0] <= now:
+        while heap and _reached(now, heap[0][0]):   # to the millisecond, as close_due
             entry = heapq.heappop(heap)
             deadline, device_id, seq, oob = entry
             st = self.states.get(device_id)
@@ -437,7 +437,7 @@ class IngestEngine:
             heapq.heappush(heap, entry)
         kheld: list[tuple[float, str]] = []
         kheap = self._keepalive_heap
-        while kheap and kheap[0][0] <= now:
+        while kheap and _reached(now, kheap[0][0]):
             kentry = heapq.heappop(kheap)
             deadline, device_id = kentry
             st = self.states.get(device_id)
