@@ -1,5 +1,5 @@
 """The `backhaul` command: up, down, status, start, stop, restart, supervise, worker, api, simulate,
-demo-receiver, migrate, replay, registry, console, bench, bench-console, secret-key, rotate-secrets."""
+demo-receiver, migrate, replay, registry, console, coverage, bench, bench-console, secret-key, rotate-secrets."""
 from __future__ import annotations
 
 import argparse
@@ -336,7 +336,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         try:
             return await simulate(network, messages_per_device=None if args.forever or args.duration else args.messages,
                                   rate=args.rate, duration=args.duration, max_stations=args.max_stations,
-                                  malformed=args.malformed, seed=args.seed + 1, producer=producer)
+                                  malformed=args.malformed, seed=args.seed + 1, producer=producer,
+                                  radio=_radio_model(network) if args.radio else None)
         finally:
             if producer:
                 await producer.stop()
@@ -347,6 +348,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if sent:
         print(json.dumps(sent))
     return 0
+
+
+def _radio_model(network):
+    """The link-budget radio of the simulated stations (registry defaults: radio.link_budget)."""
+    from radio.predict import StationSite
+    from simulator.radio_model import RadioModel
+
+    return RadioModel.of([StationSite(s.id, s.lat, s.lng) for s in network.stations])
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -447,6 +456,42 @@ def cmd_console_invite(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_coverage_calibrate(args: argparse.Namespace) -> int:
+    """Fit every station's calibration (or one's) on the stored receptions, store and print the fits."""
+    from backhaul import db
+    from oss.calibrate import calibrate
+    from radio.calibration import describe
+    from radio.link_budget import radio_configuration
+
+    try:
+        rc = radio_configuration(args.radio_configuration)
+    except ValueError as exc:
+        print(f"backhaul coverage calibrate: {exc}", file=sys.stderr)
+        return 2
+
+    async def main() -> list:
+        conn = await db.connect()
+        try:
+            await db.migrate(conn)
+            async with conn.transaction():
+                return await calibrate(conn, rc, args.station)
+        finally:
+            await conn.close()
+
+    try:
+        results = _asyncio_run(main())
+    except ValueError as exc:
+        print(f"backhaul coverage calibrate: {exc}", file=sys.stderr)
+        return 1
+    if results is None:  # interrupted
+        return 130
+    for result in results:
+        print(describe(result))
+    if not results:
+        print("no base stations registered")
+    return 0
+
+
 def cmd_secret_key(args: argparse.Namespace) -> int:
     from backhaul.secretbox import new_key
 
@@ -542,6 +587,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--register", metavar="NAME", default=None,
                      help="register the simulated stations and devices in PostgreSQL under this name first")
     sim.add_argument("--seed", type=int, default=1)
+    sim.add_argument("--radio", action="store_true",
+                     help="stations hear a message by the link budget and shadowing (radio/), not the k nearest")
     sim.add_argument("--gateway", metavar="NAME", default=None,
                      help="publish as this gateway, on the gateway listener (deploy/local/kafka.sh add-gateway NAME)")
     sim.add_argument("--gateway-password-file", metavar="PATH", default=None,
@@ -571,6 +618,15 @@ def build_parser() -> argparse.ArgumentParser:
     invite = con_sub.add_parser("invite", help="print a one-use link that sets a user's console password")
     invite.add_argument("email", help="the user's e-mail (an API v2 user)")
     invite.set_defaults(func=cmd_console_invite)
+
+    cov = sub.add_parser("coverage", help="coverage prediction (README: Coverage: prediction and calibration)")
+    cov_sub = cov.add_subparsers(dest="coverage_command", required=True)
+    cal = cov_sub.add_parser("calibrate", help="fit each station's correction (offset, slope) on the stored "
+                                               "receptions of devices at known positions, store and print the fits")
+    cal.add_argument("--station", metavar="ID", default=None, help="this station only (4 hex digits)")
+    cal.add_argument("--radio-configuration", metavar="RC", default="RC1",
+                     help="the radio configuration the receptions were made in (default RC1)")
+    cal.set_defaults(func=cmd_coverage_calibrate)
 
     sub.add_parser("secret-key", help="print a new random key for BACKHAUL_SECRET_KEYS or a key file"
                    ).set_defaults(func=cmd_secret_key)

@@ -18,6 +18,12 @@ class: these steps are Backhaul's choice.
 
 Installation types (the reference's ``deviceSituation``): OUTDOOR 0 dB, INDOOR 20 dB,
 UNDERGROUND 30 dB of extra loss, the reference's values.
+
+Shadowing: around the path-loss model's median, the received power of a fixed device varies with the
+obstacles on its path, lognormally: a normal deviation in dB of standard deviation SHADOWING_SIGMA_DB,
+6 dB (the usual figure for macro cells at sub-GHz, 5 to 8 dB in the literature). The simulator's radio
+model draws it (simulator/radio_model.py); the prediction's expected number of receiving stations at a
+point is the sum over stations of P(RSSI >= sensitivity) = Φ(margin / SHADOWING_SIGMA_DB).
 """
 from __future__ import annotations
 
@@ -50,7 +56,8 @@ DEFAULT_RADIO_CONFIGURATION: Final = "RC1"
 UPLINK_CLASS_STEP_DB: Final = (0.0, 3.0, 6.0, 10.0)   # 0U, 1U, 2U, 3U below the zone's maximum EIRP
 
 INSTALLATION_LOSS_DB: Final = {"OUTDOOR": 0.0, "INDOOR": 20.0, "UNDERGROUND": 30.0}
-DEFAULT_INSTALLATION: Final = "INDOOR"   # the reference's default `deviceSituation`
+DEFAULT_INSTALLATION: Final = "INDOOR"
+SHADOWING_SIGMA_DB: Final = 6.0   # the reference's default `deviceSituation`
 
 # A station as most are built, when the registry says nothing else.
 DEFAULT_ANTENNA_HEIGHT_M: Final = 30.0

@@ -1,7 +1,9 @@
 """A simulated radio network: stations at positions hearing devices, publishing frames.
 
 Each message of each device is heard by 1..k stations (the nearest ones,
-with an RSSI from a log-distance path-loss model plus noise), each station
+with an RSSI from a log-distance path-loss model plus noise) or, with a
+`RadioModel` (simulator/radio_model.py, opt-in), by the stations its link
+budget and a shadowing draw say hear it (none: the message is lost), each station
 hears 1..3 repetitions, and the copies of one message arrive in shuffled
 order, interleaved with other devices' traffic. Frames are keyed by device
 id, as real gateways do. A device's own messages stay in order: the radio
@@ -15,6 +17,7 @@ import math
 import random
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import orjson
@@ -24,6 +27,7 @@ from backhaul.kafka import make_producer
 from backhaul.topics import topic
 from schemas.frames import FrameRecord, encode_frame
 from schemas.topics import FRAMES
+from simulator.radio_model import RadioModel
 
 log = logging.getLogger(__name__)
 
@@ -98,20 +102,36 @@ def rssi_at(distance: float, rng: random.Random) -> float:
     return round(max(-145.0, min(-60.0, -90.0 - loss + rng.gauss(0, 4))), 1)
 
 
+def heard_by(device: Device, rng: random.Random, max_stations: int,
+             radio: RadioModel | None) -> Iterator[tuple[str, float, float]]:
+    """(station id, RSSI, jitter of the repetitions' RSSI) of the stations that hear one transmission.
+
+    Lazy: the k-nearest model draws a station's RSSI just before its repetitions, as it always has (the
+    same seed gives the same traffic)."""
+    if radio is not None:
+        # The shadowing draw is the transmission's RSSI: its repetitions report it as it is.
+        for station, rssi in radio.hear(device.lat, device.lng, rng):
+            yield station, min(0.0, rssi), 0.0
+        return
+    n = rng.randint(1, max(1, min(max_stations, len(device.nearest))))
+    for dist, st in device.nearest[:n]:
+        yield st.id, rssi_at(dist, rng), 1.0
+
+
 def message_frames(device: Device, rng: random.Random, *, max_stations: int, data: str | None = None,
-                   ack: bool = False, now_ms: int | None = None, oob: bool = False) -> list[FrameRecord]:
-    """The frames of one transmission: 1..max_stations stations, 1..3 repetitions each, shuffled."""
+                   ack: bool = False, now_ms: int | None = None, oob: bool = False,
+                   radio: RadioModel | None = None) -> list[FrameRecord]:
+    """The frames of one transmission: 1..max_stations stations (or those `radio` says hear it), 1..3
+    repetitions each, shuffled."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     seq = device.seq
     device.seq = (device.seq + 1) % 4096
     payload = data if data is not None else rng.randbytes(rng.randint(0, 12)).hex()
-    n = rng.randint(1, max(1, min(max_stations, len(device.nearest))))
     frames: list[FrameRecord] = []
-    for dist, st in device.nearest[:n]:
-        rssi = rssi_at(dist, rng)
+    for station, rssi, jitter in heard_by(device, rng, max_stations, radio):
         for rep in range(1, rng.choice((1, 3)) + 1):
-            frames.append({"station": st.id, "device": device.id, "seqNumber": seq, "time": now_ms + rep * 10,
-                           "data": payload, "rssi": round(rssi + rng.uniform(-1, 1), 1),
+            frames.append({"station": station, "device": device.id, "seqNumber": seq, "time": now_ms + rep * 10,
+                           "data": payload, "rssi": round(rssi + rng.uniform(-jitter, jitter), 1),
                            "snr": round(max(0.0, min(40.0, (rssi + 150) / 3 + rng.gauss(0, 1))), 2),
                            "freq": BASE_FREQ + rng.randrange(-10000, 10000, 100), "rep": rep, "ack": ack,
                            "oob": oob})
@@ -121,8 +141,9 @@ def message_frames(device: Device, rng: random.Random, *, max_stations: int, dat
 
 async def simulate(network: Network, *, messages_per_device: int | None, rate: float, duration: float | None,
                    max_stations: int = 3, malformed: int = 0, seed: int = 2, ack_ratio: float = 0.0,
-                   progress: bool = True, producer=None, record: list[FrameRecord] | None = None) -> dict:
-    """Publish traffic at `rate` messages/s; returns counts of what was sent."""
+                   progress: bool = True, producer=None, record: list[FrameRecord] | None = None,
+                   radio: RadioModel | None = None) -> dict:
+    """Publish traffic at `rate` messages/s; returns counts of what was sent (`radio`: see message_frames)."""
     rng = random.Random(seed)
     own = producer is None
     if own:
@@ -149,7 +170,7 @@ async def simulate(network: Network, *, messages_per_device: int | None, rate: f
                 pending: list[FrameRecord | bytes] = []  # bytes: a malformed record, sent as it is
                 for dev in chunk:
                     pending.extend(message_frames(dev, rng, max_stations=max_stations,
-                                                  ack=rng.random() < ack_ratio))
+                                                  ack=rng.random() < ack_ratio, radio=radio))
                 rng.shuffle(pending)
                 if malformed_left and rng.random() < 0.5:
                     pending.insert(rng.randrange(len(pending) + 1), MALFORMED_SAMPLES[malformed_left % len(MALFORMED_SAMPLES)])

@@ -5,10 +5,9 @@ from collections.abc import Iterable
 from typing import Any, Final
 
 from oss.storage.sql import Executor
+from radio.calibration import MIN_RECEPTIONS as MIN_CALIBRATION_RECEPTIONS
 from radio.predict import StationSite
 
-# A calibration is used once it rests on this many receptions (radio/calibration.py explains the figure).
-MIN_CALIBRATION_RECEPTIONS: Final = 30
 SERVING: Final = ("enabled",)
 WITH_PLANNED: Final = ("enabled", "planned")
 
