@@ -13,15 +13,27 @@ prior on the slope: one pseudo-residual slope × 6 / 10, i.e. a slope of 10 dB p
 a single reception 6 dB off. With receptions spread over distances the data decide; with few at similar
 distances (where the slope is not identified) the slope stays near 0 instead of wild.
 
+Censoring: a station only reports what it heard, so where the predicted RSSI is near its sensitivity
+only the transmissions that shadowing favoured are stored, and a plain fit finds the station better
+than it is, and better the farther (a simulated indoor network: offsets 3 to 4 dB too high, slopes of
++12 dB per decade where the truth is 0). So the fit keeps only the receptions whose calibrated predicted
+margin is at least SELECTION_MARGIN_DB (1.5 × the 6 dB shadowing: fewer than 7 % of such transmissions go
+unheard), refitting until the kept set settles (at most SELECTION_ROUNDS fits). On the same network the
+offsets then land within 0.7 dB and the slopes within 2.5 dB per decade. The selection is on the
+prediction, not on the measurement, so it does not bias the fit by itself. Receptions with no known
+sensitivity (`sensitivity_dbm` = −inf) are all kept.
+
 Held-out receptions: a deterministic 20 % of the messages (by a hash of the message id, so a re-run
-splits the same way) are kept out of the fit; the RMSE and bias (mean of measured − predicted) on them,
-before and after the correction, are what the fit reports. A station is fitted once MIN_RECEPTIONS
-receptions remain for the fit itself: with 30 the offset's standard error is about 6/√30 ≈ 1.1 dB
+splits the same way) are kept out of the fit; the RMSE and bias (mean of measured − predicted) on those
+clear of the sensitivity (the rule above, with the fit), before and after the correction, are what the
+fit reports. A station is fitted once MIN_RECEPTIONS
+receptions remain for the fit itself (after that selection): with 30 the offset's standard error is about 6/√30 ≈ 1.1 dB
 under typical shadowing, the least that makes a correction worth more than its noise.
 """
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -30,13 +42,15 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import least_squares
 
-from radio.link_budget import RadioConfiguration, device_eirp_dbm
+from radio.link_budget import SHADOWING_SIGMA_DB, RadioConfiguration, device_eirp_dbm
 from radio.predict import Sites, StationSite, distances_km, received_dbm
 
 MIN_RECEPTIONS: Final = 30
 HELD_OUT_SHARE: Final = 0.2
 HUBER_SCALE_DB: Final = 6.0
 SLOPE_PRIOR_DB_PER_DECADE: Final = 10.0   # the slope's prior standard deviation (weak)
+SELECTION_MARGIN_DB: Final = 1.5 * SHADOWING_SIGMA_DB
+SELECTION_ROUNDS: Final = 6
 
 Array = NDArray[np.float64]
 
@@ -50,6 +64,7 @@ class Reception:
     rssi_dbm: float          # measured
     predicted_dbm: float     # uncalibrated prediction at the device's position
     distance_km: float
+    sensitivity_dbm: float = -math.inf   # the station's, in the radio configuration of the reception
 
 
 @dataclass(frozen=True)
@@ -59,8 +74,8 @@ class Fit:
     station_id: str
     offset_db: float
     slope_db: float
-    receptions: int                 # receptions the fit used
-    held_out: int                   # receptions kept aside to judge it
+    receptions: int                 # receptions the fit used (clear of the sensitivity)
+    held_out: int                   # receptions kept aside that judge it (clear of the sensitivity)
     rmse_before_db: float | None     # None without held-out receptions
     rmse_after_db: float | None
     bias_before_db: float | None
@@ -73,7 +88,7 @@ class TooFew:
 
     station_id: str
     receptions: int                 # receptions that would have been fitted on
-    held_out: int
+    held_out: int                   # receptions kept aside
     needed: int = MIN_RECEPTIONS
 
 
@@ -89,7 +104,8 @@ def correction_db(offset_db: float, slope_db: float, distance_km: ArrayLike) -> 
 
 
 def fit_correction(residual_db: ArrayLike, distance_km: ArrayLike) -> tuple[float, float]:
-    """(offset, slope) that best explain `residual_db` = measured − predicted (see the module docstring)."""
+    """(offset, slope) that best explain `residual_db` = measured − predicted: the robust fit with the
+    slope's prior, on every reception given (see the module docstring)."""
     r = np.asarray(residual_db, dtype=float)
     x = np.log10(np.maximum(np.asarray(distance_km, dtype=float), 1e-3))
     prior_weight = HUBER_SCALE_DB / SLOPE_PRIOR_DB_PER_DECADE
@@ -100,6 +116,23 @@ def fit_correction(residual_db: ArrayLike, distance_km: ArrayLike) -> tuple[floa
     start = np.array([float(np.median(r)), 0.0])
     result = least_squares(residuals, start, loss="huber", f_scale=HUBER_SCALE_DB)
     return float(result.x[0]), float(result.x[1])
+
+
+def fit_uncensored(residual_db: Array, distance_km: Array,
+                   predicted_margin_db: Array) -> tuple[float, float, NDArray[np.bool_]]:
+    """(offset, slope, receptions kept): `fit_correction` on the receptions whose calibrated predicted
+    margin is at least SELECTION_MARGIN_DB, the selection and the fit repeated until they settle."""
+    keep = np.ones(residual_db.shape, dtype=bool)
+    offset, slope = fit_correction(residual_db, distance_km)
+    for _ in range(SELECTION_ROUNDS):
+        selected = predicted_margin_db + correction_db(offset, slope, distance_km) >= SELECTION_MARGIN_DB
+        if np.array_equal(selected, keep):
+            break
+        keep = selected
+        if keep.sum() < MIN_RECEPTIONS:
+            break
+        offset, slope = fit_correction(residual_db[keep], distance_km[keep])
+    return offset, slope, keep
 
 
 def _errors(residual: Array) -> tuple[float | None, float | None]:
@@ -113,15 +146,22 @@ def fit_station(station_id: str, receptions: Sequence[Reception]) -> Fit | TooFe
     held = np.array([is_held_out(r.message_id) for r in receptions], dtype=bool)
     residual = np.array([r.rssi_dbm - r.predicted_dbm for r in receptions], dtype=float)
     distance = np.array([r.distance_km for r in receptions], dtype=float)
+    margin = np.array([r.predicted_dbm - r.sensitivity_dbm for r in receptions], dtype=float)
     n_fit, n_held = int((~held).sum()), int(held.sum())
     if n_fit < MIN_RECEPTIONS:
         return TooFew(station_id, n_fit, n_held)
-    offset, slope = fit_correction(residual[~held], distance[~held])
-    before = residual[held]
-    after = before - correction_db(offset, slope, distance[held])
+    offset, slope, kept = fit_uncensored(residual[~held], distance[~held], margin[~held])
+    if kept.sum() < MIN_RECEPTIONS:   # too few clear of the sensitivity to fit without censoring's bias
+        return TooFew(station_id, int(kept.sum()), n_held)
+    # Judged where the fitted prediction is clear of the sensitivity too: the same rule, the same receptions
+    # before and after.
+    judged = held & (margin + correction_db(offset, slope, distance) >= SELECTION_MARGIN_DB)
+    before = residual[judged]
+    after = before - correction_db(offset, slope, distance[judged])
     rmse_before, bias_before = _errors(before)
     rmse_after, bias_after = _errors(after)
-    return Fit(station_id, offset, slope, n_fit, n_held, rmse_before, rmse_after, bias_before, bias_after)
+    return Fit(station_id, offset, slope, int(kept.sum()), int(judged.sum()), rmse_before, rmse_after,
+               bias_before, bias_after)
 
 
 @dataclass(frozen=True)
@@ -149,7 +189,7 @@ def predicted_receptions(stations: Sequence[StationSite], heard: Sequence[Heard]
     rssi = received_dbm(sites, d, rc, device_eirp_dbm(rc, 0))
     rows = np.arange(len(kept))
     cols = np.array([column[h.station_id] for h in kept])
-    return [Reception(h.message_id, h.station_id, h.rssi_dbm, float(p), float(dist))
+    return [Reception(h.message_id, h.station_id, h.rssi_dbm, float(p), float(dist), rc.sensitivity_dbm)
             for h, p, dist in zip(kept, rssi[rows, cols], d[rows, cols], strict=True)]
 
 

@@ -18,6 +18,7 @@ them through `oss.storage.base_stations.sites`.
 """
 from __future__ import annotations
 
+import json
 import os
 import random
 import subprocess
@@ -206,3 +207,42 @@ async def test_calibration_recovers_a_biased_station(isolated) -> None:
     assert f"held-out RMSE {fit.rmse_before_db:.1f} -> {fit.rmse_after_db:.1f} dB" in lines[0]
     assert lines[3] == f"{unheard}: not enough receptions (0/{MIN_RECEPTIONS}; 0 held out)"
     print("\ncalibration:\n" + "\n".join(lines))
+
+
+async def test_the_receptions_to_fit_on_are_those_of_devices_at_known_positions(isolated) -> None:
+    stations = [Station("C001", *around(0, 0)), Station("C002", *around(2, 0))]
+    fixed, located = Device("300001", *around(1, 1)), Device("300002", *around(-1, 1))
+    conn = await db.connect()
+    try:
+        await registered(conn, stations, [fixed, located], {})
+        await conn.execute("UPDATE devices SET lat = NULL, lng = NULL WHERE id = $1", located.id)
+        registration = await conn.fetchval("SELECT registration_id FROM devices WHERE id = $1", fixed.id)
+
+        def rinfos(*pairs: tuple[str, float]) -> str:
+            return json.dumps([{"baseStation": s, "rssi": r, "snr": 10.0, "freq": 868130000, "rep": 1}
+                               for s, r in pairs])
+
+        def location(radius: int, status: int = 1) -> str:
+            return json.dumps({"lat": 43.7, "lng": 1.5, "radius": radius, "source": 2, "status": status}
+                              if status == 1 else {"source": 2, "status": status})
+
+        await conn.executemany(
+            "INSERT INTO messages(id, device_id, time, seq_number, data, rinfos, computed_location, registration_id) "
+            "VALUES ($1, $2, 0, 1, '', $3::jsonb, $4::jsonb, $5)", [
+                ("f1", fixed.id, rinfos(("C001", -110.0), ("C002", -120.5)), None, registration),
+                ("f2", fixed.id, rinfos(("C001", -111.0)), location(5000), None),      # no registration: kept
+                ("f3", fixed.id, rinfos(("C001", -112.0)), None, registration + 1000),  # another registration
+                ("l1", located.id, rinfos(("C002", -115.0)), location(250), None),
+                ("l2", located.id, rinfos(("C002", -116.0)), location(1000), None),   # too vague
+                ("l3", located.id, rinfos(("C002", -117.0)), location(0, status=20), None),
+                ("l4", located.id, rinfos(("C002", -118.0)), None, None),
+            ])
+        every = await station_calibrations.heard(conn)
+        of_c002 = await station_calibrations.heard(conn, "C002")
+    finally:
+        await conn.close()
+    fixed_at = (round(fixed.lat, 5), round(fixed.lng, 5))
+    assert [(h.message_id, h.station_id, h.rssi_dbm, (h.device_lat, h.device_lng)) for h in every] == [
+        ("f1", "C001", -110.0, fixed_at), ("f1", "C002", -120.5, fixed_at), ("f2", "C001", -111.0, fixed_at),
+        ("l1", "C002", -115.0, (43.7, 1.5))]
+    assert [(h.message_id, h.station_id) for h in of_c002] == [("f1", "C002"), ("l1", "C002")]

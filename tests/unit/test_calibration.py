@@ -83,6 +83,25 @@ def test_few_receptions_at_one_distance_do_not_give_a_wild_slope(offset: float, 
     assert abs(at_2km - offset) < 4.5
 
 
+@pytest.mark.parametrize("offset, slope", [(-20.0, 0.0), (-12.0, 3.0), (-5.0, -3.0), (-20.0, -2.0)])
+@pytest.mark.parametrize("seed", [1, 2])
+def test_receptions_cut_at_the_sensitivity_do_not_make_a_station_look_better(offset: float, slope: float,
+                                                                             seed: int) -> None:
+    """Only what was heard is stored: near the sensitivity, the lucky draws. With the sensitivity known the
+    fit keeps to receptions clear of it; without it (every reception taken as it is) the same data make
+    the station look better than it is, and better the farther."""
+    sensitivity = -142.0
+    heard = [r for r in synthetic(offset, slope, n=12_000, noise_db=6.0, outliers=0.05, seed=seed)
+             if r.rssi_dbm >= sensitivity]
+    known = [Reception(r.message_id, r.station_id, r.rssi_dbm, r.predicted_dbm, r.distance_km, sensitivity)
+             for r in heard]
+    fit, naive = fit_station("A001", known), fit_station("A001", heard)
+    assert isinstance(fit, Fit) and isinstance(naive, Fit)
+    assert abs(fit.offset_db - offset) < 1.0 and abs(fit.slope_db - slope) < 1.5
+    assert naive.slope_db - slope > 1.5
+    assert fit.receptions < naive.receptions
+
+
 def test_the_minimum_counts_the_receptions_the_fit_uses() -> None:
     receptions = synthetic(5.0, 0.0, n=200, noise_db=3.0, outliers=0.0, seed=7)
     fitted = [r for r in receptions if not is_held_out(r.message_id)]
