@@ -13,8 +13,9 @@ EVERY_STATE: Final = ("enabled", "disabled", "planned")
 
 
 async def calibrate(db: Executor, rc: RadioConfiguration, station_id: str | None = None, *,
-                    store: bool = True) -> list[Fit | TooFew]:
-    """Fit every registered station (or `station_id` only), ordered by id; store the fits when `store`.
+                    installation: str = "OUTDOOR", store: bool = True) -> list[Fit | TooFew]:
+    """Fit every registered station (or `station_id` only), ordered by id, the located devices being of
+    `installation`; store the fits when `store`.
 
     A station without enough receptions keeps its previous fit, if any (radio/calibration.py: MIN_RECEPTIONS).
     """
@@ -24,7 +25,7 @@ async def calibrate(db: Executor, rc: RadioConfiguration, station_id: str | None
         stations = [s for s in stations if s.id == station_id]
         if not stations:
             raise ValueError(f"station: {station_id!r} is not a registered base station")
-    receptions = predicted_receptions(stations, await station_calibrations.heard(db, station_id), rc)
+    receptions = predicted_receptions(stations, await station_calibrations.heard(db, station_id), rc, installation)
     by_station: dict[str, list[Reception]] = {s.id: [] for s in stations}
     for r in receptions:
         by_station[r.station_id].append(r)

@@ -474,7 +474,7 @@ def cmd_coverage_calibrate(args: argparse.Namespace) -> int:
         try:
             await db.migrate(conn)
             async with conn.transaction():
-                return await calibrate(conn, rc, args.station)
+                return await calibrate(conn, rc, args.station, installation=args.installation)
         finally:
             await conn.close()
 
@@ -626,6 +626,9 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--station", metavar="ID", default=None, help="this station only (4 hex digits)")
     cal.add_argument("--radio-configuration", metavar="RC", default="RC1",
                      help="the radio configuration the receptions were made in (default RC1)")
+    cal.add_argument("--installation", choices=("OUTDOOR", "INDOOR", "UNDERGROUND"), default="OUTDOOR",
+                     help="how the devices at known positions are installed (default OUTDOOR): a wrong choice "
+                          "moves every offset by the difference of the installation losses")
     cal.set_defaults(func=cmd_coverage_calibrate)
 
     sub.add_parser("secret-key", help="print a new random key for BACKHAUL_SECRET_KEYS or a key file"

@@ -4,8 +4,10 @@ Model, per station, for receptions of devices at known positions:
 
     measured RSSI = predicted RSSI + offset_db + slope_db × log10(d / 1 km)
 
-`predicted RSSI` is radio.predict's uncalibrated prediction for an outdoor device of uplink class 0U
-(the offset therefore also absorbs what the devices' installations lose on average).
+`predicted RSSI` is radio.predict's uncalibrated prediction for a device of uplink class 0U installed as
+the caller says the located devices are (`installation`, OUTDOOR by default). The offset absorbs whatever
+the devices lose beyond that on average: if the located devices are indoor but calibrated as outdoor,
+every offset comes out about 20 dB low, and an INDOOR prediction would then count the wall twice.
 
 Estimator: robust least squares (scipy.optimize.least_squares, Huber loss with a 6 dB scale, so that a
 reception 20 dB off, a device moved indoors or a wrong position, pulls like a 6 dB one), plus a weak
@@ -42,7 +44,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import least_squares
 
-from radio.link_budget import SHADOWING_SIGMA_DB, RadioConfiguration, device_eirp_dbm
+from radio.link_budget import SHADOWING_SIGMA_DB, RadioConfiguration, device_eirp_dbm, installation_loss_db
 from radio.predict import Sites, StationSite, distances_km, received_dbm
 
 MIN_RECEPTIONS: Final = 30
@@ -175,9 +177,10 @@ class Heard:
     device_lng: float
 
 
-def predicted_receptions(stations: Sequence[StationSite], heard: Sequence[Heard],
-                         rc: RadioConfiguration) -> list[Reception]:
-    """`heard` with the uncalibrated prediction and distance of each; stations not in `stations` are left out."""
+def predicted_receptions(stations: Sequence[StationSite], heard: Sequence[Heard], rc: RadioConfiguration,
+                         installation: str = "OUTDOOR") -> list[Reception]:
+    """`heard` with the uncalibrated prediction (devices of `installation`) and distance of each; stations
+    not in `stations` are left out."""
     plain = [StationSite(s.id, s.lat, s.lng, s.antenna_height_m, s.antenna_gain_dbi, s.cable_loss_db,
                          s.environment) for s in stations]
     column = {s.id: i for i, s in enumerate(plain)}
@@ -186,7 +189,7 @@ def predicted_receptions(stations: Sequence[StationSite], heard: Sequence[Heard]
         return []
     sites = Sites.of(plain)
     d = distances_km(sites, [h.device_lat for h in kept], [h.device_lng for h in kept])
-    rssi = received_dbm(sites, d, rc, device_eirp_dbm(rc, 0))
+    rssi = received_dbm(sites, d, rc, device_eirp_dbm(rc, 0)) - installation_loss_db(installation)
     rows = np.arange(len(kept))
     cols = np.array([column[h.station_id] for h in kept])
     return [Reception(h.message_id, h.station_id, h.rssi_dbm, float(p), float(dist), rc.sensitivity_dbm)

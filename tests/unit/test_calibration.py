@@ -156,3 +156,6 @@ def test_predicted_receptions_use_the_uncalibrated_budget() -> None:
     assert [r.predicted_dbm for r in got] == pytest.approx(list(expected))
     assert [r.distance_km for r in got] == pytest.approx(list(d[0]))
     assert predicted_receptions(stations, [heard[2]], RC1) == []
+    indoor = predicted_receptions(stations, heard, RC1, "INDOOR")
+    assert [r.predicted_dbm + 20.0 for r in indoor] == pytest.approx([r.predicted_dbm for r in got])
+    assert {r.sensitivity_dbm for r in got} == {RC1.sensitivity_dbm}
