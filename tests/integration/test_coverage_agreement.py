@@ -134,11 +134,11 @@ def stored_advanced(device: Device, frames: list[FrameRecord], registration: int
         fixed_position=(device.lat, device.lng)))
 
 
-def calibrate_cli(env: dict[str, str], *args: str) -> list[str]:
+def calibrate_cli(env: dict[str, str], *args: str, status: int = 0) -> list[str]:
     out = subprocess.run([sys.executable, "-m", "program.cli", "coverage", "calibrate", *args], cwd=ROOT,
                          env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    return out.stdout.splitlines()
+    assert out.returncode == status, out.stderr
+    return out.stdout.splitlines() if status == 0 else out.stderr.splitlines()
 
 
 async def test_calibration_recovers_a_biased_station(isolated) -> None:
@@ -206,6 +206,9 @@ async def test_calibration_recovers_a_biased_station(isolated) -> None:
                                f"offset {fit.offset_db:+.1f} dB")
     assert f"held-out RMSE {fit.rmse_before_db:.1f} -> {fit.rmse_after_db:.1f} dB" in lines[0]
     assert lines[3] == f"{unheard}: not enough receptions (0/{MIN_RECEPTIONS}; 0 held out)"
+    assert calibrate_cli(isolated.env, "--station", biased.lower()) == lines[:1]
+    assert calibrate_cli(isolated.env, "--station", "FFFF", status=1) == [
+        "backhaul coverage calibrate: station: 'FFFF' is not a registered base station"]
     print("\ncalibration:\n" + "\n".join(lines))
 
 
