@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import asyncpg
-import orjson
 
 from oss.storage.scope import fetch_scoped, in_subtree
 from oss.storage.sql import Executor, Order, Page, Where, insert, select_page, update
@@ -112,7 +111,7 @@ async def heard(db: Executor, ident: str) -> bool:
     return bool(await db.fetchval(
         "SELECT EXISTS (SELECT 1 FROM messages WHERE rinfos @> $1::jsonb) "
         "OR EXISTS (SELECT 1 FROM message_downlinks WHERE station = $2)",
-        orjson.dumps([{"baseStation": ident}]).decode(), ident))
+        [{"baseStation": ident}], ident))
 
 
 async def delete(db: Executor, ident: str) -> None:
