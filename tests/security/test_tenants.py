@@ -70,7 +70,8 @@ async def _objects(env: ApiEnv, name: str) -> Objects:
     o = Objects(t)
     c = t.client
     o.sub = check(await c.post("/groups/", {"name": f"{name} sub", "parentId": t.group}), 201)["id"]
-    o.operator = check(await c.post("/groups/", {"name": f"{name} operator", "parentId": t.group, "type": 0}),
+    # Only an operator (the root, type 0) makes operator groups.
+    o.operator = check(await env.root.post("/groups/", {"name": f"{name} operator", "parentId": t.group, "type": 0}),
                        201)["id"]
     o.device_type = await make_device_type(c, t)
     o.callback = check(await c.post(f"/device-types/{o.device_type}/callbacks", {
