@@ -476,7 +476,7 @@ def cmd_stations_import(args: argparse.Namespace) -> int:
         return 1
     if done is None:  # interrupted
         return 130
-    print(f"stations imported: {done.created} created, {done.updated} updated")
+    print(f"stations imported: {done.created} created, {done.updated} updated, {done.unchanged} unchanged")
     return 0
 
 

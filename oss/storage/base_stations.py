@@ -118,17 +118,25 @@ async def delete(db: Executor, ident: str) -> None:
     await db.execute("DELETE FROM base_stations WHERE id = $1", ident)
 
 
-async def save_all(db: Executor, rows: Iterable[dict[str, Any]], *, group_id: str | None) -> tuple[int, int]:
-    """Create or update stations from their `COLUMNS` (a file import): (created, updated). A station that
-    exists keeps its group; a new one gets `group_id`."""
-    created = updated = 0
+async def save_all(db: Executor, rows: Iterable[dict[str, Any]], *, group_id: str | None) -> tuple[int, int, int]:
+    """Create or update stations from their `COLUMNS` (a file import): (created, updated, unchanged). A
+    station that exists keeps its group; one whose values are all the same is left alone (its `updated_at`,
+    and so the coverage version, do not move)."""
+    created = updated = unchanged = 0
     for row in rows:
         values = {c: row[c] for c in COLUMNS}
+        kept = [c for c in values if c != "id"]
         was_new = await db.fetchval(
             f"INSERT INTO base_stations({', '.join(values)}, group_id) "
             f"VALUES ({', '.join(f'${i}' for i in range(1, len(values) + 1))}, ${len(values) + 1}) "
-            f"ON CONFLICT (id) DO UPDATE SET "
-            f"{', '.join(f'{c} = EXCLUDED.{c}' for c in values if c != 'id')}, updated_at = now() "
+            f"ON CONFLICT (id) DO UPDATE SET {', '.join(f'{c} = EXCLUDED.{c}' for c in kept)}, updated_at = now() "
+            f"WHERE ({', '.join(f'base_stations.{c}' for c in kept)}) "
+            f"IS DISTINCT FROM ({', '.join(f'EXCLUDED.{c}' for c in kept)}) "
             "RETURNING xmax = 0", *values.values(), group_id)
-        created, updated = (created + 1, updated) if was_new else (created, updated + 1)
-    return created, updated
+        if was_new is None:
+            unchanged += 1
+        elif was_new:
+            created += 1
+        else:
+            updated += 1
+    return created, updated, unchanged

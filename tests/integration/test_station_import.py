@@ -1,6 +1,7 @@
 """`backhaul stations import FILE.csv` on PostgreSQL: creates or updates, and a bad file changes nothing."""
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -9,7 +10,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from backhaul import kafka
+from backhaul import settings as settings_module
 from oss.storage.base_stations import coverage_version
+from program import cli
 from tests.api_support import fresh_database
 
 pytestmark = pytest.mark.integration
@@ -27,7 +31,7 @@ async def test_import_creates_updates_and_refuses_a_bad_file_whole(stack, tmp_pa
     dsn = await fresh_database("backhaul_test_station_import")
     done = stations_import(dsn, EXAMPLE)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "stations imported: 12 created, 0 updated"
+    assert done.stdout.strip() == "stations imported: 12 created, 0 updated, 0 unchanged"
     conn = await asyncpg.connect(dsn)
     try:
         rows = {r["id"]: dict(r) for r in await conn.fetch("SELECT * FROM base_stations")}
@@ -37,11 +41,11 @@ async def test_import_creates_updates_and_refuses_a_bad_file_whole(stack, tmp_pa
 
         lines = EXAMPLE.read_text().splitlines()
         edited = tmp_path / "edited.csv"
-        edited.write_text("\n".join([lines[0], lines[1].replace(",35,", ",50,"),
+        edited.write_text("\n".join([lines[0], lines[1].replace(",35,", ",50,"), lines[2],
                                      "b00c,New mast,43.7,1.5,30,6,2,rural,planned"]) + "\n")
         done = stations_import(dsn, edited)
         assert done.returncode == 0, done.stderr
-        assert done.stdout.strip() == "stations imported: 1 created, 1 updated"
+        assert done.stdout.strip() == "stations imported: 1 created, 1 updated, 1 unchanged"
         assert await conn.fetchval("SELECT antenna_height_m FROM base_stations WHERE id = 'A000'") == 50
         assert await conn.fetchval("SELECT name FROM base_stations WHERE id = 'B00C'") == "New mast"
         assert await coverage_version(conn) != version
@@ -60,3 +64,34 @@ async def test_import_creates_updates_and_refuses_a_bad_file_whole(stack, tmp_pa
         assert await conn.fetch("SELECT * FROM base_stations ORDER BY id") == before
     finally:
         await conn.close()
+
+
+async def test_the_demo_registers_and_simulates_the_stations_file(stack, tmp_path, monkeypatch):
+    """`backhaul up`'s seeding: the file's stations in the operator's group, the simulator on its enabled ones."""
+    dsn = await fresh_database("backhaul_test_station_demo")
+    monkeypatch.setenv("BACKHAUL_DATABASE_URL", dsn)
+    monkeypatch.setenv("BACKHAUL_STATE_DIR", str(tmp_path))
+    monkeypatch.delenv("BACKHAUL_DEMO_STATIONS_FILE", raising=False)
+
+    async def no_topics() -> None:  # the demo's topics are not this test's subject
+        return None
+
+    monkeypatch.setattr(kafka, "ensure_topics", no_topics)
+    settings_module.settings.cache_clear()
+    try:
+        args = argparse.Namespace(stations=None, devices=6)
+        creds = await cli._prepare_demo(args)
+        conn = await asyncpg.connect(dsn)
+        try:
+            rows = await conn.fetch("SELECT id, name, state, group_id FROM base_stations ORDER BY id")
+        finally:
+            await conn.close()
+        lines = EXAMPLE.read_text().splitlines()[1:]
+        assert [(r["id"], r["name"], r["state"]) for r in rows] == [tuple(line.split(",")[i] for i in (0, 1, 8))
+                                                                    for line in lines]
+        assert {r["group_id"] for r in rows} == {creds["group"]}
+        network = cli._simulated_network(args, cli._demo_stations_file(args))
+        assert [s.id for s in network.stations] == [r["id"] for r in rows if r["state"] == "enabled"]
+        assert cli._demo_stations_file(argparse.Namespace(stations=4)) is None  # `up --stations 4`: generated
+    finally:
+        settings_module.settings.cache_clear()
