@@ -20,11 +20,11 @@ HEADER: Final = ("id", "name", "lat", "lng", "antenna_height_m", "antenna_gain_d
 STATES: Final = ("enabled", "disabled", "planned")
 STATION_ID: Final = re.compile(r"[0-9A-Fa-f]{4}")
 NAME_MAX: Final = 100
-LAT_RANGE: Final = (-90.0, 90.0)
-LNG_RANGE: Final = (-180.0, 180.0)
-HEIGHT_RANGE: Final = (1.0, 300.0)   # metres above ground
-GAIN_RANGE: Final = (-10.0, 30.0)    # dBi
-CABLE_RANGE: Final = (0.0, 20.0)     # dB
+LAT_RANGE: Final = (-90, 90)
+LNG_RANGE: Final = (-180, 180)
+HEIGHT_RANGE: Final = (1, 300)  # metres above ground
+GAIN_RANGE: Final = (-10, 30)   # dBi
+CABLE_RANGE: Final = (0, 20)    # dB
 
 
 @dataclass(frozen=True)
