@@ -150,6 +150,8 @@ class Settings:
     metrics_port: int = 0  # 0 = the role's own port: metrics_port_base + its offset (program.roles)
     metrics_port_base: int = 9100
     demo_receiver_port: int = 8900
+    # The base stations `backhaul up` registers and simulates (radio/station_rows.py); empty: a generated ring.
+    demo_stations_file: str = str(PROJECT_ROOT / "deploy" / "stations.example.csv")
 
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 8025
@@ -261,6 +263,7 @@ class Settings:
             metrics_port=_env_int("BACKHAUL_METRICS_PORT", 0),
             metrics_port_base=_env_int("BACKHAUL_METRICS_PORT_BASE", 9100),
             demo_receiver_port=_env_int("BACKHAUL_DEMO_RECEIVER_PORT", 8900),
+            demo_stations_file=_env("BACKHAUL_DEMO_STATIONS_FILE", str(PROJECT_ROOT / "deploy" / "stations.example.csv")),
             smtp_host=_env("BACKHAUL_SMTP_HOST", "127.0.0.1"),
             smtp_port=_env_int("BACKHAUL_SMTP_PORT", 8025),
             log_level=_env("BACKHAUL_LOG_LEVEL", "INFO"),

@@ -17,6 +17,8 @@ from aiohttp import web
 from oss.errors import JSON
 from oss.params import FIRST_YEAR, LAST_YEAR
 from oss.profiles import PROFILES
+from radio import station_rows as st
+from radio.path_loss import ENVIRONMENTS
 
 routes = web.RouteTableDef()
 INT32 = 2**31 - 1
@@ -106,6 +108,16 @@ HTTP = dict(url=S(1, 2000, description="may carry user:password@ (sent as Basic 
             signingSecret=SIGNING)
 DEVICE_EDIT: dict[str, Any] = dict(name=S(1, 100), activable=B, automaticRenewal=B, lat=nullable(LAT), lng=nullable(LNG),
                    productCertificate=nullable(CERT), prototype=B)
+# The operator's registry of base stations (Backhaul; radio.station_rows holds the ranges, the CSV import's too).
+STATION_ID = patterned("^[0-9A-Fa-f]{4}$", "must be 4 hexadecimal digits")
+STATION_EDIT: dict[str, Any] = dict(
+    name=S(1, st.NAME_MAX), position=O(("lat", "lng"), lat=N(*st.LAT_RANGE), lng=N(*st.LNG_RANGE)),
+    antennaHeight=N(*st.HEIGHT_RANGE, description="antenna height above ground, metres (default 30)"),
+    antennaGain=N(*st.GAIN_RANGE, description="antenna gain, dBi (default 6)"),
+    cableLoss=N(*st.CABLE_RANGE, description="cable and connector loss, dB (default 2)"),
+    environment=S(enum=list(ENVIRONMENTS), description="picks the path-loss model (radio/path_loss.py; default urban)"),
+    state=S(enum=list(st.STATES), description="enabled: serves the network; disabled: its frames are refused; "
+                                              "planned: not built yet, shown in coverage forecasts (default enabled)"))
 RADIO_CONFIGURATION = I(0, 7, description="0 RC1, 1 RC2, 2 RC3, 3 RC101, 4 RC4, 5 RC5, 6 RC6, 7 RC7")
 # The registry's certificates (oss.registry), as the API shows them.
 CERTIFICATE: dict[str, Any] = dict(
@@ -357,6 +369,13 @@ SCHEMAS: dict[str, Any] = {
                   actions=A(S(), description="with authorizations=true: read, and update for callers that may "
                                              "write groups")),
     "operatorUpdate": O((), **{k: nullable(v) for k, v in OPERATOR_SETTINGS.items()}),
+    "baseStationCreate": O(("id", "name", "position"), id=STATION_ID, **STATION_EDIT),
+    "baseStationUpdate": O((), **STATION_EDIT),
+    "baseStation": O(id=S(description="4 hexadecimal digits, upper case: the station id of its frames"),
+                     name=S(), position=O(lat=N(*st.LAT_RANGE), lng=N(*st.LNG_RANGE)),
+                     **{k: v for k, v in STATION_EDIT.items() if k not in ("name", "position")},
+                     creationTime=MS, createdBy=S(description="the API user who created it (none: a file import)"),
+                     lastEditionTime=MS, lastEditedBy=S()),
     "errorMessages": O(deviceId=S(), deviceTypeId=S(), device=S(), deviceType=S(), time=MS, data=S(), snr=S(),
                        status=S(), message=S(), callbackId=S(), callback=O(), parameters=O()),
     "bulkCreateRow": O(("id", "pac"), id=DEVICE_ID, pac=PAC, name=S(1, 100), lat=LAT, lng=LNG,
@@ -502,6 +521,22 @@ def paths() -> dict[str, Any]:
                       [ID, *OPERATOR_QUERY], tag="operators"),
             "put": op("Update an operator's settings (null unsets one)", no, [ID], "operatorUpdate",
                       tag="operators")},
+        "/base-stations/": {
+            "get": op("List the base stations (Backhaul; operator groups only, base-stations:read)",
+                      listing("baseStation"), [
+                          q("state", S(0, 100), "comma list of states to keep: enabled, disabled, planned"),
+                          q("name", S(0, 100), "the name contains this text (case-insensitive)"), *PAGE],
+                      tag="base-stations"),
+            "post": op("Register a base station (Backhaul; operator groups only, base-stations:write)", {
+                **created, "409": {"description": "A station with this id exists", "content": MESSAGE}},
+                body="baseStationCreate", tag="base-stations")},
+        "/base-stations/{id}": {
+            "get": op("A base station", ok(200, R("baseStation")), [path("id", STATION_ID)], tag="base-stations"),
+            "put": op("Update a base station (partial: what is left out is kept)", no, [path("id", STATION_ID)],
+                      "baseStationUpdate", tag="base-stations"),
+            "delete": op("Delete a base station nothing was stored from", {**no, "409": {
+                "description": "Messages or downlinks it relayed are stored: disable it instead",
+                "content": MESSAGE}}, [path("id", STATION_ID)], tag="base-stations")},
         "/profiles/": {"get": op("Predefined profiles available on a group", listing("profile"), [
             q("groupId", OID, required=True), q("inherit", B), fields_param("group(name,type,level)", "roles(name)"),
             *PAGE], tag="profiles")},

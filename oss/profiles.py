@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from oss.errors import BadRequest, FieldError, Forbidden
 
-RESOURCES = ("groups", "users", "api-users", "contracts", "device-types", "devices", "callbacks", "messages")
+RESOURCES = ("groups", "users", "api-users", "contracts", "device-types", "devices", "callbacks", "messages",
+             "base-stations")
 PERM_CODES = {f"{r}:{a}": 10 * i + (1 if a == "read" else 2)
               for i, r in enumerate(RESOURCES, start=1) for a in ("read", "write")}
 
@@ -50,6 +51,10 @@ ROLES = {
         Role("5b0000000000000000000004", "USER MANAGER [R]", _perms(*_USER, write=False)),
         Role("5b0000000000000000000005", "USER MANAGER [W]", _perms(*_USER, write=True) | {"groups:write"}),
         Role("5b0000000000000000000006", "CONTRACT MANAGER [W]", _perms("contracts", write=True)),
+        # Base stations are the operator's: these rights take effect only in an operator group (type 0,
+        # oss/api/base_stations.py); a customer holding them is refused all the same.
+        Role("5b0000000000000000000007", "BASE STATION MANAGER [R]", _perms("base-stations", write=False)),
+        Role("5b0000000000000000000008", "BASE STATION MANAGER [W]", _perms("base-stations", write=True)),
     )
 }
 
@@ -68,7 +73,9 @@ PROFILES = {
         Profile("5a0000000000000000000005", "CUSTOMER [R]", _roles("DEVICE MANAGER [R]", "USER MANAGER [R]")),
         Profile("5a0000000000000000000006", "CUSTOMER [W]", _roles("DEVICE MANAGER [W]", "USER MANAGER [W]")),
         Profile("5a0000000000000000000007", "ADMIN [W]",
-                _roles("DEVICE MANAGER [W]", "USER MANAGER [W]", "CONTRACT MANAGER [W]")),
+                _roles("DEVICE MANAGER [W]", "USER MANAGER [W]", "CONTRACT MANAGER [W]", "BASE STATION MANAGER [W]")),
+        Profile("5a0000000000000000000008", "BASE STATION MANAGER [R]", _roles("BASE STATION MANAGER [R]")),
+        Profile("5a0000000000000000000009", "BASE STATION MANAGER [W]", _roles("BASE STATION MANAGER [W]")),
     )
 }
 ADMIN = "5a0000000000000000000007"

@@ -1,5 +1,6 @@
 """The `backhaul` command: up, down, status, start, stop, restart, supervise, worker, api, simulate,
-demo-receiver, migrate, replay, registry, console, coverage, bench, bench-console, secret-key, rotate-secrets."""
+demo-receiver, migrate, replay, registry, stations, console, coverage, bench, bench-console, secret-key,
+rotate-secrets."""
 from __future__ import annotations
 
 import argparse
@@ -11,10 +12,14 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from backhaul.logs import setup_logging
 from backhaul.secretbox import SealedSecretError, SecretKeyError
 from backhaul.settings import settings
+
+if TYPE_CHECKING:
+    from simulator.network import Network
 
 DEMO_PROCESSES = [
     ("ingest", ["worker", "--roles", "ingest"]),
@@ -133,8 +138,10 @@ def _demo_plan(args: argparse.Namespace) -> list:
         # The simulated stations publish as a gateway would: on the gateway listener, with their own credentials.
         processes.gateway_password(SIMULATOR_GATEWAY)
         password_file = settings().state_dir / "kafka" / "gateways" / f"{SIMULATOR_GATEWAY}.password"
+        stations = ["--stations", str(args.stations)] if _demo_stations_file(args) is None else [
+            "--stations-file", str(_demo_stations_file(args))]
         plan.append(Planned("simulate", [
-            "simulate", "--stations", str(args.stations), "--devices", str(args.devices), "--rate", str(args.rate),
+            "simulate", *stations, "--devices", str(args.devices), "--rate", str(args.rate),
             "--malformed", "5", "--forever", "--metrics-port", str(role_metrics_port("simulate")),
             "--gateway", SIMULATOR_GATEWAY, "--gateway-password-file", str(password_file)]))
     return plan
@@ -177,11 +184,26 @@ def _wait_http(url: str, timeout: float) -> bool:
     return False
 
 
+def _demo_stations_file(args: argparse.Namespace) -> str | None:
+    """The stations file `up` registers and simulates (BACKHAUL_DEMO_STATIONS_FILE), None when `--stations N`
+    asks for a generated network instead (or the setting is empty)."""
+    return None if args.stations is not None else (settings().demo_stations_file or None)
+
+
+def _simulated_network(args: argparse.Namespace, stations_file: str | None, *, seed: int = 1) -> Network:
+    """The simulated network: the stations file's enabled stations, or a generated ring of `args.stations`."""
+    from radio.station_rows import read_stations
+    from simulator.network import build_network, registry_network
+
+    if stations_file:
+        return registry_network(read_stations(stations_file), args.devices, seed=seed)
+    return build_network(args.stations or 3, args.devices, seed=seed)
+
+
 async def _prepare_demo(args: argparse.Namespace) -> dict:
     from backhaul import db
     from backhaul.kafka import ensure_topics
     from program.demo.seed import DEMO_CONTRACT, seed_network
-    from simulator.network import build_network
 
     s = settings()
     await ensure_topics()
@@ -200,7 +222,13 @@ async def _prepare_demo(args: argparse.Namespace) -> dict:
             fd = os.open(creds_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # never readable by others
             with os.fdopen(fd, "w") as f:
                 f.write(json.dumps(creds))
-        network = build_network(args.stations, args.devices)
+        stations_file = _demo_stations_file(args)
+        network = _simulated_network(args, stations_file)
+        if stations_file:  # the registry's stations, in the operator's group (README: Base stations)
+            from oss.station_file import import_stations
+            from radio.station_rows import read_stations
+            async with pool.acquire() as conn:
+                await import_stations(conn, read_stations(stations_file), group_id=creds["group"])
         receiver = f"http://127.0.0.1:{s.demo_receiver_port}/callbacks"
         callbacks = [
             {"callback_subtype": 0, "url": receiver + "/data?device={device}&seq={seqNumber}&data={data}",
@@ -215,7 +243,7 @@ async def _prepare_demo(args: argparse.Namespace) -> dict:
         ]
         async with pool.acquire() as conn:
             await seed_network(conn, network, callbacks=callbacks, parent_group=creds["group"],
-                               contract=DEMO_CONTRACT)
+                               contract=DEMO_CONTRACT, register_stations=stations_file is None)
         return creds
     finally:
         await pool.close()
@@ -304,10 +332,10 @@ def cmd_demo_receiver(args: argparse.Namespace) -> int:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from backhaul.kafka import ensure_topics
-    from simulator.network import build_network, simulate
+    from simulator.network import simulate
 
     setup_logging(settings().log_level, role="simulate")
-    network = build_network(args.stations, args.devices, seed=args.seed)
+    network = _simulated_network(args, args.stations_file, seed=args.seed)
 
     async def main() -> dict:
         await ensure_topics()
@@ -337,7 +365,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             return await simulate(network, messages_per_device=None if args.forever or args.duration else args.messages,
                                   rate=args.rate, duration=args.duration, max_stations=args.max_stations,
                                   malformed=args.malformed, seed=args.seed + 1, producer=producer,
-                                  radio=_radio_model(network) if args.radio else None)
+                                  radio=_radio_model(network, args.stations_file) if args.radio else None)
         finally:
             if producer:
                 await producer.stop()
@@ -350,12 +378,19 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _radio_model(network):
-    """The link-budget radio of the simulated stations (registry defaults: radio.link_budget)."""
+def _radio_model(network: Network, stations_file: str | None):
+    """The link-budget radio of the simulated stations: the stations file's radio parameters, or the
+    registry's defaults (radio.link_budget) for a generated ring."""
     from radio.predict import StationSite
     from simulator.radio_model import RadioModel
 
-    return RadioModel.of([StationSite(s.id, s.lat, s.lng) for s in network.stations])
+    if not stations_file:
+        return RadioModel.of([StationSite(s.id, s.lat, s.lng) for s in network.stations])
+    from radio.station_rows import read_stations
+
+    rows = {r.id: r for r in read_stations(stations_file)}
+    return RadioModel.of([StationSite(r.id, r.lat, r.lng, r.antenna_height_m, r.antenna_gain_dbi, r.cable_loss_db,
+                                      r.environment) for r in (rows[s.id] for s in network.stations)])
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -421,6 +456,44 @@ def cmd_registry_load(args: argparse.Namespace) -> int:
     if counts is None:  # interrupted
         return 130
     print("registry loaded (created or updated): " + ", ".join(f"{n} {section}" for section, n in counts.items()))
+    return 0
+
+
+def cmd_stations_import(args: argparse.Namespace) -> int:
+    """Create or update the base stations of a CSV file (README: Base stations: the operator's registry)."""
+    import asyncpg
+
+    from backhaul import db
+    from oss.station_file import Imported, import_stations
+    from radio.station_rows import StationFileError, read_stations
+
+    try:
+        rows = read_stations(args.file)
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"backhaul stations import: cannot read {args.file}: {exc}", file=sys.stderr)
+        return 1
+    except StationFileError as exc:
+        for problem in exc.problems:
+            print(f"{args.file}: {problem}", file=sys.stderr)
+        print(f"{args.file}: nothing imported", file=sys.stderr)
+        return 1
+
+    async def main() -> Imported:
+        conn = await db.connect()
+        try:
+            await db.migrate(conn)
+            return await import_stations(conn, rows, group_id=args.group)
+        finally:
+            await conn.close()
+
+    try:
+        done = _asyncio_run(main())
+    except asyncpg.ForeignKeyViolationError:
+        print(f"backhaul stations import: --group {args.group}: no such group; nothing imported", file=sys.stderr)
+        return 1
+    if done is None:  # interrupted
+        return 130
+    print(f"stations imported: {done.created} created, {done.updated} updated, {done.unchanged} unchanged")
     return 0
 
 
@@ -537,7 +610,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     up = sub.add_parser("up", help="start the stack, workers, API, demo receiver and a simulated network")
-    up.add_argument("--stations", type=int, default=3)
+    up.add_argument("--stations", type=int, default=None,
+                    help="simulate a generated ring of this many stations instead of the stations file "
+                         "(BACKHAUL_DEMO_STATIONS_FILE, default deploy/stations.example.csv)")
     up.add_argument("--devices", type=int, default=50)
     up.add_argument("--rate", type=float, default=5.0, help="simulated messages per second")
     up.add_argument("--no-simulate", action="store_true")
@@ -576,7 +651,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_demo_receiver)
 
     sim = sub.add_parser("simulate", help="publish simulated frames")
-    sim.add_argument("--stations", type=int, default=3)
+    sim.add_argument("--stations", type=int, default=3, help="a generated ring of this many stations")
+    sim.add_argument("--stations-file", metavar="CSV", default=None,
+                     help="the registry's stations instead (its enabled ones; the file `backhaul stations import` "
+                          "loads, e.g. deploy/stations.example.csv)")
     sim.add_argument("--devices", type=int, default=200)
     sim.add_argument("--messages", type=int, default=5, help="messages per device")
     sim.add_argument("--rate", type=float, default=100.0, help="messages per second (0 = as fast as possible)")
@@ -612,6 +690,15 @@ def build_parser() -> argparse.ArgumentParser:
                                            "(deploy/registry.example.json), in one transaction")
     load.add_argument("file")
     load.set_defaults(func=cmd_registry_load)
+
+    stn = sub.add_parser("stations", help="the operator's base stations (README: Base stations: the operator's "
+                                          "registry)")
+    stn_sub = stn.add_subparsers(dest="action", required=True)
+    imp = stn_sub.add_parser("import", help="create or update the stations of a CSV file "
+                                            "(deploy/stations.example.csv), in one transaction")
+    imp.add_argument("file")
+    imp.add_argument("--group", help="the group of the stations it creates (default: none, the network's own)")
+    imp.set_defaults(func=cmd_stations_import)
 
     con = sub.add_parser("console", help="the web console's users (README: The web console)")
     con_sub = con.add_subparsers(dest="console_command", required=True)

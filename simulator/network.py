@@ -17,7 +17,7 @@ import math
 import random
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import orjson
@@ -25,6 +25,7 @@ import orjson
 from backhaul.geo import distance_m
 from backhaul.kafka import make_producer
 from backhaul.topics import topic
+from radio.station_rows import StationRow
 from schemas.frames import FrameRecord, encode_frame
 from schemas.topics import FRAMES
 from simulator.radio_model import RadioModel
@@ -87,13 +88,34 @@ def build_network(n_stations: int, n_devices: int, *, seed: int = 1, spread_km: 
         r = deg * (0.3 + 0.7 * ((i * 0.618) % 1)) if n_stations > 3 else deg * 0.5
         stations.append(Station(station_id(i), round(CENTER[0] + r * math.sin(angle), 6),
                                 round(CENTER[1] + r * math.cos(angle), 6)))
+    return Network(stations, scatter_devices(stations, n_devices, rng, CENTER, deg, deg))
+
+
+def scatter_devices(stations: list[Station], n_devices: int, rng: random.Random, center: tuple[float, float],
+                    lat_deg: float, lng_deg: float) -> list[Device]:
+    """Devices spread uniformly over 70 % of `center` +- (`lat_deg`, `lng_deg`), each with its stations by
+    distance."""
     devices = []
     for i in range(n_devices):
-        d = Device(device_id(i), CENTER[0] + rng.uniform(-deg, deg) * 0.7, CENTER[1] + rng.uniform(-deg, deg) * 0.7,
-                   seq=rng.randrange(4096))
+        d = Device(device_id(i), center[0] + rng.uniform(-lat_deg, lat_deg) * 0.7,
+                   center[1] + rng.uniform(-lng_deg, lng_deg) * 0.7, seq=rng.randrange(4096))
         d.nearest = sorted(((distance_m(d.lat, d.lng, s.lat, s.lng), s) for s in stations), key=lambda x: x[0])
         devices.append(d)
-    return Network(stations, devices)
+    return devices
+
+
+def registry_network(rows: Sequence[StationRow], n_devices: int, *, seed: int = 1) -> Network:
+    """The registry's serving (enabled) stations, from the stations file (`radio.station_rows`, the file
+    `backhaul stations import` loads), with devices scattered over the area they span."""
+    stations = [Station(r.id, r.lat, r.lng) for r in rows if r.state == "enabled"]
+    if not stations:
+        raise ValueError("the stations file has no enabled station")
+    lats, lngs = [s.lat for s in stations], [s.lng for s in stations]
+    center = ((min(lats) + max(lats)) / 2, (min(lngs) + max(lngs)) / 2)
+    # The stations' extent, at least 1 km: devices fall between them, as far out as the outermost one.
+    half_lat, half_lng = max((max(lats) - min(lats)) / 2, 0.01), max((max(lngs) - min(lngs)) / 2, 0.01)
+    rng = random.Random(seed)
+    return Network(stations, scatter_devices(stations, n_devices, rng, center, half_lat / 0.7, half_lng / 0.7))
 
 
 def rssi_at(distance: float, rng: random.Random) -> float:

@@ -6,6 +6,7 @@ place with SQL) and answers in the v2 body shapes.
 from oss import openapi
 from oss.api import (
                      api_users,
+                     base_stations,
                      bulk,
                      callbacks,
                      certificates,
@@ -24,4 +25,5 @@ from oss.api import (
 
 # In the order their routes are added: the bulk paths before /devices/{id}, which would take them.
 RESOURCES = (bulk, groups, profiles, users, api_users, contracts, device_types, callbacks, devices, messages,
-             undelivered, certificates, consumption, geoloc_payloads, operators, openapi)
+             undelivered, certificates, consumption, geoloc_payloads, operators, base_stations,
+             openapi)

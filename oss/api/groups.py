@@ -15,6 +15,7 @@ from oss.paging import listing, page
 from oss.params import json_body, oid, q_bool, q_choice, q_ints, q_oids, q_str
 from oss.shape import compact, linked, pick
 from oss.storage import groups
+from oss.storage.operators import OPERATOR_GROUP_TYPE
 from oss.validate import validated
 
 routes = web.RouteTableDef()
@@ -64,6 +65,7 @@ async def create_group(request: web.Request) -> web.Response:
     body = validated(await json_body(request), "groupCreate")
     ident = new_id()
     async with pool(request).acquire() as conn:
+        await _operator_type_check(conn, who, body)
         parent = await groups.scoped(conn, who.group_id, body["parentId"])
         await groups.create(conn, parent, {
             "id": ident, "name": body["name"], "description": body.get("description"), "type": body.get("type", 2),
@@ -89,11 +91,19 @@ async def update_group(request: web.Request) -> web.Response:
     who.require("groups", write=True)
     body = validated(await json_body(request), "groupUpdate")
     async with pool(request).acquire() as conn, conn.transaction():
+        await _operator_type_check(conn, who, body)
         group = await groups.scoped(conn, who.group_id, oid(request))
         await groups.edit(conn, group["id"], {COLUMNS[k]: v for k, v in body.items() if k in COLUMNS})
         if "parentId" in body and body["parentId"] != group["parent_id"]:
             await _move(conn, who, group, body["parentId"])
     return web.Response(status=204)
+
+
+async def _operator_type_check(conn: asyncpg.Connection, who: Caller, body: dict[str, Any]) -> None:
+    """Only an operator makes operator groups (type 0): such a group's API users manage the network (its base
+    stations), so a customer giving one of its groups that type would hand itself the operator's rights."""
+    if body.get("type") == OPERATOR_GROUP_TYPE and await groups.type_of(conn, who.group_id) != OPERATOR_GROUP_TYPE:
+        raise Forbidden("Only API users of an operator group may create or set groups of type 0 (SO).")
 
 
 async def _move(conn: asyncpg.Connection, who: Caller, group: asyncpg.Record, parent_id: str) -> None:

@@ -42,7 +42,7 @@ async def seed_network(conn: asyncpg.Connection, network: Network, *, name: str 
                        callbacks: Sequence[dict[str, Any]] = (), keep_alive: int = 0,
                        payload_config: str | None = None, parent_group: str | None = None,
                        device_type: dict[str, Any] | None = None,
-                       contract: dict[str, Any] | None = None) -> dict[str, str]:
+                       contract: dict[str, Any] | None = None, register_stations: bool = True) -> dict[str, str]:
     """Create or update the rows of a simulated network; returns the ids it used.
 
     `callbacks` are rows of the callbacks table (any of its columns; the id,
@@ -53,7 +53,8 @@ async def seed_network(conn: asyncpg.Connection, network: Network, *, name: str 
     downlink_mode, downlink_data_string, contract_id, ...);
     `contract` (columns of contract_infos, or {} for the defaults) makes a contract in the network's
     group, as an order would (API v2 has no way to make one), and puts the device type and every device
-    on it: each device holds a token of it.
+    on it: each device holds a token of it. `register_stations=False` leaves the stations to the registry
+    (`backhaul up` imports them from the stations file first, with their radio parameters).
     """
     group_id = stable_id(name, "group")
     type_id = stable_id(name, "device-type")
@@ -77,10 +78,11 @@ async def seed_network(conn: asyncpg.Connection, network: Network, *, name: str 
             sql, values = _insert("contract_infos", row, jsonb=("options",))
             kept = ", ".join(f"{c} = EXCLUDED.{c}" for c in row if c not in ("id", "start_time"))
             await conn.execute(f"{sql} ON CONFLICT (id) DO UPDATE SET {kept}, updated_at = now()", *values)
-        await conn.executemany(
-            "INSERT INTO base_stations(id, name, lat, lng, group_id) VALUES ($1, $2, $3, $4, $5) "
-            "ON CONFLICT (id) DO UPDATE SET lat = EXCLUDED.lat, lng = EXCLUDED.lng, updated_at = now()",
-            [(s.id, f"station {s.id}", s.lat, s.lng, group_id) for s in network.stations])
+        if register_stations:
+            await conn.executemany(
+                "INSERT INTO base_stations(id, name, lat, lng, group_id) VALUES ($1, $2, $3, $4, $5) "
+                "ON CONFLICT (id) DO UPDATE SET lat = EXCLUDED.lat, lng = EXCLUDED.lng, updated_at = now()",
+                [(s.id, f"station {s.id}", s.lat, s.lng, group_id) for s in network.stations])
         await conn.execute(f"{dtype_sql} ON CONFLICT (id) DO UPDATE SET {updates}, updated_at = now()", *dtype_values)
         await conn.execute("DELETE FROM callbacks WHERE device_type_id = $1", type_id)
         for i, cb in enumerate(callbacks):

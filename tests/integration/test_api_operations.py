@@ -223,10 +223,12 @@ async def test_geolocation_payload_formats_are_offered_down_the_group_tree(api):
 async def test_operators_are_groups_of_type_so_read_and_updated_through_them(api):
     t, other = await make_tenant(api, "Operator holder"), await make_tenant(api, "Operator stranger")
     c = t.client
-    operator = check(await c.post("/groups/", {"name": "Network operator", "parentId": t.group, "type": 0}), 201)["id"]
+    # Only an operator (the root, type 0) makes operator groups, here in the two customers' subtrees.
+    operator = check(await api.root.post("/groups/", {"name": "Network operator", "parentId": t.group, "type": 0}),
+                     201)["id"]
     plain = check(await c.post("/groups/", {"name": "Just a group", "parentId": t.group}), 201)["id"]
-    theirs = check(await other.client.post("/groups/", {"name": "Their operator", "parentId": other.group,
-                                                         "type": 0}), 201)["id"]
+    theirs = check(await api.root.post("/groups/", {"name": "Their operator", "parentId": other.group,
+                                                     "type": 0}), 201)["id"]
     listed = check(await c.get("/operators/"), 200)["data"]
     assert [o["id"] for o in listed] == [operator], "the operators of the caller's groups only"
     fresh = {"id": operator, "autoCloseCampaign": False, "warrantyMode": 0, "networkType": 0}

@@ -56,6 +56,7 @@ from tests.reference_support import (
     takes_body,
 )
 from tests.security import test_permission_matrix as matrix
+from tests.security.permission_table import NEEDS, OPERATOR_ONLY, resource_of
 from tests.stages.stage_records import (
     T0,
     Owned,
@@ -70,6 +71,7 @@ from tests.stages.stage_support import publish, records_of, running, wait_all_co
 pytestmark = pytest.mark.integration
 
 ADMIN = "ADMIN [W]"
+OPERATOR_WRITER = "operator BASE STATION MANAGER [W]"
 STATIONS = {"5A01": (43.61, 1.44), "5A02": (43.6, 1.5), "5A03": (43.7, 1.45)}
 GRANTABLE = (matrix.USER_R, matrix.USER_W)
 # Reference example requests answered 4xx on purpose: (method, reference path) -> why.
@@ -115,8 +117,15 @@ class Reference:
     def admin(self) -> Client:
         return self.world.callers[ADMIN]
 
+    def caller_for(self, route: tuple[str, str]) -> Client:
+        """T's administrator; for an operator-only route (base stations: T is a customer), the operator's."""
+        key = matrix.row_key(route)
+        if key is not None and resource_of(NEEDS[key]) in OPERATOR_ONLY:
+            return self.world.callers[OPERATOR_WRITER]
+        return self.admin
+
     async def send(self, route: tuple[str, str], path: str, body: Any, query: dict[str, str] | None) -> Reply:
-        reply = await self.admin.call(route[0], path, body, params=query)
+        reply = await self.caller_for(route).call(route[0], path, body, params=query)
         self.driven.setdefault(route, []).append(
             f"{route[0]} {path}{'?' + '&'.join(f'{k}={v}' for k, v in query.items()) if query else ''}"
             f"{' ' + orjson.dumps(body).decode() if body is not None else ''} -> {reply.status}")

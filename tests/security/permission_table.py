@@ -11,6 +11,8 @@
   certificates are `devices`, its consumption (counts of its messages and downlinks) `messages`,
   as its message metric is. A slash-less alias of a collection route
   (`/v2/devices` for `/v2/devices/`) needs what the collection route needs.
+- `OPERATOR_ONLY`: the resources whose rights take effect only for callers of an operator group
+  (type 0, SO): base stations. A caller of any other group is refused (403) whatever its profiles.
 - `PROFILE_RIGHTS`: what each predefined profile grants (README, "Profiles and rights").
 - `SUCCESS`: the status an allowed request answers: the reference's OpenAPI document (the 2xx of each
   operation), and ours for the routes the reference lacks (contract writes, bulk delete).
@@ -118,7 +120,19 @@ NEEDS: dict[tuple[str, str], str] = {
     ("GET", "/v2/devices/bulk/unsubscribe/{jobId}"): "devices:read",
     ("POST", "/v2/devices/bulk/delete"): "devices:write",
     ("GET", "/v2/devices/bulk/delete/{jobId}"): "devices:read",
+    # the operator's base stations (ours: the reference has none)
+    ("GET", "/v2/base-stations/"): "base-stations:read",
+    ("POST", "/v2/base-stations/"): "base-stations:write",
+    ("GET", "/v2/base-stations/{id}"): "base-stations:read",
+    ("PUT", "/v2/base-stations/{id}"): "base-stations:write",
+    ("DELETE", "/v2/base-stations/{id}"): "base-stations:write",
 }
+OPERATOR_ONLY = frozenset({"base-stations"})
+
+
+def resource_of(need: str) -> str:
+    """The resource of a right (`devices` of `devices:read`)."""
+    return need.partition(":")[0]
 
 
 def _rights(*resources: str, write: bool = False) -> frozenset[str]:
@@ -135,7 +149,9 @@ PROFILE_RIGHTS: dict[str, frozenset[str]] = {
     "USER MANAGER [W]": _VIEWER | _rights(*_USER, write=True) | {"groups:write"},
     "CUSTOMER [R]": _VIEWER | _rights(*_DEVICE, *_USER),
     "CUSTOMER [W]": _VIEWER | _rights(*_DEVICE, *_USER, write=True) | {"groups:write"},
-    "ADMIN [W]": _VIEWER | _rights(*_DEVICE, *_USER, "contracts", write=True) | {"groups:write"},
+    "ADMIN [W]": _VIEWER | _rights(*_DEVICE, *_USER, "contracts", "base-stations", write=True) | {"groups:write"},
+    "BASE STATION MANAGER [R]": _VIEWER | _rights("base-stations"),
+    "BASE STATION MANAGER [W]": _VIEWER | _rights("base-stations", write=True),
 }
 
 # The reference's 2xx per operation; the routes it does not have are ours (marked).
@@ -168,6 +184,8 @@ SUCCESS: dict[tuple[str, str], int] = {
     ("POST", "/v2/devices/bulk/restart"): 201, ("POST", "/v2/devices/bulk/suspend"): 201,
     ("POST", "/v2/devices/bulk/resume"): 201, ("POST", "/v2/devices/bulk/unsubscribe"): 201,
     ("POST", "/v2/devices/bulk/delete"): 201,  # ours ("Delete series")
+    ("POST", "/v2/base-stations/"): 201, ("PUT", "/v2/base-stations/{id}"): 204,  # ours
+    ("DELETE", "/v2/base-stations/{id}"): 204,  # ours
 }
 
 

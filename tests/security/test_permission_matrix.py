@@ -11,6 +11,9 @@ success statuses), never read from the code:
 
 - no credentials, wrong credentials: 401 (WWW-Authenticate), on every route but the public
   OpenAPI document;
+- a route of an operator-only resource (base stations): 403 for every caller of T and S (customer
+  groups) whatever its profile; the operator's callers (API users of the root group, an operator
+  group, one per base-station profile) answer as their profile says, on every route;
 - a profile of T: the route's success status when the profile grants the right, else 403;
 - S's administrator: 404 (as if absent) when the request names T's objects in its path, its
   query or a scoped body field (`groupId`, `parentId`, `deviceTypeId`); a bulk operation that
@@ -49,7 +52,7 @@ from oss.profiles import PROFILES
 from oss.registry import load_registry, parse_registry
 from tests.api_support import TEST_LIMITS, ApiEnv, Client, Reply, check, fresh_database
 from tests.conftest import LOOPBACK_RECEIVERS
-from tests.security.permission_table import NEEDS, PROFILE_RIGHTS, PUBLIC, success
+from tests.security.permission_table import NEEDS, OPERATOR_ONLY, PROFILE_RIGHTS, PUBLIC, resource_of, success
 
 pytestmark = pytest.mark.integration
 
@@ -57,8 +60,10 @@ DATABASE = "backhaul_test_permissions"
 OTHER_GROUP = "other group (S admin)"
 NO_CREDENTIALS = "no credentials"
 WRONG_CREDENTIALS = "wrong credentials"
-CALLERS = (*PROFILE_RIGHTS, OTHER_GROUP, NO_CREDENTIALS, WRONG_CREDENTIALS)
 PROFILE_ID = {p.name: p.id for p in PROFILES.values()}
+# The operator's callers (root group, type 0): the caller's name -> its profile.
+OPERATOR_CALLERS = {f"operator {name}": name for name in ("BASE STATION MANAGER [R]", "BASE STATION MANAGER [W]")}
+CALLERS = (*PROFILE_RIGHTS, *OPERATOR_CALLERS, OTHER_GROUP, NO_CREDENTIALS, WRONG_CREDENTIALS)
 USER_R, USER_W, ADMIN = PROFILE_ID["USER MANAGER [R]"], PROFILE_ID["USER MANAGER [W]"], PROFILE_ID["ADMIN [W]"]
 PAC = "0" * 16
 FAR_FUTURE = 4_102_444_800_000  # 2100-01-01, in ms
@@ -91,6 +96,9 @@ class World:
 
     def device_id(self) -> str:
         return f"{0x5E000000 + next(self.numbers):08X}"
+
+    def station_id(self) -> str:
+        return f"{0xC000 + next(self.numbers):04X}"
 
     def foreign_ids(self, target: Target) -> set[str]:
         """Every id of T's objects (the predefined profiles and the registry's certificates are everyone's)."""
@@ -131,6 +139,13 @@ class World:
                 "activable": activable}
         check(await self.owner.post("/devices/", body), 201)
         return {"devices": ident}
+
+    async def new_station(self) -> Target:
+        """A base station, registered by the operator (the root's administrator): T cannot make one."""
+        ident = self.station_id()
+        body = {"id": ident, "name": self.marker(), "position": {"lat": 43.6, "lng": 1.44}}
+        check(await self.env.root.post("/base-stations/", body), 201)
+        return {"base-stations": ident}
 
     async def wait_jobs(self) -> None:
         await self.env.app[JOBS].wait()
@@ -350,6 +365,14 @@ WRITES: dict[tuple[str, str], Write] = {
                                                     body=lambda w, t, m: {"data": [{"id": t["devices"]}]}),
     ("POST", "/v2/devices/bulk/delete"): Write(row_of("devices", "devices"), gone, fresh=lambda w: w.new_device(),
                                                foreign="rows", body=lambda w, t, m: {"data": [t["devices"]]}),
+    # Base stations are the operator's, not T's: "body" is never reached (every caller of T and S gets 403).
+    ("POST", "/v2/base-stations/"): Write(created("base_stations", "name"), one_more, foreign="body",
+                                          body=lambda w, t, m: {"id": w.station_id(), "name": m,
+                                                                "position": {"lat": 43.6, "lng": 1.44}}),
+    ("PUT", "/v2/base-stations/{id}"): Write(row_of("base_stations", "base-stations"), column_is("name", MARKER),
+                                             body=lambda w, t, m: {"name": m}),
+    ("DELETE", "/v2/base-stations/{id}"): Write(row_of("base_stations", "base-stations"), gone,
+                                                fresh=lambda w: w.new_station()),
 }
 
 # The reads whose answer must show a given object of T to a caller allowed to read it.
@@ -366,6 +389,7 @@ SHOWS: dict[tuple[str, str], str] = {
     ("GET", "/v2/devices/{id}/certificate/product"): "product-certificate",
     ("GET", "/v2/devices/{id}/product-certificate"): "product-certificate",
     ("GET", "/v2/devices/{id}/certificate/modem"): "modem-certificate",
+    ("GET", "/v2/base-stations/"): "base-stations", ("GET", "/v2/base-stations/{id}"): "base-stations",
 }
 # Reads that name T in their query (the profiles a group offers), and what is not T's at all.
 READ_QUERY: dict[tuple[str, str], Callable[[World], dict[str, str]]] = {
@@ -433,6 +457,10 @@ def expected(route: tuple[str, str], caller: str) -> Expected:
         return Expected(200)
     if caller in (NO_CREDENTIALS, WRONG_CREDENTIALS):
         return Expected(401)
+    if caller in OPERATOR_CALLERS:
+        return Expected(success(method, path) if need in PROFILE_RIGHTS[OPERATOR_CALLERS[caller]] else 403)
+    if resource_of(need) in OPERATOR_ONLY:  # T and S are customers
+        return Expected(403)
     if caller == OTHER_GROUP:
         if route in SHARED:
             return Expected(200)
@@ -487,7 +515,8 @@ async def _populate(env: ApiEnv) -> World:
     w.ids["other-type"] = (await w.new_device_type())["device-types"]
     w.ids.update(await w.new_callback())
     w.ids.update(await w.new_device())
-    w.ids["operators"] = check(await owner.post("/groups/", {"name": "T operator", "parentId": t_group, "type": 0}),
+    # Only an operator makes operator groups: the root (type 0) makes T's.
+    w.ids["operators"] = check(await root.post("/groups/", {"name": "T operator", "parentId": t_group, "type": 0}),
                                201)["id"]
     w.ids.update(await _registry(env, t_group, w.ids["devices"]))
     w.ids.update(await w.new_api_user())
@@ -501,6 +530,9 @@ async def _populate(env: ApiEnv) -> World:
     await w.wait_jobs()
     for name, profile_id in PROFILE_ID.items():
         w.callers[name] = await _api_user(root, t_group, f"T {name}", profile_id)
+    for name, profile in OPERATOR_CALLERS.items():
+        w.callers[name] = await _api_user(root, env.root_group, name, PROFILE_ID[profile])
+    w.ids.update(await w.new_station())
     w.callers[OTHER_GROUP] = await _api_user(root, s_group, "S admin", ADMIN)
     w.callers[NO_CREDENTIALS] = w.callers["ADMIN [W]"]
     w.callers[WRONG_CREDENTIALS] = w.callers["ADMIN [W]"].as_user(w.callers["ADMIN [W]"].login, "0" * 32)
@@ -556,7 +588,7 @@ class Cells:
             if want.rows_refused:
                 await self._rows_refused(where, reply)
         if method == "GET":
-            if want.status == 200 and caller in PROFILE_RIGHTS and self.key in SHOWS:
+            if want.status == 200 and (caller in PROFILE_RIGHTS or caller in OPERATOR_CALLERS) and self.key in SHOWS:
                 shown = {**w.ids, **target}[SHOWS[self.key]]
                 assert shown in text_of(reply), f"{where}: allowed, but {shown} is not in the answer"
             return

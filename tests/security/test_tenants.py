@@ -34,6 +34,10 @@ PAC = "0" * 16
 # Not tenant data: the predefined profiles are the same for everyone.
 SHARED = {("GET", "/v2/profiles/"), ("GET", "/v2/profiles/{id}")}
 PUBLIC = {("GET", "/v2/openapi.json")}
+# Not tenant data either: the operator's base stations. Every tenant here is a customer, refused (403) on
+# them before anything is looked up; tests/security/test_permission_matrix.py runs them as the operator.
+OPERATOR_ONLY = "/v2/base-stations/"
+STATION = "A0F0"
 
 
 @dataclass
@@ -70,7 +74,8 @@ async def _objects(env: ApiEnv, name: str) -> Objects:
     o = Objects(t)
     c = t.client
     o.sub = check(await c.post("/groups/", {"name": f"{name} sub", "parentId": t.group}), 201)["id"]
-    o.operator = check(await c.post("/groups/", {"name": f"{name} operator", "parentId": t.group, "type": 0}),
+    # Only an operator (the root, type 0) makes operator groups.
+    o.operator = check(await env.root.post("/groups/", {"name": f"{name} operator", "parentId": t.group, "type": 0}),
                        201)["id"]
     o.device_type = await make_device_type(c, t)
     o.callback = check(await c.post(f"/device-types/{o.device_type}/callbacks", {
@@ -108,7 +113,7 @@ def fill(method: str, template: str, o: Objects) -> str:
                 job = o.jobs[kind]
     by_collection = {"groups": o.sub if method == "DELETE" else o.group, "device-types": o.device_type,
                      "devices": o.device, "api-users": o.api_user, "users": o.user, "contract-infos": o.contract,
-                     "profiles": DEVICE_R, "operators": o.operator}
+                     "profiles": DEVICE_R, "operators": o.operator, "base-stations": STATION}
     path = re.sub(r"/([a-z-]+)/\{id\}", lambda m: f"/{m.group(1)}/{by_collection[m.group(1)]}", path)
     path = path.replace("{year}", "2026").replace("{month}", "3")
     return path.replace("{callbackId}", o.callback).replace("{jobId}", job).replace("{profileId}", DEVICE_W)
@@ -173,6 +178,10 @@ WRITES: dict[tuple[str, str], Body] = {
     ("POST", "/v2/devices/bulk/unsubscribe"): lambda t, own: ({"data": [{"id": t.device}]}, None),
     ("POST", "/v2/device-types/{id}/bulk/restart"): lambda t, own: (None, None),
     ("POST", "/v2/contract-infos/{id}/bulk/restart"): lambda t, own: (None, None),
+    ("POST", "/v2/base-stations/"): lambda t, own: ({"id": "A0F1", "name": "planted", "position": {
+        "lat": 43.6, "lng": 1.44}}, None),
+    ("PUT", "/v2/base-stations/{id}"): lambda t, own: ({"name": "renamed station"}, None),
+    ("DELETE", "/v2/base-stations/{id}"): lambda t, own: (None, None),
 }
 # Reads that need a query: (body, query) as for writes.
 READS: dict[tuple[str, str], Body] = {
@@ -240,7 +249,9 @@ async def test_every_route_refuses_another_tenants_objects(api):
         text = orjson.dumps(r.body).decode() if isinstance(r.body, (dict, list)) else str(r.body)
         leaked = {i for i in b_ids if i in text and i not in sent}  # an id the caller sent may be echoed
         assert not leaked, f"{where} answered with tenant B's ids {leaked}: {text[:300]}"
-        if "{" in template:
+        if template.startswith(OPERATOR_ONLY):
+            assert r.status == 403 and set(r.body) == {"message"}, (where, r.status, r.body)
+        elif "{" in template:
             assert r.status == 404 and set(r.body) == {"message"}, (where, r.status, r.body)
         elif method == "GET":
             assert r.status == 200, (where, r.status, r.body)
@@ -270,7 +281,8 @@ async def test_every_route_refuses_another_tenants_objects(api):
 
     # Control: the owner (C, built like B) runs the same writes on its own objects: accepted, so
     # each refusal above came from the scope, not from a bad request.
-    order = sorted((r for r in table if r[0] != "GET" and r not in SHARED), key=_owner_order)
+    order = sorted((r for r in table if r[0] != "GET" and r not in SHARED and not r[1].startswith(OPERATOR_ONLY)),
+                   key=_owner_order)
     for method, template in order:
         r = await call(c.client, method, template, c, c)
         # 409 (a device type that still has devices, ...) also says the owner reached the object.

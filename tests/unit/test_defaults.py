@@ -116,6 +116,7 @@ NOT_BEHAVIOUR = {
     "api_host": "an address", "metrics_host": "an address", "smtp_host": "an address",
     "api_port": "a port", "metrics_port": "a port", "metrics_port_base": "a port",
     "demo_receiver_port": "a port", "smtp_port": "a port",
+    "demo_stations_file": "where the demo's base stations are (a file)",
     "kafka_username": "a credential", "kafka_password": "a credential",
     "secret_keys": "a credential", "secret_key_file": "where the credentials are",
     "topic_prefix": "a name (tests isolate their topics with it)",

@@ -3,6 +3,7 @@ a station's bias; the k-nearest model stays what it was when no radio model is g
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -70,3 +71,20 @@ def test_without_a_radio_model_the_k_nearest_stations_hear() -> None:
         nearest = [s.id for _, s in device.nearest]
         assert 1 <= len(stations) <= 3 and stations == set(nearest[:len(stations)])
         assert all(-145.0 - 1 <= f["rssi"] <= -60.0 + 1 for f in frames)
+
+
+def test_simulate_radio_uses_the_stations_file_radio_parameters() -> None:
+    from program.cli import _radio_model, _simulated_network, build_parser
+    from radio.station_rows import read_stations
+
+    file = str(Path(__file__).resolve().parents[2] / "deploy" / "stations.example.csv")
+    args = build_parser().parse_args(["simulate", "--radio", "--stations-file", file, "--devices", "5"])
+    assert args.radio
+    network = _simulated_network(args, args.stations_file)
+    model = _radio_model(network, args.stations_file)
+    rows = {r.id: r for r in read_stations(file)}
+    assert model.sites.ids == tuple(s.id for s in network.stations)
+    assert model.sites.environment == tuple(rows[s].environment for s in model.sites.ids)
+    assert list(model.sites.height_m) == [rows[s].antenna_height_m for s in model.sites.ids]
+    ring = _radio_model(build_network(3, 1), None)
+    assert ring.sites.environment == ("urban",) * 3
