@@ -17,20 +17,20 @@ distances (where the slope is not identified) the slope stays near 0 instead of 
 
 Censoring: a station only reports what it heard, so where the predicted RSSI is near its sensitivity
 only the transmissions that shadowing favoured are stored, and a plain fit finds the station better
-than it is, and better the farther (a simulated indoor network: offsets 3 to 4 dB too high, slopes of
-+12 dB per decade where the truth is 0). So the fit keeps only the receptions whose calibrated predicted
+than it is, and better the farther (a simulated indoor network: corrections 3 to 4 dB too high on
+average over the receptions, slopes of +7 to +16 dB per decade where the truth is 0). So the fit keeps only the receptions whose calibrated predicted
 margin is at least SELECTION_MARGIN_DB (1.5 × the 6 dB shadowing: fewer than 7 % of such transmissions go
 unheard), refitting until the kept set settles (at most SELECTION_ROUNDS fits). On the same network the
-offsets then land within 0.7 dB and the slopes within 2.5 dB per decade. The selection is on the
+offsets then land within 0.6 dB of the truth and the slopes within 3.5 dB per decade of 0. The selection is on the
 prediction, not on the measurement, so it does not bias the fit by itself. Receptions with no known
 sensitivity (`sensitivity_dbm` = −inf) are all kept.
 
 Held-out receptions: a deterministic 20 % of the messages (by a hash of the message id, so a re-run
 splits the same way) are kept out of the fit; the RMSE and bias (mean of measured − predicted) on those
 clear of the sensitivity (the rule above, with the fit), before and after the correction, are what the
-fit reports. A station is fitted once MIN_RECEPTIONS
-receptions remain for the fit itself (after that selection): with 30 the offset's standard error is about 6/√30 ≈ 1.1 dB
-under typical shadowing, the least that makes a correction worth more than its noise.
+fit reports. A station is fitted once MIN_RECEPTIONS receptions remain for the fit itself (after that
+selection): with 30 the offset's standard error is about 6/√30 ≈ 1.1 dB under typical shadowing, the
+least that makes a correction worth more than its noise.
 """
 from __future__ import annotations
 
