@@ -102,3 +102,8 @@ async def summaries(db: Executor, ids: list[str]) -> dict[str, dict[str, Any]]:
     """Minimal views (`id`, `name`, `type`, `level`) by id, for `fields=` expansions."""
     rows = await db.fetch("SELECT id, name, type, cardinality(path) AS level FROM groups WHERE id = ANY($1)", ids)
     return {r["id"]: dict(r) for r in rows}
+
+
+async def type_of(db: Executor, ident: str) -> int | None:
+    """The group's type (0 SO: an operator), None when there is no such group."""
+    return await db.fetchval("SELECT type FROM groups WHERE id = $1", ident)
