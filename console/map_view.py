@@ -179,15 +179,12 @@ def grid_step(z: int) -> float:
     return fitting[-1] if fitting else GRID_STEPS_DEG[0]
 
 
-def degrees_label(value: float, step: float, axis: str) -> str:
-    """`value` with as many decimals as `step` needs and its hemisphere: 45.5° N, 0°, 1.25° W."""
-    decimals = max(0, -math.floor(math.log10(step) + 1e-9)) if step < 1 else 0
-    if step < 1 and round(step * 10 ** decimals) % 1:  # 0.25-like steps: one more decimal
-        decimals += 1
-    text = f"{abs(value):.{decimals}f}°"
-    if round(value, decimals + 1) == 0:
-        return text
-    return f"{text} {('N' if value > 0 else 'S') if axis == 'lat' else ('E' if value > 0 else 'W')}"
+def degrees_label(value: float, axis: str) -> str:
+    """`value` in degrees with its hemisphere, no needless zeros: 45.5° N, 0°, 1.25° W, 180°."""
+    text = f"{abs(value):.6f}".rstrip("0").rstrip(".")
+    if text in ("0", "180"):
+        return f"{text}°"
+    return f"{text}° {('N' if value > 0 else 'S') if axis == 'lat' else ('E' if value > 0 else 'W')}"
 
 
 def graticule(view: View) -> list[GridLine]:
@@ -197,17 +194,17 @@ def graticule(view: View) -> list[GridLine]:
     half_degrees = view.width / 2 * 360.0 / world_px(view.z)
     west, east = view.lng - half_degrees, view.lng + half_degrees
     for n in range(math.ceil(west / step), math.floor(east / step) + 1):
-        degrees = n * step
-        x = (float(lng_to_px(normal_lng(degrees), view.z)) - view.left) % world_px(view.z)
-        lines.append(GridLine("lng", degrees, x, degrees_label(normal_lng(degrees), step, "lng")))
+        degrees = round(normal_lng(n * step), 9)
+        x = (float(lng_to_px(degrees, view.z)) - view.left) % world_px(view.z)
+        lines.append(GridLine("lng", degrees, x, degrees_label(degrees, "lng")))
     top = max(0.0, view.top)
     bottom = min(float(world_px(view.z)), view.top + view.height)
     north, south = float(px_to_lat(top, view.z)), float(px_to_lat(bottom, view.z))
     for n in range(math.ceil(south / step), math.floor(north / step) + 1):
-        degrees = n * step
+        degrees = round(n * step, 9)
         if abs(degrees) <= MAX_LAT:
             lines.append(GridLine("lat", degrees, float(lat_to_px(degrees, view.z)) - view.top,
-                                  degrees_label(degrees, step, "lat")))
+                                  degrees_label(degrees, "lat")))
     return lines
 
 
