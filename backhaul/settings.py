@@ -185,6 +185,9 @@ class Settings:
     login_max_lock_s: float = 900.0
     login_forget_s: float = 3600.0
     message_retention_days: int = 90
+    # Coverage prediction (oss/api/coverage.py): the radio zone the network's stations and devices use
+    # (radio.link_budget.RADIO_CONFIGURATIONS: RC1..RC7).
+    radio_configuration: str = "RC1"
     # Request bodies: JSON (1 MiB holds the largest entity with room) and bulk uploads (CSV or JSON rows:
     # 100,000 rows of up to ~700 bytes); over the limit is a 413 naming it (README "Size limits").
     api_max_body_bytes: int = 1024 * 1024
@@ -281,6 +284,7 @@ class Settings:
             login_max_lock_s=_env_float("BACKHAUL_LOGIN_MAX_LOCK_S", 900.0),
             login_forget_s=_env_float("BACKHAUL_LOGIN_FORGET_S", 3600.0),
             message_retention_days=_env_int("BACKHAUL_MESSAGE_RETENTION_DAYS", 90),
+            radio_configuration=_env("BACKHAUL_RADIO_CONFIGURATION", "RC1"),
             api_max_body_bytes=_env_int("BACKHAUL_API_MAX_BODY_BYTES", 1024 * 1024),
             api_max_bulk_bytes=_env_int("BACKHAUL_API_MAX_BULK_BYTES", 80 * 1024 * 1024),
             console_enabled=_env_bool("BACKHAUL_CONSOLE", True),
