@@ -14,9 +14,11 @@ from typing import Any
 
 from aiohttp import web
 
+from oss.coverage_answers import DEFAULT_RADIUS_M, MAX_BULK_LOCATIONS, MAX_LOCATIONS, MAX_RADIUS_M
 from oss.errors import JSON
 from oss.params import FIRST_YEAR, LAST_YEAR
 from oss.profiles import PROFILES
+from radio.link_budget import INSTALLATION_LOSS_DB, UPLINK_CLASS_STEP_DB
 
 routes = web.RouteTableDef()
 INT32 = 2**31 - 1
@@ -117,6 +119,14 @@ OPERATOR_SETTINGS: dict[str, Any] = dict(
     maxDb=I(-170, 0, description="dBm"), alertTime=I(300, 86400, description="seconds"),
     requestTrackerBaseUrl=patterned("^https?://[^\\s]{1,2000}$", "must be an http or https URL"),
     telecommunicationStandard=O(("id",), id=S(1, 100), name=S(0, 100)), antenna=O(model=S(0, 100)))
+# Coverage (oss/api/coverage.py, oss.coverage_answers)
+RADIUS = N(0, MAX_RADIUS_M, description=f"metres (default {DEFAULT_RADIUS_M:g}): the area whose predictions are "
+                                        "averaged, sampled on 19 points (0: the location alone)")
+SITUATION = S(enum=list(INSTALLATION_LOSS_DB))
+SITUATION_NOTE = ", ".join(f"{k} {v:g} dB of extra loss" for k, v in INSTALLATION_LOSS_DB.items())
+DEVICE_CLASS = I(0, len(UPLINK_CLASS_STEP_DB) - 1, description="uplink class 0U..3U")
+MARGINS_NOTE = ("whole dB above the stations' sensitivity, best station first (redundancy 1, 2, 3), averaged over "
+                "the area; 0 where there is no such station")
 JOB_ERROR = O(entity=S(), row=I(description="line (CSV) or 1-based index (JSON) of the row"), field=S(),
               message=S(), type=I(description="0 ENTITY, 1 SYSTEM"))
 
@@ -380,6 +390,24 @@ SCHEMAS: dict[str, Any] = {
     "registrationJobStatus": O(jobDone=B, total=I(), kind=S(), processed=I(description="rows handled so far"),
                                status=O(success=I(), errors=A(JOB_ERROR))),
     "actionJob": O(jobDone=B, status=O(total=I(), nbSuccess=I(), nbErrors=I(), errors=A(JOB_ERROR))),
+    "globalCoverageRequest": O(
+        ("locations",), locations=A(O(("lat", "lng"), lat=LAT, lng=LNG), minItems=1, description=(
+            f"at most {MAX_LOCATIONS:,} locations (POST /coverages/global/predictions) or "
+            f"{MAX_BULK_LOCATIONS:,} (its /bulk job)")),
+        radius=RADIUS, groupId=OID | {"description": "one of the caller's groups; Backhaul runs one network, so it "
+                                                     "changes nothing"},
+        deviceSituation=SITUATION | {"description": "Backhaul extension (default OUTDOOR): " + SITUATION_NOTE},
+        deviceClassId=DEVICE_CLASS | {"description": "Backhaul extension (default 0)"}),
+    "coverageMargins": O(locationCovered=B, margins=A(I(), description=MARGINS_NOTE)),
+    "coverageLocation": O(lat={"type": "number"}, lng={"type": "number"}, locationCovered=B,
+                          margins=A(I(), description=MARGINS_NOTE)),
+    "globalCoverageResponse": O(data=A(R("coverageLocation"), description="one per location, in the order asked")),
+    "globalCoverageJob": O(jobId=S()),
+    "globalCoverageBulkResponse": O(
+        jobDone=B, time=MS | {"description": "when the job finished (ms), or when it was created while it runs"},
+        results=A(R("coverageLocation"), description="one per location, in the order asked; empty until done"),
+        message=S(description="Backhaul: why a job that failed stopped (done, without results)")),
+    "redundancyResponse": O(redundancy=I(0, 3, description="stations that hear the device: 0, 1, 2, 3 or more")),
 }
 
 MESSAGE = {"application/json": {"schema": R("Message")}}
@@ -429,6 +457,7 @@ DEVICE_FILTER = [
     q("lastComSince", MS, "Backhaul extension: last heard from this time (ms), inclusive"),
     q("lastComBefore", MS, "Backhaul extension: last heard before this time (ms), exclusive")]
 YEAR = I(FIRST_YEAR, LAST_YEAR)
+POSITION = [q("lat", LAT, required=True), q("lng", LNG, required=True)]
 OPERATOR_QUERY = [fields_param("telecommunicationStandard(name)", "hardwareConfigurations(hardware(name))",
                                "currentRuntimes(hardware(name),runtime(name))", "upgradeStatus(runtime(name))"),
                   q("authorizations", B, "true: list the actions the caller may take (actions)")]
@@ -465,6 +494,7 @@ def paths() -> dict[str, Any]:
     undelivered = listing("errorMessages")
     g, u, a, c, t, cb, d, b = ("groups", "users", "api-users", "contract-infos", "device-types", "callbacks",
                                "devices", "bulk")
+    cov = "coverages"
     bulk_action = {}
     for kind, csv in (("restart", "id"), ("suspend", "id"), ("resume", "id"), ("delete", "id"),
                       ("unsubscribe", "id[;unsubscriptionTime]")):
@@ -670,6 +700,28 @@ def paths() -> dict[str, Any]:
                                              ok(200, R("bulkReport")), [q("dryRun", B)],
                                              "asynchronousDeviceReplacementJob", "oldId;newId", b)},
         **bulk_action,
+        "/coverages/global/predictions": {
+            "get": op("Coverage margins (dB) for redundancy 1, 2 and 3 of the area of `radius` around a location",
+                      ok(200, R("coverageMargins")), [*POSITION, q("radius", RADIUS), q("groupId", OID),
+                                                      q("deviceSituation", SITUATION, "Backhaul extension (default "
+                                                        "OUTDOOR): " + SITUATION_NOTE),
+                                                      q("deviceClassId", DEVICE_CLASS, "Backhaul extension (default "
+                                                        "0)")], tag=cov),
+            "post": op(f"Coverage margins of up to {MAX_LOCATIONS:,} locations", ok(200, R("globalCoverageResponse")),
+                       body="globalCoverageRequest", tag=cov)},
+        "/coverages/global/predictions/bulk": {"post": op(
+            f"Start a job predicting up to {MAX_BULK_LOCATIONS:,} locations (jobs are kept 7 days)",
+            ok(201, R("globalCoverageJob")), body="globalCoverageRequest", tag=cov)},
+        "/coverages/global/predictions/bulk/{jobId}": {"get": op(
+            "A coverage job's status and, once done, its results (jobs of the caller's groups)",
+            ok(200, R("globalCoverageBulkResponse")), [path("jobId")], tag=cov)},
+        "/coverages/operators/redundancy": {"get": op(
+            "How many stations hear a device at a location (3: three or more)", ok(200, R("redundancyResponse")),
+            [*POSITION, q("operatorId", OID, "an operator (group of type 0) at, below or above the caller's group; "
+                                             "default: the nearest at or above it. Backhaul runs one network, so "
+                                             "it changes nothing"),
+             q("deviceSituation", SITUATION, "default INDOOR: " + SITUATION_NOTE),
+             q("deviceClassId", DEVICE_CLASS, "default 0")], tag=cov)},
         "/device-types/{id}/bulk/restart": {"post": op("Restart every device of the device type",
                                                        ok(201, R("jobStarted")), [ID], tag=b)},
         "/device-types/bulk/restart/{jobId}": {"get": op("Status of a device type restart job",

@@ -11,6 +11,7 @@ from oss.api import (
                      certificates,
                      consumption,
                      contracts,
+                     coverage,
                      device_types,
                      devices,
                      geoloc_payloads,
@@ -24,4 +25,4 @@ from oss.api import (
 
 # In the order their routes are added: the bulk paths before /devices/{id}, which would take them.
 RESOURCES = (bulk, groups, profiles, users, api_users, contracts, device_types, callbacks, devices, messages,
-             undelivered, certificates, consumption, geoloc_payloads, operators, openapi)
+             undelivered, certificates, consumption, geoloc_payloads, operators, coverage, openapi)

@@ -1,0 +1,331 @@
+"""Public-coverage map tiles: web-mercator `z/x/y` PNGs of the predicted coverage, rendered and cached.
+
+A tile is 256 × 256 pixels of the web-mercator ("slippy map") grid. `render_tile` predicts the coverage
+(radio.predict) on a coarse grid of corners spread over the tile (33 × 33, every 8 px) and interpolates the three
+best margins bilinearly to every pixel: the margins vary smoothly with distance, so a tile renders in tens of
+milliseconds instead of predicting 65,536 points.
+
+Layers (`Layer`): the installation type (extra loss of radio.link_budget), the view (coverage: the link
+quality class of radio.quality where at least one station hears; redundancy: 1, 2, 3+ stations at or above
+0 dB) and the forecast (planned stations switched on). Pixels where no station hears are transparent.
+
+`tile_png` is the one place tiles are served from (the API and the console): it caches the PNGs in a
+`TileCache` keyed by `oss.storage.base_stations.coverage_version`, so a station or a calibration that changes
+makes every tile render again on its next request.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Final, TypeVar
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+from oss.storage.base_stations import SERVING, WITH_PLANNED, coverage_version
+from oss.storage.base_stations import sites as load_sites
+from oss.storage.sql import Executor
+from radio.link_budget import INSTALLATION_LOSS_DB, RadioConfiguration, device_eirp_dbm, installation_loss_db
+from radio.predict import EARTH_RADIUS_KM, Sites, link_quality_array, predict, received_dbm
+from radio.quality import LQI_NAMES
+
+TILE_PX: Final = 256
+MAX_LATITUDE: Final = 85.0511287798066   # the web-mercator square's edge: y = 0 at zoom 0
+INSTALLATIONS: Final = tuple(name.lower() for name in INSTALLATION_LOSS_DB)   # outdoor, indoor, underground
+VIEWS: Final = ("coverage", "redundancy")
+# Colour opacity of a covered pixel: the base map stays readable under the layer.
+OPACITY: Final = 170
+# Margins below this are "no station" (−inf in the prediction; a finite value interpolates).
+NO_STATION_DB: Final = -500.0
+
+Coordinate = TypeVar("Coordinate", float, NDArray[np.float64])
+
+
+def world_px(z: int) -> int:
+    """The width (and height) of the world in pixels at zoom `z`."""
+    return TILE_PX << z
+
+
+def lng_to_px(lng: Coordinate, z: int) -> Coordinate:
+    """Global pixel x of a longitude (degrees) at zoom `z`."""
+    return (lng + 180.0) / 360.0 * world_px(z)
+
+
+def lat_to_px(lat: Coordinate, z: int) -> Coordinate:
+    """Global pixel y of a latitude (degrees) at zoom `z` (0 at the north edge, 85.0511°)."""
+    phi = np.radians(lat)
+    return (0.5 - np.log(np.tan(np.pi / 4 + phi / 2)) / (2 * np.pi)) * world_px(z)  # type: ignore[no-any-return]
+
+
+def px_to_lng(x: Coordinate, z: int) -> Coordinate:
+    """Longitude (degrees) of a global pixel x at zoom `z`."""
+    return x / world_px(z) * 360.0 - 180.0
+
+
+def px_to_lat(y: Coordinate, z: int) -> Coordinate:
+    """Latitude (degrees) of a global pixel y at zoom `z`."""
+    return np.degrees(np.arctan(np.sinh(np.pi * (1 - 2 * y / world_px(z)))))  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """A tile's edges in degrees."""
+
+    west: float
+    south: float
+    east: float
+    north: float
+
+
+def check_tile(z: int, x: int, y: int) -> None:
+    """ValueError naming `x` or `y` when the tile is outside the zoom level's grid (or `z` is negative)."""
+    if z < 0:
+        raise ValueError(f"z: {z} is negative")
+    n = 1 << z
+    for name, value in (("x", x), ("y", y)):
+        if not 0 <= value < n:
+            raise ValueError(f"{name}: {value} is not between 0 and {n - 1} at zoom {z}")
+
+
+def tile_bounds(z: int, x: int, y: int) -> Bounds:
+    """The west, south, east and north edges of tile `z/x/y`."""
+    check_tile(z, x, y)
+    return Bounds(west=float(px_to_lng(float(x * TILE_PX), z)), south=float(px_to_lat(float((y + 1) * TILE_PX), z)),
+                  east=float(px_to_lng(float((x + 1) * TILE_PX), z)), north=float(px_to_lat(float(y * TILE_PX), z)))
+
+
+@dataclass(frozen=True)
+class Layer:
+    """What a tile shows: installation type, view and whether planned stations count (forecast)."""
+
+    installation: str = "outdoor"   # outdoor | indoor | underground
+    view: str = "coverage"          # coverage | redundancy
+    forecast: bool = False          # True: planned stations switched on
+
+    def __post_init__(self) -> None:
+        if self.installation not in INSTALLATIONS:
+            raise ValueError(f"installation: {self.installation!r} is not one of {', '.join(INSTALLATIONS)}")
+        if self.view not in VIEWS:
+            raise ValueError(f"view: {self.view!r} is not one of {', '.join(VIEWS)}")
+
+    @classmethod
+    def parse(cls, installation: str | None = None, view: str | None = None,
+              forecast: bool | str | None = None) -> Layer:
+        """A layer from request values (case-insensitive; None: the default); ValueError naming the field."""
+        return cls(installation=(installation or "outdoor").strip().lower(),
+                   view=(view or "coverage").strip().lower(), forecast=parse_flag("forecast", forecast))
+
+
+def parse_flag(field: str, value: bool | str | None) -> bool:
+    """A boolean from a query value (true/false, 1/0, yes/no; None: False)."""
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    text = value.strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no", ""):
+        return False
+    raise ValueError(f"{field}: {value!r} is not true or false")
+
+
+# Palette index of each class: 0 is transparent (not covered).
+COVERAGE_COLOURS: Final = ("#d7301f", "#fc8d59", "#78c679", "#238443")   # link quality 0..3
+REDUNDANCY_COLOURS: Final = ("#9ecae1", "#4292c6", "#08519c")             # 1, 2, 3+ stations
+LEGEND: Final[dict[str, list[tuple[str, str]]]] = {
+    "coverage": [(LQI_NAMES[q], COVERAGE_COLOURS[q]) for q in reversed(range(len(LQI_NAMES)))],
+    "redundancy": [("3+ stations", REDUNDANCY_COLOURS[2]), ("2 stations", REDUNDANCY_COLOURS[1]),
+                   ("1 station", REDUNDANCY_COLOURS[0])],
+}
+
+
+def _rgb(colour: str) -> list[int]:
+    return [int(colour[i:i + 2], 16) for i in (1, 3, 5)]
+
+
+def _palette(colours: tuple[str, ...]) -> tuple[list[int], bytes]:
+    rgb = [0, 0, 0] + [c for colour in colours for c in _rgb(colour)]
+    return rgb, bytes([0] + [OPACITY] * len(colours))
+
+
+PALETTES: Final = {"coverage": _palette(COVERAGE_COLOURS), "redundancy": _palette(REDUNDANCY_COLOURS)}
+
+
+def interpolation(step: int) -> NDArray[np.float64]:
+    """TILE_PX × corners weights: pixel i (its centre at i + 0.5 px) from the corners `step` px apart around it."""
+    corners = TILE_PX // step + 1
+    at = (np.arange(TILE_PX) + 0.5) / step
+    low = np.minimum(at.astype(int), corners - 2)
+    frac = at - low
+    weights = np.zeros((TILE_PX, corners))
+    weights[np.arange(TILE_PX), low] = 1 - frac
+    weights[np.arange(TILE_PX), low + 1] = frac
+    return weights
+
+
+INTERPOLATIONS: Final = {step: interpolation(step) for step in (2, 4, 8)}
+MAX_STEP_PX: Final = 8            # corners every 8 px (33 × 33) when the coverage is large on the tile
+CORNERS_PER_RANGE: Final = 4      # at least this many corners across the smallest station range, else finer
+RANGE_DISTANCES_KM: Final = np.geomspace(0.01, 1000.0, 400)
+
+
+def ranges_km(sites: Sites, layer: Layer, configuration: RadioConfiguration) -> NDArray[np.float64]:
+    """Per station, the farthest distance at which a device of `layer`'s installation is heard (0: nowhere)."""
+    d = np.repeat(RANGE_DISTANCES_KM[:, None], len(sites), axis=1)
+    rssi = received_dbm(sites, d, configuration, device_eirp_dbm(configuration))
+    heard = rssi - installation_loss_db(layer.installation.upper()) >= configuration.sensitivity_dbm
+    return np.asarray(np.where(heard, d, 0.0).max(axis=0, initial=0.0), dtype=float)
+
+
+def subset(sites: Sites, idx: NDArray[np.intp]) -> Sites:
+    """The stations at indexes `idx`."""
+    env = tuple(sites.environment[i] for i in idx)
+    return Sites(ids=tuple(sites.ids[i] for i in idx), lat_rad=sites.lat_rad[idx], lng_rad=sites.lng_rad[idx],
+                 height_m=sites.height_m[idx], gain_db=sites.gain_db[idx], offset_db=sites.offset_db[idx],
+                 slope_db=sites.slope_db[idx], environment=env,
+                 groups={e: np.flatnonzero(np.array([x == e for x in env], dtype=bool)) for e in set(env)})
+
+
+def class_indexes(margins: NDArray[np.float64], layer: Layer, configuration: RadioConfiguration) -> NDArray[np.uint8]:
+    """Palette index per point from its three best margins (…, 3): 0 not covered, then the view's class + 1."""
+    heard = (margins >= 0).sum(axis=-1)
+    if layer.view == "redundancy":
+        return np.asarray(np.minimum(heard, 3), dtype=np.uint8)
+    quality = link_quality_array(margins[..., 0] + configuration.sensitivity_dbm, heard)
+    return np.asarray(np.where(heard >= 1, quality.astype(np.uint8) + 1, 0), dtype=np.uint8)
+
+
+def encode_png(indexes: NDArray[np.uint8], view: str) -> bytes:
+    """A palette PNG of class indexes, index 0 transparent."""
+    image = Image.fromarray(indexes, mode="P")
+    palette, alpha = PALETTES[view]
+    image.putpalette(palette)
+    out = io.BytesIO()
+    image.save(out, format="PNG", transparency=alpha)
+    return out.getvalue()
+
+
+def _top_margins(sites: Sites, lat: NDArray[np.float64], lng: NDArray[np.float64], layer: Layer,
+                 configuration: RadioConfiguration) -> NDArray[np.float64]:
+    margins = predict(sites, lat, lng, configuration, installation=layer.installation.upper()).margins
+    return np.maximum(margins, NO_STATION_DB)
+
+
+def render_tile(sites: Sites, z: int, x: int, y: int, layer: Layer, configuration: RadioConfiguration) -> bytes:
+    """The PNG of tile `z/x/y` of `layer`.
+
+    Only the stations whose range reaches the tile are predicted. Where the smallest of their ranges spans
+    many pixels, the margins are predicted on corners every 8 px (4 or 2 when the ranges are smaller) and
+    interpolated; where a range is only a few pixels (low zoom), every pixel within a range is predicted.
+    """
+    check_tile(z, x, y)
+    empty = np.zeros((TILE_PX, TILE_PX), dtype=np.uint8)
+    if len(sites) == 0:
+        return encode_png(empty, layer.view)
+    reach = ranges_km(sites, layer, configuration)
+    # Station positions in this tile's pixels, and their ranges in pixels (mercator scale at their latitude).
+    sx = lng_to_px(np.degrees(sites.lng_rad), z) - x * TILE_PX
+    sy = lat_to_px(np.degrees(sites.lat_rad), z) - y * TILE_PX
+    km_per_px = 2 * np.pi * EARTH_RADIUS_KM * np.cos(sites.lat_rad) / world_px(z)
+    reach_px = reach / km_per_px
+    near = np.flatnonzero((reach > 0) & (sx + reach_px >= 0) & (sx - reach_px <= TILE_PX)
+                          & (sy + reach_px >= 0) & (sy - reach_px <= TILE_PX))
+    if near.size == 0:
+        return encode_png(empty, layer.view)
+    stations = subset(sites, near)
+    smallest_px = float(reach_px[near].min())
+    step = next((s for s in (8, 4, 2) if s <= min(MAX_STEP_PX, smallest_px / CORNERS_PER_RANGE)), 1)
+    if step > 1:
+        corners = np.arange(0, TILE_PX + 1, step, dtype=float)
+        lat = px_to_lat(y * TILE_PX + corners, z)
+        lng = px_to_lng(x * TILE_PX + corners, z)
+        grid_lat, grid_lng = np.meshgrid(lat, lng, indexing="ij")
+        top = _top_margins(stations, grid_lat.ravel(), grid_lng.ravel(), layer, configuration)
+        top = top.reshape(corners.size, corners.size, 3)
+        if top[..., 0].max() < 0:   # no corner heard, so no pixel (interpolation stays between corners)
+            return encode_png(empty, layer.view)
+        weights = INTERPOLATIONS[step]
+        pixels = np.einsum("ia,abk,jb->ijk", weights, top, weights, optimize=True)
+        return encode_png(class_indexes(pixels, layer, configuration), layer.view)
+    # Exact: every pixel centre within a station's range (its bounding square) is predicted.
+    mask = np.zeros((TILE_PX, TILE_PX), dtype=bool)
+    for cx, cy, r in zip(sx[near], sy[near], reach_px[near], strict=True):
+        first_row, first_col = max(0, int(cy - r)), max(0, int(cx - r))
+        mask[first_row:max(0, int(np.ceil(cy + r)) + 1), first_col:max(0, int(np.ceil(cx + r)) + 1)] = True
+    rows, cols = np.nonzero(mask)
+    lat = px_to_lat(y * TILE_PX + rows.astype(float) + 0.5, z)
+    lng = px_to_lng(x * TILE_PX + cols.astype(float) + 0.5, z)
+    empty[rows, cols] = class_indexes(_top_margins(stations, lat, lng, layer, configuration), layer, configuration)
+    return encode_png(empty, layer.view)
+
+
+@dataclass(frozen=True)
+class TilePng:
+    """A rendered tile and its entity tag (a digest of the PNG)."""
+
+    body: bytes
+    etag: str
+
+
+TileKey = tuple[str, str, Layer, int, int, int]   # coverage version, radio configuration, layer, z, x, y
+
+
+class TileCache:
+    """The last `max_tiles` tiles rendered (least recently used evicted), keyed by coverage version, radio
+    configuration, layer and z/x/y; also the stations loaded for the current coverage version."""
+
+    def __init__(self, max_tiles: int = 4096) -> None:
+        self.max_tiles = max_tiles
+        self._tiles: OrderedDict[TileKey, TilePng] = OrderedDict()
+        self._sites: dict[tuple[str, bool], Sites] = {}
+        self.renders = 0   # tiles rendered (cache misses), for tests and metrics
+
+    def get(self, key: TileKey) -> TilePng | None:
+        tile = self._tiles.get(key)
+        if tile is not None:
+            self._tiles.move_to_end(key)
+        return tile
+
+    def put(self, key: TileKey, tile: TilePng) -> None:
+        self._tiles[key] = tile
+        self._tiles.move_to_end(key)
+        while len(self._tiles) > self.max_tiles:
+            self._tiles.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._tiles)
+
+    async def sites(self, db: Executor, version: str, forecast: bool) -> Sites:
+        """The stations of `version` (planned ones too when `forecast`), loaded once per version."""
+        key = (version, forecast)
+        found = self._sites.get(key)
+        if found is None:
+            found = Sites.of(await load_sites(db, WITH_PLANNED if forecast else SERVING))
+            self._sites = {k: v for k, v in self._sites.items() if k[0] == version}
+            self._sites[key] = found
+        return found
+
+
+def etag_of(body: bytes) -> str:
+    return '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+
+
+async def tile_png(db: Executor, cache: TileCache, layer: Layer, z: int, x: int, y: int,
+                   configuration: RadioConfiguration) -> TilePng:
+    """Tile `z/x/y` of `layer` from `cache`, or rendered (off the event loop) from the stations and cached."""
+    check_tile(z, x, y)
+    # The version is read before the stations: a change between the two is cached under the old version,
+    # which no later request asks for.
+    version = await coverage_version(db)
+    key: TileKey = (version, configuration.id, layer, z, x, y)
+    tile = cache.get(key)
+    if tile is None:
+        stations = await cache.sites(db, version, layer.forecast)
+        body = await asyncio.to_thread(render_tile, stations, z, x, y, layer, configuration)
+        tile = TilePng(body=body, etag=etag_of(body))
+        cache.renders += 1
+        cache.put(key, tile)
+    return tile
