@@ -9,7 +9,6 @@ from backhaul.settings import Settings
 from console.api_calls import Api
 from console.map_view import checked_base_url
 from console.sessions import Session
-from radio.link_budget import RadioConfiguration, radio_configuration
 
 
 @dataclass(frozen=True)
@@ -21,13 +20,11 @@ class ConsoleSettings:
     min_password: int
     public_url: str
     map_base_url: str = ""   # the service map's base layer: a tile URL template, empty = a graticule
-    radio: RadioConfiguration = radio_configuration("RC1")
 
     @classmethod
     def from_settings(cls, s: Settings) -> "ConsoleSettings":
         return cls(s.console_idle_s, s.console_session_max_s, s.console_link_s, s.console_cookie_secure,
-                   s.console_min_password, s.console_public_url, checked_base_url(s.map_base_url),
-                   radio_configuration(s.radio_configuration))
+                   s.console_min_password, s.console_public_url, checked_base_url(s.map_base_url))
 
 
 CONSOLE_SETTINGS = web.AppKey("console_settings", ConsoleSettings)

@@ -4,11 +4,11 @@ margin of 0 dB or more) and its link quality, all from radio.predict."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from radio.link_budget import RadioConfiguration
-from radio.predict import Sites, StationSite, distances_km, margins_at, predict
+from radio.predict import Sites, distances_km, margins_at, predict
 from radio.quality import LQI_NAMES
 
 NOT_COVERED = "Not covered"
@@ -58,11 +58,11 @@ class PlaceReport:
     link_quality: str               # radio.quality's class name, or NOT_COVERED
 
 
-def place_report(stations: Sequence[StationSite], names: Mapping[str, str], lat: float, lng: float,
+def place_report(sites: Sites, names: Mapping[str, str], lat: float, lng: float,
                  configuration: RadioConfiguration, installation: str) -> PlaceReport:
     """The margins at (`lat`, `lng`) of a device of `installation` (outdoor, indoor, underground) at each of
-    `stations` (named by `names`, else by id), best first, and the point's redundancy and link quality."""
-    sites = Sites.of(stations)
+    the stations of `sites` (named by `names`, else by id), best first, and the point's redundancy and link
+    quality."""
     kind = installation.upper()
     distance = dict(zip(sites.ids, distances_km(sites, [lat], [lng])[0], strict=True)) if len(sites) else {}
     margins = [StationMargin(ident, names.get(ident) or ident, float(distance[ident]), margin)

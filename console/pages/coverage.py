@@ -26,7 +26,7 @@ from console.headers import SECURITY_HEADERS
 from console.map_view import Place, TilePlace, View
 from console.place_margins import PlaceError, PlaceReport, parse_coordinate, place_report
 from console.render import render
-from oss.context import POOL
+from oss.context import POOL, RADIO
 from oss.coverage_tiles import INSTALLATIONS, LEGEND, VIEWS, Layer, TileCache, tile_png
 from oss.storage import base_stations, groups
 from oss.storage.operators import OPERATOR_GROUP_TYPE
@@ -161,9 +161,10 @@ async def service_map(request: web.Request) -> web.Response:
     place = place_of(query, errors)
     report: PlaceReport | None = None
     if place is not None:
-        sites = await base_stations.sites(pool, base_stations.WITH_PLANNED if layer.forecast else base_stations.SERVING)
+        # The stations the coverage layer's tiles are drawn from (loaded once per coverage version).
+        sites = await tile_cache(request).sites(pool, await base_stations.coverage_version(pool), layer.forecast)
         names = {s["id"]: s["name"] or s["id"] for s in stations}
-        report = place_report(sites, names, place[0], place[1], conf.radio, layer.installation)
+        report = place_report(sites, names, place[0], place[1], request.config_dict[RADIO], layer.installation)
         places.append(Place("Place looked up", place[0], place[1], "place"))
     picture = map_view.picture(view, places, base_url=conf.map_base_url, overlay=tile_href(layer))
     status = (403 if "forecast" in errors else 400) if errors else 200
@@ -192,7 +193,7 @@ async def coverage_tile(request: web.Request) -> web.Response:
         if layer.forecast and not await is_operator(request):
             raise web.HTTPForbidden(reason="forecast: only an operator's users may switch the planned stations on")
         tile = await tile_png(request.config_dict[POOL], tile_cache(request), layer, z, x, y,
-                              console_settings(request).radio)
+                              request.config_dict[RADIO])
     except ValueError as bad:
         raise web.HTTPBadRequest(reason=str(bad)) from None
     # The tile changes with the stations and their calibration: the browser asks again each time, and an

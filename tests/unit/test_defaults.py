@@ -97,6 +97,7 @@ DEFAULTS = (
     Default("console_link_s", "BACKHAUL_CONSOLE_LINK_S", 259200.0, "259200"),
     Default("console_cookie_secure", "BACKHAUL_CONSOLE_COOKIE_SECURE", True, "1"),
     Default("console_min_password", "BACKHAUL_CONSOLE_MIN_PASSWORD", 10, "10"),
+    Default("map_base_url", "BACKHAUL_MAP_BASE_URL", "", "empty"),
     # Consumer groups and supervision
     Default("instance_id", "BACKHAUL_INSTANCE_ID", "", "empty"),
     Default("static_membership", "BACKHAUL_STATIC_MEMBERSHIP", True, "1"),

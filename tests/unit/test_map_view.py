@@ -11,7 +11,7 @@ from console import map_view as mv
 from console.place_margins import NOT_COVERED, PlaceError, parse_coordinate, place_report
 from oss.coverage_tiles import TILE_PX, lat_to_px, lng_to_px
 from radio.link_budget import INSTALLATION_LOSS_DB, radio_configuration
-from radio.predict import StationSite
+from radio.predict import Sites, StationSite
 
 lats = st.floats(-80, 80)
 lngs = st.floats(-180, 179.999)
@@ -162,7 +162,8 @@ def test_a_place_that_is_not_one_names_the_field(text, limit, message):
 
 
 def test_the_place_report_lists_margins_best_first_with_distances_and_counts_the_stations_that_hear():
-    stations = [StationSite("0A01", 43.60, 1.44), StationSite("0A02", 43.65, 1.44), StationSite("0A03", 45.0, 1.44)]
+    stations = Sites.of([StationSite("0A01", 43.60, 1.44), StationSite("0A02", 43.65, 1.44),
+                         StationSite("0A03", 45.0, 1.44)])
     outdoor = place_report(stations, {"0A01": "Capitole"}, 43.60, 1.44, RC1, "outdoor")
     assert [m.id for m in outdoor.margins] == ["0A01", "0A02", "0A03"]
     assert [m.name for m in outdoor.margins] == ["Capitole", "0A02", "0A03"]
@@ -177,4 +178,4 @@ def test_the_place_report_lists_margins_best_first_with_distances_and_counts_the
         [m - INSTALLATION_LOSS_DB["INDOOR"] for m in margins])
     far = place_report(stations, {}, 10.0, 1.44, RC1, "outdoor")
     assert far.stations_hearing == 0 and far.link_quality == NOT_COVERED
-    assert place_report([], {}, 10.0, 1.44, RC1, "outdoor").margins == []
+    assert place_report(Sites.of([]), {}, 10.0, 1.44, RC1, "outdoor").margins == []
