@@ -190,21 +190,21 @@ def degrees_label(value: float, axis: str) -> str:
 def graticule(view: View) -> list[GridLine]:
     """The meridians and parallels crossing the view, every `grid_step(view.z)` degrees."""
     step = grid_step(view.z)
+    world = world_px(view.z)
     lines = []
-    half_degrees = view.width / 2 * 360.0 / world_px(view.z)
-    west, east = view.lng - half_degrees, view.lng + half_degrees
-    for n in range(math.ceil(west / step), math.floor(east / step) + 1):
+    half_degrees = view.width / 2 * 360.0 / world
+    for n in range(math.floor((view.lng - half_degrees) / step), math.ceil((view.lng + half_degrees) / step) + 1):
         degrees = round(normal_lng(n * step), 9)
-        x = (float(lng_to_px(degrees, view.z)) - view.left) % world_px(view.z)
-        lines.append(GridLine("lng", degrees, x, degrees_label(degrees, "lng")))
-    top = max(0.0, view.top)
-    bottom = min(float(world_px(view.z)), view.top + view.height)
-    north, south = float(px_to_lat(top, view.z)), float(px_to_lat(bottom, view.z))
-    for n in range(math.ceil(south / step), math.floor(north / step) + 1):
+        x = (float(lng_to_px(degrees, view.z)) - view.left) % world
+        if x <= view.width:
+            lines.append(GridLine("lng", degrees, x, degrees_label(degrees, "lng")))
+    north = float(px_to_lat(max(0.0, view.top), view.z))
+    south = float(px_to_lat(min(float(world), view.top + view.height), view.z))
+    for n in range(math.floor(south / step), math.ceil(north / step) + 1):
         degrees = round(n * step, 9)
-        if abs(degrees) <= MAX_LAT:
-            lines.append(GridLine("lat", degrees, float(lat_to_px(degrees, view.z)) - view.top,
-                                  degrees_label(degrees, "lat")))
+        y = float(lat_to_px(max(-MAX_LAT, min(MAX_LAT, degrees)), view.z)) - view.top
+        if abs(degrees) <= MAX_LAT and 0 <= y <= view.height:
+            lines.append(GridLine("lat", degrees, y, degrees_label(degrees, "lat")))
     return lines
 
 

@@ -13,17 +13,16 @@ and `lng`, the view's centre `clat`, `clng` and zoom `z`): a map can be bookmark
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping
 
 from aiohttp import web
 from yarl import URL
 
 from console import map_view
 from console.context import console_settings, session_of
-from console.headers import SECURITY_HEADERS
-from console.map_view import Place, TilePlace, View
+from console.headers import allow_images_from
+from console.map_controls import map_links, parse_view, view_query
+from console.map_view import Place, TilePlace
 from console.place_margins import PlaceError, PlaceReport, parse_coordinate, place_report
 from console.render import render
 from oss.context import POOL, RADIO
@@ -37,21 +36,9 @@ PAGE = "/console/coverage"
 # The query's keys: the layer, the place looked up, the view (centre and zoom).
 LAYER_KEYS = ("installation", "view", "forecast")
 PLACE_KEYS = ("lat", "lng")
-VIEW_KEYS = ("clat", "clng", "z")
 STATE_LABELS = {"enabled": "Enabled", "disabled": "Disabled", "planned": "Planned"}
 INSTALLATION_LABELS = {"outdoor": "Outdoor", "indoor": "Indoor", "underground": "Underground"}
 VIEW_LABELS = {"coverage": "Coverage (link quality)", "redundancy": "Redundancy (stations hearing)"}
-PAN_STEP = 0.5   # of a view's width or height
-
-
-@dataclass(frozen=True)
-class MapLink:
-    """A pan or zoom control: its text, what it does (the accessible name) and where it goes."""
-
-    id: str
-    text: str
-    label: str
-    href: str | None   # None: not possible here (zoomed in or out all the way)
 
 
 async def is_operator(request: web.Request) -> bool:
@@ -68,33 +55,7 @@ def kept(query: Mapping[str, str], keys: tuple[str, ...]) -> dict[str, str]:
     return {k: query[k] for k in keys if query.get(k, "") != ""}
 
 
-def page_url(values: Mapping[str, str]) -> str:
-    return str(URL(PAGE).with_query({k: v for k, v in values.items() if v != ""}))
-
-
-def view_query(view: View) -> dict[str, str]:
-    return {"clat": f"{view.lat:.6f}", "clng": f"{view.lng:.6f}", "z": str(view.z)}
-
-
-def map_links(query: Mapping[str, str], view: View) -> list[MapLink]:
-    """Pan by half a view each way, zoom in and out, and back to the stations (the query kept)."""
-    rest = {**kept(query, LAYER_KEYS), **kept(query, PLACE_KEYS)}
-
-    def to(target: View) -> str:
-        return page_url({**rest, **view_query(target)})
-
-    return [
-        MapLink("pan-north", "↑", "Pan north", to(view.panned(0, -PAN_STEP))),
-        MapLink("pan-west", "←", "Pan west", to(view.panned(-PAN_STEP, 0))),
-        MapLink("pan-east", "→", "Pan east", to(view.panned(PAN_STEP, 0))),
-        MapLink("pan-south", "↓", "Pan south", to(view.panned(0, PAN_STEP))),
-        MapLink("zoom-in", "+", "Zoom in", to(view.zoomed(1)) if view.z < map_view.MAX_ZOOM else None),
-        MapLink("zoom-out", "−", "Zoom out", to(view.zoomed(-1)) if view.z > map_view.MIN_ZOOM else None),
-        MapLink("fit", "Fit", "Fit to the stations", page_url(rest)),
-    ]
-
-
-def tile_href(layer: Layer) -> Any:
+def tile_href(layer: Layer) -> Callable[[TilePlace], str]:
     """The console URL of one coverage tile of `layer`."""
     layer_query = {"installation": layer.installation, "view": layer.view,
                    **({"forecast": "true"} if layer.forecast else {})}
@@ -102,23 +63,6 @@ def tile_href(layer: Layer) -> Any:
     def href(tile: TilePlace) -> str:
         return str(URL(f"{PAGE}/tiles/{tile.z}/{tile.x}/{tile.y}.png").with_query(layer_query))
     return href
-
-
-def parse_view(query: Mapping[str, str], errors: dict[str, str]) -> tuple[float, float, int] | None:
-    """The view's centre and zoom from the query, None when not given (the map then fits the stations)."""
-    if not any(query.get(k) for k in VIEW_KEYS):
-        return None
-    try:
-        lat = parse_coordinate("clat", query.get("clat", ""), 90)
-        lng = parse_coordinate("clng", query.get("clng", ""), 180)
-    except PlaceError as bad:
-        errors[bad.field] = str(bad)
-        return None
-    text = query.get("z", "").strip()
-    if not text.isdigit() or not map_view.MIN_ZOOM <= int(text) <= map_view.MAX_ZOOM:
-        errors["z"] = f"z: {text!r} is not a zoom level ({map_view.MIN_ZOOM}..{map_view.MAX_ZOOM})"
-        return None
-    return lat, lng, int(text)
 
 
 def parse_layer(query: Mapping[str, str], errors: dict[str, str]) -> Layer:
@@ -156,8 +100,7 @@ async def service_map(request: web.Request) -> web.Response:
     stations = await base_stations.on_map(pool, states)
     places = [Place(f"{s['id']} {s['name'] or ''}".strip(), s["lat"], s["lng"], s["state"], s["id"])
               for s in stations]
-    centre = parse_view(query, errors)
-    view = (View.at(*centre) if centre else map_view.fit([(p.lat, p.lng) for p in places]))
+    view = parse_view(query, errors) or map_view.fit([(p.lat, p.lng) for p in places])
     place = place_of(query, errors)
     report: PlaceReport | None = None
     if place is not None:
@@ -172,12 +115,12 @@ async def service_map(request: web.Request) -> web.Response:
         "picture": picture, "layer": layer, "legend": LEGEND[layer.view], "operator": operator,
         "installations": [(k, INSTALLATION_LABELS.get(k, k)) for k in INSTALLATIONS],
         "views": [(k, VIEW_LABELS.get(k, k)) for k in VIEWS], "query": query, "errors": errors,
-        "view_fields": view_query(view), "links": map_links(query, view), "report": report,
+        "view_fields": view_query(view), "report": report,
+        "links": map_links(PAGE, {**kept(query, LAYER_KEYS), **kept(query, PLACE_KEYS)}, view, "Fit to the stations"),
         "stations": stations, "state_labels": STATE_LABELS, "grid_step": map_view.grid_step(view.z),
     }, status=status)
     if conf.map_base_url:
-        response.headers["Content-Security-Policy"] = SECURITY_HEADERS["Content-Security-Policy"].replace(
-            "img-src 'self' data:", f"img-src 'self' data: {map_view.base_origin(conf.map_base_url)}")
+        allow_images_from(response, map_view.base_origin(conf.map_base_url))
     return response
 
 

@@ -179,3 +179,24 @@ def test_the_place_report_lists_margins_best_first_with_distances_and_counts_the
     far = place_report(stations, {}, 10.0, 1.44, RC1, "outdoor")
     assert far.stations_hearing == 0 and far.link_quality == NOT_COVERED
     assert place_report(Sites.of([]), {}, 10.0, 1.44, RC1, "outdoor").margins == []
+
+
+def test_the_view_in_a_query_is_checked_and_its_links_keep_the_rest_of_the_query():
+    from console.map_controls import map_links, parse_view, view_query
+    errors: dict[str, str] = {}
+    assert parse_view({}, errors) is None and errors == {}
+    view = parse_view({"clat": "43.6", "clng": "1.44", "z": "12"}, errors, 640, 320)
+    assert view is not None and (view.lat, view.z, view.width, view.height) == (43.6, 12, 640, 320)
+    assert view.lng == pytest.approx(1.44)
+    for bad, field in (({"clat": "x", "clng": "1", "z": "3"}, "clat"), ({"clat": "1", "clng": "200", "z": "3"}, "clng"),
+                       ({"clat": "1", "clng": "1", "z": "19"}, "z"), ({"clat": "1", "clng": "1"}, "z")):
+        errors = {}
+        assert parse_view(bad, errors) is None and list(errors) == [field] and errors[field].startswith(f"{field}: ")
+    links = {link.id: link for link in map_links("/console/coverage", {"installation": "indoor"}, view, "Fit")}
+    assert links["fit"].href == "/console/coverage?installation=indoor"
+    assert links["zoom-in"].href == "/console/coverage?installation=indoor&clat=43.600000&clng=1.440000&z=13"
+    east = parse_view(dict(part.split("=") for part in links["pan-east"].href.split("?")[1].split("&")), {})
+    assert east is not None and east.lng > view.lng and east.lat == pytest.approx(view.lat)
+    top = mv.View.at(0, 0, mv.MAX_ZOOM)
+    assert {link.id: link.href for link in map_links("/p", {}, top, "Fit")}["zoom-in"] is None
+    assert view_query(top) == {"clat": "0.000000", "clng": "0.000000", "z": "18"}
