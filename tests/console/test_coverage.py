@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 
+import aiohttp
 import pytest
 from PIL import Image
 from selenium.webdriver.common.keys import Keys
@@ -150,6 +151,19 @@ def test_a_customer_sees_the_serving_network_without_the_forecast(site, browser,
     assert "7C03" not in marker_ids(browser)
     forecast_tile = tile_urls(browser)[0] + "&forecast=true"
     assert fetched(browser, forecast_tile)[0] == 403
+    # Tiles need a session; an unchanged tile is a 304 to the browser that has it.
+    tile = tile_urls(browser)[0]
+    cookie = browser.driver.get_cookie("bh_console")["value"]
+
+    async def get(cookies: dict[str, str], headers: dict[str, str]) -> tuple[int, str, str]:
+        async with aiohttp.ClientSession(cookies=cookies) as http:
+            async with http.get(site.base + tile, headers=headers, allow_redirects=False) as resp:
+                return resp.status, resp.headers.get("Location", ""), resp.headers.get("ETag", "")
+    status, where, _ = site.run(get({}, {}))
+    assert status == 303 and where.startswith("/console/login")
+    status, _, etag = site.run(get({"bh_console": cookie}, {}))
+    assert status == 200 and etag
+    assert site.run(get({"bh_console": cookie}, {"If-None-Match": etag}))[0] == 304
     # The lookup works for customers, over the serving stations.
     browser.find("#m-lat").send_keys("43.6350")
     browser.find("#m-lng").send_keys("1.3900")
