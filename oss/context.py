@@ -9,6 +9,7 @@ from oss.auth import CredentialCache
 from oss.bulk_jobs import JobRunner
 from oss.coverage_jobs import CoverageJobs
 from oss.coverage_sites import SitesCache
+from oss.coverage_tiles import TileCache
 from oss.login_throttle import LoginThrottle
 from radio.link_budget import RadioConfiguration
 
@@ -21,6 +22,7 @@ LOGINS = web.AppKey("logins", LoginThrottle)
 COVERAGE_SITES = web.AppKey("coverage_sites", SitesCache)
 COVERAGE_JOBS = web.AppKey("coverage_jobs", CoverageJobs)
 RADIO = web.AppKey("radio_configuration", RadioConfiguration)
+TILES = web.AppKey("tiles", TileCache)
 
 
 def pool(request: web.Request) -> asyncpg.Pool:

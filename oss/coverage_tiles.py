@@ -34,6 +34,8 @@ from radio.predict import EARTH_RADIUS_KM, Sites, link_quality_array, predict, r
 from radio.quality import LQI_NAMES
 
 TILE_PX: Final = 256
+MAX_TILE_ZOOM: Final = 18         # served tiles: z 0..18 (a few metres a pixel)
+MAX_KMZ_ZOOM: Final = 11          # KMZ exports: the reference's bound
 MAX_LATITUDE: Final = 85.0511287798066   # the web-mercator square's edge: y = 0 at zoom 0
 INSTALLATIONS: Final = tuple(name.lower() for name in INSTALLATION_LOSS_DB)   # outdoor, indoor, underground
 VIEWS: Final = ("coverage", "redundancy")
@@ -96,6 +98,20 @@ def tile_bounds(z: int, x: int, y: int) -> Bounds:
     check_tile(z, x, y)
     return Bounds(west=float(px_to_lng(float(x * TILE_PX), z)), south=float(px_to_lat(float((y + 1) * TILE_PX), z)),
                   east=float(px_to_lng(float((x + 1) * TILE_PX), z)), north=float(px_to_lat(float(y * TILE_PX), z)))
+
+
+def tiles_covering(z: int, north: float, south: float, west: float, east: float) -> list[tuple[int, int]]:
+    """The (x, y) of the tiles of zoom `z` that the box overlaps, row by row from the north-west (latitudes are
+    clamped to the web-mercator square)."""
+    last = (1 << z) - 1
+
+    def index(px: float) -> int:
+        return min(last, max(0, int(px // TILE_PX)))
+
+    north, south = (min(MAX_LATITUDE, max(-MAX_LATITUDE, v)) for v in (north, south))
+    xs = range(index(lng_to_px(west, z)), index(np.nextafter(lng_to_px(east, z), -np.inf)) + 1)
+    ys = range(index(lat_to_px(north, z)), index(np.nextafter(lat_to_px(south, z), -np.inf)) + 1)
+    return [(x, y) for y in ys for x in xs]
 
 
 @dataclass(frozen=True)
@@ -187,6 +203,19 @@ def subset(sites: Sites, idx: NDArray[np.intp]) -> Sites:
                  height_m=sites.height_m[idx], gain_db=sites.gain_db[idx], offset_db=sites.offset_db[idx],
                  slope_db=sites.slope_db[idx], environment=env,
                  groups={e: np.flatnonzero(np.array([x == e for x in env], dtype=bool)) for e in set(env)})
+
+
+def coverage_bounds(sites: Sites, layer: Layer, configuration: RadioConfiguration) -> Bounds | None:
+    """The box around every station's range for `layer`'s installation (None without stations heard anywhere)."""
+    reach = ranges_km(sites, layer, configuration)
+    heard = reach > 0
+    if not heard.any():
+        return None
+    lat, lng = np.degrees(sites.lat_rad[heard]), np.degrees(sites.lng_rad[heard])
+    dlat = np.degrees(reach[heard] / EARTH_RADIUS_KM)
+    dlng = dlat / np.maximum(np.cos(sites.lat_rad[heard]), 1e-6)
+    return Bounds(west=float(max(-180.0, (lng - dlng).min())), south=float(max(-90.0, (lat - dlat).min())),
+                  east=float(min(180.0, (lng + dlng).max())), north=float(min(90.0, (lat + dlat).max())))
 
 
 def class_indexes(margins: NDArray[np.float64], layer: Layer, configuration: RadioConfiguration) -> NDArray[np.uint8]:

@@ -15,6 +15,8 @@ from typing import Any
 from aiohttp import web
 
 from oss.coverage_answers import DEFAULT_RADIUS_M, MAX_BULK_LOCATIONS, MAX_LOCATIONS, MAX_RADIUS_M
+from oss.coverage_kmz import KMZ_CONTENT_TYPE, MAX_KMZ_TILES
+from oss.coverage_tiles import INSTALLATIONS, MAX_KMZ_ZOOM, MAX_TILE_ZOOM, VIEWS
 from oss.errors import JSON
 from oss.params import FIRST_YEAR, LAST_YEAR
 from oss.profiles import PROFILES
@@ -407,6 +409,13 @@ SCHEMAS: dict[str, Any] = {
         jobDone=B, time=MS | {"description": "when the job finished (ms), or when it was created while it runs"},
         results=A(R("coverageLocation"), description="one per location, in the order asked; empty until done"),
         message=S(description="Backhaul: why a job that failed stopped (done, without results)")),
+    "latLng": O(lat=LAT, lng=LNG),
+    "bounds": O(sw=R("latLng"), ne=R("latLng"), description="Geographic bounds"),
+    "tilesResponse": O(
+        baseImgUrl=S(description="where the tiles are"),
+        tmsTemplateUrl=S(description="the tiles' URL template ({z}/{x}/{y}.png), with the layer asked"),
+        bounds=R("bounds") | {"description": "the box around every station's range (absent without stations)"},
+        description="Defines tiles reference to display on web map"),
     "redundancyResponse": O(redundancy=I(0, 3, description="stations that hear the device: 0, 1, 2, 3 or more")),
 }
 
@@ -458,6 +467,11 @@ DEVICE_FILTER = [
     q("lastComBefore", MS, "Backhaul extension: last heard before this time (ms), exclusive")]
 YEAR = I(FIRST_YEAR, LAST_YEAR)
 POSITION = [q("lat", LAT, required=True), q("lng", LNG, required=True)]
+TILE_LAYER = [q("installation", S(enum=list(INSTALLATIONS)),
+                "Backhaul extension (default outdoor; case-insensitive): " + SITUATION_NOTE.lower()),
+              q("view", S(enum=list(VIEWS)), "Backhaul extension: coverage (link quality classes, default) or "
+                                             "redundancy (1, 2, 3+ stations)"),
+              q("forecast", B, "Backhaul extension: true switches the planned stations on")]
 OPERATOR_QUERY = [fields_param("telecommunicationStandard(name)", "hardwareConfigurations(hardware(name))",
                                "currentRuntimes(hardware(name),runtime(name))", "upgradeStatus(runtime(name))"),
                   q("authorizations", B, "true: list the actions the caller may take (actions)")]
@@ -722,6 +736,24 @@ def paths() -> dict[str, Any]:
                                              "it changes nothing"),
              q("deviceSituation", SITUATION, "default INDOOR: " + SITUATION_NOTE),
              q("deviceClassId", DEVICE_CLASS, "default 0")], tag=cov)},
+        "/tiles/public-coverage": {"get": op(
+            "Where the public coverage tiles are and the box they cover", ok(200, R("tilesResponse")), TILE_LAYER,
+            tag="tiles")},
+        "/tiles/public-coverage/{z}/{x}/{y}.png": {"get": op(
+            "One 256 px web-mercator tile of the public coverage (PNG, transparent where no station hears; ETag, "
+            "304 on If-None-Match; cached until a station or a calibration changes)",
+            {"200": {"description": "PNG", "content": {"image/png": {"schema": S(format="binary")}},
+                     "headers": {"ETag": {"schema": S()}, "Cache-Control": {"schema": S()}}},
+             "304": {"description": "Not modified (If-None-Match holds the tile's ETag)"}},
+            [path("z", I(0, MAX_TILE_ZOOM)), path("x", I(0, 2**MAX_TILE_ZOOM - 1, description="0 .. 2^z - 1")),
+             path("y", I(0, 2**MAX_TILE_ZOOM - 1, description="0 .. 2^z - 1")), *TILE_LAYER], tag="tiles")},
+        "/tiles/public-coverage/kmz/tiles.kmz": {"get": op(
+            f"The public coverage of a box as a KMZ of tiles (doc.kml of GroundOverlays and the PNGs; at most "
+            f"{MAX_KMZ_TILES} tiles)",
+            {"200": {"description": "A KMZ file", "content": {KMZ_CONTENT_TYPE: {"schema": S(format="binary")}}}},
+            [q("zoom", I(0, MAX_KMZ_ZOOM), required=True), q("north", LAT, required=True),
+             q("south", LAT, required=True), q("west", LNG, required=True), q("east", LNG, required=True),
+             *TILE_LAYER], tag="tiles")},
         "/device-types/{id}/bulk/restart": {"post": op("Restart every device of the device type",
                                                        ok(201, R("jobStarted")), [ID], tag=b)},
         "/device-types/bulk/restart/{jobId}": {"get": op("Status of a device type restart job",

@@ -19,10 +19,12 @@ from oss.api import (
                      messages,
                      operators,
                      profiles,
+                     tiles,
                      undelivered,
                      users,
 )
 
 # In the order their routes are added: the bulk paths before /devices/{id}, which would take them.
 RESOURCES = (bulk, groups, profiles, users, api_users, contracts, device_types, callbacks, devices, messages,
-             undelivered, certificates, consumption, geoloc_payloads, operators, coverage, openapi)
+             undelivered, certificates, consumption, geoloc_payloads, operators, coverage, tiles,
+             openapi)

@@ -6,7 +6,8 @@
   resource than its path's first word, the row says so: a device type's or a contract's devices
   (disengage, bulk restart, the contract's device list) are `devices`; message history is
   `messages`; undelivered callbacks are `callbacks`; the profiles a group offers are `groups`
-  (every profile can read its groups), and so are the geolocation payload formats it offers; an
+  (every profile can read its groups), and so are the geolocation payload formats it offers and the
+  public coverage tiles; an
   operator is a group of type 0 (SO), read and updated as that group (`groups`); a device's
   certificates are `devices`, its consumption (counts of its messages and downlinks) `messages`,
   as its message metric is. A slash-less alias of a collection route
@@ -36,6 +37,10 @@ NEEDS: dict[tuple[str, str], str] = {
     ("GET", "/v2/operators/{id}"): "groups:read",
     ("PUT", "/v2/operators/{id}"): "groups:write",
     ("GET", "/v2/profiles/"): "groups:read",
+    # the public coverage: any API user (every profile reads its groups), whatever its group
+    ("GET", "/v2/tiles/public-coverage"): "groups:read",
+    ("GET", "/v2/tiles/public-coverage/{z}/{x}/{y}.png"): "groups:read",
+    ("GET", "/v2/tiles/public-coverage/kmz/tiles.kmz"): "groups:read",
     ("GET", "/v2/profiles/{id}"): "groups:read",
     # users and API users
     ("GET", "/v2/users/"): "users:read",

@@ -371,8 +371,13 @@ SHOWS: dict[tuple[str, str], str] = {
 READ_QUERY: dict[tuple[str, str], Callable[[World], dict[str, str]]] = {
     ("GET", "/v2/profiles/"): lambda w: {"groupId": w.group},
     ("GET", "/v2/devices/{id}/product-certificate"): lambda w: {"pac": PAC},
+    ("GET", "/v2/tiles/public-coverage/kmz/tiles.kmz"): lambda w: {"zoom": "3", "north": "50", "south": "45",
+                                                                   "west": "0", "east": "5"},
 }
-SHARED = {("GET", "/v2/profiles/{id}")}
+# What every group sees alike: the predefined profiles and the public coverage.
+SHARED = {("GET", "/v2/profiles/{id}"), ("GET", "/v2/tiles/public-coverage"),
+          ("GET", "/v2/tiles/public-coverage/{z}/{x}/{y}.png"), ("GET", "/v2/tiles/public-coverage/kmz/tiles.kmz")}
+TILE = {"{z}": "3", "{x}": "4", "{y}.png": "2.png"}   # a tile of France at zoom 3
 
 
 def route_table(app) -> list[tuple[str, str]]:
@@ -403,6 +408,8 @@ def fill(w: World, template: str, target: Target) -> str:
             part = USER_R
         elif part == "{jobId}":
             part = w.jobs[job_kind(parts[1], parts[i - 1])]
+        elif part in TILE:
+            part = TILE[part]
         elif part in ("{year}", "{month}"):
             part = {"{year}": "2026", "{month}": "3"}[part]
         out.append(part)
