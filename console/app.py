@@ -23,9 +23,7 @@ from console.api_calls import API_APP, ApiFailed
 from console.context import CONSOLE_SETTINGS, ConsoleSettings, session_of
 from console.guard import guard
 from console.headers import finish, start
-from console.pages import coverage
 from console.render import page_error
-from oss.coverage_tiles import TileCache
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
@@ -55,7 +53,6 @@ def create_console(api_app: web.Application, conf: ConsoleSettings | None = None
     app = web.Application(middlewares=[secure_headers, guard])
     app[API_APP] = api_app
     app[CONSOLE_SETTINGS] = conf or ConsoleSettings.from_settings(settings())
-    app[coverage.TILE_CACHE] = TileCache()
     env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
                                undefined=jinja2.StrictUndefined)
     static = app.router.add_static("/static", HERE / "static", append_version=True, name="static")

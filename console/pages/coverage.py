@@ -25,13 +25,12 @@ from console.map_controls import map_links, parse_view, view_query
 from console.map_view import Place, TilePlace
 from console.place_margins import PlaceError, PlaceReport, parse_coordinate, place_report
 from console.render import render
-from oss.context import POOL, RADIO
+from oss.context import POOL, RADIO, TILES
 from oss.coverage_tiles import INSTALLATIONS, LEGEND, VIEWS, Layer, TileCache, tile_png
 from oss.storage import base_stations, groups
 from oss.storage.operators import OPERATOR_GROUP_TYPE
 
 routes = web.RouteTableDef()
-TILE_CACHE = web.AppKey("console_tile_cache", TileCache)
 PAGE = "/console/coverage"
 # The query's keys: the layer, the place looked up, the view (centre and zoom).
 LAYER_KEYS = ("installation", "view", "forecast")
@@ -48,7 +47,8 @@ async def is_operator(request: web.Request) -> bool:
 
 
 def tile_cache(request: web.Request) -> TileCache:
-    return request.config_dict[TILE_CACHE]
+    """The API's tile cache: the console's tiles are the API's public-coverage tiles, rendered once."""
+    return request.config_dict[TILES]
 
 
 def kept(query: Mapping[str, str], keys: tuple[str, ...]) -> dict[str, str]:
