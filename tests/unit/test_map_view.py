@@ -200,3 +200,14 @@ def test_the_view_in_a_query_is_checked_and_its_links_keep_the_rest_of_the_query
     top = mv.View.at(0, 0, mv.MAX_ZOOM)
     assert {link.id: link.href for link in map_links("/p", {}, top, "Fit")}["zoom-in"] is None
     assert view_query(top) == {"clat": "0.000000", "clng": "0.000000", "z": "18"}
+
+
+def test_a_base_layer_host_is_allowed_for_images_only():
+    from aiohttp import web
+
+    from console.headers import SECURITY_HEADERS, allow_images_from
+    response = web.Response()
+    allow_images_from(response, "https://tile.example")
+    policy = response.headers["Content-Security-Policy"]
+    assert "img-src 'self' data: https://tile.example;" in policy
+    assert policy.replace(" https://tile.example", "") == SECURITY_HEADERS["Content-Security-Policy"]
