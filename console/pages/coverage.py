@@ -92,7 +92,8 @@ async def service_map(request: web.Request) -> web.Response:
     operator = await is_operator(request)
     errors: dict[str, str] = {}
     layer = parse_layer(query, errors)
-    if layer.forecast and not operator:
+    forbidden = layer.forecast and not operator
+    if forbidden:
         errors["forecast"] = "forecast: only an operator's users may switch the planned stations on"
         layer = Layer(layer.installation, layer.view)
     states = (base_stations.WITH_PLANNED if layer.forecast else base_stations.SERVING) + \
@@ -110,7 +111,7 @@ async def service_map(request: web.Request) -> web.Response:
         report = place_report(sites, names, place[0], place[1], request.config_dict[RADIO], layer.installation)
         places.append(Place("Place looked up", place[0], place[1], "place"))
     picture = map_view.picture(view, places, base_url=conf.map_base_url, overlay=tile_href(layer))
-    status = (403 if "forecast" in errors else 400) if errors else 200
+    status = 403 if forbidden else 400 if errors else 200
     response = render(request, "coverage.html", {
         "picture": picture, "layer": layer, "legend": LEGEND[layer.view], "operator": operator,
         "installations": [(k, INSTALLATION_LABELS.get(k, k)) for k in INSTALLATIONS],

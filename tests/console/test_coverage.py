@@ -173,3 +173,5 @@ def test_a_customer_sees_the_serving_network_without_the_forecast(site, browser,
     browser.find("#m-lng").send_keys("east")
     browser.submit("#map-apply")
     assert "lng: 'east' is not a number" in browser.text("#map-errors")
+    browser.open("/console/coverage?installation=attic&view=coverage")
+    assert "installation: 'attic' is not one of outdoor, indoor, underground" in browser.text("#map-errors")
