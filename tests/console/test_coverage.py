@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Iterator
 
 import aiohttp
 import pytest
@@ -28,6 +29,15 @@ def stations(site: Site) -> None:
             "INSERT INTO base_stations(id, name, lat, lng, state) VALUES ($1, $2, $3, $4, $5) "
             "ON CONFLICT (id) DO NOTHING", STATIONS)
     site.run(insert())
+
+
+@pytest.fixture
+def disabled_station(site: Site, stations: None) -> Iterator[None]:
+    """A disabled station (the operator's concern only), for one test."""
+    site.run(site.env.pool.execute("INSERT INTO base_stations(id, name, lat, lng, state) VALUES "
+                                   "('7C04', 'Colomiers', 43.6110, 1.3350, 'disabled')"))
+    yield
+    site.run(site.env.pool.execute("DELETE FROM base_stations WHERE id = '7C04'"))
 
 
 def marker_ids(browser: Browser) -> dict[str, str]:
@@ -138,12 +148,13 @@ def test_the_service_map_shows_stations_coverage_layers_forecast_and_the_margins
     assert browser.find("#m-lat").get_attribute("aria-invalid") == "true" and not browser.finds("#place-margins")
 
 
-def test_a_customer_sees_the_serving_network_without_the_forecast(site, browser, stations):
+def test_a_customer_sees_the_serving_network_without_the_forecast(site, browser, stations, disabled_station):
     customer = site.tenant("Map customer")
     browser.login(site.person([(customer.group, ADMIN)]))
     browser.open("/console/coverage")
     assert not browser.finds("#m-forecast"), "only operators may switch the planned stations on"
     assert marker_ids(browser) == {"7C01": "enabled", "7C02": "enabled"}
+    assert [r.get_attribute("data-id") for r in browser.finds("#stations tr.station")] == ["7C01", "7C02"]
     assert set(loaded_tiles(browser).values()) == {200}
     # Asked for anyway: refused, on the page and for the tiles.
     browser.open("/console/coverage?forecast=true")
@@ -175,3 +186,8 @@ def test_a_customer_sees_the_serving_network_without_the_forecast(site, browser,
     assert "lng: 'east' is not a number" in browser.text("#map-errors")
     browser.open("/console/coverage?installation=attic&view=coverage")
     assert "installation: 'attic' is not one of outdoor, indoor, underground" in browser.text("#map-errors")
+    browser.logout()
+    browser.login(site.person([(site.env.root_group, ADMIN)]))
+    browser.open("/console/coverage")
+    assert marker_ids(browser) == {"7C01": "enabled", "7C02": "enabled", "7C04": "disabled"}
+    assert "Disabled" in browser.text("#stations tr[data-id='7C04']")
