@@ -22,12 +22,13 @@ from oss.coverage_tiles import (
     lng_to_px,
     px_to_lat,
     px_to_lng,
+    ranges_km,
     render_tile,
     tile_bounds,
     tile_png,
 )
 from radio.link_budget import RADIO_CONFIGURATIONS
-from radio.predict import Sites, StationSite, predict
+from radio.predict import Sites, StationSite, margins_db, predict
 
 RC1 = RADIO_CONFIGURATIONS["RC1"]
 PARIS = StationSite(id="A001", lat=48.8566, lng=2.3522)
@@ -159,3 +160,14 @@ def test_the_cache_serves_the_same_tile_until_the_coverage_version_changes():
         assert len(cache) == 2 and cache.renders == 4   # bounded: the least recently used went
 
     asyncio.run(scenario())
+
+
+def test_a_station_range_bounds_where_it_is_heard():
+    sites = Sites.of(STATIONS)
+    for installation in ("outdoor", "indoor", "underground"):
+        reach = ranges_km(sites, Layer(installation=installation), RC1)
+        for j, station in enumerate(STATIONS):
+            one = Sites.of([station])
+            at = [station.lat + reach[j] / 111.2, station.lat + reach[j] / 1.06 / 111.2]
+            margins = margins_db(one, at, [station.lng] * 2, RC1, installation=installation.upper())[:, 0]
+            assert margins[0] < 0 <= margins[1], (installation, station.id, reach[j], margins)
