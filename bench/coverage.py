@@ -35,7 +35,8 @@ from radio.predict import Sites, StationSite, predict
 
 CENTRE = (48.8566, 2.3522)
 HALF_SIDE_DEG = (0.72, 1.09)   # about 80 km either way at Paris' latitude
-ENVIRONMENTS = (("urban", 0.4), ("suburban", 0.3), ("rural", 0.2), ("dense-urban", 0.1))
+ENVIRONMENTS = ("urban", "suburban", "rural", "dense-urban")
+ENVIRONMENT_SHARES = (0.4, 0.3, 0.2, 0.1)
 ZOOMS = (6, 8, 10, 12, 14)
 INSTALLATIONS = ("outdoor", "indoor", "underground")
 
@@ -59,11 +60,10 @@ class TileTimes:
 
 
 def network(count: int, rng: np.random.Generator) -> Sites:
-    names, weights = zip(*ENVIRONMENTS, strict=True)
     return Sites.of(StationSite(
         id=f"{i:04X}", lat=CENTRE[0] + rng.uniform(-1, 1) * HALF_SIDE_DEG[0],
         lng=CENTRE[1] + rng.uniform(-1, 1) * HALF_SIDE_DEG[1], antenna_height_m=float(rng.uniform(25, 60)),
-        environment=str(rng.choice(names, p=weights))) for i in range(count))
+        environment=str(rng.choice(ENVIRONMENTS, p=ENVIRONMENT_SHARES))) for i in range(count))
 
 
 def prediction_rate(sites: Sites, points: int, rng: np.random.Generator) -> PredictionRate:
@@ -89,7 +89,8 @@ def percentile(values: list[float], q: float) -> float:
 
 def tile_times(sites: Sites, per_zoom: int, rng: np.random.Generator) -> list[TileTimes]:
     rc = RADIO_CONFIGURATIONS["RC1"]
-    render_tile(sites, 10, *(r[0] for r in tiles_of_square(10)), Layer(), rc)   # warm-up
+    xs, ys = tiles_of_square(10)
+    render_tile(sites, 10, xs[0], ys[0], Layer(), rc)   # warm-up
     every: list[float] = []
     out = []
     for z in ZOOMS:
