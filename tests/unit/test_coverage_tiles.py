@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 from datetime import datetime, timezone
 
 import numpy as np
@@ -171,3 +172,12 @@ def test_a_station_range_bounds_where_it_is_heard():
             at = [station.lat + reach[j] / 111.2, station.lat + reach[j] / 1.06 / 111.2]
             margins = margins_db(one, at, [station.lng] * 2, RC1, installation=installation.upper())[:, 0]
             assert margins[0] < 0 <= margins[1], (installation, station.id, reach[j], margins)
+
+
+def test_bench_coverage_runs_and_writes_its_figures(tmp_path):
+    from bench.coverage import main
+    assert main(["--stations", "3", "--points", "2000", "--tiles", "2", "--out", str(tmp_path)]) == 0
+    [written] = tmp_path.glob("coverage-*.json")
+    figures = json.loads(written.read_text())
+    assert figures["prediction"][0]["stations"] == 3 and figures["prediction"][0]["points_per_cpu_s"] > 0
+    assert [t["zoom"] for t in figures["tiles"]] == ["6", "8", "10", "12", "14", "all"]
