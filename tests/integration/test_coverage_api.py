@@ -6,7 +6,6 @@ import time
 
 import pytest
 
-from oss.context import COVERAGE_JOBS
 from radio.link_budget import INSTALLATION_LOSS_DB
 from tests.api_support import ApiEnv, Reply, api, check, make_tenant  # noqa: F401  (fixture)
 from tests.reference_support import answer_errors
@@ -129,7 +128,7 @@ async def test_a_bulk_job_of_5000_locations_matches_the_synchronous_answers(stat
     check(reply, 201)
     fits("POST", f"{PREDICTIONS}/bulk", reply)
     job = reply.body["jobId"]
-    await stations.app[COVERAGE_JOBS].wait()
+    await stations.wait_jobs()
     status = await tenant.client.get(f"{PREDICTIONS}/bulk/{job}")
     check(status, 200)
     fits("GET", f"{PREDICTIONS}/bulk/{{jobId}}", status)
@@ -149,7 +148,7 @@ async def test_a_job_or_group_of_another_group_is_not_found(stations):
     mine, other = await make_tenant(stations, "Coverage A"), await make_tenant(stations, "Coverage B")
     job = check(await mine.client.post(f"{PREDICTIONS}/bulk", {"locations": [{"lat": BESIDE[0], "lng": BESIDE[1]}]}),
                 201)["jobId"]
-    await stations.app[COVERAGE_JOBS].wait()
+    await stations.wait_jobs()
     assert check(await mine.client.get(f"{PREDICTIONS}/bulk/{job}"), 200)["jobDone"] is True
     assert check(await stations.root.get(f"{PREDICTIONS}/bulk/{job}"), 200)["jobDone"] is True  # a group above
     assert (await other.client.get(f"{PREDICTIONS}/bulk/{job}")).status == 404
