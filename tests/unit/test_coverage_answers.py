@@ -118,3 +118,10 @@ def test_the_bulk_answer_has_results_once_done():
     assert bulk_answer(False, 5, None) == {"jobDone": False, "time": 5, "results": []}
     row = {"lat": 1.0, "lng": 2.0, "locationCovered": False, "margins": [0, 0, 0]}
     assert bulk_answer(True, 9, [row]) == {"jobDone": True, "time": 9, "results": [row]}
+
+
+def test_an_unknown_radio_configuration_is_refused_naming_the_setting():
+    from oss.app import radio_configuration_named
+    assert radio_configuration_named("RC2").bit_rate == 600
+    with pytest.raises(ValueError, match="BACKHAUL_RADIO_CONFIGURATION: radio configuration: 'RC9' is not one of RC1"):
+        radio_configuration_named("RC9")
