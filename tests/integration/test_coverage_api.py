@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 
+import orjson
 import pytest
 
+from oss.context import COVERAGE_JOBS
 from radio.link_budget import INSTALLATION_LOSS_DB
 from tests.api_support import ApiEnv, Reply, api, check, make_tenant  # noqa: F401  (fixture)
 from tests.reference_support import answer_errors
@@ -45,6 +47,10 @@ async def one(env: ApiEnv, where: tuple[float, float], **params: str) -> dict:
 async def test_beside_a_station_is_covered_200_km_away_is_not(stations):
     beside = await one(stations, BESIDE)
     assert beside["locationCovered"] is True and beside["margins"][0] > 20, beside
+    # The area is averaged: the location alone (radius 0, 55 m from the station) has more margin than its
+    # 300 m area (the default), which has more than a 3 km one.
+    alone, wide = await one(stations, BESIDE, radius="0"), await one(stations, BESIDE, radius="3000")
+    assert alone["margins"][0] > beside["margins"][0] > wide["margins"][0], (alone, beside, wide)
     assert await one(stations, FAR) == {"locationCovered": False, "margins": [0, 0, 0]}
 
 
@@ -165,3 +171,25 @@ async def test_a_job_or_group_of_another_group_is_not_found(stations):
     assert check(await mine.client.get(redundancy, params={**where, "operatorId": operator}), 200)["redundancy"] == 1
     assert (await other.client.get(redundancy, params={**where, "operatorId": operator})).status == 404
     assert (await other.client.get(redundancy, params={**where, "operatorId": mine.group})).status == 404  # type 2
+
+
+async def test_a_job_left_running_is_computed_at_start_and_a_failing_one_says_so(stations):
+    """What a stopped API process left running is computed by the next one (`resume`, run at start);
+    a job that cannot be computed is done without results and says why."""
+    tenant = await make_tenant(stations, "Coverage resume")
+    left = {"lat": [BESIDE[0]], "lng": [BESIDE[1]], "radius": 300.0, "deviceSituation": "OUTDOOR",
+            "deviceClassId": 0}
+    broken = {**left, "lng": []}  # one latitude, no longitude: cannot be answered
+    await stations.pool.executemany(
+        "INSERT INTO coverage_jobs(id, group_id, request) VALUES ($1, $2, $3::text::jsonb)",
+        [("c0" * 12, tenant.group, orjson.dumps(left).decode()), ("c1" * 12, tenant.group,
+                                                                  orjson.dumps(broken).decode())])
+    assert check(await tenant.client.get(f"{PREDICTIONS}/bulk/{'c0' * 12}"), 200)["jobDone"] is False
+    await stations.app[COVERAGE_JOBS].resume()
+    await stations.wait_jobs()
+    done = check(await tenant.client.get(f"{PREDICTIONS}/bulk/{'c0' * 12}"), 200)
+    assert done["jobDone"] is True and done["results"] == [{"lat": BESIDE[0], "lng": BESIDE[1],
+                                                            **await one(stations, BESIDE)}]
+    failed = check(await tenant.client.get(f"{PREDICTIONS}/bulk/{'c1' * 12}"), 200)
+    assert failed == {"jobDone": True, "time": failed["time"], "results": [],
+                      "message": "internal error; the job stopped"}
