@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
+from oss.coverage_kmz import rows_by_latitude
 from oss.coverage_tiles import (
     LEGEND,
     TILE_PX,
@@ -19,6 +20,7 @@ from oss.coverage_tiles import (
     Layer,
     TileCache,
     class_indexes,
+    encode_png,
     lat_to_px,
     lng_to_px,
     px_to_lat,
@@ -181,3 +183,16 @@ def test_bench_coverage_runs_and_writes_its_figures(tmp_path):
     figures = json.loads(written.read_text())
     assert figures["prediction"][0]["stations"] == 3 and figures["prediction"][0]["points_per_cpu_s"] > 0
     assert [t["zoom"] for t in figures["tiles"]] == ["6", "8", "10", "12", "14", "all"]
+
+
+def test_kmz_tiles_are_resampled_to_even_latitudes():
+    z, y = 3, 2   # 41° N to 66.5° N: mercator rows are far from even in latitude there
+    bands = np.repeat(np.arange(1, 5, dtype=np.uint8), 64)[:, None].repeat(TILE_PX, axis=1)
+    moved = np.asarray(Image.open(io.BytesIO(rows_by_latitude(encode_png(bands, "coverage"), z, y))))
+    b = tile_bounds(z, 0, y)
+    for mercator_row in (64, 128, 192):   # where a band starts in the mercator tile
+        lat = px_to_lat(float(y * TILE_PX + mercator_row), z)
+        even_row = (b.north - lat) / (b.north - b.south) * TILE_PX
+        first = int(np.argmax(moved[:, 0] == bands[mercator_row, 0]))
+        assert abs(first - even_row) <= 1, (mercator_row, first, even_row)
+    assert abs(int(np.argmax(moved[:, 0] == 2)) - 64) > 10   # the bands did move
