@@ -54,19 +54,19 @@ from oss.profiles import ADMIN
 from oss.ratelimit import RateLimiter, limit_name, parse_limits, request_key
 from oss.retention import retention_loop
 from oss.storage import api_users, groups
-from radio.link_budget import RadioConfiguration, radio_configuration
-
-
-def radio_configuration_named(rc_id: str) -> RadioConfiguration:
-    """The configuration of BACKHAUL_RADIO_CONFIGURATION; a clear error at start for an unknown one."""
-    try:
-        return radio_configuration(rc_id)
-    except ValueError as exc:
-        raise ValueError(f"BACKHAUL_RADIO_CONFIGURATION: {exc}") from None
+from radio import link_budget
 
 log = logging.getLogger(__name__)
 
 PUBLIC = ("/v2/openapi.json",)
+
+
+def radio_configuration_named(rc_id: str) -> link_budget.RadioConfiguration:
+    """The configuration of BACKHAUL_RADIO_CONFIGURATION; a clear error at start for an unknown one."""
+    try:
+        return link_budget.radio_configuration(rc_id)
+    except ValueError as exc:
+        raise ValueError(f"BACKHAUL_RADIO_CONFIGURATION: {exc}") from None
 
 
 def route_of(request: web.Request) -> str:

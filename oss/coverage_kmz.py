@@ -1,9 +1,8 @@
 """The public coverage as a KMZ (Google Earth): a zip of `doc.kml` and the PNG tiles it lays on the ground.
 
 Each tile is a GroundOverlay whose LatLonBox is the tile's edges. KML stretches an overlay linearly in
-latitude while the tile is web-mercator: within one tile the difference is below a pixel at the zoom levels
-the export allows near the equator and a few pixels at high latitudes at zoom 0 to 3 (the reference's
-exports are laid out the same way).
+latitude while a tile is web-mercator (up to 20 pixels apart inside a zoom-3 tile at 50° N, 5 at zoom 5), so
+each tile's rows are re-sampled to latitudes evenly spaced between its edges before it is stored.
 """
 from __future__ import annotations
 
@@ -13,7 +12,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
-from oss.coverage_tiles import LEGEND, Layer, tile_bounds
+import numpy as np
+from PIL import Image
+
+from oss.coverage_tiles import LEGEND, TILE_PX, Layer, lat_to_px, tile_bounds
 
 MAX_KMZ_TILES = 256
 KMZ_CONTENT_TYPE = "application/vnd.google-earth.kmz"
@@ -29,6 +31,19 @@ class KmzTile:
     @property
     def path(self) -> str:
         return f"tiles/{self.z}/{self.x}/{self.y}.png"
+
+
+def rows_by_latitude(png: bytes, z: int, y: int) -> bytes:
+    """The palette PNG of tile row `y` with its rows moved to evenly spaced latitudes (nearest row)."""
+    image = Image.open(io.BytesIO(png))
+    b = tile_bounds(z, 0, y)
+    latitudes = b.north - (b.north - b.south) * (np.arange(TILE_PX) + 0.5) / TILE_PX
+    source = np.clip((lat_to_px(latitudes, z) - y * TILE_PX).astype(int), 0, TILE_PX - 1)
+    moved = Image.fromarray(np.asarray(image)[source], mode="P")
+    moved.putpalette(image.getpalette() or [])
+    out = io.BytesIO()
+    moved.save(out, format="PNG", transparency=image.info.get("transparency"))
+    return out.getvalue()
 
 
 def overlay(tile: KmzTile) -> str:
@@ -54,5 +69,5 @@ def kmz(layer: Layer, tiles: list[KmzTile]) -> bytes:
     with zipfile.ZipFile(out, "w") as archive:
         archive.writestr("doc.kml", document_kml(layer, tiles), compress_type=zipfile.ZIP_DEFLATED)
         for tile in tiles:
-            archive.writestr(tile.path, tile.png, compress_type=zipfile.ZIP_STORED)
+            archive.writestr(tile.path, rows_by_latitude(tile.png, tile.z, tile.y), compress_type=zipfile.ZIP_STORED)
     return out.getvalue()

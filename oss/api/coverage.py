@@ -76,7 +76,7 @@ def _point_query(request: web.Request, *, situation: str, area: bool) -> Locatio
 
 async def _body_query(request: web.Request, limit: int, more: str) -> tuple[LocationsQuery, str | None]:
     """A globalCoverageRequest body of at most `limit` locations, and its groupId."""
-    body: Any = await json_body(request, bulk=limit > MAX_LOCATIONS)
+    body: Any = await json_body(request, bulk=True)  # a list too long is refused naming `locations`, not its size
     locations = body.get("locations") if isinstance(body, dict) else None
     if isinstance(locations, list) and len(locations) > limit:  # said first: checking 10^5 items would be slow
         raise BadRequest(FieldError("locations", f"at most {limit:,} locations a request, got {len(locations):,}"

@@ -31,7 +31,8 @@ async def serving(db: Executor, root: str, ident: str) -> asyncpg.Record:
     """The operator if it is `root`'s group, lies below it or above it (the operator a customer's group is
     under), else 404."""
     return await fetch_scoped(db, f"{VIEW} WHERE g.id = $2 AND g.type = {OPERATOR_GROUP_TYPE} AND "
-                                  f"({in_subtree('g.id', '$1')} OR g.id = ANY((SELECT path FROM groups WHERE id = $1)))",
+                                  f"({in_subtree('g.id', '$1')} OR "
+                                  "EXISTS (SELECT 1 FROM groups me WHERE me.id = $1 AND g.id = ANY(me.path)))",
                               root, ident, what="operator")
 
 

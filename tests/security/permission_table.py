@@ -10,7 +10,8 @@
   public coverage tiles; an
   operator is a group of type 0 (SO), read and updated as that group (`groups`); a device's
   certificates are `devices`, its consumption (counts of its messages and downlinks) `messages`,
-  as its message metric is. A slash-less alias of a collection route
+  as its message metric is; coverage predictions (even by POST) read the network, which any profile may
+  (`groups:read`, as every profile reads its groups). A slash-less alias of a collection route
   (`/v2/devices` for `/v2/devices/`) needs what the collection route needs.
 - `PROFILE_RIGHTS`: what each predefined profile grants (README, "Profiles and rights").
 - `SUCCESS`: the status an allowed request answers: the reference's OpenAPI document (the 2xx of each
@@ -123,6 +124,13 @@ NEEDS: dict[tuple[str, str], str] = {
     ("GET", "/v2/devices/bulk/unsubscribe/{jobId}"): "devices:read",
     ("POST", "/v2/devices/bulk/delete"): "devices:write",
     ("GET", "/v2/devices/bulk/delete/{jobId}"): "devices:read",
+    # coverage: predictions of the network are read by any API user (every profile reads its groups),
+    # whatever the method (a POST carries many locations, or starts a job that only computes)
+    ("GET", "/v2/coverages/global/predictions"): "groups:read",
+    ("POST", "/v2/coverages/global/predictions"): "groups:read",
+    ("POST", "/v2/coverages/global/predictions/bulk"): "groups:read",
+    ("GET", "/v2/coverages/global/predictions/bulk/{jobId}"): "groups:read",
+    ("GET", "/v2/coverages/operators/redundancy"): "groups:read",
 }
 
 
@@ -173,6 +181,7 @@ SUCCESS: dict[tuple[str, str], int] = {
     ("POST", "/v2/devices/bulk/restart"): 201, ("POST", "/v2/devices/bulk/suspend"): 201,
     ("POST", "/v2/devices/bulk/resume"): 201, ("POST", "/v2/devices/bulk/unsubscribe"): 201,
     ("POST", "/v2/devices/bulk/delete"): 201,  # ours ("Delete series")
+    ("POST", "/v2/coverages/global/predictions"): 200, ("POST", "/v2/coverages/global/predictions/bulk"): 201,
 }
 
 

@@ -43,7 +43,7 @@ from aiohttp.test_utils import TestServer
 
 from backhaul.db import create_pool
 from oss.app import bootstrap_root, create_app
-from oss.context import JOBS
+from oss.context import COVERAGE_JOBS, JOBS
 from oss.login_throttle import LoginPolicy
 from oss.profiles import PROFILES
 from oss.registry import load_registry, parse_registry
@@ -134,6 +134,7 @@ class World:
 
     async def wait_jobs(self) -> None:
         await self.env.app[JOBS].wait()
+        await self.env.app[COVERAGE_JOBS].wait()
 
 
 def callback_url(m: str) -> str:
@@ -215,6 +216,15 @@ def column_is(name: str, value: Any) -> Done:
 
 def column_set(name: str) -> Done:
     return lambda before, after, m: None not in (before, after) and before[name] is None and after[name] is not None
+
+
+async def coverage_jobs(world: World) -> int:
+    return await world.pool.fetchval("SELECT count(*) FROM coverage_jobs")
+
+
+def coverage_request(w: World) -> dict[str, Any]:
+    """Two locations, for T's group (`groupId`: another group's caller is answered 404)."""
+    return {"locations": [{"lat": 43.6, "lng": 1.44}, {"lat": 45.0, "lng": 2.0}], "groupId": w.group}
 
 
 async def suspended_device(w: World) -> Target:
@@ -350,6 +360,13 @@ WRITES: dict[tuple[str, str], Write] = {
                                                     body=lambda w, t, m: {"data": [{"id": t["devices"]}]}),
     ("POST", "/v2/devices/bulk/delete"): Write(row_of("devices", "devices"), gone, fresh=lambda w: w.new_device(),
                                                foreign="rows", body=lambda w, t, m: {"data": [t["devices"]]}),
+    # Coverage predictions store nothing; a bulk one stores its job.
+    ("POST", "/v2/coverages/global/predictions"): Write(lambda w, t, m: coverage_jobs(w),
+                                                        lambda before, after, m: after == before, foreign="body",
+                                                        body=lambda w, t, m: coverage_request(w)),
+    ("POST", "/v2/coverages/global/predictions/bulk"): Write(lambda w, t, m: coverage_jobs(w),
+                                                             lambda before, after, m: after == before + 1,
+                                                             foreign="body", body=lambda w, t, m: coverage_request(w)),
 }
 
 # The reads whose answer must show a given object of T to a caller allowed to read it.
@@ -373,6 +390,9 @@ READ_QUERY: dict[tuple[str, str], Callable[[World], dict[str, str]]] = {
     ("GET", "/v2/devices/{id}/product-certificate"): lambda w: {"pac": PAC},
     ("GET", "/v2/tiles/public-coverage/kmz/tiles.kmz"): lambda w: {"zoom": "3", "north": "50", "south": "45",
                                                                    "west": "0", "east": "5"},
+    ("GET", "/v2/coverages/global/predictions"): lambda w: {"lat": "43.6", "lng": "1.44", "groupId": w.group},
+    ("GET", "/v2/coverages/operators/redundancy"): lambda w: {"lat": "43.6", "lng": "1.44",
+                                                             "operatorId": w.ids["operators"]},
 }
 # What every group sees alike: the predefined profiles and the public coverage.
 SHARED = {("GET", "/v2/profiles/{id}"), ("GET", "/v2/tiles/public-coverage"),
@@ -418,7 +438,10 @@ def fill(w: World, template: str, target: Target) -> str:
 
 def job_kind(collection: str, before: str) -> str:
     """Which of T's jobs a job-status path reads: /devices/bulk/{kind}/{jobId}, /devices/bulk/{jobId}
-    (any job: the suspend one), /device-types/bulk/restart/{jobId}, /contract-infos/bulk/restart/{jobId}."""
+    (any job: the suspend one), /device-types/bulk/restart/{jobId}, /contract-infos/bulk/restart/{jobId},
+    /coverages/global/predictions/bulk/{jobId}."""
+    if collection == "coverages":
+        return "coverage"
     if collection == "device-types":
         return "device-type-restart"
     if collection == "contract-infos":
@@ -505,6 +528,8 @@ async def _populate(env: ApiEnv) -> World:
                                           201)["jobId"]
     w.jobs["contract-restart"] = check(await owner.post(f"/contract-infos/{w.ids['contract-infos']}/bulk/restart"),
                                        201)["jobId"]
+    w.jobs["coverage"] = check(await owner.post("/coverages/global/predictions/bulk", coverage_request(w)),
+                               201)["jobId"]
     await w.wait_jobs()
     for name, profile_id in PROFILE_ID.items():
         w.callers[name] = await _api_user(root, t_group, f"T {name}", profile_id)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 from datetime import datetime, timezone
 
 import numpy as np
@@ -11,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
+from oss.coverage_kmz import rows_by_latitude
 from oss.coverage_tiles import (
     LEGEND,
     TILE_PX,
@@ -18,16 +20,18 @@ from oss.coverage_tiles import (
     Layer,
     TileCache,
     class_indexes,
+    encode_png,
     lat_to_px,
     lng_to_px,
     px_to_lat,
     px_to_lng,
+    ranges_km,
     render_tile,
     tile_bounds,
     tile_png,
 )
 from radio.link_budget import RADIO_CONFIGURATIONS
-from radio.predict import Sites, StationSite, predict
+from radio.predict import Sites, StationSite, margins_db, predict
 
 RC1 = RADIO_CONFIGURATIONS["RC1"]
 PARIS = StationSite(id="A001", lat=48.8566, lng=2.3522)
@@ -159,3 +163,36 @@ def test_the_cache_serves_the_same_tile_until_the_coverage_version_changes():
         assert len(cache) == 2 and cache.renders == 4   # bounded: the least recently used went
 
     asyncio.run(scenario())
+
+
+def test_a_station_range_bounds_where_it_is_heard():
+    sites = Sites.of(STATIONS)
+    for installation in ("outdoor", "indoor", "underground"):
+        reach = ranges_km(sites, Layer(installation=installation), RC1)
+        for j, station in enumerate(STATIONS):
+            one = Sites.of([station])
+            at = [station.lat + reach[j] / 111.2, station.lat + reach[j] / 1.06 / 111.2]
+            margins = margins_db(one, at, [station.lng] * 2, RC1, installation=installation.upper())[:, 0]
+            assert margins[0] < 0 <= margins[1], (installation, station.id, reach[j], margins)
+
+
+def test_bench_coverage_runs_and_writes_its_figures(tmp_path):
+    from bench.coverage import main
+    assert main(["--stations", "3", "--points", "2000", "--tiles", "2", "--out", str(tmp_path)]) == 0
+    [written] = tmp_path.glob("coverage-*.json")
+    figures = json.loads(written.read_text())
+    assert figures["prediction"][0]["stations"] == 3 and figures["prediction"][0]["points_per_cpu_s"] > 0
+    assert [t["zoom"] for t in figures["tiles"]] == ["6", "8", "10", "12", "14", "all"]
+
+
+def test_kmz_tiles_are_resampled_to_even_latitudes():
+    z, y = 3, 2   # 41° N to 66.5° N: mercator rows are far from even in latitude there
+    bands = np.repeat(np.arange(1, 5, dtype=np.uint8), 64)[:, None].repeat(TILE_PX, axis=1)
+    moved = np.asarray(Image.open(io.BytesIO(rows_by_latitude(encode_png(bands, "coverage"), z, y))))
+    b = tile_bounds(z, 0, y)
+    for mercator_row in (64, 128, 192):   # where a band starts in the mercator tile
+        lat = px_to_lat(float(y * TILE_PX + mercator_row), z)
+        even_row = (b.north - lat) / (b.north - b.south) * TILE_PX
+        first = int(np.argmax(moved[:, 0] == bands[mercator_row, 0]))
+        assert abs(first - even_row) <= 1, (mercator_row, first, even_row)
+    assert abs(int(np.argmax(moved[:, 0] == 2)) - 64) > 10   # the bands did move

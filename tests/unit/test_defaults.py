@@ -83,6 +83,7 @@ DEFAULTS = (
     Default("api_rate_limits", "BACKHAUL_API_RATE_LIMITS", "", "empty"),
     Default("api_bulk_chunk", "BACKHAUL_API_BULK_CHUNK", 1000, "1000"),
     Default("message_retention_days", "BACKHAUL_MESSAGE_RETENTION_DAYS", 90, "90"),
+    Default("radio_configuration", "BACKHAUL_RADIO_CONFIGURATION", "RC1", "RC1"),
     # Limits against hostile input and poison records
     Default("max_frame_bytes", "BACKHAUL_MAX_FRAME_BYTES", 4096, "4096"),
     Default("dead_letter_attempts", "BACKHAUL_DEAD_LETTER_ATTEMPTS", 3, "3"),
