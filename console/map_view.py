@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from oss.coverage_tiles import TILE_PX, lat_to_px, lng_to_px, px_to_lat, px_to_lng
+from oss.coverage_tiles import MAX_LATITUDE as MAX_LAT
+from oss.coverage_tiles import TILE_PX, lat_to_px, lng_to_px, px_to_lat, px_to_lng, world_px
 
 WIDTH: Final = 768
 HEIGHT: Final = 512
@@ -21,17 +22,11 @@ MAX_ZOOM: Final = 18
 # Fitted to its places, a view zooms in no further than this (a lone station's coverage still shows).
 FIT_MAX_ZOOM: Final = 11
 FIT_MARGIN_PX: Final = 64
-MAX_LAT: Final = 85.05112878  # web mercator's edge: the square world
 # A graticule step is the smallest of these (degrees) that keeps lines at least this far apart.
 GRID_STEPS_DEG: Final = (45.0, 30.0, 20.0, 10.0, 5.0, 2.0, 1.0, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01, 0.005, 0.002,
                          0.001, 0.0005)
 GRID_MIN_GAP_PX: Final = 110
 NO_PLACE_CENTRE: Final = (20.0, 0.0, MIN_ZOOM)   # lat, lng, zoom of a map with nothing to show
-
-
-def world_px(z: int) -> int:
-    """The width (and height) of the whole world at zoom `z`, in pixels."""
-    return TILE_PX * 2 ** z
 
 
 def normal_lng(lng: float) -> float:
