@@ -187,6 +187,9 @@ class Settings:
     login_max_lock_s: float = 900.0
     login_forget_s: float = 3600.0
     message_retention_days: int = 90
+    # Coverage prediction (oss/api/coverage.py): the radio zone the network's stations and devices use
+    # (radio.link_budget.RADIO_CONFIGURATIONS: RC1..RC7).
+    radio_configuration: str = "RC1"
     # Request bodies: JSON (1 MiB holds the largest entity with room) and bulk uploads (CSV or JSON rows:
     # 100,000 rows of up to ~700 bytes); over the limit is a 413 naming it (README "Size limits").
     api_max_body_bytes: int = 1024 * 1024
@@ -206,6 +209,9 @@ class Settings:
     console_min_password: int = 10
     # The address people reach the console at, for the invitation and reset links printed or logged.
     console_public_url: str = ""
+    # The service map's base layer (console/pages/coverage.py): a tile URL template with {z}, {x} and {y}
+    # (e.g. https://tile.example/{z}/{x}/{y}.png); empty = a plain graticule drawn by the console.
+    map_base_url: str = ""
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -284,6 +290,7 @@ class Settings:
             login_max_lock_s=_env_float("BACKHAUL_LOGIN_MAX_LOCK_S", 900.0),
             login_forget_s=_env_float("BACKHAUL_LOGIN_FORGET_S", 3600.0),
             message_retention_days=_env_int("BACKHAUL_MESSAGE_RETENTION_DAYS", 90),
+            radio_configuration=_env("BACKHAUL_RADIO_CONFIGURATION", "RC1"),
             api_max_body_bytes=_env_int("BACKHAUL_API_MAX_BODY_BYTES", 1024 * 1024),
             api_max_bulk_bytes=_env_int("BACKHAUL_API_MAX_BULK_BYTES", 80 * 1024 * 1024),
             console_enabled=_env_bool("BACKHAUL_CONSOLE", True),
@@ -293,6 +300,7 @@ class Settings:
             console_cookie_secure=_env_bool("BACKHAUL_CONSOLE_COOKIE_SECURE", True),
             console_min_password=_env_int("BACKHAUL_CONSOLE_MIN_PASSWORD", 10),
             console_public_url=_env("BACKHAUL_CONSOLE_PUBLIC_URL", ""),
+            map_base_url=_env("BACKHAUL_MAP_BASE_URL", "").strip(),
             max_template_bytes=_env_int("BACKHAUL_MAX_TEMPLATE_BYTES", 32 * 1024),
         )
 

@@ -1,4 +1,4 @@
-"""Server-drawn SVG: a device's radio over time (RSSI, SNR, LQI) and a point on a plain graticule.
+"""Server-drawn SVG: a device's radio over time (RSSI, SNR, LQI); maps are console/map_view.py's.
 
 Drawn here, not in the browser: no chart library, no script, and the CSP allows no inline style (the
 look is in console.css, by class).
@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from xml.sax.saxutils import escape, quoteattr
+from xml.sax.saxutils import escape
 
 from markupsafe import Markup
 
@@ -96,36 +96,5 @@ def radio_chart(samples: Sequence[Sample]) -> Markup:
     bottom = 3 * PANEL + 2 * GAP + 22
     parts.append(f'<text class="tick" x="{LEFT}" y="{bottom}">{escape(when(t0))}</text>')
     parts.append(f'<text class="tick" x="{WIDTH - RIGHT}" y="{bottom}" text-anchor="end">{escape(when(t1))}</text>')
-    parts.append("</svg>")
-    return Markup("".join(parts))
-
-
-MAP_W, MAP_H = 720, 360
-
-
-def map_xy(lat: float, lng: float) -> tuple[float, float]:
-    """Equirectangular: longitude -180..180 to 0..720, latitude 90..-90 to 0..360."""
-    return (lng + 180) * MAP_W / 360, (90 - lat) * MAP_H / 180
-
-
-def graticule_map(points: Sequence[tuple[str, float, float]]) -> Markup:
-    """A plain graticule (every 30°) with each `(label, lat, lng)` drawn as a labelled point."""
-    parts = [f'<svg class="chart map" viewBox="-30 -10 {MAP_W + 40} {MAP_H + 30}" role="img" '
-             f'aria-label="Position on a latitude and longitude grid" xmlns="http://www.w3.org/2000/svg">',
-             f'<rect class="frame" x="0" y="0" width="{MAP_W}" height="{MAP_H}"/>']
-    for lng in range(-150, 180, 30):
-        gx = map_xy(0, lng)[0]
-        parts.append(f'<line class="grid" x1="{gx}" y1="0" x2="{gx}" y2="{MAP_H}"/>'
-                     f'<text class="tick" x="{gx}" y="{MAP_H + 14}" text-anchor="middle">{lng}°</text>')
-    for lat in range(-60, 90, 30):
-        gy = map_xy(lat, 0)[1]
-        parts.append(f'<line class="grid" x1="0" y1="{gy}" x2="{MAP_W}" y2="{gy}"/>'
-                     f'<text class="tick" x="-4" y="{gy + 4}" text-anchor="end">{lat}°</text>')
-    for n, (label, lat_of, lng_of) in enumerate(points):
-        px, py = map_xy(lat_of, lng_of)
-        parts.append(f'<g class="place place-{n}"><circle class="point" cx="{px:.2f}" cy="{py:.2f}" r="5" '
-                     f'data-lat={quoteattr(str(lat_of))} data-lng={quoteattr(str(lng_of))}>'
-                     f'<title>{escape(label)}: {lat_of:.5f}, {lng_of:.5f}</title></circle>'
-                     f'<text class="place-label" x="{px + 8:.2f}" y="{py - 6:.2f}">{escape(label)}</text></g>')
     parts.append("</svg>")
     return Markup("".join(parts))

@@ -7,6 +7,7 @@ from aiohttp import web
 
 from backhaul.settings import Settings
 from console.api_calls import Api
+from console.map_view import checked_base_url
 from console.sessions import Session
 
 
@@ -18,11 +19,12 @@ class ConsoleSettings:
     cookie_secure: bool
     min_password: int
     public_url: str
+    map_base_url: str = ""   # the service map's base layer: a tile URL template, empty = a graticule
 
     @classmethod
     def from_settings(cls, s: Settings) -> "ConsoleSettings":
         return cls(s.console_idle_s, s.console_session_max_s, s.console_link_s, s.console_cookie_secure,
-                   s.console_min_password, s.console_public_url)
+                   s.console_min_password, s.console_public_url, checked_base_url(s.map_base_url))
 
 
 CONSOLE_SETTINGS = web.AppKey("console_settings", ConsoleSettings)

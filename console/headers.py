@@ -24,6 +24,13 @@ def start(request: web.Request) -> None:
     request[STARTED] = time.perf_counter()
 
 
+def allow_images_from(response: web.StreamResponse, origin: str) -> None:
+    """Let this answer's page show images from `origin` too (a map's base layer), the rest of the policy kept."""
+    policy = response.headers.get("Content-Security-Policy", SECURITY_HEADERS["Content-Security-Policy"])
+    response.headers["Content-Security-Policy"] = policy.replace("img-src 'self' data:",
+                                                                 f"img-src 'self' data: {origin}")
+
+
 def finish(request: web.Request, response: web.StreamResponse) -> None:
     """Add the console's headers to an answer not sent yet."""
     if response.prepared:

@@ -23,6 +23,7 @@ ENTRIES = (
     Entry("Groups", "/console/groups", "groups"),
     Entry("API access", "/console/api-users", "api-users"),
     Entry("Contracts", "/console/contracts", "contracts"),
+    Entry("Service map", "/console/coverage", None),
 )
 
 

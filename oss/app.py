@@ -23,7 +23,21 @@ from oss.api import RESOURCES
 from oss.auth import CALLER, CredentialCache, authenticate, hash_secret, new_secret, unknown_login_hash
 from oss.bulk_jobs import JobRunner
 from oss.clock import new_id
-from oss.context import CREDENTIALS, DESTINATIONS, JOBS, KEEPALIVE_MIN, LOGINS, POOL
+from oss.context import (
+    COVERAGE_JOBS,
+    COVERAGE_SITES,
+    CREDENTIALS,
+    DESTINATIONS,
+    JOBS,
+    KEEPALIVE_MIN,
+    LOGINS,
+    POOL,
+    RADIO,
+    TILES,
+)
+from oss.coverage_jobs import CoverageJobs
+from oss.coverage_sites import SitesCache
+from oss.coverage_tiles import TileCache
 from oss.errors import (
     ApiError,
     MethodNotAllowed,
@@ -40,10 +54,19 @@ from oss.profiles import ADMIN
 from oss.ratelimit import RateLimiter, limit_name, parse_limits, request_key
 from oss.retention import retention_loop
 from oss.storage import api_users, groups
+from radio import link_budget
 
 log = logging.getLogger(__name__)
 
 PUBLIC = ("/v2/openapi.json",)
+
+
+def radio_configuration_named(rc_id: str) -> link_budget.RadioConfiguration:
+    """The configuration of BACKHAUL_RADIO_CONFIGURATION; a clear error at start for an unknown one."""
+    try:
+        return link_budget.radio_configuration(rc_id)
+    except ValueError as exc:
+        raise ValueError(f"BACKHAUL_RADIO_CONFIGURATION: {exc}") from None
 
 
 def route_of(request: web.Request) -> str:
@@ -130,7 +153,7 @@ def guard(limiter: RateLimiter):
 def create_app(pool: asyncpg.Pool, *, rate_limits: str | None = None, keepalive_min_s: int | None = None,
                auth_cache_s: float | None = None, bulk_chunk: int | None = None,
                callback_allow_networks: str | None = None, login_policy: LoginPolicy | None = None,
-               body_limits: BodyLimits | None = None) -> web.Application:
+               body_limits: BodyLimits | None = None, radio_configuration: str | None = None) -> web.Application:
     """The API on `pool`; keyword arguments override the settings (tests use them)."""
     conf = settings()
     limiter = RateLimiter(parse_limits(conf.api_rate_limits if rate_limits is None else rate_limits))
@@ -146,6 +169,10 @@ def create_app(pool: asyncpg.Pool, *, rate_limits: str | None = None, keepalive_
                                                 else callback_allow_networks)
     app[JOBS] = JobRunner(pool, conf.api_bulk_chunk if bulk_chunk is None else bulk_chunk)
     app[LOGINS] = LoginThrottle(login_policy or LoginPolicy.from_settings(conf))
+    app[RADIO] = radio_configuration_named(radio_configuration or conf.radio_configuration)
+    app[COVERAGE_SITES] = SitesCache()
+    app[COVERAGE_JOBS] = CoverageJobs(pool, app[COVERAGE_SITES], app[RADIO])
+    app[TILES] = TileCache()
     unknown_login_hash()  # computed now, so the first unknown login costs what every other one does
     for module in RESOURCES:
         app.router.add_routes(module.routes)
@@ -154,7 +181,9 @@ def create_app(pool: asyncpg.Pool, *, rate_limits: str | None = None, keepalive_
             if path.endswith("/") and path != "/":
                 app.router.add_route(route.method, path.rstrip("/"), route.handler)
     app.on_startup.append(lambda app: app[JOBS].resume())
+    app.on_startup.append(lambda app: app[COVERAGE_JOBS].resume())
     app.on_cleanup.append(lambda app: app[JOBS].close())
+    app.on_cleanup.append(lambda app: app[COVERAGE_JOBS].close())
     app.cleanup_ctx.append(release_login_locks)
     return app
 

@@ -14,10 +14,14 @@ from typing import Any
 
 from aiohttp import web
 
+from oss.coverage_answers import DEFAULT_RADIUS_M, MAX_BULK_LOCATIONS, MAX_LOCATIONS, MAX_RADIUS_M
+from oss.coverage_kmz import KMZ_CONTENT_TYPE, MAX_KMZ_TILES
+from oss.coverage_tiles import INSTALLATIONS, MAX_KMZ_ZOOM, MAX_TILE_ZOOM, VIEWS
 from oss.errors import JSON
 from oss.params import FIRST_YEAR, LAST_YEAR
 from oss.profiles import PROFILES
 from radio import station_rows as st
+from radio.link_budget import INSTALLATION_LOSS_DB, UPLINK_CLASS_STEP_DB
 from radio.path_loss import ENVIRONMENTS
 
 routes = web.RouteTableDef()
@@ -129,6 +133,14 @@ OPERATOR_SETTINGS: dict[str, Any] = dict(
     maxDb=I(-170, 0, description="dBm"), alertTime=I(300, 86400, description="seconds"),
     requestTrackerBaseUrl=patterned("^https?://[^\\s]{1,2000}$", "must be an http or https URL"),
     telecommunicationStandard=O(("id",), id=S(1, 100), name=S(0, 100)), antenna=O(model=S(0, 100)))
+# Coverage (oss/api/coverage.py, oss.coverage_answers)
+RADIUS = N(0, MAX_RADIUS_M, description=f"metres (default {DEFAULT_RADIUS_M:g}): the area whose predictions are "
+                                        "averaged, sampled on 19 points (0: the location alone)")
+SITUATION = S(enum=list(INSTALLATION_LOSS_DB))
+SITUATION_NOTE = ", ".join(f"{k} {v:g} dB of extra loss" for k, v in INSTALLATION_LOSS_DB.items())
+DEVICE_CLASS = I(0, len(UPLINK_CLASS_STEP_DB) - 1, description="uplink class 0U..3U")
+MARGINS_NOTE = ("whole dB above the stations' sensitivity, best station first (redundancy 1, 2, 3), averaged over "
+                "the area; 0 where there is no such station")
 JOB_ERROR = O(entity=S(), row=I(description="line (CSV) or 1-based index (JSON) of the row"), field=S(),
               message=S(), type=I(description="0 ENTITY, 1 SYSTEM"))
 
@@ -399,6 +411,31 @@ SCHEMAS: dict[str, Any] = {
     "registrationJobStatus": O(jobDone=B, total=I(), kind=S(), processed=I(description="rows handled so far"),
                                status=O(success=I(), errors=A(JOB_ERROR))),
     "actionJob": O(jobDone=B, status=O(total=I(), nbSuccess=I(), nbErrors=I(), errors=A(JOB_ERROR))),
+    "globalCoverageRequest": O(
+        ("locations",), locations=A(O(("lat", "lng"), lat=LAT, lng=LNG), minItems=1, description=(
+            f"at most {MAX_LOCATIONS:,} locations (POST /coverages/global/predictions) or "
+            f"{MAX_BULK_LOCATIONS:,} (its /bulk job)")),
+        radius=RADIUS, groupId=OID | {"description": "one of the caller's groups; Backhaul runs one network, so it "
+                                                     "changes nothing"},
+        deviceSituation=SITUATION | {"description": "Backhaul extension (default OUTDOOR): " + SITUATION_NOTE},
+        deviceClassId=DEVICE_CLASS | {"description": "Backhaul extension (default 0)"}),
+    "coverageMargins": O(locationCovered=B, margins=A(I(), description=MARGINS_NOTE)),
+    "coverageLocation": O(lat={"type": "number"}, lng={"type": "number"}, locationCovered=B,
+                          margins=A(I(), description=MARGINS_NOTE)),
+    "globalCoverageResponse": O(data=A(R("coverageLocation"), description="one per location, in the order asked")),
+    "globalCoverageJob": O(jobId=S()),
+    "globalCoverageBulkResponse": O(
+        jobDone=B, time=MS | {"description": "when the job finished (ms), or when it was created while it runs"},
+        results=A(R("coverageLocation"), description="one per location, in the order asked; empty until done"),
+        message=S(description="Backhaul: why a job that failed stopped (done, without results)")),
+    "latLng": O(lat=LAT, lng=LNG),
+    "bounds": O(sw=R("latLng"), ne=R("latLng"), description="Geographic bounds"),
+    "tilesResponse": O(
+        baseImgUrl=S(description="where the tiles are"),
+        tmsTemplateUrl=S(description="the tiles' URL template ({z}/{x}/{y}.png), with the layer asked"),
+        bounds=R("bounds") | {"description": "the box around every station's range (absent without stations)"},
+        description="Defines tiles reference to display on web map"),
+    "redundancyResponse": O(redundancy=I(0, 3, description="stations that hear the device: 0, 1, 2, 3 or more")),
 }
 
 MESSAGE = {"application/json": {"schema": R("Message")}}
@@ -448,6 +485,12 @@ DEVICE_FILTER = [
     q("lastComSince", MS, "Backhaul extension: last heard from this time (ms), inclusive"),
     q("lastComBefore", MS, "Backhaul extension: last heard before this time (ms), exclusive")]
 YEAR = I(FIRST_YEAR, LAST_YEAR)
+POSITION = [q("lat", LAT, required=True), q("lng", LNG, required=True)]
+TILE_LAYER = [q("installation", S(enum=list(INSTALLATIONS)),
+                "Backhaul extension (default outdoor; case-insensitive): " + SITUATION_NOTE.lower()),
+              q("view", S(enum=list(VIEWS)), "Backhaul extension: coverage (link quality classes, default) or "
+                                             "redundancy (1, 2, 3+ stations)"),
+              q("forecast", B, "Backhaul extension: true switches the planned stations on")]
 OPERATOR_QUERY = [fields_param("telecommunicationStandard(name)", "hardwareConfigurations(hardware(name))",
                                "currentRuntimes(hardware(name),runtime(name))", "upgradeStatus(runtime(name))"),
                   q("authorizations", B, "true: list the actions the caller may take (actions)")]
@@ -484,6 +527,7 @@ def paths() -> dict[str, Any]:
     undelivered = listing("errorMessages")
     g, u, a, c, t, cb, d, b = ("groups", "users", "api-users", "contract-infos", "device-types", "callbacks",
                                "devices", "bulk")
+    cov = "coverages"
     bulk_action = {}
     for kind, csv in (("restart", "id"), ("suspend", "id"), ("resume", "id"), ("delete", "id"),
                       ("unsubscribe", "id[;unsubscriptionTime]")):
@@ -705,6 +749,46 @@ def paths() -> dict[str, Any]:
                                              ok(200, R("bulkReport")), [q("dryRun", B)],
                                              "asynchronousDeviceReplacementJob", "oldId;newId", b)},
         **bulk_action,
+        "/coverages/global/predictions": {
+            "get": op("Coverage margins (dB) for redundancy 1, 2 and 3 of the area of `radius` around a location",
+                      ok(200, R("coverageMargins")), [*POSITION, q("radius", RADIUS), q("groupId", OID),
+                                                      q("deviceSituation", SITUATION, "Backhaul extension (default "
+                                                        "OUTDOOR): " + SITUATION_NOTE),
+                                                      q("deviceClassId", DEVICE_CLASS, "Backhaul extension (default "
+                                                        "0)")], tag=cov),
+            "post": op(f"Coverage margins of up to {MAX_LOCATIONS:,} locations", ok(200, R("globalCoverageResponse")),
+                       body="globalCoverageRequest", tag=cov)},
+        "/coverages/global/predictions/bulk": {"post": op(
+            f"Start a job predicting up to {MAX_BULK_LOCATIONS:,} locations (jobs are kept 7 days)",
+            ok(201, R("globalCoverageJob")), body="globalCoverageRequest", tag=cov)},
+        "/coverages/global/predictions/bulk/{jobId}": {"get": op(
+            "A coverage job's status and, once done, its results (jobs of the caller's groups)",
+            ok(200, R("globalCoverageBulkResponse")), [path("jobId")], tag=cov)},
+        "/coverages/operators/redundancy": {"get": op(
+            "How many stations hear a device at a location (3: three or more)", ok(200, R("redundancyResponse")),
+            [*POSITION, q("operatorId", OID, "an operator (group of type 0) at, below or above the caller's group; "
+                                             "default: the nearest at or above it. Backhaul runs one network, so "
+                                             "it changes nothing"),
+             q("deviceSituation", SITUATION, "default INDOOR: " + SITUATION_NOTE),
+             q("deviceClassId", DEVICE_CLASS, "default 0")], tag=cov)},
+        "/tiles/public-coverage": {"get": op(
+            "Where the public coverage tiles are and the box they cover", ok(200, R("tilesResponse")), TILE_LAYER,
+            tag="tiles")},
+        "/tiles/public-coverage/{z}/{x}/{y}.png": {"get": op(
+            "One 256 px web-mercator tile of the public coverage (PNG, transparent where no station hears; ETag, "
+            "304 on If-None-Match; cached until a station or a calibration changes)",
+            {"200": {"description": "PNG", "content": {"image/png": {"schema": S(format="binary")}},
+                     "headers": {"ETag": {"schema": S()}, "Cache-Control": {"schema": S()}}},
+             "304": {"description": "Not modified (If-None-Match holds the tile's ETag)"}},
+            [path("z", I(0, MAX_TILE_ZOOM)), path("x", I(0, 2**MAX_TILE_ZOOM - 1, description="0 .. 2^z - 1")),
+             path("y", I(0, 2**MAX_TILE_ZOOM - 1, description="0 .. 2^z - 1")), *TILE_LAYER], tag="tiles")},
+        "/tiles/public-coverage/kmz/tiles.kmz": {"get": op(
+            f"The public coverage of a box as a KMZ of tiles (doc.kml of GroundOverlays and the PNGs; at most "
+            f"{MAX_KMZ_TILES} tiles)",
+            {"200": {"description": "A KMZ file", "content": {KMZ_CONTENT_TYPE: {"schema": S(format="binary")}}}},
+            [q("zoom", I(0, MAX_KMZ_ZOOM), required=True), q("north", LAT, required=True),
+             q("south", LAT, required=True), q("west", LNG, required=True), q("east", LNG, required=True),
+             *TILE_LAYER], tag="tiles")},
         "/device-types/{id}/bulk/restart": {"post": op("Restart every device of the device type",
                                                        ok(201, R("jobStarted")), [ID], tag=b)},
         "/device-types/bulk/restart/{jobId}": {"get": op("Status of a device type restart job",

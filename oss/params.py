@@ -1,6 +1,7 @@
 """Reading a request: JSON bodies, query parameters and path ids, refused with the field named."""
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Literal, overload
@@ -130,6 +131,24 @@ def q_int(request: web.Request, name: str, *, default: int | None = None,
         raise BadRequest(FieldError(name, f"must be an integer, got {value[:40]!r}", "query")) from None
     if not lo <= number <= hi:
         raise BadRequest(FieldError(name, f"must be between {lo} and {hi}", "query"))
+    return number
+
+
+@overload
+def q_float(request: web.Request, name: str, *, lo: float, hi: float, default: float) -> float: ...
+@overload
+def q_float(request: web.Request, name: str, *, lo: float, hi: float, default: None = None) -> float | None: ...
+def q_float(request: web.Request, name: str, *, lo: float, hi: float, default: float | None = None) -> float | None:
+    """A finite decimal number from `lo` to `hi` (e.g. a latitude)."""
+    value = _raw(request, name)
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise BadRequest(FieldError(name, f"must be a number, got {value[:40]!r}", "query")) from None
+    if not math.isfinite(number) or not lo <= number <= hi:
+        raise BadRequest(FieldError(name, f"must be a number from {lo:g} to {hi:g}", "query"))
     return number
 
 

@@ -1,6 +1,6 @@
 """The `backhaul` command: up, down, status, start, stop, restart, supervise, worker, api, simulate,
-demo-receiver, migrate, replay, registry, stations, console, coverage, bench, bench-console, secret-key,
-rotate-secrets."""
+demo-receiver, migrate, replay, registry, stations, console, coverage, bench, bench-console, bench-coverage,
+secret-key, rotate-secrets."""
 from __future__ import annotations
 
 import argparse
@@ -605,6 +605,12 @@ def cmd_bench_console(args: argparse.Namespace) -> int:
     return bench_console_main(args.rest)
 
 
+def cmd_bench_coverage(args: argparse.Namespace) -> int:
+    from bench.coverage import main as bench_coverage_main
+
+    return bench_coverage_main(args.rest)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="backhaul", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -730,6 +736,10 @@ def build_parser() -> argparse.ArgumentParser:
                         add_help=False)
     bc.add_argument("rest", nargs=argparse.REMAINDER)
     bc.set_defaults(func=cmd_bench_console)
+    bcov = sub.add_parser("bench-coverage", help="coverage prediction rate and tile render time (see bench/README)",
+                          add_help=False)
+    bcov.add_argument("rest", nargs=argparse.REMAINDER)
+    bcov.set_defaults(func=cmd_bench_coverage)
     return p
 
 
@@ -742,6 +752,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["bench-console"]:
         from bench.console_list import main as bench_console_main
         return bench_console_main(argv[1:])
+    if argv[:1] == ["bench-coverage"]:
+        from bench.coverage import main as bench_coverage_main
+        return bench_coverage_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0

@@ -22,7 +22,7 @@ from yarl import URL
 from backhaul.db import create_pool, migrate
 from backhaul.settings import settings
 from oss.app import bootstrap_root, create_app
-from oss.context import JOBS
+from oss.context import COVERAGE_JOBS, JOBS
 from oss.login_throttle import LoginPolicy
 from tests.conftest import LOOPBACK_RECEIVERS
 
@@ -106,6 +106,7 @@ class ApiEnv:
 
     async def wait_jobs(self) -> None:
         await self.app[JOBS].wait()
+        await self.app[COVERAGE_JOBS].wait()
 
 
 _state: dict[str, Any] = {"env": None, "users": 0}

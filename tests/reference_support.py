@@ -163,23 +163,28 @@ def answer_errors(method: str, route: str, status: int, body: Any) -> tuple[str,
 
     The status must be one the operation declares; a declared schema must validate the body (the
     reference's errors that a `LIVE_DIFFERENCES` entry allows aside, or the shape `LIVE_ANSWERS` holds it
-    to instead); a status without a schema must
-    come without a body."""
+    to instead); a status without a schema must come without a body, unless the operation answers a file
+    (a PNG tile, a KMZ: another content type than JSON), which must then come with one."""
     path = reference_path(method, route)
     if path is not None:
         uri, parts, judge = REFERENCE_URI, ("paths", path, method.lower(), "responses", str(status)), "reference"
-        responses = reference()["paths"][path][method.lower()]["responses"]
-        declared = responses.get(str(status))
+        operation = reference()["paths"][path][method.lower()]
+        declared = operation["responses"].get(str(status))
         schema_parts = (*parts, "schema") if declared and "schema" in declared else None
+        # A file (the KMZ export: `produces` another type than JSON) is a body without a JSON schema.
+        binary = any(kind != "application/json" for kind in operation.get("produces", ()))
     else:
         path = our_path(route)
         uri, parts, judge = OURS_URI, ("paths", path, method.lower(), "responses", str(status)), "ours"
         declared = document()["paths"][path][method.lower()]["responses"].get(str(status))
         has_schema = bool(declared and declared.get("content", {}).get("application/json", {}).get("schema"))
         schema_parts = (*parts, "content", "application/json", "schema") if has_schema else None
+        binary = any(kind != "application/json" for kind in (declared or {}).get("content", {}))
     if declared is None:
         return judge, [Misfit("status", f"{status} is not a status the operation answers ({judge} document)")]
     if schema_parts is None:
+        if binary and isinstance(body, bytes) and body:
+            return judge, []
         return judge, [] if body in (None, b"", "") else [Misfit("body", "the operation answers no body here")]
     instead = LIVE_ANSWERS.get((method, path, status)) if judge == "reference" else None
     schema = instead.schema if instead else {"$ref": f"{uri}{_pointer(*schema_parts)}"}

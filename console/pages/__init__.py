@@ -6,6 +6,7 @@ from console.pages import (
     api_users,
     callbacks,
     contracts,
+    coverage,
     device_types,
     devices,
     error_log,
@@ -16,4 +17,5 @@ from console.pages import (
 )
 
 # series before devices: its fixed paths (/devices/new, /devices/series/...) must match before /devices/{id}.
-MODULES = (account, home, series, devices, device_types, callbacks, users, groups, api_users, contracts, error_log)
+MODULES = (account, home, series, devices, device_types, callbacks, users, groups, api_users, contracts, error_log,
+           coverage)

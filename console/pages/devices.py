@@ -1,6 +1,6 @@
 """The devices: the list (filters, sort, paging, chosen columns, CSV export), the deleted devices, and a
 device's page (identity, token, radio, messages with their receptions and callback statuses, events, a
-chart of its radio, its position on a graticule).
+chart of its radio, its position on the console's map).
 
 Everything is read through the API as the signed-in user (console.context.api): GET /v2/devices/ and its
 Backhaul extensions /v2/devices/count, /v2/deleted-devices/, /v2/devices/{id}/events (README "API v2
@@ -15,9 +15,12 @@ from yarl import URL
 
 from console import device_columns as cols
 from console import device_filter as filters
-from console.charts import graticule_map, radio_chart, sample_of
-from console.context import api, session_of
-from console.headers import finish
+from console import map_view
+from console.charts import radio_chart, sample_of
+from console.context import api, console_settings, session_of
+from console.headers import allow_images_from, finish
+from console.map_controls import map_links, parse_view
+from console.map_view import Place
 from console.render import render
 from oss.context import POOL
 from oss.storage import console_sessions
@@ -36,6 +39,8 @@ TOOLBAR = (("New", "/console/devices/new", False), ("New series", "/console/devi
            ("Replace series", "/console/devices/series/replace", True),
            ("Delete series", "/console/devices/series/delete", True))
 NOWHERE = (0, 0)
+DEVICE_MAP_ZOOM = 14   # a device's position alone: streets apart
+DEVICE_MAP_PX = (768, 384)
 
 
 async def chosen_columns(request: web.Request) -> list[cols.Column]:
@@ -213,16 +218,26 @@ def event_details(event: dict[str, Any]) -> str:
 
 @routes.get(DEVICE + "/map")
 async def device_map(request: web.Request) -> web.Response:
-    """The device's fixed position (and its last computed one) on a plain latitude/longitude graticule."""
+    """The device's fixed position (and its last computed one) on the console's slippy map (the service
+    map's view: console/map_view.py), fitted to them; the base layer as the service map's."""
     ident = request.match_info["id"].upper()
     device = await api(request).get(f"/v2/devices/{ident}")
-    points: list[tuple[str, float, float]] = []
+    places: list[Place] = []
     place = device.get("location") or {}
     if place.get("lat") is not None and (place.get("lat"), place.get("lng")) != NOWHERE:
-        points.append(("Fixed position", float(place["lat"]), float(place["lng"])))
+        places.append(Place("Fixed position", float(place["lat"]), float(place["lng"]), "fixed"))
     computed = device.get("lastComputedLocation") or {}
     if computed.get("lat") is not None and computed.get("lng") is not None:
-        points.append(("Last computed position", float(computed["lat"]), float(computed["lng"])))
-    return render(request, "device_map.html", {"d": device, "ident": ident, "points": points,
-                                               "map": graticule_map(points)})
-
+        places.append(Place("Last computed position", float(computed["lat"]), float(computed["lng"]), "computed"))
+    errors: dict[str, str] = {}
+    view = parse_view(request.query, errors, *DEVICE_MAP_PX) or map_view.fit(
+        [(p.lat, p.lng) for p in places], *DEVICE_MAP_PX, max_zoom=DEVICE_MAP_ZOOM)
+    base_url = console_settings(request).map_base_url
+    response = render(request, "device_map.html", {
+        "d": device, "ident": ident, "places": places, "errors": errors,
+        "picture": map_view.picture(view, places, base_url=base_url),
+        "links": map_links(f"/console/devices/{ident}/map", {}, view, "Fit to the positions")},
+        status=400 if errors else 200)
+    if base_url:
+        allow_images_from(response, map_view.base_origin(base_url))
+    return response

@@ -12,6 +12,7 @@ from oss.api import (
                      certificates,
                      consumption,
                      contracts,
+                     coverage,
                      device_types,
                      devices,
                      geoloc_payloads,
@@ -19,11 +20,12 @@ from oss.api import (
                      messages,
                      operators,
                      profiles,
+                     tiles,
                      undelivered,
                      users,
 )
 
 # In the order their routes are added: the bulk paths before /devices/{id}, which would take them.
 RESOURCES = (bulk, groups, profiles, users, api_users, contracts, device_types, callbacks, devices, messages,
-             undelivered, certificates, consumption, geoloc_payloads, operators, base_stations,
-             openapi)
+             undelivered, certificates, consumption, geoloc_payloads, operators, base_stations, coverage,
+             tiles, openapi)

@@ -22,6 +22,13 @@ async def by_ids(db: Executor, ids: list[str]) -> dict[str, dict[str, Any]]:
     return {r["id"]: dict(r) for r in rows}
 
 
+async def on_map(db: Executor, states: Iterable[str]) -> list[dict[str, Any]]:
+    """`id`, `name`, `lat`, `lng` and `state` of the stations in `states`, by id (the service map's markers)."""
+    rows = await db.fetch("SELECT id, name, lat, lng, state FROM base_stations WHERE state = ANY($1) ORDER BY id",
+                          list(states))
+    return [dict(r) for r in rows]
+
+
 async def sites(db: Executor, states: Iterable[str] = SERVING, *, calibrated: bool = True) -> list[StationSite]:
     """The stations in `states` as the prediction sees them (ordered by id), with their calibration when
     it rests on enough receptions and `calibrated`."""

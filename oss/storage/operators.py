@@ -27,6 +27,22 @@ async def scoped(db: Executor, root: str, ident: str) -> asyncpg.Record:
                                   f"{in_subtree('g.id', '$1')}", root, ident, what="operator")
 
 
+async def serving(db: Executor, root: str, ident: str) -> asyncpg.Record:
+    """The operator if it is `root`'s group, lies below it or above it (the operator a customer's group is
+    under), else 404."""
+    return await fetch_scoped(db, f"{VIEW} WHERE g.id = $2 AND g.type = {OPERATOR_GROUP_TYPE} AND "
+                                  f"({in_subtree('g.id', '$1')} OR "
+                                  "EXISTS (SELECT 1 FROM groups me WHERE me.id = $1 AND g.id = ANY(me.path)))",
+                              root, ident, what="operator")
+
+
+async def nearest_id(db: Executor, root: str) -> str | None:
+    """The operator `root`'s group is, or the nearest one above it; None when there is none."""
+    return await db.fetchval(
+        f"SELECT g.id FROM groups me JOIN groups g ON g.id = me.id OR g.id = ANY(me.path) "
+        f"WHERE me.id = $1 AND g.type = {OPERATOR_GROUP_TYPE} ORDER BY cardinality(g.path) DESC LIMIT 1", root)
+
+
 async def page(db: Executor, root: str, pg: Page) -> list[asyncpg.Record]:
     """The operators of `root`'s subtree, by id."""
     where = Where(root)

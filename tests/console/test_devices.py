@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 
 import aiohttp
+import pytest
 from selenium.webdriver.support.ui import Select
 
 from console.device_columns import COLUMNS
@@ -229,8 +230,13 @@ def test_device_page_shows_messages_receptions_callbacks_chart_map_and_the_delet
     browser.check_plain()
     browser.shot("device")
     browser.submit("#locate")
-    point = browser.find("svg.map circle.point")
+    point = browser.find("#device-map g.marker.fixed")
     assert (float(point.get_attribute("data-lat")), float(point.get_attribute("data-lng"))) == (43.6047, 1.4442)
+    # The map is fitted to the position: at its centre, streets apart.
+    circle = point.find_element("css selector", "circle")
+    assert (float(circle.get_attribute("cx")), float(circle.get_attribute("cy"))) == pytest.approx((384, 192), abs=1)
+    assert browser.find("#device-map").get_attribute("data-zoom") == "14"
+    assert browser.finds("#device-map line.meridian"), "no base layer set: the graticule"
     assert "43.60470, 1.44420" in browser.text("#positions")
     browser.check_plain()
     browser.shot("device-map")

@@ -6,10 +6,12 @@
   resource than its path's first word, the row says so: a device type's or a contract's devices
   (disengage, bulk restart, the contract's device list) are `devices`; message history is
   `messages`; undelivered callbacks are `callbacks`; the profiles a group offers are `groups`
-  (every profile can read its groups), and so are the geolocation payload formats it offers; an
+  (every profile can read its groups), and so are the geolocation payload formats it offers and the
+  public coverage tiles; an
   operator is a group of type 0 (SO), read and updated as that group (`groups`); a device's
   certificates are `devices`, its consumption (counts of its messages and downlinks) `messages`,
-  as its message metric is. A slash-less alias of a collection route
+  as its message metric is; coverage predictions (even by POST) read the network, which any profile may
+  (`groups:read`, as every profile reads its groups). A slash-less alias of a collection route
   (`/v2/devices` for `/v2/devices/`) needs what the collection route needs.
 - `OPERATOR_ONLY`: the resources whose rights take effect only for callers of an operator group
   (type 0, SO): base stations. A caller of any other group is refused (403) whatever its profiles.
@@ -38,6 +40,10 @@ NEEDS: dict[tuple[str, str], str] = {
     ("GET", "/v2/operators/{id}"): "groups:read",
     ("PUT", "/v2/operators/{id}"): "groups:write",
     ("GET", "/v2/profiles/"): "groups:read",
+    # the public coverage: any API user (every profile reads its groups), whatever its group
+    ("GET", "/v2/tiles/public-coverage"): "groups:read",
+    ("GET", "/v2/tiles/public-coverage/{z}/{x}/{y}.png"): "groups:read",
+    ("GET", "/v2/tiles/public-coverage/kmz/tiles.kmz"): "groups:read",
     ("GET", "/v2/profiles/{id}"): "groups:read",
     # users and API users
     ("GET", "/v2/users/"): "users:read",
@@ -126,6 +132,13 @@ NEEDS: dict[tuple[str, str], str] = {
     ("GET", "/v2/base-stations/{id}"): "base-stations:read",
     ("PUT", "/v2/base-stations/{id}"): "base-stations:write",
     ("DELETE", "/v2/base-stations/{id}"): "base-stations:write",
+    # coverage: predictions of the network are read by any API user (every profile reads its groups),
+    # whatever the method (a POST carries many locations, or starts a job that only computes)
+    ("GET", "/v2/coverages/global/predictions"): "groups:read",
+    ("POST", "/v2/coverages/global/predictions"): "groups:read",
+    ("POST", "/v2/coverages/global/predictions/bulk"): "groups:read",
+    ("GET", "/v2/coverages/global/predictions/bulk/{jobId}"): "groups:read",
+    ("GET", "/v2/coverages/operators/redundancy"): "groups:read",
 }
 OPERATOR_ONLY = frozenset({"base-stations"})
 
@@ -186,6 +199,7 @@ SUCCESS: dict[tuple[str, str], int] = {
     ("POST", "/v2/devices/bulk/delete"): 201,  # ours ("Delete series")
     ("POST", "/v2/base-stations/"): 201, ("PUT", "/v2/base-stations/{id}"): 204,  # ours
     ("DELETE", "/v2/base-stations/{id}"): 204,  # ours
+    ("POST", "/v2/coverages/global/predictions"): 200, ("POST", "/v2/coverages/global/predictions/bulk"): 201,
 }
 
 

@@ -46,7 +46,7 @@ from aiohttp.test_utils import TestServer
 
 from backhaul.db import create_pool
 from oss.app import bootstrap_root, create_app
-from oss.context import JOBS
+from oss.context import COVERAGE_JOBS, JOBS
 from oss.login_throttle import LoginPolicy
 from oss.profiles import PROFILES
 from oss.registry import load_registry, parse_registry
@@ -149,6 +149,7 @@ class World:
 
     async def wait_jobs(self) -> None:
         await self.env.app[JOBS].wait()
+        await self.env.app[COVERAGE_JOBS].wait()
 
 
 def callback_url(m: str) -> str:
@@ -230,6 +231,15 @@ def column_is(name: str, value: Any) -> Done:
 
 def column_set(name: str) -> Done:
     return lambda before, after, m: None not in (before, after) and before[name] is None and after[name] is not None
+
+
+async def coverage_jobs(world: World) -> int:
+    return await world.pool.fetchval("SELECT count(*) FROM coverage_jobs")
+
+
+def coverage_request(w: World) -> dict[str, Any]:
+    """Two locations, for T's group (`groupId`: another group's caller is answered 404)."""
+    return {"locations": [{"lat": 43.6, "lng": 1.44}, {"lat": 45.0, "lng": 2.0}], "groupId": w.group}
 
 
 async def suspended_device(w: World) -> Target:
@@ -373,6 +383,13 @@ WRITES: dict[tuple[str, str], Write] = {
                                              body=lambda w, t, m: {"name": m}),
     ("DELETE", "/v2/base-stations/{id}"): Write(row_of("base_stations", "base-stations"), gone,
                                                 fresh=lambda w: w.new_station()),
+    # Coverage predictions store nothing; a bulk one stores its job.
+    ("POST", "/v2/coverages/global/predictions"): Write(lambda w, t, m: coverage_jobs(w),
+                                                        lambda before, after, m: after == before, foreign="body",
+                                                        body=lambda w, t, m: coverage_request(w)),
+    ("POST", "/v2/coverages/global/predictions/bulk"): Write(lambda w, t, m: coverage_jobs(w),
+                                                             lambda before, after, m: after == before + 1,
+                                                             foreign="body", body=lambda w, t, m: coverage_request(w)),
 }
 
 # The reads whose answer must show a given object of T to a caller allowed to read it.
@@ -395,8 +412,16 @@ SHOWS: dict[tuple[str, str], str] = {
 READ_QUERY: dict[tuple[str, str], Callable[[World], dict[str, str]]] = {
     ("GET", "/v2/profiles/"): lambda w: {"groupId": w.group},
     ("GET", "/v2/devices/{id}/product-certificate"): lambda w: {"pac": PAC},
+    ("GET", "/v2/tiles/public-coverage/kmz/tiles.kmz"): lambda w: {"zoom": "3", "north": "50", "south": "45",
+                                                                   "west": "0", "east": "5"},
+    ("GET", "/v2/coverages/global/predictions"): lambda w: {"lat": "43.6", "lng": "1.44", "groupId": w.group},
+    ("GET", "/v2/coverages/operators/redundancy"): lambda w: {"lat": "43.6", "lng": "1.44",
+                                                             "operatorId": w.ids["operators"]},
 }
-SHARED = {("GET", "/v2/profiles/{id}")}
+# What every group sees alike: the predefined profiles and the public coverage.
+SHARED = {("GET", "/v2/profiles/{id}"), ("GET", "/v2/tiles/public-coverage"),
+          ("GET", "/v2/tiles/public-coverage/{z}/{x}/{y}.png"), ("GET", "/v2/tiles/public-coverage/kmz/tiles.kmz")}
+TILE = {"{z}": "3", "{x}": "4", "{y}.png": "2.png"}   # a tile of France at zoom 3
 
 
 def route_table(app) -> list[tuple[str, str]]:
@@ -427,6 +452,8 @@ def fill(w: World, template: str, target: Target) -> str:
             part = USER_R
         elif part == "{jobId}":
             part = w.jobs[job_kind(parts[1], parts[i - 1])]
+        elif part in TILE:
+            part = TILE[part]
         elif part in ("{year}", "{month}"):
             part = {"{year}": "2026", "{month}": "3"}[part]
         out.append(part)
@@ -435,7 +462,10 @@ def fill(w: World, template: str, target: Target) -> str:
 
 def job_kind(collection: str, before: str) -> str:
     """Which of T's jobs a job-status path reads: /devices/bulk/{kind}/{jobId}, /devices/bulk/{jobId}
-    (any job: the suspend one), /device-types/bulk/restart/{jobId}, /contract-infos/bulk/restart/{jobId}."""
+    (any job: the suspend one), /device-types/bulk/restart/{jobId}, /contract-infos/bulk/restart/{jobId},
+    /coverages/global/predictions/bulk/{jobId}."""
+    if collection == "coverages":
+        return "coverage"
     if collection == "device-types":
         return "device-type-restart"
     if collection == "contract-infos":
@@ -527,6 +557,8 @@ async def _populate(env: ApiEnv) -> World:
                                           201)["jobId"]
     w.jobs["contract-restart"] = check(await owner.post(f"/contract-infos/{w.ids['contract-infos']}/bulk/restart"),
                                        201)["jobId"]
+    w.jobs["coverage"] = check(await owner.post("/coverages/global/predictions/bulk", coverage_request(w)),
+                               201)["jobId"]
     await w.wait_jobs()
     for name, profile_id in PROFILE_ID.items():
         w.callers[name] = await _api_user(root, t_group, f"T {name}", profile_id)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import re
 
 import pytest
 
@@ -76,10 +75,3 @@ def test_the_radio_chart_draws_one_point_per_message_in_each_series_it_has():
     assert charts.sample_of(messages[4]) == charts.Sample(4000, -116.0, 7.5, None)
     assert "No message" in str(charts.radio_chart([]))
     assert "<script" not in svg and "style=" not in svg
-
-
-def test_the_map_places_a_point_by_latitude_and_longitude():
-    assert charts.map_xy(90, -180) == (0, 0) and charts.map_xy(-90, 180) == (charts.MAP_W, charts.MAP_H)
-    svg = str(charts.graticule_map([("Fixed <here>", 43.6, 1.44)]))
-    assert re.search(r'cx="(\d+\.\d+)" cy="(\d+\.\d+)"', svg).groups() == ("362.88", "92.80")
-    assert "Fixed &lt;here&gt;" in svg

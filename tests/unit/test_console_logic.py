@@ -68,7 +68,8 @@ def test_tokens_are_stored_hashed():
 
 def test_the_menu_shows_what_the_profile_may_read():
     admin = [e.label for e in navigation(session(ADMIN), "/console/")]
-    assert admin == ["Home", "Devices", "Device types", "Error log", "Users", "Groups", "API access", "Contracts"]
+    assert admin == ["Home", "Devices", "Device types", "Error log", "Users", "Groups", "API access", "Contracts",
+                     "Service map"]
     reader = [e.label for e in navigation(session(DEVICE_R), "/console/devices/ABC")]
     assert "Users" not in reader and "API access" not in reader and "Devices" in reader
     current = [e.label for e in navigation(session(DEVICE_R), "/console/devices/ABC") if e.current]

@@ -83,6 +83,7 @@ DEFAULTS = (
     Default("api_rate_limits", "BACKHAUL_API_RATE_LIMITS", "", "empty"),
     Default("api_bulk_chunk", "BACKHAUL_API_BULK_CHUNK", 1000, "1000"),
     Default("message_retention_days", "BACKHAUL_MESSAGE_RETENTION_DAYS", 90, "90"),
+    Default("radio_configuration", "BACKHAUL_RADIO_CONFIGURATION", "RC1", "RC1"),
     # Limits against hostile input and poison records
     Default("max_frame_bytes", "BACKHAUL_MAX_FRAME_BYTES", 4096, "4096"),
     Default("dead_letter_attempts", "BACKHAUL_DEAD_LETTER_ATTEMPTS", 3, "3"),
@@ -97,6 +98,7 @@ DEFAULTS = (
     Default("console_link_s", "BACKHAUL_CONSOLE_LINK_S", 259200.0, "259200"),
     Default("console_cookie_secure", "BACKHAUL_CONSOLE_COOKIE_SECURE", True, "1"),
     Default("console_min_password", "BACKHAUL_CONSOLE_MIN_PASSWORD", 10, "10"),
+    Default("map_base_url", "BACKHAUL_MAP_BASE_URL", "", "empty"),
     # Consumer groups and supervision
     Default("instance_id", "BACKHAUL_INSTANCE_ID", "", "empty"),
     Default("static_membership", "BACKHAUL_STATIC_MEMBERSHIP", True, "1"),
