@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from importlib import resources
 
 import asyncpg
@@ -54,6 +55,17 @@ async def migrate(conn: asyncpg.Connection) -> list[str]:
 
 async def connect(dsn: str | None = None) -> asyncpg.Connection:
     return await asyncpg.connect(dsn or settings().database_url)
+
+
+@asynccontextmanager
+async def migrated(dsn: str | None = None) -> AsyncIterator[asyncpg.Connection]:
+    """One connection to a database brought up to date (the command-line tools' way in)."""
+    conn = await connect(dsn)
+    try:
+        await migrate(conn)
+        yield conn
+    finally:
+        await conn.close()
 
 
 async def create_pool(dsn: str | None = None, *, min_size: int = 1, max_size: int = 10,

@@ -355,12 +355,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         if args.register:
             from backhaul import db
             from program.demo.seed import seed_network
-            conn = await db.connect()
-            try:
-                await db.migrate(conn)
+            async with db.migrated() as conn:
                 await seed_network(conn, network, name=args.register)
-            finally:
-                await conn.close()
         try:
             return await simulate(network, messages_per_device=None if args.forever or args.duration else args.messages,
                                   rate=args.rate, duration=args.duration, max_stations=args.max_stations,
@@ -479,12 +475,8 @@ def cmd_stations_import(args: argparse.Namespace) -> int:
         return 1
 
     async def main() -> Imported:
-        conn = await db.connect()
-        try:
-            await db.migrate(conn)
+        async with db.migrated() as conn:
             return await import_stations(conn, rows, group_id=args.group)
-        finally:
-            await conn.close()
 
     try:
         done = _asyncio_run(main())
@@ -543,13 +535,8 @@ def cmd_coverage_calibrate(args: argparse.Namespace) -> int:
         return 2
 
     async def main() -> list:
-        conn = await db.connect()
-        try:
-            await db.migrate(conn)
-            async with conn.transaction():
-                return await calibrate(conn, rc, args.station, installation=args.installation)
-        finally:
-            await conn.close()
+        async with db.migrated() as conn, conn.transaction():
+            return await calibrate(conn, rc, args.station, installation=args.installation)
 
     try:
         results = _asyncio_run(main())
@@ -581,12 +568,8 @@ def cmd_rotate_secrets(args: argparse.Namespace) -> int:
     box = keyring()
 
     async def main() -> int:
-        conn = await db.connect()
-        try:
-            await db.migrate(conn)
+        async with db.migrated() as conn:
             return await reseal_all(conn, box)
-        finally:
-            await conn.close()
 
     count = _asyncio_run(main())
     print(f"re-sealed the secrets of {count} callbacks with the first of the {box.size} key(s) from {box.source}")
