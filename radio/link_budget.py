@@ -56,8 +56,8 @@ DEFAULT_RADIO_CONFIGURATION: Final = "RC1"
 UPLINK_CLASS_STEP_DB: Final = (0.0, 3.0, 6.0, 10.0)   # 0U, 1U, 2U, 3U below the zone's maximum EIRP
 
 INSTALLATION_LOSS_DB: Final = {"OUTDOOR": 0.0, "INDOOR": 20.0, "UNDERGROUND": 30.0}
-DEFAULT_INSTALLATION: Final = "INDOOR"
-SHADOWING_SIGMA_DB: Final = 6.0   # the reference's default `deviceSituation`
+DEFAULT_INSTALLATION: Final = "INDOOR"   # the reference's default `deviceSituation`
+SHADOWING_SIGMA_DB: Final = 6.0
 
 # A station as most are built, when the registry says nothing else.
 DEFAULT_ANTENNA_HEIGHT_M: Final = 30.0
