@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import json
 from datetime import datetime, timezone
@@ -110,9 +111,10 @@ STATIONS = [PARIS, StationSite(id="A002", lat=48.87, lng=2.40), StationSite(id="
 @pytest.mark.parametrize("z", [6, 8, 10, 12])
 @pytest.mark.parametrize("layer", [Layer(), Layer(view="redundancy"), Layer(installation="indoor"),
                                    Layer(installation="underground", view="redundancy")])
-def test_the_rendering_agrees_with_the_prediction_at_every_pixel_but_near_the_edges(z, layer):
-    sites = Sites.of(STATIONS)
-    x, y = tile_of(PARIS.lat, PARIS.lng, z)
+@pytest.mark.parametrize("north", [0.0, 20.7])   # around Paris, and the same network moved to 69.6° N
+def test_the_rendering_agrees_with_the_prediction_at_every_pixel_but_near_the_edges(z, layer, north):
+    sites = Sites.of([dataclasses.replace(s, lat=s.lat + north) for s in STATIONS])
+    x, y = tile_of(PARIS.lat + north, PARIS.lng, z)
     rendered = np.asarray(Image.open(io.BytesIO(render_tile(sites, z, x, y, layer, RC1))))
     exact = exact_classes(sites, z, x, y, layer)
     assert exact.any()
