@@ -175,6 +175,9 @@ STEP_PX: Final = 8                # predicted corners every 8 px: 33 × 33 per t
 # A station whose range spans fewer pixels than this is predicted at every pixel of its range's square
 # instead: interpolated from corners 8 px apart, a smaller disc would lose its shape (or vanish).
 INTERPOLATED_RANGE_PX: Final = 4 * STEP_PX
+# A range in pixels is taken at the station's latitude; the mercator scale grows poleward of it (by 2 % over
+# 70 km at 60° N), so a range's square is drawn 5 % wider.
+RANGE_SLACK: Final = 1.05
 # Pixel i (its centre at i + 0.5 px) lies between corners LOW[i] and LOW[i] + 1, FRAC[i] of the way.
 _AT: Final = (np.arange(TILE_PX) + 0.5) / STEP_PX
 LOW: Final = np.minimum(_AT.astype(int), TILE_PX // STEP_PX - 1)
@@ -274,7 +277,7 @@ def render_tile(sites: Sites, z: int, x: int, y: int, layer: Layer, configuratio
     # Station positions in this tile's pixels, and their ranges in pixels (mercator scale at their latitude).
     sx = lng_to_px(np.degrees(sites.lng_rad), z) - x * TILE_PX
     sy = lat_to_px(np.degrees(sites.lat_rad), z) - y * TILE_PX
-    reach_px = reach / (2 * np.pi * EARTH_RADIUS_KM * np.cos(sites.lat_rad) / world_px(z))
+    reach_px = reach / (2 * np.pi * EARTH_RADIUS_KM * np.cos(sites.lat_rad) / world_px(z)) * RANGE_SLACK
     near = (reach > 0) & (sx + reach_px >= 0) & (sx - reach_px <= TILE_PX) & (sy + reach_px >= 0) \
         & (sy - reach_px <= TILE_PX)
     if not near.any():

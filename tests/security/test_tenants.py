@@ -31,8 +31,9 @@ CUSTOMER_R = next(p.id for p in PROFILES.values() if p.name == "CUSTOMER [R]")
 DEVICE_R = next(p.id for p in PROFILES.values() if p.name == "DEVICE MANAGER [R]")
 DEVICE_W = next(p.id for p in PROFILES.values() if p.name == "DEVICE MANAGER [W]")
 PAC = "0" * 16
-# Not tenant data: the predefined profiles are the same for everyone.
-SHARED = {("GET", "/v2/profiles/"), ("GET", "/v2/profiles/{id}")}
+# Not tenant data: the predefined profiles and the public coverage are the same for everyone.
+SHARED = {("GET", "/v2/profiles/"), ("GET", "/v2/profiles/{id}"), ("GET", "/v2/tiles/public-coverage"),
+          ("GET", "/v2/tiles/public-coverage/{z}/{x}/{y}.png"), ("GET", "/v2/tiles/public-coverage/kmz/tiles.kmz")}
 PUBLIC = {("GET", "/v2/openapi.json")}
 # Not tenant data either: the operator's base stations. Every tenant here is a customer, refused (403) on
 # them before anything is looked up; tests/security/test_permission_matrix.py runs them as the operator.

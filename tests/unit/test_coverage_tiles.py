@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import json
 from datetime import datetime, timezone
@@ -20,6 +21,7 @@ from oss.coverage_tiles import (
     Layer,
     TileCache,
     class_indexes,
+    coverage_bounds,
     encode_png,
     lat_to_px,
     lng_to_px,
@@ -29,6 +31,7 @@ from oss.coverage_tiles import (
     render_tile,
     tile_bounds,
     tile_png,
+    tiles_covering,
 )
 from radio.link_budget import RADIO_CONFIGURATIONS
 from radio.predict import Sites, StationSite, margins_db, predict
@@ -110,9 +113,10 @@ STATIONS = [PARIS, StationSite(id="A002", lat=48.87, lng=2.40), StationSite(id="
 @pytest.mark.parametrize("z", [6, 8, 10, 12])
 @pytest.mark.parametrize("layer", [Layer(), Layer(view="redundancy"), Layer(installation="indoor"),
                                    Layer(installation="underground", view="redundancy")])
-def test_the_rendering_agrees_with_the_prediction_at_every_pixel_but_near_the_edges(z, layer):
-    sites = Sites.of(STATIONS)
-    x, y = tile_of(PARIS.lat, PARIS.lng, z)
+@pytest.mark.parametrize("north", [0.0, 20.7])   # around Paris, and the same network moved to 69.6° N
+def test_the_rendering_agrees_with_the_prediction_at_every_pixel_but_near_the_edges(z, layer, north):
+    sites = Sites.of([dataclasses.replace(s, lat=s.lat + north) for s in STATIONS])
+    x, y = tile_of(PARIS.lat + north, PARIS.lng, z)
     rendered = np.asarray(Image.open(io.BytesIO(render_tile(sites, z, x, y, layer, RC1))))
     exact = exact_classes(sites, z, x, y, layer)
     assert exact.any()
@@ -196,3 +200,22 @@ def test_kmz_tiles_are_resampled_to_even_latitudes():
         first = int(np.argmax(moved[:, 0] == bands[mercator_row, 0]))
         assert abs(first - even_row) <= 1, (mercator_row, first, even_row)
     assert abs(int(np.argmax(moved[:, 0] == 2)) - 64) > 10   # the bands did move
+
+
+def test_tiles_covering_a_box():
+    assert tiles_covering(1, 90, -90, -180, 180) == [(0, 0), (1, 0), (0, 1), (1, 1)]   # clamped to 85.05°
+    assert tiles_covering(1, 10, 5, 0, 10) == [(1, 0)]    # a box ending on a tile edge stays in its tile
+    assert tiles_covering(10, PARIS.lat + 0.001, PARIS.lat, PARIS.lng, PARIS.lng + 0.001) == \
+        [tile_of(PARIS.lat, PARIS.lng, 10)]
+    assert len(tiles_covering(5, 60, 40, -10, 20)) == 3 * 4
+
+
+def test_coverage_bounds_hold_every_range():
+    rc = RC1
+    sites = Sites.of(STATIONS)
+    b = coverage_bounds(sites, Layer(), rc)
+    reach = ranges_km(sites, Layer(), rc)
+    for station, r in zip(STATIONS, reach, strict=True):
+        assert b.south <= station.lat - r / 111.2 < station.lat + r / 111.2 <= b.north
+    assert b.north - 48.95 == pytest.approx(reach[3] / 111.2, rel=0.01)   # the rural station reaches farthest
+    assert coverage_bounds(Sites.of([]), Layer(), rc) is None
