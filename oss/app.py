@@ -172,7 +172,7 @@ def create_app(pool: asyncpg.Pool, *, rate_limits: str | None = None, keepalive_
     app[RADIO] = radio_configuration_named(radio_configuration or conf.radio_configuration)
     app[COVERAGE_SITES] = SitesCache()
     app[COVERAGE_JOBS] = CoverageJobs(pool, app[COVERAGE_SITES], app[RADIO])
-    app[TILES] = TileCache()
+    app[TILES] = TileCache(stations=app[COVERAGE_SITES])
     unknown_login_hash()  # computed now, so the first unknown login costs what every other one does
     for module in RESOURCES:
         app.router.add_routes(module.routes)

@@ -27,8 +27,8 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from oss.storage.base_stations import SERVING, WITH_PLANNED, coverage_version
-from oss.storage.base_stations import sites as load_sites
+from oss.coverage_sites import SitesCache
+from oss.storage.base_stations import coverage_version
 from oss.storage.sql import Executor
 from radio.link_budget import INSTALLATION_LOSS_DB, RadioConfiguration, device_eirp_dbm, installation_loss_db
 from radio.predict import EARTH_RADIUS_KM, Sites, link_quality_array, margins_db, predict, received_dbm
@@ -317,12 +317,12 @@ TileKey = tuple[str, str, Layer, int, int, int]   # coverage version, radio conf
 
 class TileCache:
     """The last `max_tiles` tiles rendered (least recently used evicted), keyed by coverage version, radio
-    configuration, layer and z/x/y; also the stations loaded for the current coverage version."""
+    configuration, layer and z/x/y; the stations come from `stations` (the API's SitesCache)."""
 
-    def __init__(self, max_tiles: int = 4096) -> None:
+    def __init__(self, max_tiles: int = 4096, stations: SitesCache | None = None) -> None:
         self.max_tiles = max_tiles
         self._tiles: OrderedDict[TileKey, TilePng] = OrderedDict()
-        self._sites: dict[tuple[str, bool], Sites] = {}
+        self.stations = stations or SitesCache()
         self.renders = 0   # tiles rendered (cache misses), for tests and metrics
 
     def get(self, key: TileKey) -> TilePng | None:
@@ -342,13 +342,7 @@ class TileCache:
 
     async def sites(self, db: Executor, version: str, forecast: bool) -> Sites:
         """The stations of `version` (planned ones too when `forecast`), loaded once per version."""
-        key = (version, forecast)
-        found = self._sites.get(key)
-        if found is None:
-            found = Sites.of(await load_sites(db, WITH_PLANNED if forecast else SERVING))
-            self._sites = {k: v for k, v in self._sites.items() if k[0] == version}
-            self._sites[key] = found
-        return found
+        return await self.stations.get(db, forecast=forecast, version=version)
 
 
 def etag_of(body: bytes) -> str:

@@ -529,7 +529,7 @@ def cmd_coverage_calibrate(args: argparse.Namespace) -> int:
     from radio.link_budget import radio_configuration
 
     try:
-        rc = radio_configuration(args.radio_configuration)
+        rc = radio_configuration(args.radio_configuration or settings().radio_configuration)
     except ValueError as exc:
         print(f"backhaul coverage calibrate: {exc}", file=sys.stderr)
         return 2
@@ -700,8 +700,9 @@ def build_parser() -> argparse.ArgumentParser:
     cal = cov_sub.add_parser("calibrate", help="fit each station's correction (offset, slope) on the stored "
                                                "receptions of devices at known positions, store and print the fits")
     cal.add_argument("--station", metavar="ID", default=None, help="this station only (4 hex digits)")
-    cal.add_argument("--radio-configuration", metavar="RC", default="RC1",
-                     help="the radio configuration the receptions were made in (default RC1)")
+    cal.add_argument("--radio-configuration", metavar="RC", default=None,
+                     help="the radio configuration the receptions were made in (default: the setting "
+                          "BACKHAUL_RADIO_CONFIGURATION, RC1 unless set)")
     cal.add_argument("--installation", choices=("OUTDOOR", "INDOOR", "UNDERGROUND"), default="OUTDOOR",
                      help="how the devices at known positions are installed (default OUTDOOR): a wrong choice "
                           "moves every offset by the difference of the installation losses")
