@@ -1,0 +1,321 @@
+"""The KAFKA channel: each delivery produced as one record to the customer's own Kafka cluster.
+
+Settings (`channelSettings`): `bootstrapServers` ("host:port,host:port"), `topic` (a template with
+the callback's variables), `tls` (bool, optional `caCertificate` PEM), `sasl` {mechanism PLAIN |
+SCRAM-SHA-256 | SCRAM-SHA-512, username, password (secret)}. The record: key = the device id, value
+= the callback's body template rendered, headers `message-id` (the delivery's stable id: the same on
+every retry and replay, receivers de-duplicate on it) and `callback-type` (DATA, SERVICE, ...).
+
+One implementation for every Kafka-speaking destination: a channel maps its settings to a `Target`
+(`target`), the rest is here (Azure Event Hubs: `workers.channels.azure_event_hubs`). Producers are
+aiokafka's (no protocol written here), idempotent, acks=all, a small linger, pooled per target; the
+endpoint (bulkhead) key is the bootstrap servers and the user. A producer whose send failed is
+closed and the next attempt starts a new one: after a failure an idempotent producer may be out of
+sequence for good. Bootstrap hosts pass the destination rule (`backhaul.destinations`) before any
+connection; the brokers' advertised addresses are aiokafka's to reach and are not checked.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import socket
+import ssl
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError, KafkaError
+from aiokafka.helpers import create_ssl_context
+
+from backhaul.destinations import literal_address
+from backhaul.outbound import policy_from_settings
+from backhaul.secretbox import SealedSecretError
+from callback_language.bindings import SUBTYPE_KIND
+from callback_language.templates import JSON, Template, TemplateError, compile_template, validate_json_body
+from workers.attempt import Outcome, failed
+from workers.channels.base import Channel, Context, Delivery, Request
+
+MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+# Kafka's own rule for topic names (Topic.java): legal characters, at most 249 of them.
+TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
+# Producers kept open at once (least recently used closed first).
+POOL_SIZE = 256
+OK_STATUS = 200  # a record the cluster acknowledged, recorded as HTTP 200 in cbStatus
+
+
+class SettingsError(ValueError):
+    """Settings a channel cannot use; the message names the member (`channelSettings.<member>: why`)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and how records go: what a producer is made from (and pooled by)."""
+
+    bootstrap: str
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    mechanism: str | None = None
+    tls: bool = False
+    ca: str | None = field(default=None, repr=False)
+
+    @property
+    def key(self) -> str:
+        """The bulkhead key: the cluster and the user (not the password)."""
+        return f"kafka://{self.username + '@' if self.username else ''}{self.bootstrap}"
+
+    def hosts(self) -> list[tuple[str, int]]:
+        out = []
+        for part in self.bootstrap.split(","):
+            host, _, port = part.strip().rpartition(":")
+            out.append((host.strip("[]"), int(port)))
+        return out
+
+    def producer(self, timeout_s: float) -> AIOKafkaProducer:
+        options: dict[str, Any] = {}
+        if self.mechanism:
+            options.update(security_protocol="SASL_SSL" if self.tls else "SASL_PLAINTEXT",
+                           sasl_mechanism=self.mechanism, sasl_plain_username=self.username,
+                           sasl_plain_password=self.password)
+        elif self.tls:
+            options["security_protocol"] = "SSL"
+        if self.tls:
+            options["ssl_context"] = create_ssl_context(cadata=self.ca) if self.ca else create_ssl_context()
+        return AIOKafkaProducer(bootstrap_servers=self.bootstrap, client_id="backhaul-callbacks",
+                                acks="all", enable_idempotence=True, linger_ms=5,
+                                request_timeout_ms=max(1000, int(timeout_s * 1000)), retry_backoff_ms=200,
+                                **options)
+
+
+def bootstrap_servers(value: Any, name: str = "channelSettings.bootstrapServers") -> str:
+    """"host:port[,host:port...]" checked (SettingsError naming `name`), spaces removed."""
+    if not isinstance(value, str) or not value.strip():
+        raise SettingsError(f"{name}: is required (host:port[,host:port...])")
+    parts = [p.strip() for p in value.split(",")]
+    for part in parts:
+        host, colon, port = part.rpartition(":")
+        if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise SettingsError(f"{name}: {part!r} is not host:port")
+        if "/" in host or "@" in host or " " in host:
+            raise SettingsError(f"{name}: {part!r}: a host has no scheme, user or path")
+    return ",".join(parts)
+
+
+def kafka_target(settings: dict[str, Any]) -> Target:
+    """The target of a KAFKA callback's settings (secrets already put back)."""
+    bootstrap = bootstrap_servers(settings.get("bootstrapServers"))
+    tls = settings.get("tls") is True
+    ca = settings.get("caCertificate") or None
+    sasl = settings.get("sasl") or None
+    if sasl is None:
+        return Target(bootstrap, tls=tls, ca=ca)
+    mechanism = sasl.get("mechanism") or "PLAIN"
+    if mechanism not in MECHANISMS:
+        raise SettingsError(f"channelSettings.sasl.mechanism: must be one of {', '.join(MECHANISMS)}")
+    username, password = sasl.get("username"), sasl.get("password")
+    if not username:
+        raise SettingsError("channelSettings.sasl.username: is required")
+    if not password:
+        raise SettingsError("channelSettings.sasl.password: is required")
+    return Target(bootstrap, username, password, mechanism, tls, ca)
+
+
+@dataclass(frozen=True)
+class Templates:
+    """A callback's record templates: the topic, and the body (JSON-escaped for application/json)."""
+
+    topic: Template
+    body: Template | None
+    json: bool
+
+    def render(self, variables: dict[str, Any]) -> tuple[str, bytes]:
+        topic = self.topic.render_text(variables)
+        if not TOPIC.fullmatch(topic):
+            raise TemplateError("channelSettings.topic", None, f"rendered topic {topic[:260]!r} is not a Kafka topic "
+                                                               "name (1-249 of A-Z a-z 0-9 . _ -)")
+        if self.body is None:
+            return topic, b""
+        text = self.body.render_json(variables) if self.json else self.body.render_text(variables)
+        return topic, text.encode()
+
+
+def compile_templates(cb: dict[str, Any], topic: str) -> Templates:
+    """The record templates of a callbacks row (TemplateError naming the field)."""
+    kind = SUBTYPE_KIND.get(cb.get("callback_subtype"), "DATA_UPLINK")  # type: ignore[arg-type]
+    topic_template = compile_template(topic, kind=kind, field="channelSettings.topic")
+    text = cb.get("body_template")
+    json = (cb.get("content_type") or "").lower() == JSON
+    if not text:
+        return Templates(topic_template, None, json)
+    body = validate_json_body(text, kind) if json else compile_template(text, kind=kind, field="bodyTemplate")
+    return Templates(topic_template, body, json)
+
+
+class Producers:
+    """Started producers by target, least recently used closed first (at most `size`)."""
+
+    def __init__(self, size: int = POOL_SIZE) -> None:
+        self.size = size
+        self._producers: OrderedDict[Target, AIOKafkaProducer] = OrderedDict()
+        self._locks: dict[Target, asyncio.Lock] = {}
+
+    async def get(self, target: Target, timeout_s: float) -> AIOKafkaProducer:
+        producer = self._producers.get(target)
+        if producer is not None:
+            self._producers.move_to_end(target)
+            return producer
+        lock = self._locks.setdefault(target, asyncio.Lock())
+        async with lock:
+            producer = self._producers.get(target)
+            if producer is not None:
+                return producer
+            producer = target.producer(timeout_s)
+            try:
+                await asyncio.wait_for(producer.start(), timeout_s)
+            except BaseException:
+                await _stop(producer)
+                raise
+            self._producers[target] = producer
+            while len(self._producers) > self.size:
+                await self.drop(next(iter(self._producers)))
+            return producer
+
+    async def drop(self, target: Target) -> None:
+        producer = self._producers.pop(target, None)
+        self._locks.pop(target, None)
+        if producer is not None:
+            await _stop(producer)
+
+    async def close(self) -> None:
+        for target in list(self._producers):
+            await self.drop(target)
+
+
+async def _stop(producer: AIOKafkaProducer) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(producer.stop(), 5.0)
+
+
+async def destination_refusal(target: Target) -> str | None:
+    """Why the destination rule refuses one of the target's bootstrap hosts (resolved), or None."""
+    policy = policy_from_settings()
+    loop = asyncio.get_running_loop()
+    for host, port in target.hosts():
+        reason = policy.check_host(host)
+        if reason is not None:
+            return reason
+        if literal_address(host) is not None:
+            continue
+        try:
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError:
+            continue  # the client's own error says it better
+        for info in infos:
+            ip = literal_address(str(info[4][0]))
+            if ip is not None and (why := policy.check_address(ip, f"{host} resolves to {ip},")) is not None:
+                return why
+    return None
+
+
+def error_text(exc: BaseException) -> str:
+    """The client's own words for a failure."""
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        return "Kafka did not acknowledge the record in time"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def error_class(exc: BaseException) -> str:
+    """The delivery loop's error class: what says the cluster is unwell (unreachable, too slow, a
+    retriable broker error) counts against its circuit; a refusal (authentication, authorization, a
+    record too large) does not."""
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        return "timeout"
+    if isinstance(exc, ssl.SSLError):
+        return "tls"
+    if isinstance(exc, (KafkaConnectionError, OSError)) or getattr(exc, "retriable", False):
+        return "connect"
+    return "other"
+
+
+class KafkaChannel(Channel):
+    """A channel producing to a Kafka-speaking cluster; subclasses say how settings make a target."""
+
+    name = "KAFKA"
+
+    def __init__(self) -> None:
+        self.producers = Producers()
+        self._templates: dict[str, tuple[Any, Templates]] = {}
+
+    # What differs between Kafka-speaking channels ----------------------
+    def target(self, settings: dict[str, Any]) -> Target:
+        return kafka_target(settings)
+
+    def topic_template(self, settings: dict[str, Any]) -> str:
+        topic = settings.get("topic")
+        if not isinstance(topic, str) or not topic:
+            raise SettingsError("channelSettings.topic: is required")
+        return topic
+
+    # The channel -------------------------------------------------------
+    def settings_of(self, cb: dict[str, Any], context: Context) -> dict[str, Any]:
+        """The callback's settings with their secret members opened (SealedSecretError if none opens)."""
+        return context.credentials.get(cb).opened.settings_with(cb.get("channel_settings"))
+
+    def endpoint(self, delivery: Delivery, request: Request | None, context: Context) -> str | None:
+        cb = context.view.callbacks.get(delivery["callbackId"] or "")
+        if not cb:
+            return f"{self.name.lower()}:gone"
+        try:
+            return self.target(self.settings_of(cb, context)).key
+        except (SettingsError, SealedSecretError, ValueError):
+            return f"{self.name.lower()}:{cb['id']}"  # fails at send time, alone in its bulkhead
+
+    def templates(self, cb: dict[str, Any], settings: dict[str, Any]) -> Templates:
+        version = (cb.get("updated_at"), cb.get("callback_subtype"), settings.get("topic"),
+                   settings.get("topicTemplate"), cb.get("body_template"), cb.get("content_type"))
+        hit = self._templates.get(cb["id"])
+        if hit is None or hit[0] != version:
+            hit = (version, compile_templates(cb, self.topic_template(settings)))
+            self._templates[cb["id"]] = hit
+        return hit[1]
+
+    async def send(self, delivery: Delivery, attempts: int, callback: dict[str, Any], context: Context) -> Outcome:
+        if not callback:
+            return failed("callback no longer exists")
+        try:
+            settings = self.settings_of(callback, context)
+            target = self.target(settings)
+            topic, value = self.templates(callback, settings).render(delivery.get("variables") or {})
+        except SealedSecretError as exc:
+            return failed(f"callback secrets: {exc}")
+        except (SettingsError, TemplateError) as exc:
+            return failed(str(exc), "render")
+        refusal = await destination_refusal(target)
+        if refusal is not None:
+            return failed(f"destination refused: {refusal}", "destination")
+        headers = [("message-id", (delivery.get("webhookId") or delivery["id"]).encode()),
+                   ("callback-type", delivery["kind"].encode())]
+        timeout_s = context.settings.callback_timeout_s
+        started = time.monotonic()
+        try:
+            producer = await self.producers.get(target, timeout_s)
+            left = max(0.1, timeout_s - (time.monotonic() - started))
+            sent = await asyncio.wait_for(self._produce(producer, topic, value, delivery["device"], headers), left)
+        except asyncio.CancelledError:
+            raise
+        except (KafkaError, OSError, asyncio.TimeoutError, TimeoutError) as exc:
+            await self.producers.drop(target)
+            latency = (time.monotonic() - started) * 1000
+            secrets = context.credentials.get(callback).opened
+            return failed(secrets.scrub(error_text(exc)) or "", error_class(exc), latency)
+        latency = (time.monotonic() - started) * 1000
+        return Outcome(OK_STATUS, "ok", None, latency, f"{sent.topic}[{sent.partition}]@{sent.offset}")
+
+    @staticmethod
+    async def _produce(producer: AIOKafkaProducer, topic: str, value: bytes, device: str,
+                       headers: list[tuple[str, bytes]]) -> Any:
+        future = await producer.send(topic, value, key=device.encode(), headers=headers)
+        return await future
