@@ -1,0 +1,120 @@
+"""The KAFKA and AZURE_EVENT_HUBS channels' settings mapping: the Event Hubs connection string parsed
+into SASL PLAIN settings, errors naming the field and never repeating a secret."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from workers.channels.azure_event_hubs import (
+    FIELD,
+    KEYS,
+    AzureEventHubs,
+    event_hubs_target,
+    parse_connection_string,
+)
+from workers.channels.kafka import SettingsError, Target, bootstrap_servers, error_class, kafka_target
+
+KEY = "c2VjcmV0LWtleS0xMjM0NTY3ODkwYWJjZGVmZ2hpams="
+GOOD = f"Endpoint=sb://acme-ns.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey={KEY};EntityPath=hub-1"
+
+
+def test_a_portal_connection_string_maps_to_sasl_plain_over_tls() -> None:
+    parsed = parse_connection_string(GOOD)
+    assert (parsed.namespace, parsed.key_name, parsed.entity_path) == ("acme-ns.servicebus.windows.net", "send", "hub-1")
+    target = event_hubs_target({"connectionString": GOOD})
+    assert target == Target("acme-ns.servicebus.windows.net:9093", "$ConnectionString", GOOD, "PLAIN", True)
+    assert target.key == "kafka://$ConnectionString@acme-ns.servicebus.windows.net:9093"
+    assert KEY not in repr(parsed) and KEY not in repr(target)
+    assert AzureEventHubs().topic_template({"connectionString": GOOD}) == "hub-1"
+
+
+def test_keys_are_case_insensitive_order_free_and_a_trailing_semicolon_is_fine() -> None:
+    text = f"sharedaccesskey={KEY}; ENDPOINT=sb://ns.servicebus.windows.net ;SharedAccessKeyName=k;"
+    parsed = parse_connection_string(text)
+    assert (parsed.namespace, parsed.entity_path) == ("ns.servicebus.windows.net", None)
+    with pytest.raises(SettingsError, match=r"^channelSettings.topic: is required when"):
+        AzureEventHubs().topic_template({"connectionString": text})
+    assert AzureEventHubs().topic_template({"connectionString": text, "topic": "t-{device}"}) == "t-{device}"
+
+
+def test_the_bootstrap_override_and_tls_off_are_for_a_local_kafka() -> None:
+    target = event_hubs_target({"connectionString": GOOD, "bootstrapServers": "127.0.0.1:29094", "tls": False})
+    assert (target.bootstrap, target.tls, target.mechanism, target.password) == ("127.0.0.1:29094", False, "PLAIN", GOOD)
+    with pytest.raises(SettingsError, match=r"^channelSettings.bootstrapServers: 'x' is not host:port"):
+        event_hubs_target({"connectionString": GOOD, "bootstrapServers": "x"})
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("", "is required"),
+    ("Endpoint=sb://ns.servicebus.windows.net/", "SharedAccessKeyName is required"),
+    (f"SharedAccessKeyName=a;SharedAccessKey={KEY}", "Endpoint is required"),
+    (f"Endpoint=https://ns.servicebus.windows.net/;SharedAccessKeyName=a;SharedAccessKey={KEY}",
+     "Endpoint must start with sb://"),
+    (f"Endpoint=sb://localhost/;SharedAccessKeyName=a;SharedAccessKey={KEY}", "Endpoint must be sb://<namespace host>/"),
+    ("Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=a", "SharedAccessKey is required"),
+    (f"Endpoint=sb://n.servicebus.windows.net/;Endpoint=sb://n.servicebus.windows.net/;SharedAccessKey={KEY}",
+     "Endpoint is given twice"),
+    (f"{GOOD};Password=x", "unknown key 'Password'"),
+    (f"{GOOD};oops", "part 5 is not Key=Value"),
+    (GOOD.replace("hub-1", "hub/1"), "EntityPath must be an event hub name"),
+    (GOOD + "\n", "must be one line"),
+])
+def test_bad_connection_strings_name_what_is_wrong(text: str, message: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        parse_connection_string(text)
+    assert str(caught.value).startswith(f"{FIELD}: ")
+    assert message in str(caught.value)
+    assert KEY not in str(caught.value)
+
+
+_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
+_SECRET = st.text("0123456789abcdef", min_size=8, max_size=20).map(lambda h: f"KEY{h}=")
+
+
+@given(st.lists(st.one_of(_TEXT, st.sampled_from(GOOD.split(";")),
+                          st.builds(lambda k, v: f"{k}={v}", st.sampled_from(KEYS + ("X", "endpoint")), _TEXT),
+                          st.builds(lambda k, v: f"{k}={v}", st.sampled_from(("SharedAccessKey", "sharedaccesskey",
+                                                                              "SharedAccessSignature")), _SECRET)),
+                max_size=7).map(";".join))
+@example(f"Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=n;SharedAccessKey={KEY};EntityPath=a b")
+@example("Endpoint=sb://;SharedAccessKey=KEY12345678=")
+def test_any_string_parses_or_fails_naming_the_field_without_its_secret(text: str) -> None:
+    try:
+        parsed = parse_connection_string(text)
+    except SettingsError as exc:
+        message = str(exc)
+        assert message.startswith(f"{FIELD}: ") and len(message) > len(FIELD) + 2
+        for secret in re.findall(r"KEY[0-9a-f]{8,}=", text):
+            assert secret not in message, (secret, message)
+        return
+    assert parsed.text == text.strip()
+    assert parsed.bootstrap.endswith(":9093")
+    target = event_hubs_target({"connectionString": text})
+    assert target.username == "$ConnectionString" and target.password == text.strip()
+
+
+def test_kafka_settings_map_to_a_target() -> None:
+    target = kafka_target({"bootstrapServers": "b1:9092, b2:9092", "topic": "t", "tls": True,
+                           "sasl": {"mechanism": "SCRAM-SHA-512", "username": "u", "password": "pw-secret"}})
+    assert target == Target("b1:9092,b2:9092", "u", "pw-secret", "SCRAM-SHA-512", True)
+    assert target.key == "kafka://u@b1:9092,b2:9092" and "pw-secret" not in repr(target)
+    assert kafka_target({"bootstrapServers": "b:1"}) == Target("b:1")
+    with pytest.raises(SettingsError, match="^channelSettings.sasl.password: is required"):
+        kafka_target({"bootstrapServers": "b:1", "sasl": {"username": "u"}})
+    with pytest.raises(SettingsError, match="^channelSettings.sasl.mechanism: must be one of"):
+        kafka_target({"bootstrapServers": "b:1", "sasl": {"mechanism": "GSSAPI", "username": "u", "password": "p"}})
+    for bad in ("", "host", "host:0", "http://h:1", "h:1,", "u@h:1"):
+        with pytest.raises(SettingsError, match="^channelSettings.bootstrapServers: "):
+            bootstrap_servers(bad)
+
+
+def test_error_classes_count_an_unwell_cluster_not_a_refusal() -> None:
+    from aiokafka.errors import KafkaConnectionError, TopicAuthorizationFailedError, UnknownTopicOrPartitionError
+
+    assert error_class(KafkaConnectionError("Unable to bootstrap")) == "connect"
+    assert error_class(TimeoutError()) == "timeout"
+    assert error_class(UnknownTopicOrPartitionError()) == "connect"
+    assert error_class(TopicAuthorizationFailedError()) == "other"
