@@ -97,7 +97,7 @@ def test_any_string_parses_or_fails_naming_the_field_without_its_secret(text: st
 
 
 def test_kafka_settings_map_to_a_target() -> None:
-    target = kafka_target({"bootstrapServers": "b1:9092, b2:9092", "topic": "t", "tls": True,
+    target = kafka_target({"bootstrapServers": ["b1:9092", "b2:9092"], "topic": "t", "tls": True,
                            "sasl": {"mechanism": "SCRAM-SHA-512", "username": "u", "password": "pw-secret"}})
     assert target == Target("b1:9092,b2:9092", "u", "pw-secret", "SCRAM-SHA-512", True)
     assert target.key == "kafka://u@b1:9092,b2:9092" and "pw-secret" not in repr(target)

@@ -1,8 +1,8 @@
 """The KAFKA channel: each delivery produced as one record to the customer's own Kafka cluster.
 
-Settings (`channelSettings`): `bootstrapServers` ("host:port,host:port"), `topic` (a template with
-the callback's variables), `tls` (bool, optional `caCertificate` PEM), `sasl` {mechanism PLAIN |
-SCRAM-SHA-256 | SCRAM-SHA-512, username, password (secret)}. The record: key = the device id, value
+Settings (`channelSettings`, checked by `oss.channel_settings.kafka`): `bootstrapServers`
+(["host:port", ...]), `topic` (a template with the callback's variables), `tls` (bool; the system's
+CAs), `sasl` {mechanism PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512, username, password (secret)}. The record: key = the device id, value
 = the callback's body template rendered, headers `message-id` (the delivery's stable id: the same on
 every retry and replay, receivers de-duplicate on it) and `callback-type` (DATA, SERVICE, ...).
 
@@ -59,7 +59,6 @@ class Target:
     password: str | None = field(default=None, repr=False)
     mechanism: str | None = None
     tls: bool = False
-    ca: str | None = field(default=None, repr=False)
 
     @property
     def key(self) -> str:
@@ -82,7 +81,7 @@ class Target:
         elif self.tls:
             options["security_protocol"] = "SSL"
         if self.tls:
-            options["ssl_context"] = create_ssl_context(cadata=self.ca) if self.ca else create_ssl_context()
+            options["ssl_context"] = create_ssl_context()
         return AIOKafkaProducer(bootstrap_servers=self.bootstrap, client_id="backhaul-callbacks",
                                 acks="all", enable_idempotence=True, linger_ms=5,
                                 request_timeout_ms=max(1000, int(timeout_s * 1000)), retry_backoff_ms=200,
@@ -90,9 +89,12 @@ class Target:
 
 
 def bootstrap_servers(value: Any, name: str = "channelSettings.bootstrapServers") -> str:
-    """"host:port[,host:port...]" checked (SettingsError naming `name`), spaces removed."""
+    """["host:port", ...] (or one "host:port,host:port" string) checked (SettingsError naming `name`),
+    as aiokafka takes it: "host:port,host:port"."""
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        value = ",".join(value)
     if not isinstance(value, str) or not value.strip():
-        raise SettingsError(f"{name}: is required (host:port[,host:port...])")
+        raise SettingsError(f"{name}: is required ([\"host:port\", ...])")
     parts = [p.strip() for p in value.split(",")]
     for part in parts:
         host, colon, port = part.rpartition(":")
@@ -107,10 +109,9 @@ def kafka_target(settings: dict[str, Any]) -> Target:
     """The target of a KAFKA callback's settings (secrets already put back)."""
     bootstrap = bootstrap_servers(settings.get("bootstrapServers"))
     tls = settings.get("tls") is True
-    ca = settings.get("caCertificate") or None
     sasl = settings.get("sasl") or None
     if sasl is None:
-        return Target(bootstrap, tls=tls, ca=ca)
+        return Target(bootstrap, tls=tls)
     mechanism = sasl.get("mechanism") or "PLAIN"
     if mechanism not in MECHANISMS:
         raise SettingsError(f"channelSettings.sasl.mechanism: must be one of {', '.join(MECHANISMS)}")
@@ -119,7 +120,7 @@ def kafka_target(settings: dict[str, Any]) -> Target:
         raise SettingsError("channelSettings.sasl.username: is required")
     if not password:
         raise SettingsError("channelSettings.sasl.password: is required")
-    return Target(bootstrap, username, password, mechanism, tls, ca)
+    return Target(bootstrap, username, password, mechanism, tls)
 
 
 @dataclass(frozen=True)
