@@ -18,6 +18,7 @@ from callback_language.compiled import callback_spec
 from callback_language.downlink import render_direct
 from callback_language.grammar import GrammarError, parse_grammar
 from callback_language.templates import TemplateError, validate_callback
+from oss.channel_settings import settings_errors
 from oss.errors import FieldError
 
 
@@ -67,6 +68,9 @@ def callback_errors(row: dict[str, Any], destinations: DestinationPolicy) -> lis
     errors = template_size_errors(row)
     if errors:
         return errors  # not worth parsing
+    errors = settings_errors(row.get("channel"), row.get("channel_settings"))
+    if errors:
+        return errors
     try:
         validate_callback(callback_spec(row, SUBTYPE_KIND[row["callback_subtype"]]))
     except TemplateError as exc:
@@ -81,8 +85,9 @@ def callback_errors(row: dict[str, Any], destinations: DestinationPolicy) -> lis
 
 
 def destination_errors(row: dict[str, Any], destinations: DestinationPolicy) -> list[FieldError]:
-    """The URL of a URL or BATCH_URL callback against the destination rule (EMAIL goes to the operator's relay)."""
-    if row.get("channel") == "EMAIL" or not row.get("url"):
+    """The URL of a URL or BATCH_URL callback against the destination rule (EMAIL goes to the operator's relay;
+    the channels with settings are checked by their validators)."""
+    if row.get("channel") not in ("URL", "BATCH_URL", None) or not row.get("url"):
         return []
     refusal = destinations.check_url(row["url"])
     return [FieldError("url", refusal)] if refusal else []

@@ -1,4 +1,7 @@
-"""/device-types/{id}/callbacks: URL, BATCH_URL and EMAIL callbacks of a device type.
+"""/device-types/{id}/callbacks: URL, BATCH_URL, EMAIL, MQTT and KAFKA callbacks of a device type.
+
+MQTT and KAFKA callbacks (issue 14) hold their settings in one object,
+`channelSettings`, validated per channel (`oss.channel_settings`).
 
 API v2 numbers (callbackType, callbackSubtype) differently from our tables:
 DATA (0) UPLINK (2) / BIDIR (3); SERVICE (1) STATUS (0), ACKNOWLEDGE (4),
@@ -39,7 +42,8 @@ BIDIR = 1
 COLUMNS = {"channel": "channel", "enabled": "enabled", "url": "url", "httpMethod": "http_method",
            "headers": "headers", "bodyTemplate": "body_template", "contentType": "content_type",
            "linePattern": "line_pattern", "sendSni": "send_sni", "recipient": "recipient", "subject": "subject",
-           "message": "message", "payloadConfig": "payload_config"}
+           "message": "message", "payloadConfig": "payload_config", "channelSettings": "channel_settings"}
+SEALED_COLUMNS = ("url_credentials", "secret_headers", "signing_secret", "channel_secrets")
 
 
 def db_subtype(callback_type: int, callback_subtype: int | None) -> int:
@@ -84,7 +88,7 @@ def callback_body(r: asyncpg.Record | dict[str, Any], *, writer: bool) -> dict[s
         "headers": secret["headers"] if r["channel"] == "URL" else None, "sendSni": r["send_sni"],
         "bodyTemplate": r["body_template"], "contentType": r["content_type"], "linePattern": r["line_pattern"],
         "recipient": r["recipient"], "subject": r["subject"], "message": r["message"],
-        "signingSecret": secret["signingSecret"],
+        "signingSecret": secret["signingSecret"], "channelSettings": secret["channelSettings"],
     })
 
 
@@ -148,7 +152,7 @@ async def update_callback(request: web.Request) -> web.Response:
             changes["callback_subtype"] = db_subtype(new_type, body.get("callbackSubtype", old_subtype))
         parts = parts_for_update(body, changes, current)
         merged = checked(request, {**dict(current), **changes}, parts)
-        changes.update({column: merged[column] for column in ("url_credentials", "secret_headers", "signing_secret")})
+        changes.update({column: merged[column] for column in SEALED_COLUMNS})
         await callbacks.edit(conn, current["id"], changes)
     if parts.generated:
         return json_response({"signingSecret": parts.generated})  # shown this once
