@@ -51,6 +51,7 @@ _SCRUB_MIN = 4
 SETTINGS_SECRETS: dict[str, tuple[str, ...]] = {
     "MQTT": ("password",),
     "KAFKA": ("sasl.password",),
+    "AZURE_EVENT_HUBS": ("connectionString",),
 }
 
 

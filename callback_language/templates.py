@@ -47,7 +47,10 @@ from callback_language.variables import CUSTOM_DATA_PREFIX, VARIABLES, allowed, 
 
 # Channels whose destination is in `channelSettings` (issue 14), and the members of it that are
 # templates of the callback's variables, compiled and rendered as bodies are.
-TEMPLATED_SETTINGS: dict[str, tuple[str, ...]] = {"MQTT": ("topic",), "KAFKA": ("topic",)}
+TEMPLATED_SETTINGS: dict[str, tuple[str, ...]] = {"MQTT": ("topic",), "KAFKA": ("topic",),
+                                                 "AZURE_EVENT_HUBS": ("topic",)}
+# Templated settings a channel may leave out (Event Hubs: the connection string's EntityPath).
+OPTIONAL_SETTINGS: dict[str, tuple[str, ...]] = {"AZURE_EVENT_HUBS": ("topic",)}
 CHANNELS = ("URL", "BATCH_URL", "EMAIL", *TEMPLATED_SETTINGS)
 METHODS = ("GET", "POST", "PUT")
 FORM = "application/x-www-form-urlencoded"
@@ -500,6 +503,8 @@ def _compile_with_settings(spec: CallbackSpec) -> CompiledCallback:
     for name in TEMPLATED_SETTINGS[spec.channel]:
         field = f"channelSettings.{name}"
         text = spec.settings.get(name)
+        if text is None and name in OPTIONAL_SETTINGS.get(spec.channel, ()):
+            continue
         if not isinstance(text, str) or not text:
             raise TemplateError(field, None, f"required for {spec.channel} callbacks")
         bad = _HEADER_BREAK.search(text)

@@ -3,7 +3,7 @@
 One delivery is one callback to call for one record, already rendered:
 
     {"id": "<record id>/<callback id>", "callbackId": "...", "kind": "DATA",
-     "channel": "URL" | "BATCH_URL" | "EMAIL" | "DIRECT", "recordId": "...",
+     "channel": "URL" | "BATCH_URL" | "EMAIL" | "DIRECT" | "KAFKA" | ..., "recordId": "...",
      "messageId": "...", "device": "00AB12CD", "deviceTypeId": "...", "groupId": "...",
      "origin": <first frame, ms>, "createdAt": <routed, ms>, "messageTime": <the message's time, ms>,
      "scheduleFrom": <ms, a replay only>, "variables": {...}, "downlink": false,
@@ -37,8 +37,8 @@ from typing import Any, Literal, NotRequired, TypedDict, cast
 
 import orjson
 
-CHANNELS = ("URL", "BATCH_URL", "EMAIL", "DIRECT")
-Channel = Literal["URL", "BATCH_URL", "EMAIL", "DIRECT"]
+CHANNELS = ("URL", "BATCH_URL", "EMAIL", "DIRECT", "KAFKA", "AZURE_EVENT_HUBS")
+Channel = Literal["URL", "BATCH_URL", "EMAIL", "DIRECT", "KAFKA", "AZURE_EVENT_HUBS"]
 
 
 class Request(TypedDict):

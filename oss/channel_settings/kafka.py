@@ -23,7 +23,7 @@ MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 MAX_SERVERS = 20
 _SERVER = re.compile(r"^(\[[0-9A-Fa-f:]+\]|[A-Za-z0-9_.-]+):([0-9]{1,5})$")
 # Literal parts of a topic template: Kafka's legal characters, or a {variable}.
-_TOPIC = re.compile(r"^([A-Za-z0-9._-]|\{[^{}]*\})+$")
+TOPIC_TEMPLATE = re.compile(r"^([A-Za-z0-9._-]|\{[^{}]*\})+$")
 
 
 def errors(settings: dict[str, Any]) -> list[FieldError]:
@@ -39,7 +39,7 @@ def errors(settings: dict[str, Any]) -> list[FieldError]:
             if match is None or not 1 <= int(match.group(2)) <= 65535:
                 check.fail(f"bootstrapServers[{i}]", "must be host:port")
     topic = check.text("topic", required=True, max_length=249)
-    if topic is not None and not _TOPIC.match(topic):
+    if topic is not None and not TOPIC_TEMPLATE.match(topic):
         check.fail("topic", "a Kafka topic holds only letters, digits, '.', '_', '-' (and {variables})")
     check.boolean("tls")
     sasl = check.obj("sasl")

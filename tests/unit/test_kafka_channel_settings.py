@@ -8,13 +8,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from workers.channels.azure_event_hubs import (
-    FIELD,
-    KEYS,
-    AzureEventHubs,
-    event_hubs_target,
-    parse_connection_string,
-)
+from backhaul.event_hubs import FIELD, KEYS, ConnectionStringError, parse_connection_string
+from workers.channels.azure_event_hubs import AzureEventHubs, event_hubs_target
 from workers.channels.kafka import SettingsError, Target, bootstrap_servers, error_class, kafka_target
 
 KEY = "c2VjcmV0LWtleS0xMjM0NTY3ODkwYWJjZGVmZ2hpams="
@@ -28,7 +23,7 @@ def test_a_portal_connection_string_maps_to_sasl_plain_over_tls() -> None:
     assert target == Target("acme-ns.servicebus.windows.net:9093", "$ConnectionString", GOOD, "PLAIN", True)
     assert target.key == "kafka://$ConnectionString@acme-ns.servicebus.windows.net:9093"
     assert KEY not in repr(parsed) and KEY not in repr(target)
-    assert AzureEventHubs().topic_template({"connectionString": GOOD}) == "hub-1"
+    assert AzureEventHubs().default_topic({"connectionString": GOOD}) == "hub-1"
 
 
 def test_keys_are_case_insensitive_order_free_and_a_trailing_semicolon_is_fine() -> None:
@@ -36,8 +31,7 @@ def test_keys_are_case_insensitive_order_free_and_a_trailing_semicolon_is_fine()
     parsed = parse_connection_string(text)
     assert (parsed.namespace, parsed.entity_path) == ("ns.servicebus.windows.net", None)
     with pytest.raises(SettingsError, match=r"^channelSettings.topic: is required when"):
-        AzureEventHubs().topic_template({"connectionString": text})
-    assert AzureEventHubs().topic_template({"connectionString": text, "topic": "t-{device}"}) == "t-{device}"
+        AzureEventHubs().default_topic({"connectionString": text})
 
 
 def test_the_bootstrap_override_and_tls_off_are_for_a_local_kafka() -> None:
@@ -63,7 +57,7 @@ def test_the_bootstrap_override_and_tls_off_are_for_a_local_kafka() -> None:
     (GOOD + "\n", "must be one line"),
 ])
 def test_bad_connection_strings_name_what_is_wrong(text: str, message: str) -> None:
-    with pytest.raises(SettingsError) as caught:
+    with pytest.raises(ConnectionStringError) as caught:
         parse_connection_string(text)
     assert str(caught.value).startswith(f"{FIELD}: ")
     assert message in str(caught.value)
@@ -84,7 +78,7 @@ _SECRET = st.text("0123456789abcdef", min_size=8, max_size=20).map(lambda h: f"K
 def test_any_string_parses_or_fails_naming_the_field_without_its_secret(text: str) -> None:
     try:
         parsed = parse_connection_string(text)
-    except SettingsError as exc:
+    except ConnectionStringError as exc:
         message = str(exc)
         assert message.startswith(f"{FIELD}: ") and len(message) > len(FIELD) + 2
         for secret in re.findall(r"KEY[0-9a-f]{8,}=", text):

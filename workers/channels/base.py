@@ -103,3 +103,6 @@ class Channel:
     async def publish(self, delivery: Delivery, context: Context) -> list[Out]:
         """(Channels that call nothing) The records the delivery becomes."""
         raise NotImplementedError(f"{self.name} calls an endpoint")
+
+    async def close(self) -> None:
+        """Release what the channel keeps between attempts (connections, producers); the worker stops."""

@@ -33,8 +33,7 @@ from aiokafka.helpers import create_ssl_context
 from backhaul.destinations import literal_address
 from backhaul.outbound import policy_from_settings
 from backhaul.secretbox import SealedSecretError
-from callback_language.bindings import SUBTYPE_KIND
-from callback_language.templates import JSON, Template, TemplateError, compile_template, validate_json_body
+from callback_language.templates import JSON, TemplateError
 from workers.attempt import Outcome, failed
 from workers.channels.base import Channel, Context, Delivery, Request
 
@@ -121,37 +120,6 @@ def kafka_target(settings: dict[str, Any]) -> Target:
     if not password:
         raise SettingsError("channelSettings.sasl.password: is required")
     return Target(bootstrap, username, password, mechanism, tls)
-
-
-@dataclass(frozen=True)
-class Templates:
-    """A callback's record templates: the topic, and the body (JSON-escaped for application/json)."""
-
-    topic: Template
-    body: Template | None
-    json: bool
-
-    def render(self, variables: dict[str, Any]) -> tuple[str, bytes]:
-        topic = self.topic.render_text(variables)
-        if not TOPIC.fullmatch(topic):
-            raise TemplateError("channelSettings.topic", None, f"rendered topic {topic[:260]!r} is not a Kafka topic "
-                                                               "name (1-249 of A-Z a-z 0-9 . _ -)")
-        if self.body is None:
-            return topic, b""
-        text = self.body.render_json(variables) if self.json else self.body.render_text(variables)
-        return topic, text.encode()
-
-
-def compile_templates(cb: dict[str, Any], topic: str) -> Templates:
-    """The record templates of a callbacks row (TemplateError naming the field)."""
-    kind = SUBTYPE_KIND.get(cb.get("callback_subtype"), "DATA_UPLINK")  # type: ignore[arg-type]
-    topic_template = compile_template(topic, kind=kind, field="channelSettings.topic")
-    text = cb.get("body_template")
-    json = (cb.get("content_type") or "").lower() == JSON
-    if not text:
-        return Templates(topic_template, None, json)
-    body = validate_json_body(text, kind) if json else compile_template(text, kind=kind, field="bodyTemplate")
-    return Templates(topic_template, body, json)
 
 
 class Producers:
@@ -248,17 +216,17 @@ class KafkaChannel(Channel):
 
     def __init__(self) -> None:
         self.producers = Producers()
-        self._templates: dict[str, tuple[Any, Templates]] = {}
+
+    async def close(self) -> None:
+        await self.producers.close()
 
     # What differs between Kafka-speaking channels ----------------------
     def target(self, settings: dict[str, Any]) -> Target:
         return kafka_target(settings)
 
-    def topic_template(self, settings: dict[str, Any]) -> str:
-        topic = settings.get("topic")
-        if not isinstance(topic, str) or not topic:
-            raise SettingsError("channelSettings.topic: is required")
-        return topic
+    def default_topic(self, settings: dict[str, Any]) -> str:
+        """The topic of a callback whose settings have no `topic` template."""
+        raise SettingsError("channelSettings.topic: is required")
 
     # The channel -------------------------------------------------------
     def settings_of(self, cb: dict[str, Any], context: Context) -> dict[str, Any]:
@@ -271,17 +239,26 @@ class KafkaChannel(Channel):
             return f"{self.name.lower()}:gone"
         try:
             return self.target(self.settings_of(cb, context)).key
-        except (SettingsError, SealedSecretError, ValueError):
+        except (SealedSecretError, ValueError):
             return f"{self.name.lower()}:{cb['id']}"  # fails at send time, alone in its bulkhead
 
-    def templates(self, cb: dict[str, Any], settings: dict[str, Any]) -> Templates:
-        version = (cb.get("updated_at"), cb.get("callback_subtype"), settings.get("topic"),
-                   settings.get("topicTemplate"), cb.get("body_template"), cb.get("content_type"))
-        hit = self._templates.get(cb["id"])
-        if hit is None or hit[0] != version:
-            hit = (version, compile_templates(cb, self.topic_template(settings)))
-            self._templates[cb["id"]] = hit
-        return hit[1]
+    def record(self, cb: dict[str, Any], settings: dict[str, Any], variables: dict[str, Any],
+               context: Context) -> tuple[str, bytes]:
+        """(topic, value) of one delivery: the callback's templates (compiled by callback_language, as the
+        router compiles them) rendered with its variables. TemplateError naming the field."""
+        compiled = context.compiled.get(cb)
+        if compiled is None:
+            raise TemplateError("callback", None, "callback could not be compiled")
+        template = next((t for name, t in compiled.settings if name == "topic"), None)
+        topic = template.render_text(variables) if template is not None else self.default_topic(settings)
+        if not TOPIC.fullmatch(topic):
+            raise TemplateError("channelSettings.topic", None, f"rendered topic {topic[:260]!r} is not a Kafka topic "
+                                                               "name (1-249 of A-Z a-z 0-9 . _ -)")
+        if compiled.body is None:
+            return topic, b""
+        body = compiled.body.render_json(variables) if compiled.content_type == JSON \
+            else compiled.body.render_text(variables)
+        return topic, body.encode()
 
     async def send(self, delivery: Delivery, attempts: int, callback: dict[str, Any], context: Context) -> Outcome:
         if not callback:
@@ -289,10 +266,10 @@ class KafkaChannel(Channel):
         try:
             settings = self.settings_of(callback, context)
             target = self.target(settings)
-            topic, value = self.templates(callback, settings).render(delivery.get("variables") or {})
+            topic, value = self.record(callback, settings, delivery.get("variables") or {}, context)
         except SealedSecretError as exc:
             return failed(f"callback secrets: {exc}")
-        except (SettingsError, TemplateError) as exc:
+        except ValueError as exc:  # SettingsError, ConnectionStringError, TemplateError: they name the field
             return failed(str(exc), "render")
         refusal = await destination_refusal(target)
         if refusal is not None:
