@@ -112,3 +112,36 @@ def test_error_classes_count_an_unwell_cluster_not_a_refusal() -> None:
     assert error_class(TimeoutError()) == "timeout"
     assert error_class(UnknownTopicOrPartitionError()) == "connect"
     assert error_class(TopicAuthorizationFailedError()) == "other"
+
+
+def test_the_event_hubs_validator_names_the_member() -> None:
+    from oss.channel_settings import settings_errors
+
+    def errors(settings):
+        return [(e.field, e.message) for e in settings_errors("AZURE_EVENT_HUBS", settings)]
+
+    assert errors({"connectionString": GOOD}) == []
+    assert errors({"connectionString": "********", "topic": "hub-{deviceTypeId}"}) == [], "a kept secret"
+    assert errors({}) == [("channelSettings.connectionString", "is required")]
+    no_entity = GOOD.rsplit(";", 1)[0]
+    assert errors({"connectionString": no_entity}) == [
+        ("channelSettings.topic", "is required when the connection string has no EntityPath")]
+    [(field, message)] = errors({"connectionString": GOOD.replace("sb://", "amqps://")})
+    assert (field, message) == ("channelSettings.connectionString", "Endpoint must start with sb://")
+    assert KEY not in message
+    assert errors({"connectionString": GOOD, "bootstrapServers": ["h"], "tls": "no", "extra": 1}) == [
+        ("channelSettings.extra", "is not a member of these settings; expected one of connectionString, topic, "
+                                  "bootstrapServers, tls"),
+        ("channelSettings.bootstrapServers[0]", "must be host:port"),
+        ("channelSettings.tls", "must be of type boolean")]
+    assert errors({"connectionString": GOOD, "topic": "a/b"})[0][0] == "channelSettings.topic"
+
+
+def test_the_connection_string_is_a_secret_member() -> None:
+    from backhaul.callback_secrets import seal_callback, split_settings
+
+    clear, secret = split_settings("AZURE_EVENT_HUBS", {"connectionString": GOOD, "topic": "t"})
+    assert clear == {"topic": "t"} and secret == {"connectionString": GOOD}
+    sealed = seal_callback({"id": "c", "channel": "AZURE_EVENT_HUBS", "url": None,
+                            "channel_settings": {"connectionString": GOOD}})
+    assert KEY not in str(sealed) and set(sealed["channel_secrets"]) == {"connectionString"}
