@@ -4,7 +4,7 @@ Settings (`channelSettings`, checked by `oss.channel_settings.kafka`): `bootstra
 (["host:port", ...]), `topic` (a template with the callback's variables), `tls` (bool; the system's
 CAs), `sasl` {mechanism PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512, username, password (secret)}. The record: key = the device id, value
 = the callback's body template rendered, headers `message-id` (the delivery's stable id: the same on
-every retry and replay, receivers de-duplicate on it) and `callback-type` (DATA, SERVICE, ...).
+every retry and replay, receivers de-duplicate on it) and `callback-type` (the callback kind: DATA_UPLINK, DATA_BIDIR, STATUS, ...).
 
 One implementation for every Kafka-speaking destination: a channel maps its settings to a `Target`
 (`target`), the rest is here (Azure Event Hubs: `workers.channels.azure_event_hubs`). Producers are
@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import socket
 import ssl
 import time
 from collections import OrderedDict
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,6 +124,47 @@ def kafka_target(settings: dict[str, Any]) -> Target:
     return Target(bootstrap, username, password, mechanism, tls)
 
 
+# aiokafka logs why each bootstrap address failed (a refused connection, a SASL mechanism the broker
+# does not offer, bad credentials) and raises only "Unable to bootstrap": the reasons are taken from
+# its log, per task (a context variable), to become the attempt's error text.
+_bootstrap_errors: ContextVar[list[BaseException] | None] = ContextVar("kafka_bootstrap_errors", default=None)
+
+
+class _BootstrapErrors(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        errors = _bootstrap_errors.get()
+        if errors is not None and isinstance(record.args, tuple) and record.args \
+                and isinstance(record.args[-1], BaseException):
+            errors.append(record.args[-1])
+        return True
+
+
+logging.getLogger("aiokafka").addFilter(_BootstrapErrors())
+
+
+class Refused(KafkaError):  # type: ignore[misc]  # aiokafka ships no types: its base is Any
+    """The cluster refused the client (SASL mechanism, credentials, TLS): not a sign it is unwell."""
+
+
+async def start(producer: AIOKafkaProducer, target: Target, timeout_s: float) -> None:
+    """Start a producer; when it cannot bootstrap, raise what stopped it: the broker's refusal (SASL,
+    authentication) if any, else the connection error, naming the addresses."""
+    token = _bootstrap_errors.set([])
+    try:
+        await asyncio.wait_for(producer.start(), timeout_s)
+    except KafkaConnectionError as exc:
+        errors = _bootstrap_errors.get() or []
+        refusals = [e for e in errors if isinstance(e, KafkaError) and not isinstance(e, KafkaConnectionError)]
+        if refusals:
+            how = f"SASL {target.mechanism} as {target.username}" if target.mechanism else "no SASL"
+            raise Refused(f"{refusals[-1]}; {how}, {'TLS' if target.tls else 'no TLS'}") from exc
+        if errors:
+            raise KafkaConnectionError(f"Unable to bootstrap from {target.bootstrap}: {errors[-1]}") from exc
+        raise
+    finally:
+        _bootstrap_errors.reset(token)
+
+
 class Producers:
     """Started producers by target, least recently used closed first (at most `size`)."""
 
@@ -142,7 +185,7 @@ class Producers:
                 return producer
             producer = target.producer(timeout_s)
             try:
-                await asyncio.wait_for(producer.start(), timeout_s)
+                await start(producer, target, timeout_s)
             except BaseException:
                 await _stop(producer)
                 raise
@@ -192,8 +235,8 @@ def error_text(exc: BaseException) -> str:
     """The client's own words for a failure."""
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
         return "Kafka did not acknowledge the record in time"
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    text, name = str(exc), type(exc).__name__
+    return text if text.startswith(name) else f"{name}: {text}" if text else name
 
 
 def error_class(exc: BaseException) -> str:
