@@ -161,14 +161,24 @@ async def test_kill_9_of_the_delivery_worker_every_message_arrives_repeats_carry
     async def some_arrived() -> bool:
         return len(await read_topic(customer, timeout=0.5)) >= 50
     await wait_until(some_arrived, 15, "50 records before the crash")
+    in_flight = await pipe.workers[1].metrics()
     pipe.workers[1].kill9()
+    before = len(await read_topic(customer, timeout=0.5))
+    gauge = next(line for line in in_flight.splitlines() if line.startswith("backhaul_deliveries_in_flight "))
+    print(f"killed with {before} records in the customer's topic; {gauge}")
     restarted = workers("delivery", isolated, **env)
     await restarted.wait_ready()
 
-    records = await records_of(customer, 500, timeout=15)
     ids: dict[tuple[str, int], set[str]] = defaultdict(set)
-    for r in records:
-        ids[(r.key.decode(), orjson.loads(r.value)["seq"])].add(headers_of(r)["message-id"])
+    records: list = []
+
+    async def every_message() -> bool:
+        records[:] = await read_topic(customer, timeout=1.0)
+        ids.clear()
+        for r in records:
+            ids[(r.key.decode(), orjson.loads(r.value)["seq"])].add(headers_of(r)["message-id"])
+        return len(ids) >= 500
+    await wait_until(every_message, 15, f"all 500 messages\n{restarted.log_tail()}")
     print(f"{len(records)} records for {len(ids)} messages: {len(records) - len(ids)} repeats")
     assert len(ids) == 500, "every message arrived"
     assert all(len(v) == 1 for v in ids.values()), "a repeat carries the same message-id"
