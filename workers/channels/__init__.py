@@ -9,6 +9,7 @@ from workers.channels.base import Answered, BatchRequest, Channel, Context
 from workers.channels.batch_url import BatchUrl
 from workers.channels.direct import Direct
 from workers.channels.email import Email
+from workers.channels.mqtt import Mqtt
 from workers.channels.url import Url
 
 __all__ = ["CHANNELS", "Answered", "BatchRequest", "Channel", "Context", "register"]
@@ -27,3 +28,4 @@ register(Url())
 register(BatchUrl())
 register(Email())
 register(Direct())
+register(Mqtt())
