@@ -106,6 +106,7 @@ async def test_kill_9_of_the_delivery_worker_mid_flight(pipeline, broker, subscr
     await wait_until(lambda: len(subscriber.messages) >= 20, 15, "some messages before the crash")
     pipe.workers[1].kill9()
     before = len(subscriber.messages)
+    assert before < total, "killed with messages still to deliver"
     restarted = workers("delivery", isolated, **env)
     await restarted.wait_ready()
 
