@@ -625,6 +625,19 @@ def render_batch(compiled: CompiledCallback, variables_list: list[Mapping[str, A
                            compiled.content_type, compiled.basic_auth)
 
 
+def render_publish(compiled: CompiledCallback, variables: Mapping[str, Any]) -> dict[str, str]:
+    """What a channel with settings publishes for one message: its templated settings rendered (`topic`:
+    CR, LF and NUL refused, and for MQTT the wildcards + and # too), `body` and `contentType`."""
+    if compiled.channel not in TEMPLATED_SETTINGS:
+        raise ValueError(f"render_publish is for {', '.join(TEMPLATED_SETTINGS)} callbacks, not {compiled.channel}")
+    assert compiled.body is not None and compiled.content_type is not None  # pragma: no mutate (narrows)
+    out = {name: template.render_header(variables) for name, template in compiled.settings}
+    if compiled.channel == "MQTT" and ("+" in out["topic"] or "#" in out["topic"]):
+        raise TemplateError("channelSettings.topic", None, "rendered topic holds an MQTT wildcard (+ or #)")
+    body = compiled.body.render_json(variables) if compiled.content_type == JSON else compiled.body.render_text(variables)
+    return {**out, "body": body, "contentType": compiled.content_type}
+
+
 def render_email(compiled: CompiledCallback, variables: Mapping[str, Any]) -> tuple[str, str, str]:
     """(recipient, subject, body) of an EMAIL callback; a recipient that renders to
     no address, or a subject with CR/LF, raises TemplateError."""

@@ -11,6 +11,7 @@ from workers.channels.batch_url import BatchUrl
 from workers.channels.direct import Direct
 from workers.channels.email import Email
 from workers.channels.kafka import KafkaChannel
+from workers.channels.mqtt import Mqtt
 from workers.channels.url import Url
 
 __all__ = ["CHANNELS", "Answered", "BatchRequest", "Channel", "Context", "register"]
@@ -29,5 +30,6 @@ register(Url())
 register(BatchUrl())
 register(Email())
 register(Direct())
+register(Mqtt())
 register(KafkaChannel())
 register(AzureEventHubs())

@@ -105,4 +105,4 @@ class Channel:
         raise NotImplementedError(f"{self.name} calls an endpoint")
 
     async def close(self) -> None:
-        """Release what the channel keeps between attempts (connections, producers); the worker stops."""
+        """Close what the channel keeps open (pooled connections of its own); the loop calls it on stop."""

@@ -2,9 +2,12 @@
 
 Settings (`channelSettings`, checked by `oss.channel_settings.kafka`): `bootstrapServers`
 (["host:port", ...]), `topic` (a template with the callback's variables), `tls` (bool; the system's
-CAs), `sasl` {mechanism PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512, username, password (secret)}. The record: key = the device id, value
-= the callback's body template rendered, headers `message-id` (the delivery's stable id: the same on
-every retry and replay, receivers de-duplicate on it) and `callback-type` (the callback kind: DATA_UPLINK, DATA_BIDIR, STATUS, ...).
+CAs), `sasl` {mechanism PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512, username, password (secret)}. The
+record: key = the device id; value = the body template, topic = the topic template, both rendered
+by the router (the delivery's `publish`); headers `message-id` (the delivery's stable id: the same
+on every retry, replay and crash re-send; receivers de-duplicate on it) and `callback-type` (the
+callback kind: DATA_UPLINK, DATA_BIDIR, STATUS, ...). Acknowledged, the attempt is recorded as 200
+with the record's place (`topic[partition]@offset`) as its answer.
 
 One implementation for every Kafka-speaking destination: a channel maps its settings to a `Target`
 (`target`), the rest is here (Azure Event Hubs: `workers.channels.azure_event_hubs`). Producers are
@@ -35,7 +38,7 @@ from aiokafka.helpers import create_ssl_context
 from backhaul.destinations import literal_address
 from backhaul.outbound import policy_from_settings
 from backhaul.secretbox import SealedSecretError
-from callback_language.templates import JSON, TemplateError
+from callback_language.templates import TemplateError
 from workers.attempt import Outcome, failed
 from workers.channels.base import Channel, Context, Delivery, Request
 
@@ -285,23 +288,14 @@ class KafkaChannel(Channel):
         except (SealedSecretError, ValueError):
             return f"{self.name.lower()}:{cb['id']}"  # fails at send time, alone in its bulkhead
 
-    def record(self, cb: dict[str, Any], settings: dict[str, Any], variables: dict[str, Any],
-               context: Context) -> tuple[str, bytes]:
-        """(topic, value) of one delivery: the callback's templates (compiled by callback_language, as the
-        router compiles them) rendered with its variables. TemplateError naming the field."""
-        compiled = context.compiled.get(cb)
-        if compiled is None:
-            raise TemplateError("callback", None, "callback could not be compiled")
-        template = next((t for name, t in compiled.settings if name == "topic"), None)
-        topic = template.render_text(variables) if template is not None else self.default_topic(settings)
+    def record(self, delivery: Delivery, settings: dict[str, Any]) -> tuple[str, bytes]:
+        """(topic, value) of one delivery: the topic and body the router rendered (`publish`)."""
+        publish = delivery["publish"]
+        topic = publish["topic"] or self.default_topic(settings)
         if not TOPIC.fullmatch(topic):
             raise TemplateError("channelSettings.topic", None, f"rendered topic {topic[:260]!r} is not a Kafka topic "
                                                                "name (1-249 of A-Z a-z 0-9 . _ -)")
-        if compiled.body is None:
-            return topic, b""
-        body = compiled.body.render_json(variables) if compiled.content_type == JSON \
-            else compiled.body.render_text(variables)
-        return topic, body.encode()
+        return topic, publish["body"].encode()
 
     async def send(self, delivery: Delivery, attempts: int, callback: dict[str, Any], context: Context) -> Outcome:
         if not callback:
@@ -309,7 +303,7 @@ class KafkaChannel(Channel):
         try:
             settings = self.settings_of(callback, context)
             target = self.target(settings)
-            topic, value = self.record(callback, settings, delivery.get("variables") or {}, context)
+            topic, value = self.record(delivery, settings)
         except SealedSecretError as exc:
             return failed(f"callback secrets: {exc}")
         except ValueError as exc:  # SettingsError, ConnectionStringError, TemplateError: they name the field
