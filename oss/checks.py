@@ -85,8 +85,12 @@ def callback_errors(row: dict[str, Any], destinations: DestinationPolicy) -> lis
 
 
 def destination_errors(row: dict[str, Any], destinations: DestinationPolicy) -> list[FieldError]:
-    """The URL of a URL or BATCH_URL callback against the destination rule (EMAIL goes to the operator's relay;
-    the channels with settings are checked by their validators)."""
+    """The URL of a URL or BATCH_URL callback, the host of an MQTT one, against the destination rule (EMAIL
+    goes to the operator's relay); the MQTT channel checks the addresses the host resolves to when it connects."""
+    settings = row.get("channel_settings")
+    if row.get("channel") == "MQTT" and isinstance(settings, dict) and isinstance(settings.get("host"), str):
+        refusal = destinations.check_host(settings["host"])
+        return [FieldError("channelSettings.host", refusal)] if refusal else []
     if row.get("channel") not in ("URL", "BATCH_URL", None) or not row.get("url"):
         return []
     refusal = destinations.check_url(row["url"])

@@ -113,6 +113,9 @@ CHANNEL_SETTINGS = O() | {"additionalProperties": True, "description": (
     "tls (overrides, for tests). Secret members (password, sasl.password, connectionString) are write-only, sealed at rest, read back as ******** by writers, left "
     "out for readers; on update ******** or leaving them out keeps them (on the same destination), null removes "
     "them.")}
+# On update a secret member's null removes it (elsewhere in channelSettings null means "unset"): declared nullable.
+CHANNEL_SETTINGS_UPDATE = CHANNEL_SETTINGS | O(password=nullable(S(0, 1000)),
+                                              sasl=O(password=nullable(S(0, 1000))) | {"additionalProperties": True})
 SETTINGS_CALLBACK = dict(channelSettings=CHANNEL_SETTINGS, bodyTemplate=S(1, 10000),
                          contentType=S(0, 100, description="text/plain (default) or application/json (checked)"))
 DEVICE_EDIT: dict[str, Any] = dict(name=S(1, 100), activable=B, automaticRenewal=B, lat=nullable(LAT), lng=nullable(LNG),
@@ -326,7 +329,7 @@ SCHEMAS: dict[str, Any] = {
                             "null removes it; headers: null removes every header")}), sendSni=B,
                         bodyTemplate=nullable(S(0, 10000)), contentType=nullable(S(0, 100)),
                         linePattern=nullable(S(0, 2000)), recipient=S(1, 500), subject=nullable(S(0, 500)),
-                        message=nullable(S(0, 10000)), channelSettings=nullable(CHANNEL_SETTINGS)),
+                        message=nullable(S(0, 10000)), channelSettings=nullable(CHANNEL_SETTINGS_UPDATE)),
     "callback": O(id=S(), channel=S(), callbackType=I(), callbackSubtype=I(), payloadConfig=S(), enabled=B,
                   dead=B, url=S(description="credentials shown as ********@ to writers, left out for readers"),
                   httpMethod=S(), downlinkHook=B, headers=O(description=SECRETS_NOTE), sendSni=B,

@@ -140,7 +140,7 @@ class SecretParts:
             why = ("a callback cannot have both credentials in its URL and an Authorization header "
                    "(both set Authorization): keep one")
             errors += [FieldError("url", why), FieldError(f"headers.{authorization}", why)]
-        if self.signing and channel == "EMAIL":
+        if self.signing and channel not in ("URL", "BATCH_URL"):
             errors.append(FieldError("signingSecret", "only URL and BATCH_URL callbacks are signed"))
         return errors
 

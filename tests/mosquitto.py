@@ -71,6 +71,7 @@ class Mosquitto:
 
     folder: Path
     acl: str | None = None  # an ACL file's text; None: every user may do everything
+    users: dict[str, str] = field(default_factory=lambda: {USER: PASSWORD, READER: READER_PASSWORD})
     port: int = field(default_factory=free_port)
     tls_port: int = field(default_factory=free_port)
     ca: str = ""
@@ -81,7 +82,7 @@ class Mosquitto:
         self.ca, cert, key = _certificates(self.folder)
         passwords = self.folder / "passwd"
         passwords.write_text("")
-        for user, password in ((USER, PASSWORD), (READER, READER_PASSWORD)):
+        for user, password in {**self.users, READER: READER_PASSWORD}.items():
             subprocess.run(["mosquitto_passwd", "-b", str(passwords), user, password], check=True,
                            capture_output=True, timeout=10)
         lines = ["per_listener_settings false", "allow_anonymous false", f"password_file {passwords}",

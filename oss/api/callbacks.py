@@ -22,6 +22,7 @@ from aiohttp import web
 from backhaul.destinations import DestinationPolicy
 from backhaul.secretbox import keyring
 from backhaul.settings import settings
+from callback_language.downlink import DOWNLINK_CHANNELS
 from oss import checks
 from oss.auth import Caller, caller
 from oss.callback_test_send import send_test
@@ -84,7 +85,7 @@ def callback_body(r: asyncpg.Record | dict[str, Any], *, writer: bool) -> dict[s
     return compact({
         "id": r["id"], "channel": r["channel"], "callbackType": callback_type, "callbackSubtype": callback_subtype,
         "payloadConfig": r["payload_config"], "enabled": r["enabled"], "dead": r["dead"], "url": secret["url"],
-        "httpMethod": r["http_method"], "downlinkHook": r["downlink_hook"] if r["channel"] != "EMAIL" else None,
+        "httpMethod": r["http_method"], "downlinkHook": r["downlink_hook"] if r["channel"] in DOWNLINK_CHANNELS else None,
         "headers": secret["headers"] if r["channel"] == "URL" else None, "sendSni": r["send_sni"],
         "bodyTemplate": r["body_template"], "contentType": r["content_type"], "linePattern": r["line_pattern"],
         "recipient": r["recipient"], "subject": r["subject"], "message": r["message"],
@@ -190,7 +191,7 @@ async def choose_downlink_callback(request: web.Request) -> web.Response:
     who.require("callbacks", write=True)
     async with pool(request).acquire() as conn, conn.transaction():
         current = await scoped_callback(conn, who, request)
-        if current["callback_subtype"] != BIDIR or current["channel"] == "EMAIL":
+        if current["callback_subtype"] != BIDIR or current["channel"] not in DOWNLINK_CHANNELS:
             raise BadRequest(FieldError("callbackId", "only a DATA/BIDIR URL or BATCH_URL callback can be the "
                                                       "downlink callback", "path"))
         await callbacks.make_downlink_hook(conn, current["device_type_id"], current["id"])

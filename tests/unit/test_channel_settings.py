@@ -152,3 +152,14 @@ def test_topic_compiled_as_a_template():
     with pytest.raises(TemplateError) as bad:
         compile_callback(CallbackSpec(id="c", kind="DATA_UPLINK", channel="KAFKA", settings=KAFKA))
     assert bad.value.field == "bodyTemplate"
+
+
+def test_the_readme_example_is_a_valid_mqtt_callback():
+    import json
+
+    from backhaul.settings import PROJECT_ROOT
+    text = (PROJECT_ROOT / "README.md").read_text()
+    start = text.index("```json", text.index("- **Channels: MQTT**")) + len("```json")
+    example = json.loads(text[start:text.index("```", start)])
+    example["channelSettings"]["caCertificate"] = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    assert callback_problems(example, DestinationPolicy.parse("")) == []

@@ -182,6 +182,8 @@ def _reason(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, socket.gaierror):
         return "dns", f"{type(exc).__name__}: {exc}"
     text = str(exc) or type(exc).__name__
+    if isinstance(exc, MqttConnectError) and isinstance(exc.rc, int) and exc.args:
+        text = f"[code:{exc.rc}] {exc.args[0]}"  # aiomqtt's str() reads an MQTT 3.1.1 CONNACK code as a paho error
     if isinstance(exc, (MqttConnectError, aiomqtt.MqttCodeError)) and (isinstance(exc, MqttConnectError) or _refused(exc)):
         return "other", f"MQTT {text}"  # the broker answered: a refusal (credentials, ACL), not a breakdown
     if "timed out" in text:
