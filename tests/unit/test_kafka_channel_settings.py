@@ -145,3 +145,16 @@ def test_the_connection_string_is_a_secret_member() -> None:
     sealed = seal_callback({"id": "c", "channel": "AZURE_EVENT_HUBS", "url": None,
                             "channel_settings": {"connectionString": GOOD}})
     assert KEY not in str(sealed) and set(sealed["channel_secrets"]) == {"connectionString"}
+
+
+@pytest.mark.parametrize("bullet", ["- **Channels: Kafka**", "- **Channels: Azure Event Hubs**"])
+def test_the_readme_examples_are_valid_callbacks(bullet: str) -> None:
+    import json
+
+    from backhaul.destinations import DestinationPolicy
+    from backhaul.settings import PROJECT_ROOT
+    from oss.api.callbacks import callback_problems
+    text = (PROJECT_ROOT / "README.md").read_text()
+    start = text.index("```json", text.index(bullet)) + len("```json")
+    example = json.loads(text[start:text.index("```", start)])
+    assert callback_problems(example, DestinationPolicy.parse("")) == []
