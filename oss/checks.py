@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from backhaul.callback_secrets import MASK
 from backhaul.destinations import DestinationPolicy
+from backhaul.event_hubs import ConnectionStringError, parse_connection_string
 from backhaul.settings import settings
 from callback_language.bindings import SUBTYPE_KIND
 from callback_language.compiled import callback_spec
@@ -91,10 +93,33 @@ def destination_errors(row: dict[str, Any], destinations: DestinationPolicy) -> 
     if row.get("channel") == "MQTT" and isinstance(settings, dict) and isinstance(settings.get("host"), str):
         refusal = destinations.check_host(settings["host"])
         return [FieldError("channelSettings.host", refusal)] if refusal else []
+    if row.get("channel") in ("KAFKA", "AZURE_EVENT_HUBS") and isinstance(settings, dict):
+        return kafka_destination_errors(row["channel"], settings, destinations)
     if row.get("channel") not in ("URL", "BATCH_URL", None) or not row.get("url"):
         return []
     refusal = destinations.check_url(row["url"])
     return [FieldError("url", refusal)] if refusal else []
+
+
+def kafka_destination_errors(channel: str, settings: dict[str, Any],
+                             destinations: DestinationPolicy) -> list[FieldError]:
+    """The bootstrap hosts of a KAFKA or AZURE_EVENT_HUBS callback (for Event Hubs: the override, else the
+    connection string's namespace) against the destination rule; the channel checks what they resolve to."""
+    servers = settings.get("bootstrapServers")
+    hosts = [(f"channelSettings.bootstrapServers[{i}]", server.rpartition(":")[0].strip("[]"))
+             for i, server in enumerate(servers if isinstance(servers, list) else []) if isinstance(server, str)]
+    text = settings.get("connectionString")
+    if channel == "AZURE_EVENT_HUBS" and not hosts and isinstance(text, str) and text != MASK:
+        try:
+            hosts = [("channelSettings.connectionString", parse_connection_string(text).namespace)]
+        except ConnectionStringError:
+            return []  # refused by the validator already
+    errors = []
+    for field, host in hosts:
+        refusal = destinations.check_host(host)
+        if refusal:
+            errors.append(FieldError(field, refusal))
+    return errors
 
 
 def downlink_string_errors(text: str | None) -> list[FieldError]:

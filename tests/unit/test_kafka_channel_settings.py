@@ -158,3 +158,19 @@ def test_the_readme_examples_are_valid_callbacks(bullet: str) -> None:
     start = text.index("```json", text.index(bullet)) + len("```json")
     example = json.loads(text[start:text.index("```", start)])
     assert callback_problems(example, DestinationPolicy.parse("")) == []
+
+
+def test_bootstrap_hosts_are_checked_against_the_destination_rule_at_save() -> None:
+    from backhaul.destinations import DestinationPolicy
+    from oss.checks import destination_errors
+
+    policy = DestinationPolicy.parse("")
+    kafka = {"channel": "KAFKA", "channel_settings": {"bootstrapServers": ["kafka.example.com:9093", "10.0.0.5:9092"],
+                                                      "topic": "t"}}
+    assert [e.field for e in destination_errors(kafka, policy)] == ["channelSettings.bootstrapServers[1]"]
+    hubs = {"channel": "AZURE_EVENT_HUBS", "channel_settings": {"connectionString": GOOD}}
+    assert destination_errors(hubs, policy) == []
+    local = {"channel": "AZURE_EVENT_HUBS", "channel_settings": {"connectionString": GOOD,
+                                                                 "bootstrapServers": ["127.0.0.1:29094"]}}
+    assert [e.field for e in destination_errors(local, policy)] == ["channelSettings.bootstrapServers[0]"]
+    assert destination_errors(local, DestinationPolicy.parse("127.0.0.1/32")) == []
