@@ -232,3 +232,45 @@ async def test_channel_settings_refused_with_the_member_named(api, settings, fie
     reply = await writer.post(f"/device-types/{dtype}/callbacks", body)
     assert reply.status == 400, reply.body
     assert [e["field"] for e in reply.body["errors"]] == [field], reply.body
+
+
+KAFKA_PASSWORD = "kf-pass-5e1d"
+HUBS_KEY = "c2FrLWt1eS03NzQxYWJjZGVm="
+HUBS = f"Endpoint=sb://acme.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey={HUBS_KEY};EntityPath=up"
+
+
+@pytest.mark.parametrize("channel, settings, path, secret", [
+    ("KAFKA", {"bootstrapServers": ["kafka.example.com:9093"], "topic": "sigfox.{deviceTypeId}", "tls": True,
+               "sasl": {"mechanism": "SCRAM-SHA-512", "username": "bh", "password": KAFKA_PASSWORD}},
+     "sasl.password", KAFKA_PASSWORD),
+    ("AZURE_EVENT_HUBS", {"connectionString": HUBS}, "connectionString", HUBS),
+])
+async def test_kafka_and_event_hubs_secrets_sealed_masked_write_only(api, channel, settings, path, secret):
+    writer, reader, dtype = await setup(api, f"Secrets {channel}")
+    body = {"channel": channel, "callbackType": 0, "callbackSubtype": 2, "enabled": True,
+            "bodyTemplate": "{device} {seqNumber}", "channelSettings": settings}
+    cb = check(await writer.post(f"/device-types/{dtype}/callbacks", body), 201)["id"]
+    row = dict(await api.pool.fetchrow("SELECT * FROM callbacks WHERE id = $1", cb))
+    assert keyring().open(row["channel_secrets"][path]) == secret
+    raw = orjson.dumps({k: v for k, v in row.items() if k not in ("created_at", "updated_at")}).decode()
+    assert secret not in raw and KAFKA_PASSWORD not in raw and HUBS_KEY not in raw, "sealed at rest"
+
+    shown = only(await writer.get(f"/device-types/{dtype}/callbacks"), cb)["channelSettings"]
+    seen = only(await reader.get(f"/device-types/{dtype}/callbacks"), cb)["channelSettings"]
+    leaf = path.split(".")[-1]
+    assert (shown.get("sasl") or shown)[leaf] == MASK and leaf not in (seen.get("sasl") or seen)
+
+    check(await writer.put(f"/device-types/{dtype}/callbacks/{cb}", {"channelSettings": shown}), 204)
+    row = dict(await api.pool.fetchrow("SELECT * FROM callbacks WHERE id = $1", cb))
+    assert keyring().open(row["channel_secrets"][path]) == secret, "the mask keeps it"
+
+
+async def test_a_bad_connection_string_is_refused_naming_the_part_without_its_key(api):
+    writer, _, dtype = await setup(api, "Refused hubs")
+    body = {"channel": "AZURE_EVENT_HUBS", "callbackType": 0, "callbackSubtype": 2, "enabled": True,
+            "bodyTemplate": "{device}", "channelSettings": {"connectionString": HUBS.replace("sb://", "https://")}}
+    reply = await writer.post(f"/device-types/{dtype}/callbacks", body)
+    assert reply.status == 400, reply.body
+    assert [(e["field"], e["message"]) for e in reply.body["errors"]] == [
+        ("channelSettings.connectionString", "Endpoint must start with sb://")]
+    assert HUBS_KEY not in orjson.dumps(reply.body).decode()
