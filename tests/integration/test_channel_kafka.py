@@ -65,7 +65,9 @@ def headers_of(record) -> dict[str, str]:
 async def test_frames_become_records_with_key_headers_topic_and_body_rendered(pipeline, isolated):
     customer = f"{isolated.prefix}cust.{TYPE_ID}"
     await create_topic(customer)
-    pipe = await pipeline([kafka_callback(gateway(), isolated.prefix + "cust.{deviceTypeId}")])
+    missing = kafka_callback(gateway(), isolated.prefix + "nosuch.{device}", id="missing")
+    pipe = await pipeline([kafka_callback(gateway(), isolated.prefix + "cust.{deviceTypeId}"), missing],
+                          env={"BACKHAUL_CALLBACK_TIMEOUT_S": "3"})
     device = pipe.devices[0]
     await publish_frames([frame(device, seq, station=pipe.stations[0], data=f"0{seq}ab") for seq in (1, 2, 3)])
 
@@ -81,10 +83,15 @@ async def test_frames_become_records_with_key_headers_topic_and_body_rendered(pi
         assert headers["message-id"].endswith("/kafka")  # the delivery id: <record id>/<callback id>
     assert len({headers_of(r)["message-id"] for r in records}) == 3
     rows = await pipe.wait_rows("SELECT status, error_class, answer FROM callback_attempts "
-                                "WHERE status IS NOT NULL", 3)
+                                "WHERE status IS NOT NULL AND callback_id = 'kafka'", 3)
     assert {(r["status"], r["error_class"]) for r in rows} == {(200, "ok")}
     assert all(r["answer"].startswith(customer + "[") for r in rows), "the record's place in cbStatus"
     assert settings().kafka_password not in str(await pipe.fetch("SELECT * FROM callbacks")), "sealed at rest"
+    failed = await pipe.wait_rows("SELECT status, error_class, info FROM callback_attempts "
+                                  "WHERE callback_id = 'missing' AND status IS NOT NULL", 1, timeout=10)
+    topic = f"{isolated.prefix}nosuch.{device}"
+    assert (failed[0]["status"], failed[0]["error_class"]) == (600, "other")
+    assert failed[0]["info"] == f"UnknownTopicOrPartitionError: topic {topic!r} is not on the cluster"
 
 
 class Proxy:

@@ -106,11 +106,17 @@ def test_kafka_settings_map_to_a_target() -> None:
 
 
 def test_error_classes_count_an_unwell_cluster_not_a_refusal() -> None:
-    from aiokafka.errors import KafkaConnectionError, TopicAuthorizationFailedError, UnknownTopicOrPartitionError
+    from aiokafka.errors import (
+        KafkaConnectionError,
+        NotLeaderForPartitionError,
+        TopicAuthorizationFailedError,
+        UnknownTopicOrPartitionError,
+    )
 
     assert error_class(KafkaConnectionError("Unable to bootstrap")) == "connect"
     assert error_class(TimeoutError()) == "timeout"
-    assert error_class(UnknownTopicOrPartitionError()) == "connect"
+    assert error_class(UnknownTopicOrPartitionError()) == "other"
+    assert error_class(NotLeaderForPartitionError()) == "connect"
     assert error_class(TopicAuthorizationFailedError()) == "other"
 
 

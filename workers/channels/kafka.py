@@ -32,7 +32,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaConnectionError, KafkaError
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    TopicAuthorizationFailedError,
+    UnknownTopicOrPartitionError,
+)
 from aiokafka.helpers import create_ssl_context
 
 from backhaul.destinations import literal_address
@@ -88,7 +93,8 @@ class Target:
             options["ssl_context"] = create_ssl_context()
         return AIOKafkaProducer(bootstrap_servers=self.bootstrap, client_id="backhaul-callbacks",
                                 acks="all", enable_idempotence=True, linger_ms=5,
-                                request_timeout_ms=max(1000, int(timeout_s * 1000)), retry_backoff_ms=200,
+                                # Shorter than the attempt: a missing topic ends the metadata wait with its own error.
+                                request_timeout_ms=max(1000, int(timeout_s * 800)), retry_backoff_ms=200,
                                 **options)
 
 
@@ -250,6 +256,8 @@ def error_class(exc: BaseException) -> str:
         return "timeout"
     if isinstance(exc, ssl.SSLError):
         return "tls"
+    if isinstance(exc, UnknownTopicOrPartitionError):
+        return "other"  # a topic missing (or being created) is the settings', not the cluster's health
     if isinstance(exc, (KafkaConnectionError, OSError)) or getattr(exc, "retriable", False):
         return "connect"
     return "other"
@@ -322,8 +330,11 @@ class KafkaChannel(Channel):
         except asyncio.CancelledError:
             raise
         except (KafkaError, OSError, asyncio.TimeoutError, TimeoutError) as exc:
-            await self.producers.drop(target)
             latency = (time.monotonic() - started) * 1000
+            if isinstance(exc, UnknownTopicOrPartitionError):  # nothing was sent: the producer is fine
+                return failed(f"UnknownTopicOrPartitionError: topic {topic!r} is not on the cluster", "other", latency)
+            if not isinstance(exc, TopicAuthorizationFailedError):
+                await self.producers.drop(target)
             secrets = context.credentials.get(callback).opened
             return failed(secrets.scrub(error_text(exc)) or "", error_class(exc), latency)
         latency = (time.monotonic() - started) * 1000
