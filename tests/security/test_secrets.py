@@ -2,8 +2,10 @@
 
 Callbacks with every secret kind are made through the API (run as its own
 process): URL credentials, an Authorization header, API-key headers (one
-holding a variable), a given signing secret and generated ones, and an MQTT
-callback's `channelSettings.password` (to a real Mosquitto, over TLS). Frames go
+holding a variable), a given signing secret and generated ones, an MQTT
+callback's `channelSettings.password` (to a real Mosquitto, over TLS) and an Azure
+Event Hubs callback's `connectionString` (to our Kafka, which refuses its SASL PLAIN:
+every attempt fails, with the client's error text, and the deliveries are given up). Frames go
 through ingest, router, delivery, store and relay workers (at DEBUG) to
 receivers that fail some requests (retries), always fail one callback
 (undelivered records, then `backhaul replay`) and take the others. The
@@ -33,6 +35,7 @@ from aiokafka import TopicPartition
 from backhaul import db
 from backhaul.callback_secrets import MASK
 from backhaul.kafka import make_admin, make_consumer
+from backhaul.settings import settings
 from backhaul.signing import verify
 from oss.app import bootstrap_root, create_app
 from oss.profiles import ADMIN, PROFILES
@@ -57,6 +60,8 @@ USER_A, PASSWORD_A = token("ua"), token("pa-")
 USER_C, PASSWORD_C = token("uc"), token("pc-")
 USER_D, PASSWORD_D = token("ud"), token("pd-")
 USER_E, PASSWORD_E = token("ue"), token("pe-")  # the MQTT callback's
+HUBS_KEY_F = token("sak-")  # the Event Hubs callback's SharedAccessKey
+HUBS_F = f"Endpoint=sb://tenant-s.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey={HUBS_KEY_F}"
 BEARER = token("bearer-")
 API_KEY_B, API_KEY_C = token("kb-"), token("kc-")
 DEVICE_TOKEN = token("dt-")  # the literal part of a secret header that holds {device}
@@ -205,6 +210,10 @@ async def test_no_secret_in_clear_anywhere(isolated, workers, make_receiver, tmp
             **data, "channel": "MQTT", "bodyTemplate": "{device} {seqNumber}", "channelSettings": {
                 "host": "127.0.0.1", "port": broker.tls_port, "tls": True, "caCertificate": broker.ca,
                 "username": USER_E, "password": PASSWORD_E, "topic": "secure/{device}/{seqNumber}"}}), 201)
+        cb_f = check(await admin.post(f"/device-types/{dtype}/callbacks", {
+            **data, "channel": "AZURE_EVENT_HUBS", "bodyTemplate": "{device} {seqNumber}", "channelSettings": {
+                "connectionString": HUBS_F, "topic": "hub-{device}", "tls": False,
+                "bootstrapServers": [settings().kafka_gateway]}}), 201)
         generated_b, generated_c = cb_b["signingSecret"], cb_c["signingSecret"]
         devices = ["5EC001", "5EC002", "5EC003"]
         await pool.execute("INSERT INTO base_stations(id, name, lat, lng) VALUES ('0B01', 'station', 43.6, 1.4)")
@@ -246,6 +255,9 @@ async def test_no_secret_in_clear_anywhere(isolated, workers, make_receiver, tmp
 
         undelivered = "SELECT * FROM undelivered_callbacks WHERE callback_id = $1"
         await wait_until(lambda: pool_rows(pool, undelivered, cb_d["id"], messages), 30, "cb D undelivered")
+        await wait_until(lambda: pool_rows(pool, undelivered, cb_f["id"], messages), 30, "cb F undelivered")
+        refused = await pool.fetch("SELECT info FROM callback_attempts WHERE callback_id = $1", cb_f["id"])
+        assert refused and all("SASL PLAIN as $ConnectionString" in r["info"] for r in refused), refused
         first_tries = list(down_rx.requests)
         assert len(first_tries) == 3 * messages, "three attempts each before giving up"
         for r in first_tries:
@@ -273,7 +285,8 @@ async def test_no_secret_in_clear_anywhere(isolated, workers, make_receiver, tmp
 
         # Where a secret could hide ---------------------------------------------------------------
         secrets = forms({"password A": PASSWORD_A, "password C": PASSWORD_C, "password D": PASSWORD_D,
-                         "password E (MQTT)": PASSWORD_E,
+                         "password E (MQTT)": PASSWORD_E, "Event Hubs key F": HUBS_KEY_F,
+                         "connection string F": HUBS_F,
                          "bearer": BEARER, "api key B": API_KEY_B, "api key C": API_KEY_C,
                          "device token": DEVICE_TOKEN, "given signing": GIVEN_SIGNING, "generated B": generated_b,
                          "generated C": generated_c})
@@ -300,7 +313,7 @@ async def test_no_secret_in_clear_anywhere(isolated, workers, make_receiver, tmp
 
         paths = get_paths(pool, {"group": group, "deviceType": dtype, "device": devices[0],
                                  "reader": reader_user["id"], "contract": contract},
-                          [cb_a["id"], cb_b["id"], cb_c["id"], cb_d["id"], cb_e["id"]])
+                          [cb_a["id"], cb_b["id"], cb_c["id"], cb_d["id"], cb_e["id"], cb_f["id"]])
         answered = defaultdict(int)
         for who, client in (("admin", admin), ("read-only", reader)):
             for path in paths:
@@ -313,7 +326,7 @@ async def test_no_secret_in_clear_anywhere(isolated, workers, make_receiver, tmp
                     assert MASK not in text, f"GET {path} shows a masked secret to a read-only user"
                     assert all(u not in text for u in (USER_A, USER_C, USER_D)), f"GET {path}: a URL user name"
         listed = check(await admin.get(f"/device-types/{dtype}/callbacks"), 200)["data"]
-        assert sum(MASK in str(c) for c in listed) == 5, "admins see every callback's secrets masked"
+        assert sum(MASK in str(c) for c in listed) == 6, "admins see every callback's secrets masked"
         print(f"GET routes: {len(paths)} paths, answers {dict(answered)}; topics scanned: "
               f"{ {n.removeprefix(isolated.prefix): len(r) for n, r in topics.items()} }; "
               f"dump {len(dump)} chars; logs {[(n, len(t)) for n, t in logs.items()]}")
