@@ -180,3 +180,35 @@ def test_bootstrap_hosts_are_checked_against_the_destination_rule_at_save() -> N
                                                                  "bootstrapServers": ["127.0.0.1:29094"]}}
     assert [e.field for e in destination_errors(local, policy)] == ["channelSettings.bootstrapServers[0]"]
     assert destination_errors(local, DestinationPolicy.parse("127.0.0.1/32")) == []
+
+
+class _FakeProducer:
+    def __init__(self) -> None:
+        self.stopped = False
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+async def test_the_producer_pool_keeps_a_replacement_and_closes_the_least_recently_used(monkeypatch) -> None:
+    from workers.channels.kafka import Producers
+
+    monkeypatch.setattr(Target, "producer", lambda self, timeout_s: _FakeProducer())
+    pool = Producers(size=2)
+    a, b, c = Target("a:1"), Target("b:1"), Target("c:1")
+    first = await pool.get(a, 1)
+    assert await pool.get(a, 1) is first
+    await pool.drop(a, first)
+    assert first.stopped
+    second = await pool.get(a, 1)
+    await pool.drop(a, first)  # a late failure of the old one leaves the new one alone
+    assert await pool.get(a, 1) is second and not second.stopped
+    pb = await pool.get(b, 1)
+    await pool.get(a, 1)  # a is now the most recently used
+    await pool.get(c, 1)
+    assert pb.stopped and not second.stopped
+    await pool.close()
+    assert second.stopped

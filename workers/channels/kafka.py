@@ -168,7 +168,8 @@ async def start(producer: AIOKafkaProducer, target: Target, timeout_s: float) ->
             how = f"SASL {target.mechanism} as {target.username}" if target.mechanism else "no SASL"
             raise Refused(f"{refusals[-1]}; {how}, {'TLS' if target.tls else 'no TLS'}") from exc
         if errors:
-            raise KafkaConnectionError(f"Unable to bootstrap from {target.bootstrap}: {errors[-1]}") from exc
+            kind = ssl.SSLError if isinstance(errors[-1], ssl.SSLError) else KafkaConnectionError
+            raise kind(f"Unable to bootstrap from {target.bootstrap}: {errors[-1]}") from exc
         raise
     finally:
         _bootstrap_errors.reset(token)
@@ -198,16 +199,25 @@ class Producers:
             except BaseException:
                 await _stop(producer)
                 raise
+            if target in self._producers:  # made meanwhile under a newer lock (a drop forgot the old one)
+                await _stop(producer)
+                return self._producers[target]
             self._producers[target] = producer
             while len(self._producers) > self.size:
                 await self.drop(next(iter(self._producers)))
             return producer
 
-    async def drop(self, target: Target) -> None:
-        producer = self._producers.pop(target, None)
+    async def drop(self, target: Target, failed: AIOKafkaProducer | None = None) -> None:
+        """Close the target's producer; with `failed`, only if it is still that one (a concurrent send
+        may have replaced it already: the new one stays)."""
+        producer = self._producers.get(target)
+        if producer is None or (failed is not None and producer is not failed):
+            if failed is not None:
+                await _stop(failed)
+            return
+        del self._producers[target]
         self._locks.pop(target, None)
-        if producer is not None:
-            await _stop(producer)
+        await _stop(producer)
 
     async def close(self) -> None:
         for target in list(self._producers):
@@ -323,6 +333,7 @@ class KafkaChannel(Channel):
                    ("callback-type", delivery["kind"].encode())]
         timeout_s = context.settings.callback_timeout_s
         started = time.monotonic()
+        producer = None
         try:
             producer = await self.producers.get(target, timeout_s)
             left = max(0.1, timeout_s - (time.monotonic() - started))
@@ -333,8 +344,8 @@ class KafkaChannel(Channel):
             latency = (time.monotonic() - started) * 1000
             if isinstance(exc, UnknownTopicOrPartitionError):  # nothing was sent: the producer is fine
                 return failed(f"UnknownTopicOrPartitionError: topic {topic!r} is not on the cluster", "other", latency)
-            if not isinstance(exc, TopicAuthorizationFailedError):
-                await self.producers.drop(target)
+            if producer is not None and not isinstance(exc, TopicAuthorizationFailedError):
+                await self.producers.drop(target, producer)
             secrets = context.credentials.get(callback).opened
             return failed(secrets.scrub(error_text(exc)) or "", error_class(exc), latency)
         latency = (time.monotonic() - started) * 1000
