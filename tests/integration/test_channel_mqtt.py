@@ -78,21 +78,25 @@ async def test_frames_to_mqtt_over_tls_with_a_password_and_plain_3_1_1(pipeline,
 
 async def test_broker_down_then_back_retries_deliver_and_attempts_keep_the_client_error(
         pipeline, broker, subscriber):
-    pipe = await pipeline([mqtt_callback("cb", broker)], env={"BACKHAUL_RETRY_SCHEDULE_S": "0.5,0.5,0.5,0.5,0.5,1,1,1"})
-    broker.stop()
+    pipe = await pipeline([mqtt_callback("cb", broker, topic="down/{device}/{seqNumber}")],
+                          env={"BACKHAUL_RETRY_SCHEDULE_S": "0.5,0.5,0.5,0.5,0.5,1,1,1"})
     device = pipe.devices[0]
-    await publish_frames([frame(device, 3, station=pipe.stations[0], data="01")])
+    await publish_frames([frame(device, 2, station=pipe.stations[0], data="01")])
+    await wait_until(lambda: on(subscriber, "down/", 1), 15, "a first message: the worker holds a connection")
+    broker.stop()
+    await publish_frames([frame(device, 3, station=pipe.stations[0], data="02")])
     failed = await pipe.wait_rows("SELECT * FROM callback_attempts WHERE status = 600 ORDER BY attempt", 2, 15)
     for row in failed:
         assert row["error_class"] == "connect", row
         assert "Connection refused" in row["info"], row["info"]
     broker.start()
-    [got] = await wait_until(lambda: on(subscriber, "sigfox/", 1), 15, "the message once the broker is back")
-    assert orjson.loads(got.body)["seq"] == 3
-    rows = await pipe.wait_rows("SELECT * FROM callback_attempts WHERE status = 200", 1, 10)
-    attempts = await pipe.fetch("SELECT attempt, status FROM callback_attempts ORDER BY attempt")
-    assert attempts[-1]["status"] == 200 and len(attempts) >= 3
-    assert got.properties["message-id"] == rows[0]["delivery_id"]
+    got = await wait_until(lambda: on(subscriber, f"down/{device}/3", 1), 15, "the message once the broker is back")
+    assert orjson.loads(got[0].body)["seq"] == 3
+    rows = await pipe.wait_rows("SELECT * FROM callback_attempts WHERE status = 200 ORDER BY time", 2, 10)
+    attempts = await pipe.fetch("SELECT attempt, status FROM callback_attempts WHERE delivery_id = $1 "
+                                "ORDER BY attempt", rows[1]["delivery_id"])
+    assert attempts[-1]["status"] == 200 and len(attempts) >= 3, attempts
+    assert got[0].properties["message-id"] == rows[1]["delivery_id"]
 
 
 async def test_kill_9_of_the_delivery_worker_mid_flight(pipeline, broker, subscriber, isolated, workers):
