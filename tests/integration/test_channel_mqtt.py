@@ -2,16 +2,19 @@
 read back by a subscriber, variables rendered in topic and body, over TLS with a password (MQTT 5:
 `message-id` user property) and plain 3.1.1; the broker down then back (retries deliver, each attempt
 in the record with the client's error text); kill -9 of the delivery worker mid-flight (every message
-arrives, repeats carry the same message-id); a publish the broker refuses (ACL) is not a success."""
+arrives, repeats carry the same message-id); a publish the broker refuses (ACL) is not a success; a
+message given up, then replayed, carries its first id."""
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections import defaultdict
 
 import orjson
 import pytest
 
 from simulator.network import simulate
-from tests.conftest import frame, publish_frames, wait_until
+from tests.conftest import ROOT, frame, publish_frames, wait_until
 from tests.mosquitto import PASSWORD, USER, Mosquitto, Subscriber, mosquitto_binary
 
 pytestmark = [pytest.mark.integration,
@@ -143,3 +146,20 @@ async def test_a_publish_the_broker_refuses_is_a_failed_attempt(pipeline, tmp_pa
         assert "not-the-password" not in info["bad-password"][2]
     finally:
         refusing.stop()
+
+
+async def test_given_up_then_replayed_with_the_same_message_id(pipeline, broker, subscriber, isolated):
+    pipe = await pipeline([mqtt_callback("cb", broker, topic="replay/{device}/{seqNumber}")],
+                          env={"BACKHAUL_RETRY_SCHEDULE_S": "0.2,0.2", "BACKHAUL_RETRY_JITTER": "0"})
+    broker.stop()
+    await publish_frames([frame(pipe.devices[0], 9, station=pipe.stations[0], data="09")])
+    [undelivered] = await pipe.wait_rows("SELECT * FROM undelivered_callbacks", 1, 15)
+    assert undelivered["callback_id"] == "cb"
+    broker.start()
+    replay = subprocess.run([sys.executable, "-m", "program.cli", "replay", "--callback", "cb"], cwd=ROOT,
+                            env=isolated.subprocess_env(), capture_output=True, text=True, timeout=30)
+    assert "replayed 1 " in replay.stdout, replay.stdout + replay.stderr
+    [got] = await wait_until(lambda: on(subscriber, "replay/", 1), 15, "the replayed message")
+    attempts = await pipe.fetch("SELECT delivery_id, status FROM callback_attempts ORDER BY time")
+    assert attempts[-1]["status"] == 200 and "#r1" in attempts[-1]["delivery_id"]
+    assert got.properties["message-id"] == attempts[0]["delivery_id"], "a replay carries the first id"
