@@ -23,7 +23,7 @@ from cryptography.x509.oid import NameOID
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from tests.conftest import free_port
+from program.supervised import free_port
 
 USER, PASSWORD = "backhaul", "mq-s3cret-pass"
 READER, READER_PASSWORD = "reader", "reader-pass"
@@ -138,6 +138,7 @@ class Got:
     body: bytes
     properties: dict[str, str]
     content_type: str | None
+    at: float = field(default_factory=time.time)  # when the subscriber got it
 
 
 class Subscriber:

@@ -2,16 +2,19 @@
 read back by a subscriber, variables rendered in topic and body, over TLS with a password (MQTT 5:
 `message-id` user property) and plain 3.1.1; the broker down then back (retries deliver, each attempt
 in the record with the client's error text); kill -9 of the delivery worker mid-flight (every message
-arrives, repeats carry the same message-id); a publish the broker refuses (ACL) is not a success."""
+arrives, repeats carry the same message-id); a publish the broker refuses (ACL) is not a success; a
+message given up, then replayed, carries its first id."""
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections import defaultdict
 
 import orjson
 import pytest
 
 from simulator.network import simulate
-from tests.conftest import frame, publish_frames, wait_until
+from tests.conftest import ROOT, frame, publish_frames, wait_until
 from tests.mosquitto import PASSWORD, USER, Mosquitto, Subscriber, mosquitto_binary
 
 pytestmark = [pytest.mark.integration,
@@ -78,25 +81,31 @@ async def test_frames_to_mqtt_over_tls_with_a_password_and_plain_3_1_1(pipeline,
 
 async def test_broker_down_then_back_retries_deliver_and_attempts_keep_the_client_error(
         pipeline, broker, subscriber):
-    pipe = await pipeline([mqtt_callback("cb", broker)], env={"BACKHAUL_RETRY_SCHEDULE_S": "0.5,0.5,0.5,0.5,0.5,1,1,1"})
-    broker.stop()
+    pipe = await pipeline([mqtt_callback("cb", broker, topic="down/{device}/{seqNumber}")],
+                          env={"BACKHAUL_RETRY_SCHEDULE_S": "0.5,0.5,0.5,0.5,0.5,1,1,1"})
     device = pipe.devices[0]
-    await publish_frames([frame(device, 3, station=pipe.stations[0], data="01")])
+    await publish_frames([frame(device, 2, station=pipe.stations[0], data="01")])
+    await wait_until(lambda: on(subscriber, "down/", 1), 15, "a first message: the worker holds a connection")
+    broker.stop()
+    await publish_frames([frame(device, 3, station=pipe.stations[0], data="02")])
     failed = await pipe.wait_rows("SELECT * FROM callback_attempts WHERE status = 600 ORDER BY attempt", 2, 15)
     for row in failed:
         assert row["error_class"] == "connect", row
         assert "Connection refused" in row["info"], row["info"]
     broker.start()
-    [got] = await wait_until(lambda: on(subscriber, "sigfox/", 1), 15, "the message once the broker is back")
-    assert orjson.loads(got.body)["seq"] == 3
-    rows = await pipe.wait_rows("SELECT * FROM callback_attempts WHERE status = 200", 1, 10)
-    attempts = await pipe.fetch("SELECT attempt, status FROM callback_attempts ORDER BY attempt")
-    assert attempts[-1]["status"] == 200 and len(attempts) >= 3
-    assert got.properties["message-id"] == rows[0]["delivery_id"]
+    got = await wait_until(lambda: on(subscriber, f"down/{device}/3", 1), 15, "the message once the broker is back")
+    assert orjson.loads(got[0].body)["seq"] == 3
+    rows = await pipe.wait_rows("SELECT * FROM callback_attempts WHERE status = 200 ORDER BY time", 2, 10)
+    attempts = await pipe.fetch("SELECT attempt, status FROM callback_attempts WHERE delivery_id = $1 "
+                                "ORDER BY attempt", rows[1]["delivery_id"])
+    assert attempts[-1]["status"] == 200 and len(attempts) >= 3, attempts
+    assert got[0].properties["message-id"] == rows[1]["delivery_id"]
 
 
 async def test_kill_9_of_the_delivery_worker_mid_flight(pipeline, broker, subscriber, isolated, workers):
-    env = {"BACKHAUL_RETRY_SCHEDULE_S": "1,1,1,2,2", "BACKHAUL_RETRY_CLAIM_S": "3"}
+    # Paced (60/s, little burst) so that the kill finds most messages still held by the worker.
+    env = {"BACKHAUL_RETRY_SCHEDULE_S": "1,1,1,2,2", "BACKHAUL_RETRY_CLAIM_S": "3", "BACKHAUL_ENDPOINT_RATE_PER_S": "60",
+           "BACKHAUL_ENDPOINT_BURST": "10", "BACKHAUL_ENDPOINT_QUEUE": "1000"}
     pipe = await pipeline([mqtt_callback("cb", broker, topic="crash/{device}/{seqNumber}")],
                           roles=("relay,ingest,router,store", "delivery"), env=env, stations=2, devices=60)
     total = 60 * 5
@@ -106,7 +115,7 @@ async def test_kill_9_of_the_delivery_worker_mid_flight(pipeline, broker, subscr
     await wait_until(lambda: len(subscriber.messages) >= 20, 15, "some messages before the crash")
     pipe.workers[1].kill9()
     before = len(subscriber.messages)
-    assert before < total, "killed with messages still to deliver"
+    assert before < total / 2, "killed with most messages still to deliver"
     restarted = workers("delivery", isolated, **env)
     await restarted.wait_ready()
 
@@ -139,3 +148,20 @@ async def test_a_publish_the_broker_refuses_is_a_failed_attempt(pipeline, tmp_pa
         assert "not-the-password" not in info["bad-password"][2]
     finally:
         refusing.stop()
+
+
+async def test_given_up_then_replayed_with_the_same_message_id(pipeline, broker, subscriber, isolated):
+    pipe = await pipeline([mqtt_callback("cb", broker, topic="replay/{device}/{seqNumber}")],
+                          env={"BACKHAUL_RETRY_SCHEDULE_S": "0.2,0.2", "BACKHAUL_RETRY_JITTER": "0"})
+    broker.stop()
+    await publish_frames([frame(pipe.devices[0], 9, station=pipe.stations[0], data="09")])
+    [undelivered] = await pipe.wait_rows("SELECT * FROM undelivered_callbacks", 1, 15)
+    assert undelivered["callback_id"] == "cb"
+    broker.start()
+    replay = subprocess.run([sys.executable, "-m", "program.cli", "replay", "--callback", "cb"], cwd=ROOT,
+                            env=isolated.subprocess_env(), capture_output=True, text=True, timeout=30)
+    assert "replayed 1 " in replay.stdout, replay.stdout + replay.stderr
+    [got] = await wait_until(lambda: on(subscriber, "replay/", 1), 15, "the replayed message")
+    attempts = await pipe.fetch("SELECT delivery_id, status FROM callback_attempts ORDER BY time")
+    assert attempts[-1]["status"] == 200 and "#r1" in attempts[-1]["delivery_id"]
+    assert got.properties["message-id"] == attempts[0]["delivery_id"], "a replay carries the first id"

@@ -18,6 +18,7 @@ Success is status 200 (QoS 1: the broker's PUBACK; QoS 0: written to the connect
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import ipaddress
 import logging
@@ -83,8 +84,8 @@ def endpoint_key(host: str, port: int, username: str | None) -> str:
 # aiomqtt awaits the PUBACK but drops its reason code, so a broker refusing a publish (MQTT 5:
 # "Not authorized", "Topic Name invalid", ...) would read as delivered. The client below keeps the
 # code of each refused PUBACK by packet id; the packet id of a publish is caught on its way through
-# paho's publish, into a context variable of the publishing task.
-_LAST_MID: contextvars.ContextVar[int] = contextvars.ContextVar("mqtt_last_mid", default=-1)
+# paho's publish, into the list a context variable of the publishing call holds.
+_MIDS: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("mqtt_mids", default=None)
 
 
 class _Client(aiomqtt.Client):
@@ -95,7 +96,9 @@ class _Client(aiomqtt.Client):
 
         def publish(*a: Any, **kw: Any) -> Any:
             info = paho_publish(*a, **kw)
-            _LAST_MID.set(info.mid)
+            mids = _MIDS.get()
+            if mids is not None:
+                mids.append(info.mid)
             return info
 
         self._client.publish = publish  # type: ignore[method-assign]
@@ -109,9 +112,22 @@ class _Client(aiomqtt.Client):
     async def publish_checked(self, topic: str, payload: bytes, qos: int, properties: Properties | None,
                               timeout: float) -> None:
         """Publish; raises aiomqtt.MqttCodeError with the broker's reason when it refuses."""
-        _LAST_MID.set(-1)
-        await self.publish(topic, payload, qos=qos, retain=False, properties=properties, timeout=timeout)
-        reason = self.refused.pop(_LAST_MID.get(), None)
+        mids: list[int] = []
+        _MIDS.set(mids)  # the task below runs in a copy of this context: it appends to this very list
+        # aiomqtt waits for a PUBACK until the timeout even when the connection is gone: stop at the loss.
+        sending = asyncio.ensure_future(self.publish(topic, payload, qos=qos, retain=False, properties=properties,
+                                                     timeout=timeout))
+        lost = self._disconnected
+        try:
+            await asyncio.wait({sending, lost}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not sending.done():
+                sending.cancel()
+        if not sending.done() or sending.cancelled():
+            cause = lost.exception() if lost.done() and not lost.cancelled() else None
+            raise aiomqtt.MqttError(f"connection lost before the broker's PUBACK: {cause or 'disconnected'}")
+        sending.result()
+        reason = self.refused.pop(mids[0], None) if mids else None
         if reason is not None:
             raise aiomqtt.MqttCodeError(reason, REFUSED)
 
@@ -140,7 +156,12 @@ class Connection:
                              tls_context=_tls_context(d.ca) if d.tls else None, timeout=timeout_s,
                              identifier=None, clean_session=True if d.protocol != "5" else None,
                              logger=log)
-            await asyncio.wait_for(client.__aenter__(), timeout_s)
+            try:
+                await client.__aenter__()  # bounded by the client's timeout
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    client._client.disconnect()  # a CONNECT left unanswered: let its socket go
+                raise
             self.client = client
             return client
 
