@@ -83,7 +83,8 @@ async def send_test(row: Mapping[str, Any], destinations: DestinationPolicy, tim
                            f"mail to {recipient}")
     if compiled.channel in TEMPLATED_SETTINGS:
         try:
-            topic = render_publish(compiled, variables)["topic"]
+            # An AZURE_EVENT_HUBS callback without a topic goes to its connection string's EntityPath (a secret).
+            topic = render_publish(compiled, variables).get("topic") or "EntityPath"
         except TemplateError as exc:
             return TestOutcome(False, None, 0, "", f"the callback does not render: {exc}", "")
         return TestOutcome(False, None, 0, "", f"{compiled.channel} callbacks are rendered, not sent, by a test "

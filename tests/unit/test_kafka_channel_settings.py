@@ -212,3 +212,13 @@ async def test_the_producer_pool_keeps_a_replacement_and_closes_the_least_recent
     assert pb.stopped and not second.stopped
     await pool.close()
     assert second.stopped
+
+
+async def test_a_test_send_renders_an_event_hubs_callback_without_a_topic() -> None:
+    from backhaul.destinations import DestinationPolicy
+    from oss.callback_test_send import send_test
+
+    row = {"id": "c", "channel": "AZURE_EVENT_HUBS", "callback_subtype": 0, "body_template": "{device}",
+           "content_type": None, "channel_settings": {}}
+    outcome = await send_test(row, DestinationPolicy.parse(""), 1.0)
+    assert not outcome.sent and "rendered, not sent" in (outcome.error or "") and "EntityPath" in outcome.request
