@@ -52,6 +52,7 @@ def records_counter(name: str):
 
 
 async def channel_rate(env: dict[str, str], log: Path, count, expected: int, timeout: float) -> float:
+    since = await count()  # before the worker starts: its first records go as soon as it is ready
     worker = WorkerProcess("delivery", env, log)
     worker.start()
     try:
@@ -59,7 +60,6 @@ async def channel_rate(env: dict[str, str], log: Path, count, expected: int, tim
             while not ((await worker.status(session)) or {}).get("ready"):
                 await asyncio.sleep(0.05)
         ready = time.monotonic()
-        since = await count()
 
         async def arrived() -> int:
             assert worker.proc is not None  # started above
@@ -130,7 +130,7 @@ async def run(n: int, concurrency: int) -> dict[str, float]:
             await simulate(network, messages_per_device=n // devices, rate=0, duration=None, max_stations=1,
                            progress=False)
             await wait_for(deliveries_counter(deliveries), n, 120, "KAFKA deliveries rendered")
-            figures = {"KAFKA channel": await channel_rate(env, logs / "delivery.log", count, n, 300)}
+            figures = {"KAFKA channel": await channel_rate(env, logs / "delivery.log", count, n, 120)}
         finally:
             await records.stop()
             await deliveries.stop()
