@@ -1,7 +1,8 @@
 """The KAFKA and AZURE_EVENT_HUBS channels on our own Kafka: frames -> records read back from the
 customer's topic (key, headers, rendered topic and body) over SASL on the gateway listener; the
 cluster unreachable then back (retries deliver, cbStatus has the client's error text); kill -9 of
-the delivery worker mid-flight (every message arrives, repeats carry the same message-id).
+the delivery worker mid-flight (every message arrives, repeats carry the same message-id); a message
+given up, then replayed, carries its first id.
 
 Our broker's listeners speak SCRAM-SHA-512 only (deploy/local/kafka.sh): the customer's credentials
 here are Backhaul's own user on the gateway listener. Event Hubs asks for SASL PLAIN, which our
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
+import sys
 from collections import defaultdict
 
 import orjson
@@ -22,7 +25,7 @@ from backhaul.settings import settings
 from program.demo.seed import stable_id
 from program.supervised import free_port
 from simulator.network import simulate
-from tests.conftest import frame, publish_frames, read_topic, wait_until
+from tests.conftest import ROOT, frame, publish_frames, read_topic, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -202,3 +205,27 @@ async def test_event_hubs_settings_reach_the_broker_as_sasl_plain_with_the_conne
     print("Event Hubs settings against a SCRAM-only listener:", row["info"])
     assert "UnsupportedSaslMechanism" in row["info"] and "SASL PLAIN as $ConnectionString, no TLS" in row["info"]
     assert "c2VjcmV0LWtleS0xMjM0NTY3ODkwYWJj" not in str(await pipe.fetch("SELECT * FROM callbacks")), "sealed"
+
+
+async def test_given_up_then_replayed_with_the_same_message_id(pipeline, isolated):
+    customer = f"{isolated.prefix}cust"
+    await create_topic(customer)
+    proxy = Proxy(gateway())
+    pipe = await pipeline([kafka_callback(f"127.0.0.1:{proxy.port}", customer)],
+                          env={"BACKHAUL_RETRY_SCHEDULE_S": "0.2,0.2", "BACKHAUL_RETRY_JITTER": "0"})
+    try:
+        await publish_frames([frame(pipe.devices[0], 9, station=pipe.stations[0])])
+        [undelivered] = await pipe.wait_rows("SELECT * FROM undelivered_callbacks", 1, 15)
+        assert undelivered["callback_id"] == "kafka"
+        assert undelivered["callback"]["channel"] == "KAFKA" and undelivered["callback"]["topic"] == customer
+        await proxy.open()
+        replay = subprocess.run([sys.executable, "-m", "program.cli", "replay", "--callback", "kafka"], cwd=ROOT,
+                                env=isolated.subprocess_env(), capture_output=True, text=True, timeout=30)
+        assert "replayed 1 " in replay.stdout, replay.stdout + replay.stderr
+        [record] = await records_of(customer, 1)
+        [ok] = await pipe.wait_rows("SELECT delivery_id FROM callback_attempts WHERE status = 200", 1)
+        assert "#r1" in ok["delivery_id"]
+        attempts = await pipe.fetch("SELECT delivery_id FROM callback_attempts ORDER BY time")
+        assert headers_of(record)["message-id"] == attempts[0]["delivery_id"], "a replay carries the first id"
+    finally:
+        await proxy.close()
