@@ -70,6 +70,7 @@ async def raw_ceiling(broker: Mosquitto, messages: int, concurrency: int, size: 
     async with aiomqtt.Client("127.0.0.1", broker.port, username=USER, password=PASSWORD,
                               protocol=aiomqtt.ProtocolVersion.V5, max_inflight_messages=concurrency,
                               timeout=30) as client:
+        client.pending_calls_threshold = messages
         remaining = iter(range(messages))
 
         async def publisher() -> None:

@@ -47,6 +47,7 @@ PUBLISHED = 200
 DEFAULT_PORT = {False: 1883, True: 8883}
 CONNECT_TIMEOUT_S = 10.0
 REFUSED = "publish refused"
+PENDING_WARNING = 10_000
 
 
 @dataclass(frozen=True, repr=False)
@@ -144,7 +145,7 @@ class Connection:
         self.client: _Client | None = None
         self.lock = asyncio.Lock()
 
-    async def open(self, policy: DestinationPolicy, timeout_s: float) -> _Client:
+    async def open(self, policy: DestinationPolicy, timeout_s: float, inflight: int) -> _Client:
         async with self.lock:
             if self.client is not None and self.client.is_connected:
                 return self.client
@@ -155,7 +156,8 @@ class Connection:
                              protocol=aiomqtt.ProtocolVersion.V5 if d.protocol == "5" else aiomqtt.ProtocolVersion.V311,
                              tls_context=_tls_context(d.ca) if d.tls else None, timeout=timeout_s,
                              identifier=None, clean_session=True if d.protocol != "5" else None,
-                             logger=log)
+                             max_inflight_messages=inflight, logger=log)
+            client.pending_calls_threshold = PENDING_WARNING  # the bulkhead bounds them; aiomqtt warns past 10
             try:
                 await client.__aenter__()  # bounded by the client's timeout
             except BaseException:
@@ -249,7 +251,9 @@ class Mqtt(Channel):
         connection = await self._connection(destination)
         started = time.monotonic()
         try:
-            client = await connection.open(self._destinations(), min(timeout_s, CONNECT_TIMEOUT_S))
+            # As many QoS 1 publishes in flight as the endpoint's bulkhead lets through (paho's default: 20).
+            inflight = max(context.settings.endpoint_concurrency, callback.get("concurrency") or 0)
+            client = await connection.open(self._destinations(), min(timeout_s, CONNECT_TIMEOUT_S), inflight)
             properties = None
             if destination.protocol == "5":
                 properties = Properties(PacketTypes.PUBLISH)
