@@ -161,7 +161,9 @@ async def test_kill_9_of_the_delivery_worker_every_message_arrives_repeats_carry
         pipeline, isolated, workers):
     customer = f"{isolated.prefix}cust"
     await create_topic(customer, partitions=4)
-    env = {"BACKHAUL_RETRY_CLAIM_S": "3"}
+    # The cluster's rate paced (100/s) so that the kill finds hundreds of deliveries held by the worker.
+    env = {"BACKHAUL_RETRY_CLAIM_S": "3", "BACKHAUL_ENDPOINT_RATE_PER_S": "100", "BACKHAUL_ENDPOINT_BURST": "10",
+           "BACKHAUL_ENDPOINT_QUEUE": "1000"}
     pipe = await pipeline([kafka_callback(gateway(), customer)], roles=("relay,ingest,router,store", "delivery"),
                           env=env, stations=3, devices=100)
     sent = await simulate(pipe.network, messages_per_device=5, rate=0, duration=None, max_stations=3,
@@ -176,6 +178,7 @@ async def test_kill_9_of_the_delivery_worker_every_message_arrives_repeats_carry
     before = len(await read_topic(customer, timeout=0.5))
     gauge = next(line for line in in_flight.splitlines() if line.startswith("backhaul_deliveries_in_flight "))
     print(f"killed with {before} records in the customer's topic; {gauge}")
+    assert float(gauge.split()[1]) > 0 and before < 500, "killed with deliveries in flight"
     restarted = workers("delivery", isolated, **env)
     await restarted.wait_ready()
 
