@@ -10,6 +10,10 @@ A callback has three kinds of secret, each in a column of its own in
   credential, session or cookie, in any case). They go to `secret_headers`
   (name -> sealed value); the other headers stay in `headers`, in clear.
 - The signing secret (Standard Webhooks, `whsec_...`): `signing_secret`, sealed.
+- The secret members of `channelSettings` (MQTT and SASL passwords, keys,
+  connection strings: `SETTINGS_SECRETS`, dotted paths per channel). They are
+  taken out of `channel_settings` into `channel_secrets` (path -> sealed);
+  the worker puts them back, opened, at send time (`CallbackSecrets.settings_with`).
 
 The configuration topic therefore carries only sealed values, and the router,
 which renders requests from it, never sees a secret: the `deliveries` records
@@ -42,6 +46,13 @@ MASK = "********"
 SIGNING_PREFIX = "whsec_"
 # Values shorter than this are not scrubbed out of error texts (a one-letter user name would garble them).
 _SCRUB_MIN = 4
+# The secret members of each channel's `channelSettings` (dotted paths). The one declaration: the API's
+# validators (oss/channel_settings) and the worker's channels read it from here.
+SETTINGS_SECRETS: dict[str, tuple[str, ...]] = {
+    "MQTT": ("password",),
+    "KAFKA": ("sasl.password",),
+    "AZURE_EVENT_HUBS": ("connectionString",),
+}
 
 
 def is_secret_header(name: str) -> bool:
@@ -114,6 +125,49 @@ def basic_auth(userinfo: str) -> tuple[str, str]:
     return unquote(user), unquote(password)
 
 
+def _pick(settings: Mapping[str, Any], path: str) -> tuple[bool, Any]:
+    node: Any = settings
+    for key in path.split("."):
+        if not isinstance(node, Mapping) or key not in node:
+            return False, None
+        node = node[key]
+    return True, node
+
+
+def split_settings(channel: str | None, settings: Mapping[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(settings without their secret members, {dotted path: value} of those present) for `channel`."""
+    clear: dict[str, Any] = _deep_copy(settings or {})
+    secret: dict[str, Any] = {}
+    for path in SETTINGS_SECRETS.get(channel or "", ()):
+        found, value = _pick(clear, path)
+        if found:
+            *parents, last = path.split(".")
+            node = clear
+            for key in parents:
+                node = node[key]
+            del node[last]
+            secret[path] = value
+    return clear, secret
+
+
+def join_settings(settings: Mapping[str, Any] | None, secret: Mapping[str, Any]) -> dict[str, Any]:
+    """`settings` with the secret members (dotted path -> value) put back in."""
+    out: dict[str, Any] = _deep_copy(settings or {})
+    for path, value in secret.items():
+        *parents, last = path.split(".")
+        node = out
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[last] = value
+    return out
+
+
+def _deep_copy(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _deep_copy(v) for k, v in value.items()}
+    return value
+
+
 def seal_callback(row: Mapping[str, Any], box: Keyring | None = None) -> dict[str, Any]:
     """A callbacks row given with clear secrets, as it is stored: credentials split off the URL,
     secret headers apart, every secret sealed (with `box`, by default the process keyring, which
@@ -130,13 +184,18 @@ def seal_callback(row: Mapping[str, Any], box: Keyring | None = None) -> dict[st
         out["secret_headers"] = {name: seal(value) for name, value in secret.items()}
     if out.get("signing_secret"):
         out["signing_secret"] = seal(out["signing_secret"])
+    if out.get("channel_settings") is not None:
+        out["channel_settings"], secret = split_settings(out.get("channel"), out["channel_settings"])
+        out["channel_secrets"] = {path: seal(value) for path, value in secret.items() if value is not None}
     return out
 
 
 def sealed_values(row: Mapping[str, Any]) -> tuple[Any, ...]:
     """Every sealed value of a callbacks row (what opening it depends on: a cache key)."""
     headers = row.get("secret_headers") or {}
-    return row.get("url_credentials"), tuple(sorted(headers.items())), row.get("signing_secret")
+    settings = row.get("channel_secrets") or {}
+    return (row.get("url_credentials"), tuple(sorted(headers.items())), row.get("signing_secret"),
+            tuple(sorted(settings.items())))
 
 
 @dataclass(frozen=True, repr=False)
@@ -146,10 +205,16 @@ class CallbackSecrets:
     basic_auth: tuple[str, str] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     signing_secret: str | None = None
+    settings: dict[str, str] = field(default_factory=dict)  # channelSettings secrets: dotted path -> value
 
     def __repr__(self) -> str:
         return (f"CallbackSecrets(basic_auth={'set' if self.basic_auth else None}, "
-                f"headers={sorted(self.headers)}, signing_secret={'set' if self.signing_secret else None})")
+                f"headers={sorted(self.headers)}, signing_secret={'set' if self.signing_secret else None}, "
+                f"settings={sorted(self.settings)})")
+
+    def settings_with(self, settings: Mapping[str, Any] | None) -> dict[str, Any]:
+        """A callback's clear `channel_settings` with its secret members put back, opened."""
+        return join_settings(settings, self.settings)
 
     def values(self) -> list[str]:
         """Every clear value that must not reach a record or a log, longest first."""
@@ -160,6 +225,7 @@ class CallbackSecrets:
             out += [pair, base64.b64encode(pair.encode()).decode(), password]
         if self.signing_secret:
             out.append(self.signing_secret)
+        out += self.settings.values()
         return sorted({v for v in out if len(v) >= _SCRUB_MIN}, key=len, reverse=True)
 
     def scrub(self, text: str | None) -> str | None:
@@ -178,7 +244,8 @@ def open_callback(row: Mapping[str, Any], box: Keyring) -> CallbackSecrets:
     return CallbackSecrets(
         basic_auth=basic_auth(box.open(userinfo)) if userinfo else None,
         headers={name: box.open(token) for name, token in (row.get("secret_headers") or {}).items()},
-        signing_secret=box.open(signing) if signing else None)
+        signing_secret=box.open(signing) if signing else None,
+        settings={path: box.open(token) for path, token in (row.get("channel_secrets") or {}).items()})
 
 
 # Stored data --------------------------------------------------------------
@@ -227,18 +294,22 @@ async def reseal_all(conn: asyncpg.Connection, box: Keyring) -> int:
     changed = 0
     async with conn.transaction():
         rows = await conn.fetch(
-            "SELECT id, url_credentials, secret_headers::text AS secret_headers, signing_secret FROM callbacks "
+            "SELECT id, url_credentials, secret_headers::text AS secret_headers, signing_secret, "
+            "channel_secrets::text AS channel_secrets FROM callbacks "
             "WHERE url_credentials IS NOT NULL OR signing_secret IS NOT NULL OR secret_headers <> '{}'::jsonb "
+            "OR channel_secrets <> '{}'::jsonb "
             "ORDER BY id FOR UPDATE")
         for r in rows:
             try:
                 headers = {n: box.reseal(t) for n, t in orjson.loads(r["secret_headers"]).items()}
                 credentials = box.reseal(r["url_credentials"]) if r["url_credentials"] else None
                 signing = box.reseal(r["signing_secret"]) if r["signing_secret"] else None
+                settings = {p: box.reseal(t) for p, t in orjson.loads(r["channel_secrets"]).items()}
             except ValueError as exc:
                 raise type(exc)(f"callback {r['id']}: {exc}") from None
             await conn.execute(
-                "UPDATE callbacks SET url_credentials = $2, secret_headers = $3::jsonb, signing_secret = $4 "
-                "WHERE id = $1", r["id"], credentials, orjson.dumps(headers).decode(), signing)
+                "UPDATE callbacks SET url_credentials = $2, secret_headers = $3::jsonb, signing_secret = $4, "
+                "channel_secrets = $5::jsonb WHERE id = $1", r["id"], credentials, orjson.dumps(headers).decode(),
+                signing, orjson.dumps(settings).decode())
             changed += 1
     return changed

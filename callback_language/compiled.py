@@ -24,7 +24,7 @@ def callback_spec(cb: dict[str, Any], kind: str) -> CallbackSpec:
         body_template=cb.get("body_template"),
         content_type=cb.get("content_type"),
         line_pattern=cb.get("line_pattern"), recipient=cb.get("recipient"), subject=cb.get("subject"),
-        message=cb.get("message"),
+        message=cb.get("message"), settings=cb.get("channel_settings") or {},
     )
 
 

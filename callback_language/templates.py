@@ -45,7 +45,13 @@ import orjson
 from backhaul.callback_secrets import authority_span, basic_auth, redact_url
 from callback_language.variables import CUSTOM_DATA_PREFIX, VARIABLES, allowed, sample
 
-CHANNELS = ("URL", "BATCH_URL", "EMAIL")
+# Channels whose destination is in `channelSettings` (issue 14), and the members of it that are
+# templates of the callback's variables, compiled and rendered as bodies are.
+TEMPLATED_SETTINGS: dict[str, tuple[str, ...]] = {"MQTT": ("topic",), "KAFKA": ("topic",),
+                                                 "AZURE_EVENT_HUBS": ("topic",)}
+# Templated settings a channel may leave out (Event Hubs: the connection string's EntityPath).
+OPTIONAL_SETTINGS: dict[str, tuple[str, ...]] = {"AZURE_EVENT_HUBS": ("topic",)}
+CHANNELS = ("URL", "BATCH_URL", "EMAIL", *TEMPLATED_SETTINGS)
 METHODS = ("GET", "POST", "PUT")
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
@@ -332,6 +338,7 @@ class CallbackSpec:
     recipient: str | None = None
     subject: str | None = None
     message: str | None = None
+    settings: dict[str, Any] = dc_field(default_factory=dict)  # channelSettings, secrets left out
 
     def __repr__(self) -> str:
         url = redact_url(self.url) if self.url else None
@@ -356,12 +363,18 @@ class CompiledCallback:
     recipient: Template | None = dc_field(repr=False)
     subject: Template | None = dc_field(repr=False)
     message: Template | None = dc_field(repr=False)
+    settings: tuple[tuple[str, Template], ...] = dc_field(default=(), repr=False)  # templated channelSettings
+
+    def setting(self, name: str) -> Template:
+        """The compiled template of a `channelSettings` member (`topic`)."""
+        return next(template for key, template in self.settings if key == name)
 
     @property
     def variables(self) -> frozenset[str]:
         """Every message variable any part of this callback uses."""
         parts = [self.url, self.body, self.line, self.recipient, self.subject, self.message]
         parts.extend(template for _, template in self.headers)
+        parts.extend(template for _, template in self.settings)
         names = frozenset().union(*(p.variables for p in parts if p is not None))
         return names - {BATCH_VARIABLE} if self.channel == "BATCH_URL" else names
 
@@ -476,6 +489,32 @@ def _compile_email(spec: CallbackSpec) -> CompiledCallback:
                             recipient, subject, message)
 
 
+def _compile_with_settings(spec: CallbackSpec) -> CompiledCallback:
+    """MQTT, KAFKA, ...: a body template (JSON checked as URL bodies are with application/json) and the
+    channel's templated settings (`channelSettings.topic`), which may not hold CR, LF or NUL."""
+    content_type = TEXT if not spec.content_type else _content_type(spec)
+    if not spec.body_template:
+        raise TemplateError("bodyTemplate", None, f"required for {spec.channel} callbacks")
+    if content_type == JSON:
+        body = validate_json_body(spec.body_template, spec.kind)
+    else:
+        body = compile_template(spec.body_template, kind=spec.kind, field="bodyTemplate")
+    settings = []
+    for name in TEMPLATED_SETTINGS[spec.channel]:
+        field = f"channelSettings.{name}"
+        text = spec.settings.get(name)
+        if text is None and name in OPTIONAL_SETTINGS.get(spec.channel, ()):
+            continue
+        if not isinstance(text, str) or not text:
+            raise TemplateError(field, None, f"required for {spec.channel} callbacks")
+        bad = _HEADER_BREAK.search(text)
+        if bad:
+            raise TemplateError(field, bad.start(), "CR, LF and NUL are not allowed")
+        settings.append((name, compile_template(text, kind=spec.kind, field=field)))
+    return CompiledCallback(spec.id, spec.kind, spec.channel, None, None, (), body, content_type, None, None,
+                            None, None, None, tuple(settings))
+
+
 def compile_callback(spec: CallbackSpec) -> CompiledCallback:
     """Validate `spec` and parse all its templates; raises TemplateError for the first problem.
 
@@ -488,11 +527,14 @@ def compile_callback(spec: CallbackSpec) -> CompiledCallback:
     its URL may hold only `{batch}`, its header values no variables, it has no
     body template (the lines are the body), and GET needs `{batch}` in the URL.
     EMAIL needs a recipient (one address, variables allowed), a subject and a message.
+    MQTT and KAFKA need a body template and their templated settings (`TEMPLATED_SETTINGS`).
     """
     if spec.kind not in VARIABLES:
         raise TemplateError("kind", None, f"unknown callback kind {spec.kind!r}; expected one of {', '.join(VARIABLES)}")
     if spec.channel == "EMAIL":
         return _compile_email(spec)
+    if spec.channel in TEMPLATED_SETTINGS:
+        return _compile_with_settings(spec)
     if spec.channel not in CHANNELS:
         raise TemplateError("channel", None, f"must be one of {', '.join(CHANNELS)}, got {spec.channel!r}")
     batch = spec.channel == "BATCH_URL"
@@ -581,6 +623,19 @@ def render_batch(compiled: CompiledCallback, variables_list: list[Mapping[str, A
     body = None if compiled.method == "GET" else joined.encode()
     return RenderedRequest(compiled.method, compiled.url.render_url({BATCH_VARIABLE: joined}), headers, body,
                            compiled.content_type, compiled.basic_auth)
+
+
+def render_publish(compiled: CompiledCallback, variables: Mapping[str, Any]) -> dict[str, str]:
+    """What a channel with settings publishes for one message: its templated settings rendered (`topic`:
+    CR, LF and NUL refused, and for MQTT the wildcards + and # too), `body` and `contentType`."""
+    if compiled.channel not in TEMPLATED_SETTINGS:
+        raise ValueError(f"render_publish is for {', '.join(TEMPLATED_SETTINGS)} callbacks, not {compiled.channel}")
+    assert compiled.body is not None and compiled.content_type is not None  # pragma: no mutate (narrows)
+    out = {name: template.render_header(variables) for name, template in compiled.settings}
+    if compiled.channel == "MQTT" and ("+" in out["topic"] or "#" in out["topic"]):
+        raise TemplateError("channelSettings.topic", None, "rendered topic holds an MQTT wildcard (+ or #)")
+    body = compiled.body.render_json(variables) if compiled.content_type == JSON else compiled.body.render_text(variables)
+    return {**out, "body": body, "contentType": compiled.content_type}
 
 
 def render_email(compiled: CompiledCallback, variables: Mapping[str, Any]) -> tuple[str, str, str]:

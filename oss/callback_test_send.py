@@ -28,11 +28,13 @@ from backhaul.signing import signature_headers
 from callback_language.bindings import SUBTYPE_KIND
 from callback_language.compiled import callback_spec
 from callback_language.templates import (
+    TEMPLATED_SETTINGS,
     TemplateError,
     compile_callback,
     compile_template,
     render_batch,
     render_email,
+    render_publish,
     render_request,
 )
 from callback_language.variables import sample
@@ -79,6 +81,14 @@ async def send_test(row: Mapping[str, Any], destinations: DestinationPolicy, tim
         return TestOutcome(False, None, 0, "", "EMAIL callbacks are rendered, not sent, by a test: mail goes "
                                                 f"through the operator's relay (to {recipient}: {subject!r})",
                            f"mail to {recipient}")
+    if compiled.channel in TEMPLATED_SETTINGS:
+        try:
+            # An AZURE_EVENT_HUBS callback without a topic goes to its connection string's EntityPath (a secret).
+            topic = render_publish(compiled, variables).get("topic") or "EntityPath"
+        except TemplateError as exc:
+            return TestOutcome(False, None, 0, "", f"the callback does not render: {exc}", "")
+        return TestOutcome(False, None, 0, "", f"{compiled.channel} callbacks are rendered, not sent, by a test "
+                                               f"(topic {topic!r})", f"publish to {topic}")
     request = render_request(compiled, variables) if compiled.channel == "URL" else render_batch(compiled, [variables])
     secrets = open_callback(row, keyring())
     headers = dict(request.headers)

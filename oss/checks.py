@@ -11,13 +11,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from backhaul.callback_secrets import MASK
 from backhaul.destinations import DestinationPolicy
+from backhaul.event_hubs import ConnectionStringError, parse_connection_string
 from backhaul.settings import settings
 from callback_language.bindings import SUBTYPE_KIND
 from callback_language.compiled import callback_spec
 from callback_language.downlink import render_direct
 from callback_language.grammar import GrammarError, parse_grammar
 from callback_language.templates import TemplateError, validate_callback
+from oss.channel_settings import settings_errors
 from oss.errors import FieldError
 
 
@@ -67,6 +70,9 @@ def callback_errors(row: dict[str, Any], destinations: DestinationPolicy) -> lis
     errors = template_size_errors(row)
     if errors:
         return errors  # not worth parsing
+    errors = settings_errors(row.get("channel"), row.get("channel_settings"))
+    if errors:
+        return errors
     try:
         validate_callback(callback_spec(row, SUBTYPE_KIND[row["callback_subtype"]]))
     except TemplateError as exc:
@@ -81,11 +87,39 @@ def callback_errors(row: dict[str, Any], destinations: DestinationPolicy) -> lis
 
 
 def destination_errors(row: dict[str, Any], destinations: DestinationPolicy) -> list[FieldError]:
-    """The URL of a URL or BATCH_URL callback against the destination rule (EMAIL goes to the operator's relay)."""
-    if row.get("channel") == "EMAIL" or not row.get("url"):
+    """The URL of a URL or BATCH_URL callback, the host of an MQTT one, against the destination rule (EMAIL
+    goes to the operator's relay); the MQTT channel checks the addresses the host resolves to when it connects."""
+    settings = row.get("channel_settings")
+    if row.get("channel") == "MQTT" and isinstance(settings, dict) and isinstance(settings.get("host"), str):
+        refusal = destinations.check_host(settings["host"])
+        return [FieldError("channelSettings.host", refusal)] if refusal else []
+    if row.get("channel") in ("KAFKA", "AZURE_EVENT_HUBS") and isinstance(settings, dict):
+        return kafka_destination_errors(row["channel"], settings, destinations)
+    if row.get("channel") not in ("URL", "BATCH_URL", None) or not row.get("url"):
         return []
     refusal = destinations.check_url(row["url"])
     return [FieldError("url", refusal)] if refusal else []
+
+
+def kafka_destination_errors(channel: str, settings: dict[str, Any],
+                             destinations: DestinationPolicy) -> list[FieldError]:
+    """The bootstrap hosts of a KAFKA or AZURE_EVENT_HUBS callback (for Event Hubs: the override, else the
+    connection string's namespace) against the destination rule; the channel checks what they resolve to."""
+    servers = settings.get("bootstrapServers")
+    hosts = [(f"channelSettings.bootstrapServers[{i}]", server.rpartition(":")[0].strip("[]"))
+             for i, server in enumerate(servers if isinstance(servers, list) else []) if isinstance(server, str)]
+    text = settings.get("connectionString")
+    if channel == "AZURE_EVENT_HUBS" and not hosts and isinstance(text, str) and text != MASK:
+        try:
+            hosts = [("channelSettings.connectionString", parse_connection_string(text).namespace)]
+        except ConnectionStringError:
+            return []  # refused by the validator already
+    errors = []
+    for field, host in hosts:
+        refusal = destinations.check_host(host)
+        if refusal:
+            errors.append(FieldError(field, refusal))
+    return errors
 
 
 def downlink_string_errors(text: str | None) -> list[FieldError]:

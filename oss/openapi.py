@@ -94,7 +94,8 @@ MIN_GROUP = O(id=S(), name=S(), type=I(), level=I())
 PROFILE_ID = S(enum=sorted(PROFILES), description="; ".join(f"{p.id} {p.name}" for p in PROFILES.values()))
 USER_ROLE_REF = O(("groupId", "profileId"), groupId=OID, profileId=PROFILE_ID)
 CERT = O(key=nullable(S(0, 100, description='null or "" unsets the certificate')))
-CALLBACK_COMMON: dict[str, Any] = dict(channel=S(enum=["URL", "BATCH_URL", "EMAIL"]),
+CALLBACK_COMMON: dict[str, Any] = dict(channel=S(enum=["URL", "BATCH_URL", "EMAIL", "MQTT", "KAFKA",
+                                                           "AZURE_EVENT_HUBS"]),
                        callbackType=E(0, 1, 2, 3, description="0 DATA, 1 SERVICE, 2 ERROR, 3 EVENT (Backhaul)"),
                        callbackSubtype=E(0, 1, 2, 3, 4, 5, 6, description=(
                            "DATA: 2 UPLINK, 3 BIDIR; SERVICE: 0 STATUS, 4 ACKNOWLEDGE, 5 REPEATER, "
@@ -110,6 +111,19 @@ HTTP = dict(url=S(1, 2000, description="may carry user:password@ (sent as Basic 
             httpMethod=S(enum=["GET", "PUT", "POST"]),
             headers=O(**{}) | {"additionalProperties": S(0, 1000), "description": SECRETS_NOTE},
             signingSecret=SIGNING)
+CHANNEL_SETTINGS = O() | {"additionalProperties": True, "description": (
+    "The channel's settings, checked per channel (oss.channel_settings; README, Channels). MQTT: host, port, tls, "
+    "caCertificate, username, password, topic (template), qos 0|1, protocol 3.1.1|5. KAFKA: bootstrapServers, "
+    "topic (template), tls, sasl {mechanism PLAIN|SCRAM-SHA-256|SCRAM-SHA-512, username, password}. "
+    "AZURE_EVENT_HUBS: connectionString, topic (template; default the string's EntityPath), bootstrapServers and "
+    "tls (overrides, for tests). Secret members (password, sasl.password, connectionString) are write-only, sealed at rest, read back as ******** by writers, left "
+    "out for readers; on update ******** or leaving them out keeps them (on the same destination), null removes "
+    "them.")}
+# On update a secret member's null removes it (elsewhere in channelSettings null means "unset"): declared nullable.
+CHANNEL_SETTINGS_UPDATE = CHANNEL_SETTINGS | O(password=nullable(S(0, 1000)),
+                                              sasl=O(password=nullable(S(0, 1000))) | {"additionalProperties": True})
+SETTINGS_CALLBACK = dict(channelSettings=CHANNEL_SETTINGS, bodyTemplate=S(1, 10000),
+                         contentType=S(0, 100, description="text/plain (default) or application/json (checked)"))
 DEVICE_EDIT: dict[str, Any] = dict(name=S(1, 100), activable=B, automaticRenewal=B, lat=nullable(LAT), lng=nullable(LNG),
                    productCertificate=nullable(CERT), prototype=B)
 # The operator's registry of base stations (Backhaul; radio.station_rows holds the ranges, the CSV import's too).
@@ -309,11 +323,22 @@ SCHEMAS: dict[str, Any] = {
                                 **HTTP, linePattern=S(0, 2000)),
     "createEmailCallback": O(("channel", "callbackType", "enabled", "recipient"), **CALLBACK_COMMON,
                              recipient=S(1, 500), subject=S(0, 500), message=S(0, 10000)),
-    "createCallback": {"oneOf": [R("createUrlCallback"), R("createBatchUrlCallback"), R("createEmailCallback")],
+    "createMqttCallback": O(("channel", "callbackType", "enabled", "channelSettings", "bodyTemplate"),
+                            **CALLBACK_COMMON, **SETTINGS_CALLBACK),
+    "createKafkaCallback": O(("channel", "callbackType", "enabled", "channelSettings", "bodyTemplate"),
+                             **CALLBACK_COMMON, **SETTINGS_CALLBACK),
+    "createAzureEventHubsCallback": O(("channel", "callbackType", "enabled", "channelSettings", "bodyTemplate"),
+                                      **CALLBACK_COMMON, **SETTINGS_CALLBACK),
+    "createCallback": {"oneOf": [R("createUrlCallback"), R("createBatchUrlCallback"), R("createEmailCallback"),
+                                 R("createMqttCallback"), R("createKafkaCallback"),
+                                 R("createAzureEventHubsCallback")],
                        "discriminator": {"propertyName": "channel", "mapping": {
                            "URL": "#/components/schemas/createUrlCallback",
                            "BATCH_URL": "#/components/schemas/createBatchUrlCallback",
-                           "EMAIL": "#/components/schemas/createEmailCallback"}}},
+                           "EMAIL": "#/components/schemas/createEmailCallback",
+                           "MQTT": "#/components/schemas/createMqttCallback",
+                           "KAFKA": "#/components/schemas/createKafkaCallback",
+                           "AZURE_EVENT_HUBS": "#/components/schemas/createAzureEventHubsCallback"}}},
     "updateCallback": O(**{**CALLBACK_COMMON, "payloadConfig": nullable(S(0, 2000))},
                         url=S(1, 2000, description="credentials left out are kept on the same host; ********@ keeps "
                                                    "them too"),
@@ -328,12 +353,13 @@ SCHEMAS: dict[str, Any] = {
                             "null removes it; headers: null removes every header")}), sendSni=B,
                         bodyTemplate=nullable(S(0, 10000)), contentType=nullable(S(0, 100)),
                         linePattern=nullable(S(0, 2000)), recipient=S(1, 500), subject=nullable(S(0, 500)),
-                        message=nullable(S(0, 10000))),
+                        message=nullable(S(0, 10000)), channelSettings=nullable(CHANNEL_SETTINGS_UPDATE)),
     "callback": O(id=S(), channel=S(), callbackType=I(), callbackSubtype=I(), payloadConfig=S(), enabled=B,
                   dead=B, url=S(description="credentials shown as ********@ to writers, left out for readers"),
                   httpMethod=S(), downlinkHook=B, headers=O(description=SECRETS_NOTE), sendSni=B,
                   bodyTemplate=S(), contentType=S(), linePattern=S(), recipient=S(), subject=S(), message=S(),
-                  signingSecret=S(description="whsec_******** when the callback signs (writers only)")),
+                  signingSecret=S(description="whsec_******** when the callback signs (writers only)"),
+                  channelSettings=CHANNEL_SETTINGS),
     "callbackCreated": O(id=S(), signingSecret=S(description='the secret made for "generate", shown this once')),
     "signingSecretCreated": O(signingSecret=S(description="the new secret, shown this once")),
     "deviceCreationJob": O(("id", "name", "pac", "deviceTypeId"), id=DEVICE_ID, name=S(1, 100), pac=PAC,

@@ -26,6 +26,13 @@ Writing:
   to another host unless given again.
 - refused: URL credentials together with an Authorization header (both set
   Authorization), and a mask where nothing is stored.
+
+`channelSettings` (MQTT, KAFKA, ...: `oss.channel_settings`) follows the same
+rules for its secret members (`SETTINGS_SECRETS`: `password`, `sasl.password`):
+shown as "********" to writers, left out for readers; on update the object
+given replaces the stored one, and a secret member left out or given as
+"********" is kept, `null` removes it. A kept secret never follows the
+settings to another destination (`host`, `bootstrapServers`): give it again.
 """
 from __future__ import annotations
 
@@ -36,10 +43,13 @@ from typing import Any
 
 from backhaul.callback_secrets import (
     MASK,
+    SETTINGS_SECRETS,
     SIGNING_PREFIX,
     authority_span,
+    join_settings,
     signing_key,
     split_headers,
+    split_settings,
     split_userinfo,
     with_userinfo,
 )
@@ -96,13 +106,21 @@ class SecretParts:
     signing: Secret | None = None
     generated: str | None = None  # a signing secret generated now, answered once
     errors: list[FieldError] = field(default_factory=list)
+    settings: dict[str, Secret] = field(default_factory=dict)  # channelSettings secrets by dotted path
 
     @classmethod
     def stored(cls, row: Any) -> "SecretParts":
         """The secrets a callbacks row holds, all kept."""
         return cls(Secret(row["url_credentials"]) if row["url_credentials"] else None,
                    {name: Secret(token) for name, token in (row["secret_headers"] or {}).items()},
-                   Secret(row["signing_secret"]) if row["signing_secret"] else None)
+                   Secret(row["signing_secret"]) if row["signing_secret"] else None,
+                   settings={path: Secret(token) for path, token in (_get(row, "channel_secrets") or {}).items()})
+
+    def checked_settings(self, settings: Any) -> Any:
+        """`channelSettings` as validators see it: clear members, secrets (a kept one as its mask)."""
+        if not isinstance(settings, dict):
+            return settings
+        return join_settings(settings, {path: s.checked_as() for path, s in self.settings.items()})
 
     def checked_row(self, row: dict[str, Any]) -> dict[str, Any]:
         """`row` as the template checks must see it: URL with its credentials, every header."""
@@ -111,7 +129,8 @@ class SecretParts:
             url = with_userinfo(url, self.credentials.checked_as())
         headers = {**(row.get("headers") or {}),
                    **{name: s.checked_as() for name, s in self.headers.items()}}
-        return {**row, "url": url, "headers": headers}
+        return {**row, "url": url, "headers": headers,
+                "channel_settings": self.checked_settings(row.get("channel_settings"))}
 
     def conflicts(self, channel: str) -> list[FieldError]:
         """Combinations refused at save."""
@@ -121,7 +140,7 @@ class SecretParts:
             why = ("a callback cannot have both credentials in its URL and an Authorization header "
                    "(both set Authorization): keep one")
             errors += [FieldError("url", why), FieldError(f"headers.{authorization}", why)]
-        if self.signing and channel == "EMAIL":
+        if self.signing and channel not in ("URL", "BATCH_URL"):
             errors.append(FieldError("signingSecret", "only URL and BATCH_URL callbacks are signed"))
         return errors
 
@@ -129,7 +148,8 @@ class SecretParts:
         """The sealed columns of the callbacks row."""
         return {"url_credentials": self.credentials.stored(box) if self.credentials else None,
                 "secret_headers": {name: s.stored(box) for name, s in self.headers.items()},
-                "signing_secret": self.signing.stored(box) if self.signing else None}
+                "signing_secret": self.signing.stored(box) if self.signing else None,
+                "channel_secrets": {path: s.stored(box) for path, s in self.settings.items()}}
 
     def take_signing(self, value: str | None, *, has_stored: bool) -> None:
         """Apply a given `signingSecret` (null, the mask, "generate" or a whsec_ secret)."""
@@ -154,6 +174,49 @@ def _masked_nothing(field_name: str) -> FieldError:
     return FieldError(field_name, f"{MASK} stands for a stored secret; there is none")
 
 
+def _get(row: Any, key: str) -> Any:
+    try:
+        return row[key]
+    except KeyError:
+        return None
+
+
+# The members naming a channel's destination: a kept secret does not follow them elsewhere.
+DESTINATION_MEMBERS = ("host", "port", "bootstrapServers")
+
+
+def _take_settings(parts: SecretParts, channel: str | None, settings: Any, *, stored: Any = None) -> Any:
+    """The clear part of the `channelSettings` given; its secret members go to `parts.settings`
+    (masks keep the stored ones, null and absence remove them, except that absence keeps them on
+    the same destination on update, when `stored` is the stored clear settings)."""
+    if not isinstance(settings, dict):
+        parts.settings = {}
+        return settings
+    clear, given = split_settings(channel, settings)
+    kept = parts.settings
+    same_place = isinstance(stored, dict) and all(stored.get(k) == clear.get(k) for k in DESTINATION_MEMBERS)
+    out: dict[str, Secret] = {}
+    for path in SETTINGS_SECRETS.get(channel or "", ()):
+        name = f"channelSettings.{path}"
+        if path in given:
+            value = given[path]
+            if value == MASK:
+                if path in kept:
+                    out[path] = kept[path]
+                else:
+                    parts.errors.append(_masked_nothing(name))
+            elif value is not None:
+                out[path] = Secret(clear=value)
+        elif path in kept:
+            if same_place:
+                out[path] = kept[path]
+            else:
+                parts.errors.append(FieldError(name, f"the destination changed: give it again, keep it ({MASK}) "
+                                                     "or remove it (null)"))
+    parts.settings = out
+    return clear
+
+
 def parts_for_create(body: dict[str, Any], row: dict[str, Any]) -> SecretParts:
     """The secrets of a new callback; `row` loses them (its url and headers are left clear)."""
     parts = SecretParts()
@@ -171,6 +234,8 @@ def parts_for_create(body: dict[str, Any], row: dict[str, Any]) -> SecretParts:
             parts.headers[name] = Secret(clear=value)
     if body.get("signingSecret") is not None:
         parts.take_signing(body["signingSecret"], has_stored=False)
+    if row.get("channel_settings") is not None:
+        row["channel_settings"] = _take_settings(parts, row.get("channel"), row["channel_settings"])
     return parts
 
 
@@ -216,16 +281,27 @@ def parts_for_update(body: dict[str, Any], changes: dict[str, Any], current: Any
         parts.headers = headers
     if "signingSecret" in body:
         parts.take_signing(body["signingSecret"], has_stored=parts.signing is not None)
+    channel = changes.get("channel", current["channel"])
+    if "channelSettings" in body:
+        changes["channel_settings"] = _take_settings(parts, channel, body["channelSettings"],
+                                                     stored=_get(current, "channel_settings"))
+    elif channel != current["channel"]:
+        parts.settings = {}  # another channel: its settings must be given (checked with the rest)
+        changes["channel_settings"] = None
     return parts
 
 
 def shown(row: Any, *, writer: bool) -> dict[str, Any]:
-    """`url`, `headers` and `signingSecret` of a callbacks row as a caller may see them."""
+    """`url`, `headers`, `signingSecret` and `channelSettings` of a callbacks row as a caller may see them."""
     url = row["url"]
     headers = dict(row["headers"] or {})
     if writer:
         if url and row["url_credentials"]:
             url = with_userinfo(url, MASK)
         headers.update({name: MASK for name in row["secret_headers"] or {}})
+    settings = _get(row, "channel_settings")
+    if settings is not None and writer:
+        settings = join_settings(settings, {path: MASK for path in _get(row, "channel_secrets") or {}})
     return {"url": url, "headers": headers,
-            "signingSecret": SIGNING_MASK if writer and row["signing_secret"] else None}
+            "signingSecret": SIGNING_MASK if writer and row["signing_secret"] else None,
+            "channelSettings": settings}

@@ -41,7 +41,13 @@ from callback_language import bindings
 from callback_language import downlink as dl
 from callback_language.compiled import CompiledCallbacks
 from callback_language.status import NON_HTTP_STATUS
-from callback_language.templates import TemplateError, render_email, render_request
+from callback_language.templates import (
+    TEMPLATED_SETTINGS,
+    TemplateError,
+    render_email,
+    render_publish,
+    render_request,
+)
 from schemas import delivery_results as results
 from schemas.advanced_messages import decode_advanced_message
 from schemas.deliveries import Delivery, delivery_key, email, encode_delivery, http_request, new_delivery
@@ -132,6 +138,12 @@ class RouterStage(Stage):
                     delivery["request"] = http_request(req.method, req.url, req.headers, req.body, req.content_type)
                 elif cb["channel"] == "EMAIL":
                     delivery["email"] = email(*render_email(compiled, cb_vars))
+                elif cb["channel"] in TEMPLATED_SETTINGS:
+                    # Topic and body only: the destination and its secrets are read at send time.
+                    out = render_publish(compiled, cb_vars)
+                    # An AZURE_EVENT_HUBS callback without a topic goes to its connection string's EntityPath.
+                    delivery["publish"] = {"topic": out.get("topic", ""), "body": out["body"],
+                                           "contentType": out["contentType"]}
             except TemplateError as exc:
                 metrics.ROUTE_ERRORS.labels("render").inc()
                 outputs.append(Out(self._t_results, record["device"].encode(), encode_delivery_result(

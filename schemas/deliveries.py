@@ -3,12 +3,13 @@
 One delivery is one callback to call for one record, already rendered:
 
     {"id": "<record id>/<callback id>", "callbackId": "...", "kind": "DATA",
-     "channel": "URL" | "BATCH_URL" | "EMAIL" | "DIRECT", "recordId": "...",
+     "channel": "URL" | "BATCH_URL" | "EMAIL" | "DIRECT" | "MQTT" | ..., "recordId": "...",
      "messageId": "...", "device": "00AB12CD", "deviceTypeId": "...", "groupId": "...",
      "origin": <first frame, ms>, "createdAt": <routed, ms>, "messageTime": <the message's time, ms>,
      "scheduleFrom": <ms, a replay only>, "variables": {...}, "downlink": false,
      "request": {"method", "url", "headers", "body", "contentType", "auth"},   # URL
      "email": {"recipient", "subject", "body"},                               # EMAIL
+     "publish": {"topic", "body", "contentType"},       # MQTT, KAFKA, AZURE_EVENT_HUBS
      "downlinkTemplate": "{tapId}{rssi}{time}"}                               # DIRECT
 
 The retry schedule runs from `scheduleFrom` when given (a replay starts a
@@ -37,8 +38,11 @@ from typing import Any, Literal, NotRequired, TypedDict, cast
 
 import orjson
 
-CHANNELS = ("URL", "BATCH_URL", "EMAIL", "DIRECT")
-Channel = Literal["URL", "BATCH_URL", "EMAIL", "DIRECT"]
+CHANNELS = ("URL", "BATCH_URL", "EMAIL", "DIRECT", "MQTT", "KAFKA", "AZURE_EVENT_HUBS")
+Channel = Literal["URL", "BATCH_URL", "EMAIL", "DIRECT", "MQTT", "KAFKA", "AZURE_EVENT_HUBS"]
+# The channels whose delivery carries a `publish`: the destination is in the callback's channelSettings,
+# read (with its secrets) by the delivery worker at send time.
+PUBLISH_CHANNELS = ("MQTT", "KAFKA", "AZURE_EVENT_HUBS")
 
 
 class Request(TypedDict):
@@ -56,6 +60,14 @@ class Email(TypedDict):
     recipient: str
     subject: str
     body: str
+
+
+class Publish(TypedDict):
+    """A rendered message of a channel with settings (MQTT, KAFKA): topic and body, no destination."""
+
+    topic: str
+    body: str
+    contentType: str
 
 
 class Delivery(TypedDict):
@@ -80,6 +92,7 @@ class Delivery(TypedDict):
     scheduleFrom: NotRequired[int]  # a replay: when its retry schedule starts, ms
     request: NotRequired[Request]  # URL; a dead BATCH_URL delivery: the batch's request
     email: NotRequired[Email]      # EMAIL
+    publish: NotRequired[Publish]  # MQTT, KAFKA, AZURE_EVENT_HUBS (topic "": the connection string's EntityPath)
     downlinkTemplate: NotRequired[str]  # DIRECT: the downlinkDataString, rendered for the transmitting station
     downlinkData: NotRequired[str]  # DIRECT, written by earlier versions: the rendered downlink
 
@@ -183,6 +196,8 @@ def delivery_problem(obj: Any) -> str | None:
         checks.append(("request", (dict,), False))
     elif channel == "EMAIL":
         checks.append(("email", (dict,), False))
+    elif channel in PUBLISH_CHANNELS:
+        checks.append(("publish", (dict,), False))
     elif channel == "DIRECT":
         checks.append(("downlinkTemplate", (str,), "downlinkData" in obj))
         checks.append(("downlinkData", (str,), "downlinkTemplate" in obj))
@@ -209,4 +224,9 @@ def delivery_problem(obj: Any) -> str | None:
             problem = _wrong(obj["email"], field, (str,))
             if problem:
                 return f"email.{problem}"
+    elif channel in PUBLISH_CHANNELS:
+        for field in ("topic", "body", "contentType"):
+            problem = _wrong(obj["publish"], field, (str,))
+            if problem:
+                return f"publish.{problem}"
     return None

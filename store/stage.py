@@ -380,7 +380,11 @@ def merged_sends(attempts: list[tuple]) -> list[tuple]:
 
 def undelivered_callback(delivery: Delivery) -> dict[str, Any]:
     """The `callback` of an undelivered record, in the Sigfox shape, never with credentials:
-    url, method, headers, body, contentType for HTTP; recipient, subject, message for e-mail."""
+    url, method, headers, body, contentType for HTTP; recipient, subject, message for e-mail; the channel,
+    topic, body and contentType for the channels with settings (MQTT, KAFKA, ...: their destination and
+    secrets stay in the callback)."""
+    if "publish" in delivery:
+        return {"channel": delivery["channel"], **delivery["publish"]}
     if "email" in delivery:
         mail = delivery["email"]
         return {"recipient": mail["recipient"], "subject": mail["subject"], "message": mail["body"]}

@@ -64,7 +64,7 @@ class CallbackCredentials:
         hit = self._opened.get(cb["id"])
         if hit is not None and hit[0] == version:
             return hit[1]
-        if version[:3] == (None, (), None):
+        if version[:4] == (None, (), None, ()):
             secrets = NO_SECRETS
         else:
             opened = open_callback(cb, self._box or keyring())

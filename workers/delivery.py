@@ -276,6 +276,8 @@ class DeliveryWorker:  # pragma: no mutate block (the Kafka loop: README "Testin
             await member.stop()
             await self.producer.stop()
             await self.session.close()
+            for channel in CHANNELS.values():
+                await channel.close()
             log.info("delivery worker stopped")
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:

@@ -1,4 +1,7 @@
-"""/device-types/{id}/callbacks: URL, BATCH_URL and EMAIL callbacks of a device type.
+"""/device-types/{id}/callbacks: URL, BATCH_URL, EMAIL, MQTT, KAFKA and AZURE_EVENT_HUBS callbacks of a device type.
+
+MQTT, KAFKA and AZURE_EVENT_HUBS callbacks (issue 14) hold their settings in one object,
+`channelSettings`, validated per channel (`oss.channel_settings`).
 
 API v2 numbers (callbackType, callbackSubtype) differently from our tables:
 DATA (0) UPLINK (2) / BIDIR (3); SERVICE (1) STATUS (0), ACKNOWLEDGE (4),
@@ -19,6 +22,7 @@ from aiohttp import web
 from backhaul.destinations import DestinationPolicy
 from backhaul.secretbox import keyring
 from backhaul.settings import settings
+from callback_language.downlink import DOWNLINK_CHANNELS
 from oss import checks
 from oss.auth import Caller, caller
 from oss.callback_test_send import send_test
@@ -39,7 +43,8 @@ BIDIR = 1
 COLUMNS = {"channel": "channel", "enabled": "enabled", "url": "url", "httpMethod": "http_method",
            "headers": "headers", "bodyTemplate": "body_template", "contentType": "content_type",
            "linePattern": "line_pattern", "sendSni": "send_sni", "recipient": "recipient", "subject": "subject",
-           "message": "message", "payloadConfig": "payload_config"}
+           "message": "message", "payloadConfig": "payload_config", "channelSettings": "channel_settings"}
+SEALED_COLUMNS = ("url_credentials", "secret_headers", "signing_secret", "channel_secrets")
 
 
 def db_subtype(callback_type: int, callback_subtype: int | None) -> int:
@@ -80,11 +85,11 @@ def callback_body(r: asyncpg.Record | dict[str, Any], *, writer: bool) -> dict[s
     return compact({
         "id": r["id"], "channel": r["channel"], "callbackType": callback_type, "callbackSubtype": callback_subtype,
         "payloadConfig": r["payload_config"], "enabled": r["enabled"], "dead": r["dead"], "url": secret["url"],
-        "httpMethod": r["http_method"], "downlinkHook": r["downlink_hook"] if r["channel"] != "EMAIL" else None,
+        "httpMethod": r["http_method"], "downlinkHook": r["downlink_hook"] if r["channel"] in DOWNLINK_CHANNELS else None,
         "headers": secret["headers"] if r["channel"] == "URL" else None, "sendSni": r["send_sni"],
         "bodyTemplate": r["body_template"], "contentType": r["content_type"], "linePattern": r["line_pattern"],
         "recipient": r["recipient"], "subject": r["subject"], "message": r["message"],
-        "signingSecret": secret["signingSecret"],
+        "signingSecret": secret["signingSecret"], "channelSettings": secret["channelSettings"],
     })
 
 
@@ -148,7 +153,7 @@ async def update_callback(request: web.Request) -> web.Response:
             changes["callback_subtype"] = db_subtype(new_type, body.get("callbackSubtype", old_subtype))
         parts = parts_for_update(body, changes, current)
         merged = checked(request, {**dict(current), **changes}, parts)
-        changes.update({column: merged[column] for column in ("url_credentials", "secret_headers", "signing_secret")})
+        changes.update({column: merged[column] for column in SEALED_COLUMNS})
         await callbacks.edit(conn, current["id"], changes)
     if parts.generated:
         return json_response({"signingSecret": parts.generated})  # shown this once
@@ -186,7 +191,7 @@ async def choose_downlink_callback(request: web.Request) -> web.Response:
     who.require("callbacks", write=True)
     async with pool(request).acquire() as conn, conn.transaction():
         current = await scoped_callback(conn, who, request)
-        if current["callback_subtype"] != BIDIR or current["channel"] == "EMAIL":
+        if current["callback_subtype"] != BIDIR or current["channel"] not in DOWNLINK_CHANNELS:
             raise BadRequest(FieldError("callbackId", "only a DATA/BIDIR URL or BATCH_URL callback can be the "
                                                       "downlink callback", "path"))
         await callbacks.make_downlink_hook(conn, current["device_type_id"], current["id"])

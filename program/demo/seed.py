@@ -89,7 +89,8 @@ async def seed_network(conn: asyncpg.Connection, network: Network, *, name: str 
             row = {**CALLBACK_DEFAULTS, **cb, "id": cb.get("id") or stable_id(name, "callback", str(i)),
                    "device_type_id": type_id}
             row = seal_callback(row)
-            sql, values = _insert("callbacks", row, jsonb=("headers", "secret_headers"))
+            sql, values = _insert("callbacks", row, jsonb=("headers", "secret_headers", "channel_settings",
+                                                           "channel_secrets"))
             await conn.execute(sql, *values)
         await conn.executemany(
             "INSERT INTO devices(id, name, device_type_id, group_id, lat, lng, contract_id) "

@@ -171,3 +171,106 @@ async def test_an_authorization_header_added_beside_stored_url_credentials_is_re
                            {"urlCredentials": None, "headers": {"Authorization": "Bearer t0k3n-value"}}), 204)
     after = await stored(api, cb)
     assert after["credentials"] is None and after["secret_headers"] == {"Authorization": "Bearer t0k3n-value"}
+
+
+MQTT_PASSWORD = "mq-pass-93c1"
+
+
+def mqtt_callback(**settings) -> dict:
+    return {"channel": "MQTT", "callbackType": 0, "callbackSubtype": 2, "enabled": True,
+            "bodyTemplate": '{"device": "{device}"}', "contentType": "application/json",
+            "channelSettings": {"host": "127.0.0.1", "port": 1883, "username": "bh", "password": MQTT_PASSWORD,
+                                "topic": "sigfox/{device}", "qos": 1, "protocol": "5", **settings}}
+
+
+async def test_channel_settings_secrets_sealed_masked_write_only(api):
+    writer, reader, dtype = await setup(api, "Secrets MQTT")
+    cb = check(await writer.post(f"/device-types/{dtype}/callbacks", mqtt_callback()), 201)["id"]
+    path = f"/device-types/{dtype}/callbacks/{cb}"
+    row = dict(await api.pool.fetchrow("SELECT * FROM callbacks WHERE id = $1", cb))
+    assert "password" not in row["channel_settings"] and row["channel_settings"]["topic"] == "sigfox/{device}"
+    assert keyring().open(row["channel_secrets"]["password"]) == MQTT_PASSWORD
+    raw = orjson.dumps({k: v for k, v in row.items() if k not in ("created_at", "updated_at")}).decode()
+    assert MQTT_PASSWORD not in raw, "PostgreSQL holds the password sealed"
+
+    shown = only(await writer.get(f"/device-types/{dtype}/callbacks"), cb)
+    assert shown["channel"] == "MQTT" and shown["channelSettings"]["password"] == MASK
+    assert "url" not in shown and "headers" not in shown
+    seen = only(await reader.get(f"/device-types/{dtype}/callbacks"), cb)
+    assert "password" not in seen["channelSettings"] and seen["channelSettings"]["host"] == "127.0.0.1"
+
+    check(await writer.put(path, {"channelSettings": shown["channelSettings"] | {"qos": 0}}), 204)
+    check(await writer.put(path, {"channelSettings": {k: v for k, v in shown["channelSettings"].items()
+                                                      if k != "password"}}), 204)
+    row = dict(await api.pool.fetchrow("SELECT * FROM callbacks WHERE id = $1", cb))
+    assert keyring().open(row["channel_secrets"]["password"]) == MQTT_PASSWORD, "masked or left out: kept"
+    assert row["channel_settings"]["qos"] == 1, "the object given replaces the stored one"
+
+    moved = await writer.put(path, {"channelSettings": {**mqtt_callback()["channelSettings"], "host": "10.9.9.9",
+                                                        "password": MASK}})
+    assert moved.status == 400
+    assert {e["field"] for e in moved.body["errors"]} == {"channelSettings.host"}, moved.body
+    elsewhere = {k: v for k, v in mqtt_callback()["channelSettings"].items() if k != "password"}
+    moved = await writer.put(path, {"channelSettings": elsewhere | {"host": "mqtt.customer.example"}})
+    assert moved.status == 400 and moved.body["errors"][0]["field"] == "channelSettings.password"
+
+    check(await writer.put(path, {"channelSettings": shown["channelSettings"] | {"password": None}}), 204)
+    row = dict(await api.pool.fetchrow("SELECT * FROM callbacks WHERE id = $1", cb))
+    assert row["channel_secrets"] == {}, "null removes it"
+
+
+@pytest.mark.parametrize("settings, field", [
+    ({"topic": None}, "channelSettings.topic"),
+    ({"qos": 2}, "channelSettings.qos"),
+    ({"topic": "a/{nosuch}"}, "channelSettings.topic"),
+    ({"password": MASK}, "channelSettings.password"),
+])
+async def test_channel_settings_refused_with_the_member_named(api, settings, field):
+    writer, _, dtype = await setup(api, f"Refused MQTT {field} {settings}")
+    body = mqtt_callback()
+    body["channelSettings"] = {k: v for k, v in {**body["channelSettings"], **settings}.items() if v is not None}
+    reply = await writer.post(f"/device-types/{dtype}/callbacks", body)
+    assert reply.status == 400, reply.body
+    assert [e["field"] for e in reply.body["errors"]] == [field], reply.body
+
+
+KAFKA_PASSWORD = "kf-pass-5e1d"
+HUBS_KEY = "c2FrLWt1eS03NzQxYWJjZGVm="
+HUBS = f"Endpoint=sb://acme.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey={HUBS_KEY};EntityPath=up"
+
+
+@pytest.mark.parametrize("channel, settings, path, secret", [
+    ("KAFKA", {"bootstrapServers": ["kafka.example.com:9093"], "topic": "sigfox.{deviceTypeId}", "tls": True,
+               "sasl": {"mechanism": "SCRAM-SHA-512", "username": "bh", "password": KAFKA_PASSWORD}},
+     "sasl.password", KAFKA_PASSWORD),
+    ("AZURE_EVENT_HUBS", {"connectionString": HUBS}, "connectionString", HUBS),
+])
+async def test_kafka_and_event_hubs_secrets_sealed_masked_write_only(api, channel, settings, path, secret):
+    writer, reader, dtype = await setup(api, f"Secrets {channel}")
+    body = {"channel": channel, "callbackType": 0, "callbackSubtype": 2, "enabled": True,
+            "bodyTemplate": "{device} {seqNumber}", "channelSettings": settings}
+    cb = check(await writer.post(f"/device-types/{dtype}/callbacks", body), 201)["id"]
+    row = dict(await api.pool.fetchrow("SELECT * FROM callbacks WHERE id = $1", cb))
+    assert keyring().open(row["channel_secrets"][path]) == secret
+    raw = orjson.dumps({k: v for k, v in row.items() if k not in ("created_at", "updated_at")}).decode()
+    assert secret not in raw and KAFKA_PASSWORD not in raw and HUBS_KEY not in raw, "sealed at rest"
+
+    shown = only(await writer.get(f"/device-types/{dtype}/callbacks"), cb)["channelSettings"]
+    seen = only(await reader.get(f"/device-types/{dtype}/callbacks"), cb)["channelSettings"]
+    leaf = path.split(".")[-1]
+    assert (shown.get("sasl") or shown)[leaf] == MASK and leaf not in (seen.get("sasl") or seen)
+
+    check(await writer.put(f"/device-types/{dtype}/callbacks/{cb}", {"channelSettings": shown}), 204)
+    row = dict(await api.pool.fetchrow("SELECT * FROM callbacks WHERE id = $1", cb))
+    assert keyring().open(row["channel_secrets"][path]) == secret, "the mask keeps it"
+
+
+async def test_a_bad_connection_string_is_refused_naming_the_part_without_its_key(api):
+    writer, _, dtype = await setup(api, "Refused hubs")
+    body = {"channel": "AZURE_EVENT_HUBS", "callbackType": 0, "callbackSubtype": 2, "enabled": True,
+            "bodyTemplate": "{device}", "channelSettings": {"connectionString": HUBS.replace("sb://", "https://")}}
+    reply = await writer.post(f"/device-types/{dtype}/callbacks", body)
+    assert reply.status == 400, reply.body
+    assert [(e["field"], e["message"]) for e in reply.body["errors"]] == [
+        ("channelSettings.connectionString", "Endpoint must start with sb://")]
+    assert HUBS_KEY not in orjson.dumps(reply.body).decode()

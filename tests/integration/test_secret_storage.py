@@ -102,15 +102,17 @@ async def test_rotate_secrets_reseals_with_the_first_key(isolated):
         await conn.execute("INSERT INTO groups(id, name) VALUES ('g', 'g')")
         await conn.execute("INSERT INTO device_types(id, name, group_id) VALUES ('t', 't', 'g')")
         await conn.execute(
-            "INSERT INTO callbacks(id, device_type_id, url, url_credentials, secret_headers, signing_secret) "
-            "VALUES ('cb', 't', 'http://127.0.0.1:9/', $1, $2::jsonb, $3), ('none', 't', 'http://127.0.0.1:9/', "
-            "NULL, '{}', NULL)", box.seal("bob:pw-1"), orjson.dumps({"X-Api-Key": box.seal("k-1")}).decode(),
-            box.seal(LEGACY_SIGNING))
+            "INSERT INTO callbacks(id, device_type_id, url, url_credentials, secret_headers, signing_secret, "
+            "channel_secrets) VALUES ('cb', 't', 'http://127.0.0.1:9/', $1, $2::jsonb, $3, $4::jsonb), "
+            "('none', 't', 'http://127.0.0.1:9/', NULL, '{}', NULL, '{}')", box.seal("bob:pw-1"),
+            orjson.dumps({"X-Api-Key": box.seal("k-1")}).decode(), box.seal(LEGACY_SIGNING),
+            orjson.dumps({"password": box.seal("mq-1")}).decode())
 
         async def sealed() -> tuple:
-            r = await conn.fetchrow("SELECT url_credentials, secret_headers::text, signing_secret FROM callbacks "
-                                    "WHERE id = 'cb'")
-            return r["url_credentials"], orjson.loads(r["secret_headers"])["X-Api-Key"], r["signing_secret"]
+            r = await conn.fetchrow("SELECT url_credentials, secret_headers::text, signing_secret, "
+                                    "channel_secrets::text FROM callbacks WHERE id = 'cb'")
+            return (r["url_credentials"], orjson.loads(r["secret_headers"])["X-Api-Key"], r["signing_secret"],
+                    orjson.loads(r["channel_secrets"])["password"])
 
         before = await sealed()
         refused = cli("rotate-secrets", env={**isolated.env, "BACKHAUL_SECRET_KEYS": f"{new},{unrelated}"})
@@ -122,7 +124,7 @@ async def test_rotate_secrets_reseals_with_the_first_key(isolated):
         assert done.returncode == 0, done.stderr
         assert "re-sealed the secrets of 1 callbacks" in done.stdout
         after = await sealed()
-        assert [Keyring([new], "new").open(t) for t in after] == ["bob:pw-1", "k-1", LEGACY_SIGNING]
+        assert [Keyring([new], "new").open(t) for t in after] == ["bob:pw-1", "k-1", LEGACY_SIGNING, "mq-1"]
         for token in after:
             with pytest.raises(SealedSecretError):
                 Keyring([old], "old").open(token)

@@ -2,7 +2,10 @@
 
 Callbacks with every secret kind are made through the API (run as its own
 process): URL credentials, an Authorization header, API-key headers (one
-holding a variable), a given signing secret and generated ones. Frames go
+holding a variable), a given signing secret and generated ones, an MQTT
+callback's `channelSettings.password` (to a real Mosquitto, over TLS) and an Azure
+Event Hubs callback's `connectionString` (to our Kafka, which refuses its SASL PLAIN:
+every attempt fails, with the client's error text, and the deliveries are given up). Frames go
 through ingest, router, delivery, store and relay workers (at DEBUG) to
 receivers that fail some requests (retries), always fail one callback
 (undelivered records, then `backhaul replay`) and take the others. The
@@ -32,12 +35,14 @@ from aiokafka import TopicPartition
 from backhaul import db
 from backhaul.callback_secrets import MASK
 from backhaul.kafka import make_admin, make_consumer
+from backhaul.settings import settings
 from backhaul.signing import verify
 from oss.app import bootstrap_root, create_app
 from oss.profiles import ADMIN, PROFILES
 from program.supervised import free_port
 from tests.api_support import Client, check
 from tests.conftest import ROOT, frame, publish_frames, wait_until
+from tests.mosquitto import Mosquitto, Subscriber
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -54,6 +59,9 @@ def token(tag: str) -> str:
 USER_A, PASSWORD_A = token("ua"), token("pa-")
 USER_C, PASSWORD_C = token("uc"), token("pc-")
 USER_D, PASSWORD_D = token("ud"), token("pd-")
+USER_E, PASSWORD_E = token("ue"), token("pe-")  # the MQTT callback's
+HUBS_KEY_F = token("sak-")  # the Event Hubs callback's SharedAccessKey
+HUBS_F = f"Endpoint=sb://tenant-s.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey={HUBS_KEY_F}"
 BEARER = token("bearer-")
 API_KEY_B, API_KEY_C = token("kb-"), token("kc-")
 DEVICE_TOKEN = token("dt-")  # the literal part of a secret header that holds {device}
@@ -160,6 +168,8 @@ async def test_no_secret_in_clear_anywhere(isolated, workers, make_receiver, tmp
         return web.Response(status=500 if down["failing"] else 200, text="down" if down["failing"] else "ok")
 
     flaky_rx, ok_rx, down_rx = await make_receiver(flaky), await make_receiver(), await make_receiver(until_replay)
+    broker = Mosquitto(tmp_path / "mosquitto", users={USER_E: PASSWORD_E}).start()
+    subscriber = await Subscriber(broker).start()
 
     pool = await db.create_pool(min_size=1, max_size=4)
     api_proc, base, api_log = await start_api(isolated, tmp_path)
@@ -196,6 +206,14 @@ async def test_no_secret_in_clear_anywhere(isolated, workers, make_receiver, tmp
         cb_d = check(await admin.post(f"/device-types/{dtype}/callbacks", {
             **data, "url": f"http://{USER_D}:{PASSWORD_D}@{down_host}/down?d={{device}}&s={{seqNumber}}",
             "httpMethod": "GET", "headers": {"X-Auth-Token": f"{DEVICE_TOKEN}-{{device}}"}}), 201)
+        cb_e = check(await admin.post(f"/device-types/{dtype}/callbacks", {
+            **data, "channel": "MQTT", "bodyTemplate": "{device} {seqNumber}", "channelSettings": {
+                "host": "127.0.0.1", "port": broker.tls_port, "tls": True, "caCertificate": broker.ca,
+                "username": USER_E, "password": PASSWORD_E, "topic": "secure/{device}/{seqNumber}"}}), 201)
+        cb_f = check(await admin.post(f"/device-types/{dtype}/callbacks", {
+            **data, "channel": "AZURE_EVENT_HUBS", "bodyTemplate": "{device} {seqNumber}", "channelSettings": {
+                "connectionString": HUBS_F, "topic": "hub-{device}", "tls": False,
+                "bootstrapServers": [settings().kafka_gateway]}}), 201)
         generated_b, generated_c = cb_b["signingSecret"], cb_c["signingSecret"]
         devices = ["5EC001", "5EC002", "5EC003"]
         await pool.execute("INSERT INTO base_stations(id, name, lat, lng) VALUES ('0B01', 'station', 43.6, 1.4)")
@@ -223,6 +241,10 @@ async def test_no_secret_in_clear_anywhere(isolated, workers, make_receiver, tmp
             assert r.headers["Authorization"] == f"Bearer {BEARER}" and r.headers["X-Api-Key"] == API_KEY_B
             assert verify(generated_b, r.headers, r.body) and not verify(GIVEN_SIGNING, r.headers, r.body)
 
+        published = await wait_until(lambda: len(subscriber.messages) >= messages and subscriber.messages, 20,
+                                     "cb E over MQTT")
+        assert all(m.body.decode() == " ".join(m.topic.split("/")[1:]) for m in published)
+
         batches = await wait_until(lambda: [r for r in flaky_rx.requests if r.path == "/batch"]
                                    if sum(len(r.body.split(b"\n")) for r in flaky_rx.requests if r.path == "/batch"
                                           and seen_ids[r.headers["webhook-id"]] >= 2) >= messages else None,
@@ -233,6 +255,9 @@ async def test_no_secret_in_clear_anywhere(isolated, workers, make_receiver, tmp
 
         undelivered = "SELECT * FROM undelivered_callbacks WHERE callback_id = $1"
         await wait_until(lambda: pool_rows(pool, undelivered, cb_d["id"], messages), 30, "cb D undelivered")
+        await wait_until(lambda: pool_rows(pool, undelivered, cb_f["id"], messages), 30, "cb F undelivered")
+        refused = await pool.fetch("SELECT info FROM callback_attempts WHERE callback_id = $1", cb_f["id"])
+        assert refused and all("SASL PLAIN as $ConnectionString" in r["info"] for r in refused), refused
         first_tries = list(down_rx.requests)
         assert len(first_tries) == 3 * messages, "three attempts each before giving up"
         for r in first_tries:
@@ -256,10 +281,12 @@ async def test_no_secret_in_clear_anywhere(isolated, workers, make_receiver, tmp
             assert r.headers["Authorization"] == basic(USER_D, PASSWORD_D)
             assert ids_before[(r.query["d"], r.query["s"])] == {r.headers["webhook-id"]}, "a replay keeps its id"
         await wait_until(lambda: pool_rows(pool, "SELECT * FROM callback_attempts WHERE status = 200", None,
-                                           2 * messages + messages + messages), 20, "every success stored")
+                                           2 * messages + messages + messages + messages), 20, "every success stored")
 
         # Where a secret could hide ---------------------------------------------------------------
         secrets = forms({"password A": PASSWORD_A, "password C": PASSWORD_C, "password D": PASSWORD_D,
+                         "password E (MQTT)": PASSWORD_E, "Event Hubs key F": HUBS_KEY_F,
+                         "connection string F": HUBS_F,
                          "bearer": BEARER, "api key B": API_KEY_B, "api key C": API_KEY_C,
                          "device token": DEVICE_TOKEN, "given signing": GIVEN_SIGNING, "generated B": generated_b,
                          "generated C": generated_c})
@@ -286,7 +313,7 @@ async def test_no_secret_in_clear_anywhere(isolated, workers, make_receiver, tmp
 
         paths = get_paths(pool, {"group": group, "deviceType": dtype, "device": devices[0],
                                  "reader": reader_user["id"], "contract": contract},
-                          [cb_a["id"], cb_b["id"], cb_c["id"], cb_d["id"]])
+                          [cb_a["id"], cb_b["id"], cb_c["id"], cb_d["id"], cb_e["id"], cb_f["id"]])
         answered = defaultdict(int)
         for who, client in (("admin", admin), ("read-only", reader)):
             for path in paths:
@@ -299,13 +326,15 @@ async def test_no_secret_in_clear_anywhere(isolated, workers, make_receiver, tmp
                     assert MASK not in text, f"GET {path} shows a masked secret to a read-only user"
                     assert all(u not in text for u in (USER_A, USER_C, USER_D)), f"GET {path}: a URL user name"
         listed = check(await admin.get(f"/device-types/{dtype}/callbacks"), 200)["data"]
-        assert sum(MASK in str(c) for c in listed) == 4, "admins see every callback's secrets masked"
+        assert sum(MASK in str(c) for c in listed) == 6, "admins see every callback's secrets masked"
         print(f"GET routes: {len(paths)} paths, answers {dict(answered)}; topics scanned: "
               f"{ {n.removeprefix(isolated.prefix): len(r) for n, r in topics.items()} }; "
               f"dump {len(dump)} chars; logs {[(n, len(t)) for n, t in logs.items()]}")
         assert answered[("admin", 200)] >= 20 and answered[("read-only", 200)] >= 15
         assert not found, "secrets in clear:\n" + "\n".join(found)
     finally:
+        await subscriber.stop()
+        broker.stop()
         await session.close()
         await pool.close()
         api_proc.terminate()

@@ -278,3 +278,11 @@ def test_a_downlink_is_one_row_merged_from_its_grant_its_transmission_and_its_ac
     other = {**acked, "type": "ERROR", "info": "No message", "severity": "ERROR"}
     _, rows = store_rows(records(DEVICE_EVENTS, [encode_device_event(other)]))
     assert rows.downlinks == [], "only an ACKNOWLEDGE is a downlink's outcome"
+
+
+def test_the_undelivered_callback_of_a_channel_with_settings_is_its_message():
+    d = delivery(channel="KAFKA")
+    del d["request"]
+    d["publish"] = {"topic": "sigfox.t1", "body": '{"d": 1}', "contentType": "application/json"}
+    assert undelivered_callback(d) == {"channel": "KAFKA", "topic": "sigfox.t1", "body": '{"d": 1}',
+                                       "contentType": "application/json"}

@@ -5,10 +5,13 @@ Adding a channel: a module with a `Channel` subclass, and one `register` line be
 """
 from __future__ import annotations
 
+from workers.channels.azure_event_hubs import AzureEventHubs
 from workers.channels.base import Answered, BatchRequest, Channel, Context
 from workers.channels.batch_url import BatchUrl
 from workers.channels.direct import Direct
 from workers.channels.email import Email
+from workers.channels.kafka import KafkaChannel
+from workers.channels.mqtt import Mqtt
 from workers.channels.url import Url
 
 __all__ = ["CHANNELS", "Answered", "BatchRequest", "Channel", "Context", "register"]
@@ -27,3 +30,6 @@ register(Url())
 register(BatchUrl())
 register(Email())
 register(Direct())
+register(Mqtt())
+register(KafkaChannel())
+register(AzureEventHubs())

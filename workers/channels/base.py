@@ -103,3 +103,6 @@ class Channel:
     async def publish(self, delivery: Delivery, context: Context) -> list[Out]:
         """(Channels that call nothing) The records the delivery becomes."""
         raise NotImplementedError(f"{self.name} calls an endpoint")
+
+    async def close(self) -> None:
+        """Close what the channel keeps open (pooled connections of its own); the loop calls it on stop."""

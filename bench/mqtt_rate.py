@@ -1,0 +1,143 @@
+"""MQTT deliveries per second to a local Mosquitto, beside a raw aiomqtt client on the same broker.
+
+    python -m bench.mqtt_rate [--messages N] [--concurrency C]
+
+In a private prefix and database (`bench.sandbox`), a `relay,ingest,router` worker turns simulated
+frames into N rendered MQTT deliveries (MQTT 5, QoS 1, TLS off, a password, topic
+`bench/{device}/{seqNumber}`, a JSON body) waiting on the `deliveries` topic; then a `delivery`
+worker is started alone and timed from the moment it is ready to the last message a subscriber (in
+this process) receives. The raw client publishes the same number of messages of the same size, QoS 1
+with the same user property, over one connection with C publishes in flight (the endpoint's
+concurrency cap), and is timed to the last PUBACK. The broker is Debian's Mosquitto
+(scripts/install-mosquitto), started here on 127.0.0.1 (tests/mosquitto.py).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from backhaul import db
+from backhaul.kafka import make_consumer
+from backhaul.topics import topic
+from bench.delivery_rate import deliveries_counter, wait_for
+from bench.pipeline import Pipeline, WorkerProcess
+from bench.sandbox import sandbox
+from program.demo.seed import seed_network
+from schemas.topics import DELIVERIES
+from simulator.network import build_network, simulate
+from tests.mosquitto import PASSWORD, USER, Mosquitto, Subscriber
+
+BODY = '{"device": "{device}", "seq": {seqNumber}, "data": "{data}"}'
+DEVICES = 500
+
+
+async def timed_delivery(env: dict[str, str], log: Path, subscriber: Subscriber, expected: int,
+                         timeout: float) -> float:
+    """Start a delivery worker on the queued deliveries; messages/s from its being ready to the last arrival."""
+    import aiohttp
+    since = len(subscriber.messages)
+    worker = WorkerProcess("delivery", env, log)
+    worker.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            while not ((await worker.status(session)) or {}).get("ready"):
+                await asyncio.sleep(0.05)
+        ready = time.time()
+
+        async def arrived() -> int:
+            assert worker.proc is not None  # started above
+            if worker.proc.poll() is not None:
+                raise RuntimeError(f"delivery worker exited:\n{worker.log_tail()}")
+            return len(subscriber.messages) - since
+        await wait_for(arrived, expected, timeout, "MQTT messages")
+    finally:
+        worker.stop()
+    last = max(m.at for m in subscriber.messages[since:])
+    return expected / max(1e-9, last - ready)
+
+
+async def raw_ceiling(broker: Mosquitto, messages: int, concurrency: int, size: int) -> float:
+    """Messages/s of a raw aiomqtt client: QoS 1, MQTT 5, `concurrency` publishes in flight."""
+    payload = b"x" * size
+    async with aiomqtt.Client("127.0.0.1", broker.port, username=USER, password=PASSWORD,
+                              protocol=aiomqtt.ProtocolVersion.V5, max_inflight_messages=concurrency,
+                              timeout=30) as client:
+        client.pending_calls_threshold = messages
+        remaining = iter(range(messages))
+
+        async def publisher() -> None:
+            for i in remaining:
+                props = Properties(PacketTypes.PUBLISH)
+                props.UserProperty = [("message-id", f"raw/{i}")]
+                await client.publish(f"raw/{i % DEVICES}/{i}", payload, qos=1, properties=props)
+        started = time.monotonic()
+        await asyncio.gather(*(publisher() for _ in range(concurrency)))
+        return messages / (time.monotonic() - started)
+
+
+async def run(messages: int, concurrency: int) -> dict[str, float]:
+    limits = {"BACKHAUL_ENDPOINT_CONCURRENCY": str(concurrency), "BACKHAUL_ENDPOINT_RATE_PER_S": "1000000",
+              "BACKHAUL_ENDPOINT_BURST": "1000000", "BACKHAUL_ENDPOINT_QUEUE": "1000000",
+              "BACKHAUL_LOG_LEVEL": "WARNING", "BACKHAUL_CALLBACK_ALLOW_NETWORKS": "127.0.0.1/32"}
+    logs = Path(tempfile.mkdtemp(prefix="bench-mqtt-"))
+    broker = Mosquitto(logs / "mosquitto").start()
+    subscriber = await Subscriber(broker).start()
+    try:
+        async with sandbox(limits) as box:
+            env = {**os.environ, **box.env}
+            network = build_network(2, DEVICES, seed=5)
+            conn = await db.connect()
+            try:
+                await seed_network(conn, network, name="mqtt", callbacks=[{
+                    "channel": "MQTT", "body_template": BODY, "content_type": "application/json",
+                    "channel_settings": {"host": "127.0.0.1", "port": broker.port, "username": USER,
+                                         "password": PASSWORD, "topic": "bench/{device}/{seqNumber}", "qos": 1,
+                                         "protocol": "5"}}])
+            finally:
+                await conn.close()
+            front = Pipeline(["relay,ingest,router"], box.env, logs)
+            front.start()
+            consumer = make_consumer(topic(DELIVERIES), group=None)
+            await consumer.start()
+            queued = deliveries_counter(consumer)
+            try:
+                await front.wait_ready(config_records=3 + 2 + DEVICES)
+                await simulate(network, messages_per_device=messages // DEVICES, rate=0, duration=None,
+                               max_stations=1, progress=False)
+                await wait_for(queued, messages, 120, "MQTT deliveries rendered")
+                figures = {"MQTT channel": await timed_delivery(env, logs / "delivery.log", subscriber, messages,
+                                                                300)}
+            finally:
+                await consumer.stop()
+                front.stop()
+        size = len(subscriber.messages[-1].body)
+        figures["raw aiomqtt client"] = await raw_ceiling(broker, messages, concurrency, size)
+        return figures
+    finally:
+        await subscriber.stop()
+        broker.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--messages", type=int, default=10000, help="MQTT deliveries (a multiple of 500)")
+    p.add_argument("--concurrency", type=int, default=64, help="publishes in flight")
+    args = p.parse_args(argv)
+    figures = asyncio.run(run(args.messages, args.concurrency))
+    print(f"\n{'':<20} {'messages':>9} {'messages/s':>11}")
+    for name, rate in figures.items():
+        print(f"{name:<20} {args.messages:>9} {rate:>11,.0f}")
+    print(f"(local Mosquitto, MQTT 5, QoS 1, {args.concurrency} publishes in flight)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
