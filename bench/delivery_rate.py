@@ -20,6 +20,7 @@ import asyncio
 import os
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -54,10 +55,14 @@ async def wait_for(check, target: int, timeout: float, what: str) -> None:
         await asyncio.sleep(0.2)
 
 
-async def timed_delivery(env: dict[str, str], log: Path, receiver: SubprocessReceiver, expected: int,
-                         timeout: float) -> float:
-    """Start a delivery worker on the queued deliveries; messages/s from its being ready to the last arrival."""
-    since = (await receiver.counts())["data"]
+async def worker_rate(env: dict[str, str], log: Path, arrived: Callable[[], Awaitable[int]], expected: int,
+                      timeout: float, what: str,
+                      last_arrival: Callable[[], Awaitable[float]] | None = None) -> float:
+    """Start a delivery worker on the queued deliveries; `what` per second from its being ready to the
+    last arrival (`last_arrival`: the receiver's epoch stamp of it; else when `arrived` reached `expected`).
+
+    `arrived` counts what has arrived since before the worker started (its first sends go as soon as it
+    is ready)."""
     worker = WorkerProcess("delivery", env, log)
     worker.start()
     try:
@@ -66,16 +71,30 @@ async def timed_delivery(env: dict[str, str], log: Path, receiver: SubprocessRec
                 await asyncio.sleep(0.05)
         ready = time.time()
 
-        async def arrived() -> int:
+        async def counted() -> int:
             assert worker.proc is not None  # started above
             if worker.proc.poll() is not None:
                 raise RuntimeError(f"delivery worker exited:\n{worker.log_tail()}")
-            return (await receiver.counts())["data"] - since
-        await wait_for(arrived, expected, timeout, "callbacks")
+            return await arrived()
+        await wait_for(counted, expected, timeout, what)
+        done = time.time()
     finally:
         worker.stop()
-    last = max(a[3] for a in await receiver.arrivals(since))
+    last = await last_arrival() if last_arrival is not None else done
     return expected / max(1e-9, last - ready)
+
+
+async def timed_delivery(env: dict[str, str], log: Path, receiver: SubprocessReceiver, expected: int,
+                         timeout: float) -> float:
+    """Callbacks per second of a delivery worker to `receiver`, by the receiver's own stamps."""
+    since = (await receiver.counts())["data"]
+
+    async def arrived() -> int:
+        return (await receiver.counts())["data"] - since
+
+    async def last_arrival() -> float:
+        return max(a[3] for a in await receiver.arrivals(since))
+    return await worker_rate(env, log, arrived, expected, timeout, "callbacks", last_arrival)
 
 
 async def run(url_n: int, batch_n: int, concurrency: int) -> dict[str, float]:

@@ -21,7 +21,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import aiohttp
 from aiokafka import TopicPartition
 from aiokafka.admin import NewTopic
 
@@ -29,8 +28,8 @@ from backhaul import db
 from backhaul.kafka import make_admin, make_consumer
 from backhaul.settings import settings
 from backhaul.topics import topic
-from bench.delivery_rate import deliveries_counter, wait_for
-from bench.pipeline import Pipeline, WorkerProcess
+from bench.delivery_rate import deliveries_counter, wait_for, worker_rate
+from bench.pipeline import Pipeline
 from bench.sandbox import sandbox
 from program.demo.seed import seed_network
 from schemas.topics import DELIVERIES
@@ -52,24 +51,12 @@ def records_counter(name: str):
 
 
 async def channel_rate(env: dict[str, str], log: Path, count, expected: int, timeout: float) -> float:
+    """Records per second a delivery worker writes to the customer's topic (counted by its end offsets)."""
     since = await count()  # before the worker starts: its first records go as soon as it is ready
-    worker = WorkerProcess("delivery", env, log)
-    worker.start()
-    try:
-        async with aiohttp.ClientSession() as session:
-            while not ((await worker.status(session)) or {}).get("ready"):
-                await asyncio.sleep(0.05)
-        ready = time.monotonic()
 
-        async def arrived() -> int:
-            assert worker.proc is not None  # started above
-            if worker.proc.poll() is not None:
-                raise RuntimeError(f"delivery worker exited:\n{worker.log_tail()}")
-            return await count() - since
-        await wait_for(arrived, expected, timeout, "records in the customer's topic")
-        return expected / max(1e-9, time.monotonic() - ready)
-    finally:
-        worker.stop()
+    async def arrived() -> int:
+        return await count() - since
+    return await worker_rate(env, log, arrived, expected, timeout, "records in the customer's topic")
 
 
 async def raw_rate(target: Target, name: str, n: int, concurrency: int, size: int) -> float:

@@ -27,8 +27,8 @@ from paho.mqtt.properties import Properties
 from backhaul import db
 from backhaul.kafka import make_consumer
 from backhaul.topics import topic
-from bench.delivery_rate import deliveries_counter, wait_for
-from bench.pipeline import Pipeline, WorkerProcess
+from bench.delivery_rate import deliveries_counter, wait_for, worker_rate
+from bench.pipeline import Pipeline
 from bench.sandbox import sandbox
 from program.demo.seed import seed_network
 from schemas.topics import DELIVERIES
@@ -41,27 +41,15 @@ DEVICES = 500
 
 async def timed_delivery(env: dict[str, str], log: Path, subscriber: Subscriber, expected: int,
                          timeout: float) -> float:
-    """Start a delivery worker on the queued deliveries; messages/s from its being ready to the last arrival."""
-    import aiohttp
+    """MQTT messages per second of a delivery worker, by the subscriber's stamps of their arrival."""
     since = len(subscriber.messages)
-    worker = WorkerProcess("delivery", env, log)
-    worker.start()
-    try:
-        async with aiohttp.ClientSession() as session:
-            while not ((await worker.status(session)) or {}).get("ready"):
-                await asyncio.sleep(0.05)
-        ready = time.time()
 
-        async def arrived() -> int:
-            assert worker.proc is not None  # started above
-            if worker.proc.poll() is not None:
-                raise RuntimeError(f"delivery worker exited:\n{worker.log_tail()}")
-            return len(subscriber.messages) - since
-        await wait_for(arrived, expected, timeout, "MQTT messages")
-    finally:
-        worker.stop()
-    last = max(m.at for m in subscriber.messages[since:])
-    return expected / max(1e-9, last - ready)
+    async def arrived() -> int:
+        return len(subscriber.messages) - since
+
+    async def last_arrival() -> float:
+        return max(m.at for m in subscriber.messages[since:])
+    return await worker_rate(env, log, arrived, expected, timeout, "MQTT messages", last_arrival)
 
 
 async def raw_ceiling(broker: Mosquitto, messages: int, concurrency: int, size: int) -> float:
