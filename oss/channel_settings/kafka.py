@@ -14,14 +14,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from backhaul.kafka_rules import SASL_MECHANISMS, is_server
 from oss.channel_settings.base import Checker
 from oss.errors import FieldError
 
 KNOWN = ("bootstrapServers", "topic", "tls", "sasl")
 SASL_KNOWN = ("mechanism", "username", "password")
-MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 MAX_SERVERS = 20
-_SERVER = re.compile(r"^(\[[0-9A-Fa-f:]+\]|[A-Za-z0-9_.-]+):([0-9]{1,5})$")
 # Literal parts of a topic template: Kafka's legal characters, or a {variable}.
 TOPIC_TEMPLATE = re.compile(r"^([A-Za-z0-9._-]|\{[^{}]*\})+$")
 
@@ -35,8 +34,7 @@ def errors(settings: dict[str, Any]) -> list[FieldError]:
         check.fail("bootstrapServers", f"must be a list of 1 to {MAX_SERVERS} host:port")
     else:
         for i, server in enumerate(servers):
-            match = _SERVER.match(server) if isinstance(server, str) else None
-            if match is None or not 1 <= int(match.group(2)) <= 65535:
+            if not is_server(server):
                 check.fail(f"bootstrapServers[{i}]", "must be host:port")
     topic = check.text("topic", required=True, max_length=249)
     if topic is not None and not TOPIC_TEMPLATE.match(topic):
@@ -45,7 +43,7 @@ def errors(settings: dict[str, Any]) -> list[FieldError]:
     sasl = check.obj("sasl")
     if sasl is not None:
         inner = Checker(sasl, SASL_KNOWN, prefix=check.name("sasl"))
-        inner.choice("mechanism", MECHANISMS, required=True)
+        inner.choice("mechanism", SASL_MECHANISMS, required=True)
         inner.text("username", required=True)
         inner.text("password", required=True)
         check.errors += inner.errors

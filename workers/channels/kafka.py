@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import socket
 import ssl
 import time
@@ -41,15 +40,13 @@ from aiokafka.errors import (
 from aiokafka.helpers import create_ssl_context
 
 from backhaul.destinations import literal_address
+from backhaul.kafka_rules import SASL_MECHANISMS, TOPIC_NAME, is_server
 from backhaul.outbound import policy_from_settings
 from backhaul.secretbox import SealedSecretError
 from callback_language.templates import TemplateError
 from workers.attempt import Outcome, failed
 from workers.channels.base import Channel, Context, Delivery, Request
 
-MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
-# Kafka's own rule for topic names (Topic.java): legal characters, at most 249 of them.
-TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
 # Producers kept open at once (least recently used closed first).
 POOL_SIZE = 256
 OK_STATUS = 200  # a record the cluster acknowledged, recorded as HTTP 200 in cbStatus
@@ -107,11 +104,8 @@ def bootstrap_servers(value: Any, name: str = "channelSettings.bootstrapServers"
         raise SettingsError(f"{name}: is required ([\"host:port\", ...])")
     parts = [p.strip() for p in value.split(",")]
     for part in parts:
-        host, colon, port = part.rpartition(":")
-        if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        if not is_server(part):
             raise SettingsError(f"{name}: {part!r} is not host:port")
-        if "/" in host or "@" in host or " " in host:
-            raise SettingsError(f"{name}: {part!r}: a host has no scheme, user or path")
     return ",".join(parts)
 
 
@@ -123,8 +117,8 @@ def kafka_target(settings: dict[str, Any]) -> Target:
     if sasl is None:
         return Target(bootstrap, tls=tls)
     mechanism = sasl.get("mechanism") or "PLAIN"
-    if mechanism not in MECHANISMS:
-        raise SettingsError(f"channelSettings.sasl.mechanism: must be one of {', '.join(MECHANISMS)}")
+    if mechanism not in SASL_MECHANISMS:
+        raise SettingsError(f"channelSettings.sasl.mechanism: must be one of {', '.join(SASL_MECHANISMS)}")
     username, password = sasl.get("username"), sasl.get("password")
     if not username:
         raise SettingsError("channelSettings.sasl.username: is required")
@@ -310,7 +304,7 @@ class KafkaChannel(Channel):
         """(topic, value) of one delivery: the topic and body the router rendered (`publish`)."""
         publish = delivery["publish"]
         topic = publish["topic"] or self.default_topic(settings)
-        if not TOPIC.fullmatch(topic):
+        if not TOPIC_NAME.fullmatch(topic):
             raise TemplateError("channelSettings.topic", None, f"rendered topic {topic[:260]!r} is not a Kafka topic "
                                                                "name (1-249 of A-Z a-z 0-9 . _ -)")
         return topic, publish["body"].encode()
