@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from backhaul.tasks import TaskSet
 from oss import device_operations
 from oss.auth import Caller
 from oss.clock import new_id, now_ms
@@ -74,7 +75,7 @@ class JobRunner:
     def __init__(self, pool: asyncpg.Pool, chunk: int) -> None:
         self.pool = pool
         self.chunk = max(1, chunk)
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks = TaskSet()
 
     async def submit(self, who: Caller, kind: str, params: dict[str, Any], rows: list[Row],
                      errors: list[RowError]) -> tuple[str, int]:
@@ -88,9 +89,7 @@ class JobRunner:
         return job_id, total
 
     def _start(self, job_id: str) -> None:
-        task = asyncio.create_task(self.run(job_id))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.start(self.run(job_id))
 
     async def run(self, job_id: str) -> None:
         try:
@@ -125,10 +124,8 @@ class JobRunner:
             self._start(job_id)
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.cancel()
 
     async def wait(self) -> None:
         """Until every running job has finished (tests and shutdown)."""
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.wait()

@@ -13,6 +13,7 @@ import logging
 import asyncpg
 import orjson
 
+from backhaul.tasks import TaskSet
 from oss.clock import new_id
 from oss.coverage_answers import LocationsQuery, predict_locations
 from oss.coverage_sites import SitesCache
@@ -27,7 +28,7 @@ class CoverageJobs:
 
     def __init__(self, pool: asyncpg.Pool, sites: SitesCache, rc: RadioConfiguration) -> None:
         self.pool, self.sites, self.rc = pool, sites, rc
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks = TaskSet()
 
     async def submit(self, group_id: str, query: LocationsQuery) -> str:
         """Store a job for the caller's group and start it; its id."""
@@ -38,9 +39,7 @@ class CoverageJobs:
         return job_id
 
     def _start(self, job_id: str) -> None:
-        task = asyncio.create_task(self.run(job_id))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.start(self.run(job_id))
 
     async def run(self, job_id: str) -> None:
         try:
@@ -67,10 +66,8 @@ class CoverageJobs:
                 self._start(job_id)
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.cancel()
 
     async def wait(self) -> None:
         """Until every running job has finished (tests)."""
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.wait()

@@ -125,6 +125,7 @@ from backhaul.failures import dependency_of, is_infrastructure
 from backhaul.kafka import GroupConsumer, Out, make_producer, send_all
 from backhaul.outbound import callback_session
 from backhaul.settings import settings
+from backhaul.tasks import TaskSet
 from backhaul.topics import topic
 from callback_language import downlink as dl
 from callback_language.compiled import CompiledCallbacks
@@ -219,7 +220,7 @@ class DeliveryWorker:  # pragma: no mutate block (the Kafka loop: README "Testin
         self._parking: dict[str, int] = {}  # endpoint -> deliveries being parked for it right now
         self._failing_since: dict[str, float] = {}  # endpoint -> first failure of its current streak
         self._last_success: dict[str, float] = {}   # callback -> last success seen here (epoch s)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet()
         self._alerts = AlertLimiter(per_hours=s.alert_every_s / 3600)
         self._stop = asyncio.Event()
         self.ready = asyncio.Event()
@@ -281,9 +282,7 @@ class DeliveryWorker:  # pragma: no mutate block (the Kafka loop: README "Testin
             log.info("delivery worker stopped")
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.start(coro)
 
     async def _release_copy(self, first: asyncio.Event, origin: Origin) -> None:
         await first.wait()
@@ -302,8 +301,7 @@ class DeliveryWorker:  # pragma: no mutate block (the Kafka loop: README "Testin
             self._active.discard(delivery["id"])
 
     async def _drain(self, timeout: float) -> None:
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=timeout)
+        await self._tasks.wait(timeout)
 
     async def _commit(self) -> None:
         offsets = self.tracker.committable()
