@@ -192,3 +192,36 @@ def test_the_message_topic_carries_the_stable_id() -> None:
     assert topic.startswith("devices/00AB12CD/messages/events/")
     assert parse_qs(topic.rsplit("/", 1)[1]) == {"$.mid": ["first-id/cb"], "$.ct": ["application/json"],
                                                  "$.ce": ["utf-8"], "callback-type": ["DATA_UPLINK"]}
+
+
+async def test_a_pooled_token_is_reused_until_four_fifths_of_its_life_then_renewed(monkeypatch) -> None:
+    channel = AzureIotHub()
+    settings = {"connectionString": HUB, "identity": "DEVICE", "tokenLifetime": 1000}
+    now = [1_800_000_000.0]
+    monkeypatch.setattr(time, "time", lambda: now[0])
+    first = channel.destination(delivery(), settings)
+    assert channel.destination(delivery(), settings) is not first, "nothing pooled yet: a new token each time"
+    assert (await channel._connection(first)).destination is first  # pooled (not connected: nothing is sent)
+    now[0] += 799
+    assert channel.destination(delivery(), settings) is first, "the open connection's token is reused"
+    assert channel.destination(delivery(), {**settings, "tokenLifetime": 900}) != first, "another lifetime: new token"
+    now[0] += 2
+    renewed = channel.destination(delivery(), settings)
+    assert renewed.password != first.password and f"&se={int(now[0]) + 1000}&" in (renewed.password or "")
+    assert (await channel._connection(renewed)).destination is renewed, "a new token: a new connection"
+    other_key = HUB.replace(KEY, base64.b64encode(b"rotated").decode())
+    assert channel.destination(delivery(), {**settings, "connectionString": other_key}) != renewed
+    await channel.close()
+
+
+async def test_connections_are_pooled_least_recently_used_first_out() -> None:
+    channel = AzureIotHub()
+    channel.pool_size = 2
+    settings = {"connectionString": HUB, "identity": "DEVICE"}
+    a, b, c = (channel.destination(delivery(device), settings) for device in ("0A", "0B", "0C"))
+    for dest in (a, b):
+        await channel._connection(dest)
+    await channel._connection(a)  # used again: B is now the least recent
+    await channel._connection(c)
+    assert [channel.pooled(d.key) is not None for d in (a, b, c)] == [True, False, True]
+    await channel.close()
