@@ -14,8 +14,6 @@ connection, timed to the last PUBACK.
 """
 from __future__ import annotations
 
-import argparse
-import asyncio
 import base64
 import tempfile
 from pathlib import Path
@@ -24,7 +22,7 @@ import aiomqtt
 from paho.mqtt.properties import Properties
 
 from backhaul.iot_hub import events_topic
-from bench.mqtt_rate import BODY, DEVICES, channel_rate, raw_ceiling
+from bench.mqtt_rate import BODY, DEVICES, channel_rate, cli, raw_ceiling
 from tests.mosquitto import Mosquitto, Subscriber
 
 HUB = "bench-hub.azure-devices.net"
@@ -60,16 +58,7 @@ async def run(messages: int, concurrency: int) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--messages", type=int, default=10000, help="deliveries per identity mode (a multiple of 500)")
-    p.add_argument("--concurrency", type=int, default=64, help="publishes in flight")
-    args = p.parse_args(argv)
-    figures = asyncio.run(run(args.messages, args.concurrency))
-    print(f"\n{'':<22} {'messages':>9} {'messages/s':>11}")
-    for name, rate in figures.items():
-        print(f"{name:<22} {args.messages:>9} {rate:>11,.0f}")
-    print(f"(local Mosquitto, MQTT 3.1.1, QoS 1, {args.concurrency} publishes in flight)")
-    return 0
+    return cli(argv, __doc__, run, "3.1.1")
 
 
 if __name__ == "__main__":

@@ -18,8 +18,9 @@ import asyncio
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -128,17 +129,23 @@ async def run(messages: int, concurrency: int) -> dict[str, float]:
         broker.stop()
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--messages", type=int, default=10000, help="MQTT deliveries (a multiple of 500)")
+def cli(argv: list[str] | None, doc: str, run: Callable[[int, int], Coroutine[Any, Any, dict[str, float]]],
+        protocol: str) -> int:
+    """Parse --messages and --concurrency, run, print the figures (the MQTT-speaking channels' benches)."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    p.add_argument("--messages", type=int, default=10000, help="deliveries per channel run (a multiple of 500)")
     p.add_argument("--concurrency", type=int, default=64, help="publishes in flight")
     args = p.parse_args(argv)
     figures = asyncio.run(run(args.messages, args.concurrency))
-    print(f"\n{'':<20} {'messages':>9} {'messages/s':>11}")
+    print(f"\n{'':<22} {'messages':>9} {'messages/s':>11}")
     for name, rate in figures.items():
-        print(f"{name:<20} {args.messages:>9} {rate:>11,.0f}")
-    print(f"(local Mosquitto, MQTT 5, QoS 1, {args.concurrency} publishes in flight)")
+        print(f"{name:<22} {args.messages:>9} {rate:>11,.0f}")
+    print(f"(local Mosquitto, MQTT {protocol}, QoS 1, {args.concurrency} publishes in flight)")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli(argv, __doc__, run, "5")
 
 
 if __name__ == "__main__":

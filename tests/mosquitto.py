@@ -183,3 +183,4 @@ class Subscriber:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+
