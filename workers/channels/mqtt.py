@@ -13,9 +13,11 @@ receivers de-duplicate on what the body carries ({device} and {seqNumber} name a
 Connections are pooled: one per destination (the bulkhead key `mqtt://host:port/username`), opened on
 first use, shared by concurrent publishes, and dropped on any failure or change of its settings, so
 that the next attempt reconnects; at most `pool_size` stay open (the least recently used is closed).
+A failed attempt keeps the client's own error text for cbStatus. Success is status 200 (QoS 1: the
+broker's PUBACK; QoS 0: written to the connection).
+
 A subclass maps its settings to a `Destination` and a topic (`destination`, `message`): the
-AZURE_IOT_HUB channel (`workers.channels.azure_iot_hub`) is this channel with IoT Hub's names. A failed attempt keeps the client's own error text for cbStatus.
-Success is status 200 (QoS 1: the broker's PUBACK; QoS 0: written to the connection).
+AZURE_IOT_HUB channel (`workers.channels.azure_iot_hub`) is this channel with IoT Hub's names.
 """
 from __future__ import annotations
 
