@@ -225,3 +225,49 @@ async def test_connections_are_pooled_least_recently_used_first_out() -> None:
     await channel._connection(c)
     assert [channel.pooled(d.key) is not None for d in (a, b, c)] == [True, False, True]
     await channel.close()
+
+
+async def test_a_test_send_renders_an_iot_hub_callback_without_publishing() -> None:
+    from backhaul.destinations import DestinationPolicy
+    from oss.callback_test_send import send_test
+
+    row = {"id": "c", "channel": "AZURE_IOT_HUB", "callback_subtype": 0, "body_template": "{device}",
+           "content_type": None, "channel_settings": {"identity": "DEVICE"}}
+    outcome = await send_test(row, DestinationPolicy.parse(""), 1.0)
+    assert not outcome.sent and "AZURE_IOT_HUB callbacks are rendered, not sent" in (outcome.error or "")
+    assert outcome.request == "publish to devices/<deviceId>/messages/events/"
+
+
+def test_the_readme_example_is_a_valid_callback() -> None:
+    import json
+
+    from backhaul.destinations import DestinationPolicy
+    from backhaul.settings import PROJECT_ROOT
+    from oss.api.callbacks import callback_problems
+    text = (PROJECT_ROOT / "README.md").read_text()
+    start = text.index("```json", text.index("- **Channels: Azure IoT Hub**")) + len("```json")
+    example = json.loads(text[start:text.index("```", start)])
+    assert callback_problems(example, DestinationPolicy.parse("")) == []
+
+
+def test_the_bulkhead_is_the_hub_and_the_identity_mode() -> None:
+    from types import SimpleNamespace
+
+    from backhaul.callback_secrets import seal_callback
+    from workers.credentials import CallbackCredentials
+
+    def context(*rows: dict) -> SimpleNamespace:
+        sealed = [seal_callback({"url": None, **row}) for row in rows]
+        return SimpleNamespace(view=SimpleNamespace(callbacks={r["id"]: r for r in sealed}),
+                               credentials=CallbackCredentials())
+    ctx = context({"id": "a", "channel": "AZURE_IOT_HUB", "channel_settings": {"connectionString": HUB,
+                                                                              "identity": "DEVICE"}},
+                  {"id": "b", "channel": "AZURE_IOT_HUB", "channel_settings": {"connectionString": DEVICE,
+                                                                              "identity": "DEVICE_TYPE"}},
+                  {"id": "c", "channel": "AZURE_IOT_HUB", "channel_settings": {"connectionString": "nonsense",
+                                                                              "identity": "DEVICE"}})
+    channel = AzureIotHub()
+    keys = [channel.endpoint({**delivery(device), "callbackId": cb}, None, ctx)  # type: ignore[arg-type]
+            for cb, device in (("a", "01"), ("a", "02"), ("b", "01"), ("c", "01"), ("gone", "01"))]
+    assert keys == ["azure-iot-hub://myhub.azure-devices.net:8883/DEVICE"] * 2 + [
+        "azure-iot-hub://myhub.azure-devices.net:8883/DEVICE_TYPE", "azure-iot-hub:c", "azure-iot-hub:gone"]
