@@ -6,23 +6,30 @@ and signature, recomputed from the key independently of the channel's code) and 
 ones to an open-access Mosquitto whose ACL lets a client publish only under
 `devices/{its client id}/messages/events/`. A subscriber reads every message back. Proven here: the
 wire names and tokens the channel sends, the topic and its property bag ($.mid, $.ct, $.ce,
-callback-type), per DEVICE and per DEVICE_TYPE identities, retries and the kill -9 of the worker. Not
+callback-type), per DEVICE and per DEVICE_TYPE identities, retries, the kill -9 of the worker, and the
+token renewed on a new connection (the channel alone, its clock moved). Not
 proven: that Azure accepts them (no hub here; the names follow Microsoft's MQTT documentation, the
 token the documented algorithm: tests/unit/test_iot_hub.py checks it against an openssl-computed vector).
 """
 from __future__ import annotations
 
 import base64
+import time
 from collections import defaultdict
+from types import SimpleNamespace
 from urllib.parse import parse_qs
 
 import orjson
 import pytest
 
+from backhaul.callback_secrets import seal_callback
+from backhaul.destinations import DestinationPolicy
 from tests.conftest import frame, publish_frames, wait_until
 from tests.iot_hub_front import ACL, HubFront
 from tests.mosquitto import Mosquitto, Subscriber, mosquitto_binary
 from tests.mqtt_crash import CRASH_ENV, kill_9_mid_flight
+from workers.channels.azure_iot_hub import AzureIotHub
+from workers.credentials import CallbackCredentials
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(mosquitto_binary() is None, reason="mosquitto missing: scripts/install-mosquitto")]
@@ -172,3 +179,35 @@ async def test_kill_9_of_the_delivery_worker_mid_flight(pipeline, front, subscri
     assert all(len(v) == 1 for v in ids.values()), "a repeat carries the same $.mid"
     assert len({next(iter(v)) for v in ids.values()}) == total
     assert front.refused == []
+
+
+async def test_the_token_is_renewed_with_a_new_connection_before_it_expires(front, subscriber, monkeypatch):
+    # The channel alone (its clock moved: 300 s tokens are renewed after 240 s), against the checking front.
+    channel = AzureIotHub()
+    channel._policy = DestinationPolicy.parse("127.0.0.1/32")
+    callback = seal_callback({**hub_callback("renew", front, tokenLifetime=300), "url": None})
+    context = SimpleNamespace(settings=SimpleNamespace(callback_timeout_s=5.0, endpoint_concurrency=4),
+                              credentials=CallbackCredentials())
+    now = [time.time()]
+    monkeypatch.setattr(time, "time", lambda: now[0])
+
+    async def send(n: int) -> None:
+        delivery = {"id": f"rec-{n}/renew", "device": "00AB12CD", "kind": "DATA_UPLINK",
+                    "publish": {"topic": "", "body": f'{{"n": {n}}}', "contentType": "application/json"}}
+        outcome = await channel.send(delivery, 0, callback, context)  # type: ignore[arg-type]
+        assert (outcome.status, outcome.answer) == (200, "PUBACK"), outcome
+    try:
+        await send(1)
+        now[0] += 200
+        await send(2)
+        assert len(front.accepted) == 1, "the token is reused while its connection lives"
+        now[0] += 41  # past four fifths of 300 s
+        await send(3)
+        assert [c.client_id for c in front.accepted] == ["00AB12CD"] * 2, "renewed: a new connection"
+        first, renewed = (c.expiry for c in front.accepted)
+        assert renewed - first >= 241 and renewed > now[0] + 299, "a fresh token, checked by the front"
+        got = await wait_until(lambda: of(subscriber, "00AB12CD", 3), 10, "the three messages")
+        assert [orjson.loads(m.body)["n"] for m in got] == [1, 2, 3]
+        assert [event(m)[1]["$.mid"] for m in got] == ["rec-1/renew", "rec-2/renew", "rec-3/renew"]
+    finally:
+        await channel.close()
