@@ -27,13 +27,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from backhaul import db
-from backhaul.kafka import make_consumer
-from backhaul.topics import topic
-from bench.delivery_rate import deliveries_counter, wait_for, worker_rate
-from bench.pipeline import Pipeline
+from bench.delivery_rate import rendering, wait_for, worker_rate
 from bench.sandbox import sandbox
 from program.demo.seed import seed_network
-from schemas.topics import DELIVERIES
 from simulator.network import build_network, simulate
 from tests.mosquitto import PASSWORD, USER, Mosquitto, Subscriber
 
@@ -95,20 +91,11 @@ async def channel_rate(subscriber: Subscriber, callback: dict, messages: int, co
             await seed_network(conn, network, name=name, callbacks=[callback])
         finally:
             await conn.close()
-        front = Pipeline(["relay,ingest,router"], box.env, logs)
-        front.start()
-        consumer = make_consumer(topic(DELIVERIES), group=None)
-        await consumer.start()
-        queued = deliveries_counter(consumer)
-        try:
-            await front.wait_ready(config_records=3 + 2 + DEVICES)
+        async with rendering(box.env, logs, 3 + 2 + DEVICES) as queued:
             await simulate(network, messages_per_device=messages // DEVICES, rate=0, duration=None,
                            max_stations=1, progress=False)
             await wait_for(queued, messages, 120, f"{name} deliveries rendered")
             return await timed_delivery(env, logs / f"delivery-{name}.log", subscriber, messages, 300)
-        finally:
-            await consumer.stop()
-            front.stop()
 
 
 async def run(messages: int, concurrency: int) -> dict[str, float]:
