@@ -20,7 +20,8 @@ import asyncio
 import os
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
@@ -36,6 +37,22 @@ from bench.sandbox import sandbox
 from program.demo.seed import seed_network
 from schemas.topics import DELIVERIES
 from simulator.network import Device, build_network, simulate
+
+
+@asynccontextmanager
+async def rendering(env: dict[str, str], logs: Path, config_records: int) -> AsyncIterator[Callable[[], Awaitable[int]]]:
+    """A `relay,ingest,router` worker of the sandbox `env`, ready once it applied `config_records`,
+    and a count of the deliveries it has queued (`deliveries_counter`); both stopped on the way out."""
+    front = Pipeline(["relay,ingest,router"], env, logs)
+    front.start()
+    consumer = make_consumer(topic(DELIVERIES), group=None)
+    await consumer.start()
+    try:
+        await front.wait_ready(config_records=config_records)
+        yield deliveries_counter(consumer)
+    finally:
+        await consumer.stop()
+        front.stop()
 
 
 def deliveries_counter(consumer: AIOKafkaConsumer):
@@ -121,13 +138,7 @@ async def run(url_n: int, batch_n: int, concurrency: int) -> dict[str, float]:
                      "line_pattern": "{device};{seqNumber}"}])
             finally:
                 await conn.close()
-            front = Pipeline(["relay,ingest,router"], box.env, logs)
-            front.start()
-            consumer = make_consumer(topic(DELIVERIES), group=None)
-            await consumer.start()
-            queued_deliveries = deliveries_counter(consumer)
-            try:
-                await front.wait_ready(config_records=2 * (3 + devices))
+            async with rendering(box.env, logs, 2 * (3 + devices)) as queued_deliveries:
                 figures = {}
                 for name, network, n in (("URL", url_net, url_n), ("BATCH_URL", batch_net, batch_n)):
                     before = await queued_deliveries()
@@ -135,9 +146,6 @@ async def run(url_n: int, batch_n: int, concurrency: int) -> dict[str, float]:
                                    max_stations=1, progress=False)
                     await wait_for(queued_deliveries, before + n, 120, f"{name} deliveries rendered")
                     figures[name] = await timed_delivery(env, logs / f"delivery-{name}.log", receiver, n, 300)
-            finally:
-                await consumer.stop()
-                front.stop()
         ceiling = await http_ceiling(receiver.url + "/ceiling", requests=url_n, concurrency=concurrency, body=b"{}")
         figures["raw aiohttp client"] = ceiling["requestsPerS"]
         return figures

@@ -85,6 +85,8 @@ async def send_test(row: Mapping[str, Any], destinations: DestinationPolicy, tim
         try:
             # An AZURE_EVENT_HUBS callback without a topic goes to its connection string's EntityPath (a secret).
             topic = render_publish(compiled, variables).get("topic") or "EntityPath"
+            if compiled.channel == "AZURE_IOT_HUB":  # the topic is IoT Hub's, of the identity
+                topic = "devices/<deviceId>/messages/events/"
         except TemplateError as exc:
             return TestOutcome(False, None, 0, "", f"the callback does not render: {exc}", "")
         return TestOutcome(False, None, 0, "", f"{compiled.channel} callbacks are rendered, not sent, by a test "

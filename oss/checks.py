@@ -14,6 +14,7 @@ from typing import Any
 from backhaul.callback_secrets import MASK
 from backhaul.destinations import DestinationPolicy
 from backhaul.event_hubs import ConnectionStringError, parse_connection_string
+from backhaul.iot_hub import parse_connection_string as parse_hub_string
 from backhaul.settings import settings
 from callback_language.bindings import SUBTYPE_KIND
 from callback_language.compiled import callback_spec
@@ -95,6 +96,8 @@ def destination_errors(row: dict[str, Any], destinations: DestinationPolicy) -> 
         return [FieldError("channelSettings.host", refusal)] if refusal else []
     if row.get("channel") in ("KAFKA", "AZURE_EVENT_HUBS") and isinstance(settings, dict):
         return kafka_destination_errors(row["channel"], settings, destinations)
+    if row.get("channel") == "AZURE_IOT_HUB" and isinstance(settings, dict):
+        return iot_hub_destination_errors(settings, destinations)
     if row.get("channel") not in ("URL", "BATCH_URL", None) or not row.get("url"):
         return []
     refusal = destinations.check_url(row["url"])
@@ -120,6 +123,20 @@ def kafka_destination_errors(channel: str, settings: dict[str, Any],
         if refusal:
             errors.append(FieldError(field, refusal))
     return errors
+
+
+def iot_hub_destination_errors(settings: dict[str, Any], destinations: DestinationPolicy) -> list[FieldError]:
+    """The host of an AZURE_IOT_HUB callback (the override, else the connection string's HostName) against
+    the destination rule; the channel checks what it resolves to when it connects."""
+    field, host = "channelSettings.host", settings.get("host")
+    text = settings.get("connectionString")
+    if not isinstance(host, str) and isinstance(text, str) and text != MASK:
+        try:
+            field, host = "channelSettings.connectionString", parse_hub_string(text).host
+        except ConnectionStringError:
+            return []  # refused by the validator already
+    refusal = destinations.check_host(host) if isinstance(host, str) else None
+    return [FieldError(field, refusal)] if refusal else []
 
 
 def downlink_string_errors(text: str | None) -> list[FieldError]:

@@ -1,6 +1,6 @@
 """A real Mosquitto broker for the MQTT channel's tests, on 127.0.0.1: a plain listener and a TLS one
 (a CA and a server certificate for 127.0.0.1 made here with `cryptography`), a password file, no
-anonymous access; an optional ACL. Installed by scripts/install-mosquitto (Debian's package).
+anonymous access (or, for the IoT Hub tests, any user behind tests/iot_hub_front.py); an optional ACL. Installed by scripts/install-mosquitto (Debian's package).
 
 Also a subscriber (aiomqtt, MQTT 5) that keeps every message with its user properties."""
 from __future__ import annotations
@@ -71,6 +71,7 @@ class Mosquitto:
 
     folder: Path
     acl: str | None = None  # an ACL file's text; None: every user may do everything
+    open_access: bool = False  # no password file: any user and password (tests/iot_hub_front.py checks them)
     users: dict[str, str] = field(default_factory=lambda: {USER: PASSWORD, READER: READER_PASSWORD})
     port: int = field(default_factory=free_port)
     tls_port: int = field(default_factory=free_port)
@@ -85,7 +86,9 @@ class Mosquitto:
         for user, password in {**self.users, READER: READER_PASSWORD}.items():
             subprocess.run(["mosquitto_passwd", "-b", str(passwords), user, password], check=True,
                            capture_output=True, timeout=10)
-        lines = ["per_listener_settings false", "allow_anonymous false", f"password_file {passwords}",
+        access = ["allow_anonymous true"] if self.open_access else ["allow_anonymous false",
+                                                                    f"password_file {passwords}"]
+        lines = ["per_listener_settings false", *access,
                  "persistence true", f"persistence_location {self.folder}/", "log_dest stderr", "log_type error", "log_type warning", "log_type notice",
                  "user root", f"listener {self.port} 127.0.0.1", f"listener {self.tls_port} 127.0.0.1",
                  f"cafile {self.folder / 'ca.pem'}", f"certfile {cert}", f"keyfile {key}"]
@@ -180,3 +183,4 @@ class Subscriber:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+

@@ -1,6 +1,7 @@
-"""/device-types/{id}/callbacks: URL, BATCH_URL, EMAIL, MQTT, KAFKA and AZURE_EVENT_HUBS callbacks of a device type.
+"""/device-types/{id}/callbacks: URL, BATCH_URL, EMAIL, MQTT, KAFKA, AZURE_EVENT_HUBS and AZURE_IOT_HUB callbacks
+of a device type.
 
-MQTT, KAFKA and AZURE_EVENT_HUBS callbacks (issue 14) hold their settings in one object,
+MQTT, KAFKA, AZURE_EVENT_HUBS and AZURE_IOT_HUB callbacks (issue 14) hold their settings in one object,
 `channelSettings`, validated per channel (`oss.channel_settings`).
 
 API v2 numbers (callbackType, callbackSubtype) differently from our tables:

@@ -28,17 +28,22 @@ def topic_errors(check: Checker, key: str = "topic") -> None:
         check.fail(key, "an MQTT topic to publish to cannot hold the wildcards + or #")
 
 
-def errors(settings: dict[str, Any]) -> list[FieldError]:
-    check = Checker(settings, KNOWN)
-    check.host("host")
+def connection_errors(check: Checker, *, required: bool, tls_default: bool) -> None:
+    """host, port, tls and caCertificate: where a broker is and how to trust it."""
+    check.host("host", required=required)
     check.integer("port", low=1, high=65535)
     tls = check.boolean("tls")
     ca = check.text("caCertificate", max_length=20000)
     if ca is not None:
-        if not tls:
+        if not (tls_default if tls is None else tls):
             check.fail("caCertificate", "is only used with tls: true")
         elif "-----BEGIN CERTIFICATE-----" not in ca:
             check.fail("caCertificate", "must be PEM (-----BEGIN CERTIFICATE-----)")
+
+
+def errors(settings: dict[str, Any]) -> list[FieldError]:
+    check = Checker(settings, KNOWN)
+    connection_errors(check, required=True, tls_default=False)
     username = check.text("username", max_length=1000)
     if check.text("password", max_length=1000) is not None and not username:
         check.fail("password", "needs a username (MQTT sends no password without a user name)")

@@ -13,9 +13,9 @@ from collections import defaultdict
 import orjson
 import pytest
 
-from simulator.network import simulate
 from tests.conftest import ROOT, frame, publish_frames, wait_until
 from tests.mosquitto import PASSWORD, USER, Mosquitto, Subscriber, mosquitto_binary
+from tests.mqtt_crash import CRASH_ENV, kill_9_mid_flight
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(mosquitto_binary() is None, reason="mosquitto missing: scripts/install-mosquitto")]
@@ -103,25 +103,11 @@ async def test_broker_down_then_back_retries_deliver_and_attempts_keep_the_clien
 
 
 async def test_kill_9_of_the_delivery_worker_mid_flight(pipeline, broker, subscriber, isolated, workers):
-    # Paced (60/s, little burst) so that the kill finds most messages still held by the worker.
-    env = {"BACKHAUL_RETRY_SCHEDULE_S": "1,1,1,2,2", "BACKHAUL_RETRY_CLAIM_S": "3", "BACKHAUL_ENDPOINT_RATE_PER_S": "60",
-           "BACKHAUL_ENDPOINT_BURST": "10", "BACKHAUL_ENDPOINT_QUEUE": "1000"}
     pipe = await pipeline([mqtt_callback("cb", broker, topic="crash/{device}/{seqNumber}")],
-                          roles=("relay,ingest,router,store", "delivery"), env=env, stations=2, devices=60)
+                          roles=("relay,ingest,router,store", "delivery"), env=CRASH_ENV, stations=2, devices=60)
     total = 60 * 5
-    sent = await simulate(pipe.network, messages_per_device=5, rate=0, duration=None, max_stations=2,
-                          progress=False)
-    assert sent["messages"] == total
-    await wait_until(lambda: len(subscriber.messages) >= 20, 15, "some messages before the crash")
-    pipe.workers[1].kill9()
-    before = len(subscriber.messages)
-    assert before < total / 2, "killed with most messages still to deliver"
-    restarted = workers("delivery", isolated, **env)
-    await restarted.wait_ready()
-
-    def every_message() -> bool:
-        return len({m.topic for m in subscriber.messages}) >= total
-    await wait_until(every_message, 20, f"all {total} messages\n{restarted.log_tail()}")
+    before = await kill_9_mid_flight(pipe, subscriber, lambda: workers("delivery", isolated, **CRASH_ENV), total,
+                                     lambda m: m.topic)
     ids: dict[str, set[str]] = defaultdict(set)
     for m in subscriber.messages:
         ids[m.topic].add(m.properties["message-id"])

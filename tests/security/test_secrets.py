@@ -62,6 +62,8 @@ USER_D, PASSWORD_D = token("ud"), token("pd-")
 USER_E, PASSWORD_E = token("ue"), token("pe-")  # the MQTT callback's
 HUBS_KEY_F = token("sak-")  # the Event Hubs callback's SharedAccessKey
 HUBS_F = f"Endpoint=sb://tenant-s.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey={HUBS_KEY_F}"
+IOT_KEY_G = base64.b64encode(token("iot-").encode()).decode()  # the IoT Hub callback's (a refused CONNECT)
+IOT_G = f"HostName=tenant-s.azure-devices.net;SharedAccessKeyName=device-connect;SharedAccessKey={IOT_KEY_G}"
 BEARER = token("bearer-")
 API_KEY_B, API_KEY_C = token("kb-"), token("kc-")
 DEVICE_TOKEN = token("dt-")  # the literal part of a secret header that holds {device}
@@ -214,6 +216,10 @@ async def test_no_secret_in_clear_anywhere(isolated, workers, make_receiver, tmp
             **data, "channel": "AZURE_EVENT_HUBS", "bodyTemplate": "{device} {seqNumber}", "channelSettings": {
                 "connectionString": HUBS_F, "topic": "hub-{device}", "tls": False,
                 "bootstrapServers": [settings().kafka_gateway]}}), 201)
+        cb_g = check(await admin.post(f"/device-types/{dtype}/callbacks", {
+            **data, "channel": "AZURE_IOT_HUB", "bodyTemplate": "{device} {seqNumber}", "channelSettings": {
+                "connectionString": IOT_G, "identity": "DEVICE", "host": "127.0.0.1", "port": broker.tls_port,
+                "caCertificate": broker.ca}}), 201)
         generated_b, generated_c = cb_b["signingSecret"], cb_c["signingSecret"]
         devices = ["5EC001", "5EC002", "5EC003"]
         await pool.execute("INSERT INTO base_stations(id, name, lat, lng) VALUES ('0B01', 'station', 43.6, 1.4)")
@@ -258,6 +264,9 @@ async def test_no_secret_in_clear_anywhere(isolated, workers, make_receiver, tmp
         await wait_until(lambda: pool_rows(pool, undelivered, cb_f["id"], messages), 30, "cb F undelivered")
         refused = await pool.fetch("SELECT info FROM callback_attempts WHERE callback_id = $1", cb_f["id"])
         assert refused and all("SASL PLAIN as $ConnectionString" in r["info"] for r in refused), refused
+        await wait_until(lambda: pool_rows(pool, undelivered, cb_g["id"], messages), 30, "cb G undelivered")
+        refused = await pool.fetch("SELECT info FROM callback_attempts WHERE callback_id = $1", cb_g["id"])
+        assert refused and all(r["info"] == "MQTT [code:135] Not authorized" for r in refused), refused
         first_tries = list(down_rx.requests)
         assert len(first_tries) == 3 * messages, "three attempts each before giving up"
         for r in first_tries:
@@ -286,7 +295,8 @@ async def test_no_secret_in_clear_anywhere(isolated, workers, make_receiver, tmp
         # Where a secret could hide ---------------------------------------------------------------
         secrets = forms({"password A": PASSWORD_A, "password C": PASSWORD_C, "password D": PASSWORD_D,
                          "password E (MQTT)": PASSWORD_E, "Event Hubs key F": HUBS_KEY_F,
-                         "connection string F": HUBS_F,
+                         "connection string F": HUBS_F, "IoT Hub key G": IOT_KEY_G, "connection string G": IOT_G,
+                         "a SAS token": "SharedAccessSignature sr=",
                          "bearer": BEARER, "api key B": API_KEY_B, "api key C": API_KEY_C,
                          "device token": DEVICE_TOKEN, "given signing": GIVEN_SIGNING, "generated B": generated_b,
                          "generated C": generated_c})
@@ -313,7 +323,7 @@ async def test_no_secret_in_clear_anywhere(isolated, workers, make_receiver, tmp
 
         paths = get_paths(pool, {"group": group, "deviceType": dtype, "device": devices[0],
                                  "reader": reader_user["id"], "contract": contract},
-                          [cb_a["id"], cb_b["id"], cb_c["id"], cb_d["id"], cb_e["id"], cb_f["id"]])
+                          [cb_a["id"], cb_b["id"], cb_c["id"], cb_d["id"], cb_e["id"], cb_f["id"], cb_g["id"]])
         answered = defaultdict(int)
         for who, client in (("admin", admin), ("read-only", reader)):
             for path in paths:
@@ -326,7 +336,7 @@ async def test_no_secret_in_clear_anywhere(isolated, workers, make_receiver, tmp
                     assert MASK not in text, f"GET {path} shows a masked secret to a read-only user"
                     assert all(u not in text for u in (USER_A, USER_C, USER_D)), f"GET {path}: a URL user name"
         listed = check(await admin.get(f"/device-types/{dtype}/callbacks"), 200)["data"]
-        assert sum(MASK in str(c) for c in listed) == 6, "admins see every callback's secrets masked"
+        assert sum(MASK in str(c) for c in listed) == 7, "admins see every callback's secrets masked"
         print(f"GET routes: {len(paths)} paths, answers {dict(answered)}; topics scanned: "
               f"{ {n.removeprefix(isolated.prefix): len(r) for n, r in topics.items()} }; "
               f"dump {len(dump)} chars; logs {[(n, len(t)) for n, t in logs.items()]}")

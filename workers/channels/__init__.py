@@ -6,6 +6,7 @@ Adding a channel: a module with a `Channel` subclass, and one `register` line be
 from __future__ import annotations
 
 from workers.channels.azure_event_hubs import AzureEventHubs
+from workers.channels.azure_iot_hub import AzureIotHub
 from workers.channels.base import Answered, BatchRequest, Channel, Context
 from workers.channels.batch_url import BatchUrl
 from workers.channels.direct import Direct
@@ -33,3 +34,4 @@ register(Direct())
 register(Mqtt())
 register(KafkaChannel())
 register(AzureEventHubs())
+register(AzureIotHub())

@@ -12,8 +12,12 @@ receivers de-duplicate on what the body carries ({device} and {seqNumber} name a
 
 Connections are pooled: one per destination (the bulkhead key `mqtt://host:port/username`), opened on
 first use, shared by concurrent publishes, and dropped on any failure or change of its settings, so
-that the next attempt reconnects. A failed attempt keeps the client's own error text for cbStatus.
-Success is status 200 (QoS 1: the broker's PUBACK; QoS 0: written to the connection).
+that the next attempt reconnects; at most `pool_size` stay open (the least recently used is closed).
+A failed attempt keeps the client's own error text for cbStatus. Success is status 200 (QoS 1: the
+broker's PUBACK; QoS 0: written to the connection).
+
+A subclass maps its settings to a `Destination` and a topic (`destination`, `message`): the
+AZURE_IOT_HUB channel (`workers.channels.azure_iot_hub`) is this channel with IoT Hub's names.
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ import logging
 import socket
 import ssl
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +53,7 @@ DEFAULT_PORT = {False: 1883, True: 8883}
 CONNECT_TIMEOUT_S = 10.0
 REFUSED = "publish refused"
 PENDING_WARNING = 10_000
+POOL_SIZE = 1024  # connections kept open at once
 
 
 @dataclass(frozen=True, repr=False)
@@ -61,6 +67,9 @@ class Destination:
     username: str | None
     password: str | None
     protocol: str
+    client_id: str | None = None  # None: the client makes one up
+    renew_at: float | None = None  # wall-clock time after which `password` (a token) is to be renewed
+    credential: str | None = None  # a fingerprint of what such a password is made from (not a secret)
 
     @classmethod
     def of(cls, settings: dict[str, Any]) -> "Destination":
@@ -155,7 +164,7 @@ class Connection:
             client = _Client(d.host, d.port, username=d.username, password=d.password,
                              protocol=aiomqtt.ProtocolVersion.V5 if d.protocol == "5" else aiomqtt.ProtocolVersion.V311,
                              tls_context=_tls_context(d.ca) if d.tls else None, timeout=timeout_s,
-                             identifier=None, clean_session=True if d.protocol != "5" else None,
+                             identifier=d.client_id, clean_session=True if d.protocol != "5" else None,
                              max_inflight_messages=inflight, logger=log)
             client.pending_calls_threshold = PENDING_WARNING  # the bulkhead bounds them; aiomqtt warns past 10
             try:
@@ -223,10 +232,35 @@ def _refused(exc: BaseException) -> bool:
 
 class Mqtt(Channel):
     name = "MQTT"
+    pool_size = POOL_SIZE
 
     def __init__(self) -> None:
-        self._pool: dict[str, Connection] = {}
+        self._pool: OrderedDict[str, Connection] = OrderedDict()
         self._policy: DestinationPolicy | None = None
+
+    # What differs between MQTT-speaking channels ----------------------
+    def destination(self, delivery: Delivery, settings: dict[str, Any]) -> Destination:
+        """Where and as whom the delivery is published (settings with their secrets opened); a
+        ValueError naming the member when the settings cannot be used."""
+        return Destination.of(settings)
+
+    def message(self, delivery: Delivery, message_id: str, destination: Destination) -> tuple[str, Properties | None]:
+        """(topic, MQTT 5 properties) of the delivery: the rendered topic; with MQTT 5 the stable id."""
+        publish = delivery["publish"]
+        if destination.protocol != "5":
+            return publish["topic"], None
+        properties = Properties(PacketTypes.PUBLISH)
+        properties.UserProperty = [(MESSAGE_ID, message_id)]
+        properties.ContentType = publish["contentType"]
+        properties.PayloadFormatIndicator = 1  # UTF-8 text
+        return publish["topic"], properties
+
+    def pooled(self, key: str) -> Destination | None:
+        """The destination of the open connection pooled under `key`, if any."""
+        current = self._pool.get(key)
+        return current.destination if current is not None else None
+
+    # The channel -------------------------------------------------------
 
     def endpoint(self, delivery: Delivery, request: Request | None, context: Context) -> str | None:
         cb = context.view.callbacks.get(delivery["callbackId"] or "") or {}
@@ -244,9 +278,13 @@ class Mqtt(Channel):
         except SealedSecretError as exc:
             return failed(f"callback secrets: {exc}")
         settings = secrets.opened.settings_with(callback["channel_settings"])
-        destination = Destination.of(settings)
-        publish = delivery["publish"]
         message_id = delivery.get("webhookId") or delivery["id"]
+        try:
+            destination = self.destination(delivery, settings)
+            topic, properties = self.message(delivery, message_id, destination)
+        except ValueError as exc:  # settings the channel cannot use: the message names the member
+            return failed(secrets.scrub(str(exc)) or str(exc), "render")
+        body = delivery["publish"]["body"].encode()
         timeout_s = context.settings.callback_timeout_s
         connection = await self._connection(destination)
         started = time.monotonic()
@@ -254,14 +292,8 @@ class Mqtt(Channel):
             # As many QoS 1 publishes in flight as the endpoint's bulkhead lets through (paho's default: 20).
             inflight = max(context.settings.endpoint_concurrency, callback.get("concurrency") or 0)
             client = await connection.open(self._destinations(), min(timeout_s, CONNECT_TIMEOUT_S), inflight)
-            properties = None
-            if destination.protocol == "5":
-                properties = Properties(PacketTypes.PUBLISH)
-                properties.UserProperty = [(MESSAGE_ID, message_id)]
-                properties.ContentType = publish["contentType"]
-                properties.PayloadFormatIndicator = 1  # UTF-8 text
             qos = int(settings.get("qos", 1))
-            await client.publish_checked(publish["topic"], publish["body"].encode(), qos, properties, timeout_s)
+            await client.publish_checked(topic, body, qos, properties, timeout_s)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -281,10 +313,15 @@ class Mqtt(Channel):
         """The pooled connection to `destination`; one whose settings changed is replaced."""
         current = self._pool.get(destination.key)
         if current is not None and current.destination == destination:
+            self._pool.move_to_end(destination.key)
             return current
         self._pool[destination.key] = connection = Connection(destination)
+        self._pool.move_to_end(destination.key)
         if current is not None:
             await current.close()
+        while len(self._pool) > self.pool_size:
+            _, oldest = self._pool.popitem(last=False)
+            await oldest.close()  # its publishes in flight, if any, fail and are retried
         return connection
 
     async def _drop(self, connection: Connection) -> None:
@@ -294,5 +331,5 @@ class Mqtt(Channel):
         await connection.close()
 
     async def close(self) -> None:
-        pool, self._pool = self._pool, {}
+        pool, self._pool = self._pool, OrderedDict()
         await asyncio.gather(*(c.close() for c in pool.values()), return_exceptions=True)
