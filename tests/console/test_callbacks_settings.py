@@ -1,7 +1,7 @@
 """Callbacks with `channelSettings` through the console's form in a real browser: an MQTT and a KAFKA callback
 created with the fields of their channel, an error of the API placed beside the field it names, the stored
 settings read back through the API (secrets masked), and an edit that does not re-type the password keeps
-the stored one (opened from the database), while a re-typed one replaces it."""
+the stored one (opened from the database), while a re-typed one replaces it; the Event Hubs form's fields."""
 from __future__ import annotations
 
 import uuid
@@ -83,7 +83,7 @@ def test_an_mqtt_callback_is_created_an_error_shown_at_its_field_and_edited_keep
     assert stored_secrets(site, stored["id"]) == {"password": "a-new-password-77"}, "re-typed: replaced"
 
 
-def test_a_kafka_callback_is_created_with_sasl_and_its_server_error_shown_at_the_servers_field(site, browser):
+def test_a_kafka_callback_with_sasl_its_server_error_at_its_field_then_the_event_hubs_form(site, browser):
     tenant = site.tenant(f"Kafka {uuid.uuid4().hex[:6]}")
     type_id = site.run(make_device_type(tenant.client, tenant))
     browser.login(site.person([(tenant.group, ADMIN)]))
@@ -117,3 +117,8 @@ def test_a_kafka_callback_is_created_with_sasl_and_its_server_error_shown_at_the
     assert stored_secrets(site, stored["id"]) == {"sasl.password": SASL_PASSWORD}, "kept when not re-typed"
     browser.open(f"/console/device-types/{type_id}/callbacks")
     assert "127.0.0.1:9092 sigfox-{deviceTypeId}" in browser.text("#callbacks")
+    # Event Hubs: its own fields, the connection string a secret, TLS on by default.
+    browser.submit("#new-azure_event_hubs")
+    assert browser.find("#cs-connectionString").get_attribute("type") == "password"
+    assert browser.find("#cs-tls").is_selected() and not browser.finds("#cs-sasl-mechanism")
+    browser.check_plain()
