@@ -99,7 +99,7 @@ plain_jaas() {
   printf 'org.apache.kafka.common.security.plain.PlainLoginModule required'
   if [ -f "$PLAIN_USERS" ]; then
     while IFS=$'\t' read -r name password _topic; do
-      [ -n "$name" ] && printf ' user_%s="%s"' "$name" "$password"
+      if [ -n "$name" ]; then printf ' user_%s="%s"' "$name" "$password"; fi
     done < "$PLAIN_USERS"
   fi
   printf ';'
