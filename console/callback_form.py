@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from callback_language.positions import Place, place
+from console.channel_fields import SETTINGS_CHANNELS, control_of, settings_body, settings_values
 
-CHANNELS = ("URL", "BATCH_URL", "EMAIL")
+CHANNELS = ("URL", "BATCH_URL", "EMAIL", *SETTINGS_CHANNELS)
 METHODS = ("POST", "PUT", "GET")
 CONTENT_TYPES = ("application/x-www-form-urlencoded", "application/json", "text/plain")
 # (value of the form's "type" select, label, callbackType, callbackSubtype): every type the API accepts.
@@ -26,7 +27,8 @@ TEXT_FIELDS = ("url", "bodyTemplate", "contentType", "linePattern", "recipient",
                "payloadConfig")
 BY_CHANNEL = {"URL": ("url", "httpMethod", "headers", "sendSni", "bodyTemplate", "contentType", "signingSecret"),
               "BATCH_URL": ("url", "httpMethod", "headers", "linePattern", "signingSecret"),
-              "EMAIL": ("recipient", "subject", "message")}
+              "EMAIL": ("recipient", "subject", "message"),
+              **{c: ("bodyTemplate", "contentType", "channelSettings") for c in SETTINGS_CHANNELS}}
 # API error fields shown beside another control of the form.
 CONTROL_OF = {"callbackType": "type", "callbackSubtype": "type", "urlCredentials": "url"}
 
@@ -92,6 +94,8 @@ def form_body(form: Mapping[str, str], *, creating: bool) -> dict[str, Any]:
         body["headers"] = parse_headers(form.get("headers", ""))[0]
     if "sendSni" in wanted:
         body["sendSni"] = form.get("sendSni") == "on"
+    if "channelSettings" in wanted:
+        body["channelSettings"] = settings_body(form, channel, creating=creating)
     if "signingSecret" in wanted:
         if form.get("signingAction") == "generate":
             body["signingSecret"] = "generate"
@@ -109,6 +113,7 @@ def form_values(callback: Mapping[str, Any]) -> dict[str, str]:
                   type=type_value(int(callback.get("callbackType", 0)), callback.get("callbackSubtype")),
                   headers=headers_text(callback.get("headers")), sendSni="on" if callback.get("sendSni") else "",
                   enabled="on" if callback.get("enabled") else "", signingSecret="", signingAction="keep")
+    values.update(settings_values(values["channel"], callback.get("channelSettings")))
     return values
 
 
@@ -130,7 +135,7 @@ def placed(field: str, message: str, position: int | None, form: Mapping[str, st
         start = parse_headers(text)[1].get(name)
         where = place(text, start + position) if start is not None and position is not None else None
         return Problem("headers", field, message, where)
-    control = CONTROL_OF.get(field, field)
+    control = CONTROL_OF.get(field) or control_of(field)
     text = form.get(control, "")
     where = place(text, position) if position is not None and isinstance(text, str) else None
     return Problem(control, field, message, where)

@@ -21,6 +21,7 @@ from console.callback_form import (
     placed,
     type_label,
 )
+from console.channel_fields import control_of, fields_of, is_secret, new_values
 from console.context import api
 from console.render import render
 from console.times import utc_text
@@ -56,7 +57,12 @@ async def _callback(request: web.Request) -> dict[str, Any]:
 
 
 def _destination(cb: dict[str, Any]) -> str:
-    return str(cb.get("recipient") if cb.get("channel") == "EMAIL" else f"{cb.get('httpMethod', '')} {cb.get('url', '')}")
+    channel = cb.get("channel")
+    if fields_of(str(channel)):
+        settings = cb.get("channelSettings") or {}
+        shown = [settings.get(name) for name in ("host", "bootstrapServers", "topic") if settings.get(name)]
+        return " ".join(", ".join(v) if isinstance(v, list) else str(v) for v in shown)
+    return str(cb.get("recipient") if channel == "EMAIL" else f"{cb.get('httpMethod', '')} {cb.get('url', '')}")
 
 
 @routes.get("/device-types/{id}/callbacks")
@@ -66,6 +72,7 @@ async def list_page(request: web.Request) -> web.Response:
              "destination": _destination(cb)} for cb in await _callbacks(request)]
     notice = {"deleted": "Callback deleted.", "created": "Callback created."}.get(request.query.get("notice", ""), "")
     return render(request, "callbacks.html", {"device_type": device_type, "callbacks": rows, "notice": notice,
+                                              "channels": CHANNELS,
                                               "can_write": api(request).who.can("callbacks", write=True)})
 
 
@@ -76,6 +83,7 @@ async def _form_page(request: web.Request, device_type: dict[str, Any], values: 
     return render(request, "callback_edit.html", {
         "device_type": device_type, "callback": callback, "values": values, "problems": problems,
         "errors": errors or {}, "channel": channel, "fields": BY_CHANNEL.get(channel, ()), "channels": CHANNELS,
+        "settings_fields": [(f, is_secret(channel, f)) for f in fields_of(channel)],
         "types": TYPES, "methods": METHODS, "content_types": CONTENT_TYPES, "notice": notice, "secret": secret,
         "can_write": api(request).who.can("callbacks", write=True)}, status=status)
 
@@ -85,14 +93,14 @@ async def new_page(request: web.Request) -> web.Response:
     device_type = await _device_type(request)
     channel = request.query.get("channel", "URL") if request.query.get("channel") in CHANNELS else "URL"
     values = {"channel": channel, "type": "0/2", "httpMethod": "POST", "enabled": "on",
-              "contentType": "application/json" if channel == "URL" else ""}
+              "contentType": "application/json" if channel == "URL" else "", **new_values(channel)}
     return await _form_page(request, device_type, values, callback=None, problems=[])
 
 
 async def _saved(request: web.Request, device_type: dict[str, Any], form: dict[str, str], answer: Answer,
                  callback: dict[str, Any] | None) -> web.Response:
     """The form again after the API refused it: its errors placed in the text where the checks say."""
-    problems = problems_of(request, form) or [Problem(f, f, m) for f, m in answer.field_errors().items()]
+    problems = problems_of(request, form) or [Problem(control_of(f), f, m) for f, m in answer.field_errors().items()]
     errors = {} if problems else {"": answer.message or f"Refused ({answer.status})"}
     return await _form_page(request, device_type, form, callback=callback, problems=problems, errors=errors,
                             status=answer.status)

@@ -4,12 +4,19 @@
 #        kafka.sh add-gateway NAME     SCRAM credentials for a gateway, allowed to produce to `frames` only;
 #                                      prints NAME and its password (the only time it is shown)
 #        kafka.sh remove-gateway NAME  revoke them
+#        kafka.sh add-plain-user NAME PASSWORD TOPIC
+#                                      a SASL PLAIN user on the gateway listener, allowed to produce to TOPIC
+#                                      only (a customer's stand-in for Event Hubs: NAME `$ConnectionString`,
+#                                      PASSWORD the connection string); restarts a running broker when the
+#                                      user list changed (PLAIN's users are read at start)
 # Idempotent: start on a running broker does nothing.
 #
 # Listeners, all SASL/SCRAM-SHA-512 but the controller's:
 #   INTERNAL  127.0.0.1:BACKHAUL_KAFKA_PORT (29092)          Backhaul's workers, as the super user `backhaul`
 #   GATEWAY   127.0.0.1:BACKHAUL_KAFKA_GATEWAY_PORT (29094)  base-station gateways, each its own user, whose ACLs
-#                                                            allow writing to `<BACKHAUL_TOPIC_PREFIX>frames` only
+#                                                            allow writing to `<BACKHAUL_TOPIC_PREFIX>frames` only;
+#                                                            also SASL PLAIN for the users of add-plain-user
+#                                                            (static JAAS users, kept in .local/kafka/plain.users)
 #   CONTROLLER 127.0.0.1:BACKHAUL_KAFKA_CONTROLLER_PORT (29093), PLAINTEXT: KRaft cannot use SCRAM there; only
 #              the broker and controllers may reach it (here: loopback)
 # The `backhaul` user's password is made at the first format and kept in .local/kafka/internal.password (0600);
@@ -31,6 +38,7 @@ CONFIG="$HOME_DIR/server.properties"
 SECRET="$HOME_DIR/internal.password"
 ADMIN_CONFIG="$HOME_DIR/admin.properties"
 SCRAM_READY="$DATA/.scram-ready"
+PLAIN_USERS="$HOME_DIR/plain.users"  # NAME<TAB>PASSWORD<TAB>TOPIC a line, 0600
 POM="$ROOT/deploy/local/pom.xml"
 
 ensure_java() {
@@ -84,6 +92,19 @@ jaas() {  # user password
   printf 'org.apache.kafka.common.security.scram.ScramLoginModule required username="%s" password="%s";' "$1" "$2"
 }
 
+# PlainLoginModule's server side: one user_NAME="PASSWORD" option a PLAIN user (Kafka's JAAS parser
+# takes '$' in an option name, so `$ConnectionString` is a user like any other).
+plain_jaas() {
+  local name password _topic
+  printf 'org.apache.kafka.common.security.plain.PlainLoginModule required'
+  if [ -f "$PLAIN_USERS" ]; then
+    while IFS=$'\t' read -r name password _topic; do
+      if [ -n "$name" ]; then printf ' user_%s="%s"' "$name" "$password"; fi
+    done < "$PLAIN_USERS"
+  fi
+  printf ';'
+}
+
 write_config() {
   mkdir -p "$DATA"
   local password
@@ -101,6 +122,8 @@ sasl.enabled.mechanisms=SCRAM-SHA-512
 sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
 listener.name.internal.scram-sha-512.sasl.jaas.config=$(jaas "$INTERNAL_USER" "$password")
 listener.name.gateway.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.gateway.sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
+listener.name.gateway.plain.sasl.jaas.config=$(prop_value "$(plain_jaas)")
 authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
 # ANONYMOUS is the broker itself on the controller listener (PLAINTEXT)
 super.users=User:$INTERNAL_USER;User:ANONYMOUS
@@ -232,8 +255,34 @@ remove_gateway() {
   say "gateway $name removed"
 }
 
+add_plain_user() {  # name password topic
+  local name="${1:-}" password="${2:-}" topic="${3:-}" line
+  [[ "$name" =~ ^[A-Za-z0-9\$][A-Za-z0-9.\$_-]{0,63}$ ]] \
+    || die "a PLAIN user name is 1-64 letters, digits, '\$', '.', '_' or '-' (got '$name')"
+  [ "$name" != "$INTERNAL_USER" ] || die "'$INTERNAL_USER' is Backhaul's own user"
+  # The password goes between JAAS double quotes and into a tab-separated file.
+  [[ -n "$password" && "$password" != *[\"\\$'\t\n']* ]] \
+    || die "a PLAIN password is not empty and holds no '\"', backslash, tab or newline"
+  [[ "$topic" =~ ^[A-Za-z0-9._-]{1,249}$ ]] || die "a topic is 1-249 letters, digits, '.', '_' or '-' (got '$topic')"
+  line=$(printf '%s\t%s\t%s' "$name" "$password" "$topic")
+  if ! grep -Fxq -- "$line" "$PLAIN_USERS" 2>/dev/null; then
+    mkdir -p "$HOME_DIR"
+    touch "$PLAIN_USERS"
+    (umask 077 && { awk -F '\t' -v n="$name" '$1 != n' "$PLAIN_USERS"; printf '%s\n' "$line"; } > "$PLAIN_USERS.new")
+    mv "$PLAIN_USERS.new" "$PLAIN_USERS"
+    say "PLAIN users changed: the broker reads them at start"
+    stop
+  fi
+  start
+  admin_tool org.apache.kafka.tools.AclCommand --add --allow-principal "User:$name" \
+    --operation Write --operation Describe --topic "$topic" >/dev/null || die "could not grant $name on $topic"
+  say "PLAIN user $name may produce to $topic on $HOST:$GATEWAY_PORT (SASL_PLAINTEXT)"
+}
+
 case "${1:-}" in
   start) start ;; stop) stop ;; status) status ;; reset) reset ;;
   add-gateway) add_gateway "${2:-}" ;; remove-gateway) remove_gateway "${2:-}" ;;
-  *) echo "usage: $0 start|stop|status|reset|add-gateway NAME|remove-gateway NAME" >&2; exit 2 ;;
+  add-plain-user) add_plain_user "${2:-}" "${3:-}" "${4:-}" ;;
+  *) echo "usage: $0 start|stop|status|reset|add-gateway NAME|remove-gateway NAME|add-plain-user NAME PASSWORD TOPIC" >&2
+     exit 2 ;;
 esac

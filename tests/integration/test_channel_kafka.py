@@ -4,10 +4,9 @@ cluster unreachable then back (retries deliver, cbStatus has the client's error 
 the delivery worker mid-flight (every message arrives, repeats carry the same message-id); a message
 given up, then replayed, carries its first id.
 
-Our broker's listeners speak SCRAM-SHA-512 only (deploy/local/kafka.sh): the customer's credentials
-here are Backhaul's own user on the gateway listener. Event Hubs asks for SASL PLAIN, which our
-broker does not offer: its test shows the mapped settings reach the broker (PLAIN, over the override
-address, TLS off) and the broker's refusal in cbStatus.
+The customer's credentials here are Backhaul's own SCRAM-SHA-512 user on the gateway listener
+(deploy/local/kafka.sh). SASL PLAIN, the AZURE_EVENT_HUBS channel end to end and a KAFKA callback
+with PLAIN: test_channel_sasl_plain.py.
 """
 from __future__ import annotations
 
@@ -195,19 +194,6 @@ async def test_kill_9_of_the_delivery_worker_every_message_arrives_repeats_carry
     print(f"{len(records)} records for {len(ids)} messages: {len(records) - len(ids)} repeats")
     assert len(ids) == 500, "every message arrived"
     assert all(len(v) == 1 for v in ids.values()), "a repeat carries the same message-id"
-
-
-async def test_event_hubs_settings_reach_the_broker_as_sasl_plain_with_the_connection_string(pipeline, isolated):
-    connection = ("Endpoint=sb://acme-ns.servicebus.windows.net/;SharedAccessKeyName=send;"
-                  f"SharedAccessKey=c2VjcmV0LWtleS0xMjM0NTY3ODkwYWJj=;EntityPath={isolated.prefix}hub")
-    callback = {"id": "hubs", "channel": "AZURE_EVENT_HUBS", "body_template": "{device} {seqNumber}",
-                "channel_settings": {"connectionString": connection, "bootstrapServers": [gateway()], "tls": False}}
-    pipe = await pipeline([callback], env={"BACKHAUL_RETRY_SCHEDULE_S": "30", "BACKHAUL_RETRY_JITTER": "0"})
-    await publish_frames([frame(pipe.devices[0], 3, station=pipe.stations[0])])
-    [row] = await pipe.wait_rows("SELECT status, info FROM callback_attempts WHERE status = 600", 1, timeout=10)
-    print("Event Hubs settings against a SCRAM-only listener:", row["info"])
-    assert "UnsupportedSaslMechanism" in row["info"] and "SASL PLAIN as $ConnectionString, no TLS" in row["info"]
-    assert "c2VjcmV0LWtleS0xMjM0NTY3ODkwYWJj" not in str(await pipe.fetch("SELECT * FROM callbacks")), "sealed"
 
 
 async def test_given_up_then_replayed_with_the_same_message_id(pipeline, isolated):
