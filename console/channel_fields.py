@@ -77,9 +77,22 @@ FIELDS: dict[str, tuple[Field, ...]] = {
                                                                       "(tests against a local Kafka)"),
         Field("tls", "TLS", "checkbox", help="on by default; off only for a local Kafka"),
     ),
+    "AZURE_IOT_HUB": (
+        Field("connectionString", "Connection string", required=True,
+              help="the hub's (HostName=HUB.azure-devices.net;SharedAccessKeyName=..;SharedAccessKey=..), a policy "
+                   "with DeviceConnect; or one device's (HostName=..;DeviceId=..;SharedAccessKey=..)"),
+        Field("identity", "Identity", "choice", required=True, choices=("DEVICE", "DEVICE_TYPE"),
+              help="DEVICE: each device sends as the IoT Hub device of its id; DEVICE_TYPE: one identity"),
+        Field("deviceId", "IoT Hub device id", help="with DEVICE_TYPE and the hub's connection string"),
+        Field("tokenLifetime", "SAS token lifetime (s)", "number", help="300 to 604800; default 3600"),
+        Field("host", "Host", help="overrides the hub's host (tests against a local broker)"),
+        Field("port", "Port", "number", help="default 8883"),
+        Field("tls", "TLS", "checkbox", help="on by default; off only for a local broker"),
+        Field("caCertificate", "CA certificate (PEM)", "textarea", help="only with TLS; default: the system's CAs"),
+    ),
 }
 # Checkboxes whose member defaults to true: shown checked on a new callback.
-DEFAULT_ON = {("AZURE_EVENT_HUBS", "tls")}
+DEFAULT_ON = {("AZURE_EVENT_HUBS", "tls"), ("AZURE_IOT_HUB", "tls")}
 SETTINGS_CHANNELS = tuple(FIELDS)
 
 
