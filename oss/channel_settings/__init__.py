@@ -10,15 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from oss.channel_settings import azure_event_hubs, kafka, mqtt
+from oss.channel_settings import aws, azure_event_hubs, kafka, mqtt
 from oss.channel_settings.base import FIELD
 from oss.errors import FieldError
 
 Validator = Callable[[dict[str, Any]], list[FieldError]]
 VALIDATORS: dict[str, Validator] = {"MQTT": mqtt.errors, "KAFKA": kafka.errors,
-                                     "AZURE_EVENT_HUBS": azure_event_hubs.errors}
+                                     "AZURE_EVENT_HUBS": azure_event_hubs.errors,
+                                     "AWS_IOT": aws.aws_iot_errors, "KINESIS": aws.kinesis_errors, "SQS": aws.sqs_errors}
 # Channels planned by issue 14, refused until their module lands.
-PLANNED = ("AWS_IOT", "KINESIS", "SQS", "AZURE_IOT_HUB")
+PLANNED = ("AZURE_IOT_HUB",)
 
 
 def settings_errors(channel: str | None, settings: Any) -> list[FieldError]:
