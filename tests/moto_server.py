@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+import pytest
 from aiobotocore.session import get_session
 
 from program.supervised import free_port
@@ -32,6 +33,12 @@ ACCESS_KEY_ID = "AKIAMOTOTESTKEY12345"
 SECRET_ACCESS_KEY = "moto/Secret+Access/Key0123456789abcdef"
 ACCOUNT = "123456789012"  # moto's default account
 START_S = 10.0
+# Worker settings of the outage tests: quick retries, a short timeout, a circuit that stays closed.
+RETRY_ENV = {"BACKHAUL_RETRY_SCHEDULE_S": "1,1,1,1,1", "BACKHAUL_RETRY_JITTER": "0", "BACKHAUL_CALLBACK_TIMEOUT_S": "3",
+             "BACKHAUL_BREAKER_FAILURES": "100"}
+# ... and of the kill -9 tests: deliveries paced (100/s) so that the kill finds some held by the worker.
+PACED_ENV = {"BACKHAUL_RETRY_CLAIM_S": "3", "BACKHAUL_ENDPOINT_RATE_PER_S": "100", "BACKHAUL_ENDPOINT_BURST": "10",
+             "BACKHAUL_ENDPOINT_QUEUE": "1000"}
 
 
 @dataclass(frozen=True)
@@ -167,3 +174,16 @@ def aws_settings(url: str, **own: Any) -> dict[str, Any]:
     """The account members of an AWS callback's channelSettings, pointed at the moto server at `url`."""
     return {"region": REGION, "accessKeyId": ACCESS_KEY_ID, "secretAccessKey": SECRET_ACCESS_KEY,
             "endpointUrl": url, **own}
+
+
+@pytest.fixture
+def moto():
+    """A `Moto` server for one test (import it into the test module)."""
+    server = Moto().start()
+    yield server
+    server.stop()
+
+
+def aws_name(isolated: Any) -> str:
+    """The test's prefix as AWS names allow it (letters, digits, - and _)."""
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in isolated.prefix)

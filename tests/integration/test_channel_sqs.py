@@ -15,25 +15,20 @@ import pytest
 
 from simulator.network import simulate
 from tests.conftest import frame, publish_frames, wait_until
-from tests.moto_server import ACCOUNT, SECRET_ACCESS_KEY, Moto, MotoProcess, aws_settings
+from tests.moto_server import (
+    ACCOUNT,
+    PACED_ENV,
+    RETRY_ENV,
+    SECRET_ACCESS_KEY,
+    MotoProcess,
+    aws_name,
+    aws_settings,
+    moto,  # noqa: F401 (a fixture)
+)
 
 pytestmark = pytest.mark.integration
 
 BODY = '{"device": "{device}", "seq": {seqNumber}, "data": "{data}"}'
-RETRIES = {"BACKHAUL_RETRY_SCHEDULE_S": "1,1,1,1,1", "BACKHAUL_RETRY_JITTER": "0", "BACKHAUL_CALLBACK_TIMEOUT_S": "3",
-           "BACKHAUL_BREAKER_FAILURES": "100"}
-
-
-@pytest.fixture
-def moto():
-    m = Moto().start()
-    yield m
-    m.stop()
-
-
-def name(isolated) -> str:
-    """The test's prefix as an SQS name allows it (letters, digits, - and _)."""
-    return "".join(c if c.isalnum() or c in "-_" else "-" for c in isolated.prefix)
 
 
 def sqs_callback(cb_id: str, url: str, queue_url: str, **settings) -> dict:
@@ -67,9 +62,9 @@ def attribute(message: dict, name: str) -> str:
 
 
 async def test_frames_become_messages_with_attributes_and_fifo_group_and_deduplication(pipeline, isolated, moto):
-    plain = await create_queue(moto, f"{name(isolated)}plain")
-    fifo = await create_queue(moto, f"{name(isolated)}ordered.fifo")
-    missing = f"http://127.0.0.1:{moto.port}/{ACCOUNT}/{name(isolated)}nosuch"
+    plain = await create_queue(moto, f"{aws_name(isolated)}plain")
+    fifo = await create_queue(moto, f"{aws_name(isolated)}ordered.fifo")
+    missing = f"http://127.0.0.1:{moto.port}/{ACCOUNT}/{aws_name(isolated)}nosuch"
     pipe = await pipeline([sqs_callback("sqs", moto.url, plain), sqs_callback("fifo", moto.url, fifo),
                            sqs_callback("missing", moto.url, missing)], env={"BACKHAUL_CALLBACK_TIMEOUT_S": "3"})
     device = pipe.devices[0]
@@ -100,8 +95,8 @@ async def test_frames_become_messages_with_attributes_and_fifo_group_and_dedupli
 
 
 async def test_the_service_down_then_back_retries_deliver_and_cbstatus_has_the_client_error(pipeline, isolated, moto):
-    queue = await create_queue(moto, f"{name(isolated)}q")
-    pipe = await pipeline([sqs_callback("sqs", moto.url, queue)], env=RETRIES)
+    queue = await create_queue(moto, f"{aws_name(isolated)}q")
+    pipe = await pipeline([sqs_callback("sqs", moto.url, queue)], env=RETRY_ENV)
     moto.stop()
     try:
         await publish_frames([frame(pipe.devices[0], 7, station=pipe.stations[0])])
@@ -121,7 +116,7 @@ async def test_the_service_down_then_back_retries_deliver_and_cbstatus_has_the_c
 async def test_refused_credentials_give_the_services_error_and_no_secret(pipeline, isolated):
     strict = MotoProcess(env={"INITIAL_NO_AUTH_ACTION_COUNT": "0"}).start()  # moto's IAM: our key is unknown
     try:
-        queue = f"{strict.url}/{ACCOUNT}/{name(isolated)}q"
+        queue = f"{strict.url}/{ACCOUNT}/{aws_name(isolated)}q"
         pipe = await pipeline([sqs_callback("sqs", strict.url, queue)],
                               env={"BACKHAUL_RETRY_SCHEDULE_S": "30", "BACKHAUL_RETRY_JITTER": "0"})
         await publish_frames([frame(pipe.devices[0], 3, station=pipe.stations[0])])
@@ -136,10 +131,8 @@ async def test_refused_credentials_give_the_services_error_and_no_secret(pipelin
 
 async def test_kill_9_of_the_delivery_worker_every_message_arrives_repeats_carry_the_same_id(
         pipeline, isolated, workers, moto):
-    queue = await create_queue(moto, f"{name(isolated)}q")
-    # Paced (100/s) so that the kill finds deliveries held by the worker.
-    env = {"BACKHAUL_RETRY_CLAIM_S": "3", "BACKHAUL_ENDPOINT_RATE_PER_S": "100", "BACKHAUL_ENDPOINT_BURST": "10",
-           "BACKHAUL_ENDPOINT_QUEUE": "1000"}
+    queue = await create_queue(moto, f"{aws_name(isolated)}q")
+    env = PACED_ENV
     pipe = await pipeline([sqs_callback("sqs", moto.url, queue)], roles=("relay,ingest,router,store", "delivery"),
                           env=env, stations=3, devices=60)
     sent = await simulate(pipe.network, messages_per_device=5, rate=0, duration=None, max_stations=3, progress=False)
