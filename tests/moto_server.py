@@ -26,6 +26,7 @@ import orjson
 import pytest
 from aiobotocore.session import get_session
 
+from program.demo.seed import stable_id
 from program.supervised import free_port
 
 REGION = "eu-west-1"
@@ -33,6 +34,9 @@ ACCESS_KEY_ID = "AKIAMOTOTESTKEY12345"
 SECRET_ACCESS_KEY = "moto/Secret+Access/Key0123456789abcdef"
 ACCOUNT = "123456789012"  # moto's default account
 START_S = 10.0
+# The AWS channel tests' callbacks: a JSON body of the uplink's variables, on the pipeline's device type.
+BODY = '{"device": "{device}", "seq": {seqNumber}, "data": "{data}"}'
+TYPE_ID = stable_id("t", "device-type")  # the device type tests.conftest's pipeline seeds
 # Worker settings of the outage tests: quick retries, a short timeout, a circuit that stays closed.
 RETRY_ENV = {"BACKHAUL_RETRY_SCHEDULE_S": "1,1,1,1,1", "BACKHAUL_RETRY_JITTER": "0", "BACKHAUL_CALLBACK_TIMEOUT_S": "3",
              "BACKHAUL_BREAKER_FAILURES": "100"}

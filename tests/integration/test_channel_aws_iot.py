@@ -10,13 +10,14 @@ from collections import defaultdict
 import orjson
 import pytest
 
-from program.demo.seed import stable_id
 from simulator.network import simulate
 from tests.conftest import frame, publish_frames, wait_until
 from tests.moto_server import (
+    BODY,
     PACED_ENV,
     RETRY_ENV,
     SECRET_ACCESS_KEY,
+    TYPE_ID,
     Published,
     aws_name,
     aws_settings,
@@ -25,8 +26,6 @@ from tests.moto_server import (
 
 pytestmark = pytest.mark.integration
 
-TYPE_ID = stable_id("t", "device-type")  # the device type tests.conftest's pipeline seeds
-BODY = '{"device": "{device}", "seq": {seqNumber}, "data": "{data}"}'
 
 
 def iot_callback(cb_id: str, url: str, topic: str, **settings) -> dict:

@@ -13,15 +13,16 @@ from collections import defaultdict
 import orjson
 import pytest
 
-from program.demo.seed import stable_id
 from simulator.network import simulate
 from tests.conftest import frame, publish_frames, wait_until
 from tests.moto_server import (
     ACCOUNT,
+    BODY,
     PACED_ENV,
     REGION,
     RETRY_ENV,
     SECRET_ACCESS_KEY,
+    TYPE_ID,
     aws_name,
     aws_settings,
     moto,  # noqa: F401 (a fixture)
@@ -29,8 +30,6 @@ from tests.moto_server import (
 
 pytestmark = pytest.mark.integration
 
-TYPE_ID = stable_id("t", "device-type")  # the device type tests.conftest's pipeline seeds
-BODY = '{"device": "{device}", "seq": {seqNumber}, "data": "{data}"}'
 
 
 def kinesis_callback(cb_id: str, url: str, **settings) -> dict:

@@ -17,6 +17,7 @@ from simulator.network import simulate
 from tests.conftest import frame, publish_frames, wait_until
 from tests.moto_server import (
     ACCOUNT,
+    BODY,
     PACED_ENV,
     RETRY_ENV,
     SECRET_ACCESS_KEY,
@@ -28,7 +29,6 @@ from tests.moto_server import (
 
 pytestmark = pytest.mark.integration
 
-BODY = '{"device": "{device}", "seq": {seqNumber}, "data": "{data}"}'
 
 
 def sqs_callback(cb_id: str, url: str, queue_url: str, **settings) -> dict:

@@ -81,13 +81,18 @@ def delivery(**publish) -> dict:
             "publish": {"topic": "", "body": '{"a": 1}', "contentType": "application/json", **publish}}
 
 
-async def test_sqs_entries_carry_the_message_id_and_fifo_group_and_deduplication():
-    channel = Sqs()
+def captured(channel):
+    """The channel, and the (queue or stream, entry, size) its sends hand to its batches."""
     seen = []
 
     async def submit(target, entry, size):
         seen.append((target[1], entry, size))
-    channel.batches.submit = submit  # type: ignore[method-assign]
+    channel.batches.submit = submit
+    return channel, seen
+
+
+async def test_sqs_entries_carry_the_message_id_and_fifo_group_and_deduplication():
+    channel, seen = captured(Sqs())
     account = Account.of(SETTINGS)
     fifo = "https://sqs.eu-west-1.amazonaws.com/1/q.fifo"
     await channel.call({**delivery(), "webhookId": "r0/cb"}, {"queueUrl": fifo}, account)()
@@ -101,12 +106,7 @@ async def test_sqs_entries_carry_the_message_id_and_fifo_group_and_deduplication
 
 
 async def test_kinesis_records_are_keyed_by_the_device_or_the_rendered_key():
-    channel = Kinesis()
-    seen = []
-
-    async def submit(target, entry, size):
-        seen.append((target[1], entry, size))
-    channel.batches.submit = submit  # type: ignore[method-assign]
+    channel, seen = captured(Kinesis())
     account = Account.of(SETTINGS)
     await channel.call(delivery(), {"streamName": "s"}, account)()
     await channel.call(delivery(key="k-1"), {"streamArn": "arn:aws:kinesis:eu-west-1:123456789012:stream/s"}, account)()

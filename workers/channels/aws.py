@@ -43,7 +43,7 @@ from backhaul.destinations import DestinationPolicy, refusal_of
 from backhaul.outbound import guarded_resolver, policy_from_settings
 from backhaul.secretbox import SealedSecretError
 from workers.attempt import Outcome, failed
-from workers.channels.base import Channel, Context, Delivery, Request
+from workers.channels.base import Context, Delivery, SettingsChannel
 from workers.channels.linger import Limits, Linger, TooLarge
 from workers.retry import classify
 
@@ -188,7 +188,7 @@ async def _close(stack: contextlib.AsyncExitStack) -> None:
         await asyncio.wait_for(stack.aclose(), 5.0)
 
 
-class AwsChannel(Channel):
+class AwsChannel(SettingsChannel):
     """A channel calling one AWS service; a subclass makes the call (`call`), the rest is here."""
 
     service: str  # botocore's name of the service: "sqs", "kinesis", "iot-data"
@@ -200,18 +200,8 @@ class AwsChannel(Channel):
     async def close(self) -> None:
         await self.clients.close()
 
-    def settings_of(self, cb: dict[str, Any], context: Context) -> dict[str, Any]:
-        """The callback's settings with their secret members opened (SealedSecretError if none opens)."""
-        return context.credentials.get(cb).opened.settings_with(cb.get("channel_settings"))
-
-    def endpoint(self, delivery: Delivery, request: Request | None, context: Context) -> str | None:
-        cb = context.view.callbacks.get(delivery["callbackId"] or "")
-        if not cb:
-            return f"{self.name.lower()}:gone"
-        try:
-            return Account.of(self.settings_of(cb, context)).key(self.service)
-        except (SealedSecretError, ValueError):
-            return f"{self.name.lower()}:{cb['id']}"  # fails at send time, alone in its bulkhead
+    def destination_key(self, settings: dict[str, Any]) -> str:
+        return Account.of(settings).key(self.service)
 
     async def client(self, account: Account) -> Any:
         """The account's client of the channel's service; `Refused` when the rule refuses its endpoint."""
