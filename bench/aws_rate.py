@@ -10,10 +10,11 @@ and timed from the moment it is ready until the service holds N messages: SQS co
 ApproximateNumberOfMessages, Kinesis by reading the stream's shards; moto keeps what IoT Core is published in
 its process' memory only, so AWS_IOT is counted by the successful attempts the worker records in
 `delivery-results` (a failed one stops the bench). The raw client then sends N messages of the same size with C
-in flight: SQS and Kinesis in full batches (10 messages; 100 records), IoT one Publish per message. The
-endpoint's rate limit and queue are lifted, its concurrency is C. moto's server is slow (Python, one
-process, every request parsed and answered by werkzeug): the figures are moto's ceiling more than AWS's, and
-the comparison (channel against raw client, on the same server) is what they show.
+in flight: SQS and Kinesis in batches as large as the service and C allow (10 messages; C records), IoT
+one Publish per message. The endpoint's rate limit and queue are lifted, its concurrency is C. moto's
+server is slow (Python, one process, every request parsed and answered by werkzeug): the figures are
+moto's ceiling more than AWS's, and the comparison (channel against raw client, on the same server) is
+what they show.
 """
 from __future__ import annotations
 
@@ -90,7 +91,7 @@ def successes_counter(consumer: Any) -> Counter:
 async def raw_rate(channel: str, client: Any, where: str, n: int, concurrency: int, size: int) -> float:
     """Messages per second the raw client sends (full batches where the service batches), C messages in flight."""
     data = "x" * size
-    batch = {"SQS": 10, "KINESIS": 100, "AWS_IOT": 1}[channel]
+    batch = min(concurrency, {"SQS": 10, "KINESIS": 500, "AWS_IOT": 1}[channel])  # at most C in flight
     calls = [min(batch, n - i) for i in range(0, n, batch)]
 
     async def call(count: int) -> None:

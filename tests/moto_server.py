@@ -11,6 +11,7 @@ on, for refused credentials; the bench, where the server must not share the meas
 Clients (`client`) are aiobotocore's, with the test account's keys."""
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import os
@@ -191,3 +192,16 @@ def moto():
 def aws_name(isolated: Any) -> str:
     """The test's prefix as AWS names allow it (letters, digits, - and _)."""
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in isolated.prefix)
+
+
+async def kill_9_mid_flight(worker: Any, timeout: float = 15.0) -> float:
+    """kill -9 the delivery worker as soon as its metrics show deliveries in flight; how many it showed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        metrics = await worker.metrics()
+        gauge = next(line for line in metrics.splitlines() if line.startswith("backhaul_deliveries_in_flight "))
+        if (in_flight := float(gauge.split()[1])) > 0:
+            worker.kill9()
+            return in_flight
+        await asyncio.sleep(0.02)
+    raise TimeoutError(f"no delivery in flight within {timeout}s")

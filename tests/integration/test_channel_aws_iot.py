@@ -21,6 +21,7 @@ from tests.moto_server import (
     Published,
     aws_name,
     aws_settings,
+    kill_9_mid_flight,
     moto,  # noqa: F401 (a fixture)
 )
 
@@ -108,10 +109,7 @@ async def test_kill_9_of_the_delivery_worker_every_message_arrives_repeats_carry
     sent = await simulate(pipe.network, messages_per_device=5, rate=0, duration=None, max_stations=3, progress=False)
     assert sent["messages"] == 300
     await published(moto, prefix + "/", 30, timeout=20)
-    in_flight = await pipe.workers[1].metrics()
-    pipe.workers[1].kill9()
-    gauge = next(line for line in in_flight.splitlines() if line.startswith("backhaul_deliveries_in_flight "))
-    assert float(gauge.split()[1]) > 0, "killed with deliveries in flight"
+    assert await kill_9_mid_flight(pipe.workers[1]) > 0
     restarted = workers("delivery", isolated, **PACED_ENV)
     await restarted.wait_ready()
     ids: dict[tuple[str, int], set[str]] = defaultdict(set)

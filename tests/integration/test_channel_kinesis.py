@@ -25,6 +25,7 @@ from tests.moto_server import (
     TYPE_ID,
     aws_name,
     aws_settings,
+    kill_9_mid_flight,
     moto,  # noqa: F401 (a fixture)
 )
 
@@ -119,10 +120,7 @@ async def test_kill_9_of_the_delivery_worker_every_message_arrives(pipeline, iso
     async def some_arrived() -> bool:
         return len(await records(moto, stream, 30, timeout=0.5)) >= 30
     await wait_until(some_arrived, 20, "30 records before the crash")
-    in_flight = await pipe.workers[1].metrics()
-    pipe.workers[1].kill9()
-    gauge = next(line for line in in_flight.splitlines() if line.startswith("backhaul_deliveries_in_flight "))
-    assert float(gauge.split()[1]) > 0, "killed with deliveries in flight"
+    assert await kill_9_mid_flight(pipe.workers[1]) > 0
     restarted = workers("delivery", isolated, **PACED_ENV)
     await restarted.wait_ready()
     bodies: dict[tuple[str, int], list[bytes]] = defaultdict(list)
