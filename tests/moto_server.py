@@ -175,6 +175,12 @@ def client(service: str, url: str) -> AbstractAsyncContextManager[Any]:
                                        aws_access_key_id=ACCESS_KEY_ID, aws_secret_access_key=SECRET_ACCESS_KEY)
 
 
+def aws_callback(cb_id: str, channel: str, url: str, **own: Any) -> dict[str, Any]:
+    """A callbacks row of an AWS channel with a JSON body (`BODY`), its account pointed at moto at `url`."""
+    return {"id": cb_id, "channel": channel, "content_type": "application/json", "body_template": BODY,
+            "channel_settings": aws_settings(url, **own)}
+
+
 def aws_settings(url: str, **own: Any) -> dict[str, Any]:
     """The account members of an AWS callback's channelSettings, pointed at the moto server at `url`."""
     return {"region": REGION, "accessKeyId": ACCESS_KEY_ID, "secretAccessKey": SECRET_ACCESS_KEY,

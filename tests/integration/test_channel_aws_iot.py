@@ -13,14 +13,13 @@ import pytest
 from simulator.network import simulate
 from tests.conftest import frame, publish_frames, wait_until
 from tests.moto_server import (
-    BODY,
     PACED_ENV,
     RETRY_ENV,
     SECRET_ACCESS_KEY,
     TYPE_ID,
     Published,
+    aws_callback,
     aws_name,
-    aws_settings,
     kill_9_mid_flight,
     moto,  # noqa: F401 (a fixture)
 )
@@ -28,10 +27,8 @@ from tests.moto_server import (
 pytestmark = pytest.mark.integration
 
 
-
 def iot_callback(cb_id: str, url: str, topic: str, **settings) -> dict:
-    return {"id": cb_id, "channel": "AWS_IOT", "content_type": "application/json", "body_template": BODY,
-            "channel_settings": aws_settings(url, topic=topic, **settings)}
+    return aws_callback(cb_id, "AWS_IOT", url, topic=topic, **settings)
 
 
 def message_id(p: Published) -> str:

@@ -17,14 +17,13 @@ from simulator.network import simulate
 from tests.conftest import frame, publish_frames, wait_until
 from tests.moto_server import (
     ACCOUNT,
-    BODY,
     PACED_ENV,
     REGION,
     RETRY_ENV,
     SECRET_ACCESS_KEY,
     TYPE_ID,
+    aws_callback,
     aws_name,
-    aws_settings,
     kill_9_mid_flight,
     moto,  # noqa: F401 (a fixture)
 )
@@ -32,10 +31,8 @@ from tests.moto_server import (
 pytestmark = pytest.mark.integration
 
 
-
 def kinesis_callback(cb_id: str, url: str, **settings) -> dict:
-    return {"id": cb_id, "channel": "KINESIS", "content_type": "application/json", "body_template": BODY,
-            "channel_settings": aws_settings(url, **settings)}
+    return aws_callback(cb_id, "KINESIS", url, **settings)
 
 
 async def create_stream(moto, name: str, shards: int = 2) -> None:

@@ -17,13 +17,12 @@ from simulator.network import simulate
 from tests.conftest import frame, publish_frames, wait_until
 from tests.moto_server import (
     ACCOUNT,
-    BODY,
     PACED_ENV,
     RETRY_ENV,
     SECRET_ACCESS_KEY,
     MotoProcess,
+    aws_callback,
     aws_name,
-    aws_settings,
     kill_9_mid_flight,
     moto,  # noqa: F401 (a fixture)
 )
@@ -31,10 +30,8 @@ from tests.moto_server import (
 pytestmark = pytest.mark.integration
 
 
-
 def sqs_callback(cb_id: str, url: str, queue_url: str, **settings) -> dict:
-    return {"id": cb_id, "channel": "SQS", "content_type": "application/json", "body_template": BODY,
-            "channel_settings": aws_settings(url, queueUrl=queue_url, **settings)}
+    return aws_callback(cb_id, "SQS", url, queueUrl=queue_url, **settings)
 
 
 async def create_queue(moto, name: str) -> str:
