@@ -156,7 +156,7 @@ async def test_kill_9_of_the_delivery_worker_every_message_arrives_repeats_carry
             body = orjson.loads(m["Body"])
             ids[(body["device"], body["seq"])].add(attribute(m, "message-id"))
         return len(ids) >= 300
-    await wait_until(every_message, 30, f"all 300 messages\n{restarted.log_tail()}")
+    await wait_until(every_message, 60, f"all 300 messages\n{restarted.log_tail()}")
     print(f"{len(got)} messages for {len(ids)} uplinks: {len(got) - len(ids)} repeats")
     assert len(ids) == 300, "every message arrived"
     assert all(len(v) == 1 for v in ids.values()), "a repeat carries the same message-id"
