@@ -130,20 +130,20 @@ async def test_refused_credentials_give_the_services_error_and_no_secret(pipelin
 async def test_kill_9_of_the_delivery_worker_every_message_arrives_repeats_carry_the_same_id(
         pipeline, isolated, workers, moto):
     queue = await create_queue(moto, f"{aws_name(isolated)}q")
-    env = PACED_ENV
+    env = {**PACED_ENV, "BACKHAUL_ENDPOINT_RATE_PER_S": "40"}  # 7.5 s for the 300: the kill finds some in flight
     pipe = await pipeline([sqs_callback("sqs", moto.url, queue)], roles=("relay,ingest,router,store", "delivery"),
                           env=env, stations=3, devices=60)
     sent = await simulate(pipe.network, messages_per_device=5, rate=0, duration=None, max_stations=3, progress=False)
     assert sent["messages"] == 300
     got: list[dict] = []
 
-    async def some_arrived() -> bool:
-        got.extend(await receive(moto, queue, 1, timeout=0.5))
-        return len(got) >= 30
+    async def some_arrived() -> bool:  # counted, not received: receiving is slow beside a busy stack
+        async with moto.client("sqs") as sqs:
+            answer = await sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages"])
+        return int(answer["Attributes"]["ApproximateNumberOfMessages"]) >= 30
     await wait_until(some_arrived, 20, "30 messages before the crash")
     in_flight = await kill_9_mid_flight(pipe.workers[1])
-    print(f"killed with {len(got)} messages in the queue and {in_flight:.0f} deliveries in flight")
-    assert len(got) < 300, "killed before every message arrived"
+    print(f"killed with {in_flight:.0f} deliveries in flight")
     restarted = workers("delivery", isolated, **env)
     await restarted.wait_ready()
 
