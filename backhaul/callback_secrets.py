@@ -52,6 +52,7 @@ SETTINGS_SECRETS: dict[str, tuple[str, ...]] = {
     "MQTT": ("password",),
     "KAFKA": ("sasl.password",),
     "AZURE_EVENT_HUBS": ("connectionString",),
+    **dict.fromkeys(("AWS_IOT", "KINESIS", "SQS"), ("secretAccessKey", "sessionToken")),
     "AZURE_IOT_HUB": ("connectionString",),
 }
 

@@ -127,6 +127,15 @@ def policy_from_settings() -> DestinationPolicy:
     return DestinationPolicy.parse(settings().callback_allow_networks)
 
 
+def guarded_resolver(policy: DestinationPolicy) -> GuardedResolver:
+    """The resolver of callback connections: the operator's hosts file (if any), then the rule on every address.
+    aiohttp skips resolvers for literal addresses: check those with `policy.check_url` first."""
+    inner: AbstractResolver = aiohttp.ThreadedResolver()
+    if settings().callback_hosts_file:
+        inner = HostsFileResolver(Path(settings().callback_hosts_file), inner)
+    return GuardedResolver(policy, inner)
+
+
 def callback_session(policy: DestinationPolicy | None = None, *,
                      socket_factory: Callable[..., socket.socket] | None = None) -> aiohttp.ClientSession:
     """The session deliveries go through: the rule at request and after resolution.
@@ -136,11 +145,8 @@ def callback_session(policy: DestinationPolicy | None = None, *,
     """
     s = settings()
     policy = policy or policy_from_settings()
-    inner: AbstractResolver = aiohttp.ThreadedResolver()
-    if s.callback_hosts_file:
-        inner = HostsFileResolver(Path(s.callback_hosts_file), inner)
     ttl = s.callback_dns_cache_s
-    connector = aiohttp.TCPConnector(limit=0, resolver=GuardedResolver(policy, inner),
+    connector = aiohttp.TCPConnector(limit=0, resolver=guarded_resolver(policy),
                                      use_dns_cache=ttl > 0,
                                      # aiohttp annotates an int but keeps float seconds (its _DNSCacheTable)
                                      ttl_dns_cache=ttl if ttl > 0 else None,  # type: ignore[arg-type]

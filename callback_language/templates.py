@@ -49,9 +49,10 @@ from callback_language.variables import CUSTOM_DATA_PREFIX, VARIABLES, allowed, 
 # templates of the callback's variables, compiled and rendered as bodies are.
 TEMPLATED_SETTINGS: dict[str, tuple[str, ...]] = {"MQTT": ("topic",), "KAFKA": ("topic",),
                                                  "AZURE_EVENT_HUBS": ("topic",),
+                                                 "AWS_IOT": ("topic",), "KINESIS": ("partitionKey",), "SQS": (),
                                                  "AZURE_IOT_HUB": ()}  # IoT Hub's topic: the identity's
-# Templated settings a channel may leave out (Event Hubs: the connection string's EntityPath).
-OPTIONAL_SETTINGS: dict[str, tuple[str, ...]] = {"AZURE_EVENT_HUBS": ("topic",)}
+# Templated settings a channel may leave out (Event Hubs: the connection string's EntityPath; Kinesis: the device).
+OPTIONAL_SETTINGS: dict[str, tuple[str, ...]] = {"AZURE_EVENT_HUBS": ("topic",), "KINESIS": ("partitionKey",)}
 CHANNELS = ("URL", "BATCH_URL", "EMAIL", *TEMPLATED_SETTINGS)
 METHODS = ("GET", "POST", "PUT")
 FORM = "application/x-www-form-urlencoded"

@@ -49,6 +49,14 @@ KAFKA_SASL = (
     Field("sasl.username", "SASL user name"),
     Field("sasl.password", "SASL password"),
 )
+AWS_ACCOUNT = (
+    Field("region", "Region", required=True, help="e.g. eu-west-1"),
+    Field("accessKeyId", "Access key id", required=True),
+    Field("secretAccessKey", "Secret access key", required=True),
+    Field("sessionToken", "Session token", help="temporary credentials only"),
+    Field("endpointUrl", "Endpoint URL", help="https://...; default the service's regional endpoint "
+                                              "(IoT Core: the account's https://xxxx-ats.iot.REGION.amazonaws.com)"),
+)
 TOPIC_HELP = "a template of the callback's variables, e.g. sigfox/{deviceTypeId}/{device}"
 
 FIELDS: dict[str, tuple[Field, ...]] = {
@@ -90,6 +98,14 @@ FIELDS: dict[str, tuple[Field, ...]] = {
         Field("tls", "TLS", "checkbox", help="on by default; off only for a local broker"),
         Field("caCertificate", "CA certificate (PEM)", "textarea", help="only with TLS; default: the system's CAs"),
     ),
+    **{channel: (*AWS_ACCOUNT, *own) for channel, own in (
+        ("AWS_IOT", (Field("topic", "Topic", required=True, help=TOPIC_HELP + "; no wildcard"),
+                     Field("qos", "QoS", "choice", choices=(1, 0)))),
+        ("KINESIS", (Field("streamName", "Stream name", help="or the stream's ARN below"),
+                     Field("streamArn", "Stream ARN", help="arn:aws:kinesis:REGION:ACCOUNT:stream/NAME"),
+                     Field("partitionKey", "Partition key", help="a template; default the device id"))),
+        ("SQS", (Field("queueUrl", "Queue URL", required=True,
+                       help="https://sqs.REGION.amazonaws.com/ACCOUNT/NAME (.fifo: grouped by device)"),)))},
 }
 # Checkboxes whose member defaults to true: shown checked on a new callback.
 DEFAULT_ON = {("AZURE_EVENT_HUBS", "tls"), ("AZURE_IOT_HUB", "tls")}

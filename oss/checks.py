@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from backhaul.aws_rules import url_refusal
 from backhaul.callback_secrets import MASK
 from backhaul.destinations import DestinationPolicy
 from backhaul.event_hubs import ConnectionStringError, parse_connection_string
@@ -98,6 +99,9 @@ def destination_errors(row: dict[str, Any], destinations: DestinationPolicy) -> 
         return kafka_destination_errors(row["channel"], settings, destinations)
     if row.get("channel") == "AZURE_IOT_HUB" and isinstance(settings, dict):
         return iot_hub_destination_errors(settings, destinations)
+    if row.get("channel") in ("AWS_IOT", "KINESIS", "SQS") and isinstance(settings, dict):
+        refusal = url_refusal(settings["endpointUrl"], destinations) if settings.get("endpointUrl") else None
+        return [FieldError("channelSettings.endpointUrl", refusal)] if refusal else []
     if row.get("channel") not in ("URL", "BATCH_URL", None) or not row.get("url"):
         return []
     refusal = destinations.check_url(row["url"])

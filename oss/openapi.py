@@ -95,7 +95,8 @@ PROFILE_ID = S(enum=sorted(PROFILES), description="; ".join(f"{p.id} {p.name}" f
 USER_ROLE_REF = O(("groupId", "profileId"), groupId=OID, profileId=PROFILE_ID)
 CERT = O(key=nullable(S(0, 100, description='null or "" unsets the certificate')))
 CALLBACK_COMMON: dict[str, Any] = dict(channel=S(enum=["URL", "BATCH_URL", "EMAIL", "MQTT", "KAFKA",
-                                                           "AZURE_EVENT_HUBS", "AZURE_IOT_HUB"]),
+                                                           "AZURE_EVENT_HUBS", "AWS_IOT", "KINESIS", "SQS",
+                                                           "AZURE_IOT_HUB"]),
                        callbackType=E(0, 1, 2, 3, description="0 DATA, 1 SERVICE, 2 ERROR, 3 EVENT (Backhaul)"),
                        callbackSubtype=E(0, 1, 2, 3, 4, 5, 6, description=(
                            "DATA: 2 UPLINK, 3 BIDIR; SERVICE: 0 STATUS, 4 ACKNOWLEDGE, 5 REPEATER, "
@@ -116,12 +117,15 @@ CHANNEL_SETTINGS = O() | {"additionalProperties": True, "description": (
     "caCertificate, username, password, topic (template), qos 0|1, protocol 3.1.1|5. KAFKA: bootstrapServers, "
     "topic (template), tls, sasl {mechanism PLAIN|SCRAM-SHA-256|SCRAM-SHA-512, username, password}. "
     "AZURE_EVENT_HUBS: connectionString, topic (template; default the string's EntityPath), bootstrapServers and "
-    "tls (overrides, for tests). AZURE_IOT_HUB: connectionString (the hub's or a device's), identity "
-    "DEVICE|DEVICE_TYPE, deviceId, tokenLifetime (s), host, port, tls, caCertificate (overrides, for tests). Secret members (password, sasl.password, connectionString) are write-only, sealed at rest, read back as ******** by writers, left "
+    "tls (overrides, for tests). AWS_IOT, KINESIS, SQS: region, accessKeyId, secretAccessKey, sessionToken, endpointUrl; "
+    "AWS_IOT topic (template), qos 0|1; KINESIS streamName or streamArn, partitionKey (template; default the device); "
+    "SQS queueUrl. AZURE_IOT_HUB: connectionString (the hub's or a device's), identity "
+    "DEVICE|DEVICE_TYPE, deviceId, tokenLifetime (s), host, port, tls, caCertificate (overrides, for tests). Secret members (password, sasl.password, connectionString, secretAccessKey, sessionToken) are write-only, sealed at rest, read back as ******** by writers, left "
     "out for readers; on update ******** or leaving them out keeps them (on the same destination), null removes "
     "them.")}
 # On update a secret member's null removes it (elsewhere in channelSettings null means "unset"): declared nullable.
 CHANNEL_SETTINGS_UPDATE = CHANNEL_SETTINGS | O(password=nullable(S(0, 1000)),
+                                              secretAccessKey=nullable(S(0, 1000)), sessionToken=nullable(S(0, 4000)),
                                               sasl=O(password=nullable(S(0, 1000))) | {"additionalProperties": True})
 SETTINGS_CALLBACK = dict(channelSettings=CHANNEL_SETTINGS, bodyTemplate=S(1, 10000),
                          contentType=S(0, 100, description="text/plain (default) or application/json (checked)"))
@@ -330,11 +334,12 @@ SCHEMAS: dict[str, Any] = {
                              **CALLBACK_COMMON, **SETTINGS_CALLBACK),
     "createAzureEventHubsCallback": O(("channel", "callbackType", "enabled", "channelSettings", "bodyTemplate"),
                                       **CALLBACK_COMMON, **SETTINGS_CALLBACK),
-    "createAzureIotHubCallback": O(("channel", "callbackType", "enabled", "channelSettings", "bodyTemplate"),
-                                   **CALLBACK_COMMON, **SETTINGS_CALLBACK),
+    **{f"create{name}Callback": O(("channel", "callbackType", "enabled", "channelSettings", "bodyTemplate"),
+                                  **CALLBACK_COMMON, **SETTINGS_CALLBACK) for name in ("AwsIot", "Kinesis", "Sqs", "AzureIotHub")},
     "createCallback": {"oneOf": [R("createUrlCallback"), R("createBatchUrlCallback"), R("createEmailCallback"),
                                  R("createMqttCallback"), R("createKafkaCallback"),
-                                 R("createAzureEventHubsCallback"), R("createAzureIotHubCallback")],
+                                 R("createAzureEventHubsCallback"), R("createAwsIotCallback"),
+                                 R("createKinesisCallback"), R("createSqsCallback"), R("createAzureIotHubCallback")],
                        "discriminator": {"propertyName": "channel", "mapping": {
                            "URL": "#/components/schemas/createUrlCallback",
                            "BATCH_URL": "#/components/schemas/createBatchUrlCallback",
@@ -342,6 +347,9 @@ SCHEMAS: dict[str, Any] = {
                            "MQTT": "#/components/schemas/createMqttCallback",
                            "KAFKA": "#/components/schemas/createKafkaCallback",
                            "AZURE_EVENT_HUBS": "#/components/schemas/createAzureEventHubsCallback",
+                           "AWS_IOT": "#/components/schemas/createAwsIotCallback",
+                           "KINESIS": "#/components/schemas/createKinesisCallback",
+                           "SQS": "#/components/schemas/createSqsCallback",
                            "AZURE_IOT_HUB": "#/components/schemas/createAzureIotHubCallback"}}},
     "updateCallback": O(**{**CALLBACK_COMMON, "payloadConfig": nullable(S(0, 2000))},
                         url=S(1, 2000, description="credentials left out are kept on the same host; ********@ keeps "

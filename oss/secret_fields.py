@@ -182,7 +182,8 @@ def _get(row: Any, key: str) -> Any:
 
 
 # The members naming a channel's destination: a kept secret does not follow them elsewhere.
-DESTINATION_MEMBERS = ("host", "port", "bootstrapServers")
+DESTINATION_MEMBERS = ("host", "port", "bootstrapServers",
+                       "endpointUrl", "region", "accessKeyId")  # AWS: a secret key belongs to its key id and endpoint
 
 
 def _take_settings(parts: SecretParts, channel: str | None, settings: Any, *, stored: Any = None) -> Any:

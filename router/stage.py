@@ -144,6 +144,8 @@ class RouterStage(Stage):
                     # An AZURE_EVENT_HUBS callback without a topic goes to its connection string's EntityPath.
                     delivery["publish"] = {"topic": out.get("topic", ""), "body": out["body"],
                                            "contentType": out["contentType"]}
+                    if "partitionKey" in out:  # KINESIS
+                        delivery["publish"]["key"] = out["partitionKey"]
             except TemplateError as exc:
                 metrics.ROUTE_ERRORS.labels("render").inc()
                 outputs.append(Out(self._t_results, record["device"].encode(), encode_delivery_result(

@@ -9,7 +9,8 @@ One delivery is one callback to call for one record, already rendered:
      "scheduleFrom": <ms, a replay only>, "variables": {...}, "downlink": false,
      "request": {"method", "url", "headers", "body", "contentType", "auth"},   # URL
      "email": {"recipient", "subject", "body"},                               # EMAIL
-     "publish": {"topic", "body", "contentType"},       # MQTT, KAFKA, AZURE_EVENT_HUBS, AZURE_IOT_HUB
+     "publish": {"topic", "body", "contentType", "key"?},  # MQTT, KAFKA, AZURE_EVENT_HUBS, AWS_IOT, KINESIS, SQS,
+                                                          # AZURE_IOT_HUB
      "downlinkTemplate": "{tapId}{rssi}{time}"}                               # DIRECT
 
 The retry schedule runs from `scheduleFrom` when given (a replay starts a
@@ -38,11 +39,13 @@ from typing import Any, Literal, NotRequired, TypedDict, cast
 
 import orjson
 
-CHANNELS = ("URL", "BATCH_URL", "EMAIL", "DIRECT", "MQTT", "KAFKA", "AZURE_EVENT_HUBS", "AZURE_IOT_HUB")
-Channel = Literal["URL", "BATCH_URL", "EMAIL", "DIRECT", "MQTT", "KAFKA", "AZURE_EVENT_HUBS", "AZURE_IOT_HUB"]
+CHANNELS = ("URL", "BATCH_URL", "EMAIL", "DIRECT", "MQTT", "KAFKA", "AZURE_EVENT_HUBS",
+            "AWS_IOT", "KINESIS", "SQS", "AZURE_IOT_HUB")
+Channel = Literal["URL", "BATCH_URL", "EMAIL", "DIRECT", "MQTT", "KAFKA", "AZURE_EVENT_HUBS",
+                  "AWS_IOT", "KINESIS", "SQS", "AZURE_IOT_HUB"]
 # The channels whose delivery carries a `publish`: the destination is in the callback's channelSettings,
 # read (with its secrets) by the delivery worker at send time.
-PUBLISH_CHANNELS = ("MQTT", "KAFKA", "AZURE_EVENT_HUBS", "AZURE_IOT_HUB")
+PUBLISH_CHANNELS = ("MQTT", "KAFKA", "AZURE_EVENT_HUBS", "AWS_IOT", "KINESIS", "SQS", "AZURE_IOT_HUB")
 
 
 class Request(TypedDict):
@@ -68,6 +71,7 @@ class Publish(TypedDict):
     topic: str
     body: str
     contentType: str
+    key: NotRequired[str]  # KINESIS: the rendered partition key (absent: the device id)
 
 
 class Delivery(TypedDict):

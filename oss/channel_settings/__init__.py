@@ -10,16 +10,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from oss.channel_settings import azure_event_hubs, azure_iot_hub, kafka, mqtt
+from oss.channel_settings import aws, azure_event_hubs, azure_iot_hub, kafka, mqtt
 from oss.channel_settings.base import FIELD
 from oss.errors import FieldError
 
 Validator = Callable[[dict[str, Any]], list[FieldError]]
 VALIDATORS: dict[str, Validator] = {"MQTT": mqtt.errors, "KAFKA": kafka.errors,
-                                     "AZURE_EVENT_HUBS": azure_event_hubs.errors}
-VALIDATORS["AZURE_IOT_HUB"] = azure_iot_hub.errors
-# Channels planned by issue 14, refused until their module lands.
-PLANNED = ("AWS_IOT", "KINESIS", "SQS")
+                                     "AZURE_EVENT_HUBS": azure_event_hubs.errors,
+                                     "AWS_IOT": aws.aws_iot_errors, "KINESIS": aws.kinesis_errors, "SQS": aws.sqs_errors,
+                                     "AZURE_IOT_HUB": azure_iot_hub.errors}
+# The members each channel's settings may have (the console's form is checked against them).
+MEMBERS: dict[str, tuple[str, ...]] = {"MQTT": mqtt.KNOWN, "KAFKA": kafka.KNOWN,
+                                       "AZURE_EVENT_HUBS": azure_event_hubs.KNOWN, "AWS_IOT": aws.AWS_IOT_KNOWN,
+                                       "KINESIS": aws.KINESIS_KNOWN, "SQS": aws.SQS_KNOWN,
+                                       "AZURE_IOT_HUB": azure_iot_hub.KNOWN}
 
 
 def settings_errors(channel: str | None, settings: Any) -> list[FieldError]:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from backhaul.iot_hub import DEVICE_ID, IotHubSettingsError, events_topic, identity_of, parse_connection_string
 from backhaul.key_values import ConnectionStringError
 from backhaul.sas_token import SasKeyError, sas_token, signature
-from oss.channel_settings import PLANNED, settings_errors
+from oss.channel_settings import VALIDATORS, settings_errors
 from workers.channels.azure_iot_hub import AzureIotHub
 
 KEY = "c2VjcmV0LWtleS1mb3ItdGVzdHMtMTIzNDU2Nzg5MA=="  # base64 of b"secret-key-for-tests-1234567890"
@@ -132,7 +132,7 @@ def errors(settings: dict) -> list[tuple[str, str]]:
 
 
 def test_the_api_validator_names_the_member() -> None:
-    assert "AZURE_IOT_HUB" not in PLANNED
+    assert "AZURE_IOT_HUB" in VALIDATORS
     assert errors({"connectionString": HUB, "identity": "DEVICE"}) == []
     assert errors({"connectionString": DEVICE, "identity": "DEVICE_TYPE", "tokenLifetime": 600, "host": "127.0.0.1",
                    "port": 18883, "tls": True, "caCertificate": "-----BEGIN CERTIFICATE-----x"}) == []

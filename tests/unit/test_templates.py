@@ -620,7 +620,7 @@ def test_batch_one_line_per_message(messages):
     (url_spec(url="https://example.com:99999/"), "url", 8, "invalid host or port"),
     (url_spec(url="https://:80/"), "url", 8, "host missing"),
     (url_spec(http_method="DELETE"), "httpMethod", None, "must be one of GET, POST, PUT, got 'DELETE'"),
-    (url_spec(channel="SMS"), "channel", None, "must be one of URL, BATCH_URL, EMAIL, MQTT, KAFKA, AZURE_EVENT_HUBS, AZURE_IOT_HUB, got 'SMS'"),
+    (url_spec(channel="SMS"), "channel", None, "must be one of URL, BATCH_URL, EMAIL, MQTT, KAFKA, AZURE_EVENT_HUBS, AWS_IOT, KINESIS, SQS, AZURE_IOT_HUB, got 'SMS'"),
     (url_spec(kind="NOPE"), "kind", None, "unknown callback kind 'NOPE'; expected one of DATA_UPLINK, DATA_BIDIR, "
                                           "DATA_ADVANCED, STATUS, ACKNOWLEDGE, REPEATER, ERROR, EVENT, RESTORED"),
     (url_spec(headers={"X-{device}": "1"}), "headers", None, "header names cannot contain variables: 'X-{device}'"),

@@ -5,6 +5,7 @@ Adding a channel: a module with a `Channel` subclass, and one `register` line be
 """
 from __future__ import annotations
 
+from workers.channels.aws_iot import AwsIot
 from workers.channels.azure_event_hubs import AzureEventHubs
 from workers.channels.azure_iot_hub import AzureIotHub
 from workers.channels.base import Answered, BatchRequest, Channel, Context
@@ -12,7 +13,9 @@ from workers.channels.batch_url import BatchUrl
 from workers.channels.direct import Direct
 from workers.channels.email import Email
 from workers.channels.kafka import KafkaChannel
+from workers.channels.kinesis import Kinesis
 from workers.channels.mqtt import Mqtt
+from workers.channels.sqs import Sqs
 from workers.channels.url import Url
 
 __all__ = ["CHANNELS", "Answered", "BatchRequest", "Channel", "Context", "register"]
@@ -34,4 +37,7 @@ register(Direct())
 register(Mqtt())
 register(KafkaChannel())
 register(AzureEventHubs())
+register(AwsIot())
+register(Kinesis())
+register(Sqs())
 register(AzureIotHub())

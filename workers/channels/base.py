@@ -28,6 +28,7 @@ import aiohttp
 
 from backhaul.configview import ConfigView
 from backhaul.kafka import Out
+from backhaul.secretbox import SealedSecretError
 from backhaul.settings import Settings
 from callback_language.compiled import CompiledCallbacks
 from callback_language.downlink import InfoCode
@@ -106,3 +107,25 @@ class Channel:
 
     async def close(self) -> None:
         """Close what the channel keeps open (pooled connections of its own); the loop calls it on stop."""
+
+
+class SettingsChannel(Channel):
+    """A channel whose destination is in the callback's `channelSettings` (KAFKA, the AWS channels): its
+    bulkhead key is made from the settings, their secrets opened (`destination_key`)."""
+
+    def settings_of(self, cb: dict[str, Any], context: Context) -> dict[str, Any]:
+        """The callback's settings with their secret members opened (SealedSecretError if none opens)."""
+        return context.credentials.get(cb).opened.settings_with(cb.get("channel_settings"))
+
+    def destination_key(self, settings: dict[str, Any]) -> str:
+        """The bulkhead key of these settings (ValueError when they cannot be used)."""
+        raise NotImplementedError
+
+    def endpoint(self, delivery: Delivery, request: Request | None, context: Context) -> str | None:
+        cb = context.view.callbacks.get(delivery["callbackId"] or "")
+        if not cb:
+            return f"{self.name.lower()}:gone"
+        try:
+            return self.destination_key(self.settings_of(cb, context))
+        except (SealedSecretError, ValueError):
+            return f"{self.name.lower()}:{cb['id']}"  # fails at send time, alone in its bulkhead

@@ -45,7 +45,7 @@ from backhaul.outbound import policy_from_settings
 from backhaul.secretbox import SealedSecretError
 from callback_language.templates import TemplateError
 from workers.attempt import Outcome, failed
-from workers.channels.base import Channel, Context, Delivery, Request
+from workers.channels.base import Context, Delivery, SettingsChannel
 
 # Producers kept open at once (least recently used closed first).
 POOL_SIZE = 256
@@ -267,7 +267,7 @@ def error_class(exc: BaseException) -> str:
     return "other"
 
 
-class KafkaChannel(Channel):
+class KafkaChannel(SettingsChannel):
     """A channel producing to a Kafka-speaking cluster; subclasses say how settings make a target."""
 
     name = "KAFKA"
@@ -287,18 +287,8 @@ class KafkaChannel(Channel):
         raise SettingsError("channelSettings.topic: is required")
 
     # The channel -------------------------------------------------------
-    def settings_of(self, cb: dict[str, Any], context: Context) -> dict[str, Any]:
-        """The callback's settings with their secret members opened (SealedSecretError if none opens)."""
-        return context.credentials.get(cb).opened.settings_with(cb.get("channel_settings"))
-
-    def endpoint(self, delivery: Delivery, request: Request | None, context: Context) -> str | None:
-        cb = context.view.callbacks.get(delivery["callbackId"] or "")
-        if not cb:
-            return f"{self.name.lower()}:gone"
-        try:
-            return self.target(self.settings_of(cb, context)).key
-        except (SealedSecretError, ValueError):
-            return f"{self.name.lower()}:{cb['id']}"  # fails at send time, alone in its bulkhead
+    def destination_key(self, settings: dict[str, Any]) -> str:
+        return self.target(settings).key
 
     def record(self, delivery: Delivery, settings: dict[str, Any]) -> tuple[str, bytes]:
         """(topic, value) of one delivery: the topic and body the router rendered (`publish`)."""
