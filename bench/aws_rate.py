@@ -32,6 +32,7 @@ from backhaul.kafka import make_consumer
 from backhaul.topics import topic
 from bench.delivery_rate import deliveries_counter, wait_for, worker_rate
 from bench.pipeline import Pipeline
+from bench.report import print_rates
 from bench.sandbox import sandbox
 from program.demo.seed import seed_network
 from schemas.delivery_results import decode_delivery_result, is_sending
@@ -190,10 +191,7 @@ def main(argv: list[str] | None = None) -> int:
             figures.update(asyncio.run(run_channel(channel, moto, args.n, args.concurrency)))
     finally:
         moto.stop()
-    print(f"\n{'':<28} {'messages':>9} {'messages/s':>11}")
-    for name, rate in figures.items():
-        print(f"{name:<28} {args.n:>9} {rate:>11,.0f}")
-    print(f"(moto's server on 127.0.0.1, one process; {args.concurrency} messages in flight)")
+    print_rates(figures, args.n, f"moto's server on 127.0.0.1, one process; {args.concurrency} messages in flight")
     return 0
 
 

@@ -30,6 +30,7 @@ from backhaul.settings import settings
 from backhaul.topics import topic
 from bench.delivery_rate import deliveries_counter, wait_for, worker_rate
 from bench.pipeline import Pipeline
+from bench.report import print_rates
 from bench.sandbox import sandbox
 from program.demo.seed import seed_network
 from schemas.topics import DELIVERIES
@@ -133,10 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concurrency", type=int, default=64, help="sends in flight (the endpoint's concurrency)")
     args = p.parse_args(argv)
     figures = asyncio.run(run(args.n, args.concurrency))
-    print(f"\n{'':<24} {'messages':>9} {'records/s':>10}")
-    for name, rate in figures.items():
-        print(f"{name:<24} {args.n:>9} {rate:>10,.0f}")
-    print(f"(our Kafka's SASL gateway listener, {args.concurrency} sends in flight)")
+    print_rates(figures, args.n, f"our Kafka's SASL gateway listener, {args.concurrency} sends in flight", "records/s")
     return 0
 
 

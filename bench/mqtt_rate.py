@@ -28,6 +28,7 @@ from paho.mqtt.properties import Properties
 
 from backhaul import db
 from bench.delivery_rate import rendering, wait_for, worker_rate
+from bench.report import print_rates
 from bench.sandbox import sandbox
 from program.demo.seed import seed_network
 from simulator.network import build_network, simulate
@@ -124,10 +125,7 @@ def cli(argv: list[str] | None, doc: str, run: Callable[[int, int], Coroutine[An
     p.add_argument("--concurrency", type=int, default=64, help="publishes in flight")
     args = p.parse_args(argv)
     figures = asyncio.run(run(args.messages, args.concurrency))
-    print(f"\n{'':<22} {'messages':>9} {'messages/s':>11}")
-    for name, rate in figures.items():
-        print(f"{name:<22} {args.messages:>9} {rate:>11,.0f}")
-    print(f"(local Mosquitto, MQTT {protocol}, QoS 1, {args.concurrency} publishes in flight)")
+    print_rates(figures, args.messages, f"local Mosquitto, MQTT {protocol}, QoS 1, {args.concurrency} publishes in flight")
     return 0
 
 

@@ -82,6 +82,15 @@ def format_table(result: dict) -> str:
     return "\n".join(x for x in (head, "-" * len(head), table, body) if x)
 
 
+def print_rates(figures: dict[str, float], messages: int, note: str, unit: str = "messages/s") -> None:
+    """The channel benches' table: each run's rate beside the raw client's, then what they ran against."""
+    width = max((len(name) for name in figures), default=0) + 2
+    print(f"\n{'':<{width}} {'messages':>9} {unit:>11}")
+    for name, rate in figures.items():
+        print(f"{name:<{width}} {messages:>9} {rate:>11,.0f}")
+    print(f"({note})")
+
+
 def write_json(result: dict, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))

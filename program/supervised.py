@@ -26,6 +26,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def terminate(process: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:
+    """Stop `process` cleanly (SIGTERM), killing it if it has not ended within `grace_s`."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(grace_s)
+
+
 class WorkerProcess:
     """One `backhaul worker --roles ...` with its own /status port and log file."""
 

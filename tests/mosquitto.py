@@ -23,7 +23,7 @@ from cryptography.x509.oid import NameOID
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from program.supervised import free_port
+from program.supervised import free_port, terminate
 
 USER, PASSWORD = "backhaul", "mq-s3cret-pass"
 READER, READER_PASSWORD = "reader", "reader-pass"
@@ -115,13 +115,8 @@ class Mosquitto:
 
     def stop(self) -> None:
         """A clean stop (SIGTERM): the broker saves its sessions, so the subscriber's survives a restart."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        if self.process is not None:
+            terminate(self.process)
         self.process = None
 
     def log_tail(self) -> str:

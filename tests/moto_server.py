@@ -28,7 +28,7 @@ import pytest
 from aiobotocore.session import get_session
 
 from program.demo.seed import stable_id
-from program.supervised import free_port
+from program.supervised import free_port, terminate
 
 REGION = "eu-west-1"
 ACCESS_KEY_ID = "AKIAMOTOTESTKEY12345"
@@ -157,13 +157,8 @@ class MotoProcess:
 
     def stop(self) -> None:
         if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-            self.process = None
+            terminate(self.process)
+        self.process = None
 
     def client(self, service: str) -> AbstractAsyncContextManager[Any]:
         return client(service, self.url)
