@@ -389,15 +389,25 @@ class Pipeline:
         return ids
 
     async def wait_config(self, records: int, timeout: float = 30.0) -> None:
-        """Every worker's configuration view has applied at least `records` records (a worker
-        without a view, relay or store alone, has nothing to wait for)."""
-        async with aiohttp.ClientSession() as session:
-            for w in self.workers:
-                async def applied(w=w) -> bool:
-                    async with session.get(f"http://127.0.0.1:{w.port}/status") as resp:
-                        status = await resp.json()
-                    return "config" in status and (status["config"] is None or status["config"] >= records)
-                await wait_until(applied, timeout, f"{records} config records in worker {w.roles}")
+        """Every worker's configuration view has applied at least `records` records."""
+        await wait_views(self.workers, records, timeout)
+
+
+async def wait_views(workers: list[WorkerProcess], records: int, timeout: float = 30.0) -> None:
+    """Every worker's configuration view has applied at least `records` records (a worker
+    without a view, relay or store alone, has nothing to wait for)."""
+    async with aiohttp.ClientSession() as session:
+        for w in workers:
+            async def applied(w=w) -> bool:
+                async with session.get(f"http://127.0.0.1:{w.port}/status") as resp:
+                    status = await resp.json()
+                return "config" in status and (status["config"] is None or status["config"] >= records)
+            await wait_until(applied, timeout, f"{records} config records in worker {w.roles}")
+
+
+def seeded_records(network: Network, callbacks: int = 0) -> int:
+    """The configuration records `seed_network` writes: group, device type, stations, callbacks, devices."""
+    return 2 + len(network.stations) + callbacks + len(network.devices)
 
 
 PIPELINE_ROLES = "relay,ingest,router,delivery,store"
@@ -429,7 +439,7 @@ def pipeline(isolated, workers):
         started = [workers(r, isolated, **(env or {})) for r in roles]
         for w in started:
             await w.wait_ready()
-        p = Pipeline(network, ids, started, 2 + stations + len(callbacks) + devices)
+        p = Pipeline(network, ids, started, seeded_records(network, len(callbacks)))
         await p.wait_config(p.config_records)
         return p
 

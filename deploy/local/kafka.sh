@@ -21,6 +21,8 @@
 #              the broker and controllers may reach it (here: loopback)
 # The `backhaul` user's password is made at the first format and kept in .local/kafka/internal.password (0600);
 # Backhaul's processes read it from there (or from BACKHAUL_KAFKA_PASSWORD).
+# A second broker from the same checkout (CI runs two, .ci/run): its own BACKHAUL_STATE_DIR and ports, and
+# BACKHAUL_KAFKA_LIBS naming the first one's jars, so that Maven Central is not asked again.
 # shellcheck source=deploy/local/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
@@ -30,7 +32,7 @@ CONTROLLER_PORT="${BACKHAUL_KAFKA_CONTROLLER_PORT:-29093}"
 GATEWAY_PORT="${BACKHAUL_KAFKA_GATEWAY_PORT:-29094}"
 INTERNAL_USER=backhaul
 HOME_DIR="$STATE_DIR/kafka"
-LIBS="$HOME_DIR/libs"
+LIBS="${BACKHAUL_KAFKA_LIBS:-$HOME_DIR/libs}"
 DATA="$HOME_DIR/data"
 PIDFILE="$HOME_DIR/kafka.pid"
 LOG="$HOME_DIR/kafka.log"

@@ -12,7 +12,7 @@ from backhaul.topics import topic
 from program.demo.seed import seed_network
 from schemas.topics import FRAMES_REJECTED
 from simulator.network import build_network, simulate
-from tests.conftest import read_topic
+from tests.conftest import read_topic, seeded_records, wait_views
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +37,7 @@ async def test_every_message_becomes_exactly_one_callback(isolated, workers, rec
         await conn.close()
     worker = workers("relay,ingest,router,delivery,store", isolated, BACKHAUL_ADVANCED_WINDOW_S="3")
     await worker.wait_ready()
-    await asyncio.sleep(2.0)  # let the relay carry the seeded rows to the worker's view
+    await wait_views([worker], seeded_records(network, 1))  # the relay carried the seeded rows to its view
 
     sent_frames: list[dict] = []
     producer = gateway.producer(linger_ms=5)

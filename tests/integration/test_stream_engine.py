@@ -22,7 +22,7 @@ from program.demo.seed import seed_network
 from schemas.topics import DEVICE_EVENTS, FRAMES, MESSAGES, MESSAGES_ADVANCED
 from simulator.network import Device, Network, Station, build_network, message_frames
 from tests.api_support import Client, check, running_api
-from tests.conftest import read_topic, wait_until
+from tests.conftest import read_topic, seeded_records, wait_until, wait_views
 
 pytestmark = pytest.mark.integration
 
@@ -80,7 +80,7 @@ async def test_dedup_late_replay_wrap_and_advanced(isolated, workers):
     await seed(network)
     worker = workers("relay,ingest", isolated, BACKHAUL_ADVANCED_WINDOW_S="4")
     await worker.wait_ready()
-    await asyncio.sleep(1.5)
+    await wait_views([worker], seeded_records(network))
 
     rssi = {"0A01": -100.0, "0A02": -110.0, "0A03": -120.0}
     copies = [frame("B00001", 4095, s, r, rep) for s, r in rssi.items() for rep in (1, 2)]
@@ -125,10 +125,11 @@ async def test_dedup_late_replay_wrap_and_advanced(isolated, workers):
 
 
 async def test_unknown_device_is_rejected_with_a_reason(isolated, workers):
-    await seed(Network(STATIONS, [Device("B00002", 43.6, 1.4)]))
+    network = Network(STATIONS, [Device("B00002", 43.6, 1.4)])
+    await seed(network)
     worker = workers("relay,ingest", isolated)
     await worker.wait_ready()
-    await asyncio.sleep(1.5)
+    await wait_views([worker], seeded_records(network))
     await publish([frame("DEAD", 1, "0A01", -100.0)])
     rejected = await values("frames.rejected", expect=1, timeout=10)
     assert [r["reason"] for r in rejected] == ["unknown-device"]
@@ -146,7 +147,7 @@ async def test_500_open_windows_survive_kill_9(isolated, workers, receiver):
         worker = workers("relay,ingest", isolated, **env)
         await worker.wait_ready()
         await sinks.wait_ready()
-        await asyncio.sleep(1.5)
+        await wait_views([worker, sinks], seeded_records(network, 1))
         rng = random.Random(5)
         frames = [f for d in network.devices for f in message_frames(d, rng, max_stations=3)]
         half = len(frames) // 2
@@ -217,7 +218,7 @@ async def test_keep_alive_error_and_restored_exactly_once_across_restart(isolate
         worker = workers("relay,ingest", isolated, BACKHAUL_ADVANCED_WINDOW_S="2")
         await worker.wait_ready()
         await sinks.wait_ready()
-        await asyncio.sleep(1.5)
+        await wait_views([worker, sinks], seeded_records(network, 1))
         await publish([frame("B00003", 1, "0A01", -100.0)])
         await values(MESSAGES, expect=1, timeout=10)
         await asyncio.sleep(1.0)
@@ -280,7 +281,7 @@ async def test_a_late_copy_is_late_across_a_kill_9_as_live(isolated, workers):
     ingest = workers("ingest", isolated)
     await relay.wait_ready()
     await ingest.wait_ready()
-    await asyncio.sleep(1.5)                        # the view has the seeded network
+    await wait_views([relay, ingest], seeded_records(network))
 
     await publish([frame("B00004", 7, "0A01", -100.0)])
     [first] = await values(MESSAGES, expect=1, timeout=15)

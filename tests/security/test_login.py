@@ -221,7 +221,7 @@ async def test_unknown_login_costs_the_same_time_as_a_wrong_secret(api):
         for i in range(3):  # warm up connections, the pool and the thread pool
             await server.get(t.client.login, f"warm-{i}")
             await server.get(f"{i:024x}", f"warm-{i}")
-        unknown, wrong = [], []
+        unknown, wrong, scrypts = [], [], []
         for i in range(n):
             for login, into in ((hashlib.sha256(str(i).encode()).hexdigest()[:24], unknown),
                                 (t.client.login, wrong)):
@@ -229,12 +229,13 @@ async def test_unknown_login_costs_the_same_time_as_a_wrong_secret(api):
                 status, _, _ = await server.get(login, f"guess-{i}")
                 into.append(time.perf_counter() - started)
                 assert status == 401
-        mu, mw = statistics.median(unknown), statistics.median(wrong)
+            # One scrypt per round too: a single one, timed apart, met a burst of load (CI: 133 ms vs 58).
+            started = time.perf_counter()
+            verify_secret("x", unknown_login_hash())
+            scrypts.append(time.perf_counter() - started)
+        mu, mw, scrypt = statistics.median(unknown), statistics.median(wrong), statistics.median(scrypts)
         print(f"\nmedian of {n}: unknown login {mu * 1000:.1f} ms, wrong secret {mw * 1000:.1f} ms, "
-              f"difference {abs(mu - mw) / max(mu, mw) * 100:.1f}%")
-        started = time.perf_counter()
-        verify_secret("x", unknown_login_hash())
-        scrypt = time.perf_counter() - started
+              f"difference {abs(mu - mw) / max(mu, mw) * 100:.1f}%, scrypt {scrypt * 1000:.1f} ms")
         assert mu > 0.5 * scrypt, "an unknown login did not pay for a scrypt"
         assert abs(mu - mw) <= 0.2 * max(mu, mw)
     finally:
