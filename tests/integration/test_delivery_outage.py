@@ -223,7 +223,10 @@ async def test_an_endpoint_failing_then_hanging_then_healthy(pipeline, make_rece
         for r in answered_ok:
             order[r.query["device"]].append(int(r.query["seq"]))
         assert all(seqs == sorted(seqs) for seqs in order.values()), dict(order)
-        times = sorted(r.at for r in answered_ok)
+        # Timed where the limit is kept: the worker's own attempt times (the receiver's clock of arrival, in a
+        # process that may be starved of CPU, bunches requests together).
+        times = sorted(r["time"] / 1000 for r in await pipe.fetch(
+            "SELECT time FROM callback_attempts WHERE error_class = 'ok'"))
         busiest = max(sum(1 for u in times[i:] if u - t < 1.0) for i, t in enumerate(times))
         print(f"after recovery: {len(answered_ok)} requests in {times[-1] - times[0]:.1f} s, at most {busiest} "
               f"in one second (limit {rate}/s)")
