@@ -1,7 +1,10 @@
 """SASL PLAIN on our own Kafka (deploy/local/kafka.sh add-plain-user: PLAIN beside SCRAM on the gateway
 listener): the AZURE_EVENT_HUBS channel end to end, as Event Hubs sees it (user `$ConnectionString`,
 password the whole connection string, its EntityPath the topic), a wrong SharedAccessKey refused
-with the broker's SASL error in cbStatus, and a KAFKA callback whose `sasl.mechanism` is PLAIN.
+with the broker's SASL error in cbStatus, its faults (the cluster unreachable then back: retries deliver,
+cbStatus has the client's error text; kill -9 of the delivery worker mid-flight: every message arrives,
+repeats carry the same message-id; flows shared with KAFKA: tests/kafka_faults.py), and a KAFKA callback
+whose `sasl.mechanism` is PLAIN.
 
 PLAIN's users are static (read at the broker's start): the users and topics here are fixed, so only
 the first run on a data directory restarts the broker; records of earlier runs are told apart by a
@@ -20,6 +23,7 @@ import pytest
 from backhaul.kafka import make_admin
 from backhaul.settings import settings
 from tests.conftest import ROOT, frame, publish_frames, read_topic
+from tests.kafka_faults import CRASH_ENV, OUTAGE_ENV, Proxy, Read, headers_of, kill_9_mid_flight, unreachable_then_back
 
 pytestmark = pytest.mark.integration
 
@@ -59,12 +63,18 @@ async def ensure_topic(name: str) -> None:
         await admin.close()
 
 
+def tagged_in(topic: str, tag: str) -> Read:
+    """A reader of this test's records of a shared topic (its tag in the body)."""
+    async def read(timeout: float) -> list:
+        return [r for r in await read_topic(topic, timeout=timeout) if orjson.loads(r.value)["tag"] == tag]
+    return read
+
+
 async def tagged(topic: str, tag: str, expect: int) -> list:
-    """This test's records of a shared topic (its tag in the body)."""
+    """This test's `expect` records of a shared topic."""
     mine: list = []
     for _ in range(20):
-        records = await read_topic(topic, timeout=3)
-        mine = [r for r in records if orjson.loads(r.value)["tag"] == tag]
+        mine = await tagged_in(topic, tag)(3)
         if len(mine) >= expect:
             break
     assert len(mine) == expect, f"{len(mine)} records tagged {tag} in {topic}, expected {expect}"
@@ -75,15 +85,19 @@ def body(tag: str) -> str:
     return BODY.replace("{tag}", tag)
 
 
+def hub_callback(id_: str, tag: str, connection: str = CONNECTION, bootstrap: str = "") -> dict:
+    """An AZURE_EVENT_HUBS callback on our Kafka's gateway listener (or `bootstrap`), without TLS."""
+    return {"id": id_, "channel": "AZURE_EVENT_HUBS", "content_type": "application/json", "body_template": body(tag),
+            "channel_settings": {"connectionString": connection, "tls": False,
+                                 "bootstrapServers": [bootstrap or settings().kafka_gateway]}}
+
+
 async def test_event_hubs_delivers_over_sasl_plain_and_a_wrong_key_gets_the_sasl_error(
         plain_users, pipeline, isolated):
     await ensure_topic(HUB)
     tag = isolated.prefix
     wrong = CONNECTION.replace(HUB_KEY, "d3Jvbmcta2V5LTEyMzQ1Njc4OTBhYmNkZWY=")
-    hubs = [{"id": id_, "channel": "AZURE_EVENT_HUBS", "content_type": "application/json", "body_template": body(tag),
-             "channel_settings": {"connectionString": text, "bootstrapServers": [settings().kafka_gateway],
-                                  "tls": False}}
-            for id_, text in (("hubs", CONNECTION), ("wrong", wrong))]
+    hubs = [hub_callback("hubs", tag), hub_callback("wrong", tag, wrong)]
     pipe = await pipeline(hubs, env={"BACKHAUL_RETRY_SCHEDULE_S": "30", "BACKHAUL_RETRY_JITTER": "0"})
     device = pipe.devices[0]
     await publish_frames([frame(device, seq, station=pipe.stations[0]) for seq in (1, 2)])
@@ -93,7 +107,7 @@ async def test_event_hubs_delivers_over_sasl_plain_and_a_wrong_key_gets_the_sasl
     for record in records:
         assert record.key == device.encode()
         assert orjson.loads(record.value) == {"tag": tag, "device": device, "seq": orjson.loads(record.value)["seq"]}
-        headers = {k: v.decode() for k, v in record.headers}
+        headers = headers_of(record)
         assert headers["callback-type"] == "DATA_UPLINK"
         assert headers["message-id"].endswith("/hubs")
     rows = await pipe.wait_rows("SELECT status, error_class, answer FROM callback_attempts "
@@ -128,3 +142,24 @@ async def test_a_kafka_callback_with_sasl_plain_delivers_to_its_topic_and_no_oth
                                         "WHERE status IS NOT NULL AND callback_id = 'elsewhere'", 1, timeout=20)
     print("PLAIN user on a topic not its own:", denied["info"])
     assert denied["status"] == 600 and "TopicAuthorizationFailed" in denied["info"]
+
+
+async def test_event_hubs_unreachable_then_back_retries_deliver_and_cbstatus_has_the_client_error(
+        plain_users, pipeline, isolated):
+    await ensure_topic(HUB)
+    tag = isolated.prefix
+    proxy = Proxy(settings().kafka_gateway)
+    pipe = await pipeline([hub_callback("hubs", tag, bootstrap=f"127.0.0.1:{proxy.port}")], env=OUTAGE_ENV)
+    try:
+        record = await unreachable_then_back(pipe, proxy, tagged_in(HUB, tag))
+        assert headers_of(record)["message-id"].endswith("/hubs")
+    finally:
+        await proxy.close()
+
+
+async def test_event_hubs_kill_9_of_the_delivery_worker_every_message_arrives_repeats_carry_the_same_id(
+        plain_users, pipeline, isolated, workers):
+    await ensure_topic(HUB)
+    pipe = await pipeline([hub_callback("hubs", isolated.prefix)], roles=("relay,ingest,router,store", "delivery"),
+                          env=CRASH_ENV, stations=3, devices=100)
+    await kill_9_mid_flight(pipe, lambda: workers("delivery", isolated, **CRASH_ENV), tagged_in(HUB, isolated.prefix))
