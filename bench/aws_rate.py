@@ -30,13 +30,12 @@ from typing import Any
 from backhaul import db
 from backhaul.kafka import make_consumer
 from backhaul.topics import topic
-from bench.delivery_rate import deliveries_counter, wait_for, worker_rate
-from bench.pipeline import Pipeline
+from bench.delivery_rate import rendering, wait_for, worker_rate
 from bench.report import print_rates
 from bench.sandbox import sandbox
 from program.demo.seed import seed_network
 from schemas.delivery_results import decode_delivery_result, is_sending
-from schemas.topics import DELIVERIES, DELIVERY_RESULTS
+from schemas.topics import DELIVERY_RESULTS
 from simulator.network import build_network, simulate
 from tests.moto_server import MotoProcess, aws_settings
 
@@ -146,33 +145,27 @@ async def run_channel(channel: str, moto: MotoProcess, n: int, concurrency: int)
         finally:
             await conn.close()
         env = {**os.environ, **box.env}
-        front = Pipeline(["relay,ingest,router"], box.env, logs)
-        front.start()
-        deliveries = make_consumer(topic(DELIVERIES), group=None)
         results = make_consumer(topic(DELIVERY_RESULTS), group=None)
-        await deliveries.start()
         await results.start()
         try:
-            await front.wait_ready(config_records=3 + devices)
-            await simulate(network, messages_per_device=n // devices, rate=0, duration=None, max_stations=1,
-                           progress=False)
-            await wait_for(deliveries_counter(deliveries), n, 120, f"{channel} deliveries rendered")
-            if channel == "SQS":
-                count = await sqs_counter(client, where)
-            elif channel == "KINESIS":
-                count = await kinesis_counter(client, where)
-            else:
-                count = successes_counter(results)
-            since = await count()
+            async with rendering(box.env, logs, 3 + devices) as queued:
+                await simulate(network, messages_per_device=n // devices, rate=0, duration=None, max_stations=1,
+                               progress=False)
+                await wait_for(queued, n, 120, f"{channel} deliveries rendered")
+                if channel == "SQS":
+                    count = await sqs_counter(client, where)
+                elif channel == "KINESIS":
+                    count = await kinesis_counter(client, where)
+                else:
+                    count = successes_counter(results)
+                since = await count()
 
-            async def arrived() -> int:
-                return await count() - since
-            figures = {f"{channel} channel": await worker_rate(env, logs / "delivery.log", arrived, n, 300,
-                                                               f"{channel} messages")}
+                async def arrived() -> int:
+                    return await count() - since
+                figures = {f"{channel} channel": await worker_rate(env, logs / "delivery.log", arrived, n, 300,
+                                                                   f"{channel} messages")}
         finally:
             await results.stop()
-            await deliveries.stop()
-            front.stop()
         size = len(BODY) + 20  # about a rendered body
         figures[f"raw aiobotocore ({service})"] = await raw_rate(channel, client, raw_where, n, concurrency, size)
         return figures

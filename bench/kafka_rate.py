@@ -27,13 +27,10 @@ from aiokafka.admin import NewTopic
 from backhaul import db
 from backhaul.kafka import make_admin, make_consumer
 from backhaul.settings import settings
-from backhaul.topics import topic
-from bench.delivery_rate import deliveries_counter, wait_for, worker_rate
-from bench.pipeline import Pipeline
+from bench.delivery_rate import rendering, wait_for, worker_rate
 from bench.report import print_rates
 from bench.sandbox import sandbox
 from program.demo.seed import seed_network
-from schemas.topics import DELIVERIES
 from simulator.network import build_network, simulate
 from workers.channels.kafka import Target
 
@@ -107,22 +104,16 @@ async def run(n: int, concurrency: int) -> dict[str, float]:
         finally:
             await conn.close()
         env = {**os.environ, **box.env}
-        front = Pipeline(["relay,ingest,router"], box.env, logs)
-        front.start()
-        deliveries = make_consumer(topic(DELIVERIES), group=None)
         records, count = records_counter(customer)
-        await deliveries.start()
         await records.start()
         try:
-            await front.wait_ready(config_records=3 + devices)
-            await simulate(network, messages_per_device=n // devices, rate=0, duration=None, max_stations=1,
-                           progress=False)
-            await wait_for(deliveries_counter(deliveries), n, 120, "KAFKA deliveries rendered")
-            figures = {"KAFKA channel": await channel_rate(env, logs / "delivery.log", count, n, 120)}
+            async with rendering(box.env, logs, 3 + devices) as queued:
+                await simulate(network, messages_per_device=n // devices, rate=0, duration=None, max_stations=1,
+                               progress=False)
+                await wait_for(queued, n, 120, "KAFKA deliveries rendered")
+                figures = {"KAFKA channel": await channel_rate(env, logs / "delivery.log", count, n, 120)}
         finally:
             await records.stop()
-            await deliveries.stop()
-            front.stop()
         size = len(BODY) + 20  # about a rendered body
         figures["raw aiokafka producer"] = await raw_rate(target, raw, n, concurrency, size)
         return figures
