@@ -159,7 +159,16 @@ def _wait_for(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-def _wait_for_callbacks(port: int, timeout: float) -> dict:
+def _diagnosis(co: Checkout) -> str:
+    """What the demo's processes said: `backhaul status` and the end of each log."""
+    parts = [co.run(".venv/bin/backhaul", "status", check=False).stdout]
+    for log in sorted((co.path / ".local/logs").glob("*.log")):
+        parts.append(f"--- {log.name}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-15:]))
+    return "\n".join(parts)
+
+
+def _wait_for_callbacks(co: Checkout, timeout: float) -> dict:
+    port = co.ports["BACKHAUL_DEMO_RECEIVER_PORT"]
     deadline = time.monotonic() + timeout
     stats: dict = {}
     while time.monotonic() < deadline:
@@ -171,7 +180,8 @@ def _wait_for_callbacks(port: int, timeout: float) -> dict:
         except OSError:
             pass
         time.sleep(0.5)
-    raise AssertionError(f"no DATA callback reached the demo receiver within {timeout} s (last stats {stats})")
+    raise AssertionError(f"no DATA callback reached the demo receiver within {timeout} s (last stats {stats})\n"
+                         f"{_diagnosis(co)}")
 
 
 def test_up_and_down_from_a_private_folder_with_spaces_and_non_ascii(checkout: Checkout) -> None:
@@ -180,7 +190,7 @@ def test_up_and_down_from_a_private_folder_with_spaces_and_non_ascii(checkout: C
 
     up = checkout.run("./scripts/up", "--rate", "5", timeout=UP_TIMEOUT_S)
     assert "Backhaul is up." in up.stdout
-    stats = _wait_for_callbacks(checkout.ports["BACKHAUL_DEMO_RECEIVER_PORT"], 90)
+    stats = _wait_for_callbacks(checkout, 90)
     assert stats["byName"]["data"] > 0
 
     status = checkout.run(".venv/bin/backhaul", "status").stdout
