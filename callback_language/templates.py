@@ -43,7 +43,7 @@ from urllib.parse import quote, quote_plus, urlsplit
 import orjson
 
 from backhaul.callback_secrets import authority_span, basic_auth, redact_url
-from callback_language.variables import CUSTOM_DATA_PREFIX, VARIABLES, allowed, sample
+from callback_language.variables import CUSTOM_DATA_PREFIX, EXTENSIONS, VARIABLES, allowed, sample
 
 # Channels whose destination is in `channelSettings` (issue 14), and the members of it that are
 # templates of the callback's variables, compiled and rendered as bodies are.
@@ -212,7 +212,8 @@ def _check_name(name: str, kind: str, field: str, position: int, extra: frozense
         raise TemplateError(field, position, f"customData variables exist only for DATA_UPLINK, DATA_BIDIR "
                                              f"and DATA_ADVANCED callbacks, not {kind}")
     reason = f"unknown variable {name!r} for {kind} callbacks"
-    close = difflib.get_close_matches(name, sorted(VARIABLES[kind] | extra), n=1)  # pragma: no mutate (one read)
+    names = sorted(VARIABLES[kind] | EXTENSIONS | extra)
+    close = difflib.get_close_matches(name, names, n=1)  # pragma: no mutate (one read)
     if close:
         reason += f" (did you mean {close[0]!r}?)"
     raise TemplateError(field, position, reason)

@@ -23,6 +23,10 @@ Kinds and their variables:
   breach), device, info ("Message received again after <date>"), severity
   ("INFO"), lastErrorTime (epoch s of the ERROR it ends).
 
+Backhaul extensions, in every kind: deliveryId (string), the stable id of the
+delivery (`<record id>/<callback id>`, the `webhook-id` header's value), so a
+channel without message attributes (KINESIS) can carry it in the body.
+
 `customData#<field>` (the custom payload grammar's outputs) exists for
 DATA_UPLINK, DATA_BIDIR and DATA_ADVANCED; `<field>` matches [A-Za-z0-9_-]+.
 Variables in OBJECT_VARIABLES carry lists or dicts and are inserted as JSON.
@@ -35,6 +39,8 @@ from typing import Any
 CUSTOM_DATA_PREFIX = "customData#"
 CUSTOM_DATA_KINDS = frozenset({"DATA_UPLINK", "DATA_BIDIR", "DATA_ADVANCED"})
 OBJECT_VARIABLES = frozenset({"duplicates", "computedLocation"})
+EXTENSIONS = frozenset({"deliveryId"})
+"""Backhaul's variables, bound in every kind (not in VARIABLES, which is Sigfox's catalogue)."""
 
 _UPLINK_METADATA = ("station", "snr", "rssi", "avgSnr", "lat", "lng", "duplicate")
 _UPLINK = ("time", "device", "deviceTypeId", "data", "seqNumber", *_UPLINK_METADATA)
@@ -77,7 +83,7 @@ SAMPLES: dict[str, Any] = {
     "severity": "ERROR", "sourceType": "DEVICE", "sourceId": "00AB12CD",
     "eventType": "SEQUENCE_BREAK", "groupId": "5f1e0a2b3c4d5e6f7a8b9c0e",
     "deviceLastSeqnumber": 120, "deviceMessageSeqnumber": 123,
-    "lastErrorTime": 1764162000,
+    "lastErrorTime": 1764162000, "deliveryId": "00AB12CD-1764165600000-123/5f1e0a2b3c4d5e6f7a8b9c0f",
 }
 """A representative value of the right JSON type for every variable."""
 
@@ -100,7 +106,7 @@ def allowed(kind: str, name: str) -> bool:
     names = VARIABLES.get(kind)
     if names is None:
         return False
-    if name in names:
+    if name in names or name in EXTENSIONS:
         return True
     return kind in CUSTOM_DATA_KINDS and custom_field(name) is not None
 

@@ -50,7 +50,7 @@ from callback_language.templates import (
 )
 from schemas import delivery_results as results
 from schemas.advanced_messages import decode_advanced_message
-from schemas.deliveries import Delivery, delivery_key, email, encode_delivery, http_request, new_delivery
+from schemas.deliveries import Delivery, delivery_id, delivery_key, email, encode_delivery, http_request, new_delivery
 from schemas.delivery_results import encode_delivery_result
 from schemas.device_events import decode_device_event, encode_device_event
 from schemas.messages import decode_message
@@ -121,11 +121,9 @@ class RouterStage(Stage):
         for cb in callbacks:
             compiled = self.compiled.get(cb)
             cb_kind = "RESTORED" if kind == "RESTORED" else bindings.SUBTYPE_KIND[cb["callback_subtype"]]
-            cb_vars = variables
+            cb_vars = {**variables, "deliveryId": delivery_id(record["id"], cb["id"], cb["channel"])}
             if kind in ("DATA", "DATA_ADVANCED"):
-                custom = self.compiled.custom_data(cb, device_type_id, record["data"])
-                if custom:
-                    cb_vars = {**variables, **custom}
+                cb_vars.update(self.compiled.custom_data(cb, device_type_id, record["data"]))
             delivery = new_delivery(record, callback_id=cb["id"], kind=cb_kind, channel=cb["channel"],
                                     device_type_id=device_type_id, message_id=message_id, origin_ms=origin_ms,
                                     created_ms=now_ms, variables=cb_vars, downlink=cb["id"] == downlink_callback)

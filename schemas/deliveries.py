@@ -105,13 +105,18 @@ class InvalidDelivery(ValueError):
     """A `deliveries` record the worker cannot use; the message names the field and why."""
 
 
+def delivery_id(record_id: str, callback_id: str | None, channel: str) -> str:
+    """The stable id of the delivery of record `record_id` to a callback (or, with none, to `channel`)."""
+    return f"{record_id}/{callback_id or channel.lower()}"
+
+
 def new_delivery(record: Mapping[str, Any], *, callback_id: str | None, kind: str, channel: Channel, device_type_id: str,
                  message_id: str | None, origin_ms: int, created_ms: int, variables: dict[str, Any],
                  downlink: bool = False) -> Delivery:
     """The delivery of `record` (a message, DATA_ADVANCED or device event) to one callback, or, with
     no callback, to the DIRECT downlink. Its id is stable: `<record id>/<callback id or channel>`."""
     return {
-        "id": f"{record['id']}/{callback_id or channel.lower()}", "callbackId": callback_id, "kind": kind,
+        "id": delivery_id(record["id"], callback_id, channel), "callbackId": callback_id, "kind": kind,
         "channel": channel, "recordId": record["id"], "messageId": message_id,
         "device": record["device"], "deviceTypeId": device_type_id, "groupId": record.get("groupId"),
         "registrationId": record.get("registrationId"), "origin": origin_ms, "createdAt": created_ms,

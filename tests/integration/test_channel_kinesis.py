@@ -1,9 +1,9 @@
 """The KINESIS channel on the real stack with moto's server (tests/moto_server.py): frames -> records read back
 with aiobotocore's GetShardIterator/GetRecords (data = the body rendered, partition key = the device or its
-template rendered, a stream by ARN); a missing stream gives the service's error text; the service down then back
-(retries deliver, attempts in cbStatus); kill -9 of the delivery worker mid-flight (every message arrives; a
-repeat is the same record again: Kinesis carries no message id, receivers de-duplicate on the body's device and
-seqNumber)."""
+template rendered, a stream by ARN; `{deliveryId}` in the body is the attempt's delivery id); a missing stream
+gives the service's error text; the service down then back (retries deliver, attempts in cbStatus); kill -9 of
+the delivery worker mid-flight (every message arrives; a repeat is the same record again, with the same
+`{deliveryId}`: Kinesis records have no attributes, the body carries the id receivers de-duplicate on)."""
 from __future__ import annotations
 
 import asyncio
@@ -17,6 +17,7 @@ from simulator.network import simulate
 from tests.conftest import frame, publish_frames, wait_until
 from tests.moto_server import (
     ACCOUNT,
+    BODY,
     PACED_ENV,
     REGION,
     RETRY_ENV,
@@ -29,10 +30,12 @@ from tests.moto_server import (
 )
 
 pytestmark = pytest.mark.integration
+# The shared AWS body plus the delivery's stable id, which Kinesis can carry only in the body.
+KINESIS_BODY = BODY.removesuffix("}") + ', "id": "{deliveryId}"}'
 
 
 def kinesis_callback(cb_id: str, url: str, **settings) -> dict:
-    return aws_callback(cb_id, "KINESIS", url, **settings)
+    return {**aws_callback(cb_id, "KINESIS", url, **settings), "body_template": KINESIS_BODY}
 
 
 async def create_stream(moto, name: str, shards: int = 2) -> None:
@@ -73,12 +76,16 @@ async def test_frames_become_records_with_the_partition_key_and_body_rendered(pi
     assert sorted(orjson.loads(r["Data"])["seq"] for r in got) == [1, 2, 3]
     for r in got:
         body = orjson.loads(r["Data"])
-        assert body == {"device": device, "seq": body["seq"], "data": f"0{body['seq']}ab"}, "variables rendered"
+        assert body == {"device": device, "seq": body["seq"], "data": f"0{body['seq']}ab",
+                        "id": body["id"]}, "variables rendered"
         assert r["PartitionKey"] == device, "the default key: the device"
     by_arn = await records(moto, keyed, 3)
     assert {r["PartitionKey"] for r in by_arn} == {f"{TYPE_ID}-{device}"}
-    rows = await pipe.wait_rows("SELECT answer FROM callback_attempts WHERE status = 200 AND callback_id = 'kinesis'", 3)
+    rows = await pipe.wait_rows("SELECT delivery_id, answer FROM callback_attempts "
+                                "WHERE status = 200 AND callback_id = 'kinesis'", 3)
     assert all(r["answer"].startswith("shardId-") and "@" in r["answer"] for r in rows), "the record's place"
+    assert sorted(orjson.loads(r["Data"])["id"] for r in got) == sorted(r["delivery_id"] for r in rows)
+    assert all(r["delivery_id"].endswith("/kinesis") for r in rows), "the id is the delivery's, per callback"
     [failed, *_] = await pipe.wait_rows("SELECT status, error_class, info FROM callback_attempts "
                                         "WHERE callback_id = 'missing' AND status IS NOT NULL", 1, timeout=10)
     print("a missing stream:", failed["info"])
@@ -120,15 +127,16 @@ async def test_kill_9_of_the_delivery_worker_every_message_arrives(pipeline, iso
     assert await kill_9_mid_flight(pipe.workers[1]) > 0
     restarted = workers("delivery", isolated, **PACED_ENV)
     await restarted.wait_ready()
-    bodies: dict[tuple[str, int], list[bytes]] = defaultdict(list)
+    bodies: dict[tuple[str, int], list[dict]] = defaultdict(list)
 
     async def every_message() -> bool:
         bodies.clear()
         for r in await records(moto, stream, 300, timeout=0.5):
             body = orjson.loads(r["Data"])
-            bodies[(body["device"], body["seq"])].append(r["Data"])
+            bodies[(body["device"], body["seq"])].append(body)
         return len(bodies) >= 300
     await wait_until(every_message, 30, f"all 300 messages\n{restarted.log_tail()}")
     print(f"{sum(map(len, bodies.values()))} records for {len(bodies)} uplinks")
     assert len(bodies) == 300, "every message arrived"
-    assert all(len(set(v)) == 1 for v in bodies.values()), "a repeat is the same record"
+    assert all(all(b == v[0] for b in v) for v in bodies.values()), "a repeat is the same record, id included"
+    assert len({v[0]["id"] for v in bodies.values()}) == 300, "one id per message"

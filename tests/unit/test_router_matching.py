@@ -126,6 +126,22 @@ def test_a_delivery_carries_its_rendered_request_its_times_and_its_record():
     assert "auth" not in d["request"]
 
 
+def test_each_callback_binds_delivery_id_to_its_own_deliverys_id():
+    body = '{"id": "{deliveryId}", "d": "{device}"}'
+    json_post = {"http_method": "POST", "content_type": "application/json", "body_template": body}
+    v = view(callback("up", **json_post), callback("up2", **json_post), callback("adv", 5, **json_post),
+             callback("err", 6, **json_post),
+             callback("mail", channel="EMAIL", recipient="ops@example.com", subject="{deliveryId}", message="m"),
+             keep_alive=60)
+    deliveries = route(v, engine_records(v))[DELIVERIES]
+    assert len(deliveries) == 5
+    for d in deliveries:
+        assert d["variables"]["deliveryId"] == d["id"], d["callbackId"]
+        sent = d["email"]["subject"] if "email" in d else orjson.loads(d["request"]["body"])["id"]
+        assert sent == d["id"], d["callbackId"]
+    assert len({d["id"] for d in deliveries}) == 5, "one id per callback, the record's shared"
+
+
 def test_data_advanced_is_routed_from_its_deadline_and_events_from_their_time():
     v = view(callback("adv", 5), callback("err", 6), keep_alive=60)
     deliveries = {d["callbackId"]: d for d in route(v, engine_records(v))[DELIVERIES]}

@@ -20,7 +20,7 @@ from callback_language.templates import (
     validate_callback,
     validate_json_body,
 )
-from callback_language.variables import OBJECT_VARIABLES, SAMPLES, VARIABLES, allowed, sample
+from callback_language.variables import EXTENSIONS, OBJECT_VARIABLES, SAMPLES, VARIABLES, allowed, sample
 
 UPLINK = {
     "time": 1764165600, "device": "00AB12CD", "deviceTypeId": "dt1", "data": "0102ff",
@@ -94,6 +94,24 @@ def test_allowed_basics():
     assert allowed("DATA_BIDIR", "ack") and not allowed("DATA_UPLINK", "ack")
     assert not allowed("DATA_UPLINK", "SeqNumber")
     assert not allowed("NOPE", "device")
+
+
+@pytest.mark.parametrize("kind", sorted(VARIABLES))
+def test_delivery_id_is_allowed_in_every_kind(kind):
+    assert EXTENSIONS == {"deliveryId"} and allowed(kind, "deliveryId")
+    assert not allowed(kind, "deliveryid") and isinstance(sample("deliveryId"), str)
+
+
+@pytest.mark.parametrize("kind", ["DATA_UPLINK", "DATA_ADVANCED", "STATUS"])
+def test_delivery_id_renders_in_a_json_body_as_a_string(kind):
+    t = tpl('{"id": "{deliveryId}", "bare": {deliveryId}, "d": "{device}"}', kind=kind, json_body=True)
+    assert t.variables == {"deliveryId", "device"}
+    out = t.render_json({"deliveryId": 'm-1:"x"/cb', "device": "00AB"})
+    assert orjson.loads(out) == {"id": 'm-1:"x"/cb', "bare": 'm-1:"x"/cb', "d": "00AB"}
+
+
+def test_delivery_id_close_name_suggested():
+    assert "did you mean 'deliveryId'" in error(tpl, "{deliveryid}", kind="ERROR").reason
 
 
 # --- parsing ---------------------------------------------------------------------------
