@@ -87,7 +87,7 @@ async def test_each_record_goes_to_its_enabled_callbacks_exactly_and_the_batch_i
             "origin": T0, "messageTime": T0, "data": "c0ffee", "snr": 12.5,
             "variables": {"time": T0 // 1000, "device": D1, "deviceTypeId": conf.device_type, "data": "c0ffee",
                           "seqNumber": 7, "snr": 12.5, "rssi": -100.0, "station": "5A01", "duplicate": False,
-                          "avgSnr": 11.0, "ack": False, "longPolling": False},
+                          "avgSnr": 11.0, "ack": False, "longPolling": False, "deliveryId": f"{mid}/up"},
             "request": {"method": "GET", "url": f"http://127.0.0.1:9/up?d={D1}&s=7&x=c0ffee", "headers": {},
                         "body": None, "contentType": None}}
         assert out[f"{mid}/mail"]["email"] == {"recipient": f"ops+{D1}@example.com", "subject": "seq 7",
