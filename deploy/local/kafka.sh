@@ -8,7 +8,10 @@
 #                                      a SASL PLAIN user on the gateway listener, allowed to produce to TOPIC
 #                                      only (a customer's stand-in for Event Hubs: NAME `$ConnectionString`,
 #                                      PASSWORD the connection string); restarts a running broker when the
-#                                      user list changed (PLAIN's users are read at start)
+#                                      user list changed (PLAIN's users are read at start); a user given a
+#                                      new TOPIC loses its right on the old one
+#        kafka.sh remove-plain-user NAME
+#                                      remove that user and its right (restarts a running broker)
 # Idempotent: start on a running broker does nothing.
 #
 # Listeners, all SASL/SCRAM-SHA-512 but the controller's:
@@ -257,16 +260,32 @@ remove_gateway() {
   say "gateway $name removed"
 }
 
+plain_name() {  # name -> checked name
+  [[ "${1:-}" =~ ^[A-Za-z0-9\$][A-Za-z0-9.\$_-]{0,63}$ ]] \
+    || die "a PLAIN user name is 1-64 letters, digits, '\$', '.', '_' or '-' (got '${1:-}')"
+  printf '%s' "$1"
+}
+
+plain_topic_of() {  # name -> the topic it is listed with, or nothing
+  [ -f "$PLAIN_USERS" ] && awk -F '\t' -v n="$1" '$1 == n { print $3 }' "$PLAIN_USERS"
+  return 0
+}
+
+revoke_plain() {  # name topic
+  admin_tool org.apache.kafka.tools.AclCommand --remove --force --allow-principal "User:$1" \
+    --operation Write --operation Describe --topic "$2" >/dev/null || die "could not revoke $1 on $2"
+}
+
 add_plain_user() {  # name password topic
-  local name="${1:-}" password="${2:-}" topic="${3:-}" line
-  [[ "$name" =~ ^[A-Za-z0-9\$][A-Za-z0-9.\$_-]{0,63}$ ]] \
-    || die "a PLAIN user name is 1-64 letters, digits, '\$', '.', '_' or '-' (got '$name')"
+  local name password="${2:-}" topic="${3:-}" line old_topic
+  name=$(plain_name "${1:-}")
   [ "$name" != "$INTERNAL_USER" ] || die "'$INTERNAL_USER' is Backhaul's own user"
   # The password goes between JAAS double quotes and into a tab-separated file.
   [[ -n "$password" && "$password" != *[\"\\$'\t\n']* ]] \
     || die "a PLAIN password is not empty and holds no '\"', backslash, tab or newline"
   [[ "$topic" =~ ^[A-Za-z0-9._-]{1,249}$ ]] || die "a topic is 1-249 letters, digits, '.', '_' or '-' (got '$topic')"
   line=$(printf '%s\t%s\t%s' "$name" "$password" "$topic")
+  old_topic=$(plain_topic_of "$name")
   if ! grep -Fxq -- "$line" "$PLAIN_USERS" 2>/dev/null; then
     mkdir -p "$HOME_DIR"
     touch "$PLAIN_USERS"
@@ -276,15 +295,32 @@ add_plain_user() {  # name password topic
     stop
   fi
   start
+  if [ -n "$old_topic" ] && [ "$old_topic" != "$topic" ]; then
+    revoke_plain "$name" "$old_topic"
+  fi
   admin_tool org.apache.kafka.tools.AclCommand --add --allow-principal "User:$name" \
     --operation Write --operation Describe --topic "$topic" >/dev/null || die "could not grant $name on $topic"
   say "PLAIN user $name may produce to $topic on $HOST:$GATEWAY_PORT (SASL_PLAINTEXT)"
+}
+
+remove_plain_user() {  # name
+  local name topic
+  name=$(plain_name "${1:-}")
+  topic=$(plain_topic_of "$name")
+  [ -n "$topic" ] || die "no PLAIN user $name"
+  (umask 077 && awk -F '\t' -v n="$name" '$1 != n' "$PLAIN_USERS" > "$PLAIN_USERS.new")
+  mv "$PLAIN_USERS.new" "$PLAIN_USERS"
+  stop
+  start
+  revoke_plain "$name" "$topic"
+  say "PLAIN user $name removed"
 }
 
 case "${1:-}" in
   start) start ;; stop) stop ;; status) status ;; reset) reset ;;
   add-gateway) add_gateway "${2:-}" ;; remove-gateway) remove_gateway "${2:-}" ;;
   add-plain-user) add_plain_user "${2:-}" "${3:-}" "${4:-}" ;;
-  *) echo "usage: $0 start|stop|status|reset|add-gateway NAME|remove-gateway NAME|add-plain-user NAME PASSWORD TOPIC" >&2
+  remove-plain-user) remove_plain_user "${2:-}" ;;
+  *) echo "usage: $0 start|stop|status|reset|add-gateway NAME|remove-gateway NAME|add-plain-user NAME PASSWORD TOPIC|remove-plain-user NAME" >&2
      exit 2 ;;
 esac
