@@ -26,7 +26,7 @@ This module only decides; `backhaul.outbound` enforces it in the HTTP client.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from yarl import URL
 
@@ -240,11 +240,18 @@ def parse_networks(text: str) -> tuple[IPNetwork, ...]:
     return tuple(out)
 
 
+_HOST_VERDICTS_MAX = 4096  # hosts whose verdict a policy remembers (the rule is pure: same host, same verdict)
+_UNSEEN = object()
+
+
 @dataclass(frozen=True)
 class DestinationPolicy:
     """The destination rule with the operator's allowed networks."""
 
     allow: tuple[IPNetwork, ...] = ()
+    # check_host's verdicts: every callback request asks (a network walk each, 6 % of the delivery
+    # worker's CPU before it was remembered: bench/README.md, issue 19).
+    _verdicts: dict[str, str | None] = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
 
     @classmethod
     def parse(cls, allow_networks: str) -> "DestinationPolicy":
@@ -271,6 +278,14 @@ class DestinationPolicy:
 
         A name that passes may still resolve to a refused address: see `check_address`.
         """
+        verdict = self._verdicts.get(host, _UNSEEN)
+        if verdict is _UNSEEN:
+            if len(self._verdicts) >= _HOST_VERDICTS_MAX:
+                self._verdicts.clear()
+            verdict = self._verdicts[host] = self._judge_host(host)
+        return verdict  # type: ignore[return-value]  # a str or None once judged
+
+    def _judge_host(self, host: str) -> str | None:
         host = host.lower()
         try:
             ip = literal_address(host)

@@ -31,7 +31,8 @@ callback's health); keyed by device id.
 """
 from __future__ import annotations
 
-import uuid
+import itertools
+import os
 from collections.abc import Callable
 from typing import Any, Literal, NotRequired, TypedDict, cast
 
@@ -78,9 +79,14 @@ OPTIONAL: Fields = (("sendId", (str,)), ("state", (str,)), ("registrationId", (i
                     ("delivery", (dict,)))
 
 
+_SEND_ID_PREFIX = os.urandom(8).hex()  # this process's: a restarted worker never repeats an id
+_send_counter = itertools.count()
+
+
 def new_send_id() -> str:
-    """A fresh id for one request (never reused, not even by a re-send after a crash)."""
-    return uuid.uuid4().hex
+    """A fresh id for one request (never reused, not even by a re-send after a crash): 32 hex digits, a
+    random prefix per process and a counter (a uuid4 per request was 3 % of the delivery worker's CPU)."""
+    return f"{_SEND_ID_PREFIX}{next(_send_counter):016x}"
 
 
 def not_sent_id(delivery_id: str) -> str:

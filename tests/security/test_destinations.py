@@ -130,6 +130,21 @@ def test_public_destinations_pass(host):
     assert STRICT.check_url(url_of(host).replace("http:", "https:")) is None
 
 
+def test_a_remembered_verdict_is_the_verdict_and_the_memory_is_bounded():
+    from backhaul import destinations
+
+    hosts = [h for h, _ in FORBIDDEN] + PUBLIC + ["LocalHost", "bad..name", "[::1]"]
+    policy = DestinationPolicy.parse("127.0.0.1/32")
+    first = [policy.check_host(h) for h in hosts]
+    again = [policy.check_host(h) for h in hosts]
+    fresh = [DestinationPolicy.parse("127.0.0.1/32").check_host(h) for h in hosts]
+    assert first == again == fresh
+    assert policy.check_host("127.0.0.1") is None and STRICT.check_host("127.0.0.1") is not None, "per policy"
+    for n in range(destinations._HOST_VERDICTS_MAX + 10):
+        policy.check_host(f"h{n}.example.com")
+    assert len(policy._verdicts) <= destinations._HOST_VERDICTS_MAX
+
+
 def test_refusals_name_the_fix_and_never_the_credentials():
     reason = STRICT.check_url("http://alice:s3cret@10.0.0.5/in")
     assert reason == ("10.0.0.5 is a private address; callbacks may not target private networks "

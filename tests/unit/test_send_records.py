@@ -15,9 +15,18 @@ def row(send_id: str, status: int | None, info: str = "") -> tuple:
     return (send_id, "m1/cb", "m1", "00AB", "cb", 1000, status, info, None, None, None, 3)
 
 
-def test_every_request_has_its_own_send_id():
+def test_every_request_has_its_own_send_id_also_across_restarts():
+    import subprocess
+    import sys
+
     ids = {results.new_send_id() for _ in range(1000)}
-    assert len(ids) == 1000
+    assert len(ids) == 1000 and all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    code = "from schemas.delivery_results import new_send_id as n; print(*(n() for _ in range(1000)))"
+    for _ in range(2):  # a restarted worker counts from 0 again: its prefix differs
+        restarted = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        later = set(restarted.stdout.split())
+        assert len(later) == 1000 and not later & ids
+        ids |= later
 
 
 def test_an_announcement_says_which_delivery_and_which_try():
