@@ -57,6 +57,18 @@ def _env_list_float(name: str, default: str) -> tuple[float, ...]:
         raise ValueError(f"{name}={raw!r} is not a comma-separated list of seconds") from None
 
 
+def _env_gc_threshold(name: str, default: str) -> tuple[int, ...]:
+    raw = _env(name, default)
+    try:
+        values = tuple(int(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        values = (-1,)
+    if len(values) not in (0, 3) or any(v < 1 for v in values):
+        raise ValueError(f"{name}={raw!r}: write three positive whole numbers (gen0,gen1,gen2), or nothing for "
+                         f"Python's own")
+    return values
+
+
 @dataclass(frozen=True)
 class Settings:
     """Process-wide configuration."""
@@ -125,6 +137,8 @@ class Settings:
     endpoint_queue: int = 256
     # Deliveries one worker holds at most (read, not yet settled); BATCH_URL members count until sent.
     delivery_in_flight: int = 5000
+    # The worker processes' cyclic garbage collector (gc.set_threshold); () = Python's own (700, 10, 10).
+    gc_threshold: tuple[int, ...] = (50_000, 50, 100)
     alert_every_s: float = 3600.0
     # Destination rule (backhaul.destinations): CIDRs callbacks may target despite it; empty = none.
     callback_allow_networks: str = ""
@@ -254,6 +268,7 @@ class Settings:
             retry_claim_s=_env_float("BACKHAUL_RETRY_CLAIM_S", 30.0),
             endpoint_queue=_env_int("BACKHAUL_ENDPOINT_QUEUE", 256),
             delivery_in_flight=_env_int("BACKHAUL_DELIVERY_IN_FLIGHT", 5000),
+            gc_threshold=_env_gc_threshold("BACKHAUL_GC_THRESHOLD", "50000,50,100"),
             alert_every_s=_env_float("BACKHAUL_ALERT_EVERY_S", 3600.0),
             callback_allow_networks=_env("BACKHAUL_CALLBACK_ALLOW_NETWORKS", ""),
             callback_hosts_file=_env("BACKHAUL_CALLBACK_HOSTS_FILE", ""),

@@ -59,6 +59,7 @@ DEFAULTS = (
     Default("breaker_open_s", "BACKHAUL_BREAKER_OPEN_S", 30.0, "30"),
     Default("endpoint_queue", "BACKHAUL_ENDPOINT_QUEUE", 256, "256"),
     Default("delivery_in_flight", "BACKHAUL_DELIVERY_IN_FLIGHT", 5000, "5000"),
+    Default("gc_threshold", "BACKHAUL_GC_THRESHOLD", (50_000, 50, 100), "50000,50,100"),
     Default("retry_claim_s", "BACKHAUL_RETRY_CLAIM_S", 30.0, "30"),
     Default("alert_every_s", "BACKHAUL_ALERT_EVERY_S", 3600.0, "3600"),
     # Downlinks
@@ -193,10 +194,19 @@ def test_each_variable_belongs_to_its_field(production: Settings, monkeypatch):
     for d in DEFAULTS:
         value = {bool: "0", str: "x.example"}.get(type(d.value), "7")
         if isinstance(d.value, tuple):
-            value = "7,8"
+            value = ",".join(["7", "8", "9"][:len(d.value)]) if len(d.value) == 3 else "7,8"
         monkeypatch.setenv(d.variable, value)
         assert getattr(Settings.from_env(), d.field) != d.value, f"{d.variable} does not set {d.field}"
         monkeypatch.delenv(d.variable)
+
+
+@pytest.mark.parametrize("raw", ["7,8", "0,10,10", "a,b,c", "1,2,3,4"])
+def test_a_gc_threshold_that_is_not_three_positive_numbers_is_refused_naming_it(raw, monkeypatch):
+    monkeypatch.setenv("BACKHAUL_GC_THRESHOLD", raw)
+    with pytest.raises(ValueError, match=f"BACKHAUL_GC_THRESHOLD='{raw}': write three positive whole numbers"):
+        Settings.from_env()
+    monkeypatch.setenv("BACKHAUL_GC_THRESHOLD", "")
+    assert Settings.from_env().gc_threshold == (), "empty: Python's own"
 
 
 def test_every_setting_is_behaviour_or_named_as_not():
