@@ -87,8 +87,8 @@ async def http_ceiling(url: str, *, requests: int, concurrency: int, body: bytes
                     failures += 1
 
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
-        started = time.monotonic()
+        started, cpu = time.monotonic(), time.process_time()
         await asyncio.gather(*(worker(session) for _ in range(concurrency)))
-        elapsed = time.monotonic() - started
+        elapsed, cpu = time.monotonic() - started, time.process_time() - cpu
     return {"requests": requests, "concurrency": concurrency, "failures": failures,
-            "requestsPerS": round(requests / max(1e-9, elapsed))}
+            "requestsPerS": round(requests / max(1e-9, elapsed)), "cpuMsPerRequest": round(cpu * 1000 / requests, 4)}

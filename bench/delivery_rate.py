@@ -22,6 +22,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -31,6 +32,7 @@ from backhaul import db
 from backhaul.kafka import make_consumer
 from backhaul.topics import topic
 from bench.ceilings import http_ceiling
+from bench.cpu import process_cpu_seconds
 from bench.pipeline import Pipeline, WorkerProcess
 from bench.receiver import SubprocessReceiver
 from bench.sandbox import sandbox
@@ -72,6 +74,14 @@ async def wait_for(check, target: int, timeout: float, what: str) -> None:
         await asyncio.sleep(0.2)
 
 
+@dataclass(frozen=True)
+class Timed:
+    """A lone delivery worker's run: `what` per second, and its CPU (user + system) per item."""
+
+    rate: float
+    cpu_ms_each: float
+
+
 async def worker_rate(env: dict[str, str], log: Path, arrived: Callable[[], Awaitable[int]], expected: int,
                       timeout: float, what: str,
                       last_arrival: Callable[[], Awaitable[float]] | None = None) -> float:
@@ -80,13 +90,21 @@ async def worker_rate(env: dict[str, str], log: Path, arrived: Callable[[], Awai
 
     `arrived` counts what has arrived since before the worker started (its first sends go as soon as it
     is ready)."""
+    return (await worker_run(env, log, arrived, expected, timeout, what, last_arrival)).rate
+
+
+async def worker_run(env: dict[str, str], log: Path, arrived: Callable[[], Awaitable[int]], expected: int,
+                     timeout: float, what: str, last_arrival: Callable[[], Awaitable[float]] | None = None) -> Timed:
+    """As `worker_rate`, with the worker's CPU per item from ready to the last arrival (from /proc)."""
     worker = WorkerProcess("delivery", env, log)
     worker.start()
+    assert worker.proc is not None  # started above
     try:
         async with aiohttp.ClientSession() as session:
             while not ((await worker.status(session)) or {}).get("ready"):
                 await asyncio.sleep(0.05)
         ready = time.time()
+        cpu_ready = process_cpu_seconds(worker.proc.pid) or 0.0
 
         async def counted() -> int:
             assert worker.proc is not None  # started above
@@ -95,15 +113,16 @@ async def worker_rate(env: dict[str, str], log: Path, arrived: Callable[[], Awai
             return await arrived()
         await wait_for(counted, expected, timeout, what)
         done = time.time()
+        cpu = (process_cpu_seconds(worker.proc.pid) or 0.0) - cpu_ready
     finally:
         worker.stop()
     last = await last_arrival() if last_arrival is not None else done
-    return expected / max(1e-9, last - ready)
+    return Timed(expected / max(1e-9, last - ready), cpu * 1000 / expected)
 
 
 async def timed_delivery(env: dict[str, str], log: Path, receiver: SubprocessReceiver, expected: int,
-                         timeout: float) -> float:
-    """Callbacks per second of a delivery worker to `receiver`, by the receiver's own stamps."""
+                         timeout: float) -> Timed:
+    """Callbacks per second of a delivery worker to `receiver`, by the receiver's own stamps, and its CPU."""
     since = (await receiver.counts())["data"]
 
     async def arrived() -> int:
@@ -111,10 +130,10 @@ async def timed_delivery(env: dict[str, str], log: Path, receiver: SubprocessRec
 
     async def last_arrival() -> float:
         return max(a[3] for a in await receiver.arrivals(since))
-    return await worker_rate(env, log, arrived, expected, timeout, "callbacks", last_arrival)
+    return await worker_run(env, log, arrived, expected, timeout, "callbacks", last_arrival)
 
 
-async def run(url_n: int, batch_n: int, concurrency: int) -> dict[str, float]:
+async def run(url_n: int, batch_n: int, concurrency: int) -> dict[str, Timed]:
     limits = {"BACKHAUL_ENDPOINT_CONCURRENCY": str(concurrency), "BACKHAUL_ENDPOINT_RATE_PER_S": "1000000",
               "BACKHAUL_ENDPOINT_BURST": "1000000", "BACKHAUL_ENDPOINT_QUEUE": "1000000",
               "BACKHAUL_LOG_LEVEL": "WARNING"}
@@ -139,7 +158,7 @@ async def run(url_n: int, batch_n: int, concurrency: int) -> dict[str, float]:
             finally:
                 await conn.close()
             async with rendering(box.env, logs, 2 * (3 + devices)) as queued_deliveries:
-                figures = {}
+                figures: dict[str, Timed] = {}
                 for name, network, n in (("URL", url_net, url_n), ("BATCH_URL", batch_net, batch_n)):
                     before = await queued_deliveries()
                     await simulate(network, messages_per_device=n // devices, rate=0, duration=None,
@@ -147,7 +166,7 @@ async def run(url_n: int, batch_n: int, concurrency: int) -> dict[str, float]:
                     await wait_for(queued_deliveries, before + n, 120, f"{name} deliveries rendered")
                     figures[name] = await timed_delivery(env, logs / f"delivery-{name}.log", receiver, n, 300)
         ceiling = await http_ceiling(receiver.url + "/ceiling", requests=url_n, concurrency=concurrency, body=b"{}")
-        figures["raw aiohttp client"] = ceiling["requestsPerS"]
+        figures["raw aiohttp client"] = Timed(ceiling["requestsPerS"], ceiling.get("cpuMsPerRequest", 0.0))
         return figures
     finally:
         await receiver.stop()
@@ -161,9 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     figures = asyncio.run(run(args.url, args.batch, args.concurrency))
     counts = {"URL": args.url, "BATCH_URL": args.batch, "raw aiohttp client": args.url}
-    print(f"\n{'':<20} {'messages':>9} {'deliveries/s':>13}")
-    for name, rate in figures.items():
-        print(f"{name:<20} {counts[name]:>9} {rate:>13,.0f}")
+    print(f"\n{'':<20} {'messages':>9} {'deliveries/s':>13} {'CPU ms each':>12}")
+    for name, timed in figures.items():
+        print(f"{name:<20} {counts[name]:>9} {timed.rate:>13,.0f} {timed.cpu_ms_each:>12.3f}")
     print(f"(local receiver in a child process, {args.concurrency} connections; "
           f"BATCH_URL counts messages, one line each)")
     return 0
