@@ -73,7 +73,9 @@ def table(rows: list[Row], by_hand: list[Row], now: float | None = None) -> str:
     header = ("PROCESS", "STATE", "PID", "UPTIME", "RESTARTS", "INSTANCE", "LAST EXIT")
     lines = []
     for row in rows + by_hand:
-        last = f"{row.last_exit} ({duration(now - row.last_exit_at)} ago)" if row.last_exit and row.last_exit_at else ""
+        # One line a process: an exit reason taken from a log (an exception's text) may hold line breaks.
+        reason = " ".join(row.last_exit.split()) if row.last_exit else ""
+        last = f"{reason} ({duration(now - row.last_exit_at)} ago)" if reason and row.last_exit_at else ""
         lines.append((row.name, row.state, str(row.pid or "-"), duration(now - row.since) if row.since else "-",
                       "-" if row.restarts is None else str(row.restarts), row.instance or "-", last))
     widths = [max(len(line[i]) for line in [header, *lines]) for i in range(len(header) - 1)]

@@ -198,7 +198,7 @@ def test_up_and_down_from_a_private_folder_with_spaces_and_non_ascii(checkout: C
     assert lines[0].split() == ["PROCESS", "STATE", "PID", "UPTIME", "RESTARTS", "INSTANCE", "LAST", "EXIT"]
     table = {line.split()[0]: line.split() for line in lines[1:10]}
     assert set(table) == {"supervisor", "ingest", "router", "delivery", "store", "downlink", "api", "receiver",
-                          "simulate"}
+                          "simulate"}, status
     assert all(row[1] == "running" and row[2].isdigit() for row in table.values()), status
     assert table["delivery"][5].endswith("-delivery-0") and table["store"][5].endswith("-relay_store-0")
     assert "postgresql: running" in status and "kafka: running" in status

@@ -165,3 +165,16 @@ def test_the_status_table_has_every_column_and_shows_a_crash_loops_log():
     assert lines[4].split()[:6] == ["worker", "router", "running", "12", "50s", "-"]
     assert "-- last lines of store's log:" in text and "   line 2" in text
     assert "1 worker(s) started by hand" in text
+
+
+def test_an_exit_reason_with_line_breaks_stays_on_its_process_line():
+    from program.status_report import Row, table
+
+    rows = [Row("supervisor", "running", 10, 1000.0),
+            Row("ingest", "running", 11, 1900.0, 1, None, "exited with code 1: KafkaConnectionError: no\n"
+                                                           "producer: bootstrap failed\r\n  at start", 1990.0),
+            Row("router", "running", 12, 1900.0)]
+    lines = table(rows, [], now=2000.0).splitlines()
+    assert [line.split()[0] for line in lines[1:]] == ["supervisor", "ingest", "router"]
+    assert lines[2].endswith("exited with code 1: KafkaConnectionError: no producer: bootstrap failed at start "
+                             "(10s ago)")
