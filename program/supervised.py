@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -18,12 +19,39 @@ import aiohttp
 
 from backhaul.settings import PROJECT_ROOT
 
+# Ports handed out by free_port lie outside the kernel's ephemeral range: a port from that range (what
+# binding port 0 returns) can be taken by any outgoing connection of any process between the moment it is
+# chosen and the moment the child binds it (seen in CI: a worker's metrics port taken by a client socket of
+# the other test process). Outside the range only an explicit bind can take it. Above the range by default
+# (no service of ours defaults there), below it when the space above is too small.
+_handed_out: set[int] = set()
+
+
+def _port_choices() -> range:
+    try:
+        low, high = (int(v) for v in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    if 65535 - high >= 2000:
+        return range(high + 1, 65536)
+    return range(max(1024, low - 8000), low)
+
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that nothing listens on now and that no outgoing connection will take."""
+    choices = _port_choices()
+    for _ in range(2000):
+        port = random.choice(choices)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port in {choices}")
 
 
 def terminate(process: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:
