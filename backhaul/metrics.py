@@ -37,6 +37,8 @@ ROUTE_ERRORS = Counter("backhaul_route_errors", "Records the router could not re
 # Delivery
 DELIVERIES = Counter("backhaul_deliveries", "Delivery attempts by channel and outcome", ["channel", "outcome"])
 DELIVERY_RETRIES = Counter("backhaul_delivery_retries", "Retries scheduled", ["channel"])
+DELIVERIES_PARKED = Counter("backhaul_deliveries_parked", "Deliveries parked in the retry store without being "
+                            "tried, by why they wait (rate limited, circuit open, backlog)", ["reason"])
 DELIVERY_DEAD = Counter("backhaul_delivery_dead", "Deliveries whose retries are exhausted", ["channel"])
 DELIVERY_LATENCY = Histogram("backhaul_delivery_request_seconds", "Request duration to the customer endpoint",
                              ["channel"], buckets=LATENCY_BUCKETS)

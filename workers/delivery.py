@@ -3,9 +3,13 @@
 Each delivery runs in its own task behind its endpoint's bulkhead
 (concurrency cap, token bucket, circuit breaker), so a slow or dead
 endpoint only ever slows itself. When an endpoint already holds its share of
-waiting deliveries, or its circuit is open, further deliveries are parked in
+waiting deliveries and they would take `QUICK_DRAIN_S` or more to drain at its
+measured pace, or its circuit is open, further deliveries are parked in
 the retry store instead of waiting in memory: nothing is dropped and the
-consumer keeps reading for the others. An endpoint's share is
+consumer keeps reading for the others. An endpoint that drains quickly keeps
+what it is given past its share, up to the worker's in-flight cap, which then
+stops the reading: parking costs more than sending, so parking for an endpoint
+only as slow as the worker itself made an overloaded worker collapse. An endpoint's share is
 `endpoint_queue`; once half of `max_in_flight` is taken, a slow endpoint's
 (requests averaging `SLOW_S` or more) is only its concurrency, so that slow
 endpoints together cannot fill the worker while busy fast ones keep theirs.
@@ -165,6 +169,7 @@ BREAKER_FAILURES = frozenset({"timeout", "connect", "tls", "dns", "http_5xx", "h
 GROUP = "backhaul-delivery"
 # An endpoint whose requests take this long (moving average) is slow: under load its share shrinks.
 SLOW_S = 1.0
+QUICK_DRAIN_S = 5.0  # past its share, an endpoint whose queue drains within this keeps it in memory
 # Waiting for Kafka or PostgreSQL: the first pause, doubling up to the last.
 WAIT_FIRST_S = 0.5
 WAIT_MAX_S = 30.0
@@ -212,6 +217,8 @@ class DeliveryWorker:  # pragma: no mutate block (the Kafka loop: README "Testin
         self._held = 0
         self._queued: dict[str, int] = {}
         self._latency: dict[str, float] = {}
+        self._answered_at: dict[str, float] = {}  # endpoint -> when its last answer came (monotonic s)
+        self._busy_since: dict[str, float] = {}   # endpoint -> when its queue last went from empty to busy
         self._active: set[str] = set()
         self._batches: Batches[Member] = Batches(s.batch_window_s, s.batch_max_lines)
         self._holding: set[str] = set()     # endpoints an open circuit made this worker park deliveries for
@@ -485,6 +492,7 @@ class DeliveryWorker:  # pragma: no mutate block (the Kafka loop: README "Testin
         try:
             await self._until_reachable("park a delivery", lambda: self.store.schedule(
                 delivery, attempts, due, endpoint=key, wait=wait))
+            metrics.DELIVERIES_PARKED.labels(wait.reason).inc()
         finally:
             left = self._parking.get(key, 1) - 1
             if left > 0:
@@ -625,6 +633,26 @@ class DeliveryWorker:  # pragma: no mutate block (the Kafka loop: README "Testin
             return endpoint.concurrency
         return max(self.settings.endpoint_queue, endpoint.concurrency)
 
+    def _at_limit(self, endpoint: Endpoint) -> bool:
+        """Whether a new delivery for the endpoint must be parked: its queue holds its share and would
+        take `QUICK_DRAIN_S` or more to drain at its measured pace. Past its share, an endpoint that
+        drains quickly keeps its deliveries in memory (the in-flight cap bounds them): parking costs more
+        than sending, and an overloaded worker that parked for a fast endpoint fell further behind.
+        The pace is the endpoint's average latency, or the time since its last answer (or since its
+        queue became busy) when longer, so an endpoint that stopped answering is slow at once."""
+        key = endpoint.key
+        queued = self._queued.get(key, 0)
+        if queued < self._queue_limit(endpoint):
+            return False
+        answered_at = self._answered_at.get(key)
+        if answered_at is None:
+            return True  # no answer yet: nothing says it drains quickly
+        latency = max(self._latency.get(key, 0.0),
+                      time.monotonic() - max(answered_at, self._busy_since.get(key, answered_at)))
+        rate = endpoint.bucket.rate
+        drain_s = max(queued / endpoint.concurrency * latency, queued / rate if rate > 0 else float("inf"))
+        return drain_s >= QUICK_DRAIN_S
+
     def _park_delay(self, endpoint: Endpoint) -> float:
         """How long a delivery the endpoint's queue cannot take waits: about the time the queue ahead
         of it takes to drain (1 to 30 s)."""
@@ -659,9 +687,12 @@ class DeliveryWorker:  # pragma: no mutate block (the Kafka loop: README "Testin
         if ordered and key in self._holding and endpoint.breaker.state == HALF_OPEN:
             self._spawn(self._probe(key))
             return waiting.CIRCUIT_OPEN
-        if not drained and self._queued.get(key, 0) >= self._queue_limit(endpoint):
+        if not drained and self._at_limit(endpoint):
             return waiting.AT_LIMIT
-        self._queued[key] = self._queued.get(key, 0) + 1
+        queued = self._queued.get(key, 0)
+        if not queued:
+            self._busy_since[key] = time.monotonic()
+        self._queued[key] = queued + 1
         try:
             async with endpoint.semaphore:
                 if not endpoint.breaker.allow():
@@ -672,6 +703,7 @@ class DeliveryWorker:  # pragma: no mutate block (the Kafka loop: README "Testin
         finally:
             self._queued[key] -= 1
         self._latency[key] = 0.8 * self._latency.get(key, 0.0) + 0.2 * outcome.latency_ms / 1000
+        self._answered_at[key] = time.monotonic()
         self._note(endpoint, outcome)
         return outcome
 

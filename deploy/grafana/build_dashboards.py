@@ -260,6 +260,10 @@ def delivery() -> dict[str, Any]:
             timeseries("Retries scheduled", "cps", targets(
                 (rate("backhaul_delivery_retries_total", "channel"), "{{channel}}"),
             )),
+            timeseries("Deliveries parked without a try, by why", "cps", targets(
+                (rate("backhaul_deliveries_parked_total", "reason"), "{{reason}}"),
+            ), "Parked in the retry store untried: rate limited (the endpoint's queue would drain slowly), "
+               "circuit open, or behind a recovered endpoint's backlog."),
             timeseries("Dead callbacks (retries exhausted)", "cps", targets(
                 (rate("backhaul_delivery_dead_total", "channel"), "{{channel}}"),
             )),

@@ -8,6 +8,7 @@ import time
 import orjson
 import pytest
 from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
 
 from backhaul.kafka import Out, make_producer, send_all
 from backhaul.topics import topic
@@ -166,3 +167,49 @@ async def test_an_endpoint_answering_after_30_s_does_not_slow_a_healthy_one(pipe
         assert figures["with"][2] < 1.0, f"healthy p99 with a 30 s endpoint: {figures['with'][2]:.3f} s"
     finally:
         release.set()
+
+
+async def test_past_its_share_an_endpoint_that_drains_quickly_is_not_parked(pipeline, make_receiver):
+    """Share 4, concurrency 8, 100 deliveries at once to each of two endpoints, both answered once
+    before: the one answering in 5 ms keeps them in memory (parking costs more than sending: an
+    overloaded worker that parked for a fast endpoint collapsed), the one answering in 3 s (100 / 8 x
+    3 s to drain) has them parked in the retry store, 'rate limited', and counted in
+    `backhaul_deliveries_parked`. Before this rule every delivery past the share of 4 was parked."""
+    fast, slow = Concurrency(0.005), Concurrency(3.0)
+    fast_receiver, slow_receiver = await make_receiver(fast), await make_receiver(slow)
+    pipe = await pipeline([callback("fast", fast_receiver.url), callback("slow", slow_receiver.url)],
+                          devices=100, env={"BACKHAUL_ENDPOINT_QUEUE": "4", "BACKHAUL_ENDPOINT_CONCURRENCY": "8",
+                                            "BACKHAUL_ENDPOINT_RATE_PER_S": "1000",
+                                            "BACKHAUL_ENDPOINT_BURST": "1000"})
+    first = pipe.devices[0]
+    await publish_frames([frame(first, 1, station=pipe.stations[0])])
+    for r in (fast_receiver, slow_receiver):
+        await wait_until(lambda r=r: r.requests, 20, f"the warm-up request at {r.url}")
+
+    parked_peak = {"fast": 0, "slow": 0}
+    watching = True
+
+    async def watch_parked() -> None:
+        while watching:
+            for row in await pipe.fetch("SELECT callback_id, count(*) AS n FROM delivery_retries "
+                                        "WHERE reason = 'rate limited' GROUP BY callback_id"):
+                parked_peak[row["callback_id"]] = max(parked_peak[row["callback_id"]], row["n"])
+            await asyncio.sleep(0.1)
+
+    watcher = asyncio.create_task(watch_parked())
+    try:
+        started = time.monotonic()
+        await publish_frames([frame(d, 2, station=pipe.stations[0]) for d in pipe.devices])
+        await wait_until(lambda: len(fast_receiver.requests) >= 101, 60, "100 fast callbacks")
+        fast_s = time.monotonic() - started
+        await wait_until(lambda: parked_peak["slow"] >= 50, 30, "the slow endpoint's deliveries parked")
+    finally:
+        watching = False
+        await watcher
+    parked_total = sum(s.value for family in text_string_to_metric_families(await pipe.worker.metrics())
+                       if family.name == "backhaul_deliveries_parked" for s in family.samples
+                       if s.name.endswith("_total") and s.labels.get("reason") == "rate limited")
+    print(f"fast endpoint: 100 callbacks in {fast_s:.1f} s, at most {parked_peak['fast']} parked; "
+          f"slow endpoint: at most {parked_peak['slow']} parked; backhaul_deliveries_parked {parked_total:g}")
+    assert parked_peak["fast"] < 10, f"{parked_peak['fast']} of the fast endpoint's deliveries parked"
+    assert parked_total >= parked_peak["slow"] + parked_peak["fast"]
