@@ -53,12 +53,21 @@ def format_table(result: dict) -> str:
             lat = s["steadyLatencyMs"]
             lines.append(f"{i:>4}  {_fmt(s['offered']['messagesPerS']):>7}  {_fmt(s['offered']['framesPerS']):>9}  "
                          f"{_fmt(lat['p50']):>7}  {_fmt(lat['p99']):>7}  "
-                         f"{s['accounting']['lostMessages']:>5}  {'ok' if s['sustainable'] else 'over'}")
+                         f"{s['accounting']['lostMessages']:>5}  "
+                         f"{'overload' if 'saturation' in s else 'ok' if s['sustainable'] else 'over'}")
         table = "\n".join(lines)
         best = summary.get("maxSustainable")
         rows.append(("highest sustainable", "none" if not best else
                      f"{_fmt(best['framesPerS'])} frames/s ({_fmt(best['messagesPerS'])} messages/s), "
                      f"p99 {_fmt(best['p99Ms'])} ms"))
+        sat = summary.get("saturation")
+        if sat:
+            rows.append(("overloaded", f"offered {_fmt(sat['offeredMessagesPerS'])} messages/s: "
+                                       f"{_fmt(sat['dataPerSWhileLoaded'])} DATA callbacks/s while loaded, "
+                                       f"{sat['ratio']:.0%} of the sustainable {_fmt(sat['sustainableMessagesPerS'])}"
+                                       f"; backlog {'drained' if sat['drained'] else 'NOT drained (messages lost)'} "
+                                       f"{sat['drainS']} s after the last frame: "
+                                       f"{'holds' if sat['holds'] else 'collapses'}"))
     else:
         table = ""
         rows.extend(_step_rows(result["steps"][0]))

@@ -24,7 +24,7 @@ from backhaul.kafka import make_producer
 from backhaul.settings import PROJECT_ROOT, settings
 from bench.ceilings import create_ceiling_topic, http_ceiling, kafka_ceiling
 from bench.cpu import background_load, pid_sources, stack_sources
-from bench.findmax import find_max
+from bench.findmax import find_max, overload
 from bench.lag import LagProbe
 from bench.load import build_networks, check_capacity
 from bench.pipeline import DEFAULT_LAYOUT, Pipeline, parse_layout
@@ -75,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--step-factor", type=float, default=1.25, help="rate multiplier between steps (default 1.25)")
     p.add_argument("--max-steps", type=int, default=10)
     p.add_argument("--p99-limit-ms", type=float, default=1000.0)
+    p.add_argument("--overload", type=float, default=1.5,
+                   help="with --find-max, then offer this multiple of the highest sustainable rate for --duration s "
+                        "and report whether delivery holds within 10 %% of it and the backlog drains (graceful "
+                        "saturation; default 1.5, 0 = skip)")
     p.add_argument("--unregistered", type=int, default=0,
                    help="extra devices left unregistered: their messages are rejected and must be reported lost "
                         "(checks the accounting)")
@@ -96,6 +100,8 @@ def validate(args: argparse.Namespace) -> None:
         raise ValueError("--rate, --duration and --window must be positive")
     if args.find_max and args.step_factor <= 1:
         raise ValueError("--step-factor must be above 1")
+    if args.overload and args.overload <= 1:
+        raise ValueError("--overload must be above 1 (or 0 to skip the overload step)")
     steps = sum(args.step_factor ** i for i in range(args.max_steps)) if args.find_max else 1
     seconds = args.duration + (args.window if args.find_max else 0)
     check_capacity(args.devices + args.unregistered, args.rate * seconds * steps)
@@ -179,6 +185,8 @@ async def bench(args: argparse.Namespace, argv: list[str]) -> dict:
                     steps, best = await find_max(rig, start_rate=args.rate, factor=args.step_factor,
                                                  duration=args.duration, p99_limit_ms=args.p99_limit_ms,
                                                  max_steps=args.max_steps)
+                    if best is not None and args.overload:
+                        steps.append(await overload(rig, best, factor=args.overload, duration=args.duration))
                 else:
                     steps, best = [await run_step(rig, rate=args.rate, duration=args.duration)], None
                 result["steps"] = steps
@@ -215,6 +223,9 @@ def _summary(result: dict, best: dict | None) -> dict:
         summary = {"maxSustainable": None if best is None else {
             "framesPerS": best["offered"]["framesPerS"], "messagesPerS": best["offered"]["messagesPerS"],
             "p99Ms": best["steadyLatencyMs"]["p99"], "step": steps.index(best) + 1}}
+        overloaded = [s["saturation"] for s in steps if "saturation" in s]
+        if overloaded:
+            summary["saturation"] = overloaded[-1]
     else:
         chosen = steps[0]
         summary = {}

@@ -77,8 +77,12 @@ def _rate(count: int, seconds: float) -> float:
     return round(count / seconds, 1) if seconds > 0 else 0.0
 
 
-async def run_step(rig: Rig, *, rate: float, duration: float, label: str = "run", warmup: float = 0.0) -> dict:
+async def run_step(rig: Rig, *, rate: float, duration: float, label: str = "run", warmup: float = 0.0,
+                   grace: float | None = None) -> dict:
     """Drive the network at `rate` messages/s for `warmup + duration` s and account for every message.
+
+    A message still without its callbacks `grace` seconds (default: the rig's) after the last
+    frame plus the window counts as lost.
 
     Loss and duplicates count every message; the `steadyLatencyMs` percentiles only count
     messages sent after `warmup` seconds, once DATA_ADVANCED callbacks (one window
@@ -114,7 +118,7 @@ async def run_step(rig: Rig, *, rate: float, duration: float, label: str = "run"
     first = first_frames(record)
     ledger = Ledger(first, rig.window_s)
     ledger.add(early)
-    deadline = t_sent + rig.window_s + rig.grace_s
+    deadline = t_sent + rig.window_s + (rig.grace_s if grace is None else grace)
     n = len(first)
     while not ledger.complete() and time.time() < deadline:
         await asyncio.sleep(POLL_S)
