@@ -157,6 +157,7 @@ from workers.credentials import CallbackCredentials
 from workers.downlink_gate import DownlinkGate
 from workers.mail import AlertLimiter, EmailDeliveryError, send_email
 from workers.offsets import OffsetTracker
+from workers.pace import Pace
 from workers.retry import NOT_SENT, RetryPolicy, give_up_at, next_try_at
 from workers.retry_store import RetryStore
 from workers.taken import TakenDeliveries
@@ -216,9 +217,7 @@ class DeliveryWorker:  # pragma: no mutate block (the Kafka loop: README "Testin
         self._slots = asyncio.Semaphore(max_in_flight)
         self._held = 0
         self._queued: dict[str, int] = {}
-        self._latency: dict[str, float] = {}
-        self._answered_at: dict[str, float] = {}  # endpoint -> when its last answer came (monotonic s)
-        self._busy_since: dict[str, float] = {}   # endpoint -> when its queue last went from empty to busy
+        self._pace: dict[str, Pace] = {}  # endpoint -> its measured pace (workers.pace)
         self._active: set[str] = set()
         self._batches: Batches[Member] = Batches(s.batch_window_s, s.batch_max_lines)
         self._holding: set[str] = set()     # endpoints an open circuit made this worker park deliveries for
@@ -629,35 +628,35 @@ class DeliveryWorker:  # pragma: no mutate block (the Kafka loop: README "Testin
                         await self._replace_producer(producer)
 
     def _queue_limit(self, endpoint: Endpoint) -> int:
-        if self._held >= self.max_in_flight // 2 and self._latency.get(endpoint.key, 0.0) >= SLOW_S:
+        pace = self._pace.get(endpoint.key)
+        if self._held >= self.max_in_flight // 2 and pace is not None and pace.latency_s >= SLOW_S:
             return endpoint.concurrency
         return max(self.settings.endpoint_queue, endpoint.concurrency)
 
     def _at_limit(self, endpoint: Endpoint) -> bool:
         """Whether a new delivery for the endpoint must be parked: its queue holds its share and would
-        take `QUICK_DRAIN_S` or more to drain at its measured pace. Past its share, an endpoint that
-        drains quickly keeps its deliveries in memory (the in-flight cap bounds them): parking costs more
-        than sending, and an overloaded worker that parked for a fast endpoint fell further behind.
-        The pace is the endpoint's average latency, or the time since its last answer (or since its
-        queue became busy) when longer, so an endpoint that stopped answering is slow at once."""
+        take `QUICK_DRAIN_S` or more to drain at its measured pace (`workers.pace`; no answer yet: it
+        would). Past its share, an endpoint that drains quickly keeps its deliveries in memory (the
+        in-flight cap bounds them): parking costs more than sending, and an overloaded worker that
+        parked for a fast endpoint fell further behind."""
         key = endpoint.key
         queued = self._queued.get(key, 0)
         if queued < self._queue_limit(endpoint):
             return False
-        answered_at = self._answered_at.get(key)
-        if answered_at is None:
-            return True  # no answer yet: nothing says it drains quickly
-        latency = max(self._latency.get(key, 0.0),
-                      time.monotonic() - max(answered_at, self._busy_since.get(key, answered_at)))
+        pace = self._pace.get(key)
+        if pace is None:
+            return True
         rate = endpoint.bucket.rate
-        drain_s = max(queued / endpoint.concurrency * latency, queued / rate if rate > 0 else float("inf"))
+        drain_s = max(pace.drain_s(queued, endpoint.concurrency, time.monotonic()),
+                      queued / rate if rate > 0 else float("inf"))
         return drain_s >= QUICK_DRAIN_S
 
     def _park_delay(self, endpoint: Endpoint) -> float:
         """How long a delivery the endpoint's queue cannot take waits: about the time the queue ahead
         of it takes to drain (1 to 30 s)."""
         key = endpoint.key
-        drain = self._queued.get(key, 0) / endpoint.concurrency * self._latency.get(key, 0.0)
+        pace = self._pace.get(key)
+        drain = self._queued.get(key, 0) / endpoint.concurrency * (pace.latency_s if pace else 0.0)
         return min(30.0, max(1.0, drain))
 
     @staticmethod
@@ -690,8 +689,11 @@ class DeliveryWorker:  # pragma: no mutate block (the Kafka loop: README "Testin
         if not drained and self._at_limit(endpoint):
             return waiting.AT_LIMIT
         queued = self._queued.get(key, 0)
+        pace = self._pace.get(key)
+        if pace is None:
+            pace = self._pace[key] = Pace()
         if not queued:
-            self._busy_since[key] = time.monotonic()
+            pace.busy(time.monotonic())
         self._queued[key] = queued + 1
         try:
             async with endpoint.semaphore:
@@ -702,8 +704,7 @@ class DeliveryWorker:  # pragma: no mutate block (the Kafka loop: README "Testin
                 outcome = await send()
         finally:
             self._queued[key] -= 1
-        self._latency[key] = 0.8 * self._latency.get(key, 0.0) + 0.2 * outcome.latency_ms / 1000
-        self._answered_at[key] = time.monotonic()
+        pace.answered(time.monotonic(), outcome.latency_ms / 1000)
         self._note(endpoint, outcome)
         return outcome
 
