@@ -71,7 +71,7 @@ class ConfigView:
             row = decode_config_row(f"{entity}:{ident}", value)
             table[ident] = row
             changed_at = row.get("_changed_at")
-            if changed_at:
+            if changed_at and self.caught_up.is_set():  # loading at start-up is not propagation
                 metrics.CONFIG_PROPAGATION.observe(max(0.0, time.time() - changed_at / 1000))
         if entity == "callback":
             self._callbacks_by_type = None

@@ -175,8 +175,10 @@ class Stage:
                 async with self._lock:
                     self._hold_back_unrestored(batch)
                     await self._guarded(batch)
-                if not self.ready.is_set() and self.consumer.assignment():
-                    self.ready.set()
+                if not self.ready.is_set():
+                    assigned = self.consumer.assignment()
+                    if assigned and assigned <= self._restored:  # joined, and its state is restored
+                        self.ready.set()
         finally:
             await member.stop()
             if self.producer is not None:
