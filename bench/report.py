@@ -34,6 +34,7 @@ def _step_rows(s: dict) -> list[tuple[str, str]]:
                              f"{acc['duplicates']} duplicate callbacks, {acc['unmatched']} unmatched"),
         ("CPU during load (cores)", ", ".join(f"{k} {_fmt(v)}" for k, v in cpu["load"]["cores"].items())
          + f"; machine {_fmt(cpu['load']['machineBusyCores'])} of {cpu['load']['machineCores']}"),
+        ("parked untried", ", ".join(f"{k} {_fmt(v)}" for k, v in s.get("parked", {}).items()) or "none"),
         ("max lag (records)", ", ".join(f"{g} {_fmt(v)}" for g, v in s.get("lag", {}).get("max", {}).items())
          or "-"),
         ("CPU ms per message", ", ".join(f"{k} {_fmt(v)}" for k, v in cpu["cpuMsPerMessage"].items())
@@ -47,13 +48,13 @@ def format_table(result: dict) -> str:
     rows: list[tuple[str, str]] = []
     summary = result["summary"]
     if result["mode"] == "find-max":
-        lines = [f"{'step':>4}  {'msg/s':>7}  {'frames/s':>9}  {'p50 ms':>7}  {'p99 ms':>7}  {'lost':>5}  verdict"
+        lines = [f"{'step':>4}  {'msg/s':>7}  {'frames/s':>9}  {'p50 ms':>7}  {'p99 ms':>7}  {'lost':>5}  {'parked':>7}  verdict"
                  f"   (latency after a {result['steps'][0]['warmupS']:.0f} s warm-up)"]
         for i, s in enumerate(result["steps"], 1):
             lat = s["steadyLatencyMs"]
             lines.append(f"{i:>4}  {_fmt(s['offered']['messagesPerS']):>7}  {_fmt(s['offered']['framesPerS']):>9}  "
                          f"{_fmt(lat['p50']):>7}  {_fmt(lat['p99']):>7}  "
-                         f"{s['accounting']['lostMessages']:>5}  "
+                         f"{s['accounting']['lostMessages']:>5}  {_fmt(sum(s.get('parked', {}).values())):>7}  "
                          f"{'overload' if 'saturation' in s else 'ok' if s['sustainable'] else 'over'}")
         table = "\n".join(lines)
         best = summary.get("maxSustainable")

@@ -180,7 +180,7 @@ async def bench(args: argparse.Namespace, argv: list[str]) -> dict:
                 if args.receiver == "subprocess":
                     pids["receiver"] = receiver.pid
                 rig = Rig(networks, producer, receiver, {**pid_sources(pids), **stack_sources()}, args.window,
-                          args.grace, args.stations_per_message, progress, lag)
+                          args.grace, args.stations_per_message, progress, lag, workers=pipeline.workers)
                 if args.find_max:
                     steps, best = await find_max(rig, start_rate=args.rate, factor=args.step_factor,
                                                  duration=args.duration, p99_limit_ms=args.p99_limit_ms,

@@ -8,8 +8,11 @@ whichever comes first; what has not arrived by then is lost.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.accounting import Ledger, percentiles
 from bench.cpu import CpuMeter, PidSource
@@ -18,6 +21,7 @@ from bench.load import Networks, drive, first_frames
 from bench.progress import Progress
 from bench.receiver import ADVANCED, DATA, Arrival, InProcessReceiver, SubprocessReceiver
 from bench.series import per_second
+from program.supervised import WorkerProcess
 from schemas.frames import FrameRecord
 
 POLL_S = 0.5
@@ -37,6 +41,7 @@ class Rig:
     max_stations: int
     progress: Progress
     lag: LagProbe | None = None
+    workers: list[WorkerProcess] = field(default_factory=list)
     arrivals_seen: int = 0
     steps: int = 0
     last_record: list[FrameRecord] = field(default_factory=list)
@@ -73,6 +78,20 @@ class LagSeries:
                 "max": {g: max((lags.get(g) or 0) for _, lags in self.samples) for g in groups}}
 
 
+async def parked(workers: list[WorkerProcess]) -> dict[str, float]:
+    """Deliveries parked untried so far (`backhaul_deliveries_parked_total`), by reason, over the workers."""
+    total: dict[str, float] = {}
+    for w in workers:
+        with contextlib.suppress(Exception):  # diagnostics only: a worker that does not answer adds nothing
+            for family in text_string_to_metric_families(await w.metrics()):
+                if family.name == "backhaul_deliveries_parked":
+                    for sample in family.samples:
+                        if sample.name.endswith("_total"):
+                            reason = sample.labels["reason"]
+                            total[reason] = total.get(reason, 0.0) + sample.value
+    return total
+
+
 def _rate(count: int, seconds: float) -> float:
     return round(count / seconds, 1) if seconds > 0 else 0.0
 
@@ -93,6 +112,7 @@ async def run_step(rig: Rig, *, rate: float, duration: float, label: str = "run"
     record: list[FrameRecord] = []
     early: list[Arrival] = []
     meter = CpuMeter(rig.cpu_sources)
+    parked_before = await parked(rig.workers)
     t0 = time.time()
     meter.start(t0)
     sim = asyncio.create_task(drive(rig.networks.full, rate=rate, duration=duration,
@@ -139,6 +159,8 @@ async def run_step(rig: Rig, *, rate: float, duration: float, label: str = "run"
     result["warmupS"] = warmup
     result["steadyLatencyMs"] = percentiles(ledger.latencies_ms(since_ms=(t0 + warmup) * 1000))
     result["lag"] = lag.series()
+    parked_after = await parked(rig.workers)
+    result["parked"] = {k: int(v - parked_before.get(k, 0.0)) for k, v in parked_after.items()}
     return result
 
 
