@@ -7,13 +7,16 @@ the worker's own event loop took to come back to it (thousands of tasks ready),
 so latency alone makes a fast endpoint look slow and parks for it, which costs
 more than sending. The answers counted a second while it is busy do not have
 that bias: the drain estimate takes the faster of the two, bounded by the time
-since its last answer (an endpoint that stopped answering is slow at once).
+since its last answer once that passes `SILENT_S` (an endpoint that stopped answering is
+slow within a second; a shorter silence is as likely the worker's own loop, busy reading a
+thousand records at once, and parked a fast endpoint's deliveries in the bench).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 RATE_WINDOW_S = 1.0     # answers are counted over windows of at least this long
+SILENT_S = 1.0          # an endpoint silent this long bounds its pace; a shorter silence is the worker's own
 LATENCY_WEIGHT = 0.2    # weight of a new latency in the moving average
 
 
@@ -49,6 +52,6 @@ class Pace:
             return float("inf") if queued > 0 else 0.0
         rate = max(self.answers_per_s, concurrency / self.latency_s if self.latency_s > 0 else float("inf"))
         silent_s = now - max(self.answered_at, self.busy_since or self.answered_at)
-        if silent_s > 0:
+        if silent_s >= SILENT_S:
             rate = min(rate, concurrency / silent_s)  # nothing answered for silent_s: no faster than that
         return queued / rate if rate > 0 else float("inf")

@@ -41,6 +41,16 @@ def test_an_endpoint_that_stopped_answering_is_slow_at_once():
     assert pace.drain_s(100, 8, 5.0) == 50.0
 
 
+def test_a_silence_shorter_than_a_second_is_not_taken_for_a_slow_endpoint():
+    # The worker's loop spent 0.3 s on a batch of a thousand records: no answer was read meanwhile.
+    pace = Pace()
+    pace.busy(0.0)
+    for i in range(1, 2001):
+        pace.answered(i / 2000, 0.05)
+    assert pace.drain_s(2000, 64, 1.3) == 1.0
+    assert pace.drain_s(2000, 64, 2.0) == 2000 / 64  # a whole second: no faster than 64 a second
+
+
 def test_a_new_busy_period_counts_its_answers_afresh():
     pace = Pace()
     pace.busy(0.0)
