@@ -627,23 +627,21 @@ class DeliveryWorker:  # pragma: no mutate block (the Kafka loop: README "Testin
                     with contextlib.suppress(Exception):
                         await self._replace_producer(producer)
 
-    def _queue_limit(self, endpoint: Endpoint) -> int:
-        pace = self._pace.get(endpoint.key)
-        if self._held >= self.max_in_flight // 2 and pace is not None and pace.latency_s >= SLOW_S:
-            return endpoint.concurrency
-        return max(self.settings.endpoint_queue, endpoint.concurrency)
-
     def _at_limit(self, endpoint: Endpoint) -> bool:
-        """Whether a new delivery for the endpoint must be parked: its queue holds its share and would
-        take `QUICK_DRAIN_S` or more to drain at its measured pace (`workers.pace`; no answer yet: it
-        would). Past its share, an endpoint that drains quickly keeps its deliveries in memory (the
-        in-flight cap bounds them): parking costs more than sending, and an overloaded worker that
-        parked for a fast endpoint fell further behind."""
+        """Whether a new delivery for the endpoint must be parked. Once half the worker is taken, a slow
+        endpoint (requests averaging `SLOW_S` or more) gets only its concurrency, so that slow endpoints
+        together never fill the worker. Otherwise, past its share (`endpoint_queue`), when its queue
+        would take `QUICK_DRAIN_S` or more to drain at its measured pace (`workers.pace`; no answer yet:
+        it would). An endpoint that drains quickly keeps its deliveries in memory (the in-flight cap
+        bounds them): parking costs more than sending, and an overloaded worker that parked for a fast
+        endpoint fell further behind."""
         key = endpoint.key
         queued = self._queued.get(key, 0)
-        if queued < self._queue_limit(endpoint):
-            return False
         pace = self._pace.get(key)
+        if self._held >= self.max_in_flight // 2 and pace is not None and pace.latency_s >= SLOW_S:
+            return queued >= endpoint.concurrency
+        if queued < max(self.settings.endpoint_queue, endpoint.concurrency):
+            return False
         if pace is None:
             return True
         rate = endpoint.bucket.rate

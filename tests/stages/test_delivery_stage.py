@@ -39,6 +39,7 @@ from tests.stages.stage_support import (
     wait_all_committed,
 )
 from workers.delivery import DeliveryWorker
+from workers.pace import Pace
 from workers.retry_store import RetryStore
 
 pytestmark = pytest.mark.integration
@@ -179,3 +180,34 @@ async def test_a_batch_url_batch_is_sent_on_time_under_steady_traffic(isolated, 
 
 def _lines(receiver) -> int:
     return sum(len(r.body.decode().split("\n")) for r in receiver.requests)
+
+
+async def test_which_endpoint_is_parked_past_its_share(isolated, pool, monkeypatch):
+    """The parking rule (`_at_limit`) on measured paces: below its share, never; past it, only when its
+    queue would take 5 s or more to drain (a fast endpoint keeps its deliveries in memory); once half
+    the worker is taken, a slow endpoint (1 s or more a request) gets only its concurrency, however
+    soon it would drain, so that slow endpoints together never fill the worker."""
+    async with configured([D1]) as conf:
+        w = worker(conf, pool, monkeypatch, BACKHAUL_ENDPOINT_QUEUE="100", BACKHAUL_ENDPOINT_CONCURRENCY="16",
+                   BACKHAUL_ENDPOINT_RATE_PER_S="100000", BACKHAUL_DELIVERY_IN_FLIGHT="1000")
+        fast, slow = w.registry.get("http://fast:80"), w.registry.get("http://slow:80")
+        now = time.monotonic()
+        for endpoint, latency_s in ((fast, 0.005), (slow, 1.5)):
+            pace = w._pace[endpoint.key] = Pace()
+            pace.busy(now - 1)
+            pace.answered(now, latency_s)
+            pace.latency_s = latency_s
+        w._queued = {fast.key: 99, slow.key: 99}
+        assert not w._at_limit(fast) and not w._at_limit(slow), "below the share"
+        w._queued = {fast.key: 400, slow.key: 50}
+        assert not w._at_limit(fast), "400 at 16 x 200 a second drain in 0.1 s"
+        assert not w._at_limit(slow), "below its share while the worker is not half taken"
+        w._queued[slow.key] = 100
+        assert w._at_limit(slow), "100 at 16 every 1.5 s take 9 s"
+        w._held = 500
+        w._queued[slow.key] = 16
+        assert w._at_limit(slow), "half the worker taken: a slow endpoint's share is its concurrency"
+        assert not w._at_limit(fast)
+        w._queued[fast.key] = 1000
+        w._pace[fast.key].answered_at = w._pace[fast.key].busy_since = now - 2  # silent 2 s: at most 16 in 2 s
+        assert w._at_limit(fast)
