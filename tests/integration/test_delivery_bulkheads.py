@@ -8,10 +8,10 @@ import time
 import orjson
 import pytest
 from aiohttp import web
-from prometheus_client.parser import text_string_to_metric_families
 
 from backhaul.kafka import Out, make_producer, send_all
 from backhaul.topics import topic
+from bench.step import parked
 from schemas.topics import FRAMES
 from tests.conftest import frame, publish_frames, wait_until
 
@@ -206,9 +206,7 @@ async def test_past_its_share_an_endpoint_that_drains_quickly_is_not_parked(pipe
     finally:
         watching = False
         await watcher
-    parked_total = sum(s.value for family in text_string_to_metric_families(await pipe.worker.metrics())
-                       if family.name == "backhaul_deliveries_parked" for s in family.samples
-                       if s.name.endswith("_total") and s.labels.get("reason") == "rate limited")
+    parked_total = (await parked([pipe.worker])).get("rate limited", 0.0)
     print(f"fast endpoint: 100 callbacks in {fast_s:.1f} s, at most {parked_peak['fast']} parked; "
           f"slow endpoint: at most {parked_peak['slow']} parked; backhaul_deliveries_parked {parked_total:g}")
     assert parked_peak["fast"] < 10, f"{parked_peak['fast']} of the fast endpoint's deliveries parked"

@@ -5,6 +5,15 @@ from hypothesis import strategies as st
 from workers.pace import Pace
 
 
+def answering(n: int, per_s: float, latency_s: float) -> Pace:
+    """A pace busy from 0 s with `n` answers `per_s` a second, each taking `latency_s`."""
+    pace = Pace()
+    pace.busy(0.0)
+    for i in range(1, n + 1):
+        pace.answered(i / per_s, latency_s)
+    return pace
+
+
 def test_before_its_first_answer_an_endpoint_would_take_forever():
     pace = Pace()
     pace.busy(0.0)
@@ -15,10 +24,7 @@ def test_before_its_first_answer_an_endpoint_would_take_forever():
 def test_a_fast_endpoint_behind_a_saturated_worker_drains_at_its_answer_rate():
     # Each request takes 0.3 s from the worker's point of view (its own loop is slow), but 2,000
     # answers come a second: 5,000 queued drain in 2.5 s, not in 5,000 / 64 x 0.3 = 23 s.
-    pace = Pace()
-    pace.busy(0.0)
-    for i in range(1, 2001):
-        pace.answered(i / 2000, 0.3)
+    pace = answering(2000, 2000, 0.3)
     assert pace.answers_per_s == 2000
     assert pace.drain_s(5000, 64, 1.0) == 2.5
 
@@ -32,10 +38,7 @@ def test_a_slow_endpoint_drains_at_concurrency_over_latency():
 
 
 def test_an_endpoint_that_stopped_answering_is_slow_at_once():
-    pace = Pace()
-    pace.busy(0.0)
-    for i in range(1, 101):
-        pace.answered(i / 100, 0.005)
+    pace = answering(100, 100, 0.005)
     assert pace.drain_s(100, 8, 1.0) < 0.1
     # nothing answered for 4 s: at most 8 answers every 4 s
     assert pace.drain_s(100, 8, 5.0) == 50.0
@@ -43,10 +46,7 @@ def test_an_endpoint_that_stopped_answering_is_slow_at_once():
 
 def test_a_silence_shorter_than_a_second_is_not_taken_for_a_slow_endpoint():
     # The worker's loop spent 0.3 s on a batch of a thousand records: no answer was read meanwhile.
-    pace = Pace()
-    pace.busy(0.0)
-    for i in range(1, 2001):
-        pace.answered(i / 2000, 0.05)
+    pace = answering(2000, 2000, 0.05)
     assert pace.drain_s(2000, 64, 1.3) == 1.0
     assert pace.drain_s(2000, 64, 2.0) == 2000 / 64  # a whole second: no faster than 64 a second
 
