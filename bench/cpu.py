@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -45,6 +46,21 @@ def _pid_file(path: Path) -> int | None:
         return None
 
 
+POSTGRES_SCRIPT = Path(__file__).resolve().parent.parent / "deploy" / "local" / "postgres.sh"
+
+
+def postgres_data_dir() -> Path | None:
+    """The local cluster's data directory, as `deploy/local/postgres.sh where` gives it (as root it lies
+    outside the checkout, under /var/lib/postgresql/backhaul/); None when the script cannot say."""
+    try:
+        done = subprocess.run(["bash", str(POSTGRES_SCRIPT), "where"], capture_output=True, text=True, timeout=10,
+                              check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    where = done.stdout.strip()
+    return Path(where) if where else None
+
+
 def stack_sources() -> dict[str, PidSource]:
     """The broker's process and PostgreSQL's processes (postmaster and its backends), when found."""
     state = settings().state_dir
@@ -52,7 +68,8 @@ def stack_sources() -> dict[str, PidSource]:
     kafka = _pid_file(state / "kafka" / "kafka.pid")
     if kafka and process_cpu_seconds(kafka) is not None:
         sources["kafka (shared)"] = lambda: [kafka]
-    postmaster = _pid_file(state / "pg" / "postmaster.pid")
+    data = postgres_data_dir()
+    postmaster = _pid_file(data / "postmaster.pid") if data else None
     if postmaster and process_cpu_seconds(postmaster) is not None:
         sources["postgresql (shared)"] = lambda: [postmaster, *_children(postmaster)]
     return sources

@@ -38,6 +38,11 @@ async def test_short_bench_accounts_for_every_message(stack, tmp_path):
     assert step["latencyMs"]["count"] == acc["data"]["delivered"] == sent - dropped
     assert step["advancedLatenessMs"]["count"] == acc["advanced"]["delivered"]
 
+    # The CPU of Kafka and of PostgreSQL (its postmaster and backends, found where deploy/local put the
+    # cluster) is measured beside the workers'.
+    cpu = step["cpu"]["load"]["cpuSeconds"]
+    assert cpu["kafka (shared)"] > 0 and cpu["postgresql (shared)"] > 0
+
     # The same run measured its ceilings and renders a report.
     assert result["ceilings"]["kafka"]["framesPerS"] > 0 and result["ceilings"]["http"]["requestsPerS"] > 0
     assert result["summary"]["lostMessages"] == dropped
