@@ -11,6 +11,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from aiokafka.partitioner import DefaultPartitioner
 
 from backhaul import metrics
 from backhaul.group_leave import leave_group
@@ -199,22 +200,61 @@ class RecordTooLarge(ValueError):
     """
 
 
-async def send_all(producer: AIOKafkaProducer, records: Iterable[Out]) -> int:
-    """Send records and wait until the broker has acknowledged every one of them.
-
-    Raises RecordTooLarge, sending nothing, when one of them exceeds the broker's limit."""
-    records = list(records)
+def check_sizes(records: Sequence[Out]) -> None:
+    """RecordTooLarge when one of `records` exceeds the broker's limit (then none may be sent)."""
     limit = settings().kafka_max_record_bytes
     for r in records:
         size = len(r.key or b"") + len(r.value or b"")
         if size > limit:
             raise RecordTooLarge(f"a record for {r.topic} is {size} bytes, over the limit of {limit} bytes")
-    futures = []
-    for r in records:
-        futures.append(await producer.send(r.topic, r.value, key=r.key, partition=r.partition))
-    if futures:
-        await asyncio.gather(*futures)
-    return len(futures)
+
+
+_PARTITIONER = DefaultPartitioner()  # the producer's own: a keyed record lands where `producer.send` puts it
+
+
+async def queue_batches(producer: AIOKafkaProducer, records: Sequence[Out]) -> list[tuple[list[int], asyncio.Future[Any]]]:
+    """Queue `records` on `producer` as one batch per partition (more when one fills up), keeping their
+    order within a partition; each goes to its pinned partition or where the producer's partitioner would
+    put its key. Per batch, the indexes of its records and the future of its acknowledgement.
+
+    Why not `producer.send` per record: it costs about 9 us of CPU a record where a batch built at
+    once costs about 3 (aiokafka 0.14, this machine; bench/README.md, issue 19)."""
+    by_partition: dict[tuple[str, int], list[int]] = {}
+    partitions: dict[str, list[int]] = {}
+    for i, r in enumerate(records):
+        partition = r.partition
+        if partition is None:
+            known = partitions.get(r.topic)
+            if known is None:
+                known = partitions[r.topic] = sorted(await producer.partitions_for(r.topic))
+            partition = _PARTITIONER(r.key, known, known)
+        by_partition.setdefault((r.topic, partition), []).append(i)
+    queued: list[tuple[list[int], asyncio.Future[Any]]] = []
+    for (name, partition), indexes in by_partition.items():
+        batch, members = producer.create_batch(), list[int]()
+        for i in indexes:
+            r = records[i]
+            if batch.append(key=r.key, value=r.value, timestamp=None) is None:  # full: the first always fits
+                batch.close()
+                queued.append((members, await producer.send_batch(batch, name, partition=partition)))
+                batch, members = producer.create_batch(), []
+                batch.append(key=r.key, value=r.value, timestamp=None)
+            members.append(i)
+        batch.close()
+        queued.append((members, await producer.send_batch(batch, name, partition=partition)))
+    return queued
+
+
+async def send_all(producer: AIOKafkaProducer, records: Iterable[Out]) -> int:
+    """Send records and wait until the broker has acknowledged every one of them.
+
+    Raises RecordTooLarge, sending nothing, when one of them exceeds the broker's limit."""
+    records = list(records)
+    check_sizes(records)
+    if not records:
+        return 0
+    await asyncio.gather(*(future for _, future in await queue_batches(producer, records)))
+    return len(records)
 
 
 async def report_lag(consumer: AIOKafkaConsumer, group: str, every_s: float = 5.0) -> None:

@@ -128,6 +128,7 @@ from backhaul.dead_letters import announce, dead_letter
 from backhaul.failures import dependency_of, is_infrastructure
 from backhaul.kafka import GroupConsumer, Out, make_producer, send_all
 from backhaul.outbound import callback_session
+from backhaul.outbox import Outbox
 from backhaul.settings import settings
 from backhaul.tasks import TaskSet
 from backhaul.topics import topic
@@ -233,6 +234,7 @@ class DeliveryWorker:  # pragma: no mutate block (the Kafka loop: README "Testin
         self.session: aiohttp.ClientSession | None = None
         self.producer: AIOKafkaProducer | None = None
         self._producer_lock = asyncio.Lock()
+        self.outbox = Outbox(lambda: self.producer)  # the attempts' records, gathered per turn of the loop
         self.consumer: AIOKafkaConsumer | None = None
         self.context: Context | None = None  # what the channels are lent, once the session is open
         self._t_results = topic(DELIVERY_RESULTS)
@@ -508,7 +510,7 @@ class DeliveryWorker:  # pragma: no mutate block (the Kafka loop: README "Testin
             sent.at_ms = now_ms
             records.append(Out(self._t_results, delivery["device"].encode(),
                                encode_delivery_result(results.sending(delivery, sent.id, attempts + 1, now_ms))))
-        await self._until_reachable("announce a send", lambda: send_all(self.producer, records))
+        await self._until_reachable("announce a send", lambda: self.outbox.send(records))
 
     # Backlogs ------------------------------------------------------------
     async def _parked(self, key: str, limit_s: float = 5.0) -> None:
@@ -854,7 +856,7 @@ class DeliveryWorker:  # pragma: no mutate block (the Kafka loop: README "Testin
                 if answered.info is not None:  # what the answer gave for the downlink, in cbStatus
                     recorded = {**result, "info": answered.info}
             records = [Out(self._t_results, delivery["device"].encode(), encode_delivery_result(recorded)), *extra]
-            await send_all(self.producer, records)
+            await self.outbox.send(records)
             if due is not None:
                 await self.store.schedule(delivery, attempts, due, endpoint=self._endpoint_of(delivery, request),
                                           wait=wait or waiting.retry(attempts + 1, policy.max_attempts, due))
