@@ -43,6 +43,8 @@ _KAFKA_UNAVAILABLE: tuple[type[BaseException], ...] = (
     kafka_errors.OutOfOrderSequenceNumber,
     kafka_errors.UnknownProducerId,
     kafka_errors.InvalidProducerEpoch,
+    # A send on a producer that another task stopped after a Kafka failure: sent again on the new one.
+    kafka_errors.ProducerClosed,
 )
 
 

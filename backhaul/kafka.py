@@ -6,11 +6,11 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaConnectionError, ProducerClosed, TopicAlreadyExistsError
 from aiokafka.partitioner import DefaultPartitioner
 
 from backhaul import metrics
@@ -236,13 +236,26 @@ async def queue_batches(producer: AIOKafkaProducer, records: Sequence[Out]) -> l
             r = records[i]
             if batch.append(key=r.key, value=r.value, timestamp=None) is None:  # full: the first always fits
                 batch.close()
-                queued.append((members, await producer.send_batch(batch, name, partition=partition)))
+                queued.append((members, await _send_batch(producer, batch, name, partition)))
                 batch, members = producer.create_batch(), []
                 batch.append(key=r.key, value=r.value, timestamp=None)
             members.append(i)
         batch.close()
-        queued.append((members, await producer.send_batch(batch, name, partition=partition)))
+        queued.append((members, await _send_batch(producer, batch, name, partition)))
     return queued
+
+
+async def _send_batch(producer: AIOKafkaProducer, batch: Any, name: str, partition: int) -> asyncio.Future[Any]:
+    """`producer.send_batch`, failing (ProducerClosed) when the producer began stopping meanwhile.
+
+    aiokafka 0.14's `send_batch` checks that the producer is open only before it waits for the partition's
+    previous batch to be drained (its `send` checks after the wait too): a batch it appends once a stop has
+    begun may never be sent nor failed, and whoever awaits it waits for ever (seen: the chaos test of a
+    Kafka outage hung so). The caller sends such records again on a new producer."""
+    future = await producer.send_batch(batch, name, partition=partition)
+    if producer._closed:  # no public way to ask
+        raise ProducerClosed()
+    return cast("asyncio.Future[Any]", future)
 
 
 async def send_all(producer: AIOKafkaProducer, records: Iterable[Out]) -> int:

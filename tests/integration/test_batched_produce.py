@@ -8,7 +8,9 @@ import asyncio
 
 import pytest
 from aiokafka.admin import NewTopic
+from aiokafka.errors import ProducerClosed
 
+from backhaul.failures import is_infrastructure
 from backhaul.kafka import Out, RecordTooLarge, make_admin, make_producer, queue_batches, send_all
 from backhaul.outbox import Outbox
 from backhaul.settings import settings
@@ -116,3 +118,25 @@ async def test_an_outbox_flush_that_fails_fails_its_callers_and_the_next_one_wor
         await producer.stop()
     assert [str(f) for f in failed] == ["broker away"] * 5
     assert [r.value for r in await read_topic(name, expect=1)] == [b"after"]
+
+
+async def test_a_send_appended_after_the_producer_began_stopping_fails_instead_of_being_left_unsent(isolated):
+    # aiokafka 0.14's send_batch checks that the producer is open only before it waits for the partition's
+    # previous batch to be drained: a batch it appends once a stop has begun may never be sent nor failed.
+    # That hung the chaos test of a Kafka outage (its traffic tasks share a producer and stop it on
+    # failure). Here the second send waits behind the first (lingering) batch until the stop drains it:
+    # it must fail with ProducerClosed (the caller sends it again on a new producer), not hand back a
+    # future of the stopped producer.
+    name = f"{isolated.prefix}closing"
+    await make_topics(name, partitions=1)
+    producer = make_producer(linger_ms=3000)  # the first batch (producer.send's, open) lingers
+    await producer.start()
+    first = await producer.send(name, b"first", key=b"k")
+    second = asyncio.ensure_future(send_all(producer, [Out(name, b"k", b"second")]))
+    await asyncio.sleep(0.2)
+    await producer.stop()
+    done, _ = await asyncio.wait([first, second], timeout=10)
+    assert first in done and first.result().offset == 0
+    assert second in done, "the second send neither succeeded nor failed"
+    assert isinstance(second.exception(), ProducerClosed)
+    assert is_infrastructure(second.exception()), "sent again on a new producer, never dead-lettered"
