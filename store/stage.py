@@ -1,7 +1,7 @@
 """The store stage: messages, aggregates, device events and delivery results -> PostgreSQL.
 
-Rows are written in one transaction per batch, every statement idempotent
-(stable ids, ON CONFLICT), and the offsets are committed after the
+Rows are written in one transaction per batch, one statement per table (`Columns`),
+every statement idempotent (stable ids, ON CONFLICT), and the offsets are committed after the
 transaction: a replayed batch writes nothing twice. A record that cannot be
 read is dead-lettered; a row PostgreSQL refuses for its data (a NUL character,
 a number out of range) makes the batch be written again record by record, and
@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import asyncpg
+import orjson
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
@@ -72,13 +73,73 @@ log = logging.getLogger(__name__)
 COM_STATE = {"ERROR": 3, "RESTORED": 1}
 INTERRUPTED_INFO = "no answer recorded: the delivery worker stopped during this request; it was sent again"
 
+
+class Columns:
+    """The rows of a table sent as one array per column, read back as rows by `unnest`.
+
+    The store writes each table with ONE statement per batch, `INSERT ... SELECT ... FROM
+    unnest($1::text[], ...)`, rather than one execution of a statement per row (`executemany`):
+    every execution costs PostgreSQL and asyncpg a fixed overhead, paid per row before (issue 19,
+    README "Performance"). `source` is that `FROM` item, the rows `r(<names>, ord)`, `ord` a row's
+    place in the batch (from 1); `arrays` makes its parameters. A jsonb value goes as its JSON text
+    (what the pool's codec sends), in a text array cast to jsonb[]: asyncpg would take a list value
+    (rinfos) for another dimension of the array.
+    """
+
+    def __init__(self, spec: str) -> None:
+        self.columns = [(name, kind) for name, kind in (column.split() for column in spec.split(","))]
+        self.names = ", ".join(name for name, _ in self.columns)
+        arrays = ", ".join(f"${n}::text[]::jsonb[]" if kind == "jsonb" else f"${n}::{kind}[]"
+                           for n, (_, kind) in enumerate(self.columns, 1))
+        self.source = f"unnest({arrays}) WITH ORDINALITY AS r({self.names}, ord)"
+        self._jsonb = [i for i, (_, kind) in enumerate(self.columns) if kind == "jsonb"]
+
+    def insert(self, table: str) -> str:
+        """Every row into `table`, column for column (the statement's ON CONFLICT clause to follow)."""
+        return f"INSERT INTO {table}({self.names}) SELECT {self.names} FROM {self.source}"
+
+    def arrays(self, rows: list[tuple]) -> list[list[Any]]:
+        """The parameters of `source` for `rows` (tuples in the order of the columns)."""
+        arrays = [list(column) for column in zip(*rows, strict=True)]
+        for i in self._jsonb:
+            arrays[i] = [None if value is None else orjson.dumps(value).decode() for value in arrays[i]]
+        return arrays
+
+
+# Rows.messages, Rows.advanced, Rows.events and Rows.undelivered, as they are built below. A row already
+# there (the same record again) is left as it is, but a DATA_ADVANCED record updates its message's receptions.
+MESSAGE = Columns("id text, device_id text, device_type_id text, time bigint, seq_number int, data text, "
+                  "ack_required boolean, rinfos jsonb, over_quota boolean, registration_id bigint")
+MESSAGE_INSERT = f"{MESSAGE.insert('messages')} ON CONFLICT (id) DO NOTHING"
+ADVANCED = Columns("id text, device_id text, device_type_id text, time bigint, seq_number int, data text, "
+                   "ack_required boolean, rinfos jsonb, nb_frames int, lqi int, computed_location jsonb, "
+                   "registration_id bigint")
+ADVANCED_UPSERT = (
+    f"{ADVANCED.insert('messages')} ON CONFLICT (id) DO UPDATE SET rinfos = EXCLUDED.rinfos, "
+    "nb_frames = EXCLUDED.nb_frames, lqi = EXCLUDED.lqi, computed_location = EXCLUDED.computed_location")
+EVENT = Columns("id text, device_id text, type text, time bigint, body jsonb, registration_id bigint")
+EVENT_INSERT = f"{EVENT.insert('device_events')} ON CONFLICT (id) DO NOTHING"
+UNDELIVERED = Columns(
+    "delivery_id text, device_id text, device_type_id text, group_id text, callback_id text, message_id text, "
+    "time bigint, data text, snr float8, status int, message text, callback jsonb, parameters jsonb, delivery jsonb, "
+    "registration_id bigint")
+UNDELIVERED_INSERT = f"{UNDELIVERED.insert('undelivered_callbacks')} ON CONFLICT (delivery_id) DO NOTHING"
+
 # One row per send, numbered after the delivery's earlier sends; its completion fills it in (or replaces
-# an `interrupted` closure: the answer of a send another one had been taken to have cut short).
+# an `interrupted` closure: the answer of a send another one had been taken to have cut short). The sends of
+# a batch are numbered in their order, after the rows the statement finds: a send already written (`known`)
+# is only updated and takes no number. Send ids are distinct within a batch (merged_sends).
+SEND = Columns("send_id text, delivery_id text, message_id text, device_id text, callback_id text, time bigint, "
+               "status int, info text, latency_ms float8, error_class text, answer text, registration_id bigint")
 ATTEMPT_UPSERT = (
     "INSERT INTO callback_attempts(send_id, delivery_id, attempt, message_id, device_id, callback_id, time, "
     "status, info, latency_ms, error_class, answer, registration_id) "
-    "SELECT $1, $2, COALESCE((SELECT max(attempt) FROM callback_attempts WHERE delivery_id = $2), 0) + 1, "
-    "$3, $4, $5, $6, $7, $8, $9, $10, $11, $12 "
+    "SELECT send_id, delivery_id, "
+    "COALESCE((SELECT max(a.attempt) FROM callback_attempts a WHERE a.delivery_id = s.delivery_id), 0) "
+    "+ count(*) FILTER (WHERE NOT known) OVER (PARTITION BY delivery_id ORDER BY ord), "
+    "message_id, device_id, callback_id, time, status, info, latency_ms, error_class, answer, registration_id "
+    "FROM (SELECT r.*, EXISTS (SELECT 1 FROM callback_attempts a WHERE a.send_id = r.send_id) AS known "
+    f"FROM {SEND.source}) s "
     "ON CONFLICT (send_id) DO UPDATE SET status = EXCLUDED.status, info = EXCLUDED.info, "
     "latency_ms = EXCLUDED.latency_ms, error_class = EXCLUDED.error_class, answer = EXCLUDED.answer "
     "WHERE EXCLUDED.status IS NOT NULL "
@@ -90,14 +151,15 @@ CLOSE_INTERRUPTED = (
     "AND a.attempt < n.attempt AND a.status IS NULL")
 
 # The downlink of an uplink, merged from its grant, its transmission and its ACKNOWLEDGE: each sets what it
-# knows and keeps what the others set (the first value known of each field stays, as the first outcome does). Columns: message_id, device_id,
-# registration_id, time, source, data, station, rssi, granted_at, left_at, info_code, info_message,
-# downlink_ack, downlink_overusage, acknowledged_at.
+# knows and keeps what the others set (the first value known of each field stays, as the first outcome does).
+# Rows.downlinks, one message_id per statement (see `rounds`).
 _OUTCOME = "message_downlinks.info_code IS NULL"
+DOWNLINK = Columns(
+    "message_id text, device_id text, registration_id bigint, time bigint, source text, data text, station text, "
+    "rssi float8, granted_at bigint, left_at bigint, info_code int, info_message text, downlink_ack boolean, "
+    "downlink_overusage boolean, acknowledged_at bigint")
 DOWNLINK_UPSERT = (
-    "INSERT INTO message_downlinks(message_id, device_id, registration_id, time, source, data, station, rssi, "
-    "granted_at, left_at, info_code, info_message, downlink_ack, downlink_overusage, acknowledged_at) "
-    "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15) "
+    f"{DOWNLINK.insert('message_downlinks')} "
     "ON CONFLICT (message_id) DO UPDATE SET "
     "registration_id = COALESCE(message_downlinks.registration_id, EXCLUDED.registration_id), "
     "time = LEAST(message_downlinks.time, EXCLUDED.time), "
@@ -119,22 +181,28 @@ DOWNLINK_UPSERT = (
 # (a device registered again starts NOT_SEEN), an earlier one (records still in flight after a
 # delete or a transfer) never touches it, and the same one merges into it. A row made by a
 # message starts OK (the device was heard), one made by an event alone NOT_SEEN unless the event
-# says otherwise.
+# says otherwise. Whether its rows set the lqi ($9) and the com_state ($10) is the statement's
+# (`status_statements`): the update sees only EXCLUDED, where an lqi or a com_state not given is
+# already its default.
 _FRESH = "EXCLUDED.registration_id > device_status.registration_id"
+STATUS = Columns("device_id text, sequence_number int, last_com bigint, lqi int, last_computed_location jsonb, "
+                 "com_state int, trash_sequence_number int, registration_id bigint")
 STATUS_UPSERT = (
     "INSERT INTO device_status(device_id, sequence_number, last_com, lqi, last_computed_location, com_state, "
     "trash_sequence_number, registration_id, updated_at) "
-    "VALUES ($1,$2,$3,COALESCE($4,4),$5,COALESCE($6,CASE WHEN $3::bigint IS NULL THEN 5 ELSE 1 END),$7,$8,now()) "
+    "SELECT device_id, sequence_number, last_com, COALESCE(lqi, 4), last_computed_location, "
+    "COALESCE(com_state, CASE WHEN last_com IS NULL THEN 5 ELSE 1 END), trash_sequence_number, registration_id, now() "
+    f"FROM {STATUS.source} "
     "ON CONFLICT (device_id) DO UPDATE SET "
     f"sequence_number = CASE WHEN {_FRESH} THEN EXCLUDED.sequence_number "
     "ELSE COALESCE(EXCLUDED.sequence_number, device_status.sequence_number) END, "
     f"last_com = CASE WHEN {_FRESH} THEN EXCLUDED.last_com "
     "ELSE GREATEST(EXCLUDED.last_com, device_status.last_com) END, "
-    f"lqi = CASE WHEN {_FRESH} OR $4 IS NOT NULL THEN EXCLUDED.lqi ELSE device_status.lqi END, "
+    f"lqi = CASE WHEN {_FRESH} OR $9::boolean THEN EXCLUDED.lqi ELSE device_status.lqi END, "
     f"last_computed_location = CASE WHEN {_FRESH} THEN EXCLUDED.last_computed_location "
     "ELSE COALESCE(EXCLUDED.last_computed_location, device_status.last_computed_location) END, "
-    f"com_state = CASE WHEN {_FRESH} OR $6 IS NOT NULL THEN "
-    "(CASE WHEN $6 IS NULL AND EXCLUDED.last_com IS NOT NULL THEN 1 ELSE EXCLUDED.com_state END) "
+    f"com_state = CASE WHEN {_FRESH} OR $10::boolean THEN "
+    "(CASE WHEN NOT $10::boolean AND EXCLUDED.last_com IS NOT NULL THEN 1 ELSE EXCLUDED.com_state END) "
     "WHEN device_status.com_state = 5 AND EXCLUDED.last_com IS NOT NULL THEN 1 ELSE device_status.com_state END, "
     f"trash_sequence_number = CASE WHEN {_FRESH} THEN EXCLUDED.trash_sequence_number "
     "ELSE COALESCE(EXCLUDED.trash_sequence_number, device_status.trash_sequence_number) END, "
@@ -312,39 +380,23 @@ class StoreStage(Stage):
         metrics.STORE_BATCH_SECONDS.observe(time.monotonic() - started)
 
     async def _write(self, rows: Rows) -> None:  # pragma: no mutate block (PostgreSQL only)
-        """Write `rows` in one transaction (every statement idempotent)."""
+        """Write `rows` in one transaction (every statement idempotent), one statement per table (see
+        `Columns`; an upsert once more per repetition of a key, see `rounds`)."""
         async with self.pool.acquire() as conn, conn.transaction():
             if rows.messages:
-                await conn.executemany(
-                    "INSERT INTO messages(id, device_id, device_type_id, time, seq_number, data, ack_required, "
-                    "rinfos, over_quota, registration_id) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) "
-                    "ON CONFLICT (id) DO NOTHING",
-                    rows.messages)
-            if rows.advanced:
-                await conn.executemany(
-                    "INSERT INTO messages(id, device_id, device_type_id, time, seq_number, data, ack_required, "
-                    "rinfos, nb_frames, lqi, computed_location, registration_id) "
-                    "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) "
-                    "ON CONFLICT (id) DO UPDATE SET rinfos = EXCLUDED.rinfos, nb_frames = EXCLUDED.nb_frames, "
-                    "lqi = EXCLUDED.lqi, computed_location = EXCLUDED.computed_location", rows.advanced)
+                await conn.execute(MESSAGE_INSERT, *MESSAGE.arrays(rows.messages))
+            for advanced in rounds(rows.advanced):
+                await conn.execute(ADVANCED_UPSERT, *ADVANCED.arrays(advanced))
             if rows.events:
-                await conn.executemany(
-                    "INSERT INTO device_events(id, device_id, type, time, body, registration_id) "
-                    "VALUES ($1,$2,$3,$4,$5,$6) "
-                    "ON CONFLICT (id) DO NOTHING", rows.events)
+                await conn.execute(EVENT_INSERT, *EVENT.arrays(rows.events))
             if rows.attempts:
                 sends = merged_sends(rows.attempts)
-                await conn.executemany(ATTEMPT_UPSERT, sends)
+                await conn.execute(ATTEMPT_UPSERT, *SEND.arrays(sends))
                 await conn.execute(CLOSE_INTERRUPTED, [s[0] for s in sends], INTERRUPTED_INFO)
             if rows.undelivered:
-                await conn.executemany(
-                    "INSERT INTO undelivered_callbacks(delivery_id, device_id, device_type_id, group_id, "
-                    "callback_id, message_id, time, data, snr, status, message, callback, parameters, delivery, "
-                    "registration_id) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15) "
-                    "ON CONFLICT (delivery_id) DO NOTHING",
-                    rows.undelivered)
-            if rows.downlinks:
-                await conn.executemany(DOWNLINK_UPSERT, rows.downlinks)
+                await conn.execute(UNDELIVERED_INSERT, *UNDELIVERED.arrays(rows.undelivered))
+            for downlinks in rounds(rows.downlinks):
+                await conn.execute(DOWNLINK_UPSERT, *DOWNLINK.arrays(downlinks))
             if rows.succeeded:
                 await conn.execute(
                     "INSERT INTO callback_health(callback_id, last_success_at) SELECT * FROM unnest($1::text[], "
@@ -359,13 +411,43 @@ class StoreStage(Stage):
                     "WHERE c.id = g.id AND NOT c.dead AND NOT EXISTS (SELECT 1 FROM callback_health h "
                     "WHERE h.callback_id = g.id AND h.last_success_at >= g.started)",
                     [c for c, _ in rows.given_up], [t for _, t in rows.given_up])
-            if rows.status:
-                await conn.executemany(STATUS_UPSERT, [
-                    (d, s.get("seq"), s.get("last_com"), s.get("lqi"), s.get("location"), s.get("com_state"),
-                     s.get("trash"), registration) for (d, registration), s in rows.status.items()])
+            for status, sets_lqi, sets_com_state in status_statements(rows.status):
+                await conn.execute(STATUS_UPSERT, *STATUS.arrays(status), sets_lqi, sets_com_state)
         for table in Rows.TABLES:
             if getattr(rows, table):
                 metrics.STORED.labels(table).inc(len(getattr(rows, table)))
+
+
+def rounds(rows: list[tuple]) -> list[list[tuple]]:
+    """Rows keyed by their first field, in rounds where no key comes twice, a key's rows in their order
+    across the rounds. An upsert cannot change a row twice in one statement (ON CONFLICT DO UPDATE
+    refuses it), and rows of different keys never change the same row: writing the rounds in turn, one
+    statement each, is writing the rows one by one. A batch seldom holds a key twice (a record read
+    again; a downlink's grant, transmission and ACKNOWLEDGE; a device's two registrations), and then
+    adds a statement for each repetition rather than a second copy of the upsert's merge in Python."""
+    out: list[list[tuple]] = []
+    seen: dict[Any, int] = {}
+    for row in rows:
+        n = seen[row[0]] = seen.get(row[0], -1) + 1
+        if n == len(out):
+            out.append([])
+        out[n].append(row)
+    return out
+
+
+def status_statements(status: dict[tuple[str, int | None], dict[str, Any]]) -> list[tuple[list[tuple], bool, bool]]:
+    """The `STATUS_UPSERT`s of a batch's device status: (rows, whether they set the lqi, whether they set
+    the com_state), a device once per statement (`rounds`: two registrations of a device in a batch are
+    written in the order the batch met them) and the rows of a statement alike in what they set."""
+    statements: list[tuple[list[tuple], bool, bool]] = []
+    for part in rounds([(device, s.get("seq"), s.get("last_com"), s.get("lqi"), s.get("location"),
+                         s.get("com_state"), s.get("trash"), registration)
+                        for (device, registration), s in status.items()]):
+        alike: dict[tuple[bool, bool], list[tuple]] = {}
+        for row in part:
+            alike.setdefault((row[3] is not None, row[5] is not None), []).append(row)
+        statements += [(rows, sets_lqi, sets_com_state) for (sets_lqi, sets_com_state), rows in alike.items()]
+    return statements
 
 
 def merged_sends(attempts: list[tuple]) -> list[tuple]:

@@ -4,31 +4,61 @@ Its contract: it reads `messages`, `messages.advanced`, `device-events` and `del
 writes their rows in one transaction per batch; it commits the batch's offsets only after that
 transaction (a record whose rows are not written is not committed); it numbers a delivery's
 sends itself, one row per send, however many times a try is repeated, and goes on with the next
-records (no stall, nothing set aside); a replayed record writes nothing twice. What it writes is
-read back through the API in tests/integration/test_store_readback.py.
+records (no stall, nothing set aside); a replayed record writes nothing twice; a batch, written with
+one statement per table, writes what its records written one by one write (a key twice in it, a
+delivery's new sends numbered within it, a batch PostgreSQL refuses). What it writes is read back
+through the API in tests/integration/test_store_readback.py.
 """
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import pytest
+from aiokafka import TopicPartition
+from aiokafka.structs import ConsumerRecord
 
 from backhaul import db
 from backhaul.kafka import Out, make_producer, send_all
+from backhaul.stage import Batch
 from backhaul.topics import topic
+from callback_language.downlink import InfoCode, ack_event
 from schemas import delivery_results as results
+from schemas.advanced_messages import AdvancedMessage, encode_advanced_message
 from schemas.dead_letters import DeadLetter
 from schemas.deliveries import Delivery, new_delivery
 from schemas.delivery_results import DeliveryResult, encode_delivery_result
-from schemas.messages import Message
-from schemas.topics import DEAD_LETTERS, DELIVERY_RESULTS, DEVICE_EVENTS, MESSAGES, MESSAGES_ADVANCED
-from store.stage import StoreStage
+from schemas.device_events import DeviceEvent, encode_device_event, keep_alive_error
+from schemas.downlinks import Downlink, encode_downlink, granted, transmission
+from schemas.messages import Message, encode_message
+from schemas.topics import (
+    DEAD_LETTERS,
+    DELIVERY_RESULTS,
+    DEVICE_EVENTS,
+    DOWNLINK_TRANSMISSIONS,
+    DOWNLINKS,
+    MESSAGES,
+    MESSAGES_ADVANCED,
+)
+from store.stage import Rows, StoreStage
 from tests.conftest import wait_until
-from tests.stages.stage_records import T0, keyed_message, message
+from tests.stages.stage_records import (
+    HEARD,
+    LOCATION,
+    T0,
+    Owned,
+    Owner,
+    advanced,
+    error_event,
+    keyed_message,
+    message,
+    subject,
+    trashed_event,
+)
 from tests.stages.stage_support import (
-    Configured,
     commits,
     configured,
     ends,
@@ -42,7 +72,7 @@ pytestmark = pytest.mark.integration
 
 GROUP = "backhaul-store"
 INPUTS = (MESSAGES, MESSAGES_ADVANCED, DEVICE_EVENTS, DELIVERY_RESULTS)
-D1, D2 = "5D0001", "5D0002"
+D1, D2, D3, D4 = "5D0001", "5D0002", "5D0003", "5D0004"
 
 
 @pytest.fixture
@@ -52,7 +82,7 @@ async def pool(isolated) -> AsyncIterator[asyncpg.Pool]:
     await pool.close()
 
 
-def delivery_of(conf: Configured, m: Message, callback: str = "cb") -> Delivery:
+def delivery_of(conf: Owner, m: Message, callback: str = "cb") -> Delivery:
     """The delivery the router makes of message `m` for `callback`."""
     return new_delivery(m, callback_id=callback, kind="DATA_UPLINK", channel="URL", device_type_id=conf.device_type,
                         message_id=m["id"], origin_ms=m["time"], created_ms=m["time"] + 50,
@@ -175,3 +205,199 @@ async def test_an_answer_recorded_after_its_send_was_closed_as_interrupted_repla
             assert [tuple(r) for r in await pool.fetch(
                 "SELECT attempt, status, error_class, info, latency_ms FROM callback_attempts WHERE delivery_id = $1 "
                 "ORDER BY attempt", d["id"])] == [tuple(r) for r in rows]
+
+
+# One batch against the same records one by one ---------------------------------------------------
+# The batches below are handed to the stage directly (`process`, then `persist`), so that what is one
+# batch is certain; the records are built and encoded as upstream publishes them.
+
+OWNER = Owned("dt", "g", {D1: 1, D2: 1, D3: 1, D4: 1})
+AGAIN = Owned("dt", "g", {D3: 2, D4: 2})  # D3 and D4 registered again
+WRITTEN = ("messages", "device_events", "callback_attempts", "undelivered_callbacks", "message_downlinks",
+           "device_status", "callback_health")
+Record = tuple[str, bytes]  # (input topic, value)
+
+
+class CountedStore(StoreStage):
+    """The store stage, counting its transactions: a batch written record by record (after PostgreSQL
+    refused it) takes more than one."""
+
+    writes = 0
+
+    async def _write(self, rows: Rows) -> None:
+        self.writes += 1
+        await super()._write(rows)
+
+
+def read_order(records: list[Record]) -> list[Record]:
+    """`records` in the order the stage reads them as one batch: topic by topic (in the order of each
+    topic's first record), each in its order."""
+    return [r for name in dict.fromkeys(n for n, _ in records) for r in records if r[0] == name]
+
+
+def batch_of(records: list[Record]) -> Batch:
+    """`records` as the stage reads them in one batch (each topic's partition 0, from offset 0)."""
+    batch: Batch = {}
+    for name, value in records:
+        tp = TopicPartition(topic(name), 0)
+        records_of_tp = batch.setdefault(tp, [])
+        records_of_tp.append(ConsumerRecord(tp.topic, 0, len(records_of_tp), 0, 0, None, value, None, 0, 0, []))
+    return batch
+
+
+async def stored(pool: asyncpg.Pool, batches: list[list[Record]]) -> dict[str, list[dict[str, Any]]]:
+    """Every row the store writes from `batches`, into emptied tables, each batch handed to the stage as
+    one batch and written in one transaction; nothing set aside. Each row as its columns (but the time
+    it was written at), each table's in a fixed order."""
+    await pool.execute(f"TRUNCATE {', '.join(WRITTEN)}")
+    stage = CountedStore(pool)
+    for batch in batches:
+        assert stage.process(batch_of(batch)) == []
+        await stage.persist()
+    assert stage.writes == len(batches), "a batch written record by record: PostgreSQL refused it"
+    assert stage._dead == []
+    return {table: [json.loads(r["row"]) for r in await pool.fetch(
+        f"SELECT (to_jsonb(t) - 'stored_at' - 'updated_at')::text AS row FROM {table} t ORDER BY row")]
+        for table in WRITTEN}
+
+
+async def as_one_batch_and_one_by_one(pool: asyncpg.Pool, before: list[list[Record]],
+                                      batch: list[Record]) -> dict[str, list[dict[str, Any]]]:
+    """After the batches `before`, what `batch` written as one batch writes, asserted equal to what its
+    records write one batch each (as `executemany` wrote them, one row after the other)."""
+    one_by_one = await stored(pool, before + [[r] for r in read_order(batch)])
+    as_one = await stored(pool, before + [batch])
+    assert as_one == one_by_one
+    return as_one
+
+
+def msg(m: Message) -> Record:
+    return MESSAGES, encode_message(m)
+
+
+def adv(a: AdvancedMessage) -> Record:
+    return MESSAGES_ADVANCED, encode_advanced_message(a)
+
+
+def event(e: DeviceEvent) -> Record:
+    return DEVICE_EVENTS, encode_device_event(e)
+
+
+def result(r: DeliveryResult) -> Record:
+    return DELIVERY_RESULTS, encode_delivery_result(r)
+
+
+def grant(m: Message) -> Downlink:
+    d = new_delivery(m, callback_id="bidir", kind="DATA_BIDIR", channel="URL", device_type_id=OWNER.device_type,
+                     message_id=m["id"], origin_ms=m["time"], created_ms=m["time"] + 80,
+                     variables={"station": m["station"], "rssi": m["rssi"]}, downlink=True)
+    return granted(d, "0011223344556677", created_ms=m["time"] + 900, transmit_by_ms=m["time"] + 20_000)
+
+
+def acknowledge(m: Message, code: InfoCode, at_ms: int, **kw: Any) -> Record:
+    return event(ack_event(m["device"], m["id"], code, device_type_id=OWNER.device_type, group_id=OWNER.group,
+                           now_ms=at_ms, registration_id=OWNER.registrations[m["device"]], uplink_ms=m["time"], **kw))
+
+
+def downlink(g: Downlink) -> Record:
+    return DOWNLINKS, encode_downlink(g)
+
+
+def sent(g: Downlink, station: str, at_ms: int) -> Record:
+    return DOWNLINK_TRANSMISSIONS, encode_downlink(transmission(g, station=station, rssi=-95.0, data_hex=g["data"] or "",
+                                                                now_ms=at_ms))
+
+
+async def test_new_sends_of_one_batch_are_numbered_in_their_order_after_the_sends_written(isolated, pool):
+    """Two new sends of a delivery in one batch are numbered 1 and 2 in the order they were announced
+    (another delivery's send between them numbered apart); in the next batch, the completion of send 2
+    (and a copy of send 1's announcement) takes no number and the new send after it is number 3; the
+    same as each record in a batch of its own."""
+    d, other = (delivery_of(OWNER, message(OWNER, device, 1)) for device in (D1, D2))
+    first = [result(results.sending(d, "s1", 1, T0)), result(results.sending(other, "o1", 1, T0 + 100)),
+             result(results.sending(d, "s2", 2, T0 + 60_000))]
+    second = [result(results.sending(d, "s1", 1, T0)), result(answered(d, "s2", 2, T0 + 60_000, 500)),
+              result(results.sending(d, "s3", 3, T0 + 120_000))]
+    await stored(pool, [first, second])
+    assert await attempts_of(pool, d["id"]) == [(1, "s1", 600), (2, "s2", 500), (3, "s3", None)], \
+        "s1, cut short by s2, closed as interrupted"
+    assert await attempts_of(pool, other["id"]) == [(1, "o1", None)]
+    await as_one_batch_and_one_by_one(pool, [], first)
+    await as_one_batch_and_one_by_one(pool, [first], second)
+
+
+async def test_an_aggregate_twice_and_a_downlinks_three_records_in_one_batch_write_as_one_by_one(isolated, pool):
+    """The same DATA_ADVANCED message twice in one batch (heard by more stations the second time: the
+    second one's receptions stay), and the grant, the transmission and the ACKNOWLEDGE of a downlink
+    in one batch (of one already granted, and of one answered twice), write what the same records
+    write one batch each."""
+    m1, m2, m3 = (message(OWNER, D1, n, time_ms=T0 + n * 60_000, ack=n > 1) for n in (1, 2, 3))
+    g2, g3 = grant(m2), grant(m3)
+    before = [[msg(m) for m in (m1, m2, m3)], [downlink(g3)]]
+    batch = [adv(advanced(OWNER, m1, HEARD[:2], lqi=("Good", 2))), msg(m1),
+             adv(advanced(OWNER, m1, location={**LOCATION, "radius": 900})),
+             downlink(g2), sent(g2, "5A02", m2["time"] + 19_000),
+             acknowledge(m2, InfoCode.ACKED, m2["time"] + 19_100, downlink_ack=True, station="5A02"),
+             acknowledge(m3, InfoCode.NETWORK_ERROR, m3["time"] + 19_200, reason="Network error: none"),
+             sent(g3, "5A01", m3["time"] + 19_000), acknowledge(m3, InfoCode.ACKED, m3["time"] + 25_000),
+             downlink(g3)]
+    rows = await as_one_batch_and_one_by_one(pool, before, batch)
+    assert len(rows["messages"]) == 3 and len(rows["message_downlinks"]) == 2
+    first = next(r for r in rows["messages"] if r["id"] == m1["id"])
+    assert (len(first["rinfos"]), first["computed_location"]["radius"]) == (3, 900), "the second aggregate's"
+
+
+async def test_a_devices_status_from_one_batch_is_what_its_records_set_one_by_one(isolated, pool):
+    """Device status, whatever each record sets, in one batch: messages alone (the lqi and the com_state
+    written before stay), an aggregate (its lqi), keep-alive events (the com_state), and devices
+    registered again whose records of both registrations are in the batch (the old registration's
+    first, or last: a record still in flight)."""
+    first = [message(OWNER, device, 1) for device in (D1, D2, D3, D4)]
+    before = [[msg(m) for m in first] + [adv(advanced(OWNER, first[0], lqi=("Excellent", 3))),
+                                         event(error_event(OWNER, D2, deadline_ms=T0 + 90_000, last_seen_ms=T0))]]
+    later = [message(OWNER, device, 2, time_ms=T0 + 120_000) for device in (D1, D2, D3, D4)]
+    again = [message(AGAIN, device, 1, time_ms=T0 + 180_000) for device in (D3, D4)]
+    batch = [msg(m) for m in (*later[:3], again[0], again[1], later[3])] + [
+        adv(advanced(OWNER, later[2], lqi=("Average", 1))),
+        event(error_event(AGAIN, D3, deadline_ms=T0 + 300_000, last_seen_ms=again[0]["time"])),
+        event(trashed_event(OWNER, D1, seq=1, last_seq=2, time_ms=T0 + 130_000))]
+    rows = await as_one_batch_and_one_by_one(pool, before, batch)
+    status = {r["device_id"]: (r["lqi"], r["com_state"], r["registration_id"]) for r in rows["device_status"]}
+    assert status == {D1: (3, 1, 1), D2: (4, 3, 1), D3: (4, 3, 2), D4: (4, 1, 2)}
+
+
+async def test_the_same_record_twice_in_one_batch_writes_one_row(isolated, pool):
+    """A message, a device event and a given-up delivery's result read twice in one batch (a record
+    published again): one row each, as written one by one."""
+    m = message(OWNER, D1, 1)
+    d = delivery_of(OWNER, m)
+    given_up = result(results.done(d, send_id="s1", attempt=1, sent_at_ms=T0, now_ms=T0 + 20, status=503,
+                                   error_class="http_5xx", info="HTTP 503", latency_ms=20.0, answer="",
+                                   dead_delivery=d))
+    error = event(error_event(OWNER, D1, deadline_ms=T0 + 90_000, last_seen_ms=T0))
+    rows = await as_one_batch_and_one_by_one(pool, [], [msg(m), error, given_up, msg(m), error, given_up])
+    assert [len(rows[t]) for t in ("messages", "device_events", "callback_attempts", "undelivered_callbacks")] \
+        == [1, 1, 1, 1]
+
+
+async def test_a_batch_postgresql_refuses_is_written_record_by_record(isolated, pool):
+    """A NUL character (in a message's data, in an event's body) and a seqNumber out of range in one
+    batch: PostgreSQL refuses the batch, the store writes its records one by one (each through the
+    same statements) and sets aside those three, and only them."""
+    d = delivery_of(OWNER, message(OWNER, D2, 1))
+    good = [message(OWNER, D1, 1), message(OWNER, D2, 1)]
+    nul = keep_alive_error(subject(OWNER, D1), T0 + 90_000, deadline_key_ms=T0 + 90_000, info="a NUL \u0000",
+                           last_seen_ms=T0)
+    batch = [msg(good[0]), msg(message(OWNER, D1, 2, data="00\u000011")), msg(message(OWNER, D1, 2 ** 40)),
+             msg(good[1]), event(nul), event(error_event(OWNER, D2, deadline_ms=T0 + 90_000, last_seen_ms=T0)),
+             result(results.sending(d, "s1", 1, T0)), result(results.sending(d, "s2", 2, T0 + 1))]
+    stage = CountedStore(pool)
+    stage.process(batch_of(batch))
+    await stage.persist()
+    assert stage.writes == 1 + len(batch)
+    assert [(p.letter.topic, p.letter.offset, p.letter.error_type) for p in stage._dead] == [
+        (topic(MESSAGES), 1, "CharacterNotInRepertoireError"), (topic(MESSAGES), 2, "DataError"),
+        (topic(DEVICE_EVENTS), 0, "UntranslatableCharacterError")]
+    assert sorted(r["id"] for r in await pool.fetch("SELECT id FROM messages")) == sorted(m["id"] for m in good)
+    assert [r["device_id"] for r in await pool.fetch("SELECT device_id FROM device_events")] == [D2]
+    assert await attempts_of(pool, d["id"]) == [(1, "s1", 600), (2, "s2", None)]

@@ -1,7 +1,8 @@
 """What the store writes for each record (store/stage.py), read before any SQL runs: the rows a batch
 makes per table, how a batch's device status merges, and which sends and undelivered records it keeps.
-Writing them to PostgreSQL (the SQL, its idempotence, reading back) is tested on the real database in
-tests/integration."""
+How a batch's rows become statements (one per table, `Columns`; a key written twice in rounds) is checked
+here too. Writing them to PostgreSQL (the SQL, its idempotence, reading back, one batch against the same
+records one by one) is tested on the real database in tests/stages/test_store_stage.py and tests/integration."""
 from __future__ import annotations
 
 from aiokafka import TopicPartition
@@ -26,7 +27,7 @@ from schemas.topics import (
     MESSAGES,
     MESSAGES_ADVANCED,
 )
-from store.stage import Rows, StoreStage, merged_sends, undelivered_callback
+from store.stage import Columns, Rows, StoreStage, merged_sends, rounds, status_statements, undelivered_callback
 
 DEVICE = "1A2B"
 
@@ -286,3 +287,34 @@ def test_the_undelivered_callback_of_a_channel_with_settings_is_its_message():
     d["publish"] = {"topic": "sigfox.t1", "body": '{"d": 1}', "contentType": "application/json"}
     assert undelivered_callback(d) == {"channel": "KAFKA", "topic": "sigfox.t1", "body": '{"d": 1}',
                                        "contentType": "application/json"}
+
+
+def test_a_tables_rows_go_as_one_array_per_column_jsonb_as_its_text():
+    cols = Columns("id text, n int, body jsonb, at bigint")
+    assert cols.names == "id, n, body, at"
+    assert cols.source == "unnest($1::text[], $2::int[], $3::text[]::jsonb[], $4::bigint[]) WITH ORDINALITY " \
+                          "AS r(id, n, body, at, ord)"
+    assert cols.insert("t") == f"INSERT INTO t(id, n, body, at) SELECT id, n, body, at FROM {cols.source}"
+    rows = [("a", 1, [{"rssi": -1.5}], 7), ("b", None, None, 8), ("c", 3, {"é": "x"}, 9)]
+    assert cols.arrays(rows) == [["a", "b", "c"], [1, None, 3], ['[{"rssi":-1.5}]', None, '{"é":"x"}'], [7, 8, 9]]
+
+
+def test_a_key_written_twice_in_a_batch_is_written_again_in_a_later_round():
+    rows = [("a", 1), ("b", 1), ("a", 2), ("c", 1), ("a", 3), ("b", 2)]
+    assert rounds(rows) == [[("a", 1), ("b", 1), ("c", 1)], [("a", 2), ("b", 2)], [("a", 3)]]
+    assert rounds([]) == []
+
+
+def test_device_status_goes_a_device_once_per_statement_rows_alike_in_what_they_set():
+    batch = Rows()
+    batch.device("d1", 1).update(seq=1, last_com=10)
+    batch.device("d2", 1).update(lqi=2, location={"lat": 1.0})
+    batch.device("d3", 1)["com_state"] = 3
+    batch.device("d1", 2).update(lqi=1, com_state=1, trash=4)  # d1 registered again
+    batch.device("d4", None)["seq"] = 9
+    assert status_statements(batch.status) == [
+        ([("d1", 1, 10, None, None, None, None, 1), ("d4", 9, None, None, None, None, None, None)], False, False),
+        ([("d2", None, None, 2, {"lat": 1.0}, None, None, 1)], True, False),
+        ([("d3", None, None, None, None, 3, None, 1)], False, True),
+        ([("d1", None, None, 1, None, 1, 4, 2)], True, True)]
+    assert status_statements({}) == []
