@@ -128,7 +128,10 @@ UNDELIVERED_INSERT = f"{UNDELIVERED.insert('undelivered_callbacks')} ON CONFLICT
 # One row per send, numbered after the delivery's earlier sends; its completion fills it in (or replaces
 # an `interrupted` closure: the answer of a send another one had been taken to have cut short). The sends of
 # a batch are numbered in their order, after the rows the statement finds: a send already written (`known`)
-# is only updated and takes no number. Send ids are distinct within a batch (merged_sends).
+# is only updated and takes no number. Send ids are distinct within a batch (merged_sends). `known` is a
+# scalar subquery on purpose: as EXISTS, PostgreSQL may plan it as a hash of every send id (a scan of the
+# whole table per batch), which it did on a table that grew from empty (bench: 3.3 ms a batch).
+# RETURNING gives the sends written and their numbers (see CLOSE_INTERRUPTED).
 SEND = Columns("send_id text, delivery_id text, message_id text, device_id text, callback_id text, time bigint, "
                "status int, info text, latency_ms float8, error_class text, answer text, registration_id bigint")
 ATTEMPT_UPSERT = (
@@ -138,13 +141,18 @@ ATTEMPT_UPSERT = (
     "COALESCE((SELECT max(a.attempt) FROM callback_attempts a WHERE a.delivery_id = s.delivery_id), 0) "
     "+ count(*) FILTER (WHERE NOT known) OVER (PARTITION BY delivery_id ORDER BY ord), "
     "message_id, device_id, callback_id, time, status, info, latency_ms, error_class, answer, registration_id "
-    "FROM (SELECT r.*, EXISTS (SELECT 1 FROM callback_attempts a WHERE a.send_id = r.send_id) AS known "
+    "FROM (SELECT r.*, (SELECT a.attempt FROM callback_attempts a WHERE a.send_id = r.send_id) IS NOT NULL "
+    "AS known "
     f"FROM {SEND.source}) s "
     "ON CONFLICT (send_id) DO UPDATE SET status = EXCLUDED.status, info = EXCLUDED.info, "
     "latency_ms = EXCLUDED.latency_ms, error_class = EXCLUDED.error_class, answer = EXCLUDED.answer "
     "WHERE EXCLUDED.status IS NOT NULL "
-    "AND (callback_attempts.status IS NULL OR callback_attempts.error_class = 'interrupted')")
-# Sends of the same delivery announced before one of these and still open were cut short.
+    "AND (callback_attempts.status IS NULL OR callback_attempts.error_class = 'interrupted') "
+    "RETURNING send_id, attempt")
+# Sends of the same delivery announced before one of these and still open were cut short. Only a send
+# numbered 2 or more can have one, so the statement runs only for those (`later_sends`): almost never,
+# where it ran for every batch and PostgreSQL planned it as a scan of the whole table (56 % of its
+# time in the bench at 700 messages/s; issue 19).
 CLOSE_INTERRUPTED = (
     "UPDATE callback_attempts a SET status = 600, error_class = 'interrupted', info = $2 "
     "FROM callback_attempts n WHERE n.send_id = ANY($1::text[]) AND a.delivery_id = n.delivery_id "
@@ -391,8 +399,9 @@ class StoreStage(Stage):
                 await conn.execute(EVENT_INSERT, *EVENT.arrays(rows.events))
             if rows.attempts:
                 sends = merged_sends(rows.attempts)
-                await conn.execute(ATTEMPT_UPSERT, *SEND.arrays(sends))
-                await conn.execute(CLOSE_INTERRUPTED, [s[0] for s in sends], INTERRUPTED_INFO)
+                written = await conn.fetch(ATTEMPT_UPSERT, *SEND.arrays(sends))
+                if later := later_sends(written):
+                    await conn.execute(CLOSE_INTERRUPTED, later, INTERRUPTED_INFO)
             if rows.undelivered:
                 await conn.execute(UNDELIVERED_INSERT, *UNDELIVERED.arrays(rows.undelivered))
             for downlinks in rounds(rows.downlinks):
@@ -448,6 +457,12 @@ def status_statements(status: dict[tuple[str, int | None], dict[str, Any]]) -> l
             alike.setdefault((row[3] is not None, row[5] is not None), []).append(row)
         statements += [(rows, sets_lqi, sets_com_state) for (sets_lqi, sets_com_state), rows in alike.items()]
     return statements
+
+
+def later_sends(written: list[Any]) -> list[str]:
+    """The sends written (ATTEMPT_UPSERT's rows) that are not their delivery's first: only those can
+    close an earlier one left open."""
+    return [row["send_id"] for row in written if row["attempt"] > 1]
 
 
 def merged_sends(attempts: list[tuple]) -> list[tuple]:

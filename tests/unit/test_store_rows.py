@@ -27,7 +27,7 @@ from schemas.topics import (
     MESSAGES,
     MESSAGES_ADVANCED,
 )
-from store.stage import Columns, Rows, StoreStage, merged_sends, rounds, status_statements, undelivered_callback
+from store.stage import Columns, Rows, StoreStage, later_sends, merged_sends, rounds, status_statements, undelivered_callback
 
 DEVICE = "1A2B"
 
@@ -318,3 +318,9 @@ def test_device_status_goes_a_device_once_per_statement_rows_alike_in_what_they_
         ([("d3", None, None, None, None, 3, None, 1)], False, True),
         ([("d1", None, None, 1, None, 1, 4, 2)], True, True)]
     assert status_statements({}) == []
+
+
+def test_only_a_send_numbered_after_another_can_close_an_earlier_one():
+    written = [{"send_id": "first", "attempt": 1}, {"send_id": "again", "attempt": 2}, {"send_id": "x", "attempt": 3}]
+    assert later_sends(written) == ["again", "x"]
+    assert later_sends([{"send_id": "first", "attempt": 1}]) == []
