@@ -27,7 +27,16 @@ from schemas.topics import (
     MESSAGES,
     MESSAGES_ADVANCED,
 )
-from store.stage import Columns, Rows, StoreStage, later_sends, merged_sends, rounds, status_statements, undelivered_callback
+from store.stage import (
+    Columns,
+    Rows,
+    StoreStage,
+    later_sends,
+    merged_sends,
+    rounds,
+    status_statements,
+    undelivered_callback,
+)
 
 DEVICE = "1A2B"
 
