@@ -148,6 +148,11 @@ async def test_given_up_then_replayed_with_the_same_message_id(pipeline, broker,
                             env=isolated.subprocess_env(), capture_output=True, text=True, timeout=30)
     assert "replayed 1 " in replay.stdout, replay.stdout + replay.stderr
     [got] = await wait_until(lambda: on(subscriber, "replay/", 1), 15, "the replayed message")
-    attempts = await pipe.fetch("SELECT delivery_id, status FROM callback_attempts ORDER BY time")
+
+    async def replay_recorded():  # the store writes the send's outcome after the subscriber has the message
+        rows = await pipe.fetch("SELECT delivery_id, status FROM callback_attempts ORDER BY time")
+        return rows if rows[-1]["status"] is not None else None
+
+    attempts = await wait_until(replay_recorded, 15, "the replayed send's outcome stored")
     assert attempts[-1]["status"] == 200 and "#r1" in attempts[-1]["delivery_id"]
     assert got.properties["message-id"] == attempts[0]["delivery_id"], "a replay carries the first id"
