@@ -18,6 +18,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ import orjson
 import pytest
 from aiobotocore.session import get_session
 
+from backhaul.settings import PROJECT_ROOT
 from program.demo.seed import stable_id
 from program.supervised import free_port, terminate
 
@@ -113,6 +115,7 @@ class Moto:
         from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
         _record_publishes()
+        serialise_kinesis_puts()
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self.server.start()
         _wait_port(self.port, up=True)
@@ -145,8 +148,8 @@ class MotoProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> "MotoProcess":
-        self.process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-                                        env={**os.environ, **self.env}, stdout=subprocess.DEVNULL,
+        self.process = subprocess.Popen([sys.executable, "-m", "tests.moto_server", "-H", "127.0.0.1", "-p", str(self.port)],
+                                        env={**os.environ, **self.env}, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL)
         try:
             _wait_port(self.port, up=True)
@@ -162,6 +165,28 @@ class MotoProcess:
 
     def client(self, service: str) -> AbstractAsyncContextManager[Any]:
         return client(service, self.url)
+
+
+def serialise_kinesis_puts() -> None:
+    """Make moto's Kinesis PutRecord(s) one at a time (idempotent).
+
+    moto 5's `Shard.put_record` numbers a record as the shard's highest sequence number + 1 and stores it
+    under that number ("not safe for concurrency", its own comment): two requests on two of the threaded
+    server's threads can take the same number, and the second record replaces the first while both callers
+    are answered 200 with that number. Seen in the kill -9 test on a busy machine (two deliveries answered
+    `shardId-000000000002@42`, one record missing for good); our receivers must not lose what they acknowledged."""
+    from moto.kinesis.models import Shard
+
+    if getattr(Shard.put_record, "serialised", False):
+        return
+    unsafe, lock = Shard.put_record, threading.Lock()
+
+    def put_record(self: Any, *args: Any, **kwargs: Any) -> str:
+        with lock:
+            return unsafe(self, *args, **kwargs)
+
+    put_record.serialised = True  # type: ignore[attr-defined]
+    Shard.put_record = put_record  # type: ignore[method-assign]
 
 
 def client(service: str, url: str) -> AbstractAsyncContextManager[Any]:
@@ -206,3 +231,10 @@ async def kill_9_mid_flight(worker: Any, timeout: float = 15.0) -> float:
             return in_flight
         await asyncio.sleep(0.02)
     raise TimeoutError(f"no delivery in flight within {timeout}s")
+
+
+if __name__ == "__main__":  # MotoProcess: `python -m moto.server`, its Kinesis puts serialised
+    from moto.server import main
+
+    serialise_kinesis_puts()
+    main()
