@@ -13,7 +13,8 @@ device it keeps:
 * the daily uplink counter and the last 25 SNRs (avgSnr).
 
 Decisions, per frame of (device, seqNumber):
-  open window                 -> merged; a new station also yields a duplicate reception
+  open window                 -> merged; a new station also yields a duplicate reception when the
+                                 frame asks for a downlink (the dispatcher's only use of it)
   recently closed window      -> late: counted with its lateness, dropped
   not newer than the last one -> trashed (trashSequenceNumber, OUT_OF_SEQUENCE event)
   otherwise                   -> a new message, emitted at once (SEQUENCE_BREAK event on a gap)
@@ -350,7 +351,10 @@ class IngestEngine:
         if rec is None:
             w.stations[frame.station] = [frame.rssi, frame.snr, 1 << frame.rep, frame.freq]
             self.counters.duplicates += 1
-            if not w.oob:
+            # Only the downlink dispatcher reads duplicate receptions, and only those asking for a downlink
+            # (workers.downlink_plan.heard): the router and the store skip them, and the DATA_ADVANCED record
+            # carries every station. Not publishing the others saves a record per extra station (issue 19).
+            if not w.oob and frame.ack:
                 out.messages.append(duplicate_reception(
                     w.message_id, frame, device_type_id=device.get("device_type_id"),
                     group_id=device.get("group_id"), registration_id=w.registration))

@@ -1,8 +1,9 @@
 """The `messages` record: a device's message, at its first reception and at each other station's.
 
 Ingest publishes one record when a message's first frame arrives (the first
-reception) and one for each further station that hears it within its window
-(a duplicate reception), keyed by device id:
+reception) and, for a message that asks for a downlink (`ack`), one for each
+further station that hears it within its window (a duplicate reception), keyed
+by device id:
 
     {"id": "00AB12CD-123-1764165600000", "device": "00AB12CD", "deviceTypeId": "...", "groupId": "...",
      "registrationId": 7, "seqNumber": 123, "time": 1764165600000, "data": "0102ff", "station": "1A2B",
@@ -13,8 +14,9 @@ reception) and one for each further station that hears it within its window
 has one. A duplicate reception has `"duplicate": true`, its own id
 `<message id>:<station>`, the message's id as `messageId`, and no `avgSnr`,
 `overQuota`, `ingestedAt`, `lat`, `lng`. Read by the router (DATA callbacks;
-duplicates are not routed), the store and the simulated stations (which
-station heard a message best).
+duplicates are not routed), the store (duplicates skipped: DATA_ADVANCED has
+every station) and the downlink dispatcher (which station heard a message that
+asks for a downlink best).
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The dispatch stage: granted downlinks -> (at the time they must leave) -> `downlink-transmissions`.
 
-It reads the receptions of uplinks (`messages`: first and duplicate), the
+It reads the receptions of uplinks (`messages`: first, and duplicate for those asking a downlink), the
 grants (`downlinks`) and the transmissions it made (its own output), all keyed
 by device and read co-partitioned (the range assignor gives one member the same
 partitions of the three). `workers.downlink_plan` decides: each grant leaves

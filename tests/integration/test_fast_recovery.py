@@ -84,13 +84,14 @@ async def test_ingest_killed_and_restarted_takes_its_partitions_back_and_restore
     await ingest.wait_ready()
     device = network.devices[0].id
     a, b = (s.id for s in network.stations)
-    await publish_frames([frame(device, 7, station=a, rssi=-100.0)])
+    # Asking for a downlink, so that the second station's reception is published (a duplicate reception).
+    await publish_frames([frame(device, 7, station=a, rssi=-100.0, ack=True)])
     await read_topic(topic(MESSAGES), expect=1, timeout=20)
 
     ingest.kill9()  # the window of message 7 is open, and lives only in the changelog now
     ingest = workers("relay,ingest", isolated, **env)
     started = time.monotonic()
-    await publish_frames([frame(device, 7, station=b, rssi=-110.0)])
+    await publish_frames([frame(device, 7, station=b, rssi=-110.0, ack=True)])
     # A kill -9 before ingest committed the first frame replays it: the same record, under the same id.
     first_of: dict[str, dict] = {}
     records: list = []

@@ -66,9 +66,10 @@ async def publish(frames: list[dict]) -> None:
         await producer.stop()
 
 
-def frame(device: str, seq: int, station: str, rssi: float, rep: int = 1, t: int | None = None) -> dict:
+def frame(device: str, seq: int, station: str, rssi: float, rep: int = 1, t: int | None = None,
+          ack: bool = False) -> dict:
     return {"station": station, "device": device, "seqNumber": seq, "time": t or int(time.time() * 1000),
-            "data": "c0ffee", "rssi": rssi, "snr": 12.5, "freq": 868_130_000, "rep": rep, "ack": False}
+            "data": "c0ffee", "rssi": rssi, "snr": 12.5, "freq": 868_130_000, "rep": rep, "ack": ack}
 
 
 async def values(name: str, expect: int, timeout: float) -> list[dict]:
@@ -83,7 +84,8 @@ async def test_dedup_late_replay_wrap_and_advanced(isolated, workers):
     await wait_views([worker], seeded_records(network))
 
     rssi = {"0A01": -100.0, "0A02": -110.0, "0A03": -120.0}
-    copies = [frame("B00001", 4095, s, r, rep) for s, r in rssi.items() for rep in (1, 2)]
+    # Asking for a downlink: each other station's reception is published too (the dispatcher's choice).
+    copies = [frame("B00001", 4095, s, r, rep, ack=True) for s, r in rssi.items() for rep in (1, 2)]
     random.Random(3).shuffle(copies)
     sent_at = time.time()
     await publish(copies)
@@ -283,7 +285,7 @@ async def test_a_late_copy_is_late_across_a_kill_9_as_live(isolated, workers):
     await ingest.wait_ready()
     await wait_views([relay, ingest], seeded_records(network))
 
-    await publish([frame("B00004", 7, "0A01", -100.0)])
+    await publish([frame("B00004", 7, "0A01", -100.0, ack=True)])  # a merged B would publish its reception
     [first] = await values(MESSAGES, expect=1, timeout=15)
     t = first["ingestedAt"] / 1000                  # T: the broker's append time of A
     await asyncio.sleep(1.0)                        # A's batch committed
@@ -292,7 +294,7 @@ async def test_a_late_copy_is_late_across_a_kill_9_as_live(isolated, workers):
     await _sleep_until(t + 23.6)
     ingest = workers("ingest", isolated)
     await _sleep_until(t + 28)
-    await publish([frame("B00004", 7, "0A02", -90.0)])
+    await publish([frame("B00004", 7, "0A02", -90.0, ack=True)])
     await ingest.wait_ready(timeout=60)
 
     advanced = await values(MESSAGES_ADVANCED, expect=1, timeout=40)

@@ -37,9 +37,9 @@ def config(keep_alive: int = 0, devices=("AB",)) -> FakeConfig:
 
 
 def frame(seq: int, station: str = "0001", device: str = "AB", rssi: float = -120.0, rep: int = 1,
-          t: int = 1_000_000, oob: bool = False, data: str = "01") -> Frame:
+          t: int = 1_000_000, oob: bool = False, data: str = "01", ack: bool = False) -> Frame:
     return Frame(station=station, device=device, seqNumber=seq, time=t, data=data, rssi=rssi, snr=10.0,
-                 freq=868_130_000, rep=rep, ack=False, oob=oob)
+                 freq=868_130_000, rep=rep, ack=ack, oob=oob)
 
 
 def run(engine: IngestEngine, f: Frame, now: float) -> Outputs:
@@ -53,7 +53,7 @@ def test_first_frame_is_a_message_at_once_and_other_stations_merge():
     out = run(e, frame(10, "0001"), 100.0)
     assert [m["duplicate"] for m in out.messages] == [False]
     out = run(e, frame(10, "0002", rssi=-110), 101.0)
-    assert [m["duplicate"] for m in out.messages] == [True]
+    assert out.messages == [] and e.counters.duplicates == 1, "merged; no downlink asked: nobody reads a reception"
     out = run(e, frame(10, "0002", rssi=-100, rep=2), 101.5)
     assert out.messages == []  # a repetition from the same station only merges
     assert e.tick(100.0 + WINDOW - 0.01).advanced == []
@@ -63,6 +63,16 @@ def test_first_frame_is_a_message_at_once_and_other_stations_merge():
     assert dups["0002"] == {"bsId": "0002", "rssi": -100, "snr": 10.0, "nbRep": 2}
     assert dups["0001"]["nbRep"] == 1
     assert adv[0]["id"] == adv[0]["messageId"] + ":advanced"
+
+
+def test_a_message_asking_for_a_downlink_publishes_each_other_stations_reception():
+    """The downlink dispatcher picks the station that heard it best from these (workers.downlink_plan)."""
+    e = IngestEngine(config(), window_s=WINDOW)
+    first = run(e, frame(10, "0001", ack=True), 100.0).messages
+    out = run(e, frame(10, "0002", rssi=-110, ack=True), 101.0)
+    assert [(m["duplicate"], m["station"], m["messageId"], m["ack"]) for m in out.messages] == [
+        (True, "0002", first[0]["id"], True)]
+    assert run(e, frame(10, "0002", rssi=-100, rep=2, ack=True), 101.5).messages == []  # a repetition: merged
 
 
 def test_late_frame_is_counted_and_dropped():
@@ -337,8 +347,8 @@ def test_a_copy_read_after_its_deadline_is_late_even_if_the_window_is_still_open
 def test_the_deadline_itself_is_late_and_one_millisecond_before_is_not():
     for at, merged in ((100.0 + WINDOW - 0.001, True), (100.0 + WINDOW, False)):
         e = IngestEngine(config(), window_s=WINDOW)
-        run(e, frame(10, "0001", t=1), 100.0)
-        out = run(e, frame(10, "0002", t=2), at)
+        run(e, frame(10, "0001", t=1, ack=True), 100.0)
+        out = run(e, frame(10, "0002", t=2, ack=True), at)
         assert [m["duplicate"] for m in out.messages] == ([True] if merged else []), at
         assert e.counters.late == (0 if merged else 1)
         advanced = out.advanced + e.tick(1000.0).advanced
