@@ -111,9 +111,6 @@ class Settings:
     append_visible_s: float = 0.5
     daily_uplink_quota: int = 140
     ingest_batch_max: int = 2000
-    # How often ingest writes the state of the devices it touched and commits (backhaul.stage, commit_every_s):
-    # a device seen by several batches in that time is written once; a crash replays at most that much.
-    ingest_commit_every_s: float = 0.5
 
     # Poison records and size limits (README "Hostile input and poison records")
     # A frame record (key + value) over this is refused unparsed (`frame.size`); a valid one is ~250 bytes.
@@ -256,7 +253,6 @@ class Settings:
             append_visible_s=_env_float("BACKHAUL_APPEND_VISIBLE_S", 0.5),
             daily_uplink_quota=_env_int("BACKHAUL_DAILY_UPLINK_QUOTA", 140),
             ingest_batch_max=_env_int("BACKHAUL_INGEST_BATCH_MAX", 2000),
-            ingest_commit_every_s=_env_float("BACKHAUL_INGEST_COMMIT_EVERY_S", 0.5),
             max_frame_bytes=_env_int("BACKHAUL_MAX_FRAME_BYTES", 4096),
             dead_letter_attempts=max(1, _env_int("BACKHAUL_DEAD_LETTER_ATTEMPTS", 3)),
             callback_timeout_s=_env_float("BACKHAUL_CALLBACK_TIMEOUT_S", 10.0),

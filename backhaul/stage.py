@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar, TypeVar
 
@@ -52,15 +51,12 @@ from backhaul.topics import topic
 log = logging.getLogger(__name__)
 
 Batch = dict[TopicPartition, list[ConsumerRecord]]
-loop_time = time.monotonic
 T = TypeVar("T")
 
 RETRY_FIRST_S = 0.5
 RETRY_MAX_S = 30.0
 # How long a producer being thrown away may take to stop (it flushes what it still holds).
 PRODUCER_STOP_S = 5.0
-# How long a stage leaving its partitions (stop, rebalance) may take to commit what it handled.
-LEAVING_FLUSH_S = 10.0
 
 
 class Stage:
@@ -81,11 +77,6 @@ class Stage:
     # latency per stage when traffic is light. See bench/README.md.
     fetch_min_bytes: int = 64 * 1024
     fetch_max_wait_ms: int = 25
-    # How often to persist the stage's state and commit offsets. 0: after every batch. More: batches
-    # in between are published (outputs are never held back) but committed together, so a stage that
-    # persists per device touched writes each device once per interval rather than once per batch.
-    # A crash or a failed batch replays everything since the last commit, on the state persisted then.
-    commit_every_s: float = 0.0
     # The worker's stable identity in its consumer groups (program.instances); None = a dynamic member.
     instance_id: str | None = None
     # More options for the stage's consumer (e.g. an assignor that keeps its topics co-partitioned).
@@ -104,11 +95,6 @@ class Stage:
         self._dead: list[Pending] = []
         self._failures = 0  # consecutive failures of the batch in hand
         self._one_by_one = False
-        # Handled and published, not committed yet (commit_every_s): the offsets to commit, and where
-        # each partition's uncommitted records begin (where a rewind goes back to).
-        self._uncommitted: dict[TopicPartition, OffsetAndMetadata] = {}
-        self._replay_from: dict[TopicPartition, int] = {}
-        self._committed_at = 0.0
 
     # Hooks -------------------------------------------------------------
     async def start(self) -> None:
@@ -180,7 +166,6 @@ class Stage:
         await self.start()
         await member.start()
         log.info("stage started", extra={"stage": self.name, "topics": list(self.topics)})
-        self._committed_at = loop_time()
         try:
             while not self._stopping.is_set():
                 if self.producer is None:  # stopped while a new one was being started
@@ -194,8 +179,6 @@ class Stage:
                     assigned = self.consumer.assignment()
                     if assigned and assigned <= self._restored:  # joined, and its state is restored
                         self.ready.set()
-            async with self._lock:
-                await self._flush_on_leaving()
         finally:
             await member.stop()
             if self.producer is not None:
@@ -216,7 +199,7 @@ class Stage:
                 log.warning("stopping with a batch not committed: it will be read again",
                             extra={"stage": self.name})
                 return
-            if not batch and not self._uncommitted:  # the clock's outputs failed: no record to blame
+            if not batch:  # the clock's outputs failed: no record to blame, and nothing to rewind
                 log.error("publishing the outputs due by the clock failed", exc_info=exc,
                           extra={"stage": self.name})
                 await self._renew_producer_after(exc)
@@ -241,7 +224,7 @@ class Stage:
                 failure: Exception | None = None
                 for _ in range(self.dead_letter_attempts):
                     try:
-                        await self._handle({tp: [rec]}, flush=True)
+                        await self._handle({tp: [rec]})
                         failure = None
                         break
                     except Exception as exc:
@@ -251,16 +234,12 @@ class Stage:
                         self._dead.clear()
                         await self._renew_producer_after(exc)
                         await self._reset({tp})  # the state as of the last commit: just before `rec`
-                        self._uncommitted.pop(tp, None)
-                        self._replay_from.pop(tp, None)
                 if failure is not None:
                     self.dead_letter(rec, failure, self.dead_letter_attempts)
                     await self._publish_dead()
                     await self._commit({tp: OffsetAndMetadata(self.commit_position(tp, [rec]), "")})
 
-    async def _handle(self, batch: Batch, *, flush: bool = False) -> None:
-        """Process, publish, and (after every batch, or every `commit_every_s`, or when `flush`) persist
-        and commit everything handled so far."""
+    async def _handle(self, batch: Batch) -> None:
         outputs = self.process(batch) if batch else []
         await self._io("read positions", self.before_tick)
         outputs.extend(self._tick())
@@ -270,35 +249,11 @@ class Stage:
             await self._io("publish outputs", lambda: send_all(self.producer, outputs), produces=True)
         for d in dead:
             announce(d)
-        for tp, records in batch.items():
-            self._replay_from.setdefault(tp, records[0].offset)
-            self._uncommitted[tp] = OffsetAndMetadata(self.commit_position(tp, records), "")
-        if flush or loop_time() - self._committed_at >= self.commit_every_s:
-            await self._persist_and_commit()
-
-    async def _persist_and_commit(self) -> None:
-        """Make the state durable, then commit every offset handled since the last commit."""
         await self._io("persist state", self.persist, produces=True)
         await self._publish_dead()  # records `persist` could not write
-        self._committed_at = loop_time()
-        if self._uncommitted:
-            offsets, self._uncommitted, self._replay_from = self._uncommitted, {}, {}
-            await self._commit(offsets)
-
-    async def _flush_on_leaving(self) -> None:
-        """Commit what was handled before letting partitions go (stop, revocation); if that fails, the
-        next owner reads those records again from the last commit, on the state persisted then."""
-        if not self._uncommitted or self.producer is None:
-            self._uncommitted.clear()
-            self._replay_from.clear()
-            return
-        try:
-            await asyncio.wait_for(self._persist_and_commit(), LEAVING_FLUSH_S)
-        except Exception:
-            log.warning("could not commit before leaving: the records since the last commit will be read again",
-                        exc_info=True, extra={"stage": self.name})
-            self._uncommitted.clear()
-            self._replay_from.clear()
+        if batch:
+            await self._commit({tp: OffsetAndMetadata(self.commit_position(tp, records), "")
+                                for tp, records in batch.items()})
 
     def _tick(self) -> list[Out]:
         try:
@@ -388,19 +343,14 @@ class Stage:
             await self._new_producer()
 
     async def _rewind(self, batch: Batch) -> None:
-        """Read again from the last commit every partition of `batch` (and any other not committed since,
-        with `commit_every_s`), on the state of those partitions as last committed."""
+        """Read `batch` again from its first records, on the state of its partitions as last committed."""
         self._dead.clear()
         assert self.consumer is not None  # set in run()
         assigned = self.consumer.assignment()
-        starts = {tp: records[0].offset for tp, records in batch.items()}
-        starts.update(self._replay_from)  # where the uncommitted records begin: at or before the batch
-        self._uncommitted.clear()
-        self._replay_from.clear()
-        for tp, offset in starts.items():
+        for tp, records in batch.items():
             if tp in assigned:
-                self.consumer.seek(tp, offset)
-        await self._reset(set(starts) & assigned)
+                self.consumer.seek(tp, records[0].offset)
+        await self._reset(set(batch) & assigned)
 
     async def _reset(self, partitions: set[TopicPartition]) -> None:
         """Forget the partitions' state and restore it, as a restart would."""
@@ -419,7 +369,6 @@ class Stage:
     async def _revoke(self, revoked: set[TopicPartition]) -> None:
         # Wait for the batch in hand to be fully committed before letting go.
         async with self._lock:
-            await self._flush_on_leaving()
             self._restored -= revoked
             await self.on_revoked(revoked)
 

@@ -3,12 +3,9 @@
 Device state lives in memory and is made durable in the compacted
 `ingest.state` changelog, co-partitioned with `frames` (partition p of the
 changelog holds the devices of partition p of frames). After each batch the
-stage publishes its outputs and waits for Kafka's acknowledgement; every
-`ingest_commit_every_s` (0.5 s) it writes the state of every device touched
-since the last time, and only then commits the frames' offsets (a device the
-three copies of a message reach in three batches is written once, not three
-times). A crash replays the frames since the last commit on the state written
-then: their outputs come again with the same ids. On assignment the state of each new partition is read back
+stage publishes its outputs, waits for Kafka's acknowledgement, then writes
+the state of every device the batch touched, and only then commits the
+frames' offsets. On assignment the state of each new partition is read back
 from the changelog, and every window and keep-alive deadline is indexed again.
 """
 from __future__ import annotations
@@ -53,7 +50,6 @@ class IngestStage(Stage):
         self.tick_interval_s = s.window_check_interval_s
         self.append_visible_s = s.append_visible_s
         self.max_records = s.ingest_batch_max
-        self.commit_every_s = s.ingest_commit_every_s
         self.max_frame_bytes = s.max_frame_bytes
         self.engine = IngestEngine(view, window_s=s.advanced_window_s, daily_quota=s.daily_uplink_quota)
         self._dirty: set[str] = set()

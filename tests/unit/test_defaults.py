@@ -45,7 +45,6 @@ DEFAULTS = (
     Default("append_visible_s", "BACKHAUL_APPEND_VISIBLE_S", 0.5, "0.5"),
     Default("window_check_interval_s", "BACKHAUL_WINDOW_CHECK_INTERVAL_S", 0.2, "0.2"),
     Default("ingest_batch_max", "BACKHAUL_INGEST_BATCH_MAX", 2000, "2000"),
-    Default("ingest_commit_every_s", "BACKHAUL_INGEST_COMMIT_EVERY_S", 0.5, "0.5"),
     Default("kafka_partitions", "BACKHAUL_KAFKA_PARTITIONS", 4, "4"),
     # Delivery
     Default("callback_timeout_s", "BACKHAUL_CALLBACK_TIMEOUT_S", 10.0, "10"),
