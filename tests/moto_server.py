@@ -233,7 +233,7 @@ async def kill_9_mid_flight(worker: Any, timeout: float = 15.0) -> float:
     raise TimeoutError(f"no delivery in flight within {timeout}s")
 
 
-if __name__ == "__main__":  # MotoProcess: `python -m moto.server`, its Kinesis puts serialised
+if __name__ == "__main__":  # what MotoProcess runs: moto's own server, its Kinesis puts serialised
     from moto.server import main
 
     serialise_kinesis_puts()
