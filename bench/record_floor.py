@@ -22,7 +22,7 @@ from aiokafka import TopicPartition
 from aiokafka.admin import NewTopic
 
 from backhaul.kafka import Out, make_admin, make_consumer, make_producer, send_all
-from backhaul.settings import PROJECT_ROOT
+from backhaul.settings import PROJECT_ROOT, settings
 from backhaul.stage import Stage
 from backhaul.topics import topic
 from bench.cpu import process_cpu_seconds, stack_sources
@@ -75,11 +75,12 @@ async def consume(name: str, records: int) -> tuple[float, float, float]:
 
 
 async def one_round(records: int, batch: int, size: int, n: int) -> dict[str, float]:
+    records -= records % batch  # whole send_all calls only: the reader waits for every record produced
     name = topic(f"{FLOOR_TOPIC}{n}")
     admin = make_admin()
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(name, PARTITIONS, 1)])
+        await admin.create_topics([NewTopic(name, PARTITIONS, settings().kafka_replication_factor)])
     finally:
         await admin.close()
     p_cpu, p_broker, p_s = await produce(name, records, batch, size)
