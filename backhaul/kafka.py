@@ -74,12 +74,13 @@ async def ensure_topics(*, bootstrap: str | None = None, partitions: int | None 
                 name = topic_name(spec.name, prefix)
                 if name in existing:
                     continue
-                configs = {"cleanup.policy": "compact"} if spec.compacted else {}
+                configs = {"min.insync.replicas": str(s.kafka_min_insync_replicas)}
                 if spec.compacted:
-                    configs.update({"min.cleanable.dirty.ratio": "0.1", "segment.ms": "600000"})
+                    configs.update({"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1",
+                                    "segment.ms": "600000"})
                 if spec.log_append_time:
                     configs["message.timestamp.type"] = "LogAppendTime"
-                missing.append(NewTopic(name, partitions, 1, topic_configs=configs))
+                missing.append(NewTopic(name, partitions, s.kafka_replication_factor, topic_configs=configs))
             if missing:
                 try:
                     await admin.create_topics(missing)

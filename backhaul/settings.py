@@ -83,6 +83,12 @@ class Settings:
     # The listener base-station gateways publish frames to (each gateway with its own credentials).
     kafka_gateway: str = "127.0.0.1:29094"
     kafka_partitions: int = 4
+    # Copies of every partition of Backhaul's topics, and how many must have a write before it is
+    # acknowledged (producers use acks=all): 3 and 2 on a replicated cluster, so one broker may be lost
+    # without losing a write or stopping one. The local stack's defaults follow its broker count
+    # (BACKHAUL_KAFKA_BROKERS: min(brokers, 3), then 2 with 3 copies, else 1), as deploy/local/kafka.sh.
+    kafka_replication_factor: int = 1
+    kafka_min_insync_replicas: int = 1
     # The largest record a stage produces (key + value); the broker's default limit is 1 MiB per batch.
     kafka_max_record_bytes: int = 1_000_000
     # Prefix for every topic name, so tests can run in isolation on one broker.
@@ -231,14 +237,23 @@ class Settings:
     def from_env(cls) -> "Settings":
         """Read every setting from the environment (BACKHAUL_* variables)."""
         state_dir = Path(_env("BACKHAUL_STATE_DIR", str(PROJECT_ROOT / ".local")))
+        brokers = _env_int("BACKHAUL_KAFKA_BROKERS", 1)
+        replication = _env_int("BACKHAUL_KAFKA_REPLICATION_FACTOR", min(brokers, 3))
+        in_sync = _env_int("BACKHAUL_KAFKA_MIN_INSYNC_REPLICAS", 2 if replication >= 3 else 1)
+        if not 1 <= in_sync <= replication:
+            # More copies required in sync than exist: every acks=all write would be refused.
+            raise ValueError(f"BACKHAUL_KAFKA_MIN_INSYNC_REPLICAS={in_sync} must be 1 to "
+                             f"BACKHAUL_KAFKA_REPLICATION_FACTOR ({replication})")
         return cls(
             state_dir=state_dir,
-            kafka_bootstrap=_env("BACKHAUL_KAFKA", f"127.0.0.1:{_env('BACKHAUL_KAFKA_PORT', '29092')}"),
+            kafka_bootstrap=_env("BACKHAUL_KAFKA", local_listeners(_env("BACKHAUL_KAFKA_PORT", "29092"), brokers)),
             kafka_username=_env("BACKHAUL_KAFKA_USERNAME", "backhaul"),
             kafka_password=os.environ.get("BACKHAUL_KAFKA_PASSWORD") or _local_kafka_password(state_dir),
             kafka_gateway=_env("BACKHAUL_KAFKA_GATEWAY",
-                               f"127.0.0.1:{_env('BACKHAUL_KAFKA_GATEWAY_PORT', '29094')}"),
+                               local_listeners(_env("BACKHAUL_KAFKA_GATEWAY_PORT", "29094"), brokers)),
             kafka_partitions=_env_int("BACKHAUL_KAFKA_PARTITIONS", 4),
+            kafka_replication_factor=replication,
+            kafka_min_insync_replicas=in_sync,
             kafka_max_record_bytes=_env_int("BACKHAUL_KAFKA_MAX_RECORD_BYTES", 1_000_000),
             topic_prefix=_env("BACKHAUL_TOPIC_PREFIX", ""),
             instance_id=_env("BACKHAUL_INSTANCE_ID", "").strip(),
@@ -329,6 +344,11 @@ def _local_kafka_password(state_dir: Path) -> str | None:
 
 
 @functools.lru_cache(maxsize=1)
+def local_listeners(first_port: str, brokers: int) -> str:
+    """The local stack's listeners of one kind (deploy/local/kafka.sh): node I on the first port + 10 (I - 1)."""
+    return ",".join(f"127.0.0.1:{int(first_port) + 10 * i}" for i in range(max(brokers, 1)))
+
+
 def settings() -> Settings:
     """The process-wide settings, read from the environment on first use."""
     return Settings.from_env()

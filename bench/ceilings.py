@@ -29,7 +29,7 @@ async def create_ceiling_topic() -> None:
     try:
         name = topic(CEILING_TOPIC)
         if name not in await admin.list_topics():
-            await admin.create_topics([NewTopic(name, settings().kafka_partitions, 1)])
+            await admin.create_topics([NewTopic(name, settings().kafka_partitions, settings().kafka_replication_factor)])
     finally:
         await admin.close()
 

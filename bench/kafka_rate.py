@@ -122,7 +122,7 @@ async def run(channel: str, n: int, concurrency: int) -> dict[str, float]:
         try:
             for name in {customer, raw}:
                 with contextlib.suppress(TopicAlreadyExistsError):
-                    await admin.create_topics([NewTopic(name, PARTITIONS, 1)])
+                    await admin.create_topics([NewTopic(name, PARTITIONS, settings().kafka_replication_factor)])
         finally:
             await admin.close()
         channel_settings, target = customer_settings(channel, customer)

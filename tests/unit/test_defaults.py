@@ -46,6 +46,8 @@ DEFAULTS = (
     Default("window_check_interval_s", "BACKHAUL_WINDOW_CHECK_INTERVAL_S", 0.2, "0.2"),
     Default("ingest_batch_max", "BACKHAUL_INGEST_BATCH_MAX", 2000, "2000"),
     Default("kafka_partitions", "BACKHAUL_KAFKA_PARTITIONS", 4, "4"),
+    Default("kafka_replication_factor", "BACKHAUL_KAFKA_REPLICATION_FACTOR", 1, "1 with one broker"),
+    Default("kafka_min_insync_replicas", "BACKHAUL_KAFKA_MIN_INSYNC_REPLICAS", 1, "1"),
     # Delivery
     Default("callback_timeout_s", "BACKHAUL_CALLBACK_TIMEOUT_S", 10.0, "10"),
     Default("retry_schedule_s", "BACKHAUL_RETRY_SCHEDULE_S", (60.0, 120.0, 240.0), "60,120,240"),
@@ -195,9 +197,15 @@ def test_each_variable_belongs_to_its_field(production: Settings, monkeypatch):
         value = {bool: "0", str: "x.example"}.get(type(d.value), "7")
         if isinstance(d.value, tuple):
             value = ",".join(["7", "8", "9"][:len(d.value)]) if len(d.value) == 3 else "7,8"
+        # Settings checked against another need it set as well: copies in sync are at most the copies.
+        companions = {"BACKHAUL_KAFKA_MIN_INSYNC_REPLICAS": {"BACKHAUL_KAFKA_REPLICATION_FACTOR": "9"}}
+        for name, companion in companions.get(d.variable, {}).items():
+            monkeypatch.setenv(name, companion)
         monkeypatch.setenv(d.variable, value)
         assert getattr(Settings.from_env(), d.field) != d.value, f"{d.variable} does not set {d.field}"
         monkeypatch.delenv(d.variable)
+        for name in companions.get(d.variable, {}):
+            monkeypatch.delenv(name)
 
 
 @pytest.mark.parametrize("raw", ["7,8", "0,10,10", "a,b,c", "1,2,3,4"])
