@@ -343,12 +343,12 @@ def _local_kafka_password(state_dir: Path) -> str | None:
         return None
 
 
-@functools.lru_cache(maxsize=1)
 def local_listeners(first_port: str, brokers: int) -> str:
     """The local stack's listeners of one kind (deploy/local/kafka.sh): node I on the first port + 10 (I - 1)."""
     return ",".join(f"127.0.0.1:{int(first_port) + 10 * i}" for i in range(max(brokers, 1)))
 
 
+@functools.lru_cache(maxsize=1)
 def settings() -> Settings:
     """The process-wide settings, read from the environment on first use."""
     return Settings.from_env()

@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
-# Apache Kafka, KRaft mode, single node, bound to 127.0.0.1 only.
+# Apache Kafka, KRaft mode, bound to 127.0.0.1 only: one node (the default), or a cluster of
+# BACKHAUL_KAFKA_BROKERS nodes (each broker and controller; 3 for a replicated cluster).
 # Usage: kafka.sh start|stop|status|reset
+#        kafka.sh start-node I | stop-node I | kill-node I
+#                                      one node of a cluster (1..BACKHAUL_KAFKA_BROKERS): started, stopped
+#                                      (SIGTERM: a controlled shutdown), or killed (SIGKILL); for rolling
+#                                      restarts and fault tests
+#        kafka.sh bootstrap            prints the internal listeners of every node (host:port,...)
 #        kafka.sh add-gateway NAME     SCRAM credentials for a gateway, allowed to produce to `frames` only;
 #                                      prints NAME and its password (the only time it is shown)
 #        kafka.sh remove-gateway NAME  revoke them
@@ -13,6 +19,14 @@
 #        kafka.sh remove-plain-user NAME
 #                                      remove that user and its right (restarts a running broker)
 # Idempotent: start on a running broker does nothing.
+#
+# A cluster (BACKHAUL_KAFKA_BROKERS=N, N > 1): node I listens on each port below + 10 * (I - 1) (node 1 on
+# the ports themselves), keeps its data in .local/kafka-cluster/node-I (a single node's data stays in
+# .local/kafka: the two never mix), and the N nodes form a static controller quorum. Replication
+# factor: BACKHAUL_KAFKA_REPLICATION_FACTOR (default min(N, 3)), min.insync.replicas:
+# BACKHAUL_KAFKA_MIN_INSYNC_REPLICAS (default 2 with a factor of 3 or more, else 1), for the broker's
+# internal topics and its defaults; Backhaul creates its own topics with the same settings
+# (backhaul/settings.py computes the same defaults).
 #
 # Listeners, all SASL/SCRAM-SHA-512 but the controller's:
 #   INTERNAL  127.0.0.1:BACKHAUL_KAFKA_PORT (29092)          Backhaul's workers, as the super user `backhaul`
@@ -33,17 +47,54 @@ HOST=127.0.0.1
 PORT="${BACKHAUL_KAFKA_PORT:-29092}"
 CONTROLLER_PORT="${BACKHAUL_KAFKA_CONTROLLER_PORT:-29093}"
 GATEWAY_PORT="${BACKHAUL_KAFKA_GATEWAY_PORT:-29094}"
+BROKERS="${BACKHAUL_KAFKA_BROKERS:-1}"
+[[ "$BROKERS" =~ ^[1-9]$ ]] || die "BACKHAUL_KAFKA_BROKERS is how many brokers to run, 1 to 9 (got '$BROKERS')"
+PORT_STEP=10  # node I listens on each base port + PORT_STEP * (I - 1)
+REPLICATION="${BACKHAUL_KAFKA_REPLICATION_FACTOR:-$((BROKERS < 3 ? BROKERS : 3))}"
+[[ "$REPLICATION" =~ ^[1-9]$ && "$REPLICATION" -le "$BROKERS" ]] \
+  || die "BACKHAUL_KAFKA_REPLICATION_FACTOR is 1 to the number of brokers ($BROKERS) (got '$REPLICATION')"
+MIN_INSYNC="${BACKHAUL_KAFKA_MIN_INSYNC_REPLICAS:-$((REPLICATION >= 3 ? 2 : 1))}"
+[[ "$MIN_INSYNC" =~ ^[1-9]$ && "$MIN_INSYNC" -le "$REPLICATION" ]] \
+  || die "BACKHAUL_KAFKA_MIN_INSYNC_REPLICAS is 1 to the replication factor ($REPLICATION) (got '$MIN_INSYNC')"
 INTERNAL_USER=backhaul
-HOME_DIR="$STATE_DIR/kafka"
+HOME_DIR="$STATE_DIR/kafka"              # the jars, the password, the admin config and PLAIN users
+CLUSTER_DIR="$STATE_DIR/kafka-cluster"   # a cluster's nodes, each in node-I
 LIBS="${BACKHAUL_KAFKA_LIBS:-$HOME_DIR/libs}"
-DATA="$HOME_DIR/data"
-PIDFILE="$HOME_DIR/kafka.pid"
-LOG="$HOME_DIR/kafka.log"
-CONFIG="$HOME_DIR/server.properties"
 SECRET="$HOME_DIR/internal.password"
 ADMIN_CONFIG="$HOME_DIR/admin.properties"
-SCRAM_READY="$DATA/.scram-ready"
 PLAIN_USERS="$HOME_DIR/plain.users"  # NAME<TAB>PASSWORD<TAB>TOPIC a line, 0600
+
+# Selects node I: its ports and files (DATA, PIDFILE, LOG, CONFIG, SCRAM_READY, NODE_PORT...).
+node() {  # I
+  NODE=$1
+  NODE_PORT=$((PORT + PORT_STEP * (NODE - 1)))
+  NODE_CONTROLLER_PORT=$((CONTROLLER_PORT + PORT_STEP * (NODE - 1)))
+  NODE_GATEWAY_PORT=$((GATEWAY_PORT + PORT_STEP * (NODE - 1)))
+  if [ "$BROKERS" = 1 ]; then NODE_HOME="$HOME_DIR"; else NODE_HOME="$CLUSTER_DIR/node-$NODE"; fi
+  DATA="$NODE_HOME/data"
+  PIDFILE="$NODE_HOME/kafka.pid"
+  LOG="$NODE_HOME/kafka.log"
+  CONFIG="$NODE_HOME/server.properties"
+  SCRAM_READY="$DATA/.scram-ready"
+}
+node 1
+
+node_arg() {  # I -> checked I
+  [[ "${1:-}" =~ ^[1-9]$ && "$1" -le "$BROKERS" ]] || die "a node is 1 to $BROKERS (BACKHAUL_KAFKA_BROKERS) (got '${1:-}')"
+  echo "$1"
+}
+
+bootstrap_list() {  # every node's internal listener, host:port,...
+  local i out=""
+  for ((i = 1; i <= BROKERS; i++)); do out+="${out:+,}$HOST:$((PORT + PORT_STEP * (i - 1)))"; done
+  echo "$out"
+}
+
+quorum_voters() {  # 1@host:port,2@host:port,...
+  local i out=""
+  for ((i = 1; i <= BROKERS; i++)); do out+="${out:+,}$i@$HOST:$((CONTROLLER_PORT + PORT_STEP * (i - 1)))"; done
+  echo "$out"
+}
 POM="$ROOT/deploy/local/pom.xml"
 
 ensure_java() {
@@ -110,16 +161,21 @@ plain_jaas() {
   printf ';'
 }
 
-write_config() {
-  mkdir -p "$DATA"
-  local password
+write_config() {  # for the selected node
+  mkdir -p "$DATA" "$HOME_DIR"
+  local password quorum
   password=$(internal_password)
+  if [ "$BROKERS" = 1 ]; then
+    quorum="controller.quorum.bootstrap.servers=$HOST:$NODE_CONTROLLER_PORT"
+  else
+    quorum="controller.quorum.voters=$(quorum_voters)"
+  fi
   (umask 077 && cat > "$CONFIG" <<PROPS
 process.roles=broker,controller
-node.id=1
-controller.quorum.bootstrap.servers=$HOST:$CONTROLLER_PORT
-listeners=INTERNAL://$HOST:$PORT,GATEWAY://$HOST:$GATEWAY_PORT,CONTROLLER://$HOST:$CONTROLLER_PORT
-advertised.listeners=INTERNAL://$HOST:$PORT,GATEWAY://$HOST:$GATEWAY_PORT
+node.id=$NODE
+$quorum
+listeners=INTERNAL://$HOST:$NODE_PORT,GATEWAY://$HOST:$NODE_GATEWAY_PORT,CONTROLLER://$HOST:$NODE_CONTROLLER_PORT
+advertised.listeners=INTERNAL://$HOST:$NODE_PORT,GATEWAY://$HOST:$NODE_GATEWAY_PORT
 controller.listener.names=CONTROLLER
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,INTERNAL:SASL_PLAINTEXT,GATEWAY:SASL_PLAINTEXT
 inter.broker.listener.name=INTERNAL
@@ -135,12 +191,14 @@ super.users=User:$INTERNAL_USER;User:ANONYMOUS
 allow.everyone.if.no.acl.found=false
 log.dirs=$(prop_value "$DATA")
 num.partitions=4
-offsets.topic.replication.factor=1
+default.replication.factor=$REPLICATION
+min.insync.replicas=$MIN_INSYNC
+offsets.topic.replication.factor=$REPLICATION
 offsets.topic.num.partitions=8
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+transaction.state.log.replication.factor=$REPLICATION
+transaction.state.log.min.isr=$MIN_INSYNC
+share.coordinator.state.topic.replication.factor=$REPLICATION
+share.coordinator.state.topic.min.isr=$MIN_INSYNC
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
 log.retention.hours=48
@@ -154,74 +212,150 @@ PROPS
   )
 }
 
-start() {
+# The cluster's id: one for every node of a cluster (kept beside them), a new one for a single node.
+cluster_id() {
+  if [ "$BROKERS" = 1 ]; then
+    LC_ALL=$UTF8_LOCALE java -cp "$LIBS/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1
+    return
+  fi
+  mkdir -p "$CLUSTER_DIR"
+  if [ ! -s "$CLUSTER_DIR/cluster.id" ]; then
+    LC_ALL=$UTF8_LOCALE java -cp "$LIBS/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1 \
+      > "$CLUSTER_DIR/cluster.id"
+  fi
+  cat "$CLUSTER_DIR/cluster.id"
+}
+
+# Formats (once) and launches the selected node; returns without waiting for its port.
+launch_node() {
   if running; then
-    grep -Fq "listeners=INTERNAL://$HOST:$PORT," "$CONFIG" \
-      || die "this checkout's kafka already runs (pid $(head -1 "$PIDFILE")) on another port than $PORT (BACKHAUL_KAFKA_PORT); stop it first: $0 stop"
-    wait_port "$HOST" "$PORT" 60 || die "kafka runs (pid $(head -1 "$PIDFILE")) but does not answer on $HOST:$PORT, see $LOG"
-    say "kafka already running (pid $(head -1 "$PIDFILE")) on $HOST:$PORT"; return 0
+    grep -Fq "listeners=INTERNAL://$HOST:$NODE_PORT," "$CONFIG" \
+      || die "this checkout's kafka node $NODE already runs (pid $(head -1 "$PIDFILE")) on another port than $NODE_PORT (BACKHAUL_KAFKA_PORT); stop it first: $0 stop"
+    return 0
   fi
   rm -f "$PIDFILE"  # stale: the process is gone, or its pid now belongs to another program
-  port_open "$HOST" "$PORT" && refuse_taken_port "$HOST" "$PORT" "Kafka" BACKHAUL_KAFKA_PORT
-  port_open "$HOST" "$CONTROLLER_PORT" \
-    && refuse_taken_port "$HOST" "$CONTROLLER_PORT" "Kafka's controller" BACKHAUL_KAFKA_CONTROLLER_PORT
-  port_open "$HOST" "$GATEWAY_PORT" \
-    && refuse_taken_port "$HOST" "$GATEWAY_PORT" "Kafka's gateway listener" BACKHAUL_KAFKA_GATEWAY_PORT
-  ensure_java
-  ensure_jars
+  port_open "$HOST" "$NODE_PORT" && refuse_taken_port "$HOST" "$NODE_PORT" "Kafka" BACKHAUL_KAFKA_PORT
+  port_open "$HOST" "$NODE_CONTROLLER_PORT" \
+    && refuse_taken_port "$HOST" "$NODE_CONTROLLER_PORT" "Kafka's controller" BACKHAUL_KAFKA_CONTROLLER_PORT
+  port_open "$HOST" "$NODE_GATEWAY_PORT" \
+    && refuse_taken_port "$HOST" "$NODE_GATEWAY_PORT" "Kafka's gateway listener" BACKHAUL_KAFKA_GATEWAY_PORT
   if [ -f "$DATA/meta.properties" ] && [ ! -f "$SCRAM_READY" ]; then
     say "kafka's data predates authenticated listeners: removing it (topics are created again on first use)"
     rm -rf "$DATA"
   fi
   write_config
   if [ ! -f "$DATA/meta.properties" ]; then
-    local id
-    id=$(LC_ALL=$UTF8_LOCALE java -cp "$LIBS/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)
+    local id standalone=()
+    id=$(cluster_id)
+    [ "$BROKERS" = 1 ] && standalone=(--standalone)
     # The super user's SCRAM credentials are written into the metadata log at format time.
     LC_ALL=$UTF8_LOCALE java -cp "$LIBS/*" -Dlog4j2.configurationFile="$ROOT/deploy/local/log4j2.yaml" \
-      kafka.tools.StorageTool format --standalone -t "$id" -c "$CONFIG" \
+      kafka.tools.StorageTool format "${standalone[@]}" -t "$id" -c "$CONFIG" \
       --add-scram "SCRAM-SHA-512=[name=$INTERNAL_USER,password=$(internal_password)]" >>"$LOG" 2>&1 \
-      || die "kafka storage format failed, see $LOG"
+      || die "kafka storage format failed (node $NODE), see $LOG"
     touch "$SCRAM_READY"
   fi
-  say "starting kafka on $HOST:$PORT"
-  LC_ALL=$UTF8_LOCALE nohup java -Xms256m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true \
+  local heap=768m
+  [ "$BROKERS" = 1 ] || heap=512m  # three JVMs on a small machine
+  say "starting kafka node $NODE of $BROKERS on $HOST:$NODE_PORT"
+  LC_ALL=$UTF8_LOCALE nohup java -Xms128m -Xmx$heap -XX:+UseG1GC -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$ROOT/deploy/local/log4j2.yaml" \
     -cp "$LIBS/*" kafka.Kafka "$CONFIG" >>"$LOG" 2>&1 &
   echo $! > "$PIDFILE"
+}
+
+wait_node() {  # waits for the selected node's internal listener
   # A busy machine (two cores shared with other work) has been seen taking over a minute to start the JVM.
-  if ! wait_port "$HOST" "$PORT" 180; then
+  if ! wait_port "$HOST" "$NODE_PORT" 180; then
     tail -20 "$LOG" >&2 || true
-    die "kafka did not open $HOST:$PORT within 180 s, see $LOG"
+    die "kafka node $NODE did not open $HOST:$NODE_PORT within 180 s, see $LOG"
   fi
-  say "kafka ready on $HOST:$PORT (log: $LOG)"
+}
+
+start() {
+  local i all_running=1
+  for ((i = 1; i <= BROKERS; i++)); do node "$i"; running || all_running=0; done
+  ensure_java
+  ensure_jars
+  # The nodes of a cluster start together: a controller quorum needs a majority of them.
+  for ((i = 1; i <= BROKERS; i++)); do node "$i"; launch_node; done
+  for ((i = 1; i <= BROKERS; i++)); do node "$i"; wait_node; done
+  if [ "$all_running" = 1 ]; then
+    say "kafka already running on $(bootstrap_list)"
+  else
+    say "kafka ready on $(bootstrap_list) (log: $LOG)"
+  fi
+}
+
+start_node() {  # I
+  node "$(node_arg "$1")"
+  ensure_java
+  ensure_jars
+  launch_node
+  wait_node
+  say "kafka node $NODE ready on $HOST:$NODE_PORT"
+}
+
+stop_node() {  # signal; the selected node
+  if ! running; then rm -f "$PIDFILE"; return 0; fi
+  local pid; pid=$(head -1 "$PIDFILE")
+  kill "-$1" "$pid"
+  # A controlled shutdown moves the node's leaderships first: give it 30 s.
+  for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+  kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+  rm -f "$PIDFILE"
 }
 
 stop() {
-  if ! running; then say "kafka not running"; rm -f "$PIDFILE"; return 0; fi
-  local pid; pid=$(head -1 "$PIDFILE")
-  kill "$pid"
-  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-  kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
-  rm -f "$PIDFILE"
+  local i any=0
+  for ((i = 1; i <= BROKERS; i++)); do node "$i"; running && any=1; done
+  if [ "$any" = 0 ]; then
+    for ((i = 1; i <= BROKERS; i++)); do node "$i"; rm -f "$PIDFILE"; done
+    say "kafka not running"; return 0
+  fi
+  # Together: a cluster's last nodes would otherwise wait for a quorum that is gone.
+  for ((i = 1; i <= BROKERS; i++)); do node "$i"; stop_node TERM & done
+  wait
   say "kafka stopped"
 }
 
 status() {
-  if running && port_open "$HOST" "$PORT"; then
-    echo "kafka: running (pid $(head -1 "$PIDFILE")) on $HOST:$PORT"
-  else
-    echo "kafka: stopped"; return 3
-  fi
+  local i down=0
+  for ((i = 1; i <= BROKERS; i++)); do
+    node "$i"
+    if running && port_open "$HOST" "$NODE_PORT"; then
+      if [ "$BROKERS" = 1 ]; then
+        echo "kafka: running (pid $(head -1 "$PIDFILE")) on $HOST:$NODE_PORT"
+      else
+        echo "kafka node $NODE: running (pid $(head -1 "$PIDFILE")) on $HOST:$NODE_PORT"
+      fi
+    else
+      down=1
+      if [ "$BROKERS" = 1 ]; then echo "kafka: stopped"; else echo "kafka node $NODE: stopped"; fi
+    fi
+  done
+  [ "$down" = 0 ] || return 3
 }
 
-reset() { stop; rm -rf "$DATA"; say "kafka data removed"; }
+reset() {
+  local i
+  stop
+  for ((i = 1; i <= BROKERS; i++)); do node "$i"; rm -rf "$DATA"; done
+  [ "$BROKERS" = 1 ] || rm -f "$CLUSTER_DIR/cluster.id"
+  say "kafka data removed"
+}
+
+any_running() {
+  local i
+  for ((i = 1; i <= BROKERS; i++)); do node "$i"; running && return 0; done
+  return 1
+}
 
 # Runs one of Kafka's admin tools against the internal listener, as the super user.
 admin_tool() {  # class args...
-  running || die "kafka is not running: $0 start"
+  any_running || die "kafka is not running: $0 start"
   LC_ALL=$UTF8_LOCALE java -cp "$LIBS/*" -Dlog4j2.configurationFile="$ROOT/deploy/local/log4j2.yaml" "$1" \
-    --bootstrap-server "$HOST:$PORT" --command-config "$ADMIN_CONFIG" "${@:2}"
+    --bootstrap-server "$(bootstrap_list)" --command-config "$ADMIN_CONFIG" "${@:2}"
 }
 
 gateway_name() {  # name -> checked name
@@ -318,9 +452,13 @@ remove_plain_user() {  # name
 
 case "${1:-}" in
   start) start ;; stop) stop ;; status) status ;; reset) reset ;;
+  start-node) start_node "${2:-}" ;;
+  stop-node) node "$(node_arg "${2:-}")"; stop_node TERM; say "kafka node $NODE stopped" ;;
+  kill-node) node "$(node_arg "${2:-}")"; stop_node KILL; say "kafka node $NODE killed" ;;
+  bootstrap) bootstrap_list ;;
   add-gateway) add_gateway "${2:-}" ;; remove-gateway) remove_gateway "${2:-}" ;;
   add-plain-user) add_plain_user "${2:-}" "${3:-}" "${4:-}" ;;
   remove-plain-user) remove_plain_user "${2:-}" ;;
-  *) echo "usage: $0 start|stop|status|reset|add-gateway NAME|remove-gateway NAME|add-plain-user NAME PASSWORD TOPIC|remove-plain-user NAME" >&2
+  *) echo "usage: $0 start|stop|status|reset|start-node I|stop-node I|kill-node I|bootstrap|add-gateway NAME|remove-gateway NAME|add-plain-user NAME PASSWORD TOPIC|remove-plain-user NAME" >&2
      exit 2 ;;
 esac
