@@ -1,7 +1,9 @@
 """Running stream roles in one process: ingest, router, delivery, store, relay, stations, acks, dispatch.
 
-Every process serves `/metrics` (Prometheus) and `/status` (what runs, ready
-or not) on 127.0.0.1, on the port of its first role unless told otherwise.
+Every process serves `/metrics` (Prometheus), `/status` (what runs, ready
+or not) and `/ready` (200 once every role of the process is ready, 503 until
+then: a readiness probe) on 127.0.0.1 (BACKHAUL_METRICS_HOST), on the port of
+its first role unless told otherwise.
 """
 from __future__ import annotations
 
@@ -32,14 +34,21 @@ def role_metrics_port(role: str) -> int:
 
 
 async def start_metrics_server(port: int, status: dict[str, Any]) -> web.AppRunner:
-    """Serve /metrics and /status on 127.0.0.1:port (port 0 picks a free one)."""
+    """Serve /metrics, /status and /ready on BACKHAUL_METRICS_HOST:port (port 0 picks a free one)."""
     app = web.Application()
     app.router.add_get("/metrics", make_aiohttp_handler())
 
     async def status_handler(request: web.Request) -> web.Response:
         return web.json_response({k: v() if callable(v) else v for k, v in status.items()})
 
+    async def ready_handler(request: web.Request) -> web.Response:
+        # /status answers 200 whatever `ready` says: a probe needs the answer in the status code.
+        ready = status.get("ready", False)
+        ready = bool(ready() if callable(ready) else ready)
+        return web.json_response({"ready": ready}, status=200 if ready else 503)
+
     app.router.add_get("/status", status_handler)
+    app.router.add_get("/ready", ready_handler)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings().metrics_host, port)
