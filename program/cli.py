@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 from backhaul.logs import setup_logging
 from backhaul.secretbox import SealedSecretError, SecretKeyError
 from backhaul.settings import settings
+from program.scaling import base_plan, instance_counts, parse_scale, scaled
+from program.supervisor import Planned
 
 if TYPE_CHECKING:
     from simulator.network import Network
@@ -81,6 +83,9 @@ def _demo_ports(args: argparse.Namespace) -> dict[str, tuple[int, str, str]]:
     base = "BACKHAUL_METRICS_PORT_BASE"
     ports = {name: (role_metrics_port(argv[2].split(",")[0]), f"the {name} worker's metrics", base)
              for name, argv in DEMO_PROCESSES if argv[0] == "worker"}
+    for planned in scaled(base_plan([Planned(n, a) for n, a in DEMO_PROCESSES]), args.scale):
+        if "--metrics-port" in planned.argv:  # an extra instance
+            ports[planned.name] = (int(planned.argv[-1]), f"the {planned.name} worker's metrics", base)
     ports["api"] = (s.api_port, "the REST API", "BACKHAUL_API_PORT")
     ports["receiver"] = (s.demo_receiver_port, "the demo receiver", "BACKHAUL_DEMO_RECEIVER_PORT")
     if not args.no_simulate:
@@ -134,7 +139,7 @@ def _demo_plan(args: argparse.Namespace) -> list:
     from program.roles import role_metrics_port
     from program.supervisor import Planned
 
-    plan = [Planned(name, argv, _demo_env()) for name, argv in DEMO_PROCESSES]
+    plan = scaled([Planned(name, argv, _demo_env()) for name, argv in DEMO_PROCESSES], args.scale)
     if not args.no_simulate:
         # The simulated stations publish as a gateway would: on the gateway listener, with their own credentials.
         processes.gateway_password(SIMULATOR_GATEWAY)
@@ -293,6 +298,42 @@ def cmd_control(args: argparse.Namespace) -> int:
         return 1
     print(reply["message"])
     return 0
+
+
+def cmd_scale(args: argparse.Namespace) -> int:
+    """backhaul scale PROCESS=COUNT,...: rewrite the supervisor's plan and have it start or stop instances."""
+    from program import control, processes
+    from program.supervisor import plan_path, read_plan, write_plan
+
+    if not plan_path().exists():
+        print(f"backhaul scale: no plan in {processes.run_dir()} (`backhaul up` writes it)", file=sys.stderr)
+        return 1
+    plan = read_plan()
+    counts = {**instance_counts(plan), **args.counts}
+    ports = {int(p.argv[-1]) for p in plan if "--metrics-port" in p.argv}
+    new_plan = scaled(base_plan(plan), counts)
+    taken = processes.check_ports_free({int(p.argv[-1]): (f"the {p.name} worker's metrics", "--scale")
+                                        for p in new_plan if "--metrics-port" in p.argv
+                                        and int(p.argv[-1]) not in ports})
+    if taken:
+        print("\n".join(f"backhaul scale: {t}" for t in taken), file=sys.stderr)
+        return 1
+    write_plan(new_plan)
+    try:
+        reply = control.request("reload")
+    except control.NoSupervisor:
+        print("backhaul scale: the plan is written; no supervisor runs to apply it (`backhaul up` starts one)",
+              file=sys.stderr)
+        return 1
+    print(reply.get("message") if reply.get("ok") else reply.get("error"))
+    return 0 if reply.get("ok") else 1
+
+
+def _scale_argument(text: str) -> dict[str, int]:
+    try:
+        return parse_scale(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def cmd_supervise(args: argparse.Namespace) -> int:
@@ -617,6 +658,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--devices", type=int, default=50)
     up.add_argument("--rate", type=float, default=5.0, help="simulated messages per second")
     up.add_argument("--no-simulate", action="store_true")
+    up.add_argument("--scale", type=_scale_argument, default={}, metavar="PROCESS=COUNT,...",
+                    help="instances of the stream stages, e.g. ingest=2,delivery=2 (ingest, router, delivery, "
+                         "store; at most BACKHAUL_KAFKA_PARTITIONS share a stage's work)")
     up.set_defaults(func=cmd_up)
 
     down = sub.add_parser("down", help="stop everything `up` started")
@@ -634,6 +678,11 @@ def build_parser() -> argparse.ArgumentParser:
         c.add_argument("name", help="a process (ingest, router, delivery, store, downlink, api, receiver, simulate) "
                                     "or a role it runs (relay, stations, acks, dispatch)")
         c.set_defaults(func=cmd_control)
+
+    sc = sub.add_parser("scale", help="run more or fewer instances of a stream stage under the supervisor")
+    sc.add_argument("counts", type=_scale_argument, metavar="PROCESS=COUNT,...",
+                    help="e.g. ingest=3 (ingest, router, delivery, store)")
+    sc.set_defaults(func=cmd_scale)
 
     sub.add_parser("supervise", help="run the supervisor of the plan `up` wrote (up starts it)"
                    ).set_defaults(func=cmd_supervise)

@@ -332,9 +332,11 @@ class Supervisor:
         return f"stopped {child.name} (pid {pid})"
 
     async def reload(self) -> str:
-        """Read the plan again: add its new processes, and start every one that is not running."""
-        started = []
-        for planned in read_plan():
+        """Read the plan again: add its new processes, start every one that is not running, and stop and
+        forget those it no longer holds (an instance scaled away)."""
+        plan = read_plan()
+        started, removed = [], []
+        for planned in plan:
             child = self.children.get(planned.name)
             if child is None:
                 child = self.children[planned.name] = Child(planned, self.policy)
@@ -344,7 +346,16 @@ class Supervisor:
                     child.tracker.reset()
                     self._start_or_adopt(child)
                     started.append(child.name)
-        return f"started {', '.join(started)}" if started else "every process runs"
+        planned_names = {p.name for p in plan}
+        for name in [n for n in self.children if n not in planned_names]:
+            child = self.children[name]
+            async with child.lock:
+                await self.stop(child)
+            del self.children[name]
+            removed.append(name)
+        parts = ([f"started {', '.join(started)}"] if started else []) + (
+            [f"stopped and removed {', '.join(removed)}"] if removed else [])
+        return "; ".join(parts) if parts else "every process runs"
 
 
 async def supervise() -> None:

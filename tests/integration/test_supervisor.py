@@ -157,3 +157,28 @@ async def test_a_worker_started_by_hand_is_listed_while_it_runs(isolated, kafka_
     finally:
         worker.stop()
 
+
+
+async def test_a_reload_starts_new_processes_and_stops_those_no_longer_planned(supervisor, state_dir):
+    """What `backhaul scale` relies on: the plan rewritten, then `reload`."""
+    from program import control
+    from program.supervisor import Planned, read_plan, write_plan
+
+    proc, cli, port = supervisor
+    await wait_until(lambda: field(cli, "receiver", "state") == "running", STEP_S, "the receiver running")
+    second = free_port()
+    plan = [p for p in read_plan() if p.name != "broken"]
+    write_plan([*plan, Planned("receiver-2", ["demo-receiver", "--port", str(second)])])
+    reply = control.request("reload")
+    assert reply["ok"] and "started receiver-2" in reply["message"], reply
+    assert "stopped and removed broken" in reply["message"]
+    await wait_until(lambda: not processes.port_free(second), STEP_S, "the second receiver listening")
+    assert set(cli.status()) == {"supervisor", "receiver", "receiver-2"}
+    first = field(cli, "receiver", "pid")
+
+    write_plan(plan)
+    reply = control.request("reload")
+    assert reply == {"ok": True, "message": "stopped and removed receiver-2"}
+    assert processes.port_free(second)
+    assert set(cli.status()) == {"supervisor", "receiver"}
+    assert field(cli, "receiver", "pid") == first  # the others untouched
