@@ -10,7 +10,7 @@ from typing import Any, cast
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, ProducerClosed, TopicAlreadyExistsError
+from aiokafka.errors import KafkaConnectionError, ProducerClosed, TopicAlreadyExistsError, for_code
 from aiokafka.partitioner import DefaultPartitioner
 
 from backhaul import metrics
@@ -83,9 +83,19 @@ async def ensure_topics(*, bootstrap: str | None = None, partitions: int | None 
                 missing.append(NewTopic(name, partitions, s.kafka_replication_factor, topic_configs=configs))
             if missing:
                 try:
-                    await admin.create_topics(missing)
+                    response = await admin.create_topics(missing)
                 except TopicAlreadyExistsError:
-                    pass
+                    response = None
+                # The broker answers each topic on its own: aiokafka raises for none of them.
+                answers = [(e[0], e[1], e[2] if len(e) > 2 else None)  # v0 answers carry no message
+                           for e in (response.topic_errors if response is not None else [])]
+                refused = [a for a in answers if a[1] not in (0, TopicAlreadyExistsError.errno)]
+                if refused:
+                    reasons: dict[str, list[str]] = {}
+                    for name, code, message in refused:
+                        reasons.setdefault(message or for_code(code).__name__, []).append(name)
+                    raise RuntimeError("Kafka refused to create topics: " + "; ".join(
+                        f"{', '.join(names)}: {reason}" for reason, names in reasons.items()))
                 log.info("topics created", extra={"topics": [t.name for t in missing]})
             return
         except (KafkaConnectionError, OSError) as exc:
