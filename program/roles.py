@@ -160,6 +160,17 @@ async def _run(roles: list[str], port: int, member: str | None, stop: asyncio.Ev
         checks["postgresql"] = reachability.PostgresCheck(pool)
     watcher = asyncio.create_task(reachability.watch(checks), name="reachability")
     status["ready"] = lambda: all(r.ready.is_set() for r in runners)
+
+    def partitions() -> dict[str, list[str]]:
+        """The partitions each role of this process holds now (`topic:partition`): who works on what."""
+        held = {}
+        for r in runners:
+            consumer = getattr(r, "consumer", None)
+            held[getattr(r, "name", "delivery")] = sorted(
+                f"{tp.topic}:{tp.partition}" for tp in (consumer.assignment() if consumer is not None else ()))
+        return held
+
+    status["partitions"] = partitions
     status["config"] = lambda: view.records_applied if view else None
     metrics_runner = await start_metrics_server(port, status)
     log.info("worker running", extra={"roles": roles, "metrics_port": port, "instance": member})

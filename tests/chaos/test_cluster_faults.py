@@ -12,6 +12,7 @@ import pytest
 from backhaul import settings as settings_module
 from tests.chaos.harness import Traffic, callbacks, check_outcome, wait_delivered
 from tests.chaos.test_chaos import report, seconds
+from tests.conftest import wait_until
 from tests.kafka_cluster import KafkaCluster, free_port_block
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
@@ -31,6 +32,11 @@ def on_cluster(kafka_cluster, monkeypatch):
     """This test's processes (and this one) on the cluster; set up before `chaos` reads the settings."""
     for name, value in kafka_cluster.client_env.items():
         monkeypatch.setenv(name, value)
+    # With three copies a frame becomes readable once every in-sync copy has it: while a broker stops or
+    # dies, that took more than the single broker's 0.5 s here (a copy appended 9 ms before its window's
+    # deadline was left out in a rolling restart), up to the 9 s a dead broker takes to be fenced. An idle
+    # partition's windows wait this long instead (README "A replicated Kafka cluster").
+    monkeypatch.setenv("BACKHAUL_APPEND_VISIBLE_S", "15")
     settings_module.settings.cache_clear()
     yield kafka_cluster
     settings_module.settings.cache_clear()
@@ -75,3 +81,128 @@ async def test_a_broker_killed_during_traffic_then_restarted(on_cluster, chaos, 
     figures.update(victim=victim, leadersBefore=leaders, leadersWhileDown=moved, requestsAfterKill=len(after),
                    restarts={n: p["restarts"] for n, p in stack.supervised.view().items()})
     report("broker killed", figures)
+
+
+async def all_in_sync(names: list[str]) -> bool:
+    """Every partition of `names` has its three copies in sync."""
+    from backhaul.kafka import make_admin
+
+    admin = make_admin()
+    await admin.start()
+    try:
+        return all(len(p["isr"]) == 3 for t in await admin.describe_topics(names) for p in t["partitions"])
+    finally:
+        await admin.close()
+
+
+@pytest.mark.timeout(600)
+async def test_a_rolling_restart_of_every_broker_during_traffic(on_cluster, chaos, receiver):
+    from backhaul.topics import topic
+    from schemas.topics import ALL_TOPICS
+
+    stack = await chaos(callbacks(receiver.url))
+    names = [topic(spec.name) for spec in ALL_TOPICS]
+    traffic = Traffic(stack.devices, stack.stations, per_s=6).start()
+    restarted = []
+    try:
+        await asyncio.sleep(seconds(8))
+        for node in (1, 2, 3):
+            # As an operator upgrades: one broker at a time, the next once every copy is back in sync.
+            await asyncio.to_thread(on_cluster.kafka_sh, "stop-node", str(node))
+            await asyncio.sleep(seconds(3))
+            await asyncio.to_thread(on_cluster.kafka_sh, "start-node", str(node))
+            await wait_until(lambda: all_in_sync(names), 90, f"every copy in sync after broker {node}")
+            restarted.append((node, time.time()))
+        await asyncio.sleep(seconds(8))
+    finally:
+        sent = await traffic.stop()
+    await wait_delivered(receiver, sent, 150, fetch=stack.fetch)
+    figures = await check_outcome(receiver, sent, stack.api, stack.fetch)
+    assert [n for n, _ in restarted] == [1, 2, 3]
+    assert not await stack.fetch("SELECT 1 FROM undelivered_callbacks"), "the endpoint was well: none undelivered"
+    figures.update(restarts={n: p["restarts"] for n, p in stack.supervised.view().items()})
+    report("brokers restarted in turn", figures)
+
+
+@pytest.mark.timeout(600)
+async def test_a_rolling_restart_of_every_worker_during_traffic(on_cluster, chaos, receiver):
+    stack = await chaos(callbacks(receiver.url))
+    traffic = Traffic(stack.devices, stack.stations, per_s=6).start()
+    try:
+        await asyncio.sleep(seconds(8))
+        for name in ("ingest", "router", "delivery", "store"):
+            before = stack.supervised.pid(name)
+            await asyncio.to_thread(backhaul, stack, "restart", name)
+            assert stack.supervised.pid(name) not in (None, before)
+            await stack.supervised.wait_running()
+        await asyncio.sleep(seconds(8))
+    finally:
+        sent = await traffic.stop()
+    await wait_delivered(receiver, sent, 150, fetch=stack.fetch)
+    figures = await check_outcome(receiver, sent, stack.api, stack.fetch)
+    assert not await stack.fetch("SELECT 1 FROM undelivered_callbacks"), "the endpoint was well: none undelivered"
+    view = stack.supervised.view()
+    assert all(p["state"] == "running" and p["restarts"] == 0 for p in view.values()), view  # restarts asked for
+    report("workers restarted in turn", figures)
+
+
+@pytest.mark.timeout(600)
+async def test_a_third_ingest_instance_added_under_load(on_cluster, chaos, receiver):
+    port_base = free_port_block()  # the extra instances' metrics ports: base + offset + 10 K
+    stack = await chaos(callbacks(receiver.url), BACKHAUL_METRICS_PORT_BASE=str(port_base))
+    await asyncio.to_thread(backhaul, stack, "scale", "ingest=2")
+    await wait_until(lambda: ready(port_base + 1 + 10), 90, "the second ingest instance ready")
+    traffic = Traffic(stack.devices, stack.stations, per_s=6).start()
+    try:
+        await asyncio.sleep(seconds(10))
+        answer = await asyncio.to_thread(backhaul, stack, "scale", "ingest=3")
+        assert "started ingest-3" in answer
+        await wait_until(lambda: ready(port_base + 1 + 20), 90, "the third ingest instance ready")
+        await asyncio.sleep(seconds(20))
+    finally:
+        sent = await traffic.stop()
+    await wait_delivered(receiver, sent, 150, fetch=stack.fetch)
+    figures = await check_outcome(receiver, sent, stack.api, stack.fetch)
+    assert not await stack.fetch("SELECT 1 FROM undelivered_callbacks"), "the endpoint was well: none undelivered"
+    owned = {port: await assigned(port) for port in (stack.supervised.ports["ingest"], port_base + 11, port_base + 21)}
+    # Four partitions over three instances: each holds some, none twice.
+    assert all(owned.values()), owned
+    every = [p for parts in owned.values() for p in parts]
+    assert sorted(every) == sorted(set(every)) and len(every) == 4, owned
+    figures.update(partitions={str(k): v for k, v in owned.items()})
+    report("third ingest added", figures)
+
+
+def backhaul(stack, *args: str) -> str:
+    """`backhaul ARGS` against the test's supervisor (its state folder and settings)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    result = subprocess.run([sys.executable, "-m", "program.cli", *args], env=stack.env, cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"backhaul {' '.join(args)}: {result.stdout}{result.stderr}"
+    return result.stdout
+
+
+async def ready(port: int) -> bool:
+    import aiohttp
+
+    try:
+        async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/ready") as resp:
+            return resp.status == 200
+    except (aiohttp.ClientError, OSError):
+        return False
+
+
+async def assigned(port: int) -> list[str]:
+    """The partitions of `frames` an ingest instance holds, from its /status."""
+    import aiohttp
+
+    from backhaul.topics import topic
+    from schemas.topics import FRAMES
+
+    async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/status") as resp:
+        status = await resp.json()
+    return [p for p in status["partitions"]["ingest"] if p.rsplit(":", 1)[0] == topic(FRAMES)]
