@@ -16,21 +16,38 @@ LAYOUTS: dict[str, list[str]] = {
     "2": ["ingest,router", "delivery,store,relay"],
     "3": ["ingest", "router,delivery", "store,relay"],
     "4": ["ingest", "router", "delivery", "store,relay"],
+    # Two instances of ingest and of delivery (issue 15): each pair shares its consumer group's partitions.
+    "6": ["ingest", "ingest", "router", "delivery", "delivery", "store,relay"],
 }
 DEFAULT_LAYOUT = "4"
 ROLES = {"ingest", "router", "delivery", "store", "relay"}
+# Roles that may run in several processes: consumer-group stages share their partitions.
+REPEATABLE = {"ingest", "router", "delivery", "store"}
 
 
 def parse_layout(spec: str) -> list[str]:
-    """`4` (a preset) or an explicit layout such as `ingest,router;delivery;store,relay`."""
+    """`4` (a preset) or an explicit layout such as `ingest,router;delivery;store,relay`; a stage named in
+    two processes runs as two instances (`ingest;ingest;router;delivery;store,relay`)."""
     if spec in LAYOUTS:
         return list(LAYOUTS[spec])
-    groups = [g.strip() for g in spec.split(";") if g.strip()]
-    roles = [r.strip() for g in groups for r in g.split(",")]
-    if sorted(roles) != sorted(ROLES):
+    groups = [",".join(r.strip() for r in g.split(",")) for g in spec.split(";") if g.strip()]
+    roles = [r for g in groups for r in g.split(",")]
+    repeated = {r for r in roles if roles.count(r) > 1}
+    if set(roles) != ROLES or repeated - REPEATABLE or any(len(set(g.split(","))) != len(g.split(",")) for g in groups):
         raise ValueError(f"--workers {spec!r}: give a preset ({', '.join(LAYOUTS)}) or a layout naming each of "
-                         f"{', '.join(sorted(ROLES))} exactly once, processes separated by ';'")
+                         f"{', '.join(sorted(ROLES))}, processes separated by ';' (only "
+                         f"{', '.join(sorted(REPEATABLE))} may be named in more than one process, and no role "
+                         f"twice in one)")
     return groups
+
+
+def process_names(layout: list[str]) -> list[str]:
+    """A name for each process of `layout`: its roles, and `#2`, `#3`... for a second instance."""
+    names: list[str] = []
+    for roles in layout:
+        n = layout[:len(names) + 1].count(roles)
+        names.append(roles if n == 1 else f"{roles}#{n}")
+    return names
 
 
 class Pipeline:
@@ -62,7 +79,8 @@ class Pipeline:
                 await asyncio.sleep(0.2)
 
     def pids(self) -> dict[str, int]:
-        return {w.roles: w.proc.pid for w in self.workers if w.proc}
+        names = process_names([w.roles for w in self.workers])
+        return {name: w.proc.pid for name, w in zip(names, self.workers, strict=True) if w.proc}
 
     def stop(self) -> None:
         for w in self.workers:

@@ -61,8 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=60.0,
                    help="seconds of load (with --find-max: per step, after a warm-up of one --window)")
     p.add_argument("--workers", default=DEFAULT_LAYOUT,
-                   help="worker processes: a preset 1-4 (4 = ingest | router | delivery | store,relay, the default) "
-                        "or a layout such as 'ingest,router;delivery;store,relay'")
+                   help="worker processes: a preset 1-4 or 6 (4 = ingest | router | delivery | store,relay, the "
+                        "default; 6 = two instances of ingest and of delivery) or a layout such as "
+                        "'ingest,router;delivery;store,relay' (a stage named twice runs as two instances)")
     p.add_argument("--window", type=float, default=25.0, help="DATA_ADVANCED window in seconds (default 25)")
     p.add_argument("--grace", type=float, default=15.0,
                    help="seconds after the last frame + window before an undelivered message counts as lost")
