@@ -65,9 +65,13 @@ def stack_sources() -> dict[str, PidSource]:
     """The broker's process and PostgreSQL's processes (postmaster and its backends), when found."""
     state = settings().state_dir
     sources: dict[str, PidSource] = {}
-    kafka = _pid_file(state / "kafka" / "kafka.pid")
-    if kafka and process_cpu_seconds(kafka) is not None:
-        sources["kafka (shared)"] = lambda: [kafka]
+    if int(os.environ.get("BACKHAUL_KAFKA_BROKERS") or 1) > 1:  # the local stack's cluster: every node
+        files = sorted((state / "kafka-cluster").glob("node-*/kafka.pid"))
+    else:
+        files = [state / "kafka" / "kafka.pid"]
+    brokers = [pid for pid in map(_pid_file, files) if pid and process_cpu_seconds(pid) is not None]
+    if brokers:
+        sources["kafka (shared)"] = lambda: brokers
     data = postgres_data_dir()
     postmaster = _pid_file(data / "postmaster.pid") if data else None
     if postmaster and process_cpu_seconds(postmaster) is not None:

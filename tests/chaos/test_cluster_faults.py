@@ -42,6 +42,23 @@ def on_cluster(kafka_cluster, monkeypatch):
     settings_module.settings.cache_clear()
 
 
+async def under_traffic(stack, receiver, harm) -> dict:
+    """Traffic while `await harm()` does its harm, then 8 s more; every message delivered, the chaos
+    checks passed and nothing undelivered (the endpoint is well). Returns the figures."""
+    traffic = Traffic(stack.devices, stack.stations, per_s=6).start()
+    try:
+        await asyncio.sleep(seconds(8))
+        await harm()
+        await asyncio.sleep(seconds(8))
+    finally:
+        sent = await traffic.stop()
+    await wait_delivered(receiver, sent, 150, fetch=stack.fetch)
+    figures = await check_outcome(receiver, sent, stack.api, stack.fetch)
+    assert not await stack.fetch("SELECT 1 FROM undelivered_callbacks"), "the endpoint was well: none undelivered"
+    figures["restarts"] = {n: p["restarts"] for n, p in stack.supervised.view().items()}
+    return figures
+
+
 async def partition_leaders(prefix_topic: str) -> dict[int, int]:
     from backhaul.kafka import make_admin
 
@@ -62,24 +79,19 @@ async def test_a_broker_killed_during_traffic_then_restarted(on_cluster, chaos, 
     stack = await chaos(callbacks(receiver.url))
     leaders = await partition_leaders(topic(FRAMES))
     victim = max(set(leaders.values()), key=list(leaders.values()).count)  # leads the most partitions
-    traffic = Traffic(stack.devices, stack.stations, per_s=6).start()
-    try:
-        await asyncio.sleep(seconds(10))
+    seen: dict = {}
+
+    async def kill_and_restart() -> None:
         await asyncio.to_thread(on_cluster.kafka_sh, "kill-node", str(victim))
-        killed = time.time()
+        seen["killed"] = time.time()
         await asyncio.sleep(seconds(20))
-        moved = await partition_leaders(topic(FRAMES))
+        seen["moved"] = await partition_leaders(topic(FRAMES))
         await asyncio.to_thread(on_cluster.kafka_sh, "start-node", str(victim))
-        await asyncio.sleep(seconds(15))
-    finally:
-        sent = await traffic.stop()
-    await wait_delivered(receiver, sent, 150, fetch=stack.fetch)
-    figures = await check_outcome(receiver, sent, stack.api, stack.fetch)
-    assert victim not in moved.values(), f"the killed broker {victim} still leads: {moved}"
-    assert not await stack.fetch("SELECT 1 FROM undelivered_callbacks"), "the endpoint was well: none undelivered"
-    after = [r.at for r in receiver.requests if r.at > killed]
-    figures.update(victim=victim, leadersBefore=leaders, leadersWhileDown=moved, requestsAfterKill=len(after),
-                   restarts={n: p["restarts"] for n, p in stack.supervised.view().items()})
+
+    figures = await under_traffic(stack, receiver, kill_and_restart)
+    assert victim not in seen["moved"].values(), f"the killed broker {victim} still leads: {seen['moved']}"
+    figures.update(victim=victim, leadersBefore=leaders, leadersWhileDown=seen["moved"],
+                   requestsAfterKill=sum(1 for r in receiver.requests if r.at > seen["killed"]))
     report("broker killed", figures)
 
 
@@ -102,45 +114,34 @@ async def test_a_rolling_restart_of_every_broker_during_traffic(on_cluster, chao
 
     stack = await chaos(callbacks(receiver.url))
     names = [topic(spec.name) for spec in ALL_TOPICS]
-    traffic = Traffic(stack.devices, stack.stations, per_s=6).start()
     restarted = []
-    try:
-        await asyncio.sleep(seconds(8))
+
+    async def restart_each_broker() -> None:
         for node in (1, 2, 3):
             # As an operator upgrades: one broker at a time, the next once every copy is back in sync.
             await asyncio.to_thread(on_cluster.kafka_sh, "stop-node", str(node))
             await asyncio.sleep(seconds(3))
             await asyncio.to_thread(on_cluster.kafka_sh, "start-node", str(node))
             await wait_until(lambda: all_in_sync(names), 90, f"every copy in sync after broker {node}")
-            restarted.append((node, time.time()))
-        await asyncio.sleep(seconds(8))
-    finally:
-        sent = await traffic.stop()
-    await wait_delivered(receiver, sent, 150, fetch=stack.fetch)
-    figures = await check_outcome(receiver, sent, stack.api, stack.fetch)
-    assert [n for n, _ in restarted] == [1, 2, 3]
-    assert not await stack.fetch("SELECT 1 FROM undelivered_callbacks"), "the endpoint was well: none undelivered"
-    figures.update(restarts={n: p["restarts"] for n, p in stack.supervised.view().items()})
+            restarted.append(node)
+
+    figures = await under_traffic(stack, receiver, restart_each_broker)
+    assert restarted == [1, 2, 3]
     report("brokers restarted in turn", figures)
 
 
 @pytest.mark.timeout(600)
 async def test_a_rolling_restart_of_every_worker_during_traffic(on_cluster, chaos, receiver):
     stack = await chaos(callbacks(receiver.url))
-    traffic = Traffic(stack.devices, stack.stations, per_s=6).start()
-    try:
-        await asyncio.sleep(seconds(8))
+
+    async def restart_each_worker() -> None:
         for name in ("ingest", "router", "delivery", "store"):
             before = stack.supervised.pid(name)
             await asyncio.to_thread(backhaul, stack, "restart", name)
             assert stack.supervised.pid(name) not in (None, before)
             await stack.supervised.wait_running()
-        await asyncio.sleep(seconds(8))
-    finally:
-        sent = await traffic.stop()
-    await wait_delivered(receiver, sent, 150, fetch=stack.fetch)
-    figures = await check_outcome(receiver, sent, stack.api, stack.fetch)
-    assert not await stack.fetch("SELECT 1 FROM undelivered_callbacks"), "the endpoint was well: none undelivered"
+
+    figures = await under_traffic(stack, receiver, restart_each_worker)
     view = stack.supervised.view()
     assert all(p["state"] == "running" and p["restarts"] == 0 for p in view.values()), view  # restarts asked for
     report("workers restarted in turn", figures)
@@ -152,18 +153,14 @@ async def test_a_third_ingest_instance_added_under_load(on_cluster, chaos, recei
     stack = await chaos(callbacks(receiver.url), BACKHAUL_METRICS_PORT_BASE=str(port_base))
     await asyncio.to_thread(backhaul, stack, "scale", "ingest=2")
     await wait_until(lambda: ready(port_base + 1 + 10), 90, "the second ingest instance ready")
-    traffic = Traffic(stack.devices, stack.stations, per_s=6).start()
-    try:
-        await asyncio.sleep(seconds(10))
+
+    async def add_a_third() -> None:
         answer = await asyncio.to_thread(backhaul, stack, "scale", "ingest=3")
         assert "started ingest-3" in answer
         await wait_until(lambda: ready(port_base + 1 + 20), 90, "the third ingest instance ready")
-        await asyncio.sleep(seconds(20))
-    finally:
-        sent = await traffic.stop()
-    await wait_delivered(receiver, sent, 150, fetch=stack.fetch)
-    figures = await check_outcome(receiver, sent, stack.api, stack.fetch)
-    assert not await stack.fetch("SELECT 1 FROM undelivered_callbacks"), "the endpoint was well: none undelivered"
+        await asyncio.sleep(seconds(12))
+
+    figures = await under_traffic(stack, receiver, add_a_third)
     owned = {port: await assigned(port) for port in (stack.supervised.ports["ingest"], port_base + 11, port_base + 21)}
     # Four partitions over three instances: each holds some, none twice.
     assert all(owned.values()), owned
