@@ -265,7 +265,9 @@ class Settings:
                               f"postgresql://backhaul@127.0.0.1:{_env('BACKHAUL_PG_PORT', '25432')}/backhaul"),
             advanced_window_s=_env_float("BACKHAUL_ADVANCED_WINDOW_S", 25.0),
             window_check_interval_s=_env_float("BACKHAUL_WINDOW_CHECK_INTERVAL_S", 0.2),
-            append_visible_s=_env_float("BACKHAUL_APPEND_VISIBLE_S", 0.5),
+            # Replicated topics: a frame is readable once every in-sync copy has it, which took more than
+            # 0.5 s while a broker stopped (README "DATA_ADVANCED windows on a replicated cluster").
+            append_visible_s=_env_float("BACKHAUL_APPEND_VISIBLE_S", 0.5 if replication == 1 else 15.0),
             daily_uplink_quota=_env_int("BACKHAUL_DAILY_UPLINK_QUOTA", 140),
             ingest_batch_max=_env_int("BACKHAUL_INGEST_BATCH_MAX", 2000),
             max_frame_bytes=_env_int("BACKHAUL_MAX_FRAME_BYTES", 4096),

@@ -52,3 +52,21 @@ def test_local_listeners_step_ten_ports_a_node():
 def test_more_copies_in_sync_than_exist_is_refused_naming_both(monkeypatch, in_sync):
     with pytest.raises(ValueError, match="BACKHAUL_KAFKA_MIN_INSYNC_REPLICAS.*BACKHAUL_KAFKA_REPLICATION_FACTOR"):
         _settings(monkeypatch, BACKHAUL_KAFKA_BROKERS="3", BACKHAUL_KAFKA_MIN_INSYNC_REPLICAS=in_sync)
+
+
+def test_the_process_reads_its_settings_once():
+    from backhaul import settings as settings_module
+
+    settings_module.settings.cache_clear()
+    assert settings_module.settings() is settings_module.settings()
+
+
+@pytest.mark.parametrize("brokers, visible_s", [("1", 0.5), ("3", 15.0)])
+def test_frames_are_given_longer_to_become_readable_when_they_are_replicated(monkeypatch, brokers, visible_s):
+    monkeypatch.delenv("BACKHAUL_APPEND_VISIBLE_S", raising=False)
+    assert _settings(monkeypatch, BACKHAUL_KAFKA_BROKERS=brokers).append_visible_s == visible_s
+
+
+def test_a_chosen_visibility_allowance_wins_on_a_cluster(monkeypatch):
+    monkeypatch.setenv("BACKHAUL_APPEND_VISIBLE_S", "2")
+    assert _settings(monkeypatch, BACKHAUL_KAFKA_BROKERS="3").append_visible_s == 2.0
