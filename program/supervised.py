@@ -37,21 +37,32 @@ def _port_choices() -> range:
     return range(max(1024, low - 8000), low)
 
 
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_block(offsets: range | list[int]) -> int:
+    """A first port P with P + each offset free now and out of the ephemeral range (see above)."""
+    choices = _port_choices()
+    span = max(offsets)
+    for _ in range(2000):
+        base = random.choice(choices[: len(choices) - span])
+        ports = [base + offset for offset in offsets]
+        if any(port in _handed_out for port in ports) or not all(_bindable(port) for port in ports):
+            continue
+        _handed_out.update(ports)
+        return base
+    raise RuntimeError(f"no free block of ports {list(offsets)} in {choices}")
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on now and that no outgoing connection will take."""
-    choices = _port_choices()
-    for _ in range(2000):
-        port = random.choice(choices)
-        if port in _handed_out:
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        _handed_out.add(port)
-        return port
-    raise RuntimeError(f"no free port in {choices}")
+    return free_port_block([0])
 
 
 def terminate(process: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:

@@ -3,35 +3,21 @@
 from __future__ import annotations
 
 import os
-import random
-import socket
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from backhaul.settings import PROJECT_ROOT, local_listeners, settings
+from program import supervised
 
 BROKERS = 3
 KAFKA_SH = PROJECT_ROOT / "deploy" / "local" / "kafka.sh"
 
 
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def free_port_block() -> int:
-    """A first port P with P..P+2 free for each node (node I on P + 10 (I - 1))."""
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(40_000, 60_000, 100)
-        if all(_free(base + 10 * node + kind) for node in range(BROKERS) for kind in range(3)):
-            return base
-    raise RuntimeError("no free block of ports for a Kafka cluster")
+    """A first port P with P..P+2 free for each node (node I on P + 10 (I - 1)), out of the ephemeral range."""
+    return supervised.free_port_block([10 * node + kind for node in range(BROKERS) for kind in range(3)])
 
 
 @dataclass
@@ -68,6 +54,20 @@ class KafkaCluster:
     def start(self) -> "KafkaCluster":
         self.kafka_sh("start")
         return self
+
+    @classmethod
+    def started(cls, state_dir: Path, attempts: int = 3) -> "KafkaCluster":
+        """A running cluster in state_dir; a port taken between the check and Kafka's bind (kafka.sh stops
+        the nodes and says 'failed to bind') moves it to another block."""
+        for attempt in range(attempts):
+            cluster = cls(state_dir, free_port_block())
+            try:
+                return cluster.start()
+            except AssertionError as refused:
+                if "failed to bind" not in str(refused) or attempt == attempts - 1:
+                    raise
+                shutil.rmtree(state_dir / "kafka-cluster", ignore_errors=True)
+        raise AssertionError("unreachable")
 
     def stop(self) -> None:
         self.kafka_sh("stop")

@@ -78,6 +78,7 @@ node() {  # I
   SCRAM_READY="$DATA/.scram-ready"
 }
 node 1
+declare -A LAUNCH_OFFSET=()
 
 node_arg() {  # I -> checked I
   [[ "${1:-}" =~ ^[1-9]$ && "$1" -le "$BROKERS" ]] || die "a node is 1 to $BROKERS (BACKHAUL_KAFKA_BROKERS) (got '${1:-}')"
@@ -258,18 +259,36 @@ launch_node() {
   local heap=768m
   [ "$BROKERS" = 1 ] || heap=512m  # three JVMs on a small machine
   say "starting kafka node $NODE of $BROKERS on $HOST:$NODE_PORT"
+  LAUNCH_OFFSET[$NODE]=$(stat -c %s "$LOG" 2>/dev/null || echo 0)  # wait_node reads this launch's lines only
   LC_ALL=$UTF8_LOCALE nohup java -Xms128m -Xmx$heap -XX:+UseG1GC -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$ROOT/deploy/local/log4j2.yaml" \
     -cp "$LIBS/*" kafka.Kafka "$CONFIG" >>"$LOG" 2>&1 &
   echo $! > "$PIDFILE"
 }
 
-wait_node() {  # waits for the selected node's internal listener
+wait_node() {  # waits for the selected node's internal listener; says why and returns 1 when it will not open
   # A busy machine (two cores shared with other work) has been seen taking over a minute to start the JVM.
-  if ! wait_port "$HOST" "$NODE_PORT" 180; then
-    tail -20 "$LOG" >&2 || true
-    die "kafka node $NODE did not open $HOST:$NODE_PORT within 180 s, see $LOG"
-  fi
+  # A port can be taken between the check in launch_node and the JVM's bind (a client socket given it as
+  # its ephemeral port is invisible to port_open): Kafka then logs the bind failure and never listens,
+  # so the wait stops as soon as the log says so or the process is gone, naming the port.
+  local i since=${LAUNCH_OFFSET[$NODE]:-$(stat -c %s "$LOG" 2>/dev/null || echo 0)} refused
+  for ((i = 0; i < 180 * 5; i++)); do
+    port_open "$HOST" "$NODE_PORT" && return 0
+    refused=$(tail -c +$((since + 1)) "$LOG" 2>/dev/null | grep -om1 'failed to bind to [^ ]*: [^.]*' || true)
+    if [ -n "$refused" ]; then
+      say "error: kafka node $NODE could not start: it $refused (taken after the check; start again, or choose other ports with BACKHAUL_KAFKA_PORT, BACKHAUL_KAFKA_CONTROLLER_PORT and BACKHAUL_KAFKA_GATEWAY_PORT), see $LOG"
+      return 1
+    fi
+    if ! running; then
+      tail -20 "$LOG" >&2 || true
+      say "error: kafka node $NODE exited before opening $HOST:$NODE_PORT, see $LOG"
+      return 1
+    fi
+    sleep 0.2
+  done
+  tail -20 "$LOG" >&2 || true
+  say "error: kafka node $NODE did not open $HOST:$NODE_PORT within 180 s, see $LOG"
+  return 1
 }
 
 start() {
@@ -279,7 +298,14 @@ start() {
   ensure_jars
   # The nodes of a cluster start together: a controller quorum needs a majority of them.
   for ((i = 1; i <= BROKERS; i++)); do node "$i"; launch_node; done
-  for ((i = 1; i <= BROKERS; i++)); do node "$i"; wait_node; done
+  for ((i = 1; i <= BROKERS; i++)); do
+    node "$i"
+    if ! wait_node; then  # no half-started cluster is left behind waiting for a quorum
+      for ((i = 1; i <= BROKERS; i++)); do node "$i"; stop_node TERM & done
+      wait
+      exit 1
+    fi
+  done
   if [ "$all_running" = 1 ]; then
     say "kafka already running on $(bootstrap_list)"
   else
@@ -292,7 +318,7 @@ start_node() {  # I
   ensure_java
   ensure_jars
   launch_node
-  wait_node
+  wait_node || { stop_node TERM; exit 1; }
   say "kafka node $NODE ready on $HOST:$NODE_PORT"
 }
 

@@ -10,17 +10,18 @@ import time
 import pytest
 
 from backhaul import settings as settings_module
+from program.supervised import free_port_block
 from tests.chaos.harness import Traffic, callbacks, check_outcome, wait_delivered
 from tests.chaos.test_chaos import report, seconds
 from tests.conftest import wait_until
-from tests.kafka_cluster import KafkaCluster, free_port_block
+from tests.kafka_cluster import KafkaCluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
 
 @pytest.fixture(scope="module")
 def kafka_cluster(tmp_path_factory):
-    cluster = KafkaCluster(tmp_path_factory.mktemp("kafka-cluster"), free_port_block()).start()
+    cluster = KafkaCluster.started(tmp_path_factory.mktemp("kafka-cluster"))
     try:
         yield cluster
     finally:
@@ -148,7 +149,7 @@ async def test_a_rolling_restart_of_every_worker_during_traffic(on_cluster, chao
 
 @pytest.mark.timeout(600)
 async def test_a_third_ingest_instance_added_under_load(on_cluster, chaos, receiver):
-    port_base = free_port_block()  # the extra instances' metrics ports: base + offset + 10 K
+    port_base = free_port_block(range(30))  # the instances' metrics ports: base + offset + 10 K, K < 3
     stack = await chaos(callbacks(receiver.url), BACKHAUL_METRICS_PORT_BASE=str(port_base))
     await asyncio.to_thread(backhaul, stack, "scale", "ingest=2")
     await wait_until(lambda: ready(port_base + 1 + 10), 90, "the second ingest instance ready")

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from program.supervised import free_port
+from program.supervised import free_port, free_port_block
 
 ROOT = Path(__file__).resolve().parents[2]
 # Bounds for each step: the first bootstrap installs .venv (about a minute from pip's cache).
@@ -34,17 +34,6 @@ UP_TIMEOUT_S = 600
 STEP_TIMEOUT_S = 120
 
 pytestmark = pytest.mark.timeout(1200)
-
-
-def _free_port_block(count: int) -> int:
-    """A base port such that base+1 .. base+count are all free."""
-    for _ in range(200):
-        base = free_port() - count - 1
-        if base < 1024:
-            continue
-        if all(_port_free(base + i) for i in range(1, count + 1)):
-            return base
-    raise RuntimeError("no free block of ports")
 
 
 def _port_free(port: int) -> bool:
@@ -79,7 +68,7 @@ class Checkout:
             "BACKHAUL_PG_PORT": free_port(),
             "BACKHAUL_API_PORT": free_port(),
             "BACKHAUL_DEMO_RECEIVER_PORT": free_port(),
-            "BACKHAUL_METRICS_PORT_BASE": _free_port_block(8),
+            "BACKHAUL_METRICS_PORT_BASE": free_port_block(range(9)),
         }
         # Only what a user's shell would have: none of this test run's BACKHAUL_* settings.
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("BACKHAUL_")}
@@ -293,6 +282,25 @@ def test_a_taken_port_is_named_with_its_holder_and_variable(checkout: Checkout) 
         assert checkout.processes() == [], "nothing starts when a port is taken"
     finally:
         checkout.env["BACKHAUL_DEMO_RECEIVER_PORT"] = str(checkout.ports["BACKHAUL_DEMO_RECEIVER_PORT"])
+        holder.kill()
+
+
+def test_a_port_taken_after_the_check_stops_kafka_at_once_naming_it(checkout: Checkout) -> None:
+    # A socket bound without listening, as a client's ephemeral port is: the check before the launch cannot
+    # see it, the JVM's bind fails, and kafka.sh says so within seconds instead of waiting 180 s.
+    taken = free_port()
+    holder = subprocess.Popen(["python3", "-c", "import socket, time\n"
+                               "s = socket.socket(); s.bind(('127.0.0.1', %d)); time.sleep(120)" % taken])
+    try:
+        checkout.env["BACKHAUL_KAFKA_CONTROLLER_PORT"] = str(taken)
+        started = time.monotonic()
+        result = checkout.run("deploy/local/kafka.sh", "start", check=False)
+        assert result.returncode == 1
+        assert f"failed to bind to 127.0.0.1:{taken}: Address already in use" in result.stderr, result.stderr
+        assert time.monotonic() - started < 90
+        assert checkout.processes() == [], "the node that could not bind is not left running"
+    finally:
+        checkout.env["BACKHAUL_KAFKA_CONTROLLER_PORT"] = str(checkout.ports["BACKHAUL_KAFKA_CONTROLLER_PORT"])
         holder.kill()
 
 
