@@ -83,7 +83,7 @@ def _demo_ports(args: argparse.Namespace) -> dict[str, tuple[int, str, str]]:
     base = "BACKHAUL_METRICS_PORT_BASE"
     ports = {name: (role_metrics_port(argv[2].split(",")[0]), f"the {name} worker's metrics", base)
              for name, argv in DEMO_PROCESSES if argv[0] == "worker"}
-    for planned in scaled(base_plan([Planned(n, a) for n, a in DEMO_PROCESSES]), args.scale):
+    for planned in scaled([Planned(n, a) for n, a in DEMO_PROCESSES], args.scale):
         if "--metrics-port" in planned.argv:  # an extra instance
             ports[planned.name] = (int(planned.argv[-1]), f"the {planned.name} worker's metrics", base)
     ports["api"] = (s.api_port, "the REST API", "BACKHAUL_API_PORT")

@@ -271,7 +271,8 @@ wait_node() {  # waits for the selected node's internal listener; says why and r
   # A port can be taken between the check in launch_node and the JVM's bind (a client socket given it as
   # its ephemeral port is invisible to port_open): Kafka then logs the bind failure and never listens,
   # so the wait stops as soon as the log says so or the process is gone, naming the port.
-  local i since=${LAUNCH_OFFSET[$NODE]:-$(stat -c %s "$LOG" 2>/dev/null || echo 0)} refused
+  local i since=${LAUNCH_OFFSET[$NODE]:-$(stat -c %s "$LOG" 2>/dev/null || echo 0)} refused pid
+  pid=$(head -1 "$PIDFILE" 2>/dev/null || true)
   for ((i = 0; i < 180 * 5; i++)); do
     port_open "$HOST" "$NODE_PORT" && return 0
     refused=$(tail -c +$((since + 1)) "$LOG" 2>/dev/null | grep -om1 'failed to bind to [^ ]*: [^.]*' || true)
@@ -279,7 +280,8 @@ wait_node() {  # waits for the selected node's internal listener; says why and r
       say "error: kafka node $NODE could not start: it $refused (taken after the check; start again, or choose other ports with BACKHAUL_KAFKA_PORT, BACKHAUL_KAFKA_CONTROLLER_PORT and BACKHAUL_KAFKA_GATEWAY_PORT), see $LOG"
       return 1
     fi
-    if ! running; then
+    # The pid, not `running`: until the launched shell has exec'd java its command line is still kafka.sh's.
+    if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
       tail -20 "$LOG" >&2 || true
       say "error: kafka node $NODE exited before opening $HOST:$NODE_PORT, see $LOG"
       return 1
@@ -292,7 +294,7 @@ wait_node() {  # waits for the selected node's internal listener; says why and r
 }
 
 start() {
-  local i all_running=1
+  local i j all_running=1
   for ((i = 1; i <= BROKERS; i++)); do node "$i"; running || all_running=0; done
   ensure_java
   ensure_jars
@@ -301,7 +303,7 @@ start() {
   for ((i = 1; i <= BROKERS; i++)); do
     node "$i"
     if ! wait_node; then  # no half-started cluster is left behind waiting for a quorum
-      for ((i = 1; i <= BROKERS; i++)); do node "$i"; stop_node TERM & done
+      for ((j = 1; j <= BROKERS; j++)); do node "$j"; stop_node TERM & done
       wait
       exit 1
     fi

@@ -13,6 +13,7 @@ from backhaul import settings as settings_module
 from program.supervised import free_port_block
 from tests.chaos.harness import Traffic, callbacks, check_outcome, wait_delivered
 from tests.chaos.test_chaos import report, seconds
+from tests.cli import Cli
 from tests.conftest import wait_until
 from tests.kafka_cluster import KafkaCluster
 
@@ -172,15 +173,7 @@ async def test_a_third_ingest_instance_added_under_load(on_cluster, chaos, recei
 
 def backhaul(stack, *args: str) -> str:
     """`backhaul ARGS` against the test's supervisor (its state folder and settings)."""
-    import subprocess
-    import sys
-
-    from tests.conftest import ROOT
-
-    result = subprocess.run([sys.executable, "-m", "program.cli", *args], env=stack.env, cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, f"backhaul {' '.join(args)}: {result.stdout}{result.stderr}"
-    return result.stdout
+    return Cli(stack.env)(*args).stdout
 
 
 async def ready(port: int) -> bool:

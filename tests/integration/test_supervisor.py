@@ -16,6 +16,7 @@ import pytest
 from backhaul import settings as settings_module
 from program import processes
 from program.supervised import WorkerProcess, free_port
+from tests.cli import Cli
 from tests.conftest import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -39,23 +40,6 @@ def state_dir(tmp_path, monkeypatch, kafka_password):
     settings_module.settings.cache_clear()
 
 
-class Cli:
-    """`backhaul ...` as a user runs it, on the test's state folder."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.env = env
-
-    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        result = subprocess.run([sys.executable, "-m", "program.cli", *args], env=self.env, capture_output=True,
-                                text=True, timeout=STEP_S * 2)
-        if check and result.returncode:
-            raise AssertionError(f"backhaul {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
-        return result
-
-    def status(self) -> dict[str, dict]:
-        return {p["name"]: p for p in json.loads(self("status", "--json").stdout)["processes"]}
-
-
 @pytest.fixture
 def supervisor(state_dir):
     from program.supervisor import Planned, write_plan
@@ -70,12 +54,12 @@ def supervisor(state_dir):
     proc = subprocess.Popen([sys.executable, "-m", "program.cli", "supervise"], env=env, stdout=log, stderr=log,
                             start_new_session=True)
     try:
-        yield proc, Cli(env), port
+        yield proc, Cli(env, timeout_s=STEP_S * 2), port
     finally:
         if proc.poll() is None:
             proc.terminate()
             proc.wait(STEP_S)
-        Cli(env)("down", "--keep-stack", check=False)
+        Cli(env, timeout_s=STEP_S * 2)("down", "--keep-stack", check=False)
         log.close()
 
 
@@ -144,7 +128,7 @@ async def test_restarts_a_killed_process_stops_a_crash_loop_and_obeys_commands(s
 async def test_a_worker_started_by_hand_is_listed_while_it_runs(isolated, kafka_password, state_dir, tmp_path):
     # The state folder is the test's own: the Kafka password comes with the environment, as on a server.
     env = isolated.subprocess_env(BACKHAUL_STATE_DIR=str(state_dir), BACKHAUL_KAFKA_PASSWORD=kafka_password)
-    cli = Cli(env)
+    cli = Cli(env, timeout_s=STEP_S * 2)
     worker = WorkerProcess("router", env, tmp_path / "router.log").start()
     try:
         await worker.wait_ready()
