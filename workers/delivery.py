@@ -65,7 +65,10 @@ closes, the worker sends the endpoint's backlog (`_drain_backlog`): every
 delivery waiting for it, held or waiting for a retry (a retry goes early:
 the endpoint is back), oldest message first, one request at a time per
 device, within the endpoint's rate limit and concurrency; deliveries that
-arrive meanwhile are parked behind it. With several delivery workers each
+arrive meanwhile are parked behind it. A round never sends a device's
+message past an older one of that device claimed elsewhere at that moment
+(parked back by the due-time loop, or a request still out on an endpoint
+that hung): it waits for a later round (`workers.backlog`). With several delivery workers each
 has its own breakers: order per device holds for the backlog one worker
 drains, and deliveries held before a restart come back by due time.
 
@@ -151,6 +154,7 @@ from schemas.downlinks import encode_downlink, granted, uplink_time_ms
 from schemas.topics import DELIVERIES, DELIVERY_RESULTS, DEVICE_EVENTS, DOWNLINKS
 from workers import waiting
 from workers.attempt import Outcome
+from workers.backlog import behind_older_claims
 from workers.batches import Batches
 from workers.bulkhead import CLOSED, HALF_OPEN, OPEN, Endpoint, EndpointRegistry
 from workers.channels import CHANNELS, Answered, Context
@@ -182,6 +186,8 @@ COMMIT_PAUSE_MAX_S = 5.0
 CLAIMS_SETTLE_S = 2.0
 # Deliveries an endpoint's backlog is claimed by at a time, when it recovers.
 DRAIN_BATCH = 500
+# A drain round that could send nothing (every delivery behind an older one claimed elsewhere) waits this long.
+DRAIN_WAIT_S = 0.1
 # Endpoints whose failing streak is remembered (for "endpoint failing since" in cbStatus).
 MAX_FAILING = 10_000
 Origin = tuple[TopicPartition, int] | None
@@ -565,6 +571,13 @@ class DeliveryWorker:  # pragma: no mutate block (the Kafka loop: README "Testin
                         continue
                     self._holding.discard(key)
                     break
+                elsewhere = await self.store.oldest_claimed_elsewhere(key, [d["id"] for d, _ in claimed])
+                claimed, later = behind_older_claims(claimed, elsewhere)
+                if later:  # back to the backlog, for a round after the older ones are back or sent
+                    await self.store.release([d["id"] for d, _ in later])
+                    if not claimed:
+                        await asyncio.sleep(DRAIN_WAIT_S)
+                        continue
                 lanes: dict[str, list[tuple[Delivery, int]]] = {}
                 for delivery, attempts in claimed:
                     self._active.add(delivery["id"])

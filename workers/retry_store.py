@@ -74,6 +74,19 @@ class RetryStore:
         rows = sorted(rows, key=lambda r: (r["message_time"] or 0, r["delivery"]["id"]))
         return [(r["delivery"], r["attempts"]) for r in rows]
 
+    async def oldest_claimed_elsewhere(self, endpoint: str, ours: Sequence[str]) -> dict[str, int]:
+        """Per device, the oldest message time of the endpoint's deliveries claimed now, but not in `ours`."""
+        rows = await self.pool.fetch(
+            "SELECT delivery->>'device' AS device, min(message_time) AS oldest FROM delivery_retries "
+            "WHERE endpoint = $1 AND claimed_until >= now() AND NOT delivery_id = ANY($2::text[]) "
+            "AND message_time IS NOT NULL GROUP BY 1", endpoint, list(ours))
+        return {r["device"]: r["oldest"] for r in rows if r["device"] is not None}
+
+    async def release(self, delivery_ids: Sequence[str]) -> None:
+        """Let other claims take these deliveries again (claimed, then not handled)."""
+        await self.pool.execute("UPDATE delivery_retries SET claimed_until = NULL WHERE delivery_id = ANY($1::text[])",
+                                list(delivery_ids))
+
     async def claimed(self, endpoint: str) -> int:
         """How many of an endpoint's waiting deliveries are claimed (being handled) right now."""
         return await self.pool.fetchval(

@@ -65,3 +65,27 @@ async def test_an_expired_claim_is_neither_counted_nor_held_back(store):
                              "WHERE delivery_id = 'A:1/cb'")
     assert await store.claimed(ENDPOINT) == 0
     assert ids(await store.claim_backlog(ENDPOINT, 10)) == ["A:1/cb", "A:2/cb"]
+
+
+async def test_a_round_sends_only_what_is_older_than_its_devices_claims_elsewhere(store):
+    from workers.backlog import behind_older_claims
+
+    await put(store, "A", [1, 2, 3])
+    await put(store, "B", [1, 2])
+    # A:1 is out elsewhere (a request still out on an endpoint that hung): the drain claims past it.
+    await store.pool.execute("UPDATE delivery_retries SET claimed_until = now() + interval '30 seconds' "
+                             "WHERE delivery_id = 'A:1/cb'")
+    claimed = await store.claim_backlog(ENDPOINT, 10)
+    assert ids(claimed) == ["B:1/cb", "A:2/cb", "B:2/cb", "A:3/cb"]
+    elsewhere = await store.oldest_claimed_elsewhere(ENDPOINT, ids(claimed))
+    assert elsewhere == {"A": 1_001_000}
+    now, later = behind_older_claims(claimed, elsewhere)
+    assert ids(now) == ["B:1/cb", "B:2/cb"] and ids(later) == ["A:2/cb", "A:3/cb"]
+    await store.release(ids(later))
+    assert await store.claimed(ENDPOINT) == 3, "A:1 elsewhere, B:1 and B:2 in this round"
+    # A:1 comes back (parked behind the drain): the next round takes A in order.
+    await store.schedule(delivery("A", 1), 2, 10_000_000_000.0, endpoint=ENDPOINT, wait=waiting.backlog())
+    claimed = await store.claim_backlog(ENDPOINT, 10)
+    assert ids(claimed) == ["A:1/cb", "A:2/cb", "A:3/cb"]
+    assert await store.oldest_claimed_elsewhere(ENDPOINT, ids(claimed)) == {"B": 1_001_000}
+    assert behind_older_claims(claimed, {"B": 1_001_000}) == (claimed, [])
