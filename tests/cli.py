@@ -4,9 +4,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from backhaul.settings import PROJECT_ROOT
 
 
 class Cli:
@@ -17,7 +16,7 @@ class Cli:
         self.timeout_s = timeout_s
 
     def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        result = subprocess.run([sys.executable, "-m", "program.cli", *args], env=self.env, cwd=ROOT,
+        result = subprocess.run([sys.executable, "-m", "program.cli", *args], env=self.env, cwd=PROJECT_ROOT,
                                 capture_output=True, text=True, timeout=self.timeout_s)
         if check and result.returncode:
             raise AssertionError(f"backhaul {' '.join(args)} exited {result.returncode}:\n"

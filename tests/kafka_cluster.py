@@ -59,15 +59,14 @@ class KafkaCluster:
     def started(cls, state_dir: Path, attempts: int = 3) -> "KafkaCluster":
         """A running cluster in state_dir; a port taken between the check and Kafka's bind (kafka.sh stops
         the nodes and says 'failed to bind') moves it to another block."""
-        for attempt in range(attempts):
-            cluster = cls(state_dir, free_port_block())
+        for _ in range(attempts - 1):
             try:
-                return cluster.start()
+                return cls(state_dir, free_port_block()).start()
             except AssertionError as refused:
-                if "failed to bind" not in str(refused) or attempt == attempts - 1:
+                if "failed to bind" not in str(refused):
                     raise
                 shutil.rmtree(state_dir / "kafka-cluster", ignore_errors=True)
-        raise AssertionError("unreachable")
+        return cls(state_dir, free_port_block()).start()
 
     def stop(self) -> None:
         self.kafka_sh("stop")

@@ -8,9 +8,8 @@ claimed elsewhere; the rest goes back to the backlog for a later round.
 """
 from __future__ import annotations
 
-from schemas.deliveries import Delivery, message_time_ms
-
-Claimed = list[tuple[Delivery, int]]
+from schemas.deliveries import message_time_ms
+from workers.retry_store import Claimed
 
 
 def behind_older_claims(claimed: Claimed, oldest_elsewhere: dict[str, int]) -> tuple[Claimed, Claimed]:

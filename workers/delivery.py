@@ -68,9 +68,10 @@ device, within the endpoint's rate limit and concurrency; deliveries that
 arrive meanwhile are parked behind it. A round never sends a device's
 message past an older one of that device claimed elsewhere at that moment
 (parked back by the due-time loop, or a request still out on an endpoint
-that hung): it waits for a later round (`workers.backlog`). With several delivery workers each
-has its own breakers: order per device holds for the backlog one worker
-drains, and deliveries held before a restart come back by due time.
+that hung): it waits for a later round (`workers.backlog`). With several
+delivery workers each has its own breakers: order per device holds for the
+backlog one worker drains, and deliveries held before a restart come back
+by due time.
 
 `dead` and the alert: a callback is marked dead (by the store) when one of
 its deliveries is given up and no delivery of that callback has succeeded
